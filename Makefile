@@ -1,0 +1,85 @@
+# One entry point: make, make run, make test, make asan, make clean.
+# GNU make. Variants are the same sources in their own tree: O=build (default)
+# or O=build/asan (ASan+UBSan). Nothing under build/ is committed.
+
+O ?= build
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+SAN ?=
+OPT ?= -O2 -g
+CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
+	-Wshadow -Wstrict-prototypes -Wmissing-prototypes $(OPT) -Ibroker/include
+CFLAGS_ALL = $(CFLAGS_BASE) $(SAN) $(CFLAGS)
+LDLIBS_ALL = -luv -lmsgpackc -lyaml $(LDLIBS)
+
+CORE_SRC := $(wildcard broker/core/*.c)
+NET_SRC := $(wildcard broker/net/*.c)
+LIB_SRC := $(CORE_SRC) $(NET_SRC)
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o)
+LIB := $(O)/lib/libbusrt.a
+
+APPS := busrtd
+APP_BIN := $(APPS:%=$(O)/bin/%)
+
+TEST_SRC := $(wildcard broker/tests/test_*.c)
+TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
+TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o
+
+.PHONY: all deps deps-test run test unit pytest asan clean
+.DEFAULT_GOAL := all
+
+all: deps $(LIB) $(APP_BIN)
+
+deps:
+	@ci/deps.sh build
+
+deps-test:
+	@ci/deps.sh test
+
+$(O)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(O)/bin/%: $(O)/obj/broker/apps/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
+$(O)/tests/%: $(O)/obj/broker/tests/%.o $(TEST_SUPPORT) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(TEST_SUPPORT) $(LIB) $(LDLIBS_ALL) -lcmocka
+
+-include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
+
+run: all
+	@$(PYTHON) scripts/demo.py --busrtd $(O)/bin/busrtd
+
+# make test: build, C unit tests, pytest; each stage timed; ends with
+# pytest's summary line.
+test: deps-test
+	@scripts/stage.sh build $(MAKE) --no-print-directory all tests
+	@scripts/stage.sh unit $(MAKE) --no-print-directory unit
+	@scripts/stage.sh pytest $(MAKE) --no-print-directory pytest
+
+tests: $(TEST_BIN)
+
+unit: $(TEST_BIN)
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+
+pytest: all
+	BUSRT_BIN=$(abspath $(O)/bin) $(PYTHON) -m pytest -q pytest $(PYTEST_ARGS)
+
+# ASan+UBSan: the same sources in build/asan; unit and integration tests.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan: deps-test
+	@scripts/stage.sh asan-build $(MAKE) --no-print-directory O=build/asan OPT="-O1 -g" SAN="$(ASAN_FLAGS)" all tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		scripts/stage.sh asan-unit $(MAKE) --no-print-directory O=build/asan SAN="$(ASAN_FLAGS)" unit
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 BUSRT_ASAN=1 \
+		scripts/stage.sh asan-pytest $(MAKE) --no-print-directory O=build/asan SAN="$(ASAN_FLAGS)" pytest
+
+clean:
+	rm -rf build

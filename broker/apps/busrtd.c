@@ -1,0 +1,250 @@
+/*
+ * busrtd — the standalone BUS/RT-compatible broker daemon.
+ *
+ *   busrtd [-B PATH|HOST:PORT]... [-t SECONDS] [--queue-size N]
+ *          [--force-register] [--config FILE] [--log-level LEVEL]
+ *
+ * BUS/RT's own flags where they exist, so ours is a drop-in. Precedence:
+ * built-in defaults < --config FILE < flags. Without -B it binds what
+ * broker.standalone says (socket, default /tmp/daemoneye-broker.sock, and
+ * address). SIGTERM/SIGINT: announce shutdown, flush, close, remove the
+ * socket files, exit 0. Bad arguments: usage, exit 2.
+ */
+#define _DEFAULT_SOURCE
+#include "bus/config.h"
+#include "bus/net.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define BINDS_MAX 16
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: busrtd [-B PATH|HOST:PORT]... [-t SECONDS] "
+	        "[--queue-size N]\n"
+	        "              [--force-register] [--config FILE] "
+	        "[--log-level error|warn|info|debug]\n"
+	        "  -B PATH|HOST:PORT  bind a Unix socket (a path) or TCP "
+	        "(host:port); repeatable\n"
+	        "  -t SECONDS         handshake and keepalive timeout "
+	        "(default 5)\n"
+	        "  --queue-size N     outgoing queue per client, frames "
+	        "(default 10000)\n"
+	        "  --force-register   a new client takes over a busy name\n"
+	        "  --config FILE      YAML configuration (see README)\n");
+}
+
+struct app {
+	uv_loop_t loop;
+	struct bus_server *srv;
+	uv_signal_t sigterm, sigint;
+	int signals_open;
+};
+
+static void signal_closed(uv_handle_t *h)
+{
+	struct app *a = h->data;
+	a->signals_open--;
+}
+
+static void shutdown_done(struct bus_server *s, void *arg)
+{
+	(void)s;
+	struct app *a = arg;
+	uv_close((uv_handle_t *)&a->sigterm, signal_closed);
+	uv_close((uv_handle_t *)&a->sigint, signal_closed);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct app *a = h->data;
+	fprintf(stderr, "busrtd: %s, shutting down\n",
+	        signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	bus_server_shutdown(a->srv, shutdown_done, a);
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int parse_level(const char *s)
+{
+	static const char *names[] = {"error", "warn", "info", "debug"};
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	if (!strcmp(s, "trace"))
+		return 3;
+	return -1;
+}
+
+/* Binds one -B argument (a path contains '/' or has no ':'). */
+static int bind_one(struct app *a, const char *spec, int mode)
+{
+	char err[512];
+	int rc;
+	const char *colon = strrchr(spec, ':');
+	if (strchr(spec, '/') || !colon) {
+		rc = bus_server_listen_unix(a->srv, spec, mode, err, sizeof(err));
+	} else {
+		char host[256];
+		uint64_t port;
+		size_t hl = (size_t)(colon - spec);
+		if (hl == 0 || hl >= sizeof(host) ||
+		    !bus_config_parse_u64(colon + 1, 0, 65535, &port)) {
+			fprintf(stderr, "busrtd: %s: expected HOST:PORT\n", spec);
+			return 2;
+		}
+		memcpy(host, spec, hl);
+		host[hl] = '\0';
+		if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+			memmove(host, host + 1, hl - 2);
+			host[hl - 2] = '\0';
+		}
+		rc = bus_server_listen_tcp(a->srv, host, (int)port, err,
+		                           sizeof(err));
+	}
+	if (rc) {
+		fprintf(stderr, "busrtd: cannot listen: %s\n", err);
+		return 1;
+	}
+	fprintf(stderr, "busrtd: listening on %s\n", spec);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"queue-size", required_argument, NULL, 'q'},
+	    {"force-register", no_argument, NULL, 'f'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	const char *binds[BINDS_MAX], *config = NULL, *timeout = NULL;
+	int nbinds = 0, level = 2, opt;
+	uint64_t queue = 0;
+	bool force = false;
+	while ((opt = getopt_long(argc, argv, "B:t:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'B':
+			if (nbinds == BINDS_MAX) {
+				fprintf(stderr, "busrtd: at most %d -B\n", BINDS_MAX);
+				return 2;
+			}
+			binds[nbinds++] = optarg;
+			break;
+		case 't':
+			timeout = optarg;
+			break;
+		case 'q':
+			if (!bus_config_parse_u64(optarg, 2, 100000000, &queue)) {
+				fprintf(stderr, "busrtd: --queue-size: expected an "
+				                "integer from 2 to 100000000\n");
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'l':
+			if ((level = parse_level(optarg)) < 0) {
+				fprintf(stderr, "busrtd: --log-level: '%s' is not "
+				                "error, warn, info or debug\n",
+				        optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "busrtd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	struct bus_file_config fc;
+	bus_config_defaults(&fc, false);
+	snprintf(fc.socket_path, sizeof(fc.socket_path), "%s", BUS_DEFAULT_SOCKET);
+	char err[512];
+	if (config && bus_config_load(config, &fc, err, sizeof(err)) != 0) {
+		fprintf(stderr, "busrtd: %s\n", err);
+		return 2;
+	}
+	if (fc.tls_enabled) {
+		fprintf(stderr,
+		        "busrtd: %s:%d: broker.standalone.tls.enabled: TLS is not "
+		        "supported yet\n",
+		        config, fc.tls_enabled_line);
+		return 2;
+	}
+	if (timeout && !bus_config_parse_seconds(timeout, &fc.core.timeout_ns)) {
+		fprintf(stderr, "busrtd: -t: '%s' is not a positive number of "
+		                "seconds\n", timeout);
+		return 2;
+	}
+	if (queue)
+		fc.core.limits.queue_frames_max = (uint32_t)queue;
+	if (force)
+		fc.core.force_register = true;
+	const char *what;
+	if (bus_core_config_check(&fc.core, &what) != 0) {
+		fprintf(stderr, "busrtd: inconsistent configuration: %s\n", what);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	struct app a;
+	memset(&a, 0, sizeof(a));
+	uv_loop_init(&a.loop);
+	int rc = bus_server_new(&a.loop, &fc.core, &a.srv);
+	if (rc) {
+		fprintf(stderr, "busrtd: %s\n", bus_strerror(rc));
+		return 1;
+	}
+	bus_server_set_log_level(a.srv, level);
+	int status = 0;
+	if (nbinds) {
+		for (int i = 0; i < nbinds && !status; i++)
+			status = bind_one(&a, binds[i], fc.socket_mode);
+	} else {
+		if (fc.socket_path[0])
+			status = bind_one(&a, fc.socket_path, fc.socket_mode);
+		if (!status && fc.address[0])
+			status = bind_one(&a, fc.address, fc.socket_mode);
+	}
+	uv_signal_init(&a.loop, &a.sigterm);
+	uv_signal_init(&a.loop, &a.sigint);
+	a.sigterm.data = a.sigint.data = &a;
+	a.signals_open = 2;
+	if (status) {
+		bus_server_shutdown(a.srv, shutdown_done, &a);
+	} else {
+		uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+		uv_signal_start(&a.sigint, on_signal, SIGINT);
+	}
+	uv_run(&a.loop, UV_RUN_DEFAULT);
+	bus_server_free(a.srv);
+	uv_loop_close(&a.loop);
+	return status;
+}

@@ -1,0 +1,1336 @@
+/*
+ * core.c — the sans-I/O BUS/RT broker: connections, handshake, routing,
+ * bounded outgoing queues, slow-consumer policies, keepalives.
+ *
+ * Contract with the host (bus.h): the host reports bytes, write completions,
+ * closes and time; the core asks it to write, to pause/resume reading and to
+ * close. The core never calls back into itself: work that would nest (the
+ * .broker/info announcement of a client that leaves while a frame is being
+ * routed) is queued and done at the end of the current entry point.
+ *
+ * Must never: do I/O, read a clock, draw randomness, iterate in an order that
+ * depends on addresses. Connections are kept in serial (connect) order,
+ * registered clients in name order.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+#define IOV_BATCH 1024u
+#define WRITE_BATCH_BYTES (4u << 20)
+#define SECONDARY_SEP "%%"
+#define BROKER_WARN_TOPIC ".broker/warn"
+#define BROKER_INFO_TOPIC ".broker/info"
+
+struct pending_ann {
+	struct pending_ann *next;
+	const char *topic;
+	const char *subject;
+	char name[];
+};
+
+/* The announcements queued during a call, emitted at its end. Kept outside
+ * struct bus_core's public shape; one list per core. */
+struct bus_core_ext {
+	struct pending_ann *first, *last;
+	bool resume_pending;
+};
+
+static struct bus_core_ext *ext(struct bus_core *core);
+
+/* ---- configuration ----------------------------------------------------- */
+void bus_core_config_defaults(struct bus_core_config *cfg, bool embedded)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->limits = (struct bus_limits){
+	    .payload_bytes_max = 16u << 20,
+	    .name_bytes_max = 256,
+	    .topic_bytes_max = 1024,
+	    .topic_levels_max = 128,
+	    .subscriptions_max = 1024,
+	    .exclusions_max = 1024,
+	    .connections_max = embedded ? 64 : 1000,
+	    .queue_frames_max = 10000,
+	    .queue_bytes_max = 32u << 20,
+	    .queued_bytes_total_max = 512u << 20,
+	    .read_bytes_per_turn_max = 256u << 10,
+	};
+	cfg->timeout_ns = 5000000000ull;
+	cfg->slow_policy = BUS_SLOW_DISCONNECT;
+	cfg->internal_slow_policy = BUS_SLOW_DISCONNECT;
+	cfg->block_deadline_ns = 1000000000ull;
+	cfg->star_is_plus = true;
+	cfg->force_register = false;
+}
+
+int bus_core_config_check(const struct bus_core_config *cfg, const char **what)
+{
+	const struct bus_limits *l = &cfg->limits;
+#define CHECK(cond, key)                                                     \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			*what = (key);                                       \
+			return BUS_ECONFIG;                                  \
+		}                                                            \
+	} while (0)
+	CHECK(l->payload_bytes_max > 0, "payload_bytes_max");
+	CHECK(l->name_bytes_max > 0 && l->name_bytes_max <= 65535,
+	      "name_bytes_max");
+	CHECK(l->topic_bytes_max > 0, "topic_bytes_max");
+	CHECK(l->topic_levels_max > 0 && l->topic_levels_max <= 4096,
+	      "topic_levels_max");
+	CHECK(l->connections_max > 0, "connections_max");
+	CHECK(l->queue_frames_max >= 2, "queue_frames_max");
+	CHECK(l->queue_bytes_max >= 64, "queue_bytes_max");
+	CHECK(l->queued_bytes_total_max >= l->queue_bytes_max,
+	      "queued_bytes_total_max");
+	CHECK(l->read_bytes_per_turn_max >= 1, "read_bytes_per_turn_max");
+	CHECK(cfg->timeout_ns >= 1000000ull, "timeout");
+	CHECK(cfg->slow_policy != BUS_SLOW_BLOCK, "queue_policy");
+	CHECK(cfg->internal_slow_policy <= BUS_SLOW_BLOCK,
+	      "internal_queue_policy");
+	CHECK(cfg->block_deadline_ns > 0, "block_deadline");
+#undef CHECK
+	return 0;
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+uint64_t bus__unix_ns(const struct bus_core *core)
+{
+	return core->realtime_base_ns + (core->now_ns - core->mono_base_ns);
+}
+
+static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int r = memcmp(a, b, alen < blen ? alen : blen);
+	if (r)
+		return r;
+	return alen < blen ? -1 : alen > blen;
+}
+
+/* Index of the first registered name >= (name, len). */
+static uint32_t names_lower(const struct bus_core *core, const char *name,
+                            size_t len)
+{
+	uint32_t lo = 0, hi = core->names_count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct bus_conn *c = core->names[mid];
+		if (name_cmp(c->name, c->name_len, name, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct bus_conn *bus__find_name(struct bus_core *core, const char *name,
+                                size_t len)
+{
+	uint32_t i = names_lower(core, name, len);
+	if (i < core->names_count &&
+	    name_cmp(core->names[i]->name, core->names[i]->name_len, name,
+	             len) == 0)
+		return core->names[i];
+	return NULL;
+}
+
+static int names_insert(struct bus_core *core, struct bus_conn *c)
+{
+	if (core->names_count == core->names_cap) {
+		uint32_t ncap = core->names_cap ? core->names_cap * 2 : 16;
+		void *n = bus__realloc(&core->a, core->names,
+		                       sizeof(*core->names) * ncap);
+		if (!n)
+			return BUS_ENOMEM;
+		core->names = n;
+		core->names_cap = ncap;
+	}
+	uint32_t i = names_lower(core, c->name, c->name_len);
+	memmove(core->names + i + 1, core->names + i,
+	        sizeof(*core->names) * (core->names_count - i));
+	core->names[i] = c;
+	core->names_count++;
+	return 0;
+}
+
+static void names_remove(struct bus_core *core, struct bus_conn *c)
+{
+	uint32_t i = names_lower(core, c->name, c->name_len);
+	BUS_ASSERT(i < core->names_count && core->names[i] == c);
+	memmove(core->names + i, core->names + i + 1,
+	        sizeof(*core->names) * (core->names_count - i - 1));
+	core->names_count--;
+}
+
+static void announce_later(struct bus_core *core, const char *topic,
+                           const char *subject, const char *name)
+{
+	size_t nl = name ? strlen(name) : 0;
+	struct pending_ann *p = bus__alloc(&core->a, sizeof(*p) + nl + 1);
+	if (!p)
+		return; /* an announcement is best effort, like BUS/RT's */
+	p->next = NULL;
+	p->topic = topic;
+	p->subject = subject;
+	if (name)
+		memcpy(p->name, name, nl + 1);
+	else
+		p->name[0] = '\0';
+	struct bus_core_ext *e = ext(core);
+	if (e->last)
+		e->last->next = p;
+	else
+		e->first = p;
+	e->last = p;
+}
+
+/* ---- outgoing queues --------------------------------------------------- */
+static void mark_dirty(struct bus_core *core, struct bus_conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = true;
+	c->dirty_next = NULL;
+	if (core->dirty_last)
+		core->dirty_last->dirty_next = c;
+	else
+		core->dirty_first = c;
+	core->dirty_last = c;
+}
+
+static void unmark_dirty(struct bus_core *core, struct bus_conn *c)
+{
+	if (!c->dirty)
+		return;
+	struct bus_conn **pp = &core->dirty_first, *prev = NULL;
+	while (*pp != c) {
+		prev = *pp;
+		pp = &(*pp)->dirty_next;
+	}
+	*pp = c->dirty_next;
+	if (core->dirty_last == c)
+		core->dirty_last = prev;
+	c->dirty = false;
+}
+
+static bool q_full(const struct bus_core *core, const struct bus_conn *c,
+                   const struct bus_msg *m)
+{
+	const struct bus_limits *l = &core->cfg.limits;
+	return c->q_count >= l->queue_frames_max ||
+	       c->q_bytes + m->len > l->queue_bytes_max ||
+	       core->queued_bytes + m->len > l->queued_bytes_total_max;
+}
+
+static int q_push(struct bus_core *core, struct bus_conn *c, struct bus_msg *m)
+{
+	if (c->q_count == c->q_cap) {
+		uint32_t ncap = c->q_cap ? c->q_cap * 2 : 16;
+		struct bus_msg **n = bus__alloc(&core->a, sizeof(*n) * ncap);
+		if (!n)
+			return BUS_ENOMEM;
+		for (uint32_t i = 0; i < c->q_count; i++)
+			n[i] = c->q[(c->q_head + i) % c->q_cap];
+		bus__free(&core->a, c->q);
+		c->q = n;
+		c->q_cap = ncap;
+		c->q_head = 0;
+	}
+	bus__msg_ref(m);
+	c->q[(c->q_head + c->q_count) % c->q_cap] = m;
+	c->q_count++;
+	c->q_bytes += m->len;
+	core->queued_bytes += m->len;
+	return 0;
+}
+
+/* Drops queued frames from index 'from' (relative to head) to the end. */
+static void q_truncate(struct bus_core *core, struct bus_conn *c,
+                       uint32_t from)
+{
+	while (c->q_count > from) {
+		uint32_t i = (c->q_head + c->q_count - 1) % c->q_cap;
+		struct bus_msg *m = c->q[i];
+		c->q_bytes -= m->len;
+		core->queued_bytes -= m->len;
+		c->q_count--;
+		bus__msg_unref(&core->a, m);
+	}
+}
+
+static void conn_write(struct bus_core *core, struct bus_conn *c)
+{
+	if (c->q_inflight || c->q_count == 0 || c->close == BUS_CLOSE_REQUESTED)
+		return;
+	uint32_t n = 0;
+	uint64_t bytes = 0;
+	while (n < c->q_count && n < core->iov_cap &&
+	       (n == 0 || bytes < WRITE_BATCH_BYTES)) {
+		struct bus_msg *m = c->q[(c->q_head + n) % c->q_cap];
+		core->iov[n] = (struct bus_iov){m->data, m->len};
+		bytes += m->len;
+		n++;
+	}
+	c->q_inflight = n;
+	c->q_inflight_bytes = bytes;
+	core->ops.write(core->host, c->ctx, core->iov, n);
+}
+
+static void conn_request_close(struct bus_core *core, struct bus_conn *c)
+{
+	if (c->close == BUS_CLOSE_REQUESTED)
+		return;
+	c->close = BUS_CLOSE_REQUESTED;
+	q_truncate(core, c, c->q_inflight);
+	unmark_dirty(core, c);
+	core->ops.close(core->host, c->ctx);
+}
+
+static void conn_unregister(struct bus_core *core, struct bus_conn *c);
+
+/* Cuts a connection now: unregister, drop its queue, ask the host to close. */
+static void conn_abort(struct bus_core *core, struct bus_conn *c)
+{
+	if (c->close == BUS_CLOSE_REQUESTED)
+		return;
+	conn_unregister(core, c);
+	conn_request_close(core, c);
+}
+
+/* Writes what is queued, then closes (handshake refusals, shutdown). */
+static void conn_close_after_flush(struct bus_core *core, struct bus_conn *c)
+{
+	if (c->close != BUS_CLOSE_NONE)
+		return;
+	c->close = BUS_CLOSE_AFTER_FLUSH;
+	c->deadline_ns = core->now_ns + core->cfg.timeout_ns;
+	if (!c->reading_paused) {
+		c->reading_paused = true;
+		core->ops.set_reading(core->host, c->ctx, false);
+	}
+	if (c->q_count == 0)
+		conn_request_close(core, c);
+	else
+		conn_write(core, c);
+}
+
+enum deliver_res { DLV_OK, DLV_DROPPED, DLV_CUT, DLV_PARK };
+
+static enum bus_slow_policy policy_of(const struct bus_core *core,
+                                      const struct bus_conn *c)
+{
+	return c->kind == BUS_KIND_INTERNAL ? core->cfg.internal_slow_policy
+	                                    : core->cfg.slow_policy;
+}
+
+/* Queues m for c; may_park: the caller can park the frame (block policy). */
+static enum deliver_res deliver(struct bus_core *core, struct bus_conn *c,
+                                struct bus_msg *m, bool realtime,
+                                bool may_park)
+{
+	if (c->close != BUS_CLOSE_NONE)
+		return DLV_DROPPED;
+	if (!q_full(core, c, m)) {
+		if (q_push(core, c, m) != 0) {
+			core->st.drops_slow++;
+			return DLV_DROPPED;
+		}
+		if (m->len > 1 && m != core->m_nop) { /* frames, not
+		                                         handshake bytes */
+			c->w_frames++;
+			c->w_bytes += m->len;
+			core->st.w_frames++;
+			core->st.w_bytes += m->len;
+		}
+		if (realtime)
+			conn_write(core, c);
+		else
+			mark_dirty(core, c);
+		return DLV_OK;
+	}
+	switch (policy_of(core, c)) {
+	case BUS_SLOW_BLOCK:
+		if (may_park)
+			return DLV_PARK;
+		/* broker-originated frames are never parked: dropped */
+		core->st.drops_slow++;
+		return DLV_DROPPED;
+	case BUS_SLOW_DROP_NEWEST:
+		core->st.drops_slow++;
+		return DLV_DROPPED;
+	case BUS_SLOW_DISCONNECT:
+	default:
+		core->st.disconnects_slow++;
+		conn_abort(core, c);
+		return DLV_CUT;
+	}
+}
+
+void bus__deliver_broker(struct bus_core *core, struct bus_conn *c,
+                         struct bus_msg *m)
+{
+	deliver(core, c, m, false, false);
+}
+
+static void send_byte(struct bus_core *core, struct bus_conn *c, uint8_t b)
+{
+	struct bus_msg *m = core->m_byte[b];
+	if (!m) {
+		m = bus__msg_new(&core->a, 1);
+		if (!m) {
+			conn_abort(core, c);
+			return;
+		}
+		m->data[0] = b;
+		core->m_byte[b] = m;
+	}
+	deliver(core, c, m, true, false);
+}
+
+static void send_ack(struct bus_core *core, struct bus_conn *c,
+                     uint32_t op_id, uint8_t qos, uint8_t result)
+{
+	if (!(qos & BUS_QOS_PROCESSED))
+		return;
+	struct bus_msg *m = bus__msg_ack(&core->a, op_id, result);
+	if (!m) {
+		conn_abort(core, c);
+		return;
+	}
+	deliver(core, c, m, (qos & BUS_QOS_REALTIME) != 0, false);
+	bus__msg_unref(&core->a, m);
+}
+
+/* ---- block policy: parked frames --------------------------------------- */
+static void park(struct bus_core *core, struct bus_conn *sender,
+                 struct bus_conn *target, struct bus_msg *m, uint32_t op_id,
+                 bool ack, bool realtime)
+{
+	struct bus_parked *p = bus__calloc(&core->a, sizeof(*p));
+	if (!p) {
+		core->st.drops_slow++;
+		if (ack)
+			send_ack(core, sender, op_id, BUS_QOS_PROCESSED,
+			         BUS_RES_NOT_DELIVERED);
+		return;
+	}
+	bus__msg_ref(m);
+	*p = (struct bus_parked){NULL, m, sender, target, op_id, ack, realtime,
+	                         core->now_ns + core->cfg.block_deadline_ns};
+	if (core->parked_last)
+		core->parked_last->next = p;
+	else
+		core->parked_first = p;
+	core->parked_last = p;
+	sender->parked++;
+	if (!sender->reading_paused) {
+		sender->reading_paused = true;
+		core->ops.set_reading(core->host, sender->ctx, false);
+	}
+}
+
+static void parked_forget_conn(struct bus_core *core, struct bus_conn *c)
+{
+	for (struct bus_parked *p = core->parked_first; p; p = p->next) {
+		if (p->target == c)
+			p->target = NULL;
+		if (p->sender == c)
+			p->sender = NULL;
+	}
+}
+
+static size_t conn_process(struct bus_core *core, struct bus_conn *c,
+                           const uint8_t *buf, size_t len);
+static void rx_keep(struct bus_core *core, struct bus_conn *c,
+                    const uint8_t *rest, size_t len);
+
+/* Resolves parked frames whose target has room, is gone, or whose deadline
+ * passed; then resumes senders with nothing parked any more. */
+static void parked_pump(struct bus_core *core)
+{
+	struct bus_parked **pp = &core->parked_first, *prev = NULL;
+	while (*pp) {
+		struct bus_parked *p = *pp;
+		int res = -1;
+		if (!p->sender) {
+			res = 0; /* sender gone: drop silently */
+		} else if (!p->target || p->target->close != BUS_CLOSE_NONE) {
+			res = BUS_RES_NOT_DELIVERED;
+		} else if (!q_full(core, p->target, p->msg)) {
+			enum deliver_res d =
+			    deliver(core, p->target, p->msg, p->realtime, false);
+			res = d == DLV_OK ? BUS_RES_OK : BUS_RES_NOT_DELIVERED;
+		} else if (core->now_ns >= p->deadline_ns) {
+			core->st.drops_block_timeout++;
+			res = BUS_RES_TIMEOUT;
+		}
+		if (res < 0) {
+			prev = p;
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (core->parked_last == p)
+			core->parked_last = prev;
+		if (p->sender) {
+			if (p->ack && res)
+				send_ack(core, p->sender, p->op_id,
+				         BUS_QOS_PROCESSED, (uint8_t)res);
+			if (--p->sender->parked == 0)
+				ext(core)->resume_pending = true;
+		}
+		bus__msg_unref(&core->a, p->msg);
+		bus__free(&core->a, p);
+	}
+	if (!ext(core)->resume_pending)
+		return;
+	ext(core)->resume_pending = false;
+	for (struct bus_conn *c = core->first; c; c = c->next) {
+		if (!c->reading_paused || c->parked || c->close != BUS_CLOSE_NONE)
+			continue;
+		c->last_rx_ns = core->now_ns;
+		size_t used = conn_process(core, c, c->rx, c->rx_len);
+		if (c->close != BUS_CLOSE_NONE)
+			continue;
+		size_t rest = c->rx_len - used;
+		memmove(c->rx, c->rx + used, rest);
+		c->rx_len = rest;
+		if (c->parked == 0) {
+			c->reading_paused = false;
+			core->ops.set_reading(core->host, c->ctx, true);
+		}
+	}
+}
+
+/* ---- registration ------------------------------------------------------ */
+static void conn_unregister(struct bus_core *core, struct bus_conn *c)
+{
+	parked_forget_conn(core, c);
+	if (!c->registered)
+		return;
+	c->registered = false;
+	names_remove(core, c);
+	for (uint32_t i = 0; i < c->subs.cap; i++)
+		if (bus__strmap_live(&c->subs, i))
+			bus__trie_remove(&core->a, &core->trie,
+			                 c->subs.slots[i].key,
+			                 c->subs.slots[i].key_len, c);
+	bus__strmap_free(&core->a, &c->subs);
+	bus__strmap_free(&core->a, &c->excl);
+	if (c->primary) {
+		c->primary->secondaries--;
+		return;
+	}
+	core->primaries_count--;
+	/* Secondaries "name%%..." sort right after their primary's prefix. */
+	for (;;) {
+		uint32_t i = names_lower(core, c->name, c->name_len);
+		if (i >= core->names_count)
+			break;
+		struct bus_conn *s = core->names[i];
+		if (s->primary != c)
+			break;
+		conn_abort(core, s);
+	}
+	announce_later(core, BROKER_INFO_TOPIC, "unreg", c->name);
+}
+
+static void handshake_refuse(struct bus_core *core, struct bus_conn *c,
+                             uint8_t code, bool limit)
+{
+	if (limit)
+		core->st.rejects_connections++;
+	else
+		core->st.rejects_handshake++;
+	send_byte(core, c, code);
+	conn_close_after_flush(core, c);
+}
+
+static void conn_register(struct bus_core *core, struct bus_conn *c,
+                          const uint8_t *name, size_t len)
+{
+	const struct bus_core_config *cfg = &core->cfg;
+	if (len == 0 || name[0] == '.' || len > cfg->limits.name_bytes_max ||
+	    memchr(name, 0, len) || !bus__utf8_valid(name, len)) {
+		handshake_refuse(core, c, BUS_RES_DATA, false);
+		return;
+	}
+	const char *sep = NULL;
+	for (size_t i = 0; i + 1 < len; i++)
+		if (name[i] == '%' && name[i + 1] == '%') {
+			sep = (const char *)name + i;
+			break;
+		}
+	struct bus_conn *primary = NULL;
+	if (sep) {
+		size_t plen = (size_t)(sep - (const char *)name);
+		primary = bus__find_name(core, (const char *)name, plen);
+		if (!primary || primary->primary) {
+			handshake_refuse(core, c, BUS_RES_NOT_REGISTERED, false);
+			return;
+		}
+	}
+	struct bus_conn *old = bus__find_name(core, (const char *)name, len);
+	if (old && !cfg->force_register) {
+		handshake_refuse(core, c, BUS_RES_BUSY, false);
+		return;
+	}
+	if (!old && core->names_count >= cfg->limits.connections_max) {
+		handshake_refuse(core, c, BUS_RES_BUSY, true);
+		return;
+	}
+	if (old) {
+		if (old == primary) { /* "x%%y" cannot replace "x" */
+			handshake_refuse(core, c, BUS_RES_BUSY, false);
+			return;
+		}
+		conn_abort(core, old);
+	}
+	c->name = bus__strndup(&core->a, (const char *)name, len);
+	c->name_len = len;
+	if (!c->name || names_insert(core, c) != 0) {
+		conn_abort(core, c);
+		return;
+	}
+	c->primary_len = sep ? (size_t)(sep - (const char *)name) : len;
+	c->primary = primary;
+	c->registered = true;
+	c->state = BUS_CS_READY;
+	c->next_nop_ns = core->now_ns + cfg->timeout_ns / 2;
+	if (primary) {
+		primary->secondaries++;
+	} else {
+		core->primaries_count++;
+		announce_later(core, BROKER_INFO_TOPIC, "reg", c->name);
+	}
+	send_byte(core, c, BUS_RES_OK);
+}
+
+/* ---- routing ----------------------------------------------------------- */
+struct route_ctx {
+	struct bus_core *core;
+	const char *topic;
+	size_t topic_len;
+	const char *for_name; /* PUBLISH_FOR receiver primary, or NULL */
+	size_t for_len;
+};
+
+static void rcv_add(struct bus_core *core, struct bus_conn *c)
+{
+	if (core->rcv_count == core->rcv_cap) {
+		uint32_t ncap = core->rcv_cap ? core->rcv_cap * 2 : 64;
+		void *n = bus__realloc(&core->a, core->rcv,
+		                       sizeof(*core->rcv) * ncap);
+		if (!n)
+			return; /* receiver lost: counted below */
+		core->rcv = n;
+		core->rcv_cap = ncap;
+	}
+	core->rcv[core->rcv_count++] = c;
+}
+
+static bool excluded(const struct bus_conn *c, const char *topic, size_t len)
+{
+	for (uint32_t i = 0; i < c->excl.cap; i++)
+		if (bus__strmap_live(&c->excl, i) &&
+		    bus__mask_match(c->excl.slots[i].key,
+		                    c->excl.slots[i].key_len, topic, len))
+			return true;
+	return false;
+}
+
+static void route_visit(struct bus_conn *c, void *arg)
+{
+	struct route_ctx *r = arg;
+	if (c->route_mark == r->core->route_gen)
+		return;
+	c->route_mark = r->core->route_gen;
+	if (r->for_name && (c->primary_len != r->for_len ||
+	                    memcmp(c->name, r->for_name, r->for_len) != 0))
+		return;
+	if (c->excl.count && excluded(c, r->topic, r->topic_len))
+		return;
+	rcv_add(r->core, c);
+}
+
+/* Collects the receivers of a publish into core->rcv. */
+static void route_collect(struct bus_core *core, struct route_ctx *r)
+{
+	core->rcv_count = 0;
+	core->route_gen++;
+	bus__trie_match(&core->trie, r->topic, r->topic_len, route_visit, r);
+	if (r->topic_len == sizeof(BROKER_WARN_TOPIC) - 1 &&
+	    memcmp(r->topic, BROKER_WARN_TOPIC, r->topic_len) == 0)
+		for (uint32_t i = 0; i < core->names_count; i++)
+			route_visit(core->names[i], r); /* implicit */
+}
+
+/* Delivers one encoded frame to every collected receiver. */
+static void fan_out(struct bus_core *core, struct bus_conn *sender,
+                    struct bus_msg *m, uint32_t op_id, bool realtime)
+{
+	for (uint32_t i = 0; i < core->rcv_count; i++) {
+		struct bus_conn *t = core->rcv[i];
+		if (deliver(core, t, m, realtime, sender != NULL) == DLV_PARK)
+			park(core, sender, t, m, op_id, false, realtime);
+	}
+}
+
+static void publish(struct bus_core *core, struct bus_conn *sender,
+                    const char *sname, size_t slen, struct route_ctx *r,
+                    const uint8_t *data, size_t dlen, uint32_t op_id,
+                    bool realtime)
+{
+	route_collect(core, r);
+	if (core->rcv_count == 0)
+		return;
+	struct bus_msg *m =
+	    bus__msg_delivery(&core->a, BUS_OP_PUBLISH, realtime, sname, slen,
+	                      r->topic, r->topic_len, data, dlen);
+	if (!m) {
+		core->st.drops_slow += core->rcv_count;
+		return;
+	}
+	fan_out(core, sender, m, op_id, realtime);
+	bus__msg_unref(&core->a, m);
+}
+
+void bus__route_publish_from_broker(struct bus_core *core, const char *topic,
+                                    const void *data, size_t len)
+{
+	struct route_ctx r = {core, topic, strlen(topic), NULL, 0};
+	publish(core, NULL, BUS_BROKER_NAME, sizeof(BUS_BROKER_NAME) - 1, &r,
+	        data, len, 0, false);
+}
+
+static bool topic_within_limits(const struct bus_core *core, const char *t,
+                                size_t len)
+{
+	return len <= core->cfg.limits.topic_bytes_max &&
+	       bus__levels(t, len) <= core->cfg.limits.topic_levels_max;
+}
+
+/* ---- frame handlers ---------------------------------------------------- */
+static void proto_error(struct bus_core *core, struct bus_conn *c)
+{
+	core->st.disconnects_proto++;
+	conn_abort(core, c);
+}
+
+/* Splits off the first \0-terminated field; false if no separator. */
+static bool take_field(const uint8_t **p, size_t *len, const char **field,
+                       size_t *flen)
+{
+	const uint8_t *z = memchr(*p, 0, *len);
+	if (!z)
+		return false;
+	*field = (const char *)*p;
+	*flen = (size_t)(z - *p);
+	*len -= *flen + 1;
+	*p = z + 1;
+	return true;
+}
+
+static void on_publish(struct bus_core *core, struct bus_conn *c,
+                       const struct bus_frame *f, bool for_op)
+{
+	const uint8_t *p = f->payload;
+	size_t len = f->len, tlen, flen = 0;
+	const char *topic, *forname = NULL;
+	if (!take_field(&p, &len, &topic, &tlen) ||
+	    (for_op && !take_field(&p, &len, &forname, &flen)) ||
+	    !bus__utf8_valid((const uint8_t *)topic, tlen) ||
+	    (for_op && !bus__utf8_valid((const uint8_t *)forname, flen))) {
+		proto_error(core, c);
+		return;
+	}
+	if (!topic_within_limits(core, topic, tlen)) {
+		core->st.rejects_limit++;
+		send_ack(core, c, f->op_id, f->qos, BUS_RES_DATA);
+		return;
+	}
+	struct route_ctx r = {core, topic, tlen, forname, flen};
+	publish(core, c, c->name, c->name_len, &r, p, len, f->op_id,
+	        f->qos & BUS_QOS_REALTIME);
+	send_ack(core, c, f->op_id, f->qos, BUS_RES_OK);
+}
+
+static void on_message(struct bus_core *core, struct bus_conn *c,
+                       const struct bus_frame *f)
+{
+	const uint8_t *p = f->payload;
+	size_t len = f->len, tlen;
+	const char *target;
+	if (!take_field(&p, &len, &target, &tlen) ||
+	    !bus__utf8_valid((const uint8_t *)target, tlen)) {
+		proto_error(core, c);
+		return;
+	}
+	if (tlen == sizeof(BUS_BROKER_NAME) - 1 &&
+	    memcmp(target, BUS_BROKER_NAME, tlen) == 0) {
+		send_ack(core, c, f->op_id, f->qos, BUS_RES_OK);
+		bus__brpc_handle(core, c, p, len);
+		return;
+	}
+	struct bus_conn *t = bus__find_name(core, target, tlen);
+	if (!t) {
+		send_ack(core, c, f->op_id, f->qos, BUS_RES_NOT_REGISTERED);
+		return;
+	}
+	bool rt = f->qos & BUS_QOS_REALTIME;
+	struct bus_msg *m = bus__msg_delivery(&core->a, BUS_OP_MESSAGE, rt,
+	                                      c->name, c->name_len, NULL, 0, p,
+	                                      len);
+	if (!m) {
+		send_ack(core, c, f->op_id, f->qos, BUS_RES_NOT_DELIVERED);
+		return;
+	}
+	switch (deliver(core, t, m, rt, true)) {
+	case DLV_OK:
+		send_ack(core, c, f->op_id, f->qos, BUS_RES_OK);
+		break;
+	case DLV_PARK:
+		park(core, c, t, m, f->op_id, f->qos & BUS_QOS_PROCESSED, rt);
+		break;
+	default:
+		send_ack(core, c, f->op_id, f->qos, BUS_RES_NOT_DELIVERED);
+		break;
+	}
+	bus__msg_unref(&core->a, m);
+}
+
+static void on_broadcast(struct bus_core *core, struct bus_conn *c,
+                         const struct bus_frame *f)
+{
+	const uint8_t *p = f->payload;
+	size_t len = f->len, mlen;
+	const char *mask;
+	if (!take_field(&p, &len, &mask, &mlen) ||
+	    !bus__utf8_valid((const uint8_t *)mask, mlen)) {
+		proto_error(core, c);
+		return;
+	}
+	core->rcv_count = 0;
+	for (uint32_t i = 0; i < core->names_count; i++) {
+		struct bus_conn *t = core->names[i];
+		if (bus__bcast_match(mask, mlen, t->name, t->name_len))
+			rcv_add(core, t);
+	}
+	bool rt = f->qos & BUS_QOS_REALTIME;
+	if (core->rcv_count) {
+		struct bus_msg *m =
+		    bus__msg_delivery(&core->a, BUS_OP_BROADCAST, rt, c->name,
+		                      c->name_len, NULL, 0, p, len);
+		if (m) {
+			fan_out(core, c, m, f->op_id, rt);
+			bus__msg_unref(&core->a, m);
+		}
+	}
+	send_ack(core, c, f->op_id, f->qos, BUS_RES_OK);
+}
+
+/* SUBSCRIBE / UNSUBSCRIBE / EXCLUDE / UNEXCLUDE: masks separated by \0.
+ * Every mask is validated before any is applied, so a rejected frame
+ * changes nothing. */
+static void on_masks(struct bus_core *core, struct bus_conn *c,
+                     const struct bus_frame *f)
+{
+	const struct bus_limits *l = &core->cfg.limits;
+	bool adding = f->op == BUS_OP_SUBSCRIBE || f->op == BUS_OP_EXCLUDE;
+	bool subs = f->op == BUS_OP_SUBSCRIBE || f->op == BUS_OP_UNSUBSCRIBE;
+	struct bus_strmap *set = subs ? &c->subs : &c->excl;
+	uint32_t max = subs ? l->subscriptions_max : l->exclusions_max;
+	const char *buf = (const char *)f->payload;
+	size_t len = f->len;
+	if (!bus__utf8_valid(f->payload, len)) {
+		proto_error(core, c);
+		return;
+	}
+	char *norm = bus__alloc(&core->a, len + 1);
+	if (!norm) {
+		conn_abort(core, c);
+		return;
+	}
+	uint32_t fresh = 0;
+	bool ok = true;
+	for (int pass = 0; pass < 2 && ok; pass++) {
+		size_t pos = 0;
+		for (;;) {
+			const char *z = memchr(buf + pos, 0, len - pos);
+			size_t end = z ? (size_t)(z - buf) : len;
+			size_t ml = end - pos;
+			size_t nl = bus__mask_normalize(
+			    buf + pos, ml, core->cfg.star_is_plus, norm);
+			bool known = bus__strmap_get(set, norm, nl) != NULL;
+			if (pass == 0 && adding) {
+				if (!topic_within_limits(core, buf + pos, ml))
+					ok = false;
+				fresh += !known;
+			} else if (pass == 1 && adding && !known) {
+				if (bus__strmap_put(&core->a, set, norm, nl,
+				                    NULL) != 0) {
+					ok = false;
+					break;
+				}
+				if (subs && bus__trie_add(&core->a, &core->trie,
+				                          norm, nl, c) != 0) {
+					bus__strmap_del(&core->a, set, norm, nl);
+					ok = false;
+					break;
+				}
+			} else if (pass == 1 && !adding && known) {
+				if (subs)
+					bus__trie_remove(&core->a, &core->trie,
+					                 norm, nl, c);
+				bus__strmap_del(&core->a, set, norm, nl);
+			}
+			if (!z)
+				break;
+			pos = end + 1;
+		}
+		if (pass == 0 && adding && (uint64_t)set->count + fresh > max)
+			ok = false;
+	}
+	bus__free(&core->a, norm);
+	if (!ok)
+		core->st.rejects_limit++;
+	send_ack(core, c, f->op_id, f->qos, ok ? BUS_RES_OK : BUS_RES_DATA);
+}
+
+static void on_frame(struct bus_core *core, struct bus_conn *c,
+                     const struct bus_frame *f)
+{
+	if (f->op == BUS_OP_NOP)
+		return;
+	c->r_frames++;
+	c->r_bytes += f->len;
+	core->st.r_frames++;
+	core->st.r_bytes += f->len;
+	switch (f->op) {
+	case BUS_OP_PUBLISH:
+		on_publish(core, c, f, false);
+		break;
+	case BUS_OP_PUBLISH_FOR:
+		on_publish(core, c, f, true);
+		break;
+	case BUS_OP_MESSAGE:
+		on_message(core, c, f);
+		break;
+	case BUS_OP_BROADCAST:
+		on_broadcast(core, c, f);
+		break;
+	default:
+		on_masks(core, c, f);
+		break;
+	}
+}
+
+/* ---- input ------------------------------------------------------------- */
+/* Consumes what it can of buf; stops at a partial frame, a close, or when
+ * the connection has frames parked (block policy). */
+static size_t conn_process(struct bus_core *core, struct bus_conn *c,
+                           const uint8_t *buf, size_t len)
+{
+	size_t pos = 0;
+	while (c->close == BUS_CLOSE_NONE && c->parked == 0 && pos < len) {
+		const uint8_t *p = buf + pos;
+		size_t avail = len - pos;
+		if (c->state == BUS_CS_GREETING) {
+			if (avail < 3)
+				break;
+			pos += 3;
+			if (p[0] != BUS_GREETING ||
+			    (p[1] | p[2] << 8) != BUS_PROTOCOL_VERSION) {
+				handshake_refuse(core, c, BUS_RES_NOT_SUPPORTED, false);
+				break;
+			}
+			send_byte(core, c, BUS_RES_OK);
+			c->state = BUS_CS_NAME_LEN;
+			c->deadline_ns = core->now_ns + core->cfg.timeout_ns;
+		} else if (c->state == BUS_CS_NAME_LEN) {
+			if (avail < 2)
+				break;
+			pos += 2;
+			c->name_expect = (uint16_t)(p[0] | p[1] << 8);
+			if (c->name_expect == 0 ||
+			    c->name_expect > core->cfg.limits.name_bytes_max) {
+				handshake_refuse(core, c, BUS_RES_DATA, false);
+				break;
+			}
+			c->state = BUS_CS_NAME;
+			c->deadline_ns = core->now_ns + core->cfg.timeout_ns;
+		} else if (c->state == BUS_CS_NAME) {
+			if (avail < c->name_expect)
+				break;
+			pos += c->name_expect;
+			conn_register(core, c, p, c->name_expect);
+		} else {
+			struct bus_frame f;
+			const char *why = NULL;
+			enum bus_decode d = bus__frame_decode(
+			    p, avail, core->cfg.limits.payload_bytes_max, &f,
+			    &why);
+			if (d == BUS_DECODE_NEED_MORE)
+				break;
+			if (d == BUS_DECODE_ERROR) {
+				proto_error(core, c);
+				break;
+			}
+			pos += f.consumed;
+			on_frame(core, c, &f);
+		}
+	}
+	return pos;
+}
+
+static void rx_keep(struct bus_core *core, struct bus_conn *c,
+                    const uint8_t *rest, size_t len)
+{
+	if (c->rx_len + len > c->rx_cap) {
+		size_t ncap = c->rx_cap ? c->rx_cap : 256;
+		while (ncap < c->rx_len + len)
+			ncap *= 2;
+		uint8_t *n = bus__realloc(&core->a, c->rx, ncap);
+		if (!n) {
+			conn_abort(core, c);
+			return;
+		}
+		c->rx = n;
+		c->rx_cap = ncap;
+	}
+	memcpy(c->rx + c->rx_len, rest, len);
+	c->rx_len += len;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+static struct bus_core_ext *ext(struct bus_core *core)
+{
+	return (struct bus_core_ext *)(core + 1);
+}
+
+/* End of every entry point: emit queued announcements. */
+static void core_end(struct bus_core *core)
+{
+	struct bus_core_ext *e = ext(core);
+	while (e->first) {
+		struct pending_ann *p = e->first;
+		e->first = p->next;
+		if (!e->first)
+			e->last = NULL;
+		bus__announce(core, p->topic, p->subject,
+		              p->name[0] ? p->name : NULL);
+		bus__free(&core->a, p);
+	}
+}
+
+struct bus_core *bus_core_new(const struct bus_core_config *cfg,
+                              const struct bus_core_ops *ops, void *host,
+                              uint64_t now_ns, uint64_t realtime_ns)
+{
+	const char *what;
+	if (bus_core_config_check(cfg, &what) != 0)
+		return NULL;
+	struct bus_core *core =
+	    bus__calloc(&cfg->allocator,
+	                sizeof(*core) + sizeof(struct bus_core_ext));
+	if (!core)
+		return NULL;
+	core->cfg = *cfg;
+	core->a = cfg->allocator;
+	core->ops = *ops;
+	core->host = host;
+	core->start_ns = core->mono_base_ns = core->now_ns = now_ns;
+	core->realtime_base_ns = realtime_ns;
+	core->iov_cap = IOV_BATCH;
+	core->iov = bus__alloc(&core->a, sizeof(*core->iov) * IOV_BATCH);
+	core->m_nop = bus__msg_new(&core->a, BUS_SERVER_HDR_BYTES);
+	core->m_greeting = bus__msg_new(&core->a, 3);
+	if (!core->iov || !core->m_nop || !core->m_greeting) {
+		bus_core_free(core);
+		return NULL;
+	}
+	memset(core->m_nop->data, 0, BUS_SERVER_HDR_BYTES);
+	core->m_greeting->data[0] = BUS_GREETING;
+	core->m_greeting->data[1] = BUS_PROTOCOL_VERSION & 0xFF;
+	core->m_greeting->data[2] = BUS_PROTOCOL_VERSION >> 8;
+	return core;
+}
+
+static void conn_free(struct bus_core *core, struct bus_conn *c)
+{
+	c->q_inflight = 0;
+	q_truncate(core, c, 0);
+	bus__free(&core->a, c->q);
+	bus__free(&core->a, c->rx);
+	bus__free(&core->a, c->name);
+	bus__strmap_free(&core->a, &c->subs);
+	bus__strmap_free(&core->a, &c->excl);
+	bus__free(&core->a, c);
+}
+
+void bus_core_free(struct bus_core *core)
+{
+	if (!core)
+		return;
+	while (core->first) {
+		struct bus_conn *c = core->first;
+		core->first = c->next;
+		conn_unregister(core, c);
+		unmark_dirty(core, c);
+		conn_free(core, c);
+	}
+	struct bus_core_ext *e = ext(core);
+	while (e->first) {
+		struct pending_ann *p = e->first;
+		e->first = p->next;
+		bus__free(&core->a, p);
+	}
+	while (core->parked_first) {
+		struct bus_parked *p = core->parked_first;
+		core->parked_first = p->next;
+		bus__msg_unref(&core->a, p->msg);
+		bus__free(&core->a, p);
+	}
+	bus__trie_free(&core->a, &core->trie);
+	for (int i = 0; i < 256; i++)
+		if (core->m_byte[i])
+			bus__msg_unref(&core->a, core->m_byte[i]);
+	if (core->m_nop)
+		bus__msg_unref(&core->a, core->m_nop);
+	if (core->m_greeting)
+		bus__msg_unref(&core->a, core->m_greeting);
+	bus__free(&core->a, core->names);
+	bus__free(&core->a, core->rcv);
+	bus__free(&core->a, core->iov);
+	struct bus_allocator a = core->a;
+	bus__free(&a, core);
+}
+
+struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
+                                     enum bus_conn_kind kind,
+                                     const char *source, const char *port,
+                                     uint64_t now_ns)
+{
+	core->now_ns = now_ns;
+	struct bus_conn *c = bus__calloc(&core->a, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->core = core;
+	c->ctx = conn_ctx;
+	c->serial = ++core->next_serial;
+	c->kind = kind;
+	c->state = BUS_CS_GREETING;
+	c->last_rx_ns = now_ns;
+	c->deadline_ns = now_ns + core->cfg.timeout_ns;
+	snprintf(c->source, sizeof(c->source), "%s", source ? source : "");
+	snprintf(c->port, sizeof(c->port), "%s", port ? port : "");
+	c->prev = core->last;
+	if (core->last)
+		core->last->next = c;
+	else
+		core->first = c;
+	core->last = c;
+	core->conn_count++;
+	if (core->shutting_down) {
+		conn_request_close(core, c);
+		return c;
+	}
+	deliver(core, c, core->m_greeting, true, false);
+	return c;
+}
+
+void bus_core_on_bytes(struct bus_core *core, struct bus_conn *c,
+                       const void *data, size_t len, uint64_t now_ns)
+{
+	core->now_ns = now_ns;
+	if (c->close != BUS_CLOSE_NONE || len == 0)
+		return;
+	c->last_rx_ns = now_ns;
+	if (c->rx_len == 0 && !c->parked) {
+		size_t used = conn_process(core, c, data, len);
+		if (c->close == BUS_CLOSE_NONE && used < len)
+			rx_keep(core, c, (const uint8_t *)data + used,
+			        len - used);
+	} else {
+		rx_keep(core, c, data, len);
+		if (c->close == BUS_CLOSE_NONE && !c->parked) {
+			size_t used = conn_process(core, c, c->rx, c->rx_len);
+			if (c->close == BUS_CLOSE_NONE) {
+				memmove(c->rx, c->rx + used, c->rx_len - used);
+				c->rx_len -= used;
+			}
+		}
+	}
+	core_end(core);
+}
+
+void bus_core_on_written(struct bus_core *core, struct bus_conn *c,
+                         int status, uint64_t now_ns)
+{
+	core->now_ns = now_ns;
+	BUS_ASSERT(c->q_inflight > 0);
+	for (uint32_t i = 0; i < c->q_inflight; i++) {
+		struct bus_msg *m = c->q[(c->q_head + i) % c->q_cap];
+		c->q_bytes -= m->len;
+		core->queued_bytes -= m->len;
+		bus__msg_unref(&core->a, m);
+	}
+	c->q_head = (c->q_head + c->q_inflight) % c->q_cap;
+	c->q_count -= c->q_inflight;
+	c->q_inflight = 0;
+	c->q_inflight_bytes = 0;
+	if (status < 0) {
+		conn_abort(core, c);
+	} else if (c->close == BUS_CLOSE_AFTER_FLUSH && c->q_count == 0) {
+		conn_request_close(core, c);
+	} else if (c->q_count) {
+		mark_dirty(core, c);
+	}
+	if (core->parked_first || ext(core)->resume_pending)
+		parked_pump(core);
+	core_end(core);
+}
+
+void bus_core_on_close(struct bus_core *core, struct bus_conn *c,
+                       uint64_t now_ns)
+{
+	core->now_ns = now_ns;
+	conn_unregister(core, c);
+	unmark_dirty(core, c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		core->first = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		core->last = c->prev;
+	core->conn_count--;
+	conn_free(core, c);
+	if (core->parked_first || ext(core)->resume_pending)
+		parked_pump(core);
+	core_end(core);
+}
+
+void bus_core_flush(struct bus_core *core, uint64_t now_ns)
+{
+	core->now_ns = now_ns;
+	while (core->dirty_first) {
+		struct bus_conn *c = core->dirty_first;
+		core->dirty_first = c->dirty_next;
+		if (!core->dirty_first)
+			core->dirty_last = NULL;
+		c->dirty = false;
+		conn_write(core, c);
+	}
+}
+
+void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
+{
+	core->now_ns = now_ns;
+	uint64_t idle_ns = core->cfg.timeout_ns / 4 * 5;
+	for (struct bus_conn *c = core->first; c; c = c->next) {
+		if (c->close == BUS_CLOSE_AFTER_FLUSH) {
+			if (now_ns >= c->deadline_ns)
+				conn_request_close(core, c);
+			continue;
+		}
+		if (c->close != BUS_CLOSE_NONE)
+			continue;
+		if (c->state != BUS_CS_READY) {
+			if (now_ns >= c->deadline_ns) {
+				core->st.rejects_handshake++;
+				conn_abort(core, c);
+			}
+			continue;
+		}
+		if (!c->reading_paused && now_ns - c->last_rx_ns >= idle_ns) {
+			core->st.disconnects_idle++;
+			conn_abort(core, c);
+			continue;
+		}
+		if (now_ns >= c->next_nop_ns) {
+			c->next_nop_ns = now_ns + core->cfg.timeout_ns / 2;
+			deliver(core, c, core->m_nop, false, false);
+		}
+	}
+	if (core->parked_first || ext(core)->resume_pending)
+		parked_pump(core);
+	core_end(core);
+}
+
+uint64_t bus_core_next_deadline(const struct bus_core *core)
+{
+	uint64_t d = UINT64_MAX;
+	uint64_t idle_ns = core->cfg.timeout_ns / 4 * 5;
+#define MIN_INTO(v)                                                          \
+	do {                                                                 \
+		uint64_t v_ = (v);                                           \
+		if (v_ < d)                                                  \
+			d = v_;                                              \
+	} while (0)
+	for (const struct bus_conn *c = core->first; c; c = c->next) {
+		if (c->close == BUS_CLOSE_AFTER_FLUSH || (c->close ==
+		    BUS_CLOSE_NONE && c->state != BUS_CS_READY)) {
+			MIN_INTO(c->deadline_ns);
+		} else if (c->close == BUS_CLOSE_NONE) {
+			MIN_INTO(c->next_nop_ns);
+			if (!c->reading_paused)
+				MIN_INTO(c->last_rx_ns + idle_ns);
+		}
+	}
+	for (const struct bus_parked *p = core->parked_first; p; p = p->next)
+		MIN_INTO(p->deadline_ns);
+#undef MIN_INTO
+	return d;
+}
+
+void bus_core_shutdown(struct bus_core *core, uint64_t now_ns)
+{
+	core->now_ns = now_ns;
+	if (core->shutting_down)
+		return;
+	core->shutting_down = true;
+	bus__announce(core, BROKER_WARN_TOPIC, "shutdown", NULL);
+	for (struct bus_conn *c = core->first; c; c = c->next)
+		conn_close_after_flush(core, c);
+	core_end(core);
+}
+
+bool bus_core_has_pending_writes(const struct bus_core *core)
+{
+	for (const struct bus_conn *c = core->first; c; c = c->next)
+		if (c->q_count && c->close != BUS_CLOSE_REQUESTED)
+			return true;
+	return false;
+}
+
+void bus_core_stats(const struct bus_core *core, struct bus_stats *out)
+{
+	*out = core->st;
+	out->connections = core->conn_count;
+	out->clients = core->names_count;
+	out->queued_bytes = core->queued_bytes;
+	uint64_t frames = 0;
+	for (const struct bus_conn *c = core->first; c; c = c->next)
+		frames += c->q_count;
+	out->queued_frames = frames;
+}
+
+const struct bus_core_config *bus_core_config_get(const struct bus_core *core)
+{
+	return &core->cfg;
+}
+
+uint64_t bus_core_trie_visits(const struct bus_core *core)
+{
+	return core->trie.visits;
+}
+
+const char *bus_conn_name(const struct bus_conn *conn)
+{
+	return conn->name ? conn->name : "";
+}
+
+void *bus_conn_ctx(const struct bus_conn *conn) { return conn->ctx; }

@@ -1,0 +1,268 @@
+/*
+ * internal.h — the broker core's private structures, shared by the files of
+ * broker/core. Nothing here does I/O or reads a clock; every allocation goes
+ * through the core's allocator hook (bus__alloc & co.).
+ */
+#ifndef BUS_CORE_INTERNAL_H
+#define BUS_CORE_INTERNAL_H
+
+#include "bus/bus.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Assertions stay on in release builds: a broken invariant is a bug. */
+#define BUS_ASSERT(cond)                                                     \
+	do {                                                                 \
+		if (!(cond))                                                 \
+			bus__assert_fail(#cond, __FILE__, __LINE__);         \
+	} while (0)
+_Noreturn void bus__assert_fail(const char *expr, const char *file, int line);
+
+/* ---- allocation -------------------------------------------------------- */
+void *bus__alloc(const struct bus_allocator *a, size_t size);
+void *bus__realloc(const struct bus_allocator *a, void *ptr, size_t size);
+void bus__free(const struct bus_allocator *a, void *ptr);
+void *bus__calloc(const struct bus_allocator *a, size_t size);
+char *bus__strndup(const struct bus_allocator *a, const char *s, size_t len);
+
+/* ---- UTF-8 ------------------------------------------------------------- */
+bool bus__utf8_valid(const uint8_t *s, size_t len);
+
+/* ---- string-keyed open-addressing map (lookups only: its iteration order
+ * is a function of the keys and the insertion history, never of addresses,
+ * but no output may depend on it anyway) ---------------------------------- */
+struct bus_strmap_slot {
+	char *key; /* owned, NUL-terminated; NULL = empty, TOMBSTONE = deleted */
+	uint32_t key_len;
+	uint32_t hash;
+	void *value;
+};
+struct bus_strmap {
+	struct bus_strmap_slot *slots;
+	uint32_t cap;   /* power of two or 0 */
+	uint32_t count; /* live keys */
+	uint32_t used;  /* live + tombstones */
+};
+uint32_t bus__hash(const void *key, size_t len);
+void **bus__strmap_get(const struct bus_strmap *m, const char *key, size_t len);
+/* Inserts key (copied) with value; returns BUS_ENOMEM or 0; the key must
+ * not be present. */
+int bus__strmap_put(const struct bus_allocator *a, struct bus_strmap *m,
+                    const char *key, size_t len, void *value);
+bool bus__strmap_del(const struct bus_allocator *a, struct bus_strmap *m,
+                     const char *key, size_t len);
+void bus__strmap_free(const struct bus_allocator *a, struct bus_strmap *m);
+/* Iteration: for (i = 0; i < m->cap; i++) if (bus__strmap_live(m, i)) ... */
+bool bus__strmap_live(const struct bus_strmap *m, uint32_t i);
+
+/* ---- frames (frame.c) -------------------------------------------------- */
+#define BUS_CLIENT_HDR_BYTES 9u
+#define BUS_SERVER_HDR_BYTES 6u
+#define BUS_ACK_BYTES 6u
+
+enum bus_decode {
+	BUS_DECODE_OK = 0,        /* one frame; consumed bytes set */
+	BUS_DECODE_NEED_MORE = 1, /* not a whole frame yet */
+	BUS_DECODE_ERROR = 2,     /* protocol error; reason set */
+};
+
+struct bus_frame {
+	uint32_t op_id;
+	uint8_t op;  /* BUS_OP_*, BUS_OP_NOP for a ping */
+	uint8_t qos; /* 0..3 */
+	uint32_t len;
+	const uint8_t *payload;
+	size_t consumed; /* header + payload */
+};
+
+/* Decodes one client->broker frame from buf. Validates the header as soon
+ * as it is whole (op known, ping without payload, length within
+ * payload_bytes_max), so a 4 GiB length fails without waiting for it. */
+enum bus_decode bus__frame_decode(const uint8_t *buf, size_t len,
+                                  uint32_t payload_bytes_max,
+                                  struct bus_frame *out, const char **reason);
+bool bus__op_valid(uint8_t op);
+
+/* A refcounted, immutable, fully encoded broker->client frame. Shared among
+ * every receiver of a publish. */
+struct bus_msg {
+	uint32_t refs;
+	uint32_t len;
+	uint8_t data[];
+};
+struct bus_msg *bus__msg_new(const struct bus_allocator *a, size_t len);
+static inline void bus__msg_ref(struct bus_msg *m) { m->refs++; }
+void bus__msg_unref(const struct bus_allocator *a, struct bus_msg *m);
+
+/* Encodes a delivered frame: kind, sender, optional topic, data. */
+struct bus_msg *bus__msg_delivery(const struct bus_allocator *a, uint8_t kind,
+                                  bool realtime, const char *sender,
+                                  size_t sender_len, const char *topic,
+                                  size_t topic_len, const void *data,
+                                  size_t data_len);
+struct bus_msg *bus__msg_ack(const struct bus_allocator *a, uint32_t op_id,
+                             uint8_t result);
+void bus__put_u32le(uint8_t *p, uint32_t v);
+uint32_t bus__get_u32le(const uint8_t *p);
+
+/* ---- topics (topic.c) -------------------------------------------------- */
+/* Normalises a mask for storage: with star_is_plus a "*" level becomes "+",
+ * and a "#" level ends the mask. Writes into out (capacity >= len + 1) and
+ * returns the new length. */
+size_t bus__mask_normalize(const char *mask, size_t len, bool star_is_plus,
+                           char *out);
+/* Counts '/'-separated levels (an empty string is one level). */
+uint32_t bus__levels(const char *s, size_t len);
+/* Matches a normalised mask against a topic (the reference the trie must
+ * agree with; used directly for exclusions). */
+bool bus__mask_match(const char *mask, size_t mlen, const char *topic,
+                     size_t tlen);
+/* Broadcast: names split on '.', "*" matches one or more remaining levels,
+ * "?" exactly one. */
+bool bus__bcast_match(const char *mask, size_t mlen, const char *name,
+                      size_t nlen);
+
+struct bus_subset {
+	struct bus_conn **items;
+	uint32_t count, cap;
+};
+
+struct bus_tnode {
+	struct bus_tnode *parent;
+	char *level; /* key in the parent's map, or "+" for the plus child */
+	uint32_t level_len;
+	struct bus_strmap children;
+	struct bus_tnode *plus;
+	struct bus_subset end;  /* masks ending here */
+	struct bus_subset hash; /* masks with '#' after this level */
+};
+
+struct bus_trie {
+	struct bus_tnode root;
+	uint64_t visits; /* nodes entered by matching, for shape tests */
+};
+
+int bus__trie_add(const struct bus_allocator *a, struct bus_trie *t,
+                  const char *mask, size_t len, struct bus_conn *c);
+void bus__trie_remove(const struct bus_allocator *a, struct bus_trie *t,
+                      const char *mask, size_t len, struct bus_conn *c);
+void bus__trie_free(const struct bus_allocator *a, struct bus_trie *t);
+/* Calls fn for every subscriber of a mask matching topic (a subscriber may
+ * be reported more than once: the caller de-duplicates). */
+typedef void (*bus_trie_visit_fn)(struct bus_conn *c, void *arg);
+void bus__trie_match(struct bus_trie *t, const char *topic, size_t len,
+                     bus_trie_visit_fn fn, void *arg);
+
+/* ---- connections and the core (core.c) --------------------------------- */
+enum bus_conn_state {
+	BUS_CS_GREETING,  /* waiting for the 3 echoed greeting bytes */
+	BUS_CS_NAME_LEN,  /* waiting for the u16 name length */
+	BUS_CS_NAME,      /* waiting for the name */
+	BUS_CS_READY,     /* registered */
+};
+
+enum bus_close_state {
+	BUS_CLOSE_NONE,
+	BUS_CLOSE_AFTER_FLUSH, /* write what is queued, then close */
+	BUS_CLOSE_REQUESTED,   /* ops->close called; waiting for on_close */
+};
+
+struct bus_parked;
+
+struct bus_conn {
+	struct bus_core *core;
+	void *ctx;
+	uint64_t serial;
+	struct bus_conn *prev, *next; /* all connections, by serial */
+	enum bus_conn_kind kind;
+	enum bus_conn_state state;
+	enum bus_close_state close;
+	bool registered;
+	bool reading_paused;
+	uint16_t name_expect;
+	char *name;       /* NUL-terminated */
+	size_t name_len;
+	size_t primary_len; /* prefix before "%%", or name_len */
+	struct bus_conn *primary; /* for a secondary */
+	uint32_t secondaries;
+	char source[64];
+	char port[16];
+	/* input */
+	uint8_t *rx;
+	size_t rx_len, rx_cap;
+	/* output queue: a ring of shared frames */
+	struct bus_msg **q;
+	uint32_t q_cap, q_head, q_count, q_inflight;
+	uint64_t q_bytes, q_inflight_bytes;
+	bool dirty; /* on the flush list */
+	struct bus_conn *dirty_next;
+	/* time */
+	uint64_t last_rx_ns, next_nop_ns, deadline_ns;
+	/* subscriptions: normalised mask -> 1 */
+	struct bus_strmap subs, excl;
+	uint64_t route_mark;
+	uint32_t parked; /* entries parked by this sender (block policy) */
+	uint64_t r_frames, r_bytes, w_frames, w_bytes;
+};
+
+struct bus_parked {
+	struct bus_parked *next;
+	struct bus_msg *msg;
+	struct bus_conn *sender, *target; /* target NULL once gone */
+	uint32_t op_id;
+	bool ack; /* MESSAGE with QoS processed: answer on resolution */
+	bool realtime;
+	uint64_t deadline_ns;
+};
+
+struct bus_core {
+	struct bus_core_config cfg;
+	struct bus_allocator a;
+	struct bus_core_ops ops;
+	void *host;
+	uint64_t start_ns, realtime_base_ns, mono_base_ns, now_ns;
+	uint64_t next_serial;
+	struct bus_conn *first, *last;
+	uint32_t conn_count;
+	/* registered clients sorted by name (lookup and client.list order) */
+	struct bus_conn **names;
+	uint32_t names_count, names_cap;
+	uint32_t primaries_count;
+	struct bus_trie trie;
+	struct bus_conn *dirty_first, *dirty_last;
+	struct bus_parked *parked_first, *parked_last;
+	uint64_t route_gen;
+	struct bus_conn **rcv; /* scratch: receivers of one frame */
+	uint32_t rcv_count, rcv_cap;
+	struct bus_iov *iov; /* scratch for writes */
+	uint32_t iov_cap;
+	uint64_t queued_bytes;
+	bool shutting_down;
+	struct bus_stats st;
+	/* shared single-byte and empty frames */
+	struct bus_msg *m_byte[256]; /* lazily made handshake answers */
+	struct bus_msg *m_nop;
+	struct bus_msg *m_greeting;
+};
+
+struct bus_conn *bus__find_name(struct bus_core *core, const char *name,
+                                size_t len);
+/* Enqueues a broker-originated frame (RPC reply, announcement) for c,
+ * applying the slow-consumer policy (never parking). */
+void bus__deliver_broker(struct bus_core *core, struct bus_conn *c,
+                         struct bus_msg *m);
+uint64_t bus__unix_ns(const struct bus_core *core);
+
+/* ---- the .broker RPC endpoint (brpc.c) --------------------------------- */
+#define BUS_BROKER_NAME ".broker"
+/* Handles an RPC payload sent to .broker by c; queues the reply. */
+void bus__brpc_handle(struct bus_core *core, struct bus_conn *c,
+                      const uint8_t *data, size_t len);
+/* Publishes {"s": subject, "d": name?, "t": now} on topic. */
+void bus__announce(struct bus_core *core, const char *topic,
+                   const char *subject, const char *name);
+/* Routes a publish from sender name (for broker-originated publishes). */
+void bus__route_publish_from_broker(struct bus_core *core, const char *topic,
+                                    const void *data, size_t len);
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * topic.c — topics, subscription masks, broadcast masks, and the trie.
+ *
+ * Topic rules (PROTOCOL.md §4): levels are separated by '/', empty levels
+ * are levels, nothing is normalised: "a/b", "/a/b" and "a//b" differ.
+ *   "+"  matches exactly one level        a/+/c  ~ a/b/c,  not a/c
+ *   "#"  matches one or more levels       a/#    ~ a/b, a/b/c,  not a
+ *   "#"  alone matches every topic        #      ~ a, a/b, ""
+ *   "#"  ends a mask                      a/#/x  means a/#
+ *   "*"  (our extension, unless switched off) is a synonym of "+"
+ *   "+#", "a+" and the like are literal levels.
+ * Broadcast masks match client names split on '.': "*" matches one or more
+ * remaining levels, "?" exactly one (collector.* ~ collector.proc,
+ * collector.net.1; not collector).
+ *
+ * The trie has one node per mask level: exact children in a hash map, one
+ * "+" child, and two subscriber sets: masks ending at the node and masks
+ * with "#" after it. Matching a topic of n levels enters at most the nodes
+ * on the exact and "+" paths of those n levels, however many masks exist.
+ * Recursion depth is bounded by the topic level limit checked before.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* Level iteration: pos > len means no level left. */
+static size_t level_end(const char *s, size_t len, size_t pos, char sep)
+{
+	const char *e = memchr(s + pos, sep, len - pos);
+	return e ? (size_t)(e - s) : len;
+}
+
+uint32_t bus__levels(const char *s, size_t len)
+{
+	uint32_t n = 1;
+	for (size_t i = 0; i < len; i++)
+		n += s[i] == '/';
+	return n;
+}
+
+size_t bus__mask_normalize(const char *mask, size_t len, bool star_is_plus,
+                           char *out)
+{
+	size_t pos = 0, o = 0;
+	for (;;) {
+		size_t end = level_end(mask, len, pos, '/');
+		size_t ll = end - pos;
+		if (o)
+			out[o++] = '/';
+		if (ll == 1 && mask[pos] == '*' && star_is_plus) {
+			out[o++] = '+';
+		} else {
+			memcpy(out + o, mask + pos, ll);
+			o += ll;
+		}
+		if ((ll == 1 && mask[pos] == '#') || end == len)
+			break;
+		pos = end + 1;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static bool wild_match(const char *mask, size_t mlen, const char *s,
+                       size_t slen, char sep, char one, char rest)
+{
+	size_t mp = 0, sp = 0;
+	bool m_more = true, s_more = true;
+	while (m_more) {
+		size_t me = level_end(mask, mlen, mp, sep);
+		size_t ml = me - mp;
+		if (!s_more)
+			return false;
+		size_t se = level_end(s, slen, sp, sep);
+		if (ml == 1 && mask[mp] == rest)
+			return true; /* at least this level is present */
+		if (!(ml == 1 && mask[mp] == one) &&
+		    !(ml == se - sp && memcmp(mask + mp, s + sp, ml) == 0))
+			return false;
+		m_more = me < mlen;
+		s_more = se < slen;
+		mp = me + 1;
+		sp = se + 1;
+	}
+	return !s_more;
+}
+
+bool bus__mask_match(const char *mask, size_t mlen, const char *topic,
+                     size_t tlen)
+{
+	return wild_match(mask, mlen, topic, tlen, '/', '+', '#');
+}
+
+bool bus__bcast_match(const char *mask, size_t mlen, const char *name,
+                      size_t nlen)
+{
+	return wild_match(mask, mlen, name, nlen, '.', '?', '*');
+}
+
+/* ---- subscriber sets --------------------------------------------------- */
+static int subset_add(const struct bus_allocator *a, struct bus_subset *s,
+                      struct bus_conn *c)
+{
+	if (s->count == s->cap) {
+		uint32_t ncap = s->cap ? s->cap * 2 : 2;
+		void *n = bus__realloc(a, s->items, sizeof(*s->items) * ncap);
+		if (!n)
+			return BUS_ENOMEM;
+		s->items = n;
+		s->cap = ncap;
+	}
+	s->items[s->count++] = c;
+	return 0;
+}
+
+static void subset_remove(const struct bus_allocator *a, struct bus_subset *s,
+                          struct bus_conn *c)
+{
+	for (uint32_t i = 0; i < s->count; i++) {
+		if (s->items[i] != c)
+			continue;
+		memmove(s->items + i, s->items + i + 1,
+		        sizeof(*s->items) * (s->count - i - 1));
+		if (--s->count == 0) {
+			bus__free(a, s->items);
+			*s = (struct bus_subset){0};
+		}
+		return;
+	}
+	BUS_ASSERT(!"subscriber missing from its trie node");
+}
+
+/* ---- the trie ---------------------------------------------------------- */
+static bool tnode_empty(const struct bus_tnode *n)
+{
+	return n->children.count == 0 && !n->plus && n->end.count == 0 &&
+	       n->hash.count == 0;
+}
+
+static void tnode_prune(const struct bus_allocator *a, struct bus_tnode *n)
+{
+	while (n->parent && tnode_empty(n)) {
+		struct bus_tnode *p = n->parent;
+		if (p->plus == n)
+			p->plus = NULL;
+		else
+			BUS_ASSERT(bus__strmap_del(a, &p->children, n->level,
+			                           n->level_len));
+		bus__strmap_free(a, &n->children);
+		bus__free(a, n->level);
+		bus__free(a, n);
+		n = p;
+	}
+}
+
+static struct bus_tnode *tnode_child(const struct bus_allocator *a,
+                                     struct bus_tnode *n, const char *lv,
+                                     size_t len)
+{
+	bool plus = len == 1 && lv[0] == '+';
+	if (plus && n->plus)
+		return n->plus;
+	if (!plus) {
+		void **v = bus__strmap_get(&n->children, lv, len);
+		if (v)
+			return *v;
+	}
+	struct bus_tnode *c = bus__calloc(a, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->parent = n;
+	c->level = bus__strndup(a, lv, len);
+	c->level_len = (uint32_t)len;
+	if (!c->level ||
+	    (!plus && bus__strmap_put(a, &n->children, lv, len, c) != 0)) {
+		bus__free(a, c->level);
+		bus__free(a, c);
+		return NULL;
+	}
+	if (plus)
+		n->plus = c;
+	return c;
+}
+
+/* Walks (creating with create) to the node of a normalised mask; *hash says
+ * whether the mask ends in "#" (the subscriber goes in that node's hash
+ * set). */
+static struct bus_tnode *trie_walk(const struct bus_allocator *a,
+                                   struct bus_trie *t, const char *mask,
+                                   size_t len, bool create, bool *hash)
+{
+	struct bus_tnode *n = &t->root;
+	size_t pos = 0;
+	*hash = false;
+	for (;;) {
+		size_t end = level_end(mask, len, pos, '/');
+		size_t ll = end - pos;
+		if (ll == 1 && mask[pos] == '#') {
+			*hash = true;
+			return n;
+		}
+		if (create) {
+			n = tnode_child(a, n, mask + pos, ll);
+		} else if (ll == 1 && mask[pos] == '+') {
+			n = n->plus;
+		} else {
+			void **v = bus__strmap_get(&n->children, mask + pos, ll);
+			n = v ? *v : NULL;
+		}
+		if (!n || end == len)
+			return n;
+		pos = end + 1;
+	}
+}
+
+int bus__trie_add(const struct bus_allocator *a, struct bus_trie *t,
+                  const char *mask, size_t len, struct bus_conn *c)
+{
+	bool hash;
+	struct bus_tnode *n = trie_walk(a, t, mask, len, true, &hash);
+	if (!n)
+		return BUS_ENOMEM; /* nodes made on the way stay: harmless */
+	int rc = subset_add(a, hash ? &n->hash : &n->end, c);
+	if (rc)
+		tnode_prune(a, n);
+	return rc;
+}
+
+void bus__trie_remove(const struct bus_allocator *a, struct bus_trie *t,
+                      const char *mask, size_t len, struct bus_conn *c)
+{
+	bool hash;
+	struct bus_tnode *n = trie_walk(a, t, mask, len, false, &hash);
+	BUS_ASSERT(n != NULL);
+	subset_remove(a, hash ? &n->hash : &n->end, c);
+	tnode_prune(a, n);
+}
+
+static void tnode_free(const struct bus_allocator *a, struct bus_tnode *n)
+{
+	for (uint32_t i = 0; i < n->children.cap; i++)
+		if (bus__strmap_live(&n->children, i)) {
+			struct bus_tnode *c = n->children.slots[i].value;
+			tnode_free(a, c);
+			bus__free(a, c->level);
+			bus__free(a, c);
+		}
+	if (n->plus) {
+		tnode_free(a, n->plus);
+		bus__free(a, n->plus->level);
+		bus__free(a, n->plus);
+	}
+	bus__strmap_free(a, &n->children);
+	bus__free(a, n->end.items);
+	bus__free(a, n->hash.items);
+}
+
+void bus__trie_free(const struct bus_allocator *a, struct bus_trie *t)
+{
+	tnode_free(a, &t->root);
+	memset(t, 0, sizeof(*t));
+}
+
+static void subset_visit(const struct bus_subset *s, bus_trie_visit_fn fn,
+                         void *arg)
+{
+	for (uint32_t i = 0; i < s->count; i++)
+		fn(s->items[i], arg);
+}
+
+static void trie_match(struct bus_trie *t, const struct bus_tnode *n,
+                       const char *topic, size_t len, size_t pos, bool more,
+                       bus_trie_visit_fn fn, void *arg)
+{
+	t->visits++;
+	if (!more) {
+		subset_visit(&n->end, fn, arg);
+		return;
+	}
+	subset_visit(&n->hash, fn, arg);
+	size_t end = level_end(topic, len, pos, '/');
+	bool next_more = end < len;
+	if (n->children.count) {
+		void **v = bus__strmap_get(&n->children, topic + pos, end - pos);
+		if (v)
+			trie_match(t, *v, topic, len, end + 1, next_more, fn,
+			           arg);
+	}
+	if (n->plus)
+		trie_match(t, n->plus, topic, len, end + 1, next_more, fn, arg);
+}
+
+void bus__trie_match(struct bus_trie *t, const char *topic, size_t len,
+                     bus_trie_visit_fn fn, void *arg)
+{
+	trie_match(t, &t->root, topic, len, 0, true, fn, arg);
+}

@@ -1,0 +1,222 @@
+/*
+ * util.c — the core's small shared helpers: assertions, the allocator hook,
+ * UTF-8 validation, the error table and a string-keyed hash map.
+ * No I/O except the assertion message on the way to abort().
+ */
+#include "internal.h"
+
+#include <string.h>
+
+_Noreturn void bus__assert_fail(const char *expr, const char *file, int line)
+{
+	fprintf(stderr, "BUS_ASSERT failed: %s at %s:%d\n", expr, file, line);
+	abort();
+}
+
+const char *bus_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+#define BUS__ERRNO_CASE(name, value, text)                                   \
+	case (value):                                                        \
+		return (text);
+		BUS_ERRNO_MAP(BUS__ERRNO_CASE)
+#undef BUS__ERRNO_CASE
+	default:
+		return "unknown error";
+	}
+}
+
+/* ---- allocation -------------------------------------------------------- */
+void *bus__alloc(const struct bus_allocator *a, size_t size)
+{
+	return a->alloc ? a->alloc(a->ctx, size) : malloc(size);
+}
+
+void *bus__realloc(const struct bus_allocator *a, void *ptr, size_t size)
+{
+	return a->realloc ? a->realloc(a->ctx, ptr, size) : realloc(ptr, size);
+}
+
+void bus__free(const struct bus_allocator *a, void *ptr)
+{
+	if (!ptr)
+		return;
+	if (a->free)
+		a->free(a->ctx, ptr);
+	else
+		free(ptr);
+}
+
+void *bus__calloc(const struct bus_allocator *a, size_t size)
+{
+	void *p = bus__alloc(a, size);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+char *bus__strndup(const struct bus_allocator *a, const char *s, size_t len)
+{
+	char *p = bus__alloc(a, len + 1);
+	if (!p)
+		return NULL;
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+/* ---- UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF) -------- */
+bool bus__utf8_valid(const uint8_t *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint8_t c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n;
+		uint32_t cp;
+		if (c >= 0xC2 && c <= 0xDF) {
+			n = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			n = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* ---- string map -------------------------------------------------------- */
+static char bus__tombstone_key[1];
+#define TOMBSTONE (bus__tombstone_key)
+
+uint32_t bus__hash(const void *key, size_t len)
+{
+	const uint8_t *p = key;
+	uint32_t h = 2166136261u; /* FNV-1a: stable everywhere */
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+bool bus__strmap_live(const struct bus_strmap *m, uint32_t i)
+{
+	return m->slots[i].key != NULL && m->slots[i].key != TOMBSTONE;
+}
+
+void **bus__strmap_get(const struct bus_strmap *m, const char *key, size_t len)
+{
+	if (m->count == 0)
+		return NULL;
+	uint32_t h = bus__hash(key, len);
+	uint32_t mask = m->cap - 1;
+	for (uint32_t i = h & mask, n = 0; n < m->cap; i = (i + 1) & mask, n++) {
+		struct bus_strmap_slot *s = &m->slots[i];
+		if (s->key == NULL)
+			return NULL;
+		if (s->key != TOMBSTONE && s->hash == h && s->key_len == len &&
+		    memcmp(s->key, key, len) == 0)
+			return &s->value;
+	}
+	return NULL;
+}
+
+static int strmap_grow(const struct bus_allocator *a, struct bus_strmap *m)
+{
+	uint32_t ncap = m->cap ? m->cap * 2 : 8;
+	if (m->count * 2 < m->cap)
+		ncap = m->cap; /* mostly tombstones: rehash in place size */
+	struct bus_strmap_slot *ns = bus__calloc(a, sizeof(*ns) * ncap);
+	if (!ns)
+		return BUS_ENOMEM;
+	for (uint32_t i = 0; i < m->cap; i++) {
+		struct bus_strmap_slot *s = &m->slots[i];
+		if (s->key == NULL || s->key == TOMBSTONE)
+			continue;
+		uint32_t j = s->hash & (ncap - 1);
+		while (ns[j].key)
+			j = (j + 1) & (ncap - 1);
+		ns[j] = *s;
+	}
+	bus__free(a, m->slots);
+	m->slots = ns;
+	m->cap = ncap;
+	m->used = m->count;
+	return 0;
+}
+
+int bus__strmap_put(const struct bus_allocator *a, struct bus_strmap *m,
+                    const char *key, size_t len, void *value)
+{
+	if (len > UINT32_MAX)
+		return BUS_EINVAL;
+	if ((m->used + 1) * 4 >= m->cap * 3) {
+		int rc = strmap_grow(a, m);
+		if (rc)
+			return rc;
+	}
+	char *k = bus__strndup(a, key, len);
+	if (!k)
+		return BUS_ENOMEM;
+	uint32_t h = bus__hash(key, len);
+	uint32_t i = h & (m->cap - 1);
+	while (m->slots[i].key && m->slots[i].key != TOMBSTONE)
+		i = (i + 1) & (m->cap - 1);
+	if (m->slots[i].key == NULL)
+		m->used++;
+	m->slots[i] = (struct bus_strmap_slot){k, (uint32_t)len, h, value};
+	m->count++;
+	return 0;
+}
+
+bool bus__strmap_del(const struct bus_allocator *a, struct bus_strmap *m,
+                     const char *key, size_t len)
+{
+	void **v = bus__strmap_get(m, key, len);
+	if (!v)
+		return false;
+	struct bus_strmap_slot *s =
+	    (struct bus_strmap_slot *)((char *)v -
+	                               offsetof(struct bus_strmap_slot, value));
+	bus__free(a, s->key);
+	s->key = TOMBSTONE;
+	s->value = NULL;
+	m->count--;
+	if (m->count == 0) {
+		/* empty: drop every tombstone at once */
+		bus__free(a, m->slots);
+		*m = (struct bus_strmap){0};
+	}
+	return true;
+}
+
+void bus__strmap_free(const struct bus_allocator *a, struct bus_strmap *m)
+{
+	for (uint32_t i = 0; i < m->cap; i++)
+		if (bus__strmap_live(m, i))
+			bus__free(a, m->slots[i].key);
+	bus__free(a, m->slots);
+	*m = (struct bus_strmap){0};
+}

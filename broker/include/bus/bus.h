@@ -1,0 +1,207 @@
+/*
+ * bus.h — the public API of the BUS/RT-compatible broker core.
+ *
+ * The core is sans-I/O: it never touches a socket, a clock, a random source,
+ * a thread or the environment. A host (broker/net for libuv, sim/ for the
+ * simulator, broker/tests/memhost for unit tests) feeds it events — a
+ * connection opened, bytes read, a write completed, a connection closed,
+ * time passing — and the core asks the host, through struct bus_core_ops,
+ * to write buffers, to pause or resume reading a connection and to close one.
+ *
+ * Errors are values: 0 or a negative BUS_E* code (bus_strerror names them).
+ */
+#ifndef BUS_BUS_H
+#define BUS_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUS_VERSION "0.1.0"
+#define BUS_PROTOCOL_VERSION 1
+
+/* ---- errors: one table, which also generates bus_strerror -------------- */
+#define BUS_ERRNO_MAP(X)                                                     \
+	X(EINVAL, -1, "invalid argument")                                    \
+	X(ENOMEM, -2, "out of memory")                                       \
+	X(EPROTO, -3, "protocol error")                                      \
+	X(ELIMIT, -4, "limit exceeded")                                      \
+	X(EBUSY, -5, "name already registered")                              \
+	X(ENOTREG, -6, "client not registered")                              \
+	X(ECONFIG, -7, "bad configuration")                                  \
+	X(EIO, -8, "input/output error")                                     \
+	X(ETIMEDOUT, -9, "timed out")                                        \
+	X(ENOTSUP, -10, "not supported")                                     \
+	X(ECLOSED, -11, "connection closed")
+
+enum bus_errno {
+#define BUS__ERRNO_ENUM(name, value, text) BUS_##name = (value),
+	BUS_ERRNO_MAP(BUS__ERRNO_ENUM)
+#undef BUS__ERRNO_ENUM
+};
+
+const char *bus_strerror(int err);
+
+/* ---- wire constants (PROTOCOL.md) --------------------------------------- */
+enum bus_op {
+	BUS_OP_NOP = 0x00,
+	BUS_OP_PUBLISH = 0x01,
+	BUS_OP_SUBSCRIBE = 0x02,
+	BUS_OP_UNSUBSCRIBE = 0x03,
+	BUS_OP_EXCLUDE = 0x04,
+	BUS_OP_UNEXCLUDE = 0x05,
+	BUS_OP_PUBLISH_FOR = 0x06,
+	BUS_OP_MESSAGE = 0x12,
+	BUS_OP_BROADCAST = 0x13,
+	BUS_OP_ACK = 0xFE,
+};
+
+enum bus_result {
+	BUS_RES_OK = 0x01,
+	BUS_RES_NOT_REGISTERED = 0x71,
+	BUS_RES_DATA = 0x72,
+	BUS_RES_IO = 0x73,
+	BUS_RES_OTHER = 0x74,
+	BUS_RES_NOT_SUPPORTED = 0x75,
+	BUS_RES_BUSY = 0x76,
+	BUS_RES_NOT_DELIVERED = 0x77,
+	BUS_RES_TIMEOUT = 0x78,
+	BUS_RES_ACCESS = 0x79,
+};
+
+#define BUS_GREETING 0xEB
+#define BUS_QOS_PROCESSED 0x1
+#define BUS_QOS_REALTIME 0x2
+
+/* ---- allocator hook: one per core, so tests can count or fail allocations */
+struct bus_allocator {
+	void *(*alloc)(void *ctx, size_t size);
+	void *(*realloc)(void *ctx, void *ptr, size_t size);
+	void (*free)(void *ctx, void *ptr);
+	void *ctx;
+};
+
+/* ---- configuration ------------------------------------------------------ */
+enum bus_slow_policy {
+	BUS_SLOW_DISCONNECT = 0, /* BUS/RT's behaviour, the default */
+	BUS_SLOW_DROP_NEWEST = 1,
+	BUS_SLOW_BLOCK = 2, /* internal clients only: park the sender */
+};
+
+enum bus_conn_kind {
+	BUS_KIND_LOCAL_IPC = 0,
+	BUS_KIND_TCP = 1,
+	BUS_KIND_INTERNAL = 2,
+};
+
+struct bus_limits {
+	uint32_t payload_bytes_max;      /* client frame payload */
+	uint32_t name_bytes_max;         /* client name */
+	uint32_t topic_bytes_max;        /* topic or mask */
+	uint32_t topic_levels_max;       /* levels of a topic or mask */
+	uint32_t subscriptions_max;      /* masks per client (subscribe) */
+	uint32_t exclusions_max;         /* masks per client (exclude) */
+	uint32_t connections_max;        /* open connections */
+	uint32_t queue_frames_max;       /* outgoing queue, frames per client */
+	uint64_t queue_bytes_max;        /* outgoing queue, bytes per client */
+	uint64_t queued_bytes_total_max; /* all clients together */
+	uint32_t read_bytes_per_turn_max; /* fairness, enforced by the host */
+};
+
+struct bus_core_config {
+	struct bus_limits limits;
+	uint64_t timeout_ns;          /* handshake steps, keepalive (-t) */
+	enum bus_slow_policy slow_policy;          /* socket clients */
+	enum bus_slow_policy internal_slow_policy; /* internal clients */
+	uint64_t block_deadline_ns;   /* BUS_SLOW_BLOCK: then ACK 0x78 */
+	bool star_is_plus;            /* '*' mask level means '+' */
+	bool force_register;          /* a new client takes over a busy name */
+	struct bus_allocator allocator; /* zeroed: libc */
+};
+
+/* Defaults: standalone (busrtd) or embedded (design's figures). */
+void bus_core_config_defaults(struct bus_core_config *cfg, bool embedded);
+/* Checks relations between values; returns 0 or BUS_ECONFIG and names the
+ * offending key in *what. */
+int bus_core_config_check(const struct bus_core_config *cfg, const char **what);
+
+/* ---- the core/host contract -------------------------------------------- */
+struct bus_iov {
+	const void *base;
+	size_t len;
+};
+
+/* The core keeps every buffer of a write alive until the host reports the
+ * completion with bus_core_on_written (or the connection is closed). At most
+ * one write is in flight per connection. None of these may call back into
+ * the core: a host defers its reactions to after the call returns. */
+struct bus_core_ops {
+	void (*write)(void *host, void *conn_ctx, const struct bus_iov *iov,
+	              size_t iov_count);
+	void (*set_reading)(void *host, void *conn_ctx, bool reading);
+	/* Close the connection; the host later calls bus_core_on_close. */
+	void (*close)(void *host, void *conn_ctx);
+};
+
+struct bus_core;
+struct bus_conn;
+
+struct bus_core *bus_core_new(const struct bus_core_config *cfg,
+                              const struct bus_core_ops *ops, void *host,
+                              uint64_t now_ns, uint64_t realtime_ns);
+void bus_core_free(struct bus_core *core);
+
+/* A connection was accepted. Returns NULL when out of memory (the host
+ * closes the socket). The greeting is written at once. source/port are
+ * informative ("" for local sockets). */
+struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
+                                     enum bus_conn_kind kind,
+                                     const char *source, const char *port,
+                                     uint64_t now_ns);
+/* Bytes read; any split works. */
+void bus_core_on_bytes(struct bus_core *core, struct bus_conn *conn,
+                       const void *data, size_t len, uint64_t now_ns);
+/* The write in flight finished (status 0) or failed (status < 0). */
+void bus_core_on_written(struct bus_core *core, struct bus_conn *conn,
+                         int status, uint64_t now_ns);
+/* The connection is gone (peer EOF, error, or after ops->close). The core
+ * frees it; the host must not touch buffers of that connection any more. */
+void bus_core_on_close(struct bus_core *core, struct bus_conn *conn,
+                       uint64_t now_ns);
+/* Time passed: keepalives, handshake and idle timeouts, block deadlines. */
+void bus_core_on_tick(struct bus_core *core, uint64_t now_ns);
+/* The next instant at which bus_core_on_tick has work; UINT64_MAX if none. */
+uint64_t bus_core_next_deadline(const struct bus_core *core);
+/* End of a loop turn: write what has been batched. */
+void bus_core_flush(struct bus_core *core, uint64_t now_ns);
+/* Announce shutdown on .broker/warn to every client and flush; the host
+ * then closes every connection when the writes have completed. */
+void bus_core_shutdown(struct bus_core *core, uint64_t now_ns);
+/* True while any connection still has queued or in-flight bytes. */
+bool bus_core_has_pending_writes(const struct bus_core *core);
+
+/* ---- statistics --------------------------------------------------------- */
+struct bus_stats {
+	uint64_t r_frames, r_bytes, w_frames, w_bytes;
+	uint64_t connections, clients;
+	uint64_t queued_frames, queued_bytes;
+	uint64_t drops_slow;        /* frames dropped by drop_newest */
+	uint64_t drops_block_timeout; /* frames dropped after a block deadline */
+	uint64_t disconnects_slow;  /* clients cut for queue overflow */
+	uint64_t disconnects_idle;  /* clients cut for silence */
+	uint64_t disconnects_proto; /* clients cut for protocol errors */
+	uint64_t rejects_limit;     /* frames answered 0x72 for a limit */
+	uint64_t rejects_connections; /* handshakes refused: connections_max */
+	uint64_t rejects_handshake; /* other refused handshakes */
+};
+void bus_core_stats(const struct bus_core *core, struct bus_stats *out);
+const struct bus_core_config *bus_core_config_get(const struct bus_core *core);
+/* Counter of trie nodes visited by routing (for the shape tests). */
+uint64_t bus_core_trie_visits(const struct bus_core *core);
+
+/* Per-connection, for hosts: the connection's name ("" before registration)
+ * and whether it is registered. */
+const char *bus_conn_name(const struct bus_conn *conn);
+void *bus_conn_ctx(const struct bus_conn *conn);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * config.h — the broker's YAML configuration (libyaml), in the DaemonEye
+ * design's `broker:` shape, extended by our keys (README: Configuration).
+ */
+#ifndef BUS_CONFIG_H
+#define BUS_CONFIG_H
+
+#include "bus/bus.h"
+
+#define BUS_DEFAULT_SOCKET "/tmp/daemoneye-broker.sock"
+
+struct bus_file_config {
+	struct bus_core_config core;
+	bool embedded;          /* which section applies (caller's choice) */
+	char mode[16];          /* broker.mode as written, "" if absent */
+	char socket_path[108];  /* unix socket ("" = none) */
+	char address[256];      /* TCP host:port ("" = none) */
+	int socket_mode;        /* file mode of the unix socket */
+	bool tls_enabled;
+	int tls_enabled_line;   /* line of standalone.tls.enabled */
+	char tls_cert_file[256], tls_key_file[256];
+};
+
+/* Defaults for the embedded or the standalone deployment. */
+void bus_config_defaults(struct bus_file_config *cfg, bool embedded);
+/* Loads path over cfg (which holds defaults). Returns 0, or BUS_ECONFIG /
+ * BUS_EIO with err naming the file, line and key. */
+int bus_config_load(const char *path, struct bus_file_config *cfg, char *err,
+                    size_t errlen);
+/* Parses "5", "0.5" seconds into ns; false if not a positive number. */
+bool bus_config_parse_seconds(const char *s, uint64_t *ns);
+/* Parses a decimal unsigned integer within [min, max]. */
+bool bus_config_parse_u64(const char *s, uint64_t min, uint64_t max,
+                          uint64_t *out);
+
+#endif

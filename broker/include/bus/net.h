@@ -1,0 +1,48 @@
+/*
+ * net.h — the libuv host of the broker core: Unix-socket and TCP listeners
+ * in a caller's uv_loop_t. The host is thin on purpose: everything that
+ * decides anything lives in the sans-I/O core (bus.h), which the simulator
+ * runs too.
+ */
+#ifndef BUS_NET_H
+#define BUS_NET_H
+
+#include "bus/bus.h"
+#include <uv.h>
+
+struct bus_server;
+
+/* Creates a broker in loop. Returns 0 or a negative BUS_E* code. */
+int bus_server_new(uv_loop_t *loop, const struct bus_core_config *cfg,
+                   struct bus_server **out);
+/* Listens on a Unix socket with file mode (e.g. 0600). An existing socket
+ * file is replaced only when a connect to it is refused (stale); a live
+ * one gives BUS_EBUSY, a non-socket file BUS_EINVAL. err_text gets a
+ * human reason. */
+int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
+                           char *err_text, size_t err_len);
+/* Listens on TCP host:port (TCP_NODELAY on accepted connections). */
+int bus_server_listen_tcp(struct bus_server *s, const char *host, int port,
+                          char *err_text, size_t err_len);
+/* Announces shutdown on .broker/warn, flushes, closes every connection and
+ * listener, removes the socket files; done_cb runs when all handles are
+ * closed (the loop then has nothing left of the server). */
+void bus_server_shutdown(struct bus_server *s,
+                         void (*done_cb)(struct bus_server *s, void *arg),
+                         void *arg);
+/* Frees a server whose shutdown completed. */
+void bus_server_free(struct bus_server *s);
+struct bus_core *bus_server_core(struct bus_server *s);
+
+struct bus_host_stats {
+	uint64_t writes;   /* uv_write calls (one writev each, or more) */
+	uint64_t reads;    /* read callbacks with data */
+	uint64_t accepts;
+};
+void bus_server_host_stats(const struct bus_server *s,
+                           struct bus_host_stats *out);
+
+/* Log verbosity of the host: 0 error, 1 warn, 2 info, 3 debug. */
+void bus_server_set_log_level(struct bus_server *s, int level);
+
+#endif

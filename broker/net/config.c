@@ -1,0 +1,389 @@
+/*
+ * config.c — loads the broker's YAML configuration with libyaml's document
+ * API. Every key is known: an unknown key, a wrong type or a value out of
+ * range is an error naming file, line and key. Aliases are never expanded
+ * (the walker only looks at the fixed shape below), so alias bombs are
+ * harmless; files over 1 MiB are refused before parsing.
+ *
+ * broker:
+ *   mode: embedded | standalone
+ *   timeout: seconds                       (ours; busrtd -t)
+ *   queue_policy: disconnect | drop_newest (ours)
+ *   internal_queue_policy: disconnect | drop_newest | block (ours)
+ *   block_deadline_ms, star_is_plus, force_register, socket_mode (ours)
+ *   limits: { payload_bytes_max, name_bytes_max, topic_bytes_max,
+ *             topic_levels_max, subscriptions_max, exclusions_max,
+ *             queue_bytes_max, queued_bytes_total_max,
+ *             read_bytes_per_turn_max }    (ours)
+ *   embedded:   { max_connections, buffer_size,
+ *                 transport: { type: unix_socket, path } }
+ *   standalone: { address, socket (ours), max_connections, buffer_size,
+ *                 tls: { enabled, cert_file, key_file } }
+ */
+#include "bus/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#define CONFIG_BYTES_MAX (1u << 20)
+
+struct ld {
+	yaml_document_t *doc;
+	const char *path;
+	char *err;
+	size_t errlen;
+	struct bus_file_config *cfg;
+};
+
+static int fail(struct ld *l, const yaml_node_t *n, const char *key,
+                const char *what)
+{
+	snprintf(l->err, l->errlen, "%s:%zu: %s: %s", l->path,
+	         n ? n->start_mark.line + 1 : 0, key, what);
+	return BUS_ECONFIG;
+}
+
+bool bus_config_parse_u64(const char *s, uint64_t min, uint64_t max,
+                          uint64_t *out)
+{
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool bus_config_parse_seconds(const char *s, uint64_t *ns)
+{
+	if (!s || !((*s >= '0' && *s <= '9') || *s == '.'))
+		return false;
+	errno = 0;
+	char *end;
+	double v = strtod(s, &end);
+	if (errno || *end || !(v > 0) || v > 86400.0 * 365)
+		return false;
+	*ns = (uint64_t)(v * 1e9);
+	return true;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value
+	                                        : NULL;
+}
+
+static int get_u64(struct ld *l, const yaml_node_t *n, const char *key,
+                   uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!bus_config_parse_u64(scalar(n), min, max, out)) {
+		char what[96];
+		snprintf(what, sizeof(what),
+		         "expected an integer from %llu to %llu",
+		         (unsigned long long)min, (unsigned long long)max);
+		return fail(l, n, key, what);
+	}
+	return 0;
+}
+
+static int get_u32(struct ld *l, const yaml_node_t *n, const char *key,
+                   uint64_t min, uint64_t max, uint32_t *out)
+{
+	uint64_t v;
+	int rc = get_u64(l, n, key, min, max, &v);
+	if (!rc)
+		*out = (uint32_t)v;
+	return rc;
+}
+
+static int get_bool(struct ld *l, const yaml_node_t *n, const char *key,
+                    bool *out)
+{
+	const char *s = scalar(n);
+	if (s && (!strcmp(s, "true") || !strcmp(s, "yes")))
+		*out = true;
+	else if (s && (!strcmp(s, "false") || !strcmp(s, "no")))
+		*out = false;
+	else
+		return fail(l, n, key, "expected true or false");
+	return 0;
+}
+
+static int get_str(struct ld *l, const yaml_node_t *n, const char *key,
+                   char *out, size_t cap)
+{
+	const char *s = scalar(n);
+	if (!s)
+		return fail(l, n, key, "expected a string");
+	if (strlen(s) >= cap)
+		return fail(l, n, key, "too long");
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+static int get_policy(struct ld *l, const yaml_node_t *n, const char *key,
+                      bool allow_block, enum bus_slow_policy *out)
+{
+	const char *s = scalar(n);
+	if (s && !strcmp(s, "disconnect"))
+		*out = BUS_SLOW_DISCONNECT;
+	else if (s && !strcmp(s, "drop_newest"))
+		*out = BUS_SLOW_DROP_NEWEST;
+	else if (s && !strcmp(s, "block") && allow_block)
+		*out = BUS_SLOW_BLOCK;
+	else
+		return fail(l, n, key,
+		            allow_block ? "expected disconnect, drop_newest or block"
+		                        : "expected disconnect or drop_newest "
+		                          "(block is for internal clients only)");
+	return 0;
+}
+
+/* Iterates a mapping: calls fn(l, key, value_node, prefix) per pair. */
+typedef int (*pair_fn)(struct ld *l, const char *key, const yaml_node_t *v,
+                       const char *full);
+
+static int walk_map(struct ld *l, const yaml_node_t *n, const char *prefix,
+                    pair_fn fn)
+{
+	if (!n || n->type != YAML_MAPPING_NODE)
+		return fail(l, n, prefix, "expected a mapping");
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+	     p < n->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
+		const yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
+		const char *ks = scalar(k);
+		if (!ks)
+			return fail(l, k, prefix, "keys must be strings");
+		char full[160];
+		snprintf(full, sizeof(full), "%s.%s", prefix, ks);
+		int rc = fn(l, ks, v, full);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int unknown(struct ld *l, const yaml_node_t *v, const char *full)
+{
+	return fail(l, v, full, "unknown key");
+}
+
+static int on_limits(struct ld *l, const char *k, const yaml_node_t *v,
+                     const char *f)
+{
+	struct bus_limits *x = &l->cfg->core.limits;
+	if (!strcmp(k, "payload_bytes_max"))
+		return get_u32(l, v, f, 1, UINT32_MAX, &x->payload_bytes_max);
+	if (!strcmp(k, "name_bytes_max"))
+		return get_u32(l, v, f, 1, 65535, &x->name_bytes_max);
+	if (!strcmp(k, "topic_bytes_max"))
+		return get_u32(l, v, f, 1, UINT32_MAX, &x->topic_bytes_max);
+	if (!strcmp(k, "topic_levels_max"))
+		return get_u32(l, v, f, 1, 4096, &x->topic_levels_max);
+	if (!strcmp(k, "subscriptions_max"))
+		return get_u32(l, v, f, 0, UINT32_MAX, &x->subscriptions_max);
+	if (!strcmp(k, "exclusions_max"))
+		return get_u32(l, v, f, 0, UINT32_MAX, &x->exclusions_max);
+	if (!strcmp(k, "queue_bytes_max"))
+		return get_u64(l, v, f, 64, UINT64_MAX / 2, &x->queue_bytes_max);
+	if (!strcmp(k, "queued_bytes_total_max"))
+		return get_u64(l, v, f, 64, UINT64_MAX / 2,
+		               &x->queued_bytes_total_max);
+	if (!strcmp(k, "read_bytes_per_turn_max"))
+		return get_u32(l, v, f, 1, UINT32_MAX,
+		               &x->read_bytes_per_turn_max);
+	return unknown(l, v, f);
+}
+
+static int on_tls(struct ld *l, const char *k, const yaml_node_t *v,
+                  const char *f)
+{
+	struct bus_file_config *c = l->cfg;
+	if (!strcmp(k, "enabled")) {
+		c->tls_enabled_line = (int)v->start_mark.line + 1;
+		return get_bool(l, v, f, &c->tls_enabled);
+	}
+	if (!strcmp(k, "cert_file"))
+		return get_str(l, v, f, c->tls_cert_file, sizeof(c->tls_cert_file));
+	if (!strcmp(k, "key_file"))
+		return get_str(l, v, f, c->tls_key_file, sizeof(c->tls_key_file));
+	return unknown(l, v, f);
+}
+
+static int on_transport(struct ld *l, const char *k, const yaml_node_t *v,
+                        const char *f)
+{
+	struct bus_file_config *c = l->cfg;
+	if (!strcmp(k, "type")) {
+		const char *s = scalar(v);
+		if (!s || strcmp(s, "unix_socket") != 0)
+			return fail(l, v, f, "expected unix_socket");
+		return 0;
+	}
+	if (!strcmp(k, "path"))
+		return c->embedded ? get_str(l, v, f, c->socket_path,
+		                             sizeof(c->socket_path))
+		                   : 0;
+	return unknown(l, v, f);
+}
+
+/* Keys shared by both sections; applied only for the chosen one. */
+static int on_section_common(struct ld *l, const char *k, const yaml_node_t *v,
+                             const char *f, bool mine, bool *handled)
+{
+	struct bus_limits dummy, *x = mine ? &l->cfg->core.limits : &dummy;
+	*handled = true;
+	if (!strcmp(k, "max_connections"))
+		return get_u32(l, v, f, 1, 1000000, &x->connections_max);
+	if (!strcmp(k, "buffer_size"))
+		return get_u32(l, v, f, 2, 100000000, &x->queue_frames_max);
+	*handled = false;
+	return 0;
+}
+
+static int on_embedded(struct ld *l, const char *k, const yaml_node_t *v,
+                       const char *f)
+{
+	bool handled;
+	int rc = on_section_common(l, k, v, f, l->cfg->embedded, &handled);
+	if (handled)
+		return rc;
+	if (!strcmp(k, "transport"))
+		return walk_map(l, v, f, on_transport);
+	return unknown(l, v, f);
+}
+
+static int on_standalone(struct ld *l, const char *k, const yaml_node_t *v,
+                         const char *f)
+{
+	struct bus_file_config *c = l->cfg;
+	char tmp[256];
+	bool handled;
+	int rc = on_section_common(l, k, v, f, !c->embedded, &handled);
+	if (handled)
+		return rc;
+	if (!strcmp(k, "address"))
+		return get_str(l, v, f, c->embedded ? tmp : c->address,
+		               sizeof(c->address));
+	if (!strcmp(k, "socket"))
+		return get_str(l, v, f, c->embedded ? tmp : c->socket_path,
+		               sizeof(c->socket_path));
+	if (!strcmp(k, "tls"))
+		return walk_map(l, v, f, on_tls);
+	return unknown(l, v, f);
+}
+
+static int on_broker(struct ld *l, const char *k, const yaml_node_t *v,
+                     const char *f)
+{
+	struct bus_file_config *c = l->cfg;
+	if (!strcmp(k, "mode")) {
+		const char *s = scalar(v);
+		if (!s || (strcmp(s, "embedded") && strcmp(s, "standalone")))
+			return fail(l, v, f, "expected embedded or standalone");
+		snprintf(c->mode, sizeof(c->mode), "%s", s);
+		return 0;
+	}
+	if (!strcmp(k, "timeout")) {
+		if (!bus_config_parse_seconds(scalar(v), &c->core.timeout_ns))
+			return fail(l, v, f, "expected a positive number of seconds");
+		return 0;
+	}
+	if (!strcmp(k, "queue_policy"))
+		return get_policy(l, v, f, false, &c->core.slow_policy);
+	if (!strcmp(k, "internal_queue_policy"))
+		return get_policy(l, v, f, true, &c->core.internal_slow_policy);
+	if (!strcmp(k, "block_deadline_ms")) {
+		uint64_t ms;
+		int rc = get_u64(l, v, f, 1, 3600000, &ms);
+		c->core.block_deadline_ns = ms * 1000000u;
+		return rc;
+	}
+	if (!strcmp(k, "star_is_plus"))
+		return get_bool(l, v, f, &c->core.star_is_plus);
+	if (!strcmp(k, "force_register"))
+		return get_bool(l, v, f, &c->core.force_register);
+	if (!strcmp(k, "socket_mode")) {
+		const char *s = scalar(v);
+		char *end;
+		long m = s ? strtol(s, &end, 8) : -1;
+		if (!s || !*s || *end || m < 0 || m > 0777)
+			return fail(l, v, f, "expected an octal file mode like 0600");
+		c->socket_mode = (int)m;
+		return 0;
+	}
+	if (!strcmp(k, "limits"))
+		return walk_map(l, v, f, on_limits);
+	if (!strcmp(k, "embedded"))
+		return walk_map(l, v, f, on_embedded);
+	if (!strcmp(k, "standalone"))
+		return walk_map(l, v, f, on_standalone);
+	return unknown(l, v, f);
+}
+
+static int on_top(struct ld *l, const char *k, const yaml_node_t *v,
+                  const char *f)
+{
+	(void)f;
+	if (!strcmp(k, "broker"))
+		return walk_map(l, v, "broker", on_broker);
+	return unknown(l, v, k);
+}
+
+void bus_config_defaults(struct bus_file_config *cfg, bool embedded)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	bus_core_config_defaults(&cfg->core, embedded);
+	cfg->embedded = embedded;
+	cfg->socket_mode = 0600;
+}
+
+int bus_config_load(const char *path, struct bus_file_config *cfg, char *err,
+                    size_t errlen)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return BUS_EIO;
+	}
+	struct stat st;
+	if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > CONFIG_BYTES_MAX) {
+		snprintf(err, errlen, "%s: not a regular file under 1 MiB", path);
+		fclose(fp);
+		return BUS_EIO;
+	}
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, fp);
+	int rc;
+	if (!yaml_parser_load(&parser, &doc)) {
+		snprintf(err, errlen, "%s:%zu: YAML error: %s", path,
+		         parser.problem_mark.line + 1,
+		         parser.problem ? parser.problem : "unknown");
+		rc = BUS_ECONFIG;
+	} else {
+		struct ld l = {&doc, path, err, errlen, cfg};
+		yaml_node_t *root = yaml_document_get_root_node(&doc);
+		rc = root ? walk_map(&l, root, "(top)", on_top) : 0; /* empty ok */
+		const char *what;
+		if (rc == 0 && bus_core_config_check(&cfg->core, &what) != 0) {
+			snprintf(err, errlen, "%s: broker: inconsistent value of %s",
+			         path, what);
+			rc = BUS_ECONFIG;
+		}
+		yaml_document_delete(&doc);
+	}
+	yaml_parser_delete(&parser);
+	fclose(fp);
+	return rc;
+}

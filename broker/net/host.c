@@ -1,0 +1,591 @@
+/*
+ * host.c — the libuv host of the broker core (bus.h contract).
+ *
+ * It turns libuv events into core calls and core requests into libuv calls:
+ * accepted streams -> bus_core_on_connect, reads -> bus_core_on_bytes,
+ * write completions -> bus_core_on_written, closes -> bus_core_on_close, a
+ * timer at the core's next deadline -> bus_core_on_tick, and at the end of
+ * every loop turn (uv_check) -> bus_core_flush. It enforces the core's
+ * read_bytes_per_turn_max: a connection that read that much in one turn
+ * stops reading until the next turn. A connection is freed only in its
+ * uv_close callback.
+ */
+#define _DEFAULT_SOURCE
+#include "bus/net.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUF_BYTES (256u << 10)
+#define LISTENERS_MAX 16
+
+struct hconn {
+	union {
+		uv_handle_t h;
+		uv_stream_t s;
+		uv_pipe_t pipe;
+		uv_tcp_t tcp;
+	} u;
+	struct bus_server *srv;
+	struct bus_conn *conn; /* NULL once the core forgot it */
+	uv_write_t wreq;
+	bool closing;
+	bool reading;      /* as the core wants it */
+	bool throttled;    /* read budget of this turn used up */
+	uint64_t turn;
+	size_t turn_bytes;
+	int write_error;   /* uv_write failed synchronously */
+	struct hconn *next_pending;
+};
+
+struct listener {
+	union {
+		uv_handle_t h;
+		uv_stream_t s;
+		uv_pipe_t pipe;
+		uv_tcp_t tcp;
+	} u;
+	struct bus_server *srv;
+	bool tcp;
+	char *path; /* unix socket file to remove at shutdown */
+};
+
+struct bus_server {
+	uv_loop_t *loop;
+	struct bus_core *core;
+	uv_timer_t timer;
+	uv_check_t check;
+	uv_prepare_t prepare;
+	struct listener *listeners[LISTENERS_MAX];
+	int listener_count;
+	uint64_t turn;
+	uint8_t *rbuf;
+	bool rbuf_busy;
+	struct hconn *pending; /* throttled or failed-write connections */
+	int open_handles;      /* handles whose close callback is pending */
+	uint32_t live_conns;
+	bool shutting_down;
+	bool aux_closed;
+	void (*done_cb)(struct bus_server *, void *);
+	void *done_arg;
+	int log_level;
+	struct bus_host_stats hst;
+};
+
+static uint64_t now_ns(const struct bus_server *s)
+{
+	(void)s;
+	return uv_hrtime();
+}
+
+static void logf_(const struct bus_server *s, int level, const char *fmt, ...)
+{
+	if (level > s->log_level)
+		return;
+	static const char *names[] = {"error", "warn", "info", "debug"};
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "busrtd %s: ", names[level]);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static void handle_closed(uv_handle_t *h);
+
+/* During shutdown: once the last connection is gone, close the timer and
+ * the check handle; once every handle is closed, report done. */
+static void maybe_done(struct bus_server *s)
+{
+	if (!s->shutting_down || s->live_conns)
+		return;
+	if (!s->aux_closed) {
+		s->aux_closed = true;
+		s->open_handles += 2;
+		uv_close((uv_handle_t *)&s->check, handle_closed);
+		uv_close((uv_handle_t *)&s->timer, handle_closed);
+	}
+	if (s->open_handles)
+		return;
+	if (s->done_cb) {
+		void (*cb)(struct bus_server *, void *) = s->done_cb;
+		s->done_cb = NULL;
+		cb(s, s->done_arg);
+	}
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct bus_server *s = h->data;
+	s->open_handles--;
+	maybe_done(s);
+}
+
+static void pending_add(struct bus_server *s, struct hconn *c)
+{
+	for (struct hconn *p = s->pending; p; p = p->next_pending)
+		if (p == c)
+			return;
+	c->next_pending = s->pending;
+	s->pending = c;
+}
+
+static void pending_remove(struct bus_server *s, struct hconn *c)
+{
+	for (struct hconn **pp = &s->pending; *pp; pp = &(*pp)->next_pending)
+		if (*pp == c) {
+			*pp = c->next_pending;
+			return;
+		}
+}
+
+/* ---- connection I/O ---------------------------------------------------- */
+static void conn_closed_cb(uv_handle_t *h)
+{
+	struct hconn *c = h->data;
+	struct bus_server *s = c->srv;
+	if (c->conn)
+		bus_core_on_close(s->core, c->conn, now_ns(s));
+	pending_remove(s, c);
+	free(c);
+	s->live_conns--;
+	maybe_done(s);
+}
+
+/* Closes from the host side (EOF, read error): the core forgets now. */
+static void conn_drop(struct hconn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	struct bus_conn *bc = c->conn;
+	c->conn = NULL;
+	if (bc)
+		bus_core_on_close(c->srv->core, bc, now_ns(c->srv));
+	uv_close(&c->u.h, conn_closed_cb);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	(void)hint;
+	struct hconn *c = h->data;
+	struct bus_server *s = c->srv;
+	if (s->rbuf_busy) { /* never expected: reads are consumed at once */
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	s->rbuf_busy = true;
+	buf->base = (char *)s->rbuf;
+	buf->len = READ_BUF_BYTES;
+}
+
+static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct hconn *c = st->data;
+	struct bus_server *s = c->srv;
+	if (buf->base == (char *)s->rbuf)
+		s->rbuf_busy = false;
+	if (n == 0)
+		return;
+	if (n < 0) {
+		logf_(s, 3, "connection %s: %s",
+		      c->conn ? bus_conn_name(c->conn) : "?", uv_strerror((int)n));
+		conn_drop(c);
+		return;
+	}
+	if (!c->conn || c->closing)
+		return;
+	s->hst.reads++;
+	if (c->turn != s->turn) {
+		c->turn = s->turn;
+		c->turn_bytes = 0;
+	}
+	c->turn_bytes += (size_t)n;
+	bus_core_on_bytes(s->core, c->conn, buf->base, (size_t)n, now_ns(s));
+	if (!c->closing && c->reading &&
+	    c->turn_bytes >= bus_core_config_get(s->core)
+	                         ->limits.read_bytes_per_turn_max) {
+		uv_read_stop(&c->u.s);
+		c->throttled = true;
+		pending_add(s, c);
+	}
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct hconn *c = req->data;
+	struct bus_server *s = c->srv;
+	if (!c->conn)
+		return; /* the core already forgot this connection */
+	bus_core_on_written(s->core, c->conn, status, now_ns(s));
+}
+
+static void op_write(void *host, void *ctx, const struct bus_iov *iov,
+                     size_t n)
+{
+	struct bus_server *s = host;
+	struct hconn *c = ctx;
+	if (n == 0)
+		return;
+	uv_buf_t stackbufs[64];
+	uv_buf_t *bufs = n <= 64 ? stackbufs : malloc(sizeof(*bufs) * n);
+	if (!bufs) {
+		c->write_error = UV_ENOMEM;
+		pending_add(s, c);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		bufs[i] = uv_buf_init((char *)iov[i].base, (unsigned)iov[i].len);
+	c->wreq.data = c;
+	int rc = uv_write(&c->wreq, &c->u.s, bufs, (unsigned)n, write_cb);
+	if (bufs != stackbufs)
+		free(bufs);
+	s->hst.writes++;
+	if (rc < 0) { /* report after this core call returns */
+		c->write_error = rc;
+		pending_add(s, c);
+	}
+}
+
+static void op_set_reading(void *host, void *ctx, bool reading)
+{
+	(void)host;
+	struct hconn *c = ctx;
+	c->reading = reading;
+	if (c->closing)
+		return;
+	if (reading && !c->throttled)
+		uv_read_start(&c->u.s, alloc_cb, read_cb);
+	else if (!reading)
+		uv_read_stop(&c->u.s);
+}
+
+static void op_close(void *host, void *ctx)
+{
+	(void)host;
+	struct hconn *c = ctx;
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_close(&c->u.h, conn_closed_cb);
+}
+
+static const struct bus_core_ops host_ops = {op_write, op_set_reading,
+                                             op_close};
+
+/* ---- turns and time ---------------------------------------------------- */
+static void timer_cb(uv_timer_t *t);
+
+static void arm_timer(struct bus_server *s)
+{
+	if (uv_is_closing((uv_handle_t *)&s->timer))
+		return;
+	uint64_t d = bus_core_next_deadline(s->core);
+	if (d == UINT64_MAX) {
+		uv_timer_stop(&s->timer);
+		return;
+	}
+	uint64_t now = now_ns(s);
+	uint64_t ms = d > now ? (d - now + 999999) / 1000000 : 0;
+	uv_timer_start(&s->timer, timer_cb, ms, 0);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct bus_server *s = t->data;
+	bus_core_on_tick(s->core, now_ns(s));
+	bus_core_flush(s->core, now_ns(s));
+	arm_timer(s);
+}
+
+/* End of a loop turn: resume throttled readers, report failed writes,
+ * write what the turn batched, re-arm the deadline timer. */
+static void check_cb(uv_check_t *h)
+{
+	struct bus_server *s = h->data;
+	s->turn++;
+	struct hconn *p = s->pending;
+	s->pending = NULL;
+	while (p) {
+		struct hconn *next = p->next_pending;
+		p->next_pending = NULL;
+		if (p->write_error && p->conn && !p->closing) {
+			int e = p->write_error;
+			p->write_error = 0;
+			bus_core_on_written(s->core, p->conn, e, now_ns(s));
+		}
+		if (p->throttled && !p->closing) {
+			p->throttled = false;
+			if (p->reading)
+				uv_read_start(&p->u.s, alloc_cb, read_cb);
+		}
+		p = next;
+	}
+	bus_core_flush(s->core, now_ns(s));
+	arm_timer(s);
+}
+
+/* ---- listeners --------------------------------------------------------- */
+static void peer_of(struct hconn *c, char *src, size_t sl, char *port,
+                    size_t pl)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	src[0] = port[0] = '\0';
+	if (uv_tcp_getpeername(&c->u.tcp, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		uv_ip4_name(a, src, sl);
+		snprintf(port, pl, "%u", ntohs(a->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		uv_ip6_name(a, src, sl);
+		snprintf(port, pl, "%u", ntohs(a->sin6_port));
+	}
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = server->data;
+	struct bus_server *s = l->srv;
+	if (status < 0 || s->shutting_down)
+		return;
+	struct hconn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->srv = s;
+	if (l->tcp)
+		uv_tcp_init(s->loop, &c->u.tcp);
+	else
+		uv_pipe_init(s->loop, &c->u.pipe, 0);
+	c->u.h.data = c;
+	s->live_conns++;
+	if (uv_accept(server, &c->u.s) != 0) {
+		c->closing = true;
+		uv_close(&c->u.h, conn_closed_cb);
+		return;
+	}
+	s->hst.accepts++;
+	char src[64], port[16];
+	src[0] = port[0] = '\0';
+	if (l->tcp) {
+		uv_tcp_nodelay(&c->u.tcp, 1);
+		peer_of(c, src, sizeof(src), port, sizeof(port));
+	}
+	c->reading = true;
+	c->conn = bus_core_on_connect(s->core, c,
+	                              l->tcp ? BUS_KIND_TCP : BUS_KIND_LOCAL_IPC,
+	                              src, port, now_ns(s));
+	if (!c->conn) {
+		c->closing = true;
+		uv_close(&c->u.h, conn_closed_cb);
+		return;
+	}
+	if (!c->closing)
+		uv_read_start(&c->u.s, alloc_cb, read_cb);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+	struct bus_server *s = l->srv;
+	free(l);
+	s->open_handles--;
+	maybe_done(s);
+}
+
+static int add_listener(struct bus_server *s, struct listener *l)
+{
+	if (s->listener_count == LISTENERS_MAX)
+		return BUS_ELIMIT;
+	s->listeners[s->listener_count++] = l;
+	return 0;
+}
+
+/* Is a live broker answering on path? */
+static int unix_probe(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
+                           char *err, size_t errlen)
+{
+	struct sockaddr_un probe;
+	if (strlen(path) >= sizeof(probe.sun_path)) {
+		snprintf(err, errlen, "%s: socket path longer than %zu bytes",
+		         path, sizeof(probe.sun_path) - 1);
+		return BUS_EINVAL;
+	}
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s: exists and is not a socket",
+			         path);
+			return BUS_EINVAL;
+		}
+		int rc = unix_probe(path);
+		if (rc == 0) {
+			snprintf(err, errlen,
+			         "%s: a live broker already answers there",
+			         path);
+			return BUS_EBUSY;
+		}
+		if (rc != -ECONNREFUSED) {
+			snprintf(err, errlen, "%s: cannot tell if stale: %s",
+			         path, strerror(-rc));
+			return BUS_EIO;
+		}
+		unlink(path); /* stale: proven by the refused connect */
+	}
+	struct listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return BUS_ENOMEM;
+	l->srv = s;
+	uv_pipe_init(s->loop, &l->u.pipe, 0);
+	l->u.h.data = l;
+	int rc = uv_pipe_bind(&l->u.pipe, path);
+	if (rc == 0)
+		rc = chmod(path, (mode_t)mode) == 0 ? 0 : uv_translate_sys_error(errno);
+	if (rc == 0)
+		rc = uv_listen(&l->u.s, 1024, on_connection);
+	if (rc == 0 && (l->path = strdup(path)) == NULL)
+		rc = UV_ENOMEM;
+	if (rc == 0)
+		rc = add_listener(s, l) == 0 ? 0 : UV_EMFILE;
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: %s", path, uv_strerror(rc));
+		free(l->path);
+		l->path = NULL;
+		s->open_handles++;
+		uv_close(&l->u.h, listener_closed);
+		return BUS_EIO;
+	}
+	return 0;
+}
+
+int bus_server_listen_tcp(struct bus_server *s, const char *host, int port,
+                          char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+		snprintf(err, errlen, "%s: not an IP address", host);
+		return BUS_EINVAL;
+	}
+	struct listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return BUS_ENOMEM;
+	l->srv = s;
+	l->tcp = true;
+	uv_tcp_init(s->loop, &l->u.tcp);
+	l->u.h.data = l;
+	int rc = uv_tcp_bind(&l->u.tcp, (struct sockaddr *)&ss, 0);
+	if (rc == 0)
+		rc = uv_listen(&l->u.s, 1024, on_connection);
+	if (rc == 0)
+		rc = add_listener(s, l) == 0 ? 0 : UV_EMFILE;
+	if (rc != 0) {
+		snprintf(err, errlen, "%s:%d: %s", host, port, uv_strerror(rc));
+		s->open_handles++;
+		uv_close(&l->u.h, listener_closed);
+		return BUS_EIO;
+	}
+	return 0;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+int bus_server_new(uv_loop_t *loop, const struct bus_core_config *cfg,
+                   struct bus_server **out)
+{
+	struct bus_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return BUS_ENOMEM;
+	s->loop = loop;
+	s->log_level = 1;
+	s->rbuf = malloc(READ_BUF_BYTES);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t rt = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	s->core = bus_core_new(cfg, &host_ops, s, uv_hrtime(), rt);
+	if (!s->rbuf || !s->core) {
+		int rc = s->core ? BUS_ENOMEM : BUS_ECONFIG;
+		bus_core_free(s->core);
+		free(s->rbuf);
+		free(s);
+		return rc;
+	}
+	uv_timer_init(loop, &s->timer);
+	uv_check_init(loop, &s->check);
+	s->timer.data = s->check.data = s;
+	uv_check_start(&s->check, check_cb);
+	*out = s;
+	return 0;
+}
+
+void bus_server_shutdown(struct bus_server *s,
+                         void (*done_cb)(struct bus_server *, void *),
+                         void *arg)
+{
+	if (s->shutting_down)
+		return;
+	s->shutting_down = true;
+	s->done_cb = done_cb;
+	s->done_arg = arg;
+	for (int i = 0; i < s->listener_count; i++) {
+		struct listener *l = s->listeners[i];
+		if (l->path) {
+			unlink(l->path);
+			free(l->path);
+			l->path = NULL;
+		}
+		s->open_handles++;
+		uv_close(&l->u.h, listener_closed);
+	}
+	s->listener_count = 0;
+	/* the timer keeps running (it enforces the flush deadline) and the
+	 * check handle keeps flushing until the last connection is closed */
+	bus_core_shutdown(s->core, now_ns(s));
+	bus_core_flush(s->core, now_ns(s));
+	arm_timer(s);
+	maybe_done(s);
+}
+
+void bus_server_free(struct bus_server *s)
+{
+	if (!s)
+		return;
+	bus_core_free(s->core);
+	free(s->rbuf);
+	free(s);
+}
+
+struct bus_core *bus_server_core(struct bus_server *s) { return s->core; }
+
+void bus_server_host_stats(const struct bus_server *s,
+                           struct bus_host_stats *out)
+{
+	*out = s->hst;
+}
+
+void bus_server_set_log_level(struct bus_server *s, int level)
+{
+	s->log_level = level;
+}

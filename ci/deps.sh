@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, only those missing.
+# Usage: ci/deps.sh [build|test|bench]   (test includes build)
+set -euo pipefail
+set_name=${1:-build}
+build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev)
+test=(libcmocka-dev python3-pytest python3-msgpack clang libclang-rt-14-dev valgrind)
+case "$set_name" in
+  build) want=("${build[@]}") ;;
+  test) want=("${build[@]}" "${test[@]}") ;;
+  *) echo "ci/deps.sh: unknown set '$set_name' (build|test)" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "ci/deps.sh: installing ${missing[*]}"
+if [ "$(id -u)" != 0 ]; then
+  echo "ci/deps.sh: need root to install: ${missing[*]}" >&2; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
