@@ -45,7 +45,7 @@ size_t bus__mask_normalize(const char *mask, size_t len, bool star_is_plus,
 	for (;;) {
 		size_t end = level_end(mask, len, pos, '/');
 		size_t ll = end - pos;
-		if (o)
+		if (pos)
 			out[o++] = '/';
 		if (ll == 1 && mask[pos] == '*' && star_is_plus) {
 			out[o++] = '+';

@@ -1,0 +1,449 @@
+/* test_core.c — the broker core through the in-memory host: any split of
+ * the byte stream, limits at and one past, slow-consumer policies with
+ * exact counters, the block policy's 0x78, keepalives, and the shape checks
+ * (allocations per publish independent of the receiver count; trie visits
+ * bounded by topic depth). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/internal.h"
+#include "memhost.h"
+
+#define LOCAL BUS_KIND_LOCAL_IPC
+#define SEC 1000000000ull
+
+static struct memhost *new_host(struct bus_core_config *cfg)
+{
+	struct memhost *mh = calloc(1, sizeof(*mh));
+	mh_init(mh, cfg);
+	return mh;
+}
+
+static void end_host(struct memhost *mh)
+{
+	mh_free(mh);
+	free(mh);
+}
+
+static uint32_t sub(struct memhost *mh, int i, const char *mask)
+{
+	return mh_frame(mh, i, BUS_OP_SUBSCRIBE, 1, mask, strlen(mask));
+}
+
+static uint32_t pub(struct memhost *mh, int i, const char *topic,
+                    const char *data, uint8_t qos)
+{
+	uint8_t buf[4096];
+	size_t n = mh_join(buf, topic, data, NULL);
+	return mh_frame(mh, i, BUS_OP_PUBLISH, qos, buf, n);
+}
+
+static struct bus_stats stats(struct memhost *mh)
+{
+	struct bus_stats st;
+	bus_core_stats(mh->core, &st);
+	return st;
+}
+
+static void test_handshake_and_publish_at_every_split(void **state)
+{
+	(void)state;
+	static const uint8_t hs[] = {0xEB, 1, 0, 3, 0, 'p', 'u', 'b'};
+	uint8_t fr[64];
+	size_t plen = mh_join(fr + 9, "t/x", "payload", NULL);
+	uint32_t id = 42, l = (uint32_t)plen;
+	memcpy(fr, &id, 4);
+	fr[4] = BUS_OP_PUBLISH | 1 << 6;
+	memcpy(fr + 5, &l, 4);
+	uint8_t stream[128];
+	memcpy(stream, hs, sizeof(hs));
+	memcpy(stream + sizeof(hs), fr, 9 + plen);
+	size_t total = sizeof(hs) + 9 + plen;
+	for (size_t cut = 1; cut < total; cut++) {
+		struct bus_core_config cfg;
+		bus_core_config_defaults(&cfg, true);
+		struct memhost *mh = new_host(&cfg);
+		int s = mh_client(mh, "sub", LOCAL);
+		assert_int_equal(mh_ack(mh, s, sub(mh, s, "t/+")), BUS_RES_OK);
+		int p = mh_connect(mh, LOCAL);
+		mh_send(mh, p, stream, cut);
+		mh_send(mh, p, stream + cut, total - cut);
+		uint8_t g[3 + 1 + 1];
+		mh_take(mh, p, 5, g);
+		assert_int_equal(g[3], BUS_RES_OK);
+		assert_int_equal(g[4], BUS_RES_OK);
+		assert_int_equal(mh_ack(mh, p, 42), BUS_RES_OK);
+		struct mh_msg m;
+		assert_true(mh_next(mh, s, &m));
+		assert_string_equal(m.sender, "pub");
+		assert_string_equal(m.topic, "t/x");
+		assert_memory_equal(m.data, "payload", 7);
+		end_host(mh);
+	}
+}
+
+static void test_one_byte_at_a_time(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	struct memhost *mh = new_host(&cfg);
+	int s = mh_client(mh, "s", LOCAL);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "#")), BUS_RES_OK);
+	int p = mh_client(mh, "p", LOCAL);
+	struct mh_msg m;
+	assert_true(mh_next(mh, s, &m)); /* .broker/info: p registered */
+	assert_string_equal(m.topic, ".broker/info");
+	uint8_t buf[64];
+	size_t n = mh_join(buf + 9, "a", "b", NULL);
+	uint32_t id = 7, l = (uint32_t)n;
+	memcpy(buf, &id, 4);
+	buf[4] = BUS_OP_PUBLISH;
+	memcpy(buf + 5, &l, 4);
+	for (int rep = 0; rep < 3; rep++)
+		for (size_t k = 0; k < 9 + n; k++)
+			mh_send(mh, p, buf + k, 1);
+	for (int rep = 0; rep < 3; rep++) {
+		assert_true(mh_next(mh, s, &m));
+		assert_string_equal(m.topic, "a");
+	}
+	assert_false(mh_next(mh, s, &m));
+	end_host(mh);
+}
+
+static void test_name_limit_at_and_past(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.name_bytes_max = 8;
+	struct memhost *mh = new_host(&cfg);
+	int a = mh_connect(mh, LOCAL);
+	assert_int_equal(mh_handshake(mh, a, "12345678", 8), BUS_RES_OK);
+	int b = mh_connect(mh, LOCAL);
+	uint8_t g[3];
+	mh_take(mh, b, 3, g);
+	mh_send(mh, b, g, 3);
+	mh_take(mh, b, 1, g);
+	mh_send(mh, b, "\x09\x00", 2); /* refused on the length alone */
+	mh_take(mh, b, 1, g);
+	assert_int_equal(g[0], BUS_RES_DATA);
+	assert_true(mh->c[b].closed);
+	end_host(mh);
+}
+
+static void test_connections_limit(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.connections_max = 2;
+	struct memhost *mh = new_host(&cfg);
+	mh_client(mh, "a", LOCAL);
+	mh_client(mh, "b", LOCAL);
+	int c = mh_connect(mh, LOCAL);
+	assert_int_equal(mh_handshake(mh, c, "c", 1), BUS_RES_BUSY);
+	assert_true(mh->c[c].closed);
+	assert_int_equal(stats(mh).rejects_connections, 1);
+	end_host(mh);
+}
+
+static void test_subscription_limit_at_and_past(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.subscriptions_max = 2;
+	struct memhost *mh = new_host(&cfg);
+	int s = mh_client(mh, "s", LOCAL);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "a")), BUS_RES_OK);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "b")), BUS_RES_OK);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "c")), BUS_RES_DATA);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "a")), BUS_RES_OK);
+	assert_int_equal(stats(mh).rejects_limit, 1);
+	end_host(mh);
+}
+
+static void test_topic_levels_at_and_past(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.topic_levels_max = 3;
+	cfg.limits.topic_bytes_max = 6;
+	struct memhost *mh = new_host(&cfg);
+	int s = mh_client(mh, "s", LOCAL);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "a/b/c")), BUS_RES_OK);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "a/b/cd")), BUS_RES_OK);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "a/b/c/d")), BUS_RES_DATA);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "a/b/cde")), BUS_RES_DATA);
+	assert_int_equal(mh_ack(mh, s, pub(mh, s, "a/b/c/", "x", 1)),
+	                 BUS_RES_DATA);
+	end_host(mh);
+}
+
+static void test_payload_limit_closes_only_offender(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.payload_bytes_max = 16;
+	struct memhost *mh = new_host(&cfg);
+	int s = mh_client(mh, "s", LOCAL);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, "t")), BUS_RES_OK);
+	int p = mh_client(mh, "p", LOCAL);
+	/* payload "t\0" + 14 bytes = 16: at the limit */
+	assert_int_equal(mh_ack(mh, p, pub(mh, p, "t", "xxxxxxxxxxxxxx", 1)),
+	                 BUS_RES_OK);
+	pub(mh, p, "t", "xxxxxxxxxxxxxxx", 1); /* 17: closed */
+	assert_true(mh->c[p].closed);
+	assert_false(mh->c[s].closed);
+	assert_int_equal(stats(mh).disconnects_proto, 1);
+	end_host(mh);
+}
+
+/* A stalled reader with a queue of 4 frames; a bystander gets everything. */
+static void run_slow(enum bus_slow_policy pol, uint64_t *drops, bool *cut)
+{
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.queue_frames_max = 4;
+	cfg.slow_policy = pol;
+	struct memhost *mh = new_host(&cfg);
+	int slow = mh_client(mh, "slow", LOCAL);
+	int ok = mh_client(mh, "ok", LOCAL);
+	int p = mh_client(mh, "p", LOCAL);
+	sub(mh, slow, "t");
+	sub(mh, ok, "t");
+	struct mh_msg m;
+	while (mh_next(mh, slow, &m))
+		;
+	while (mh_next(mh, ok, &m))
+		;
+	mh->c[slow].stalled = true;
+	for (int i = 0; i < 10; i++)
+		pub(mh, p, "t", "d", 0);
+	int got = 0;
+	while (mh_next(mh, ok, &m))
+		got++;
+	assert_int_equal(got, 10);
+	struct bus_stats st = stats(mh);
+	*drops = st.drops_slow;
+	*cut = mh->c[slow].close_requested;
+	if (*cut)
+		assert_int_equal(st.disconnects_slow, 1);
+	end_host(mh);
+}
+
+static void test_slow_consumer_policies(void **state)
+{
+	(void)state;
+	uint64_t drops;
+	bool cut;
+	/* first frame goes in flight and stays (stalled): 1 in flight + 3
+	 * queued = 4 frames; the other 6 are dropped */
+	run_slow(BUS_SLOW_DROP_NEWEST, &drops, &cut);
+	assert_int_equal(drops, 6);
+	assert_false(cut);
+	run_slow(BUS_SLOW_DISCONNECT, &drops, &cut);
+	assert_int_equal(drops, 0);
+	assert_true(cut);
+}
+
+static void test_block_policy_deadline_answers_timeout(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.queue_frames_max = 2;
+	cfg.internal_slow_policy = BUS_SLOW_BLOCK;
+	cfg.block_deadline_ns = SEC;
+	struct memhost *mh = new_host(&cfg);
+	int in = mh_client(mh, "internal", BUS_KIND_INTERNAL);
+	int p = mh_client(mh, "p", LOCAL);
+	mh->c[in].stalled = true;
+	uint8_t buf[64];
+	size_t n = mh_join(buf, "internal", "m", NULL);
+	uint32_t ids[4];
+	for (int i = 0; i < 2; i++) /* fill: 1 in flight + 1 queued */
+		ids[i] = mh_frame(mh, p, BUS_OP_MESSAGE, 1, buf, n);
+	assert_int_equal(mh_ack(mh, p, ids[0]), BUS_RES_OK);
+	assert_int_equal(mh_ack(mh, p, ids[1]), BUS_RES_OK);
+	ids[2] = mh_frame(mh, p, BUS_OP_MESSAGE, 1, buf, n); /* parks */
+	assert_false(mh->c[p].reading);
+	ids[3] = mh_frame(mh, p, BUS_OP_MESSAGE, 1, buf, n); /* buffered */
+	struct mh_msg m;
+	assert_false(mh_next(mh, p, &m)); /* no answer while parked */
+	mh_advance(mh, SEC);
+	assert_int_equal(mh_ack(mh, p, ids[2]), BUS_RES_TIMEOUT);
+	/* the buffered frame was processed after resuming: it parks again */
+	assert_false(mh->c[p].reading);
+	mh->c[in].stalled = false;
+	mh_run(mh);
+	assert_int_equal(mh_ack(mh, p, ids[3]), BUS_RES_OK);
+	assert_true(mh->c[p].reading);
+	assert_int_equal(stats(mh).drops_block_timeout, 1);
+	end_host(mh);
+}
+
+static void test_block_policy_is_only_for_internal_clients(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	const char *what = NULL;
+	cfg.slow_policy = BUS_SLOW_BLOCK;
+	assert_int_equal(bus_core_config_check(&cfg, &what), BUS_ECONFIG);
+	assert_string_equal(what, "queue_policy");
+}
+
+static void test_allocations_per_publish_do_not_grow_with_receivers(void **state)
+{
+	(void)state;
+	uint64_t per[2];
+	int counts[2] = {1, 50};
+	for (int k = 0; k < 2; k++) {
+		struct bus_core_config cfg;
+		bus_core_config_defaults(&cfg, true);
+		struct memhost *mh = new_host(&cfg);
+		int r[50];
+		for (int i = 0; i < counts[k]; i++) {
+			char name[16];
+			snprintf(name, sizeof(name), "r%d", i);
+			r[i] = mh_client(mh, name, LOCAL);
+			sub(mh, r[i], i % 2 ? "ev/#" : "ev/+/x");
+		}
+		int p = mh_client(mh, "p", LOCAL);
+		for (int w = 0; w < 64; w++) /* warm up rings and scratch */
+			pub(mh, p, "ev/a/x", "payload", 0);
+		uint64_t before = mh->allocs;
+		for (int w = 0; w < 100; w++)
+			pub(mh, p, "ev/a/x", "payload", 0);
+		per[k] = mh->allocs - before;
+		for (int i = 0; i < counts[k]; i++) {
+			struct mh_msg m;
+			int got = 0;
+			while (mh_next(mh, r[i], &m))
+				got += m.kind == BUS_OP_PUBLISH;
+			assert_int_equal(got, 164);
+		}
+		end_host(mh);
+	}
+	assert_int_equal(per[0], 100); /* one shared frame per publish */
+	assert_int_equal(per[1], per[0]);
+}
+
+static void test_trie_visits_bounded_by_depth(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.subscriptions_max = 200000;
+	struct memhost *mh = new_host(&cfg);
+	int s = mh_client(mh, "s", LOCAL);
+	char mask[64];
+	for (int i = 0; i < 100000; i++) {
+		snprintf(mask, sizeof(mask), "%s/%d/+", i % 2 ? "x" : "a", i);
+		sub(mh, s, mask);
+	}
+	sub(mh, s, "a/b/c");
+	struct mh_msg m;
+	while (mh_next(mh, s, &m))
+		;
+	int p = mh_client(mh, "p", LOCAL);
+	uint64_t before = bus_core_trie_visits(mh->core);
+	pub(mh, p, "a/b/c", "x", 0);
+	uint64_t visits = bus_core_trie_visits(mh->core) - before;
+	assert_true(visits <= 4); /* root, a, a/b, a/b/c */
+	assert_true(mh_next(mh, s, &m));
+	assert_string_equal(m.topic, "a/b/c");
+	end_host(mh);
+}
+
+static void test_keepalive_nops_and_idle_drop(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.timeout_ns = 4 * SEC;
+	struct memhost *mh = new_host(&cfg);
+	int a = mh_client(mh, "a", LOCAL);
+	int b = mh_client(mh, "b", LOCAL);
+	static const uint8_t ping[9] = {0};
+	for (int t = 0; t < 6; t++) { /* b pings every second, a is silent */
+		mh_advance(mh, SEC);
+		mh_send(mh, b, ping, sizeof(ping));
+	}
+	assert_true(mh->c[a].closed); /* silent for 5 s = 1.25 x 4 s */
+	assert_false(mh->c[b].closed);
+	assert_int_equal(mh->c[b].out_len % 6, 0);
+	assert_true(mh->c[b].out_len >= 2 * 6); /* NOPs every 2 s */
+	assert_memory_equal(mh->c[b].out, "\0\0\0\0\0\0", 6);
+	assert_int_equal(stats(mh).disconnects_idle, 1);
+	end_host(mh);
+}
+
+static void test_handshake_step_timeout(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	struct memhost *mh = new_host(&cfg);
+	int a = mh_connect(mh, LOCAL);
+	mh_advance(mh, 5 * SEC - 1);
+	assert_false(mh->c[a].closed);
+	mh_advance(mh, 1);
+	assert_true(mh->c[a].closed);
+	end_host(mh);
+}
+
+static void test_secondary_teardown_and_info(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	struct memhost *mh = new_host(&cfg);
+	int w = mh_client(mh, "watch", LOCAL);
+	sub(mh, w, ".broker/info");
+	struct mh_msg m;
+	while (mh_next(mh, w, &m))
+		;
+	int p = mh_client(mh, "agent", LOCAL);
+	int s = mh_client(mh, "agent%%w", LOCAL);
+	assert_true(mh_next(mh, w, &m)); /* reg agent, not the secondary */
+	assert_string_equal(m.topic, ".broker/info");
+	assert_false(mh_next(mh, w, &m));
+	mh->c[p].close_requested = true; /* peer hangs up */
+	mh_run(mh);
+	assert_true(mh->c[s].closed);
+	assert_true(mh_next(mh, w, &m)); /* unreg agent */
+	assert_false(mh_next(mh, w, &m));
+	end_host(mh);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_handshake_and_publish_at_every_split),
+	    cmocka_unit_test(test_one_byte_at_a_time),
+	    cmocka_unit_test(test_name_limit_at_and_past),
+	    cmocka_unit_test(test_connections_limit),
+	    cmocka_unit_test(test_subscription_limit_at_and_past),
+	    cmocka_unit_test(test_topic_levels_at_and_past),
+	    cmocka_unit_test(test_payload_limit_closes_only_offender),
+	    cmocka_unit_test(test_slow_consumer_policies),
+	    cmocka_unit_test(test_block_policy_deadline_answers_timeout),
+	    cmocka_unit_test(test_block_policy_is_only_for_internal_clients),
+	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
+	    cmocka_unit_test(test_trie_visits_bounded_by_depth),
+	    cmocka_unit_test(test_keepalive_nops_and_idle_drop),
+	    cmocka_unit_test(test_handshake_step_timeout),
+	    cmocka_unit_test(test_secondary_teardown_and_info),
+	};
+	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
