@@ -27,6 +27,7 @@ TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o
 
 .PHONY: all deps deps-test run test unit pytest asan clean
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: deps $(LIB) $(APP_BIN)
 

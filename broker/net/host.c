@@ -27,13 +27,16 @@
 #define READ_BUF_BYTES (256u << 10)
 #define LISTENERS_MAX 16
 
+/* A Unix or TCP stream, seen as whichever libuv type a call needs. */
+union stream {
+	uv_handle_t h;
+	uv_stream_t s;
+	uv_pipe_t pipe;
+	uv_tcp_t tcp;
+};
+
 struct hconn {
-	union {
-		uv_handle_t h;
-		uv_stream_t s;
-		uv_pipe_t pipe;
-		uv_tcp_t tcp;
-	} u;
+	union stream u;
 	struct bus_server *srv;
 	struct bus_conn *conn; /* NULL once the core forgot it */
 	uv_write_t wreq;
@@ -47,12 +50,7 @@ struct hconn {
 };
 
 struct listener {
-	union {
-		uv_handle_t h;
-		uv_stream_t s;
-		uv_pipe_t pipe;
-		uv_tcp_t tcp;
-	} u;
+	union stream u;
 	struct bus_server *srv;
 	bool tcp;
 	char *path; /* unix socket file to remove at shutdown */
