@@ -4,7 +4,7 @@
 set -euo pipefail
 set_name=${1:-build}
 build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev)
-test=(libcmocka-dev python3-pytest python3-msgpack clang libclang-rt-14-dev valgrind)
+test=(libcmocka-dev python3-pytest python3-msgpack)
 case "$set_name" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${test[@]}") ;;
