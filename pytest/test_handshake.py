@@ -60,15 +60,17 @@ def test_secondary_needs_primary(broker):
 
 def test_secondaries_go_with_their_primary(broker):
     p = broker.client("agent")
+    between = broker.client("agent!x")  # sorts between agent and agent%%
     s1 = broker.client("agent%%w1")
     s2 = broker.client("agent%%w2")
     other = broker.client("agentx")
     res = other.rpc("client.list")[1]["clients"]
     agent = [c for c in res if c["name"] == "agent"][0]
     assert agent["instances"] == 3
-    assert [c["name"] for c in res] == ["agent", "agentx"]  # primaries only
+    assert [c["name"] for c in res] == ["agent", "agent!x", "agentx"]  # primaries only
     p.close()
     assert s1.is_closed() and s2.is_closed()
+    assert between.rpc("test")[0] == "reply"
     assert other.rpc("test")[0] == "reply"
 
 

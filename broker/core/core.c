@@ -523,15 +523,18 @@ static void conn_unregister(struct bus_core *core, struct bus_conn *c)
 		return;
 	}
 	core->primaries_count--;
-	/* Secondaries "name%%..." sort right after their primary's prefix. */
-	for (;;) {
-		uint32_t i = names_lower(core, c->name, c->name_len);
-		if (i >= core->names_count)
-			break;
+	/* Secondaries "name%%..." are among the names starting with "name"
+	 * (so are others, like "name!x"); abort them one by one. */
+	for (uint32_t i = names_lower(core, c->name, c->name_len);
+	     i < core->names_count;) {
 		struct bus_conn *s = core->names[i];
-		if (s->primary != c)
+		if (s->name_len < c->name_len ||
+		    memcmp(s->name, c->name, c->name_len) != 0)
 			break;
-		conn_abort(core, s);
+		if (s->primary == c)
+			conn_abort(core, s); /* removes names[i] */
+		else
+			i++;
 	}
 	announce_later(core, BROKER_INFO_TOPIC, "unreg", c->name);
 }
