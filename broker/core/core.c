@@ -18,25 +18,8 @@
 
 #define IOV_BATCH 1024u
 #define WRITE_BATCH_BYTES (4u << 20)
-#define SECONDARY_SEP "%%"
 #define BROKER_WARN_TOPIC ".broker/warn"
 #define BROKER_INFO_TOPIC ".broker/info"
-
-struct pending_ann {
-	struct pending_ann *next;
-	const char *topic;
-	const char *subject;
-	char name[];
-};
-
-/* The announcements queued during a call, emitted at its end. Kept outside
- * struct bus_core's public shape; one list per core. */
-struct bus_core_ext {
-	struct pending_ann *first, *last;
-	bool resume_pending;
-};
-
-static struct bus_core_ext *ext(struct bus_core *core);
 
 /* ---- configuration ----------------------------------------------------- */
 void bus_core_config_defaults(struct bus_core_config *cfg, bool embedded)
@@ -167,7 +150,7 @@ static void announce_later(struct bus_core *core, const char *topic,
                            const char *subject, const char *name)
 {
 	size_t nl = name ? strlen(name) : 0;
-	struct pending_ann *p = bus__alloc(&core->a, sizeof(*p) + nl + 1);
+	struct bus_pending_ann *p = bus__alloc(&core->a, sizeof(*p) + nl + 1);
 	if (!p)
 		return; /* an announcement is best effort, like BUS/RT's */
 	p->next = NULL;
@@ -177,12 +160,11 @@ static void announce_later(struct bus_core *core, const char *topic,
 		memcpy(p->name, name, nl + 1);
 	else
 		p->name[0] = '\0';
-	struct bus_core_ext *e = ext(core);
-	if (e->last)
-		e->last->next = p;
+	if (core->ann_last)
+		core->ann_last->next = p;
 	else
-		e->first = p;
-	e->last = p;
+		core->ann_first = p;
+	core->ann_last = p;
 }
 
 /* ---- outgoing queues --------------------------------------------------- */
@@ -440,10 +422,7 @@ static void parked_forget_conn(struct bus_core *core, struct bus_conn *c)
 	}
 }
 
-static size_t conn_process(struct bus_core *core, struct bus_conn *c,
-                           const uint8_t *buf, size_t len);
-static void rx_keep(struct bus_core *core, struct bus_conn *c,
-                    const uint8_t *rest, size_t len);
+static void rx_drain(struct bus_core *core, struct bus_conn *c);
 
 /* Resolves parked frames whose target has room, is gone, or whose deadline
  * passed; then resumes senders with nothing parked any more. */
@@ -478,25 +457,20 @@ static void parked_pump(struct bus_core *core)
 				send_ack(core, p->sender, p->op_id,
 				         BUS_QOS_PROCESSED, (uint8_t)res);
 			if (--p->sender->parked == 0)
-				ext(core)->resume_pending = true;
+				core->resume_pending = true;
 		}
 		bus__msg_unref(&core->a, p->msg);
 		bus__free(&core->a, p);
 	}
-	if (!ext(core)->resume_pending)
+	if (!core->resume_pending)
 		return;
-	ext(core)->resume_pending = false;
+	core->resume_pending = false;
 	for (struct bus_conn *c = core->first; c; c = c->next) {
 		if (!c->reading_paused || c->parked || c->close != BUS_CLOSE_NONE)
 			continue;
 		c->last_rx_ns = core->now_ns;
-		size_t used = conn_process(core, c, c->rx, c->rx_len);
-		if (c->close != BUS_CLOSE_NONE)
-			continue;
-		size_t rest = c->rx_len - used;
-		memmove(c->rx, c->rx + used, rest);
-		c->rx_len = rest;
-		if (c->parked == 0) {
+		rx_drain(core, c);
+		if (c->close == BUS_CLOSE_NONE && c->parked == 0) {
 			c->reading_paused = false;
 			core->ops.set_reading(core->host, c->ctx, true);
 		}
@@ -1006,21 +980,25 @@ static void rx_keep(struct bus_core *core, struct bus_conn *c,
 	c->rx_len += len;
 }
 
-/* ---- lifecycle --------------------------------------------------------- */
-static struct bus_core_ext *ext(struct bus_core *core)
+/* Processes the buffered input of c and keeps only what is left. */
+static void rx_drain(struct bus_core *core, struct bus_conn *c)
 {
-	return (struct bus_core_ext *)(core + 1);
+	size_t used = conn_process(core, c, c->rx, c->rx_len);
+	if (c->close != BUS_CLOSE_NONE)
+		return;
+	memmove(c->rx, c->rx + used, c->rx_len - used);
+	c->rx_len -= used;
 }
 
+/* ---- lifecycle --------------------------------------------------------- */
 /* End of every entry point: emit queued announcements. */
 static void core_end(struct bus_core *core)
 {
-	struct bus_core_ext *e = ext(core);
-	while (e->first) {
-		struct pending_ann *p = e->first;
-		e->first = p->next;
-		if (!e->first)
-			e->last = NULL;
+	while (core->ann_first) {
+		struct bus_pending_ann *p = core->ann_first;
+		core->ann_first = p->next;
+		if (!core->ann_first)
+			core->ann_last = NULL;
 		bus__announce(core, p->topic, p->subject,
 		              p->name[0] ? p->name : NULL);
 		bus__free(&core->a, p);
@@ -1034,9 +1012,7 @@ struct bus_core *bus_core_new(const struct bus_core_config *cfg,
 	const char *what;
 	if (bus_core_config_check(cfg, &what) != 0)
 		return NULL;
-	struct bus_core *core =
-	    bus__calloc(&cfg->allocator,
-	                sizeof(*core) + sizeof(struct bus_core_ext));
+	struct bus_core *core = bus__calloc(&cfg->allocator, sizeof(*core));
 	if (!core)
 		return NULL;
 	core->cfg = *cfg;
@@ -1083,10 +1059,9 @@ void bus_core_free(struct bus_core *core)
 		unmark_dirty(core, c);
 		conn_free(core, c);
 	}
-	struct bus_core_ext *e = ext(core);
-	while (e->first) {
-		struct pending_ann *p = e->first;
-		e->first = p->next;
+	while (core->ann_first) {
+		struct bus_pending_ann *p = core->ann_first;
+		core->ann_first = p->next;
 		bus__free(&core->a, p);
 	}
 	while (core->parked_first) {
@@ -1157,13 +1132,8 @@ void bus_core_on_bytes(struct bus_core *core, struct bus_conn *c,
 			        len - used);
 	} else {
 		rx_keep(core, c, data, len);
-		if (c->close == BUS_CLOSE_NONE && !c->parked) {
-			size_t used = conn_process(core, c, c->rx, c->rx_len);
-			if (c->close == BUS_CLOSE_NONE) {
-				memmove(c->rx, c->rx + used, c->rx_len - used);
-				c->rx_len -= used;
-			}
-		}
+		if (c->close == BUS_CLOSE_NONE && !c->parked)
+			rx_drain(core, c);
 	}
 	core_end(core);
 }
@@ -1190,7 +1160,7 @@ void bus_core_on_written(struct bus_core *core, struct bus_conn *c,
 	} else if (c->q_count) {
 		mark_dirty(core, c);
 	}
-	if (core->parked_first || ext(core)->resume_pending)
+	if (core->parked_first || core->resume_pending)
 		parked_pump(core);
 	core_end(core);
 }
@@ -1211,7 +1181,7 @@ void bus_core_on_close(struct bus_core *core, struct bus_conn *c,
 		core->last = c->prev;
 	core->conn_count--;
 	conn_free(core, c);
-	if (core->parked_first || ext(core)->resume_pending)
+	if (core->parked_first || core->resume_pending)
 		parked_pump(core);
 	core_end(core);
 }
@@ -1258,7 +1228,7 @@ void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 			deliver(core, c, core->m_nop, false, false);
 		}
 	}
-	if (core->parked_first || ext(core)->resume_pending)
+	if (core->parked_first || core->resume_pending)
 		parked_pump(core);
 	core_end(core);
 }

@@ -215,6 +215,14 @@ struct bus_parked {
 	uint64_t deadline_ns;
 };
 
+/* A .broker/info announcement raised during a call, sent at its end. */
+struct bus_pending_ann {
+	struct bus_pending_ann *next;
+	const char *topic;
+	const char *subject;
+	char name[];
+};
+
 struct bus_core {
 	struct bus_core_config cfg;
 	struct bus_allocator a;
@@ -231,6 +239,8 @@ struct bus_core {
 	struct bus_trie trie;
 	struct bus_conn *dirty_first, *dirty_last;
 	struct bus_parked *parked_first, *parked_last;
+	bool resume_pending; /* a sender's parked frames all resolved */
+	struct bus_pending_ann *ann_first, *ann_last;
 	uint64_t route_gen;
 	struct bus_conn **rcv; /* scratch: receivers of one frame */
 	uint32_t rcv_count, rcv_cap;

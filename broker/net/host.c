@@ -46,6 +46,7 @@ struct hconn {
 	uint64_t turn;
 	size_t turn_bytes;
 	int write_error;   /* uv_write failed synchronously */
+	bool in_pending;   /* on the server's pending list */
 	struct hconn *next_pending;
 };
 
@@ -129,15 +130,18 @@ static void handle_closed(uv_handle_t *h)
 
 static void pending_add(struct bus_server *s, struct hconn *c)
 {
-	for (struct hconn *p = s->pending; p; p = p->next_pending)
-		if (p == c)
-			return;
+	if (c->in_pending)
+		return;
+	c->in_pending = true;
 	c->next_pending = s->pending;
 	s->pending = c;
 }
 
 static void pending_remove(struct bus_server *s, struct hconn *c)
 {
+	if (!c->in_pending)
+		return;
+	c->in_pending = false;
 	for (struct hconn **pp = &s->pending; *pp; pp = &(*pp)->next_pending)
 		if (*pp == c) {
 			*pp = c->next_pending;
@@ -316,6 +320,7 @@ static void check_cb(uv_check_t *h)
 	while (p) {
 		struct hconn *next = p->next_pending;
 		p->next_pending = NULL;
+		p->in_pending = false;
 		if (p->write_error && p->conn && !p->closing) {
 			int e = p->write_error;
 			p->write_error = 0;
