@@ -14,7 +14,8 @@ LDLIBS_ALL = -luv -lmsgpackc -lyaml $(LDLIBS)
 
 CORE_SRC := $(wildcard broker/core/*.c)
 NET_SRC := $(wildcard broker/net/*.c)
-LIB_SRC := $(CORE_SRC) $(NET_SRC)
+CLIENT_SRC := $(wildcard broker/client/*.c)
+LIB_SRC := $(CORE_SRC) $(CLIENT_SRC) $(NET_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o)
 LIB := $(O)/lib/libbusrt.a
 
@@ -23,7 +24,7 @@ APP_BIN := $(APPS:%=$(O)/bin/%)
 
 TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
-TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o
+TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
 .PHONY: all deps deps-test run test unit pytest asan clean
 .DEFAULT_GOAL := all

@@ -55,6 +55,28 @@ void bus__strmap_free(const struct bus_allocator *a, struct bus_strmap *m);
 /* Iteration: for (i = 0; i < m->cap; i++) if (bus__strmap_live(m, i)) ... */
 bool bus__strmap_live(const struct bus_strmap *m, uint32_t i);
 
+/* ---- indexed binary min-heap of deadlines: items are embedded in their
+ * owners; ties break by insertion sequence, so the order never depends on
+ * addresses. ---------------------------------------------------------------- */
+struct bus_heap_item {
+	uint64_t key;
+	uint64_t seq;
+	uint32_t idx; /* position in the heap, UINT32_MAX when not in it */
+};
+struct bus_heap {
+	struct bus_heap_item **items;
+	uint32_t count, cap;
+	uint64_t seq;
+};
+int bus__heap_push(const struct bus_allocator *a, struct bus_heap *h,
+                   struct bus_heap_item *it, uint64_t key);
+void bus__heap_remove(struct bus_heap *h, struct bus_heap_item *it);
+static inline struct bus_heap_item *bus__heap_top(const struct bus_heap *h)
+{
+	return h->count ? h->items[0] : NULL;
+}
+void bus__heap_free(const struct bus_allocator *a, struct bus_heap *h);
+
 /* ---- frames (frame.c) -------------------------------------------------- */
 #define BUS_CLIENT_HDR_BYTES 9u
 #define BUS_SERVER_HDR_BYTES 6u

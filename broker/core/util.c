@@ -220,3 +220,88 @@ void bus__strmap_free(const struct bus_allocator *a, struct bus_strmap *m)
 	bus__free(a, m->slots);
 	*m = (struct bus_strmap){0};
 }
+
+/* ---- indexed min-heap --------------------------------------------------- */
+static bool heap_less(const struct bus_heap_item *x,
+                      const struct bus_heap_item *y)
+{
+	return x->key < y->key || (x->key == y->key && x->seq < y->seq);
+}
+
+static void heap_set(struct bus_heap *h, uint32_t i, struct bus_heap_item *it)
+{
+	h->items[i] = it;
+	it->idx = i;
+}
+
+static void heap_up(struct bus_heap *h, uint32_t i)
+{
+	struct bus_heap_item *it = h->items[i];
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+		if (!heap_less(it, h->items[p]))
+			break;
+		heap_set(h, i, h->items[p]);
+		i = p;
+	}
+	heap_set(h, i, it);
+}
+
+static void heap_down(struct bus_heap *h, uint32_t i)
+{
+	struct bus_heap_item *it = h->items[i];
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = i;
+		const struct bus_heap_item *best = it;
+		if (l < h->count && heap_less(h->items[l], best))
+			m = l, best = h->items[l];
+		if (l + 1 < h->count && heap_less(h->items[l + 1], best))
+			m = l + 1;
+		if (m == i)
+			break;
+		heap_set(h, i, h->items[m]);
+		i = m;
+	}
+	heap_set(h, i, it);
+}
+
+int bus__heap_push(const struct bus_allocator *a, struct bus_heap *h,
+                   struct bus_heap_item *it, uint64_t key)
+{
+	if (h->count == h->cap) {
+		uint32_t cap = h->cap ? h->cap * 2 : 16;
+		void *p = bus__realloc(a, h->items, sizeof(*h->items) * cap);
+		if (!p)
+			return BUS_ENOMEM;
+		h->items = p;
+		h->cap = cap;
+	}
+	it->key = key;
+	it->seq = h->seq++;
+	heap_set(h, h->count++, it);
+	heap_up(h, it->idx);
+	return 0;
+}
+
+void bus__heap_remove(struct bus_heap *h, struct bus_heap_item *it)
+{
+	uint32_t i = it->idx;
+	if (i == UINT32_MAX)
+		return;
+	BUS_ASSERT(i < h->count && h->items[i] == it);
+	it->idx = UINT32_MAX;
+	struct bus_heap_item *last = h->items[--h->count];
+	if (last == it)
+		return;
+	heap_set(h, i, last);
+	if (i > 0 && heap_less(last, h->items[(i - 1) / 2]))
+		heap_up(h, i);
+	else
+		heap_down(h, i);
+}
+
+void bus__heap_free(const struct bus_allocator *a, struct bus_heap *h)
+{
+	bus__free(a, h->items);
+	*h = (struct bus_heap){0};
+}

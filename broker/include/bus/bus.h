@@ -32,7 +32,13 @@
 	X(EIO, -8, "input/output error")                                     \
 	X(ETIMEDOUT, -9, "timed out")                                        \
 	X(ENOTSUP, -10, "not supported")                                     \
-	X(ECLOSED, -11, "connection closed")
+	X(ECLOSED, -11, "connection closed")                                 \
+	X(EDATA, -12, "rejected by the broker: bad data or a limit")        \
+	X(ENOTDELIV, -13, "not delivered: the receiver's queue is full")      \
+	X(EACCESS, -14, "access denied")                                     \
+	X(EAGAIN, -15, "output buffer full: try again after on_drain")       \
+	X(ERPC, -16, "the remote procedure answered with an error")          \
+	X(EOTHER, -17, "the broker reported an unspecified error")
 
 enum bus_errno {
 #define BUS__ERRNO_ENUM(name, value, text) BUS_##name = (value),
