@@ -19,7 +19,7 @@ LIB_SRC := $(CORE_SRC) $(CLIENT_SRC) $(NET_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o)
 LIB := $(O)/lib/libbusrt.a
 
-APPS := busrtd
+APPS := busrtd busrt-cli
 APP_BIN := $(APPS:%=$(O)/bin/%)
 
 TEST_SRC := $(wildcard broker/tests/test_*.c)

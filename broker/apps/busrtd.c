@@ -89,31 +89,14 @@ static int parse_level(const char *s)
 	return -1;
 }
 
-/* Binds one -B argument (a path contains '/' or has no ':'). */
+/* Binds one -B argument or configured address. */
 static int bind_one(struct app *a, const char *spec, int mode)
 {
 	char err[512];
-	int rc;
-	const char *colon = strrchr(spec, ':');
-	if (strchr(spec, '/') || !colon) {
-		rc = bus_server_listen_unix(a->srv, spec, mode, err, sizeof(err));
-	} else {
-		char host[256];
-		uint64_t port;
-		size_t hl = (size_t)(colon - spec);
-		if (hl == 0 || hl >= sizeof(host) ||
-		    !bus_config_parse_u64(colon + 1, 0, 65535, &port)) {
-			fprintf(stderr, "busrtd: %s: expected HOST:PORT\n", spec);
-			return 2;
-		}
-		memcpy(host, spec, hl);
-		host[hl] = '\0';
-		if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-			memmove(host, host + 1, hl - 2);
-			host[hl - 2] = '\0';
-		}
-		rc = bus_server_listen_tcp(a->srv, host, (int)port, err,
-		                           sizeof(err));
+	int rc = bus_server_listen(a->srv, spec, mode, err, sizeof(err));
+	if (rc == BUS_EINVAL && !strchr(spec, '/') && strchr(spec, ':')) {
+		fprintf(stderr, "busrtd: %s\n", err);
+		return 2;
 	}
 	if (rc) {
 		fprintf(stderr, "busrtd: cannot listen: %s\n", err);

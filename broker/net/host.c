@@ -9,9 +9,18 @@
  * read_bytes_per_turn_max: a connection that read that much in one turn
  * stops reading until the next turn. A connection is freed only in its
  * uv_close callback.
+ *
+ * Internal clients (an embedded broker's in-process clients, kind
+ * "internal") are client cores (client.h) linked to the broker core by
+ * plain buffers: no socket, no copy of the broker's frames. Their bytes are
+ * handed over by the pump, which runs before the loop would block
+ * (uv_prepare) and after I/O (uv_check) — never inside a core call — and
+ * keeps the loop spinning (uv_idle) while either side has more to move.
  */
 #define _DEFAULT_SOURCE
 #include "bus/net.h"
+#include "bus/client.h"
+#include "bus/config.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -36,6 +45,7 @@ union stream {
 };
 
 struct hconn {
+	bool internal; /* false: a stream connection (both contexts start so) */
 	union stream u;
 	struct bus_server *srv;
 	struct bus_conn *conn; /* NULL once the core forgot it */
@@ -48,6 +58,21 @@ struct hconn {
 	int write_error;   /* uv_write failed synchronously */
 	bool in_pending;   /* on the server's pending list */
 	struct hconn *next_pending;
+};
+
+/* An internal client and its link to the broker core. */
+struct iclient {
+	bool internal; /* true */
+	struct bus_server *srv;
+	struct bus_client *cl;
+	struct bus_conn *conn;
+	bool connect_req, client_close, broker_close, reading, dead;
+	bool c_write; /* client -> broker write in flight */
+	struct bus_iov c_iov;
+	bool b_write; /* broker -> client write in flight */
+	struct bus_iov *b_iov;
+	size_t b_n, b_cap;
+	struct iclient *next;
 };
 
 struct listener {
@@ -63,6 +88,10 @@ struct bus_server {
 	uv_timer_t timer;
 	uv_check_t check;
 	uv_prepare_t prepare;
+	uv_idle_t idle;
+	struct iclient *iclients;
+	uint32_t iclient_count;
+	bool pumping;
 	struct listener *listeners[LISTENERS_MAX];
 	int listener_count;
 	uint64_t turn;
@@ -104,13 +133,15 @@ static void handle_closed(uv_handle_t *h);
  * the check handle; once every handle is closed, report done. */
 static void maybe_done(struct bus_server *s)
 {
-	if (!s->shutting_down || s->live_conns)
+	if (!s->shutting_down || s->live_conns || s->iclient_count)
 		return;
 	if (!s->aux_closed) {
 		s->aux_closed = true;
-		s->open_handles += 2;
+		s->open_handles += 4;
 		uv_close((uv_handle_t *)&s->check, handle_closed);
 		uv_close((uv_handle_t *)&s->timer, handle_closed);
+		uv_close((uv_handle_t *)&s->prepare, handle_closed);
+		uv_close((uv_handle_t *)&s->idle, handle_closed);
 	}
 	if (s->open_handles)
 		return;
@@ -231,6 +262,8 @@ static void write_cb(uv_write_t *req, int status)
 	bus_core_on_written(s->core, c->conn, status, now_ns(s));
 }
 
+static void iop_write(struct iclient *ic, const struct bus_iov *iov, size_t n);
+
 static void op_write(void *host, void *ctx, const struct bus_iov *iov,
                      size_t n)
 {
@@ -238,6 +271,10 @@ static void op_write(void *host, void *ctx, const struct bus_iov *iov,
 	struct hconn *c = ctx;
 	if (n == 0)
 		return;
+	if (c->internal) {
+		iop_write(ctx, iov, n);
+		return;
+	}
 	uv_buf_t stackbufs[64];
 	uv_buf_t *bufs = n <= 64 ? stackbufs : malloc(sizeof(*bufs) * n);
 	if (!bufs) {
@@ -262,6 +299,10 @@ static void op_set_reading(void *host, void *ctx, bool reading)
 {
 	(void)host;
 	struct hconn *c = ctx;
+	if (c->internal) {
+		((struct iclient *)ctx)->reading = reading;
+		return;
+	}
 	c->reading = reading;
 	if (c->closing)
 		return;
@@ -275,6 +316,10 @@ static void op_close(void *host, void *ctx)
 {
 	(void)host;
 	struct hconn *c = ctx;
+	if (c->internal) {
+		((struct iclient *)ctx)->broker_close = true;
+		return;
+	}
 	if (c->closing)
 		return;
 	c->closing = true;
@@ -286,12 +331,17 @@ static const struct bus_core_ops host_ops = {op_write, op_set_reading,
 
 /* ---- turns and time ---------------------------------------------------- */
 static void timer_cb(uv_timer_t *t);
+static void pump(struct bus_server *s);
 
 static void arm_timer(struct bus_server *s)
 {
 	if (uv_is_closing((uv_handle_t *)&s->timer))
 		return;
 	uint64_t d = bus_core_next_deadline(s->core);
+	for (struct iclient *ic = s->iclients; ic; ic = ic->next) {
+		uint64_t x = bus_client_next_deadline(ic->cl);
+		d = x < d ? x : d;
+	}
 	if (d == UINT64_MAX) {
 		uv_timer_stop(&s->timer);
 		return;
@@ -305,7 +355,11 @@ static void timer_cb(uv_timer_t *t)
 {
 	struct bus_server *s = t->data;
 	bus_core_on_tick(s->core, now_ns(s));
+	for (struct iclient *ic = s->iclients; ic; ic = ic->next)
+		if (!ic->dead)
+			bus_client_on_tick(ic->cl);
 	bus_core_flush(s->core, now_ns(s));
+	pump(s);
 	arm_timer(s);
 }
 
@@ -334,7 +388,221 @@ static void check_cb(uv_check_t *h)
 		p = next;
 	}
 	bus_core_flush(s->core, now_ns(s));
+	pump(s);
 	arm_timer(s);
+}
+
+/* Before the loop blocks: what callers buffered since the last turn. */
+static void prepare_cb(uv_prepare_t *h)
+{
+	struct bus_server *s = h->data;
+	if (!s->iclients)
+		return;
+	pump(s);
+	arm_timer(s);
+}
+
+static void idle_cb(uv_idle_t *h)
+{
+	(void)h; /* only keeps the loop from blocking; the pump runs in
+	            prepare and check */
+}
+
+/* ---- internal clients --------------------------------------------------- */
+static void iop_write(struct iclient *ic, const struct bus_iov *iov, size_t n)
+{
+	if (ic->b_cap < n) {
+		struct bus_iov *p = realloc(ic->b_iov, sizeof(*p) * n);
+		if (!p) { /* cannot hold the write: the link fails */
+			ic->broker_close = true;
+			return;
+		}
+		ic->b_iov = p;
+		ic->b_cap = n;
+	}
+	memcpy(ic->b_iov, iov, sizeof(*iov) * n);
+	ic->b_n = n;
+	ic->b_write = true;
+}
+
+static uint64_t ic_now(void *host)
+{
+	(void)host;
+	return uv_hrtime();
+}
+
+/* Jitter only; not security. splitmix64 over a per-process seed. */
+static uint64_t ic_random(void *host)
+{
+	static uint64_t state;
+	if (!state)
+		state = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^
+		        (uint64_t)(uintptr_t)host;
+	uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static void ic_connect(void *host)
+{
+	((struct iclient *)host)->connect_req = true;
+}
+
+static void ic_write(void *host, const struct bus_iov *iov, size_t n)
+{
+	struct iclient *ic = host;
+	ic->c_iov = iov[0]; /* the client core writes one buffer */
+	(void)n;
+	ic->c_write = true;
+}
+
+static void ic_close(void *host)
+{
+	((struct iclient *)host)->client_close = true;
+}
+
+static const struct bus_client_ops iclient_ops = {ic_now, ic_random,
+                                                  ic_connect, ic_write,
+                                                  ic_close};
+
+static void ilink_close(struct bus_server *s, struct iclient *ic)
+{
+	ic->connect_req = ic->client_close = ic->broker_close = false;
+	ic->c_write = ic->b_write = false;
+	if (ic->conn) {
+		struct bus_conn *c = ic->conn;
+		ic->conn = NULL;
+		bus_core_on_close(s->core, c, now_ns(s));
+	}
+	bus_client_on_close(ic->cl, BUS_ECLOSED);
+}
+
+/* Moves what one link has; true if anything moved. */
+static bool ilink_step(struct bus_server *s, struct iclient *ic)
+{
+	bool moved = false;
+	if (ic->client_close || ic->broker_close) {
+		ilink_close(s, ic);
+		return true;
+	}
+	if (ic->connect_req) {
+		ic->connect_req = false;
+		moved = true;
+		ic->reading = true;
+		if (s->shutting_down ||
+		    !(ic->conn = bus_core_on_connect(s->core, ic,
+		                                     BUS_KIND_INTERNAL, "", "",
+		                                     now_ns(s)))) {
+			bus_client_on_close(ic->cl, BUS_ECLOSED);
+			return true;
+		}
+		bus_client_on_connected(ic->cl);
+	}
+	if (ic->c_write && ic->conn && ic->reading) {
+		ic->c_write = false;
+		bus_core_on_bytes(s->core, ic->conn, ic->c_iov.base,
+		                  ic->c_iov.len, now_ns(s));
+		bus_client_on_written(ic->cl, 0);
+		moved = true;
+	}
+	if (ic->b_write && ic->conn) {
+		/* the client may close or be closed by its callbacks: stop
+		 * feeding it as soon as its link asks to close */
+		for (size_t i = 0; i < ic->b_n && !ic->client_close &&
+		                   !ic->broker_close;
+		     i++)
+			bus_client_on_bytes(ic->cl, ic->b_iov[i].base,
+			                    ic->b_iov[i].len);
+		ic->b_write = false;
+		if (ic->conn)
+			bus_core_on_written(s->core, ic->conn, 0, now_ns(s));
+		moved = true;
+	}
+	return moved;
+}
+
+static bool ilink_busy(const struct iclient *ic)
+{
+	return ic->connect_req || ic->client_close || ic->broker_close ||
+	       (ic->c_write && ic->conn && ic->reading) ||
+	       (ic->b_write && ic->conn);
+}
+
+/* Frees internal clients that reached CLOSED. */
+static void ilink_sweep(struct bus_server *s)
+{
+	for (struct iclient **pp = &s->iclients; *pp;) {
+		struct iclient *ic = *pp;
+		if (bus_client_state(ic->cl) != BUS_CLIENT_CLOSED || ic->conn) {
+			pp = &ic->next;
+			continue;
+		}
+		*pp = ic->next;
+		bus_client_free(ic->cl);
+		free(ic->b_iov);
+		free(ic);
+		s->iclient_count--;
+	}
+}
+
+#define PUMP_ROUNDS 64
+
+static void pump(struct bus_server *s)
+{
+	if (s->pumping || (!s->iclients && !s->iclient_count))
+		return;
+	s->pumping = true;
+	bool busy = false;
+	for (int round = 0; round < PUMP_ROUNDS; round++) {
+		bool moved = false;
+		for (struct iclient *ic = s->iclients; ic; ic = ic->next) {
+			bus_client_flush(ic->cl);
+			moved |= ilink_step(s, ic);
+		}
+		bus_core_flush(s->core, now_ns(s));
+		busy = false;
+		for (struct iclient *ic = s->iclients; ic; ic = ic->next) {
+			bus_client_flush(ic->cl);
+			busy |= ilink_busy(ic);
+		}
+		if (!moved && !busy)
+			break;
+	}
+	s->pumping = false;
+	ilink_sweep(s);
+	if (busy)
+		uv_idle_start(&s->idle, idle_cb);
+	else
+		uv_idle_stop(&s->idle);
+	maybe_done(s);
+}
+
+int bus_server_client_open(struct bus_server *s,
+                           const struct bus_client_config *cfg,
+                           const struct bus_client_handlers *h,
+                           struct bus_client **out)
+{
+	if (s->shutting_down)
+		return BUS_ECLOSED;
+	struct iclient *ic = calloc(1, sizeof(*ic));
+	if (!ic)
+		return BUS_ENOMEM;
+	ic->internal = true;
+	ic->srv = s;
+	ic->cl = bus_client_new(cfg, &iclient_ops, ic, h);
+	if (!ic->cl) {
+		free(ic);
+		return BUS_EINVAL;
+	}
+	ic->next = s->iclients;
+	s->iclients = ic;
+	s->iclient_count++;
+	bus_client_start(ic->cl);
+	bus_client_on_tick(ic->cl); /* asks to connect; the pump connects */
+	uv_idle_start(&s->idle, idle_cb);
+	*out = ic->cl;
+	return 0;
 }
 
 /* ---- listeners --------------------------------------------------------- */
@@ -537,8 +805,12 @@ int bus_server_new(uv_loop_t *loop, const struct bus_core_config *cfg,
 	}
 	uv_timer_init(loop, &s->timer);
 	uv_check_init(loop, &s->check);
-	s->timer.data = s->check.data = s;
+	uv_prepare_init(loop, &s->prepare);
+	uv_idle_init(loop, &s->idle);
+	s->timer.data = s->check.data = s->prepare.data = s->idle.data = s;
 	uv_check_start(&s->check, check_cb);
+	uv_prepare_start(&s->prepare, prepare_cb);
+	uv_unref((uv_handle_t *)&s->prepare);
 	*out = s;
 	return 0;
 }
@@ -567,6 +839,11 @@ void bus_server_shutdown(struct bus_server *s,
 	 * check handle keeps flushing until the last connection is closed */
 	bus_core_shutdown(s->core, now_ns(s));
 	bus_core_flush(s->core, now_ns(s));
+	/* the announcement reaches internal clients first, then they close */
+	pump(s);
+	for (struct iclient *ic = s->iclients; ic; ic = ic->next)
+		bus_client_close(ic->cl);
+	pump(s);
 	arm_timer(s);
 	maybe_done(s);
 }

@@ -8,6 +8,7 @@
 #define BUS_NET_H
 
 #include "bus/bus.h"
+#include "bus/client.h"
 #include <uv.h>
 
 struct bus_server;
@@ -24,6 +25,29 @@ int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
 /* Listens on TCP host:port (TCP_NODELAY on accepted connections). */
 int bus_server_listen_tcp(struct bus_server *s, const char *host, int port,
                           char *err_text, size_t err_len);
+/* Listens on spec: a Unix socket path (it contains '/' or has no ':'), or
+ * HOST:PORT / [V6ADDR]:PORT for TCP. */
+int bus_server_listen(struct bus_server *s, const char *spec, int mode,
+                      char *err_text, size_t err_len);
+
+/* The embedded deployment (the DaemonEye default): a broker inside the
+ * caller's loop, configured like busrtd from a YAML file (NULL: the
+ * embedded defaults) with the broker.embedded section applying, listening
+ * on its transport path unless socket_path overrides it ("" = no socket:
+ * internal clients only). Stop it with bus_server_shutdown. */
+int bus_embedded_start(uv_loop_t *loop, const char *config_path,
+                       const char *socket_path, struct bus_server **out,
+                       char *err_text, size_t err_len);
+
+/* An in-process client of this broker: kind "internal", no socket. Its
+ * deliveries are handed over after the current core call returns, from
+ * the loop. It is closed with bus_client_close (and by the server's
+ * shutdown); after its on_state(BUS_CLIENT_CLOSED) the server frees it. */
+int bus_server_client_open(struct bus_server *s,
+                           const struct bus_client_config *cfg,
+                           const struct bus_client_handlers *h,
+                           struct bus_client **out);
+
 /* Announces shutdown on .broker/warn, flushes, closes every connection and
  * listener, removes the socket files; done_cb runs when all handles are
  * closed (the loop then has nothing left of the server). */
@@ -44,5 +68,21 @@ void bus_server_host_stats(const struct bus_server *s,
 
 /* Log verbosity of the host: 0 error, 1 warn, 2 info, 3 debug. */
 void bus_server_set_log_level(struct bus_server *s, int level);
+
+/* ---- socket clients ------------------------------------------------------ */
+/* A client connecting to address (a Unix socket path, or HOST:PORT) from
+ * loop; it connects, and reconnects per cfg, by itself. Close it with
+ * bus_client_close: after its on_state(BUS_CLIENT_CLOSED) returns, the
+ * host frees it and its handles are closed. */
+int bus_client_open(uv_loop_t *loop, const char *address,
+                    const struct bus_client_config *cfg,
+                    const struct bus_client_handlers *h,
+                    struct bus_client **out);
+/* Why the last connection attempt or connection of a socket client failed,
+ * with the address ("connect /tmp/x.sock: no such file or directory"). */
+const char *bus_client_net_error(const struct bus_client *c);
+/* Syscall-level counters of a socket client's host. */
+void bus_client_host_stats(const struct bus_client *c,
+                           struct bus_host_stats *out);
 
 #endif

@@ -1,0 +1,720 @@
+/*
+ * busrt-cli — talk to a BUS/RT broker from a shell.
+ *
+ *   busrt-cli [-s PATH|HOST:PORT] [-n NAME] [--timeout SEC] [--json] COMMAND
+ *     listen MASK...                 [--count N] [--seconds S]
+ *     publish TOPIC DATA             [--qos N]
+ *     send TARGET DATA               [--qos N]
+ *     broadcast MASK DATA            [--qos N]
+ *     rpc call TARGET METHOD [key=value ...] | --raw DATA
+ *     broker test|info|stats|clients
+ *
+ * DATA is a literal, @FILE, or - for stdin. RPC params are packed as a
+ * MessagePack map (true/false, integers, floats, else strings), as BUS/RT's
+ * CLI does. Exit status: 0 done, 1 the operation or connection failed,
+ * 2 bad arguments.
+ */
+#define _DEFAULT_SOURCE
+#include "bus/config.h"
+#include "bus/net.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <msgpack.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: busrt-cli [-s PATH|HOST:PORT] [-n NAME] [--timeout SEC] "
+	        "[--json] COMMAND\n"
+	        "  listen MASK... [--count N] [--seconds S]  print frames\n"
+	        "  publish TOPIC DATA [--qos N]\n"
+	        "  send TARGET DATA [--qos N]\n"
+	        "  broadcast MASK DATA [--qos N]\n"
+	        "  rpc call TARGET METHOD [key=value ...]   (--raw DATA: bytes "
+	        "as params)\n"
+	        "  broker test|info|stats|clients\n"
+	        "DATA: a literal, @FILE, or - for stdin. Default socket: %s\n",
+	        BUS_DEFAULT_SOCKET);
+}
+
+enum cmd { C_LISTEN, C_PUBLISH, C_SEND, C_BROADCAST, C_RPC, C_BROKER };
+
+struct cli {
+	uv_loop_t loop;
+	struct bus_client *c;
+	const char *addr;
+	enum cmd cmd;
+	bool json;
+	int qos;
+	uint64_t timeout_ns;
+	long count, seen;
+	double seconds;
+	char **args;
+	int nargs;
+	const char *target, *method, *broker_op;
+	uint8_t *data;
+	size_t len;
+	int status;
+	bool started, finished;
+	uv_signal_t sigint, sigterm;
+	uv_timer_t stop_timer;
+};
+
+static void finish(struct cli *k, int status)
+{
+	if (k->finished)
+		return;
+	k->finished = true;
+	k->status = status;
+	uv_signal_stop(&k->sigint);
+	uv_signal_stop(&k->sigterm);
+	uv_timer_stop(&k->stop_timer);
+	bus_client_close(k->c);
+}
+
+/* ---- data ---------------------------------------------------------------- */
+static int read_all(FILE *f, uint8_t **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	uint8_t *p = malloc(cap);
+	if (!p)
+		return -1;
+	size_t r;
+	while ((r = fread(p + n, 1, cap - n, f)) > 0) {
+		n += r;
+		if (n == cap) {
+			uint8_t *q = realloc(p, cap *= 2);
+			if (!q) {
+				free(p);
+				return -1;
+			}
+			p = q;
+		}
+	}
+	if (ferror(f)) {
+		free(p);
+		return -1;
+	}
+	*out = p;
+	*len = n;
+	return 0;
+}
+
+static int load_data(const char *spec, uint8_t **out, size_t *len)
+{
+	if (!strcmp(spec, "-")) {
+		if (read_all(stdin, out, len)) {
+			fprintf(stderr, "busrt-cli: stdin: %s\n", strerror(errno));
+			return 1;
+		}
+		return 0;
+	}
+	if (spec[0] == '@') {
+		FILE *f = fopen(spec + 1, "rb");
+		if (!f || read_all(f, out, len)) {
+			fprintf(stderr, "busrt-cli: %s: %s\n", spec + 1,
+			        strerror(errno));
+			if (f)
+				fclose(f);
+			return 1;
+		}
+		fclose(f);
+		return 0;
+	}
+	*len = strlen(spec);
+	*out = (uint8_t *)strdup(spec);
+	return *out ? 0 : 1;
+}
+
+/* key=value ... -> a MessagePack map, values typed as BUS/RT's CLI does */
+static int pack_params(char **kv, int n, uint8_t **out, size_t *len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, (size_t)n);
+	for (int i = 0; i < n; i++) {
+		char *eq = strchr(kv[i], '=');
+		if (!eq || eq == kv[i]) {
+			fprintf(stderr, "busrt-cli: rpc param '%s': expected "
+			                "key=value\n", kv[i]);
+			msgpack_sbuffer_destroy(&sb);
+			return 2;
+		}
+		size_t kl = (size_t)(eq - kv[i]);
+		const char *v = eq + 1;
+		msgpack_pack_str(&pk, kl);
+		msgpack_pack_str_body(&pk, kv[i], kl);
+		char *end;
+		errno = 0;
+		long long ll = strtoll(v, &end, 10);
+		if (!strcmp(v, "true")) {
+			msgpack_pack_true(&pk);
+		} else if (!strcmp(v, "false")) {
+			msgpack_pack_false(&pk);
+		} else if (*v && !*end && !errno) {
+			msgpack_pack_int64(&pk, ll);
+		} else {
+			errno = 0;
+			double d = strtod(v, &end);
+			if (*v && !*end && !errno) {
+				msgpack_pack_double(&pk, d);
+			} else {
+				msgpack_pack_str(&pk, strlen(v));
+				msgpack_pack_str_body(&pk, v, strlen(v));
+			}
+		}
+	}
+	*len = sb.size;
+	*out = (uint8_t *)sb.data; /* malloc'd by the sbuffer */
+	return 0;
+}
+
+/* ---- output -------------------------------------------------------------- */
+/* Text is UTF-8 without control bytes (newlines only where allowed: a
+ * listen line stays one line per frame). */
+static bool printable(const uint8_t *p, size_t n, bool newlines)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((p[i] < 0x20 && p[i] != '\t' && (p[i] != '\n' || !newlines)) ||
+		    p[i] == 0x7f)
+			return false;
+	/* bytes >= 0x80 must form UTF-8 */
+	for (size_t i = 0; i < n;) {
+		uint8_t c = p[i];
+		size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
+		                       : (c >> 3) == 30 ? 4 : 0;
+		if (!k || i + k > n)
+			return false;
+		for (size_t j = 1; j < k; j++)
+			if ((p[i + j] & 0xC0) != 0x80)
+				return false;
+		i += k;
+	}
+	return true;
+}
+
+static void print_hex(FILE *f, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", p[i]);
+}
+
+static void json_str(FILE *f, const char *s, size_t n)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch == '\n')
+			fputs("\\n", f);
+		else if (ch == '\t')
+			fputs("\\t", f);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+/* MessagePack (parsed by msgpack-c) printed as JSON. */
+static void json_obj(FILE *f, const msgpack_object *o)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		fputs("null", f);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		fputs(o->via.boolean ? "true" : "false", f);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		fprintf(f, "%" PRIu64, o->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		fprintf(f, "%" PRId64, o->via.i64);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		fprintf(f, "%.17g", o->via.f64);
+		break;
+	case MSGPACK_OBJECT_STR:
+		json_str(f, o->via.str.ptr, o->via.str.size);
+		break;
+	case MSGPACK_OBJECT_BIN:
+		fputc('"', f);
+		print_hex(f, (const uint8_t *)o->via.bin.ptr, o->via.bin.size);
+		fputc('"', f);
+		break;
+	case MSGPACK_OBJECT_ARRAY:
+		fputc('[', f);
+		for (uint32_t i = 0; i < o->via.array.size; i++) {
+			if (i)
+				fputs(", ", f);
+			json_obj(f, &o->via.array.ptr[i]);
+		}
+		fputc(']', f);
+		break;
+	case MSGPACK_OBJECT_MAP:
+		fputc('{', f);
+		for (uint32_t i = 0; i < o->via.map.size; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+			if (i)
+				fputs(", ", f);
+			if (kv->key.type == MSGPACK_OBJECT_STR)
+				json_obj(f, &kv->key);
+			else {
+				fputc('"', f);
+				msgpack_object_print(f, kv->key);
+				fputc('"', f);
+			}
+			fputs(": ", f);
+			json_obj(f, &kv->val);
+		}
+		fputc('}', f);
+		break;
+	default:
+		fputs("null", f);
+	}
+}
+
+/* Prints a payload: MessagePack as JSON when it is exactly one object,
+ * else text when printable, else hex. */
+static void print_result(const uint8_t *p, size_t n)
+{
+	if (n) {
+		msgpack_unpacked u;
+		msgpack_unpacked_init(&u);
+		size_t off = 0;
+		if (msgpack_unpack_next(&u, (const char *)p, n, &off) ==
+		            MSGPACK_UNPACK_SUCCESS &&
+		    off == n && (u.data.type == MSGPACK_OBJECT_MAP ||
+		                 u.data.type == MSGPACK_OBJECT_ARRAY)) {
+			json_obj(stdout, &u.data);
+			fputc('\n', stdout);
+			msgpack_unpacked_destroy(&u);
+			return;
+		}
+		msgpack_unpacked_destroy(&u);
+	}
+	if (printable(p, n, true))
+		printf("%.*s\n", (int)n, (const char *)p);
+	else {
+		print_hex(stdout, p, n);
+		fputc('\n', stdout);
+	}
+}
+
+static const char *kind_name(uint8_t k)
+{
+	return k == BUS_OP_PUBLISH ? "publish"
+	       : k == BUS_OP_MESSAGE ? "message" : "broadcast";
+}
+
+static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
+                        void *arg)
+{
+	(void)c;
+	struct cli *k = arg;
+	if (k->cmd != C_LISTEN || k->finished)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char t[40];
+	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+	bool text = printable(d->data, d->len, k->json);
+	if (k->json) {
+		printf("{\"time\": \"%s.%06ldZ\", \"kind\": \"%s\", \"sender\": ",
+		       t, ts.tv_nsec / 1000, kind_name(d->kind));
+		json_str(stdout, d->sender, strlen(d->sender));
+		if (d->topic) {
+			fputs(", \"topic\": ", stdout);
+			json_str(stdout, d->topic, strlen(d->topic));
+		}
+		if (text) {
+			fputs(", \"data\": ", stdout);
+			json_str(stdout, (const char *)d->data, d->len);
+		} else {
+			fputs(", \"hex\": \"", stdout);
+			print_hex(stdout, d->data, d->len);
+			fputc('"', stdout);
+		}
+		fputs("}\n", stdout);
+	} else {
+		printf("%s.%06ldZ %s %s %s ", t, ts.tv_nsec / 1000,
+		       kind_name(d->kind), d->sender, d->topic ? d->topic : "-");
+		if (text)
+			printf("%.*s\n", (int)d->len, (const char *)d->data);
+		else {
+			fputs("hex:", stdout);
+			print_hex(stdout, d->data, d->len);
+			fputc('\n', stdout);
+		}
+	}
+	fflush(stdout);
+	if (k->count && ++k->seen >= k->count)
+		finish(k, 0);
+}
+
+/* ---- operations ------------------------------------------------------------ */
+static void op_done(struct bus_client *c, int status, void *arg)
+{
+	(void)c;
+	struct cli *k = arg;
+	if (status) {
+		fprintf(stderr, "busrt-cli: %s: %s\n",
+		        k->target ? k->target : "operation",
+		        bus_strerror(status));
+		finish(k, 1);
+		return;
+	}
+	if (k->cmd == C_LISTEN) {
+		fprintf(stderr, "busrt-cli: listening\n");
+		return;
+	}
+	finish(k, 0);
+}
+
+static void print_clients(const uint8_t *p, size_t n)
+{
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	size_t off = 0;
+	if (msgpack_unpack_next(&u, (const char *)p, n, &off) !=
+	            MSGPACK_UNPACK_SUCCESS ||
+	    u.data.type != MSGPACK_OBJECT_MAP || u.data.via.map.size < 1 ||
+	    u.data.via.map.ptr[0].val.type != MSGPACK_OBJECT_ARRAY) {
+		msgpack_unpacked_destroy(&u);
+		print_result(p, n);
+		return;
+	}
+	printf("%-32s %-10s %-16s %6s %10s %10s %6s %9s\n", "name", "kind",
+	       "source", "port", "r_frames", "w_frames", "queue", "instances");
+	const msgpack_object_array *a = &u.data.via.map.ptr[0].val.via.array;
+	for (uint32_t i = 0; i < a->size; i++) {
+		if (a->ptr[i].type != MSGPACK_OBJECT_MAP)
+			continue;
+		const msgpack_object_map *m = &a->ptr[i].via.map;
+		char cols[8][64] = {{0}};
+		static const char *keys[8] = {"name",     "kind",     "source",
+		                              "port",     "r_frames", "w_frames",
+		                              "queue",    "instances"};
+		for (uint32_t j = 0; j < m->size; j++) {
+			const msgpack_object *key = &m->ptr[j].key;
+			const msgpack_object *v = &m->ptr[j].val;
+			if (key->type != MSGPACK_OBJECT_STR)
+				continue;
+			for (int c = 0; c < 8; c++) {
+				if (key->via.str.size != strlen(keys[c]) ||
+				    memcmp(key->via.str.ptr, keys[c],
+				           key->via.str.size))
+					continue;
+				if (v->type == MSGPACK_OBJECT_STR)
+					snprintf(cols[c], 64, "%.*s",
+					         (int)v->via.str.size,
+					         v->via.str.ptr);
+				else if (v->type ==
+				         MSGPACK_OBJECT_POSITIVE_INTEGER)
+					snprintf(cols[c], 64, "%" PRIu64,
+					         v->via.u64);
+			}
+		}
+		printf("%-32s %-10s %-16s %6s %10s %10s %6s %9s\n", cols[0],
+		       cols[1], cols[2][0] ? cols[2] : "-",
+		       cols[3][0] ? cols[3] : "-", cols[4], cols[5], cols[6],
+		       cols[7]);
+	}
+	msgpack_unpacked_destroy(&u);
+}
+
+static void rpc_done(struct bus_client *c, int status,
+                     const struct bus_rpc_result *r, void *arg)
+{
+	(void)c;
+	struct cli *k = arg;
+	if (status == BUS_ERPC) {
+		fprintf(stderr, "busrt-cli: %s %s: rpc error %d: %.*s\n",
+		        k->target, k->method, r->code, (int)r->len,
+		        (const char *)r->data);
+		finish(k, 1);
+		return;
+	}
+	if (status) {
+		fprintf(stderr, "busrt-cli: %s %s: %s (code %d)\n", k->target,
+		        k->method, bus_strerror(status), r->code);
+		finish(k, 1);
+		return;
+	}
+	if (k->cmd == C_BROKER && !strcmp(k->broker_op, "clients") && !k->json)
+		print_clients(r->data, r->len);
+	else
+		print_result(r->data, r->len);
+	finish(k, 0);
+}
+
+static void start(struct cli *k)
+{
+	struct bus_client *c = k->c;
+	int rc = 0;
+	switch (k->cmd) {
+	case C_LISTEN:
+		rc = bus_client_subscribe(c, (const char *const *)k->args,
+		                          (size_t)k->nargs, op_done, k);
+		break;
+	case C_PUBLISH:
+		rc = bus_client_publish(c, k->target, k->data, k->len, k->qos,
+		                        k->qos & 1 ? op_done : NULL, k);
+		break;
+	case C_SEND:
+		rc = bus_client_send(c, k->target, k->data, k->len, k->qos,
+		                     k->qos & 1 ? op_done : NULL, k);
+		break;
+	case C_BROADCAST:
+		rc = bus_client_broadcast(c, k->target, k->data, k->len, k->qos,
+		                          k->qos & 1 ? op_done : NULL, k);
+		break;
+	case C_RPC:
+	case C_BROKER: {
+		struct bus_rpc_policy pol = {.timeout_ns = k->timeout_ns};
+		rc = bus_client_rpc_call(c, k->target, k->method, k->data,
+		                         k->len, &pol, rpc_done, k);
+		break;
+	}
+	}
+	if (rc) {
+		fprintf(stderr, "busrt-cli: %s\n", bus_strerror(rc));
+		finish(k, 1);
+	} else if (!(k->qos & 1) &&
+	           (k->cmd == C_PUBLISH || k->cmd == C_SEND ||
+	            k->cmd == C_BROADCAST)) {
+		finish(k, 0); /* no answer to wait for: close after the write */
+	}
+}
+
+static void on_state(struct bus_client *c, enum bus_client_state st,
+                     int reason, void *arg)
+{
+	struct cli *k = arg;
+	if (st == BUS_CLIENT_READY && !k->started) {
+		k->started = true;
+		start(k);
+		return;
+	}
+	if (st != BUS_CLIENT_CLOSED)
+		return;
+	if (!k->finished) {
+		const char *why = bus_client_net_error(c);
+		if (!k->started && reason != BUS_ECLOSED && reason != BUS_EIO &&
+		    reason != BUS_ETIMEDOUT)
+			fprintf(stderr, "busrt-cli: %s refused the name: %s\n",
+			        k->addr, bus_strerror(reason));
+		else if (why[0])
+			fprintf(stderr, "busrt-cli: %s\n", why);
+		else
+			fprintf(stderr, "busrt-cli: %s: %s\n", k->addr,
+			        bus_strerror(reason));
+		k->finished = true;
+		k->status = 1;
+	}
+	uv_close((uv_handle_t *)&k->sigint, NULL);
+	uv_close((uv_handle_t *)&k->sigterm, NULL);
+	uv_close((uv_handle_t *)&k->stop_timer, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	finish(h->data, 0);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+	finish(t->data, 0);
+}
+
+/* ---- arguments ------------------------------------------------------------ */
+static int bad(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "busrt-cli: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	usage(stderr);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"qos", required_argument, NULL, 'q'},
+	    {"count", required_argument, NULL, 'c'},
+	    {"seconds", required_argument, NULL, 'S'},
+	    {"raw", required_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	struct cli k;
+	memset(&k, 0, sizeof(k));
+	k.addr = BUS_DEFAULT_SOCKET;
+	k.qos = BUS_QOS_PROCESSED;
+	k.timeout_ns = 5000000000ull;
+	char name[128];
+	snprintf(name, sizeof(name), "busrt-cli.%d", (int)getpid());
+	const char *raw = NULL;
+	int opt;
+	uint64_t u;
+	while ((opt = getopt_long(argc, argv, "s:n:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			k.addr = optarg;
+			break;
+		case 'n':
+			snprintf(name, sizeof(name), "%s", optarg);
+			break;
+		case 'j':
+			k.json = true;
+			break;
+		case 't':
+			if (!bus_config_parse_seconds(optarg, &k.timeout_ns))
+				return bad("--timeout: '%s' is not a positive "
+				           "number of seconds", optarg);
+			break;
+		case 'q':
+			if (!bus_config_parse_u64(optarg, 0, 3, &u))
+				return bad("--qos: '%s' is not 0, 1, 2 or 3",
+				           optarg);
+			k.qos = (int)u;
+			break;
+		case 'c':
+			if (!bus_config_parse_u64(optarg, 1, INT32_MAX, &u))
+				return bad("--count: '%s' is not a positive "
+				           "integer", optarg);
+			k.count = (long)u;
+			break;
+		case 'S': {
+			uint64_t ns;
+			if (!bus_config_parse_seconds(optarg, &ns))
+				return bad("--seconds: '%s' is not a positive "
+				           "number", optarg);
+			k.seconds = (double)ns / 1e9;
+			break;
+		}
+		case 'r':
+			raw = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	/* GNU getopt permutes: options may also follow the command; "--"
+	 * ends them (for DATA that starts with '-') */
+	char **a = argv + optind;
+	int n = argc - optind;
+	if (n < 1)
+		return bad("%s", "missing COMMAND");
+	const char *cmd = a[0];
+	a++;
+	n--;
+	int rc;
+	if (!strcmp(cmd, "listen")) {
+		if (n < 1)
+			return bad("%s", "listen: at least one MASK");
+		k.cmd = C_LISTEN;
+		k.args = a;
+		k.nargs = n;
+	} else if (!strcmp(cmd, "publish") || !strcmp(cmd, "send") ||
+	           !strcmp(cmd, "broadcast")) {
+		if (n != 2)
+			return bad("%s: expected 2 arguments", cmd);
+		k.cmd = cmd[0] == 'p' ? C_PUBLISH : cmd[0] == 's' ? C_SEND
+		                                                  : C_BROADCAST;
+		k.target = a[0];
+		if ((rc = load_data(a[1], &k.data, &k.len)))
+			return rc;
+	} else if (!strcmp(cmd, "rpc")) {
+		if (n < 3 || strcmp(a[0], "call"))
+			return bad("%s", "rpc: expected call TARGET METHOD "
+			                 "[key=value ...]");
+		k.cmd = C_RPC;
+		k.target = a[1];
+		k.method = a[2];
+		if (raw) {
+			if (n > 3)
+				return bad("%s", "rpc call: --raw and key=value "
+				                 "params together");
+			if ((rc = load_data(raw, &k.data, &k.len)))
+				return rc;
+		} else if (n == 4 && !strcmp(a[3], "-")) {
+			if ((rc = load_data("-", &k.data, &k.len)))
+				return rc;
+		} else if (n > 3 &&
+		           (rc = pack_params(a + 3, n - 3, &k.data, &k.len))) {
+			return rc;
+		}
+	} else if (!strcmp(cmd, "broker")) {
+		static const char *ops[][2] = {{"test", "test"},
+		                               {"info", "info"},
+		                               {"stats", "stats"},
+		                               {"clients", "client.list"}};
+		if (n != 1)
+			return bad("%s", "broker: expected test, info, stats or "
+			                 "clients");
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(a[0], ops[i][0])) {
+				k.method = ops[i][1];
+				k.broker_op = ops[i][0];
+			}
+		if (!k.method)
+			return bad("broker: '%s' is not test, info, stats or "
+			           "clients", a[0]);
+		k.cmd = C_BROKER;
+		k.target = ".broker";
+	} else {
+		return bad("unknown command '%s'", cmd);
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_init(&k.loop);
+	struct bus_client_config cfg;
+	bus_client_config_defaults(&cfg);
+	cfg.name = name;
+	cfg.reconnect = false;
+	cfg.op_timeout_ns = k.timeout_ns;
+	struct bus_client_handlers h = {on_delivery, NULL, on_state, NULL, &k};
+	rc = bus_client_open(&k.loop, k.addr, &cfg, &h, &k.c);
+	if (rc) {
+		fprintf(stderr, "busrt-cli: %s: %s\n", k.addr,
+		        rc == BUS_EINVAL ? "bad address or client name"
+		                         : bus_strerror(rc));
+		return 2;
+	}
+	uv_signal_init(&k.loop, &k.sigint);
+	uv_signal_init(&k.loop, &k.sigterm);
+	uv_timer_init(&k.loop, &k.stop_timer);
+	k.sigint.data = k.sigterm.data = k.stop_timer.data = &k;
+	uv_signal_start(&k.sigint, on_signal, SIGINT);
+	uv_signal_start(&k.sigterm, on_signal, SIGTERM);
+	if (k.cmd == C_LISTEN && k.seconds > 0)
+		uv_timer_start(&k.stop_timer, on_stop_timer,
+		               (uint64_t)(k.seconds * 1000), 0);
+	uv_run(&k.loop, UV_RUN_DEFAULT);
+	uv_loop_close(&k.loop);
+	free(k.data);
+	return k.status;
+}

@@ -1,0 +1,314 @@
+/*
+ * uvclient.c — the libuv host of the client core (client.h) for socket
+ * clients: a Unix socket or TCP connection, a timer at the core's next
+ * deadline, and a flush of the core's buffer once per loop turn (before
+ * the loop blocks, and after I/O). Everything that decides anything is in
+ * the sans-I/O core; this file only moves bytes and reports events.
+ */
+#include "bus/net.h"
+#include "netint.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_BUF_BYTES (256u << 10)
+
+union cstream {
+	uv_handle_t h;
+	uv_stream_t s;
+	uv_pipe_t pipe;
+	uv_tcp_t tcp;
+};
+
+struct uvclient {
+	uv_loop_t *loop;
+	struct bus_client *c;
+	struct bus_addr addr;
+	char spec[300];
+	union cstream u;
+	bool stream_open;   /* u is initialised and not yet closed */
+	bool connected;
+	int close_status;   /* what to report when the stream closes */
+	uv_connect_t creq;
+	uv_write_t wreq;
+	uv_timer_t timer;
+	uv_prepare_t prepare;
+	uv_check_t check;
+	int handles_open;
+	bool freeing;
+	uint8_t *rbuf;
+	uint64_t rng;
+	char err[512];
+	struct bus_host_stats hst;
+};
+
+static void set_err(struct uvclient *u, const char *what, int uverr)
+{
+	snprintf(u->err, sizeof(u->err), "%s %s: %s", what, u->spec,
+	         uv_strerror(uverr));
+}
+
+/* ---- teardown ----------------------------------------------------------- */
+static void handle_closed(uv_handle_t *h)
+{
+	struct uvclient *u = h->data;
+	if (--u->handles_open == 0) {
+		bus_client_free(u->c);
+		free(u->rbuf);
+		free(u);
+	}
+}
+
+/* After the core reached CLOSED: close every handle, then free. */
+static void maybe_free(struct uvclient *u)
+{
+	if (u->freeing || bus_client_state(u->c) != BUS_CLIENT_CLOSED ||
+	    u->stream_open)
+		return;
+	u->freeing = true;
+	u->handles_open = 3;
+	uv_close((uv_handle_t *)&u->timer, handle_closed);
+	uv_close((uv_handle_t *)&u->prepare, handle_closed);
+	uv_close((uv_handle_t *)&u->check, handle_closed);
+}
+
+static void arm_timer(struct uvclient *u);
+
+static void stream_closed(uv_handle_t *h)
+{
+	struct uvclient *u = h->data;
+	u->stream_open = false;
+	u->connected = false;
+	bus_client_on_close(u->c, u->close_status);
+	maybe_free(u);
+	if (!u->freeing)
+		arm_timer(u);
+}
+
+static void stream_close(struct uvclient *u, int status)
+{
+	if (!u->stream_open || uv_is_closing(&u->u.h))
+		return;
+	u->close_status = status;
+	uv_close(&u->u.h, stream_closed);
+}
+
+/* ---- time and turns ----------------------------------------------------- */
+static void timer_cb(uv_timer_t *t)
+{
+	struct uvclient *u = t->data;
+	bus_client_on_tick(u->c);
+	bus_client_flush(u->c);
+	maybe_free(u);
+	if (!u->freeing)
+		arm_timer(u);
+}
+
+static void arm_timer(struct uvclient *u)
+{
+	uint64_t d = bus_client_next_deadline(u->c);
+	if (d == UINT64_MAX) {
+		uv_timer_stop(&u->timer);
+		return;
+	}
+	uint64_t now = uv_hrtime();
+	uint64_t ms = d > now ? (d - now + 999999) / 1000000 : 0;
+	uv_timer_start(&u->timer, timer_cb, ms, 0);
+}
+
+static void turn_cb(struct uvclient *u)
+{
+	if (u->freeing)
+		return;
+	bus_client_flush(u->c);
+	arm_timer(u);
+}
+
+static void prepare_cb(uv_prepare_t *h) { turn_cb(h->data); }
+static void check_cb(uv_check_t *h) { turn_cb(h->data); }
+
+/* ---- I/O ---------------------------------------------------------------- */
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	(void)hint;
+	struct uvclient *u = h->data;
+	buf->base = (char *)u->rbuf;
+	buf->len = READ_BUF_BYTES;
+}
+
+static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	(void)buf;
+	struct uvclient *u = st->data;
+	if (n == 0)
+		return;
+	if (n < 0) {
+		if (n != UV_EOF)
+			set_err(u, "read from", (int)n);
+		else
+			snprintf(u->err, sizeof(u->err),
+			         "%s: the broker closed the connection", u->spec);
+		stream_close(u, n == UV_EOF ? BUS_ECLOSED : BUS_EIO);
+		return;
+	}
+	u->hst.reads++;
+	bus_client_on_bytes(u->c, u->rbuf, (size_t)n);
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct uvclient *u = req->data;
+	if (status < 0 && status != UV_ECANCELED)
+		set_err(u, "write to", status);
+	bus_client_on_written(u->c, status < 0 ? BUS_EIO : 0);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct uvclient *u = req->data;
+	if (status < 0) {
+		if (status != UV_ECANCELED)
+			set_err(u, "connect", status);
+		stream_close(u, BUS_EIO);
+		return;
+	}
+	if (uv_is_closing(&u->u.h))
+		return;
+	u->connected = true;
+	if (!u->addr.is_unix)
+		uv_tcp_nodelay(&u->u.tcp, 1);
+	uv_read_start(&u->u.s, alloc_cb, read_cb);
+	bus_client_on_connected(u->c);
+}
+
+/* ---- the core's requests ------------------------------------------------- */
+static uint64_t op_now(void *host)
+{
+	(void)host;
+	return uv_hrtime();
+}
+
+/* Reconnect jitter only (not security): splitmix64, seeded per client. */
+static uint64_t op_random(void *host)
+{
+	struct uvclient *u = host;
+	uint64_t z = (u->rng += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static void op_connect(void *host)
+{
+	struct uvclient *u = host;
+	int rc;
+	u->creq.data = u;
+	if (u->addr.is_unix) {
+		uv_pipe_init(u->loop, &u->u.pipe, 0);
+		u->u.h.data = u;
+		u->stream_open = true;
+		uv_pipe_connect(&u->creq, &u->u.pipe, u->addr.path, connect_cb);
+		return;
+	}
+	struct sockaddr_storage ss;
+	if (uv_ip4_addr(u->addr.host, u->addr.port, (struct sockaddr_in *)&ss) &&
+	    uv_ip6_addr(u->addr.host, u->addr.port,
+	                (struct sockaddr_in6 *)&ss)) {
+		snprintf(u->err, sizeof(u->err), "%s: not an IP address",
+		         u->spec);
+		rc = UV_EINVAL;
+	} else {
+		uv_tcp_init(u->loop, &u->u.tcp);
+		u->u.h.data = u;
+		u->stream_open = true;
+		rc = uv_tcp_connect(&u->creq, &u->u.tcp, (struct sockaddr *)&ss,
+		                    connect_cb);
+		if (rc == 0)
+			return;
+		set_err(u, "connect", rc);
+	}
+	/* failed before starting: report from the stream's close callback
+	 * (never inside this core call) */
+	if (!u->stream_open) {
+		uv_pipe_init(u->loop, &u->u.pipe, 0);
+		u->u.h.data = u;
+		u->stream_open = true;
+	}
+	stream_close(u, BUS_EIO);
+}
+
+static void op_write(void *host, const struct bus_iov *iov, size_t n)
+{
+	struct uvclient *u = host;
+	uv_buf_t b = uv_buf_init((char *)iov[0].base, (unsigned)iov[0].len);
+	(void)n;
+	u->wreq.data = u;
+	u->hst.writes++;
+	int rc = uv_write(&u->wreq, &u->u.s, &b, 1, write_cb);
+	if (rc < 0) {
+		set_err(u, "write to", rc);
+		stream_close(u, BUS_EIO); /* the close reports the failure */
+	}
+}
+
+static void op_close(void *host)
+{
+	struct uvclient *u = host;
+	stream_close(u, BUS_ECLOSED);
+}
+
+static const struct bus_client_ops uv_ops = {op_now, op_random, op_connect,
+                                             op_write, op_close};
+
+/* ---- API ------------------------------------------------------------------ */
+int bus_client_open(uv_loop_t *loop, const char *address,
+                    const struct bus_client_config *cfg,
+                    const struct bus_client_handlers *h,
+                    struct bus_client **out)
+{
+	struct uvclient *u = calloc(1, sizeof(*u));
+	if (!u)
+		return BUS_ENOMEM;
+	char err[300];
+	if (!address || bus__addr_parse(address, &u->addr, err, sizeof(err))) {
+		free(u);
+		return BUS_EINVAL;
+	}
+	snprintf(u->spec, sizeof(u->spec), "%s", address);
+	u->loop = loop;
+	u->rng = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32);
+	u->rbuf = malloc(READ_BUF_BYTES);
+	u->c = u->rbuf ? bus_client_new(cfg, &uv_ops, u, h) : NULL;
+	if (!u->c) {
+		int rc = u->rbuf ? BUS_EINVAL : BUS_ENOMEM;
+		free(u->rbuf);
+		free(u);
+		return rc;
+	}
+	uv_timer_init(loop, &u->timer);
+	uv_prepare_init(loop, &u->prepare);
+	uv_check_init(loop, &u->check);
+	u->timer.data = u->prepare.data = u->check.data = u;
+	uv_prepare_start(&u->prepare, prepare_cb);
+	uv_check_start(&u->check, check_cb);
+	uv_unref((uv_handle_t *)&u->prepare);
+	uv_unref((uv_handle_t *)&u->check);
+	bus_client_start(u->c);
+	arm_timer(u);
+	*out = u->c;
+	return 0;
+}
+
+const char *bus_client_net_error(const struct bus_client *c)
+{
+	const struct uvclient *u = bus_client_host(c);
+	return u->err;
+}
+
+void bus_client_host_stats(const struct bus_client *c,
+                           struct bus_host_stats *out)
+{
+	const struct uvclient *u = bus_client_host(c);
+	*out = u->hst;
+}
