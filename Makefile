@@ -19,14 +19,14 @@ LIB_SRC := $(CORE_SRC) $(CLIENT_SRC) $(NET_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o)
 LIB := $(O)/lib/libbusrt.a
 
-APPS := busrtd busrt-cli
+APPS := busrtd busrt-cli busrt-demo
 APP_BIN := $(APPS:%=$(O)/bin/%)
 
 TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: all deps deps-test run test unit pytest asan clean
+.PHONY: all deps deps-test run run-standalone test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -56,7 +56,12 @@ $(O)/tests/%: $(O)/obj/broker/tests/%.o $(TEST_SUPPORT) $(LIB)
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
 
+# make run: the embedded-default demo (broker in-process, internal clients,
+# busrt-cli listening over the socket); run-standalone: busrtd + Python.
 run: all
+	$(O)/bin/busrt-demo --cli $(O)/bin/busrt-cli --seconds 3
+
+run-standalone: all
 	@$(PYTHON) scripts/demo.py --busrtd $(O)/bin/busrtd
 
 # make test: build, C unit tests, pytest; each stage timed; ends with

@@ -191,7 +191,11 @@ class Client:
             body = f[3]
             assert struct.unpack("<I", body[1:5])[0] == cid
             if body[0] == 0x11:
-                return ("reply", msgpack.unpackb(body[5:], raw=False) if body[5:] else None, body[5:])
+                try:
+                    obj = msgpack.unpackb(body[5:], raw=False) if body[5:] else None
+                except ValueError:  # not MessagePack: the raw bytes are in [2]
+                    obj = None
+                return ("reply", obj, body[5:])
             assert body[0] == 0x12
             (code,) = struct.unpack("<h", body[5:7])
             return ("error", code, body[7:].decode())

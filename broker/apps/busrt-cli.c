@@ -12,7 +12,7 @@
  * DATA is a literal, @FILE, or - for stdin. RPC params are packed as a
  * MessagePack map (true/false, integers, floats, else strings), as BUS/RT's
  * CLI does. Exit status: 0 done, 1 the operation or connection failed,
- * 2 bad arguments.
+ * 2 bad arguments or an unreadable DATA file.
  */
 #define _DEFAULT_SOURCE
 #include "bus/config.h"
@@ -113,7 +113,7 @@ static int load_data(const char *spec, uint8_t **out, size_t *len)
 	if (!strcmp(spec, "-")) {
 		if (read_all(stdin, out, len)) {
 			fprintf(stderr, "busrt-cli: stdin: %s\n", strerror(errno));
-			return 1;
+			return 2;
 		}
 		return 0;
 	}
@@ -124,7 +124,7 @@ static int load_data(const char *spec, uint8_t **out, size_t *len)
 			        strerror(errno));
 			if (f)
 				fclose(f);
-			return 1;
+			return 2;
 		}
 		fclose(f);
 		return 0;
@@ -516,8 +516,9 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 		return;
 	if (!k->finished) {
 		const char *why = bus_client_net_error(c);
-		if (!k->started && reason != BUS_ECLOSED && reason != BUS_EIO &&
-		    reason != BUS_ETIMEDOUT)
+		if (!k->started &&
+		    (reason == BUS_EBUSY || reason == BUS_EDATA ||
+		     reason == BUS_ENOTREG || reason == BUS_EACCESS))
 			fprintf(stderr, "busrt-cli: %s refused the name: %s\n",
 			        k->addr, bus_strerror(reason));
 		else if (why[0])

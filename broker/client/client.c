@@ -84,6 +84,7 @@ struct bus_client {
 	bool flush_now;       /* realtime frame waiting for the write */
 	bool eagain;          /* an operation answered BUS_EAGAIN */
 	bool freeing;
+	int fail_reason;      /* why we ended the connection (conn_fail) */
 	struct buf out, wbuf, rx;
 	uint32_t next_op_id;
 	struct pend_ack *acks;
@@ -478,9 +479,9 @@ static void set_state(struct bus_client *c, enum bus_client_state st,
 /* Ends the connection from our side; the rest happens in on_close. */
 static void conn_fail(struct bus_client *c, int reason)
 {
-	(void)reason;
 	if (c->close_requested)
 		return;
+	c->fail_reason = reason;
 	c->close_requested = true;
 	c->ops.close(c->host);
 }
@@ -502,6 +503,7 @@ static void begin_connect(struct bus_client *c)
 	c->stx.connects++;
 	c->hs_deadline = add_sat(now(c), c->cfg.op_timeout_ns);
 	c->close_requested = false;
+	c->fail_reason = 0;
 	c->st = BUS_CLIENT_CONNECTING;
 	c->ops.connect(c->host);
 	set_state(c, BUS_CLIENT_CONNECTING, 0);
@@ -544,14 +546,16 @@ void bus_client_on_close(struct bus_client *c, int status)
 {
 	if (c->st == BUS_CLIENT_CLOSED || c->st == BUS_CLIENT_DISCONNECTED)
 		return;
-	bool was_ready = c->st == BUS_CLIENT_READY;
 	if (c->st != BUS_CLIENT_READY)
 		c->stx.handshake_failures++;
 	c->stx.disconnects++;
 	c->rx.len = c->out.len = c->wbuf.len = 0;
 	c->inflight = c->flush_now = false;
 	c->close_requested = false;
-	int reason = status < 0 ? status : BUS_ECLOSED;
+	int reason = c->fail_reason ? c->fail_reason
+	             : status < 0   ? status
+	                            : BUS_ECLOSED;
+	c->fail_reason = 0;
 	bool final = c->closing || !c->cfg.reconnect;
 	c->st = final ? BUS_CLIENT_CLOSED : BUS_CLIENT_DISCONNECTED;
 	if (!final) {
@@ -566,7 +570,6 @@ void bus_client_on_close(struct bus_client *c, int status)
 		                        ? c->cfg.reconnect_max_ns
 		                        : c->backoff_ns * 2;
 	}
-	(void)was_ready;
 	fail_acks(c, BUS_ECLOSED);
 	fail_sent_calls(c, BUS_ECLOSED);
 	if (final) { /* nothing will ever be sent again */

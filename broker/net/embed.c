@@ -73,9 +73,8 @@ int bus_embedded_start(uv_loop_t *loop, const char *config_path,
 	snprintf(fc.socket_path, sizeof(fc.socket_path), "%s",
 	         BUS_DEFAULT_SOCKET);
 	if (config_path) {
-		int rc = bus_config_load(config_path, &fc, err, errlen);
-		if (rc)
-			return rc;
+		if (bus_config_load(config_path, &fc, err, errlen))
+			return BUS_ECONFIG; /* unreadable or invalid: bad input */
 	}
 	if (socket_path)
 		snprintf(fc.socket_path, sizeof(fc.socket_path), "%s",

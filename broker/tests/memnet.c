@@ -138,10 +138,12 @@ static void on_rpc(struct bus_client *c, const struct bus_rpc_request *r,
 static void on_state(struct bus_client *c, enum bus_client_state st,
                      int reason, void *arg)
 {
-	(void)c, (void)reason;
+	(void)c;
 	struct mn_link *l = arg;
-	if (l->states_n < 64)
+	if (l->states_n < 64) {
+		l->reasons[l->states_n] = reason;
 		l->states[l->states_n++] = st;
+	}
 }
 
 static void on_drain(struct bus_client *c, void *arg)

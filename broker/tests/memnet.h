@@ -37,6 +37,7 @@ struct mn_link {
 	char log[MN_LOG_MAX][160];
 	int log_n;
 	int states[64];
+	int reasons[64];
 	int states_n;
 	int drains;
 	int rpc_answer; /* 0 echo, else answer with this error code, or

@@ -399,6 +399,9 @@ static void test_busy_name_and_no_reconnect(void **state)
 	struct bus_client_stats cs;
 	bus_client_stats(mn_cl(&n, b), &cs);
 	assert_int_equal(cs.handshake_failures, 1);
+	struct mn_link *L = &n.l[b];
+	assert_int_equal(L->states[L->states_n - 1], BUS_CLIENT_CLOSED);
+	assert_int_equal(L->reasons[L->states_n - 1], BUS_EBUSY);
 	mn_free(&n);
 }
 

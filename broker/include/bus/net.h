@@ -34,7 +34,9 @@ int bus_server_listen(struct bus_server *s, const char *spec, int mode,
  * caller's loop, configured like busrtd from a YAML file (NULL: the
  * embedded defaults) with the broker.embedded section applying, listening
  * on its transport path unless socket_path overrides it ("" = no socket:
- * internal clients only). Stop it with bus_server_shutdown. */
+ * internal clients only). Stop it with bus_server_shutdown. Returns 0,
+ * BUS_ECONFIG (the file is unreadable or invalid), or what listening
+ * answered; err_text says which file, line or address and why. */
 int bus_embedded_start(uv_loop_t *loop, const char *config_path,
                        const char *socket_path, struct bus_server **out,
                        char *err_text, size_t err_len);

@@ -1,0 +1,236 @@
+"""busrt-cli (the C client library in a CLI) against busrtd: every command,
+bad arguments, an unreachable broker, and interoperability with the
+byte-exact Python test client in both directions."""
+import json
+import os
+import re
+import struct
+import subprocess
+import threading
+import time
+
+import msgpack
+import pytest
+
+from busclient import BIN, OK
+
+CLI = os.path.join(BIN, "busrt-cli")
+
+
+def cli(*args, input=None, timeout=15):
+    p = subprocess.run([CLI, *args], input=input, capture_output=True, timeout=timeout)
+    assert b"AddressSanitizer" not in p.stderr and b"runtime error" not in p.stderr, p.stderr
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def listener(path, *args):
+    """Starts busrt-cli listen and waits until it has subscribed."""
+    p = subprocess.Popen([CLI, "-s", path, "listen", *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    line = p.stderr.readline()
+    assert b"listening" in line, line
+    return p
+
+
+def finish(p, timeout=10):
+    out, err = p.communicate(timeout=timeout)
+    assert b"AddressSanitizer" not in err and b"runtime error" not in err, err
+    return p.returncode, out.decode(), err.decode()
+
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (\S+) (\S+) (\S+) (.*)$")
+
+
+def test_publish_reaches_python_subscriber(broker, tmp_path):
+    sub = broker.client("py.sub")
+    assert sub.subscribe("ev/#") == OK
+    f = tmp_path / "d.bin"
+    f.write_bytes(b"\x00\xfffile")
+    assert cli("-s", broker.path, "-n", "c.pub", "publish", "ev/lit", "hello")[0] == 0
+    assert cli("-s", broker.path, "publish", "ev/file", f"@{f}")[0] == 0
+    assert cli("-s", broker.path, "publish", "ev/stdin", "-", input=b"from stdin")[0] == 0
+    for qos in "0123":
+        assert cli("-s", broker.path, "--qos", qos, "publish", "ev/q", qos)[0] == 0
+    got = [sub.read_frame() for _ in range(7)]
+    assert got[0][:4] == ("publish", "c.pub", "ev/lit", b"hello")
+    assert got[1][2:4] == ("ev/file", b"\x00\xfffile")
+    assert got[2][2:4] == ("ev/stdin", b"from stdin")
+    assert [g[3] for g in got[3:]] == [b"0", b"1", b"2", b"3"]
+    assert [g[4] for g in got[3:]] == [0, 0, 1, 1]  # realtime flag from QoS 2/3
+
+
+def test_send_and_broadcast(broker):
+    a = broker.client("collector.proc")
+    b = broker.client("collector.net.1")
+    assert cli("-s", broker.path, "-n", "c1", "send", "collector.proc", "direct")[0] == 0
+    assert a.read_frame()[:4] == ("message", "c1", None, b"direct")
+    assert cli("-s", broker.path, "-n", "c2", "broadcast", "collector.*", "all")[0] == 0
+    assert a.read_frame()[:4] == ("broadcast", "c2", None, b"all")
+    assert b.read_frame()[:4] == ("broadcast", "c2", None, b"all")
+    rc, out, err = cli("-s", broker.path, "send", "nobody", "x")
+    assert rc == 1 and "nobody: client not registered" in err
+
+
+def test_listen_lines_and_json(broker):
+    p = listener(broker.path, "ev/#", "--count", "4")
+    pub = broker.client("py.pub")
+    pub.publish("ev/a", b"text payload")
+    pub.publish("ev/b", b"\x00\x01\xfe")
+    pub.publish("other", b"not for it")
+    name = [c["name"] for c in pub.rpc("client.list")[1]["clients"] if c["name"].startswith("busrt-cli")][0]
+    pub.message(name, b"one-to-one")
+    pub.broadcast("busrt-cli.*", b"to all")
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 4
+    parsed = [LINE.match(l).groups() for l in lines]
+    assert parsed[0] == ("publish", "py.pub", "ev/a", "text payload")
+    assert parsed[1] == ("publish", "py.pub", "ev/b", "hex:0001fe")
+    assert parsed[2] == ("message", "py.pub", "-", "one-to-one")
+    assert parsed[3] == ("broadcast", "py.pub", "-", "to all")
+
+    p = listener(broker.path, "--json", "--count", "2", "j/+")
+    pub.publish("j/1", b"line\nbreak")
+    pub.publish("j/2", b"\xff")
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    objs = [json.loads(l) for l in out.splitlines()]
+    assert objs[0]["kind"] == "publish" and objs[0]["topic"] == "j/1"
+    assert objs[0]["data"] == "line\nbreak" and objs[0]["sender"] == "py.pub"
+    assert objs[1]["hex"] == "ff" and "data" not in objs[1]
+
+
+def test_listen_stops_on_sigterm_and_seconds(broker):
+    p = listener(broker.path, "#")
+    p.terminate()
+    assert finish(p)[0] == 0
+    t0 = time.monotonic()
+    rc, out, err = cli("-s", broker.path, "listen", "#", "--seconds", "0.3")
+    assert rc == 0 and time.monotonic() - t0 < 5
+
+
+def serve_rpc(client, answer, n=1):
+    """Answers n RPC requests on a Python test client, in a thread."""
+    seen = []
+
+    def run():
+        for _ in range(n):
+            f = client.read_frame(timeout=10)
+            body = f[3]
+            assert f[0] == "message" and body[0] == 0x01
+            (cid,) = struct.unpack("<I", body[1:5])
+            method, _, params = body[5:].partition(b"\x00")
+            seen.append((f[1], method.decode(), params))
+            client.message(f[1], answer(cid, method.decode(), params), qos=0)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, seen
+
+
+def test_rpc_call_interop(broker):
+    srv = broker.client("py.server")
+
+    def answer(cid, method, params):
+        if method == "fail":
+            return b"\x12" + struct.pack("<Ih", cid, -32602) + b"bad params"
+        if method == "raw":
+            return b"\x11" + struct.pack("<I", cid) + params
+        return b"\x11" + struct.pack("<I", cid) + msgpack.packb({"method": method, "params": msgpack.unpackb(params)})
+
+    t, seen = serve_rpc(srv, answer, n=3)
+    rc, out, err = cli("-s", broker.path, "-n", "c.rpc", "rpc", "call", "py.server", "m1",
+                       "i=42", "neg=-3", "f=1.5", "b=true", "s=text", "e=")
+    assert rc == 0, err
+    res = json.loads(out)
+    assert res["method"] == "m1"
+    assert res["params"] == {"i": 42, "neg": -3, "f": 1.5, "b": True, "s": "text", "e": ""}
+    rc, out, err = cli("-s", broker.path, "rpc", "call", "py.server", "raw", "--raw", "\x01\x02")
+    assert rc == 0, err
+    assert out == "0102\n"  # binary result: hex
+    rc, out, err = cli("-s", broker.path, "rpc", "call", "py.server", "fail")
+    assert rc == 1 and "rpc error -32602: bad params" in err
+    t.join(10)
+    assert seen[0][0] == "c.rpc"
+    assert seen[1][2] == b"\x01\x02"
+
+
+def test_rpc_call_timeout_and_unknown_target(broker):
+    keep = broker.client("py.silent")  # noqa: F841 (stays connected)
+    rc, out, err = cli("-s", broker.path, "--timeout", "0.3", "rpc", "call", "py.silent", "m")
+    assert rc == 1 and "timed out" in err and "-32120" in err
+    rc, out, err = cli("-s", broker.path, "rpc", "call", "ghost", "m")
+    assert rc == 1 and "client not registered" in err and "-32113" in err
+
+
+def test_broker_commands(broker):
+    rc, out, err = cli("-s", broker.path, "broker", "test")
+    assert rc == 0 and json.loads(out) == {"ok": True}
+    rc, out, err = cli("-s", broker.path, "broker", "info")
+    assert rc == 0 and "version" in json.loads(out)
+    rc, out, err = cli("-s", broker.path, "broker", "stats")
+    st = json.loads(out)
+    assert rc == 0 and st["r_frames"] >= 1 and "uptime" in st
+    keep = broker.client("py.listed")  # noqa: F841
+    rc, out, err = cli("-s", broker.path, "-n", "c.me", "broker", "clients")
+    assert rc == 0
+    rows = out.splitlines()
+    assert rows[0].split()[:2] == ["name", "kind"]
+    names = [r.split()[0] for r in rows[1:]]
+    assert names == sorted(names) and "py.listed" in names and "c.me" in names
+    rc, out, err = cli("-s", broker.path, "--json", "broker", "clients")
+    assert {c["name"] for c in json.loads(out)["clients"]} >= {"py.listed"}
+
+
+def test_tcp(tmp_path):
+    from busclient import Busrtd
+    with Busrtd(tcp=True) as b:
+        sub = b.client("py.sub", tcp=True)
+        sub.subscribe("t")
+        rc, out, err = cli("-s", f"127.0.0.1:{b.tcp_port}", "publish", "t", "over tcp")
+        assert rc == 0, err
+        assert sub.read_frame()[3] == b"over tcp"
+
+
+@pytest.mark.parametrize("args,msg", [
+    ([], "missing COMMAND"),
+    (["frob"], "unknown command 'frob'"),
+    (["publish", "t"], "publish: expected 2 arguments"),
+    (["send", "a", "b", "c"], "send: expected 2 arguments"),
+    (["listen"], "listen: at least one MASK"),
+    (["--qos", "7", "publish", "t", "d"], "--qos: '7'"),
+    (["--timeout", "x", "broker", "test"], "--timeout: 'x'"),
+    (["rpc", "get", "a", "b"], "rpc: expected call"),
+    (["rpc", "call", "a", "m", "novalue"], "expected key=value"),
+    (["broker", "frob"], "broker: 'frob'"),
+    (["--count", "0", "listen", "#"], "--count: '0'"),
+])
+def test_bad_arguments(args, msg):
+    rc, out, err = cli("-s", "/nonexistent/x.sock", *args)
+    assert rc == 2, (rc, err)
+    assert msg in err, err
+    assert "usage: busrt-cli" in err or "key=value" in err
+
+
+def test_missing_data_file():
+    rc, out, err = cli("-s", "/nonexistent/x.sock", "publish", "t", "@/nonexistent/data")
+    assert rc == 2 and "/nonexistent/data: No such file" in err
+
+
+def test_unreachable_broker(tmp_path):
+    rc, out, err = cli("-s", str(tmp_path / "none.sock"), "broker", "test")
+    assert rc == 1 and "connect" in err and "none.sock" in err and "no such file" in err
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    rc, out, err = cli("-s", f"127.0.0.1:{port}", "broker", "test")
+    assert rc == 1 and f"127.0.0.1:{port}" in err and "refused" in err
+
+
+def test_busy_name(broker):
+    keep = broker.client("taken")  # noqa: F841
+    rc, out, err = cli("-s", broker.path, "-n", "taken", "broker", "test")
+    assert rc == 1 and "refused the name" in err and "already registered" in err
