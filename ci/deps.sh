@@ -5,10 +5,12 @@ set -euo pipefail
 set_name=${1:-build}
 build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev)
 test=(libcmocka-dev python3-pytest python3-msgpack)
+bench=(python3)
 case "$set_name" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${test[@]}") ;;
-  *) echo "ci/deps.sh: unknown set '$set_name' (build|test)" >&2; exit 2 ;;
+  bench) want=("${build[@]}" "${bench[@]}") ;;
+  *) echo "ci/deps.sh: unknown set '$set_name' (build|test|bench)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${want[@]}"; do

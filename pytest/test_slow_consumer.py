@@ -1,5 +1,7 @@
 """Slow consumers over real sockets: a reader that stops, a small queue,
 exact counters per policy, and a bystander that receives 100%."""
+import time
+
 from busclient import OK, Busrtd
 
 PAYLOAD = b"x" * 65536
@@ -46,3 +48,29 @@ def test_drop_newest_counts_exactly_what_the_reader_missed():
         assert len(got) + st["drops_slow"] == N + 1  # + the message
         assert st["drops_slow"] > 0
         assert got == sorted(got) and got[0] == 0  # a prefix, in order
+
+
+def test_queued_output_drains_without_new_input():
+    """A write completion must lead to the next write without waiting for
+    more input or a timer (libuv reports completions before it polls): a
+    backlog queued for a subscriber drains while every client is silent.
+    With -t 60 the broker's own keepalive timer fires every 30 s, so a
+    stalled flush would miss the bound below by far."""
+    from busclient import frame, OP_PUBLISH
+    cfg = "broker:\n  standalone:\n    buffer_size: 1000000\n  limits:\n    queue_bytes_max: 268435456\n"
+    with Busrtd("-t", "60", config=cfg) as b:
+        sub = b.client("sub")
+        assert sub.subscribe("t") == OK
+        pub = b.client("pub")
+        n = 100000
+        payload = b"x" * 100
+        fr = frame(OP_PUBLISH, b"t\x00" + payload, 0, 7)
+        pub.send(fr * n)  # the subscriber reads nothing yet: a backlog
+        assert pub.publish("done", b"", qos=1) == OK  # all routed
+        deadline = time.monotonic() + 10
+        size = 6 + len(b"pub\x00t\x00") + 100
+        got = 0
+        sub.sock.settimeout(10)
+        while got < n * size and time.monotonic() < deadline:
+            got += len(sub.sock.recv(1 << 20))
+        assert got >= n * size, f"only {got // size} of {n} frames arrived"

@@ -227,6 +227,23 @@ int main(int argc, char **argv)
 		uv_signal_start(&a.sigint, on_signal, SIGINT);
 	}
 	uv_run(&a.loop, UV_RUN_DEFAULT);
+	/* figures for make bench and for operators, at info level */
+	struct bus_host_stats hs;
+	struct bus_stats st;
+	bus_server_host_stats(a.srv, &hs);
+	bus_core_stats(bus_server_core(a.srv), &st);
+	if (level >= 2)
+		fprintf(stderr,
+		        "busrtd: exit stats: accepts=%llu reads=%llu writes=%llu "
+		        "r_frames=%llu w_frames=%llu drops_slow=%llu "
+		        "disconnects_slow=%llu\n",
+		        (unsigned long long)hs.accepts,
+		        (unsigned long long)hs.reads,
+		        (unsigned long long)hs.writes,
+		        (unsigned long long)st.r_frames,
+		        (unsigned long long)st.w_frames,
+		        (unsigned long long)st.drops_slow,
+		        (unsigned long long)st.disconnects_slow);
 	bus_server_free(a.srv);
 	uv_loop_close(&a.loop);
 	return status;

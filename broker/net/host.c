@@ -4,8 +4,8 @@
  * It turns libuv events into core calls and core requests into libuv calls:
  * accepted streams -> bus_core_on_connect, reads -> bus_core_on_bytes,
  * write completions -> bus_core_on_written, closes -> bus_core_on_close, a
- * timer at the core's next deadline -> bus_core_on_tick, and at the end of
- * every loop turn (uv_check) -> bus_core_flush. It enforces the core's
+ * timer at the core's next deadline -> bus_core_on_tick, and after I/O
+ * (uv_check) and before the loop blocks (uv_prepare) -> bus_core_flush. It enforces the core's
  * read_bytes_per_turn_max: a connection that read that much in one turn
  * stops reading until the next turn. A connection is freed only in its
  * uv_close callback.
@@ -69,6 +69,8 @@ struct iclient {
 	bool connect_req, client_close, broker_close, reading, dead;
 	bool c_write; /* client -> broker write in flight */
 	struct bus_iov c_iov;
+	size_t c_off;      /* bytes of c_iov the broker has */
+	size_t turn_bytes; /* fed this loop turn (read_bytes_per_turn_max) */
 	bool b_write; /* broker -> client write in flight */
 	struct bus_iov *b_iov;
 	size_t b_n, b_cap;
@@ -392,12 +394,13 @@ static void check_cb(uv_check_t *h)
 	arm_timer(s);
 }
 
-/* Before the loop blocks: what callers buffered since the last turn. */
+/* Before the loop blocks: what became writable since the check (write
+ * completions run in libuv's pending phase, before the poll) and what
+ * internal clients buffered. */
 static void prepare_cb(uv_prepare_t *h)
 {
 	struct bus_server *s = h->data;
-	if (!s->iclients)
-		return;
+	bus_core_flush(s->core, now_ns(s));
 	pump(s);
 	arm_timer(s);
 }
@@ -453,6 +456,7 @@ static void ic_write(void *host, const struct bus_iov *iov, size_t n)
 {
 	struct iclient *ic = host;
 	ic->c_iov = iov[0]; /* the client core writes one buffer */
+	ic->c_off = 0;
 	(void)n;
 	ic->c_write = true;
 }
@@ -482,7 +486,10 @@ static void ilink_close(struct bus_server *s, struct iclient *ic)
 static bool ilink_step(struct bus_server *s, struct iclient *ic)
 {
 	bool moved = false;
-	if (ic->client_close || ic->broker_close) {
+	/* like a socket's EOF, the client's close reaches the broker only
+	 * after the bytes before it (the broker may be pausing this sender) */
+	if (ic->broker_close || (ic->client_close && !ic->c_write &&
+	                         (ic->reading || !ic->conn))) {
 		ilink_close(s, ic);
 		return true;
 	}
@@ -499,11 +506,21 @@ static bool ilink_step(struct bus_server *s, struct iclient *ic)
 		}
 		bus_client_on_connected(ic->cl);
 	}
-	if (ic->c_write && ic->conn && ic->reading) {
-		ic->c_write = false;
-		bus_core_on_bytes(s->core, ic->conn, ic->c_iov.base,
-		                  ic->c_iov.len, now_ns(s));
-		bus_client_on_written(ic->cl, 0);
+	size_t budget = bus_core_config_get(s->core)->limits.read_bytes_per_turn_max;
+	if (ic->c_write && ic->conn && ic->reading && ic->turn_bytes < budget) {
+		/* like a socket read: at most the turn's budget at a time */
+		size_t k = ic->c_iov.len - ic->c_off;
+		if (k > budget - ic->turn_bytes)
+			k = budget - ic->turn_bytes;
+		ic->c_off += k;
+		ic->turn_bytes += k;
+		bus_core_on_bytes(s->core, ic->conn,
+		                  (const uint8_t *)ic->c_iov.base + ic->c_off - k,
+		                  k, now_ns(s));
+		if (ic->c_write && ic->c_off == ic->c_iov.len) {
+			ic->c_write = false;
+			bus_client_on_written(ic->cl, 0);
+		}
 		moved = true;
 	}
 	if (ic->b_write && ic->conn) {
@@ -522,9 +539,12 @@ static bool ilink_step(struct bus_server *s, struct iclient *ic)
 	return moved;
 }
 
+/* Work left for a later turn counts as busy too (it keeps the loop from
+ * blocking), so this takes no budget into account. */
 static bool ilink_busy(const struct iclient *ic)
 {
-	return ic->connect_req || ic->client_close || ic->broker_close ||
+	return ic->connect_req || ic->broker_close ||
+	       (ic->client_close && !ic->c_write && (ic->reading || !ic->conn)) ||
 	       (ic->c_write && ic->conn && ic->reading) ||
 	       (ic->b_write && ic->conn);
 }
@@ -553,6 +573,8 @@ static void pump(struct bus_server *s)
 	if (s->pumping || (!s->iclients && !s->iclient_count))
 		return;
 	s->pumping = true;
+	for (struct iclient *ic = s->iclients; ic; ic = ic->next)
+		ic->turn_bytes = 0; /* a new turn */
 	bool busy = false;
 	for (int round = 0; round < PUMP_ROUNDS; round++) {
 		bool moved = false;

@@ -1,0 +1,677 @@
+/*
+ * busrt-bench — the measuring end of `make bench` (bench/run.py drives it).
+ * Each subcommand does one job and prints one JSON object on stdout.
+ *
+ *   raw-stream --messages N            two processes, one socketpair, the
+ *                                      same 109-byte framed deliveries in
+ *                                      64 KiB writes: the physical bound
+ *   raw-pingpong --rounds N            two processes bouncing one frame:
+ *                                      the round-trip bound
+ *   pub -s ADDR -n NAME --topic T --messages N [--size B]
+ *   sub -s ADDR -n NAME --mask M --expect N
+ *   rpc-server -s ADDR -n NAME         echo until SIGTERM
+ *   rpc-client -s ADDR --target NAME --calls N
+ *   embedded --messages N              internal publisher -> internal
+ *                                      subscriber, one process, no socket
+ *   embedded-rpc --calls N             internal caller -> internal server
+ *
+ * `sub` prints "ready" on stderr once subscribed. Timings are uv_hrtime.
+ */
+#define _DEFAULT_SOURCE
+#include "bus/net.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *opt_addr, *opt_name = "bench", *opt_topic = "bench/t",
+                  *opt_mask = "bench/#", *opt_target = "bench.server";
+static uint64_t opt_n = 1000000, opt_size = 100;
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "busrt-bench: %s: %s\n", what, bus_strerror(rc));
+	exit(1);
+}
+
+/* ---- raw baselines --------------------------------------------------------- */
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w <= 0) {
+			perror("write");
+			exit(1);
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* One delivered PUBLISH as the broker frames it: 6 + "pub\0bench/t\0" +
+ * payload = 6 + 4 + 8 + 100 = 118 bytes for a 100-byte payload. */
+static size_t make_frame(uint8_t *f, size_t payload)
+{
+	static const char hdr[] = "pub\0bench/t"; /* + its \0 */
+	size_t body = sizeof(hdr) + payload;
+	f[0] = BUS_OP_PUBLISH;
+	f[1] = (uint8_t)body;
+	f[2] = (uint8_t)(body >> 8);
+	f[3] = f[4] = 0;
+	f[5] = 0;
+	memcpy(f + 6, hdr, sizeof(hdr));
+	memset(f + 6 + sizeof(hdr), 'p', payload);
+	return 6 + body;
+}
+
+static int cmd_raw_stream(void)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+		perror("socketpair");
+		return 1;
+	}
+	uint8_t frame[4096];
+	size_t fl = make_frame(frame, opt_size);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		size_t per = 65536 / fl;
+		uint8_t *block = malloc(per * fl);
+		for (size_t i = 0; i < per; i++)
+			memcpy(block + i * fl, frame, fl);
+		for (uint64_t sent = 0; sent < opt_n;) {
+			uint64_t k = opt_n - sent < per ? opt_n - sent : per;
+			write_all(sv[1], block, k * fl);
+			sent += k;
+		}
+		_exit(0);
+	}
+	close(sv[1]);
+	static uint8_t buf[1 << 16];
+	size_t have = 0;
+	uint64_t got = 0, t0 = 0;
+	while (got < opt_n) {
+		ssize_t r = read(sv[0], buf + have, sizeof(buf) - have);
+		if (r <= 0)
+			break;
+		if (!t0)
+			t0 = uv_hrtime();
+		have += (size_t)r;
+		size_t off = 0; /* parse every whole frame, as a client does */
+		while (have - off >= 6) {
+			uint32_t len = buf[off + 1] | buf[off + 2] << 8 |
+			               (uint32_t)buf[off + 3] << 16 |
+			               (uint32_t)buf[off + 4] << 24;
+			if (have - off < 6 + len)
+				break;
+			off += 6 + len;
+			got++;
+		}
+		memmove(buf, buf + off, have - off);
+		have -= off;
+	}
+	double s = (double)(uv_hrtime() - t0) / 1e9;
+	waitpid(pid, NULL, 0);
+	printf("{\"messages\": %llu, \"seconds\": %.6f, \"rate\": %.0f}\n",
+	       (unsigned long long)got, s, (double)got / s);
+	return got == opt_n ? 0 : 1;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void print_latencies(uint64_t *lat, uint64_t n)
+{
+	qsort(lat, n, sizeof(*lat), cmp_u64);
+	printf("{\"calls\": %llu, \"p50_us\": %.2f, \"p99_us\": %.2f, "
+	       "\"p999_us\": %.2f}\n",
+	       (unsigned long long)n, lat[n / 2] / 1e3, lat[n * 99 / 100] / 1e3,
+	       lat[n * 999 / 1000] / 1e3);
+}
+
+static int cmd_raw_pingpong(void)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+		perror("socketpair");
+		return 1;
+	}
+	uint8_t frame[4096], in[4096];
+	size_t fl = make_frame(frame, opt_size);
+	pid_t pid = fork();
+	int fd = pid == 0 ? sv[1] : sv[0];
+	close(pid == 0 ? sv[0] : sv[1]);
+	uint64_t *lat = pid ? malloc(sizeof(*lat) * opt_n) : NULL;
+	for (uint64_t i = 0; i < opt_n; i++) {
+		uint64_t t = uv_hrtime();
+		if (pid)
+			write_all(fd, frame, fl);
+		for (size_t got = 0; got < fl;) {
+			ssize_t r = read(fd, in + got, fl - got);
+			if (r <= 0)
+				_exit(pid ? 1 : 0);
+			got += (size_t)r;
+		}
+		if (!pid)
+			write_all(fd, frame, fl);
+		else
+			lat[i] = uv_hrtime() - t;
+	}
+	if (!pid)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	print_latencies(lat, opt_n);
+	free(lat);
+	return 0;
+}
+
+/* ---- clients over a socket --------------------------------------------------- */
+struct run {
+	uv_loop_t *loop;
+	struct bus_client *c;
+	uint64_t sent, got, t0, t1, calls;
+	uint64_t *lat;
+	uint8_t *payload;
+	bool done;
+};
+
+static void close_when(struct run *r)
+{
+	r->done = true;
+	bus_client_close(r->c);
+}
+
+static void pump_pub(struct run *r)
+{
+	while (r->sent < opt_n) {
+		int rc = bus_client_publish(r->c, opt_topic, r->payload,
+		                            opt_size, 0, NULL, NULL);
+		if (rc == BUS_EAGAIN)
+			return; /* on_drain resumes */
+		if (rc)
+			die("publish", rc);
+		r->sent++;
+	}
+	if (!r->done) {
+		r->t1 = uv_hrtime();
+		close_when(r); /* close flushes what is buffered first */
+	}
+}
+
+static void print_host(struct bus_client *c, const char *extra);
+
+static void pub_state(struct bus_client *c, enum bus_client_state st,
+                      int reason, void *arg)
+{
+	(void)c;
+	struct run *r = arg;
+	if (st == BUS_CLIENT_READY) {
+		r->t0 = uv_hrtime();
+		pump_pub(r);
+	} else if (st == BUS_CLIENT_CLOSED) {
+		if (!r->done)
+			die("connection", reason);
+		if (bus_client_host(c) && r->loop) {
+			char extra[200];
+			snprintf(extra, sizeof(extra),
+			         "\"messages\": %llu, \"seconds\": %.6f, ",
+			         (unsigned long long)r->sent,
+			         (r->t1 - r->t0) / 1e9);
+			print_host(c, extra);
+		}
+	}
+}
+
+static void pub_drain(struct bus_client *c, void *arg)
+{
+	(void)c;
+	pump_pub(arg);
+}
+
+static struct bus_client_config client_cfg(const char *name)
+{
+	struct bus_client_config cfg;
+	bus_client_config_defaults(&cfg);
+	cfg.name = name;
+	cfg.reconnect = false;
+	return cfg;
+}
+
+static void print_host(struct bus_client *c, const char *extra)
+{
+	struct bus_host_stats hs;
+	struct bus_client_stats cs;
+	bus_client_host_stats(c, &hs);
+	bus_client_stats(c, &cs);
+	printf("{%s\"host_writes\": %llu, \"host_reads\": %llu, "
+	       "\"frames_in\": %llu, \"frames_out\": %llu}\n",
+	       extra, (unsigned long long)hs.writes,
+	       (unsigned long long)hs.reads, (unsigned long long)cs.frames_in,
+	       (unsigned long long)cs.frames_out);
+}
+
+static int cmd_pub(void)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct run r = {.loop = &loop};
+	r.payload = malloc(opt_size);
+	memset(r.payload, 'p', opt_size);
+	struct bus_client_config cfg = client_cfg(opt_name);
+	struct bus_client_handlers h = {NULL, NULL, pub_state, pub_drain, &r};
+	int rc = bus_client_open(&loop, opt_addr, &cfg, &h, &r.c);
+	if (rc)
+		die("open", rc);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	free(r.payload);
+	return r.sent == opt_n ? 0 : 1;
+}
+
+static void sub_delivery(struct bus_client *c, const struct bus_delivery *d,
+                         void *arg)
+{
+	(void)c, (void)d;
+	struct run *r = arg;
+	if (!r->got++)
+		r->t0 = uv_hrtime();
+	if (r->got == opt_n) {
+		r->t1 = uv_hrtime();
+		char extra[200];
+		snprintf(extra, sizeof(extra),
+		         "\"messages\": %llu, \"seconds\": %.6f, ",
+		         (unsigned long long)r->got, (r->t1 - r->t0) / 1e9);
+		print_host(r->c, extra);
+		fflush(stdout);
+		close_when(r);
+	}
+}
+
+static void sub_state(struct bus_client *c, enum bus_client_state st,
+                      int reason, void *arg)
+{
+	struct run *r = arg;
+	if (st == BUS_CLIENT_READY) {
+		const char *m[] = {opt_mask};
+		bus_client_subscribe(c, m, 1, NULL, NULL);
+		fprintf(stderr, "ready\n"); /* the SUBSCRIBE precedes anything */
+	} else if (st == BUS_CLIENT_CLOSED && !r->done) {
+		fprintf(stderr, "busrt-bench: sub: closed after %llu: %s\n",
+		        (unsigned long long)r->got, bus_strerror(reason));
+		exit(1);
+	}
+}
+
+static int cmd_sub(void)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct run r = {.loop = &loop};
+	struct bus_client_config cfg = client_cfg(opt_name);
+	cfg.idle_timeout_ns = 0;
+	struct bus_client_handlers h = {sub_delivery, NULL, sub_state, NULL, &r};
+	int rc = bus_client_open(&loop, opt_addr, &cfg, &h, &r.c);
+	if (rc)
+		die("open", rc);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return 0;
+}
+
+/* ---- RPC ------------------------------------------------------------------------ */
+static void echo_rpc(struct bus_client *c, const struct bus_rpc_request *q,
+                     void *arg)
+{
+	(void)arg;
+	if (q->call_id)
+		bus_client_rpc_reply(c, q->sender, q->call_id, q->params,
+		                     q->params_len);
+}
+
+static uv_signal_t sigterm;
+static void on_term(uv_signal_t *h, int sig)
+{
+	(void)sig;
+	bus_client_close(h->data);
+	uv_close((uv_handle_t *)h, NULL);
+}
+
+static void server_state(struct bus_client *c, enum bus_client_state st,
+                         int reason, void *arg)
+{
+	(void)c, (void)arg;
+	if (st == BUS_CLIENT_READY)
+		fprintf(stderr, "ready\n");
+	else if (st == BUS_CLIENT_CLOSED && reason != BUS_ECLOSED)
+		fprintf(stderr, "busrt-bench: server: %s\n",
+		        bus_strerror(reason));
+}
+
+static int cmd_rpc_server(void)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct bus_client *c;
+	struct bus_client_config cfg = client_cfg(opt_name);
+	struct bus_client_handlers h = {NULL, echo_rpc, server_state, NULL,
+	                                NULL};
+	int rc = bus_client_open(&loop, opt_addr, &cfg, &h, &c);
+	if (rc)
+		die("open", rc);
+	uv_signal_init(&loop, &sigterm);
+	sigterm.data = c;
+	uv_signal_start(&sigterm, on_term, SIGTERM);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return 0;
+}
+
+static void call_next(struct run *r);
+
+static void call_done(struct bus_client *c, int status,
+                      const struct bus_rpc_result *res, void *arg)
+{
+	(void)c, (void)res;
+	struct run *r = arg;
+	if (status)
+		die("rpc call", status);
+	r->lat[r->calls++] = uv_hrtime() - r->t0;
+	call_next(r);
+}
+
+static void call_next(struct run *r)
+{
+	if (r->calls == opt_n) {
+		print_latencies(r->lat, opt_n);
+		close_when(r);
+		return;
+	}
+	r->t0 = uv_hrtime();
+	/* realtime: a round trip must not wait for the end of a loop turn */
+	int rc = bus_client_rpc_call(r->c, opt_target, "echo", r->payload,
+	                             opt_size, NULL, call_done, r);
+	if (rc)
+		die("rpc call", rc);
+	bus_client_flush(r->c);
+}
+
+static void caller_state(struct bus_client *c, enum bus_client_state st,
+                         int reason, void *arg)
+{
+	(void)c;
+	struct run *r = arg;
+	if (st == BUS_CLIENT_READY)
+		call_next(r);
+	else if (st == BUS_CLIENT_CLOSED && !r->done)
+		die("connection", reason);
+}
+
+static int cmd_rpc_client(void)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct run r = {.loop = &loop};
+	r.lat = malloc(sizeof(*r.lat) * opt_n);
+	r.payload = calloc(1, opt_size);
+	struct bus_client_config cfg = client_cfg(opt_name);
+	struct bus_client_handlers h = {NULL, NULL, caller_state, NULL, &r};
+	int rc = bus_client_open(&loop, opt_addr, &cfg, &h, &r.c);
+	if (rc)
+		die("open", rc);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	free(r.lat);
+	free(r.payload);
+	return r.calls == opt_n ? 0 : 1;
+}
+
+/* ---- embedded: internal clients, no socket ------------------------------------ */
+static struct bus_server *emb_srv;
+static void emb_done(struct bus_server *s, void *arg)
+{
+	(void)s, (void)arg;
+}
+
+static void emb_stop(void)
+{
+	bus_server_shutdown(emb_srv, emb_done, NULL);
+}
+
+static void emb_sub_delivery(struct bus_client *c, const struct bus_delivery *d,
+                             void *arg)
+{
+	(void)c;
+	struct run *r = arg;
+	if (!d->topic || strcmp(d->topic, opt_topic))
+		return;
+	if (!r->got++)
+		r->t0 = uv_hrtime();
+	if (r->got == opt_n) {
+		r->t1 = uv_hrtime();
+		printf("{\"messages\": %llu, \"seconds\": %.6f}\n",
+		       (unsigned long long)r->got, (r->t1 - r->t0) / 1e9);
+		r->done = true;
+		emb_stop();
+	}
+}
+
+static struct run emb_pub;
+static void emb_pub_state(struct bus_client *c, enum bus_client_state st,
+                          int reason, void *arg)
+{
+	(void)c, (void)reason;
+	if (st == BUS_CLIENT_READY)
+		pump_pub(arg);
+}
+
+static void emb_sub_state(struct bus_client *c, enum bus_client_state st,
+                          int reason, void *arg)
+{
+	(void)reason, (void)arg;
+	if (st != BUS_CLIENT_READY)
+		return;
+	const char *m[] = {opt_mask};
+	bus_client_subscribe(c, m, 1, NULL, NULL);
+	/* the publisher starts after the subscription is in */
+	struct bus_client_config cfg = client_cfg("bench.pub");
+	struct bus_client_handlers h = {NULL, NULL, emb_pub_state, pub_drain,
+	                                &emb_pub};
+	int rc = bus_server_client_open(emb_srv, &cfg, &h, &emb_pub.c);
+	if (rc)
+		die("internal client", rc);
+}
+
+static int embedded_start(uv_loop_t *loop)
+{
+	struct bus_core_config cc;
+	bus_core_config_defaults(&cc, true);
+	cc.internal_slow_policy = BUS_SLOW_BLOCK; /* lossless in-process */
+	return bus_server_new(loop, &cc, &emb_srv);
+}
+
+static int cmd_embedded(void)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	if (embedded_start(&loop))
+		return 1;
+	struct run sub = {.loop = &loop};
+	emb_pub.loop = &loop;
+	emb_pub.payload = malloc(opt_size);
+	memset(emb_pub.payload, 'p', opt_size);
+	struct bus_client_config cfg = client_cfg("bench.sub");
+	struct bus_client_handlers h = {emb_sub_delivery, NULL, emb_sub_state,
+	                                NULL, &sub};
+	struct bus_client *c;
+	int rc = bus_server_client_open(emb_srv, &cfg, &h, &c);
+	if (rc)
+		die("internal client", rc);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	bus_server_free(emb_srv);
+	uv_loop_close(&loop);
+	free(emb_pub.payload);
+	return sub.got == opt_n ? 0 : 1;
+}
+
+static struct run emb_caller;
+static void emb_caller_done(struct bus_client *c, int status,
+                            const struct bus_rpc_result *res, void *arg);
+
+static void emb_call_next(struct run *r)
+{
+	if (r->calls == opt_n) {
+		print_latencies(r->lat, opt_n);
+		r->done = true;
+		emb_stop();
+		return;
+	}
+	r->t0 = uv_hrtime();
+	int rc = bus_client_rpc_call(r->c, opt_target, "echo", r->payload,
+	                             opt_size, NULL, emb_caller_done, r);
+	if (rc)
+		die("rpc call", rc);
+}
+
+static void emb_caller_done(struct bus_client *c, int status,
+                            const struct bus_rpc_result *res, void *arg)
+{
+	(void)c, (void)res;
+	struct run *r = arg;
+	if (status && !r->done)
+		die("rpc call", status);
+	if (r->done)
+		return;
+	r->lat[r->calls++] = uv_hrtime() - r->t0;
+	emb_call_next(r);
+}
+
+static void emb_caller_state(struct bus_client *c, enum bus_client_state st,
+                             int reason, void *arg)
+{
+	(void)c, (void)reason;
+	if (st == BUS_CLIENT_READY)
+		emb_call_next(arg);
+}
+
+static void emb_server_state(struct bus_client *c, enum bus_client_state st,
+                             int reason, void *arg)
+{
+	(void)c, (void)reason, (void)arg;
+	if (st != BUS_CLIENT_READY || emb_caller.c)
+		return;
+	struct bus_client_config cfg = client_cfg("bench.caller");
+	struct bus_client_handlers h = {NULL, NULL, emb_caller_state, NULL,
+	                                &emb_caller};
+	int rc = bus_server_client_open(emb_srv, &cfg, &h, &emb_caller.c);
+	if (rc)
+		die("internal client", rc);
+}
+
+static int cmd_embedded_rpc(void)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	if (embedded_start(&loop))
+		return 1;
+	emb_caller.lat = malloc(sizeof(uint64_t) * opt_n);
+	emb_caller.payload = calloc(1, opt_size);
+	struct bus_client_config cfg = client_cfg(opt_target);
+	struct bus_client_handlers h = {NULL, echo_rpc, emb_server_state, NULL,
+	                                NULL};
+	struct bus_client *c;
+	int rc = bus_server_client_open(emb_srv, &cfg, &h, &c);
+	if (rc)
+		die("internal client", rc);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	bus_server_free(emb_srv);
+	uv_loop_close(&loop);
+	free(emb_caller.lat);
+	free(emb_caller.payload);
+	return emb_caller.calls == opt_n ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"messages", required_argument, NULL, 'm'},
+	    {"rounds", required_argument, NULL, 'm'},
+	    {"calls", required_argument, NULL, 'm'},
+	    {"expect", required_argument, NULL, 'm'},
+	    {"size", required_argument, NULL, 'z'},
+	    {"topic", required_argument, NULL, 't'},
+	    {"mask", required_argument, NULL, 'k'},
+	    {"target", required_argument, NULL, 'T'},
+	    {NULL, 0, NULL, 0}};
+	if (argc < 2) {
+		fprintf(stderr, "usage: busrt-bench COMMAND [options] (see the "
+		                "source's header)\n");
+		return 2;
+	}
+	const char *cmd = argv[1];
+	int opt;
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "s:n:", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			opt_addr = optarg;
+			break;
+		case 'n':
+			opt_name = optarg;
+			break;
+		case 'm':
+			opt_n = strtoull(optarg, NULL, 10);
+			break;
+		case 'z':
+			opt_size = strtoull(optarg, NULL, 10);
+			break;
+		case 't':
+			opt_topic = optarg;
+			break;
+		case 'k':
+			opt_mask = optarg;
+			break;
+		case 'T':
+			opt_target = optarg;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (opt_n == 0 || opt_size > 3000) {
+		fprintf(stderr, "busrt-bench: bad --messages or --size\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(cmd, "raw-stream"))
+		return cmd_raw_stream();
+	if (!strcmp(cmd, "raw-pingpong"))
+		return cmd_raw_pingpong();
+	if (!strcmp(cmd, "embedded"))
+		return cmd_embedded();
+	if (!strcmp(cmd, "embedded-rpc"))
+		return cmd_embedded_rpc();
+	if (!opt_addr) {
+		fprintf(stderr, "busrt-bench: %s needs -s ADDRESS\n", cmd);
+		return 2;
+	}
+	if (!strcmp(cmd, "pub"))
+		return cmd_pub();
+	if (!strcmp(cmd, "sub"))
+		return cmd_sub();
+	if (!strcmp(cmd, "rpc-server"))
+		return cmd_rpc_server();
+	if (!strcmp(cmd, "rpc-client"))
+		return cmd_rpc_client();
+	fprintf(stderr, "busrt-bench: unknown command '%s'\n", cmd);
+	return 2;
+}

@@ -1,0 +1,273 @@
+"""make bench: our broker (busrtd) with our C client (busrt-bench) over a
+Unix socket and TCP, against two baselines measured in the same run:
+
+  raw      two processes streaming the same framed deliveries through a
+           socketpair in 64 KiB writes (the physical bound), and bouncing
+           one frame for round trips;
+  internal the embedded broker's in-process path (internal clients).
+
+Every figure is the median of --reps runs with min-max, and is printed as a
+ratio to both baselines. Syscall counts come from the hosts' own counters
+(busrtd's exit stats, the clients' host stats).
+
+  /usr/bin/python3 bench/run.py --bin build/bin [--reps 5] [--quick]
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH_CONFIG = """broker:
+  mode: standalone
+  limits:
+    queue_bytes_max: 1073741824
+    queued_bytes_total_max: 4294967296
+  standalone:
+    max_connections: 1000
+    buffer_size: 100000000
+"""
+
+
+def machine_line():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"machine: {platform.node()} {platform.system()} {platform.release()}, "
+            f"{os.cpu_count()} CPUs ({cpu}), python {platform.python_version()}")
+
+
+class Broker:
+    def __init__(self, bindir, tcp=False):
+        self.bindir = bindir
+        self.dir = tempfile.mkdtemp(prefix="bb", dir="/tmp")
+        self.path = os.path.join(self.dir, "b.sock")
+        self.tcp = tcp
+
+    def __enter__(self):
+        cfg = os.path.join(self.dir, "bench.yaml")
+        with open(cfg, "w") as f:
+            f.write(BENCH_CONFIG)
+        argv = [os.path.join(self.bindir, "busrtd"), "-B", self.path, "--config", cfg]
+        self.addr = self.path
+        if self.tcp:
+            import socket
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            s.close()
+            argv += ["-B", f"127.0.0.1:{port}"]
+            self.addr = f"127.0.0.1:{port}"
+        self.err = open(os.path.join(self.dir, "err"), "w+")
+        self.proc = subprocess.Popen(argv, stderr=self.err)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.path):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("busrtd did not start")
+            time.sleep(0.01)
+        time.sleep(0.05)
+        return self
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.err.seek(0)
+        text = self.err.read()
+        m = re.search(r"exit stats: (.*)", text)
+        return dict(kv.split("=") for kv in m.group(1).split()) if m else {}
+
+    def __exit__(self, *a):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def bench(bindir, *args, stdin=None):
+    return subprocess.Popen([os.path.join(bindir, "busrt-bench"), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(p):
+    line = p.stderr.readline()
+    if "ready" not in line:
+        raise RuntimeError(f"not ready: {line}{p.stderr.read()}")
+
+
+def result(p, timeout=300):
+    out, err = p.communicate(timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"busrt-bench failed ({p.returncode}): {err}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def pubsub(bindir, tcp, pubs, subs, mask, n):
+    """n messages per publisher; each subscriber expects pubs*n."""
+    with Broker(bindir, tcp) as b:
+        sp = [bench(bindir, "sub", "-s", b.addr, "-n", f"sub{i}", "--mask", mask,
+                    "--expect", str(n * pubs)) for i in range(subs)]
+        for p in sp:
+            wait_ready(p)
+        pp = [bench(bindir, "pub", "-s", b.addr, "-n", f"pub{i}", "--topic", f"bench/p{i}",
+                    "--messages", str(n)) for i in range(pubs)]
+        pr = [result(p) for p in pp]
+        sr = [result(p) for p in sp]
+        st = b.stop()
+    delivered = n * pubs * subs
+    # the slowest subscriber's span bounds the delivery rate
+    secs = max(r["seconds"] for r in sr)
+    if int(st.get("disconnects_slow", 0)) or int(st.get("drops_slow", 0)):
+        raise RuntimeError(f"broker dropped: {st}")
+    return {
+        "rate": delivered / secs,
+        "broker_writes": int(st["writes"]) / delivered,
+        "broker_reads": int(st["reads"]) / (n * pubs),
+        "pub_writes": sum(r["host_writes"] for r in pr) / (n * pubs),
+        "sub_reads": sum(r["host_reads"] for r in sr) / delivered,
+    }
+
+
+def rpc(bindir, tcp, calls):
+    with Broker(bindir, tcp) as b:
+        srv = bench(bindir, "rpc-server", "-s", b.addr, "-n", "bench.server")
+        wait_ready(srv)
+        r = result(bench(bindir, "rpc-client", "-s", b.addr, "-n", "bench.caller",
+                         "--target", "bench.server", "--calls", str(calls)))
+        srv.send_signal(signal.SIGTERM)
+        srv.communicate(timeout=10)
+        b.stop()
+    return r
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def idle_rss(bindir, embedded, clients=64):
+    """RSS of a broker with `clients` idle socket clients registered."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pytest"))
+    import busclient
+    d = tempfile.mkdtemp(prefix="br", dir="/tmp")
+    path = os.path.join(d, "r.sock")
+    if embedded:  # the embedded broker with its two internal clients
+        argv = [os.path.join(bindir, "busrt-demo"), "--socket", path, "--seconds", "0",
+                "--rate", "1"]
+    else:
+        argv = [os.path.join(bindir, "busrtd"), "-B", path]
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[0]} did not start")
+            time.sleep(0.01)
+        time.sleep(0.1)
+        base = rss_kb(p.pid)
+        cs = [busclient.connect(path, f"idle.{i}") for i in range(clients)]
+        assert cs[0].rpc("test")[0] == "reply"
+        time.sleep(0.2)
+        full = rss_kb(p.pid)
+        for c in cs:
+            c.close()
+        return base, full
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=20)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def med(xs):
+    return statistics.median(xs), min(xs), max(xs)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="build/bin")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="small counts (smoke)")
+    a = ap.parse_args()
+    bindir = os.path.abspath(a.bin)
+    n = 100000 if a.quick else 1000000
+    calls = 2000 if a.quick else 20000
+    reps = 1 if a.quick else a.reps
+
+    print(machine_line())
+    print(f"100-byte payloads; {n} messages per publisher; {calls} RPC calls; "
+          f"median of {reps} (min-max)\n")
+
+    def runs(fn):
+        return [fn() for _ in range(reps)]
+
+    raw = runs(lambda: result(bench(bindir, "raw-stream", "--messages", str(n * 4)))["rate"])
+    rawrt = runs(lambda: result(bench(bindir, "raw-pingpong", "--rounds", str(calls))))
+    emb = runs(lambda: (lambda r: r["messages"] / r["seconds"])(
+        result(bench(bindir, "embedded", "--messages", str(n)))))
+    embrt = runs(lambda: result(bench(bindir, "embedded-rpc", "--calls", str(calls))))
+    raw_m, emb_m = med(raw)[0], med(emb)[0]
+
+    rows = []
+
+    def thr(name, vals, extra=""):
+        m, lo, hi = med(vals)
+        rows.append((name, f"{m / 1e6:7.2f} M/s", f"{lo / 1e6:.2f}-{hi / 1e6:.2f}",
+                     f"{m / raw_m:6.3f}", f"{m / emb_m:6.2f}", extra))
+
+    thr("raw socketpair stream (bound)", raw)
+    thr("embedded internal 1->1", emb)
+    for tcp in (False, True):
+        tname = "tcp" if tcp else "unix"
+        for label, pubs, subs, mask in (("1->1", 1, 1, "bench/#"),
+                                        ("1->4 bench/+", 1, 4, "bench/+"),
+                                        ("8->1", 8, 1, "bench/#")):
+            per = n // 8 if pubs == 8 else n
+            rs = runs(lambda: pubsub(bindir, tcp, pubs, subs, mask, per))
+            last = rs[-1]
+            sc = (f"broker w/msg {last['broker_writes']:.4f} r/msg {last['broker_reads']:.4f}; "
+                  f"pub w/msg {last['pub_writes']:.4f}; sub r/msg {last['sub_reads']:.4f}")
+            thr(f"busrtd {tname} {label}", [r["rate"] for r in rs], sc)
+
+    print(f"{'throughput (delivered)':34} {'median':>11} {'min-max':>12} {'/raw':>7} {'/internal':>9}  syscalls")
+    for r in rows:
+        print(f"{r[0]:34} {r[1]:>11} {r[2]:>12} {r[3]:>7} {r[4]:>9}  {r[5]}")
+
+    def lat(name, vals):
+        p50 = med([v["p50_us"] for v in vals])
+        p99 = med([v["p99_us"] for v in vals])
+        p999 = med([v["p999_us"] for v in vals])
+        return (name, p50, p99, p999)
+
+    lrows = [lat("raw socketpair ping-pong (bound)", rawrt),
+             lat("embedded internal RPC", embrt)]
+    for tcp in (False, True):
+        lrows.append(lat(f"busrtd {'tcp' if tcp else 'unix'} RPC round trip",
+                         runs(lambda: rpc(bindir, tcp, calls))))
+    print(f"\n{'latency (us)':34} {'p50':>8} {'p99':>8} {'p999':>8} {'p99/raw':>8} {'p99/internal':>12}")
+    raw99, emb99 = lrows[0][2][0], lrows[1][2][0]
+    for name, p50, p99, p999 in lrows:
+        print(f"{name:34} {p50[0]:8.2f} {p99[0]:8.2f} {p999[0]:8.2f} {p99[0] / raw99:8.2f} {p99[0] / emb99:12.2f}")
+
+    print("\nRSS (VmRSS), 64 idle socket clients registered:")
+    for label, emb in (("embedded broker (busrt-demo)", True), ("busrtd", False)):
+        base, full = idle_rss(bindir, emb)
+        print(f"  {label:30} {full:6d} kB  ({base} kB before the clients)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
