@@ -134,6 +134,7 @@ static int names_insert(struct bus_core *core, struct bus_conn *c)
 	        sizeof(*core->names) * (core->names_count - i));
 	core->names[i] = c;
 	core->names_count++;
+	core->internal_names += c->kind == BUS_KIND_INTERNAL;
 	return 0;
 }
 
@@ -144,6 +145,7 @@ static void names_remove(struct bus_core *core, struct bus_conn *c)
 	memmove(core->names + i, core->names + i + 1,
 	        sizeof(*core->names) * (core->names_count - i - 1));
 	core->names_count--;
+	core->internal_names -= c->kind == BUS_KIND_INTERNAL;
 }
 
 static void announce_later(struct bus_core *core, const char *topic,
@@ -553,7 +555,11 @@ static void conn_register(struct bus_core *core, struct bus_conn *c,
 		handshake_refuse(core, c, BUS_RES_BUSY, false);
 		return;
 	}
-	if (!old && core->names_count >= cfg->limits.connections_max) {
+	/* the limit is on socket clients: the embedding process's own
+	 * internal clients do not take a collector's place */
+	if (!old && c->kind != BUS_KIND_INTERNAL &&
+	    core->names_count - core->internal_names >=
+	            cfg->limits.connections_max) {
 		handshake_refuse(core, c, BUS_RES_BUSY, true);
 		return;
 	}

@@ -258,6 +258,7 @@ struct bus_core {
 	struct bus_conn **names;
 	uint32_t names_count, names_cap;
 	uint32_t primaries_count;
+	uint32_t internal_names; /* registered internal clients */
 	struct bus_trie trie;
 	struct bus_conn *dirty_first, *dirty_last;
 	struct bus_parked *parked_first, *parked_last;

@@ -144,8 +144,12 @@ static void test_connections_limit(void **state)
 	bus_core_config_defaults(&cfg, true);
 	cfg.limits.connections_max = 2;
 	struct memhost *mh = new_host(&cfg);
+	/* the embedding process's internal clients take no socket's place */
+	mh_client(mh, "agent.1", BUS_KIND_INTERNAL);
+	mh_client(mh, "agent.2", BUS_KIND_INTERNAL);
 	mh_client(mh, "a", LOCAL);
 	mh_client(mh, "b", LOCAL);
+	mh_client(mh, "agent.3", BUS_KIND_INTERNAL);
 	int c = mh_connect(mh, LOCAL);
 	assert_int_equal(mh_handshake(mh, c, "c", 1), BUS_RES_BUSY);
 	assert_true(mh->c[c].closed);

@@ -107,7 +107,8 @@ struct bus_limits {
 	uint32_t topic_levels_max;       /* levels of a topic or mask */
 	uint32_t subscriptions_max;      /* masks per client (subscribe) */
 	uint32_t exclusions_max;         /* masks per client (exclude) */
-	uint32_t connections_max;        /* open connections */
+	uint32_t connections_max;        /* registered socket clients (internal
+	                                    clients do not count) */
 	uint32_t queue_frames_max;       /* outgoing queue, frames per client */
 	uint64_t queue_bytes_max;        /* outgoing queue, bytes per client */
 	uint64_t queued_bytes_total_max; /* all clients together */
