@@ -28,6 +28,14 @@ const char *bus_strerror(int err)
 	}
 }
 
+uint64_t bus_splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
 /* ---- allocation -------------------------------------------------------- */
 void *bus__alloc(const struct bus_allocator *a, size_t size)
 {

@@ -434,17 +434,14 @@ static uint64_t ic_now(void *host)
 	return uv_hrtime();
 }
 
-/* Jitter only; not security. splitmix64 over a per-process seed. */
+/* Jitter only; not security: seeded once per process. */
 static uint64_t ic_random(void *host)
 {
 	static uint64_t state;
 	if (!state)
 		state = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^
 		        (uint64_t)(uintptr_t)host;
-	uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
+	return bus_splitmix64(&state);
 }
 
 static void ic_connect(void *host)

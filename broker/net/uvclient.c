@@ -189,14 +189,11 @@ static uint64_t op_now(void *host)
 	return uv_hrtime();
 }
 
-/* Reconnect jitter only (not security): splitmix64, seeded per client. */
+/* Reconnect jitter only (not security), seeded per client. */
 static uint64_t op_random(void *host)
 {
 	struct uvclient *u = host;
-	uint64_t z = (u->rng += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
+	return bus_splitmix64(&u->rng);
 }
 
 static void op_connect(void *host)

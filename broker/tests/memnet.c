@@ -69,10 +69,7 @@ static uint64_t c_now(void *host)
 static uint64_t c_random(void *host)
 {
 	struct mn_link *l = host;
-	uint64_t z = (l->net->rng += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
+	return bus_splitmix64(&l->net->rng);
 }
 
 static void c_connect(void *host)

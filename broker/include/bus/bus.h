@@ -87,6 +87,10 @@ struct bus_allocator {
 	void *ctx;
 };
 
+/* ---- a small deterministic generator (splitmix64): one step of *state.
+ * Hosts use it for reconnect jitter; the simulator for its sub-seeds. ----- */
+uint64_t bus_splitmix64(uint64_t *state);
+
 /* ---- configuration ------------------------------------------------------ */
 enum bus_slow_policy {
 	BUS_SLOW_DISCONNECT = 0, /* BUS/RT's behaviour, the default */
