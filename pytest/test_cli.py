@@ -234,3 +234,34 @@ def test_busy_name(broker):
     keep = broker.client("taken")  # noqa: F841
     rc, out, err = cli("-s", broker.path, "-n", "taken", "broker", "test")
     assert rc == 1 and "refused the name" in err and "already registered" in err
+
+
+def test_listen_reconnects_and_resubscribes_after_broker_restart():
+    """The libuv client host's reconnect path: busrtd stops and starts
+    again on the same socket; the listener re-subscribes by itself."""
+    from busclient import Busrtd
+    b1 = Busrtd()
+    b1.__enter__()
+    path = b1.path
+    # 3 frames: before, the broker's .broker/warn shutdown notice, after
+    p = listener(path, "--reconnect", "--count", "3", "r/#")
+    pub = b1.client("pub")
+    pub.publish("r/1", b"before")
+    pub.close()
+    assert b1.stop() == 0
+    assert b"disconnected" in p.stderr.readline()
+    # a new broker on the same path (same temp dir, so the same socket)
+    b2 = Busrtd()
+    b2.dir, b2.path = b1.dir, path
+    b2.__enter__()
+    try:
+        assert b"reconnected" in p.stderr.readline()
+        pub = b2.client("pub")
+        pub.publish("r/2", b"after")
+        rc, out, err = finish(p)
+        assert rc == 0, err
+        frames = [LINE.match(l).groups() for l in out.splitlines()]
+        assert [f[3] for f in frames][::2] == ["before", "after"]
+        assert frames[1][:3] == ("publish", ".broker", ".broker/warn")
+    finally:
+        b2.__exit__(None, None, None)

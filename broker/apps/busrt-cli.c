@@ -2,7 +2,7 @@
  * busrt-cli — talk to a BUS/RT broker from a shell.
  *
  *   busrt-cli [-s PATH|HOST:PORT] [-n NAME] [--timeout SEC] [--json] COMMAND
- *     listen MASK...                 [--count N] [--seconds S]
+ *     listen MASK...                 [--count N] [--seconds S] [--reconnect]
  *     publish TOPIC DATA             [--qos N]
  *     send TARGET DATA               [--qos N]
  *     broadcast MASK DATA            [--qos N]
@@ -34,7 +34,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: busrt-cli [-s PATH|HOST:PORT] [-n NAME] [--timeout SEC] "
 	        "[--json] COMMAND\n"
-	        "  listen MASK... [--count N] [--seconds S]  print frames\n"
+	        "  listen MASK... [--count N] [--seconds S] [--reconnect]\n"
 	        "  publish TOPIC DATA [--qos N]\n"
 	        "  send TARGET DATA [--qos N]\n"
 	        "  broadcast MASK DATA [--qos N]\n"
@@ -512,6 +512,12 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 		start(k);
 		return;
 	}
+	if (st == BUS_CLIENT_READY || st == BUS_CLIENT_DISCONNECTED) {
+		/* listen --reconnect: the client re-subscribes by itself */
+		fprintf(stderr, "busrt-cli: %s\n",
+		        st == BUS_CLIENT_READY ? "reconnected" : "disconnected");
+		return;
+	}
 	if (st != BUS_CLIENT_CLOSED)
 		return;
 	if (!k->finished) {
@@ -564,6 +570,7 @@ int main(int argc, char **argv)
 	    {"count", required_argument, NULL, 'c'},
 	    {"seconds", required_argument, NULL, 'S'},
 	    {"raw", required_argument, NULL, 'r'},
+	    {"reconnect", no_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct cli k;
@@ -574,6 +581,7 @@ int main(int argc, char **argv)
 	char name[128];
 	snprintf(name, sizeof(name), "busrt-cli.%d", (int)getpid());
 	const char *raw = NULL;
+	bool reconnect = false;
 	int opt;
 	uint64_t u;
 	while ((opt = getopt_long(argc, argv, "s:n:h", longopts, NULL)) != -1) {
@@ -614,6 +622,9 @@ int main(int argc, char **argv)
 		}
 		case 'r':
 			raw = optarg;
+			break;
+		case 'R':
+			reconnect = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -695,7 +706,7 @@ int main(int argc, char **argv)
 	struct bus_client_config cfg;
 	bus_client_config_defaults(&cfg);
 	cfg.name = name;
-	cfg.reconnect = false;
+	cfg.reconnect = reconnect && k.cmd == C_LISTEN;
 	cfg.op_timeout_ns = k.timeout_ns;
 	struct bus_client_handlers h = {on_delivery, NULL, on_state, NULL, &k};
 	rc = bus_client_open(&k.loop, k.addr, &cfg, &h, &k.c);
