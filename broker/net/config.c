@@ -346,6 +346,35 @@ void bus_config_defaults(struct bus_file_config *cfg, bool embedded)
 	cfg->socket_mode = 0600;
 }
 
+int bus_config_parse(const char *text, size_t len, const char *name,
+                     struct bus_file_config *cfg, char *err, size_t errlen)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	int rc;
+	if (!yaml_parser_load(&parser, &doc)) {
+		snprintf(err, errlen, "%s:%zu: YAML error: %s", name,
+		         parser.problem_mark.line + 1,
+		         parser.problem ? parser.problem : "unknown");
+		rc = BUS_ECONFIG;
+	} else {
+		struct ld l = {&doc, name, err, errlen, cfg};
+		yaml_node_t *root = yaml_document_get_root_node(&doc);
+		rc = root ? walk_map(&l, root, "(top)", on_top) : 0; /* empty ok */
+		const char *what;
+		if (rc == 0 && bus_core_config_check(&cfg->core, &what) != 0) {
+			snprintf(err, errlen, "%s: broker: inconsistent value of %s",
+			         name, what);
+			rc = BUS_ECONFIG;
+		}
+		yaml_document_delete(&doc);
+	}
+	yaml_parser_delete(&parser);
+	return rc;
+}
+
 int bus_config_load(const char *path, struct bus_file_config *cfg, char *err,
                     size_t errlen)
 {
@@ -361,29 +390,17 @@ int bus_config_load(const char *path, struct bus_file_config *cfg, char *err,
 		fclose(fp);
 		return BUS_EIO;
 	}
-	yaml_parser_t parser;
-	yaml_document_t doc;
-	yaml_parser_initialize(&parser);
-	yaml_parser_set_input_file(&parser, fp);
+	char *text = malloc((size_t)st.st_size + 1);
+	size_t n = text ? fread(text, 1, (size_t)st.st_size, fp) : 0;
 	int rc;
-	if (!yaml_parser_load(&parser, &doc)) {
-		snprintf(err, errlen, "%s:%zu: YAML error: %s", path,
-		         parser.problem_mark.line + 1,
-		         parser.problem ? parser.problem : "unknown");
-		rc = BUS_ECONFIG;
+	if (!text || ferror(fp)) {
+		snprintf(err, errlen, "%s: %s", path,
+		         text ? strerror(errno) : "out of memory");
+		rc = BUS_EIO;
 	} else {
-		struct ld l = {&doc, path, err, errlen, cfg};
-		yaml_node_t *root = yaml_document_get_root_node(&doc);
-		rc = root ? walk_map(&l, root, "(top)", on_top) : 0; /* empty ok */
-		const char *what;
-		if (rc == 0 && bus_core_config_check(&cfg->core, &what) != 0) {
-			snprintf(err, errlen, "%s: broker: inconsistent value of %s",
-			         path, what);
-			rc = BUS_ECONFIG;
-		}
-		yaml_document_delete(&doc);
+		rc = bus_config_parse(text, n, path, cfg, err, errlen);
 	}
-	yaml_parser_delete(&parser);
+	free(text);
 	fclose(fp);
 	return rc;
 }

@@ -139,8 +139,16 @@ void mh_run(struct memhost *mh)
 		for (int i = 0; i < mh->n; i++)
 			pending |= mh->c[i].write_pending && !mh->c[i].stalled &&
 			           !mh->c[i].closed;
-		if (!changed && !pending)
+		if (!changed && !pending) {
+			char why[256];
+			if (!mh->skip_checks &&
+			    bus_core_check_invariants(mh->core, why,
+			                              sizeof(why))) {
+				fprintf(stderr, "memhost: invariant: %s\n", why);
+				abort();
+			}
 			return;
+		}
 	}
 	assert(!"memhost did not settle");
 }

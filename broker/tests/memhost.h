@@ -30,6 +30,7 @@ struct memhost {
 	int n;
 	uint64_t allocs; /* through the allocator hook */
 	uint64_t fail_after; /* 0: never fail */
+	bool skip_checks;    /* no invariant walk after each run (bulk setup) */
 };
 
 void mh_init(struct memhost *mh, struct bus_core_config *cfg);

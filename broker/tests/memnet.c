@@ -326,8 +326,14 @@ void mn_run(struct memnet *n)
 			         (l->c_write && l->conn) ||
 			         (l->b_write && l->conn && !l->stalled);
 		}
-		if (!moved)
+		if (!moved) {
+			char why[256];
+			if (bus_core_check_invariants(n->core, why, sizeof(why))) {
+				fprintf(stderr, "memnet: invariant: %s\n", why);
+				abort();
+			}
 			return;
+		}
 	}
 }
 

@@ -351,10 +351,12 @@ static void test_trie_visits_bounded_by_depth(void **state)
 	struct memhost *mh = new_host(&cfg);
 	int s = mh_client(mh, "s", LOCAL);
 	char mask[64];
+	mh->skip_checks = true; /* the walk is O(subscriptions) per run */
 	for (int i = 0; i < 100000; i++) {
 		snprintf(mask, sizeof(mask), "%s/%d/+", i % 2 ? "x" : "a", i);
 		sub(mh, s, mask);
 	}
+	mh->skip_checks = false;
 	sub(mh, s, "a/b/c");
 	struct mh_msg m;
 	while (mh_next(mh, s, &m))
@@ -366,6 +368,32 @@ static void test_trie_visits_bounded_by_depth(void **state)
 	assert_true(visits <= 4); /* root, a, a/b, a/b/c */
 	assert_true(mh_next(mh, s, &m));
 	assert_string_equal(m.topic, "a/b/c");
+	end_host(mh);
+}
+
+/* The checker that runs after every memhost/memnet step can fail. */
+static void test_invariant_checker_catches_breakage(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	struct memhost *mh = new_host(&cfg);
+	int s = mh_client(mh, "s", LOCAL);
+	sub(mh, s, "a/#");
+	char why[256];
+	assert_int_equal(bus_core_check_invariants(mh->core, why, sizeof(why)),
+	                 0);
+	mh->core->queued_bytes += 1;
+	assert_int_equal(bus_core_check_invariants(mh->core, why, sizeof(why)),
+	                 BUS_EPROTO);
+	assert_non_null(strstr(why, "queued_bytes"));
+	mh->core->queued_bytes -= 1;
+	struct bus_conn *c = mh->c[s].conn;
+	c->subs.count++; /* a subscription the trie does not hold */
+	assert_int_equal(bus_core_check_invariants(mh->core, why, sizeof(why)),
+	                 BUS_EPROTO);
+	assert_non_null(strstr(why, "trie holds"));
+	c->subs.count--;
 	end_host(mh);
 }
 
@@ -445,6 +473,7 @@ int main(void)
 	    cmocka_unit_test(test_block_policy_is_only_for_internal_clients),
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
 	    cmocka_unit_test(test_trie_visits_bounded_by_depth),
+	    cmocka_unit_test(test_invariant_checker_catches_breakage),
 	    cmocka_unit_test(test_keepalive_nops_and_idle_drop),
 	    cmocka_unit_test(test_handshake_step_timeout),
 	    cmocka_unit_test(test_secondary_teardown_and_info),

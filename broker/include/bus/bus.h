@@ -210,6 +210,13 @@ const struct bus_core_config *bus_core_config_get(const struct bus_core *core);
 /* Counter of trie nodes visited by routing (for the shape tests). */
 uint64_t bus_core_trie_visits(const struct bus_core *core);
 
+/* Structural invariants (every subscription owned by a live client, queue
+ * and broker-wide byte accounting within the caps, name index sorted,
+ * counters consistent): 0, or BUS_EPROTO with the first broken one in why.
+ * For fuzzers, tests and the simulator; it walks everything. */
+int bus_core_check_invariants(const struct bus_core *core, char *why,
+                              size_t len);
+
 /* Per-connection, for hosts: the connection's name ("" before registration)
  * and whether it is registered. */
 const char *bus_conn_name(const struct bus_conn *conn);

@@ -27,6 +27,9 @@ void bus_config_defaults(struct bus_file_config *cfg, bool embedded);
  * BUS_EIO with err naming the file, line and key. */
 int bus_config_load(const char *path, struct bus_file_config *cfg, char *err,
                     size_t errlen);
+/* The same from memory; name stands for the file in messages. */
+int bus_config_parse(const char *text, size_t len, const char *name,
+                     struct bus_file_config *cfg, char *err, size_t errlen);
 /* Parses "5", "0.5" seconds into ns; false if not a positive number. */
 bool bus_config_parse_seconds(const char *s, uint64_t *ns);
 /* Parses a decimal unsigned integer within [min, max]. */

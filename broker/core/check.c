@@ -1,0 +1,145 @@
+/*
+ * check.c — the core's structural invariants, checked on demand by the
+ * fuzz harnesses, the unit tests and (later) the simulator after every
+ * step. Read-only; O(connections² + trie) — a checking tool, not a hot path.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+#define FAIL(...)                                                            \
+	do {                                                                 \
+		snprintf(why, len, __VA_ARGS__);                             \
+		return BUS_EPROTO;                                           \
+	} while (0)
+
+static bool live(const struct bus_core *core, const struct bus_conn *x)
+{
+	for (const struct bus_conn *c = core->first; c; c = c->next)
+		if (c == x)
+			return true;
+	return false;
+}
+
+/* Counts subscription entries below n; every one must be a live,
+ * registered connection. Returns -1 on a dead one. */
+static long trie_entries(const struct bus_core *core, const struct bus_tnode *n)
+{
+	long total = 0;
+	const struct bus_subset *sets[2] = {&n->end, &n->hash};
+	for (int s = 0; s < 2; s++)
+		for (uint32_t i = 0; i < sets[s]->count; i++) {
+			const struct bus_conn *c = sets[s]->items[i];
+			if (!live(core, c) || !c->registered)
+				return -1;
+			total++;
+		}
+	for (uint32_t i = 0; i < n->children.cap; i++) {
+		if (!bus__strmap_live(&n->children, i))
+			continue;
+		long k = trie_entries(core, n->children.slots[i].value);
+		if (k < 0)
+			return -1;
+		total += k;
+	}
+	if (n->plus) {
+		long k = trie_entries(core, n->plus);
+		if (k < 0)
+			return -1;
+		total += k;
+	}
+	return total;
+}
+
+int bus_core_check_invariants(const struct bus_core *core, char *why,
+                              size_t len)
+{
+	const struct bus_limits *lim = &core->cfg.limits;
+	uint32_t conns = 0, registered = 0, internal = 0;
+	uint64_t queued = 0, prev_serial = 0;
+	(void)conns;
+	long subs = 0;
+	const struct bus_conn *prev = NULL;
+	for (const struct bus_conn *c = core->first; c; c = c->next) {
+		if (c->prev != prev)
+			FAIL("connection list: broken back link");
+		if (prev && c->serial <= prev_serial)
+			FAIL("connection list: serials not increasing");
+		prev = c;
+		prev_serial = c->serial;
+		conns++;
+		if (c->registered) {
+			registered++;
+			internal += c->kind == BUS_KIND_INTERNAL;
+			if (!c->name || strlen(c->name) != c->name_len)
+				FAIL("registered connection without its name");
+			if (bus__find_name((struct bus_core *)core, c->name,
+			                   c->name_len) != c)
+				FAIL("%s: not found by name", c->name);
+			if (c->primary && (!live(core, c->primary) ||
+			                   !c->primary->registered))
+				FAIL("%s: secondary of a dead primary", c->name);
+		} else if (c->subs.count || c->excl.count) {
+			FAIL("unregistered connection with subscriptions");
+		}
+		if (c->q_count > c->q_cap || c->q_inflight > c->q_count)
+			FAIL("%s: queue ring counts", c->name ? c->name : "?");
+		uint64_t qb = 0;
+		for (uint32_t i = 0; i < c->q_count; i++)
+			qb += c->q[(c->q_head + i) % c->q_cap]->len;
+		if (qb != c->q_bytes)
+			FAIL("%s: q_bytes %llu, frames hold %llu",
+			     c->name ? c->name : "?",
+			     (unsigned long long)c->q_bytes,
+			     (unsigned long long)qb);
+		if (c->q_count > lim->queue_frames_max ||
+		    c->q_bytes > lim->queue_bytes_max)
+			FAIL("%s: queue over its limits", c->name ? c->name : "?");
+		if (c->subs.count > lim->subscriptions_max ||
+		    c->excl.count > lim->exclusions_max)
+			FAIL("%s: over the subscription limits", c->name);
+		queued += c->q_bytes;
+		subs += c->subs.count;
+	}
+	if (conns != core->conn_count)
+		FAIL("conn_count %u, list holds %u", core->conn_count, conns);
+	if (registered != core->names_count || internal != core->internal_names)
+		FAIL("names_count %u (internal %u), registered %u (internal %u)",
+		     core->names_count, core->internal_names, registered,
+		     internal);
+	for (uint32_t i = 1; i < core->names_count; i++) {
+		const struct bus_conn *a = core->names[i - 1], *b = core->names[i];
+		size_t m = a->name_len < b->name_len ? a->name_len : b->name_len;
+		int cmp = memcmp(a->name, b->name, m);
+		if (cmp > 0 || (cmp == 0 && a->name_len >= b->name_len))
+			FAIL("names not sorted at %u", i);
+	}
+	if (queued != core->queued_bytes)
+		FAIL("queued_bytes %llu, queues hold %llu",
+		     (unsigned long long)core->queued_bytes,
+		     (unsigned long long)queued);
+	if (queued > lim->queued_bytes_total_max)
+		FAIL("queued bytes over the broker-wide cap");
+	long entries = trie_entries(core, &core->trie.root);
+	if (entries < 0)
+		FAIL("a subscription owned by a dead or unregistered client");
+	if (entries != subs)
+		FAIL("trie holds %ld subscriptions, clients %ld", entries, subs);
+	for (const struct bus_parked *p = core->parked_first; p; p = p->next) {
+		if (p->sender && !live(core, p->sender))
+			FAIL("parked frame of a dead sender");
+		if (p->target && !live(core, p->target))
+			FAIL("parked frame for a dead target");
+		if (!p->next && p != core->parked_last)
+			FAIL("parked list: wrong tail");
+	}
+	/* broker-wide counters include closed connections' */
+	uint64_t rf = 0, rb = 0, wf = 0, wb = 0;
+	for (const struct bus_conn *c = core->first; c; c = c->next)
+		rf += c->r_frames, rb += c->r_bytes, wf += c->w_frames,
+		    wb += c->w_bytes;
+	if (rf > core->st.r_frames || rb > core->st.r_bytes ||
+	    wf > core->st.w_frames || wb > core->st.w_bytes)
+		FAIL("per-client counters exceed the broker's");
+	return 0;
+}
