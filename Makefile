@@ -26,7 +26,7 @@ TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: all deps deps-test run run-standalone bench test unit pytest asan clean
+.PHONY: all deps deps-test run run-standalone bench fuzzers test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -57,6 +57,19 @@ $(O)/bin/busrt-bench: $(O)/obj/bench/busrt-bench.o $(LIB)
 $(O)/tests/%: $(O)/obj/broker/tests/%.o $(TEST_SUPPORT) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(TEST_SUPPORT) $(LIB) $(LDLIBS_ALL) -lcmocka
+
+# Fuzz harnesses (fuzz/*.c): linked with the replay driver by default; the
+# AFL++ and libFuzzer builds pass FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer.
+FUZZ_TARGETS := frame core topic broadcast rpc config client
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(O)/fuzzers/%)
+FUZZ_DRIVER ?= $(O)/obj/fuzz/replay.o
+FUZZ_LDFLAGS ?=
+
+$(O)/fuzzers/%: $(O)/obj/fuzz/%.o $(FUZZ_DRIVER) $(TEST_SUPPORT) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_DRIVER) $(TEST_SUPPORT) $(LIB) $(LDLIBS_ALL)
+
+fuzzers: $(FUZZ_BIN)
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
 

@@ -71,3 +71,19 @@ def test_regression_leading_empty_level_mask(broker):
     p.publish("/a/b", b"right")
     assert s.read_frame()[3] == b"right"
     s.expect_nothing()
+
+
+def test_frames_before_a_bad_one_are_answered(broker):
+    """A bad frame ends the connection, but the ACKs of the good frames
+    sent before it in the same write still arrive (the answer must not
+    depend on how the bytes were cut into reads)."""
+    sub = broker.client("sub")
+    assert sub.subscribe("t") == OK
+    c = broker.client("offender")
+    good = b"".join(frame(0x01, b"t\x00%d" % i, qos=1, op_id=100 + i) for i in range(3))
+    c.send(good + frame(0x3F, b"bad"))
+    assert [c.read_frame() for _ in range(3)] == [("ack", 100 + i, OK) for i in range(3)]
+    assert c.is_closed()
+    assert [sub.read_frame()[3] for _ in range(3)] == [b"0", b"1", b"2"]
+    # the name is free again at once
+    assert broker.client("offender").publish("t", b"again") == OK

@@ -144,6 +144,8 @@ static int parse_filter(const uint8_t *params, size_t len, char **filter)
 	*filter = NULL;
 	if (len == 0)
 		return 0;
+	if (bus__msgpack_check(params, len, 16) != len)
+		return -1; /* malformed, too deep, or sizes that lie */
 	msgpack_unpacked u;
 	msgpack_unpacked_init(&u);
 	size_t off = 0;

@@ -695,10 +695,15 @@ static bool topic_within_limits(const struct bus_core *core, const char *t,
 }
 
 /* ---- frame handlers ---------------------------------------------------- */
+/* A protocol error ends the connection: nothing more is read from it or
+ * routed to it, but the answers already queued (ACKs of the frames before
+ * the bad one) still go out, so what a client sees does not depend on how
+ * its bytes were cut into reads. */
 static void proto_error(struct bus_core *core, struct bus_conn *c)
 {
 	core->st.disconnects_proto++;
-	conn_abort(core, c);
+	conn_unregister(core, c);
+	conn_close_after_flush(core, c);
 }
 
 /* Splits off the first \0-terminated field; false if no separator. */

@@ -77,6 +77,13 @@ static inline struct bus_heap_item *bus__heap_top(const struct bus_heap *h)
 }
 void bus__heap_free(const struct bus_allocator *a, struct bus_heap *h);
 
+/* ---- MessagePack bounds: msgpack-c allocates for a container's declared
+ * size before it reads the items, so a 5-byte "map of 4 G entries" would
+ * ask for gigabytes. This walks the headers only: returns the size of the
+ * first object at p, or 0 if it is malformed, nested deeper than depth_max
+ * or declares more items than there are bytes left. -------------------- */
+size_t bus__msgpack_check(const uint8_t *p, size_t n, unsigned depth_max);
+
 /* ---- frames (frame.c) -------------------------------------------------- */
 #define BUS_CLIENT_HDR_BYTES 9u
 #define BUS_SERVER_HDR_BYTES 6u

@@ -313,3 +313,91 @@ void bus__heap_free(const struct bus_allocator *a, struct bus_heap *h)
 	bus__free(a, h->items);
 	*h = (struct bus_heap){0};
 }
+
+/* ---- MessagePack bounds ------------------------------------------------- */
+static uint64_t be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+size_t bus__msgpack_check(const uint8_t *p, size_t n, unsigned depth_max)
+{
+	uint64_t stack[64]; /* items still to read per open container */
+	unsigned depth = 0;
+	size_t off = 0;
+	if (depth_max > 64)
+		depth_max = 64;
+	uint64_t items = 1; /* at the top: one object */
+	for (;;) {
+		while (items == 0) {
+			if (depth == 0)
+				return off;
+			items = stack[--depth];
+		}
+		items--;
+		if (off >= n)
+			return 0;
+		uint8_t t = p[off++];
+		uint64_t skip = 0, count = 0;
+		int lb = 0; /* bytes of a length field */
+		if (t <= 0x7f || t >= 0xe0 || (t >= 0xc2 && t <= 0xc3) || t == 0xc0)
+			continue;
+		if (t >= 0xa0 && t <= 0xbf) {
+			skip = t & 0x1f;
+		} else if (t >= 0x80 && t <= 0x8f) {
+			count = 2u * (t & 0x0f);
+		} else if (t >= 0x90 && t <= 0x9f) {
+			count = t & 0x0f;
+		} else {
+			switch (t) {
+			case 0xc4: case 0xd9: lb = 1; break; /* bin8, str8 */
+			case 0xc5: case 0xda: lb = 2; break;
+			case 0xc6: case 0xdb: lb = 4; break;
+			case 0xc7: lb = 1; skip = 1; break; /* ext: + type */
+			case 0xc8: lb = 2; skip = 1; break;
+			case 0xc9: lb = 4; skip = 1; break;
+			case 0xca: skip = 4; break;
+			case 0xcb: skip = 8; break;
+			case 0xcc: case 0xd0: skip = 1; break;
+			case 0xcd: case 0xd1: skip = 2; break;
+			case 0xce: case 0xd2: skip = 4; break;
+			case 0xcf: case 0xd3: skip = 8; break;
+			case 0xd4: skip = 2; break;
+			case 0xd5: skip = 3; break;
+			case 0xd6: skip = 5; break;
+			case 0xd7: skip = 9; break;
+			case 0xd8: skip = 17; break;
+			case 0xdc: case 0xde: lb = 2; break;
+			case 0xdd: case 0xdf: lb = 4; break;
+			default: return 0; /* 0xc1: never used */
+			}
+			if (lb) {
+				if (n - off < (size_t)lb)
+					return 0;
+				uint64_t v = be(p + off, lb);
+				off += (size_t)lb;
+				if (t == 0xdc || t == 0xdd)
+					count = v;
+				else if (t == 0xde || t == 0xdf)
+					count = 2 * v;
+				else
+					skip += v;
+			}
+		}
+		if (skip > n - off)
+			return 0;
+		off += (size_t)skip;
+		if (count) {
+			/* every item takes at least one byte: a declared count
+			 * past the input is a lie, refused before anything
+			 * allocates for it */
+			if (count > n - off || depth == depth_max)
+				return 0;
+			stack[depth++] = items;
+			items = count;
+		}
+	}
+}

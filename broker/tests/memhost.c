@@ -286,3 +286,14 @@ int mh_ack(struct memhost *mh, int i, uint32_t op_id)
 	assert(m.op_id == op_id);
 	return m.result;
 }
+
+void mh_drop(struct memhost *mh, int i)
+{
+	struct mh_conn *c = &mh->c[i];
+	if (c->closed)
+		return;
+	c->closed = true;
+	c->write_pending = false;
+	bus_core_on_close(mh->core, c->conn, mh->now);
+	mh_run(mh);
+}

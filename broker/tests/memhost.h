@@ -40,6 +40,8 @@ void mh_send(struct memhost *mh, int i, const void *data, size_t len);
 /* Completes writes and closes until nothing changes; flushes each turn. */
 void mh_run(struct memhost *mh);
 void mh_advance(struct memhost *mh, uint64_t ns);
+/* The peer went away (EOF): the core hears of it now. */
+void mh_drop(struct memhost *mh, int i);
 /* Connects and registers name; returns the index (asserts success). */
 int mh_client(struct memhost *mh, const char *name, enum bus_conn_kind kind);
 /* Handshake returning the broker's answer byte at step 5. */

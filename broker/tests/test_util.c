@@ -75,11 +75,43 @@ static void test_splitmix64_is_seeded_and_stable(void **state)
 	assert_int_equal(bus_splitmix64(&z), 0xE220A8397B1DCDAFull);
 }
 
+static void test_msgpack_check(void **state)
+{
+	(void)state;
+	/* {"filter": "^a"} */
+	static const uint8_t ok[] = {0x81, 0xa6, 'f', 'i', 'l', 't', 'e', 'r',
+	                             0xa2, '^', 'a'};
+	assert_int_equal(bus__msgpack_check(ok, sizeof(ok), 4), sizeof(ok));
+	assert_int_equal(bus__msgpack_check(ok, sizeof(ok) - 1, 4), 0);
+	/* a map32 of 4 G entries in 5 bytes, an array32 of 16 M: refused
+	 * before msgpack-c would allocate for them */
+	static const uint8_t bomb1[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+	static const uint8_t bomb2[] = {0xdd, 0x01, 0x00, 0x00, 0x00, 0xc0};
+	assert_int_equal(bus__msgpack_check(bomb1, sizeof(bomb1), 4), 0);
+	assert_int_equal(bus__msgpack_check(bomb2, sizeof(bomb2), 4), 0);
+	/* str32 claiming more than is there */
+	static const uint8_t lie[] = {0xdb, 0x00, 0x00, 0x10, 0x00, 'x'};
+	assert_int_equal(bus__msgpack_check(lie, sizeof(lie), 4), 0);
+	/* nesting: [[[[nil]]]] is depth 4 */
+	static const uint8_t deep[] = {0x91, 0x91, 0x91, 0x91, 0xc0};
+	assert_int_equal(bus__msgpack_check(deep, sizeof(deep), 4), 5);
+	assert_int_equal(bus__msgpack_check(deep, sizeof(deep), 3), 0);
+	/* one of each kind, one after another in an array of 15 */
+	static const uint8_t all[] = {0x9f, 0x01, 0xff, 0xc0, 0xc3, 0xcc, 1,
+	                              0xcd, 0, 1, 0xca, 0, 0, 0, 0, 0xd4, 1,
+	                              2, 0xc4, 1, 9, 0xc7, 1, 5, 7, 0xd9, 1,
+	                              'x', 0x80, 0x90, 0xa0, 0xd0, 0xfe};
+	assert_int_equal(bus__msgpack_check(all, sizeof(all), 4), sizeof(all));
+	static const uint8_t never[] = {0xc1};
+	assert_int_equal(bus__msgpack_check(never, 1, 4), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_heap_matches_reference),
 		cmocka_unit_test(test_splitmix64_is_seeded_and_stable),
+		cmocka_unit_test(test_msgpack_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

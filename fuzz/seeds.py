@@ -1,0 +1,283 @@
+"""Writes the seed corpora of every fuzz target into OUTDIR/<target>/:
+real frames (built like the byte-exact test client builds them), the
+shipped and documented configurations, and the inputs that must be proven
+harmless (zero and 4 GiB lengths, one past each limit, invalid UTF-8, NULs
+in names, masks like '#/a', '+#', '//', 10,000-level topics, YAML alias
+bombs). At least 20 inputs per target.
+
+  /usr/bin/python3 fuzz/seeds.py build/fuzz/seeds
+"""
+import os
+import struct
+import sys
+
+import msgpack
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "build/fuzz/seeds"
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+PUBLISH, SUBSCRIBE, UNSUBSCRIBE, EXCLUDE, UNEXCLUDE, PUBLISH_FOR = 1, 2, 3, 4, 5, 6
+MESSAGE, BROADCAST = 0x12, 0x13
+
+
+def frame(op, payload=b"", qos=0, op_id=1, length=None):
+    n = len(payload) if length is None else length
+    return struct.pack("<IBI", op_id, op | (qos << 6), n) + payload
+
+
+def rpc_req(method, params=b"", call_id=7):
+    return b"\x01" + struct.pack("<I", call_id) + method.encode() + b"\x00" + params
+
+
+def delivered(kind, sender, *parts, realtime=0):
+    body = sender.encode() + b"\x00" + b"\x00".join(parts)
+    return bytes([kind]) + struct.pack("<I", len(body)) + bytes([realtime]) + body
+
+
+def write(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# ---- frame: seed byte + a client's stream -----------------------------------
+frames = {
+    "ping": b"\x00" * 9,
+    "publish": frame(PUBLISH, b"events/process/lifecycle\x00data", 1),
+    "publish-qos3": frame(PUBLISH, b"a/b\x00x", 3),
+    "publish-empty": frame(PUBLISH, b"t\x00", 0),
+    "subscribe": frame(SUBSCRIBE, b"events/#\x00events/*/anomaly\x00+/x", 1),
+    "unsubscribe": frame(UNSUBSCRIBE, b"events/#", 1),
+    "exclude": frame(EXCLUDE, b"events/secret", 1) + frame(UNEXCLUDE, b"events/secret", 1, 2),
+    "publish-for": frame(PUBLISH_FOR, b"t\x00sub\x00d", 1),
+    "message-broker": frame(MESSAGE, b".broker\x00" + rpc_req("test"), 1),
+    "message-unknown": frame(MESSAGE, b"nobody\x00hi", 1),
+    "broadcast": frame(BROADCAST, b"collector.*\x00all", 1),
+    "unknown-op": frame(0x3f, b"x"),
+    "ping-with-payload": struct.pack("<IBI", 0, 0, 3) + b"abc",
+    "len-4gib": struct.pack("<IBI", 1, PUBLISH, 0xFFFFFFFF),
+    "len-zero-publish": frame(PUBLISH, b"", 1),
+    "len-past-limit": frame(PUBLISH, b"t\x00" + b"x" * 4095, 0),
+    "missing-separator": frame(PUBLISH, b"no-separator", 1),
+    "invalid-utf8-topic": frame(PUBLISH, b"\xff\xfe\x00d", 1),
+    "nul-in-target": frame(MESSAGE, b"a\x00b\x00c", 1),
+    "masks-odd": frame(SUBSCRIBE, b"#/a\x00+#\x00//\x00a//b\x00/a/b\x00*", 1),
+    "deep-topic": frame(PUBLISH, "/".join(["l"] * 200).encode() + b"\x00d", 1),
+}
+stream = b"".join(frames[k] for k in ("subscribe", "publish", "publish-qos3", "message-broker", "broadcast"))
+for i, (name, data) in enumerate(frames.items()):
+    write("frame", name, bytes([i * 37 % 256]) + data)
+write("frame", "stream", b"\x05" + stream)
+write("frame", "stream-then-garbage", b"\x09" + stream + frames["unknown-op"] + frames["publish"])
+
+# ---- core: configuration bytes + commands (see fuzz/core.c step()) ---------
+def cmd(op, *args):
+    return bytes([op]) + b"".join(a if isinstance(a, bytes) else bytes([a]) for a in args)
+
+
+def hello(i, name):
+    return cmd(1, i, len(name), name.encode())
+
+
+def pub(i, topic, data, qos=1):
+    return cmd(4, i, qos, len(topic), topic.encode(), len(data), data)
+
+
+def sub(i, mask, qos=1):
+    return cmd(3, i, 0, qos, len(mask), mask.encode())
+
+
+base = cmd(0, 0) + cmd(0, 1) + cmd(0, 2) + hello(0, "a") + hello(1, "b") + hello(2, "c.int")
+core_seeds = {
+    "pubsub": base + sub(1, "ev/#") + pub(0, "ev/x", b"hello") + cmd(11, 1),
+    "slow-consumer": base + sub(1, "#") + cmd(10, 1) + b"".join(pub(0, "t", b"x" * 50) for _ in range(10)) + cmd(10, 1),
+    "block-internal": base + sub(2, "#") + cmd(10, 2) + b"".join(pub(0, "t", b"y" * 30) for _ in range(8)) + cmd(8, 100, 0),
+    "message": base + cmd(5, 0, 1, 1, b"b", 2, b"hi") + cmd(5, 0, 1, 6, b"nobody", 1, b"x"),
+    "broadcast": base + cmd(6, 0, 1, 1, b"*", 3, b"all"),
+    "broker-rpc": base + cmd(5, 0, 1, 7, b".broker", 12, rpc_req("stats")),
+    "client-list": base + cmd(5, 0, 1, 7, b".broker", len(rpc_req("client.list")), rpc_req("client.list")),
+    "drop-peer": base + sub(1, "a/+") + cmd(9, 1) + pub(0, "a/b", b"z"),
+    "idle": base + cmd(8, 0xff, 0xff) + cmd(8, 0xff, 0xff),
+    "secondary": base + cmd(0, 0) + hello(3, "a%%w1") + cmd(9, 0) + cmd(11, 3),
+    "busy-name": base + cmd(0, 0) + hello(3, "a"),
+    "bad-name": cmd(0, 0) + cmd(1, 0, 3, b"\xff\xfe\xfd"),
+    "dot-name": cmd(0, 0) + cmd(1, 0, 7, b".broker"),
+    "raw-garbage": base + cmd(2, 0, 8, 0, b"\xff" * 8),
+    "unsubscribe": base + sub(1, "x/#") + cmd(3, 1, 1, 1, 3, b"x/#"),
+    "exclude": base + sub(1, "#") + cmd(3, 1, 2, 1, 1, b"t") + pub(0, "t", b"no"),
+    "publish-for": base + sub(1, "t") + cmd(7, 0, 1, b"t", 1, b"b", 1),
+    "limits": base + b"".join(sub(1, "m%d" % i) for i in range(10)),
+    "many-conns": b"".join(cmd(0, 0) + hello(i, "n%d" % i) for i in range(10)),
+    "realtime": base + sub(1, "#") + pub(0, "rt", b"now", qos=3),
+}
+for i, (name, data) in enumerate(core_seeds.items()):
+    cfgb = bytes([i & 1, 8 + i, 0x41 + i, 0x30 + i])
+    write("core", name, cfgb + data)
+
+# ---- topic / broadcast: lines ------------------------------------------------
+topic_seeds = [
+    b"\x01Mevents/#\nMevents/*/anomaly\nevents/process/lifecycle\nevents\nevents/net/anomaly\n",
+    b"\x00Mevents/*/anomaly\nevents/x/anomaly\nevents/*/anomaly\n",
+    b"\x01M#\n\na\na/b\n/\n",
+    b"\x01M#/a\na\na/b\nb/c/d\n",
+    b"\x01M+#\n+#\na\n#\n",
+    b"\x01M//\n//\n/\n///\n",
+    b"\x01Ma//b\na//b\na/b\na/x/b\n",
+    b"\x01M/a/b\n/a/b\na/b\n",
+    b"\x01M+\n\nx\nx/y\n",
+    b"\x01M+/+\na/b\na\na/b/c\n",
+    b"\x01Ma/+/c\nMa/#\nRa/#\na/b/c\na/b\n",
+    b"\x01Ma+\na+\nab\n",
+    b"\x00M*\n*\nx\n",
+    b"\x01M*\n*\nx\n",
+    b"\x01M.broker/warn\n.broker/warn\n",
+    b"\x01M\xff\xfe\n\xff\xfe\n",
+    b"\x01M" + "/".join(["a"] * 500).encode() + b"\n" + "/".join(["a"] * 500).encode() + b"\n",
+    b"\x01M" + "/".join(["a", "b"] * 50).encode() + b"/#\n" + "/".join(["a", "b"] * 60).encode() + b"\n",
+    b"\x01Mx/#/y\nx/a\nx/a/y\nx\n",
+    b"\x01M#\nM+\nM+/+\nM+/+/+\na\na/b\na/b/c\na/b/c/d\n",
+    b"\x01Ma/b\nMa/b\nRa/b\na/b\n",
+]
+for i, s in enumerate(topic_seeds):
+    write("topic", "t%02d" % i, s)
+bcast = [
+    b"Mcollector.*\ncollector.proc\ncollector.net.1\ncollector\n",
+    b"M*\na\na.b\n\n",
+    b"M?\na\na.b\n",
+    b"Mcollector.?\ncollector.x\ncollector.x.y\n",
+    b"M?.*\na.b\na\na.b.c\n",
+    b"Ma.b\na.b\na.bb\n",
+    b"M\n\na\n",
+    b"M..\n..\n.\n",
+    b"M*.x\na.x\nfoo\n",
+    b"Mmonitor.*\nmonitor.demo\nmonitors.x\n",
+    b"Mdaemoneye-agent\ndaemoneye-agent\n",
+    b"Mx.*\nx.\nx.y\n",
+    b"M**\n**\nab\n",
+    b"M??\n??\nab\n",
+    b"Ma?\na?\nab\n",
+    b"M\xff.*\n\xff.a\n",
+    b"M*\n" + ".".join(["n"] * 300).encode() + b"\n",
+    b"M?.?.?\na.b.c\na.b\n",
+    b"Mcollector.process.*\ncollector.process.procmond-1\ncollector.process\n",
+    b"Ma.*.c\na.b.c\na.b\n",
+]
+for i, s in enumerate(bcast):
+    write("broadcast", "b%02d" % i, s)
+
+# ---- rpc ---------------------------------------------------------------------
+methods = ["test", "info", "stats", "client.list", "benchmark.test", "nope", ""]
+for i, m in enumerate(methods):
+    write("rpc", f"broker-built-{i}", bytes([2, i]))
+params = [msgpack.packb({"filter": "^a"}), msgpack.packb({"filter": "("}), msgpack.packb({"filter": 5}),
+          msgpack.packb([1, 2]), b"\xc1", msgpack.packb({"x": {"y": [1, {"z": None}]}}),
+          b"\x81\xa6filter\xd9", b"\xdf\xff\xff\xff\xff"]
+for i, p in enumerate(params):
+    write("rpc", f"client-list-params-{i}", bytes([2, 3]) + p)
+write("rpc", "broker-raw-request", b"\x00" + rpc_req("info"))
+write("rpc", "broker-raw-notification", b"\x00\x00note")
+write("rpc", "broker-raw-truncated", b"\x00\x01\x01\x02")
+write("rpc", "client-reply", b"\x03\x11\x01\x00\x01\x00" + msgpack.packb({"ok": True}))
+write("rpc", "client-error", b"\x03\x12\x01\x00\x01\x00\xa7\x80nope")
+write("rpc", "client-error-short", b"\x03\x12\x01\x00\x01\x00\xa7")
+write("rpc", "client-request", b"\x01\x01\x05\x00\x00\x00method\x00params")
+write("rpc", "client-request-no-method-end", b"\x01\x01\x05\x00\x00\x00method")
+write("rpc", "client-notification", b"\x01\x00hello")
+write("rpc", "client-reply-from-other", b"\x07\x11\x01\x00\x01\x00x")
+
+# ---- config --------------------------------------------------------------------
+configs = {
+    "design-example": """broker:
+  mode: embedded
+  embedded:
+    max_connections: 64
+    buffer_size: 10000
+    transport:
+      type: unix_socket
+      path: /tmp/daemoneye-broker.sock
+  standalone:
+    address: 127.0.0.1:9090
+    tls:
+      enabled: false
+      cert_file: /etc/daemoneye/broker.crt
+      key_file: /etc/daemoneye/broker.key
+""",
+    "limits": """broker:
+  timeout: 0.5
+  queue_policy: drop_newest
+  internal_queue_policy: block
+  block_deadline_ms: 20
+  star_is_plus: false
+  force_register: true
+  socket_mode: "0660"
+  limits:
+    payload_bytes_max: 1024
+    name_bytes_max: 64
+    topic_bytes_max: 128
+    topic_levels_max: 8
+    subscriptions_max: 16
+    exclusions_max: 4
+    queue_bytes_max: 65536
+    queued_bytes_total_max: 1048576
+    read_bytes_per_turn_max: 4096
+""",
+    "empty": "",
+    "comment-only": "# nothing\n",
+    "unknown-key": "broker:\n  nope: 1\n",
+    "wrong-type": "broker:\n  timeout: [1, 2]\n",
+    "negative": "broker:\n  timeout: -1\n",
+    "huge-int": "broker:\n  limits:\n    payload_bytes_max: 99999999999999999999999\n",
+    "bad-policy": "broker:\n  queue_policy: block\n",
+    "bad-mode": "broker:\n  mode: cluster\n",
+    "top-list": "- a\n- b\n",
+    "tabs": "broker:\n\tmode: embedded\n",
+    "unterminated": "broker: {mode: \"embedded\n",
+    "alias-bomb": "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                  "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                  "broker: *d\n",
+    "alias-map": "x: &x {timeout: 3}\nbroker: *x\n",
+    "merge-key": "x: &x {timeout: 3}\nbroker:\n  <<: *x\n",
+    "invalid-utf8": "broker:\n  mode: \xff\xfe\n",
+    "nul": "broker:\n  mode: emb\x00edded\n",
+    "socket-long": "broker:\n  standalone:\n    socket: /" + "x" * 300 + "\n",
+    "tls-on": "broker:\n  standalone:\n    tls:\n      enabled: true\n",
+    "inconsistent": "broker:\n  limits:\n    queue_bytes_max: 10\n    queued_bytes_total_max: 5\n",
+    "deep": "broker:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(50)),
+}
+for name, text in configs.items():
+    write("config", name, text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)
+
+# ---- client: seed byte, flags, then what a broker sends -------------------------
+hs = b"\xeb\x01\x00\x01\x01"
+client_seeds = {
+    "handshake": hs,
+    "bad-greeting": b"\xec\x01\x00",
+    "bad-version": b"\xeb\x02\x00",
+    "refused-busy": b"\xeb\x01\x00\x01\x76",
+    "refused-data": b"\xeb\x01\x00\x72",
+    "ack-ok": hs + b"\xfe\x01\x00\x00\x00\x01",
+    "ack-late": hs + b"\xfe\x09\x00\x00\x00\x01",
+    "nop": hs + b"\x00\x00\x00\x00\x00\x00",
+    "nop-with-length": hs + b"\x00\x03\x00\x00\x00\x00abc",
+    "publish": hs + delivered(PUBLISH, "pub", b"a/b", b"data"),
+    "publish-no-topic-end": hs + b"\x01\x05\x00\x00\x00\x00pub\x00x",
+    "message": hs + delivered(MESSAGE, "srv", b"hello"),
+    "broadcast": hs + delivered(BROADCAST, "x", b"all", realtime=1),
+    "rpc-reply": hs + delivered(MESSAGE, "srv", b"\x11\x01\x00\x01\x00ok"),
+    "rpc-error": hs + delivered(MESSAGE, "srv", b"\x12\x01\x00\x01\x00\xa7\x80err"),
+    "rpc-request": hs + delivered(MESSAGE, "caller", rpc_req("echo", b"p")),
+    "rpc-notification": hs + delivered(MESSAGE, "caller", b"\x00note"),
+    "unknown-kind": hs + b"\x42\x00\x00\x00\x00\x00",
+    "len-4gib": hs + b"\x01\xff\xff\xff\xff\x00",
+    "many": hs + b"".join(delivered(PUBLISH, "p", b"t", b"%d" % i) for i in range(50)),
+    "warn": hs + delivered(PUBLISH, ".broker", b".broker/warn", msgpack.packb({"s": "shutdown", "t": 1})),
+}
+for i, (name, data) in enumerate(client_seeds.items()):
+    write("client", name, bytes([i * 13 % 256, i % 8]) + data)
+
+counts = {t: len(os.listdir(os.path.join(OUT, t))) for t in sorted(os.listdir(OUT))}
+short = {t: n for t, n in counts.items() if n < 20}
+if short:
+    sys.exit(f"seeds.py: fewer than 20 seeds: {short}")
+print("seeds:", ", ".join(f"{t} {n}" for t, n in counts.items()))
