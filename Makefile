@@ -3,6 +3,8 @@
 # or O=build/asan (ASan+UBSan). Nothing under build/ is committed.
 
 O ?= build
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_MAKE = $(MAKE) --no-print-directory O=build/asan OPT="-O1 -g" SAN="$(ASAN_FLAGS)"
 CC ?= cc
 PYTHON ?= /usr/bin/python3
 SAN ?=
@@ -26,7 +28,7 @@ TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: all deps deps-test run run-standalone bench fuzzers test unit pytest asan clean
+.PHONY: all deps deps-test run run-standalone bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -86,6 +88,7 @@ run-standalone: all
 test: deps-test
 	@scripts/stage.sh build $(MAKE) --no-print-directory all tests
 	@scripts/stage.sh unit $(MAKE) --no-print-directory unit
+	@scripts/stage.sh fuzz-regress $(MAKE) --no-print-directory fuzz-regress
 	@scripts/stage.sh pytest $(MAKE) --no-print-directory pytest
 
 tests: $(TEST_BIN)
@@ -96,6 +99,30 @@ unit: $(TEST_BIN)
 pytest: all
 	BUSRT_BIN=$(abspath $(O)/bin) $(PYTHON) -m pytest -q pytest $(PYTEST_ARGS)
 
+# Every seed and regression input of every fuzz target, through the
+# ASan+UBSan build (part of make test).
+fuzz-regress:
+	@$(ASAN_MAKE) fuzzers
+	@$(PYTHON) fuzz/seeds.py build/fuzz/seeds
+	@scripts/fuzz-regress.sh build/asan/fuzzers build/fuzz/seeds
+
+# AFL++ campaigns (fuzz/README.md): make fuzz T=frame S=300; make fuzz-all S=60
+S ?= 60
+fuzz:
+	@ci/deps.sh fuzz
+	@test -n "$(T)" || { echo "make fuzz T=<target> [S=seconds]; targets: $(FUZZ_TARGETS)"; exit 2; }
+	@fuzz/campaign.sh $(T) $(S)
+
+fuzz-all:
+	@ci/deps.sh fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do fuzz/campaign.sh $$t $(S); done
+
+# libFuzzer builds of every harness (clang -fsanitize=fuzzer,address)
+fuzzers-libfuzzer:
+	@ci/deps.sh fuzz
+	@$(MAKE) --no-print-directory O=build/libfuzzer CC=clang OPT="-O1 -g" \
+		SAN="-fsanitize=address,undefined" FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer fuzzers
+
 # make bench: throughput, latency and syscalls per message against the raw
 # socket bound and the embedded internal path (bench/run.py); BENCH_ARGS=--quick
 bench:
@@ -104,9 +131,8 @@ bench:
 	$(PYTHON) bench/run.py --bin $(O)/bin $(BENCH_ARGS)
 
 # ASan+UBSan: the same sources in build/asan; unit and integration tests.
-ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 asan: deps-test
-	@scripts/stage.sh asan-build $(MAKE) --no-print-directory O=build/asan OPT="-O1 -g" SAN="$(ASAN_FLAGS)" all tests
+	@scripts/stage.sh asan-build $(ASAN_MAKE) all tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		scripts/stage.sh asan-unit $(MAKE) --no-print-directory O=build/asan SAN="$(ASAN_FLAGS)" unit
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 BUSRT_ASAN=1 \

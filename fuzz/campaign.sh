@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One AFL++ campaign: fuzz/campaign.sh TARGET SECONDS
+# A plain instance (-M, with a CmpLog build; its execs/s is the figure) and
+# an ASan+UBSan instance (-S) share build/fuzz/TARGET/out. At the end: the
+# figures, then every crash or hang minimised (afl-tmin) into
+# build/fuzz/TARGET/min/ and named loudly. Exit 0 unless the harness broke.
+set -euo pipefail
+t=${1:?target}; secs=${2:?seconds}
+root=build/fuzz/$t
+export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
+export AFL_NO_AFFINITY=1 AFL_QUIET=1
+mk() { make --no-print-directory -s "$@" FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer; }
+mk O=build/afl CC=afl-clang-fast OPT="-O2 -g" "build/afl/fuzzers/$t"
+AFL_LLVM_CMPLOG=1 mk O=build/afl-cmplog CC=afl-clang-fast OPT="-O2 -g" "build/afl-cmplog/fuzzers/$t"
+AFL_USE_ASAN=1 AFL_USE_UBSAN=1 mk O=build/afl-asan CC=afl-clang-fast OPT="-O1 -g" "build/afl-asan/fuzzers/$t"
+/usr/bin/python3 fuzz/seeds.py build/fuzz/seeds >/dev/null
+mkdir -p "$root/in"
+cp build/fuzz/seeds/"$t"/* "$root/in/"
+[ -d "fuzz/regress/$t" ] && find "fuzz/regress/$t" -type f -exec cp {} "$root/in/" \;
+rm -rf "$root/out" "$root/min"
+dict=(); [ -f "fuzz/dict/$t.dict" ] && dict=(-x "fuzz/dict/$t.dict")
+echo "fuzz $t: ${secs}s, plain+cmplog (main) and asan (secondary) instances"
+afl-fuzz -i "$root/in" -o "$root/out" -M main -c "build/afl-cmplog/fuzzers/$t" \
+  "${dict[@]}" -V "$secs" -- "build/afl/fuzzers/$t" >"$root/main.log" 2>&1 &
+main=$!
+AFL_USE_ASAN=1 afl-fuzz -i "$root/in" -o "$root/out" -S asan "${dict[@]}" -V "$secs" \
+  -- "build/afl-asan/fuzzers/$t" >"$root/asan.log" 2>&1 &
+asan=$!
+rc=0
+wait $main || rc=$?
+wait $asan || rc=$?
+stat() { sed -n "s/^$2 *: *//p" "$root/out/$1/fuzzer_stats" 2>/dev/null | head -1; }
+if [ ! -f "$root/out/main/fuzzer_stats" ]; then
+  echo "fuzz $t: the campaign did not run (harness broken?):"; tail -20 "$root/main.log"; exit 1
+fi
+printf 'fuzz %-9s execs/s %s (plain)  %s (asan)  corpus %s  edges %s of %s  crashes %s+%s  hangs %s+%s\n' \
+  "$t" "$(stat main execs_per_sec)" "$(stat asan execs_per_sec)" "$(stat main corpus_count)" \
+  "$(stat main edges_found)" "$(stat main total_edges)" \
+  "$(stat main saved_crashes)" "$(stat asan saved_crashes)" \
+  "$(stat main saved_hangs)" "$(stat asan saved_hangs)"
+found=0
+for f in "$root"/out/*/crashes/id* "$root"/out/*/hangs/id*; do
+  [ -e "$f" ] || continue
+  found=$((found + 1))
+  mkdir -p "$root/min"
+  out="$root/min/$(basename "$(dirname "$(dirname "$f")")")-$(basename "$(dirname "$f")")-$found"
+  afl-tmin -i "$f" -o "$out" -- "build/afl-asan/fuzzers/$t" >/dev/null 2>&1 || cp "$f" "$out"
+  echo "!!! fuzz $t: NEW FINDING $out (replay: build/asan/fuzzers/$t $out)"
+done
+[ "$found" = 0 ] || echo "!!! fuzz $t: $found finding(s): fix, then add the minimised input to fuzz/regress/$t/"
+exit $rc
