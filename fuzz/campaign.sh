@@ -38,14 +38,19 @@ printf 'fuzz %-9s execs/s %s (plain)  %s (asan)  corpus %s  edges %s of %s  cras
   "$(stat main edges_found)" "$(stat main total_edges)" \
   "$(stat main saved_crashes)" "$(stat asan saved_crashes)" \
   "$(stat main saved_hangs)" "$(stat asan saved_hangs)"
+# findings: the first 5 minimised (one bug tends to give many), all listed
 found=0
 for f in "$root"/out/*/crashes/id* "$root"/out/*/hangs/id*; do
   [ -e "$f" ] || continue
   found=$((found + 1))
   mkdir -p "$root/min"
   out="$root/min/$(basename "$(dirname "$(dirname "$f")")")-$(basename "$(dirname "$f")")-$found"
-  afl-tmin -i "$f" -o "$out" -- "build/afl-asan/fuzzers/$t" >/dev/null 2>&1 || cp "$f" "$out"
-  echo "!!! fuzz $t: NEW FINDING $out (replay: build/asan/fuzzers/$t $out)"
+  if [ "$found" -le 5 ]; then
+    timeout 120 afl-tmin -i "$f" -o "$out" -- "build/afl-asan/fuzzers/$t" >/dev/null 2>&1 || cp "$f" "$out"
+    echo "!!! fuzz $t: NEW FINDING $out (replay: build/asan/fuzzers/$t $out)"
+  else
+    cp "$f" "$out"
+  fi
 done
-[ "$found" = 0 ] || echo "!!! fuzz $t: $found finding(s): fix, then add the minimised input to fuzz/regress/$t/"
+[ "$found" = 0 ] || echo "!!! fuzz $t: $found finding(s) in $root/min: fix, then add the minimised input to fuzz/regress/$t/"
 exit $rc

@@ -994,6 +994,8 @@ static void rx_keep(struct bus_core *core, struct bus_conn *c,
 /* Processes the buffered input of c and keeps only what is left. */
 static void rx_drain(struct bus_core *core, struct bus_conn *c)
 {
+	if (c->rx_len == 0)
+		return; /* nothing buffered (rx may not even exist) */
 	size_t used = conn_process(core, c, c->rx, c->rx_len);
 	if (c->close != BUS_CLOSE_NONE)
 		return;
