@@ -28,7 +28,7 @@ TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: all deps deps-test run run-standalone bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer test unit pytest asan clean
+.PHONY: all deps deps-test run run-standalone bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -122,6 +122,15 @@ fuzzers-libfuzzer:
 	@ci/deps.sh fuzz
 	@$(MAKE) --no-print-directory O=build/libfuzzer CC=clang OPT="-O1 -g" \
 		SAN="-fsanitize=address,undefined" FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer fuzzers
+
+# Coverage (coverage/): lcov report of unit tests + pytest + fuzz corpus,
+# and the floors of coverage/floors.
+coverage:
+	@ci/deps.sh coverage
+	@coverage/report.sh
+
+coverage-check: coverage
+	@coverage/check.sh
 
 # make bench: throughput, latency and syscalls per message against the raw
 # socket bound and the embedded internal path (bench/run.py); BENCH_ARGS=--quick

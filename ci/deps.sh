@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, only those missing.
-# Usage: ci/deps.sh [build|test|bench|fuzz]   (each includes build)
+# Usage: ci/deps.sh [build|test|bench|fuzz|coverage|perf]   (each includes build)
 set -euo pipefail
 set_name=${1:-build}
 build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev)
 test=(libcmocka-dev python3-pytest python3-msgpack)
 bench=(python3)
 fuzz=(afl++ clang libclang-rt-14-dev python3-msgpack)
+coverage=(lcov libcmocka-dev python3-pytest python3-msgpack)
+perf=(valgrind)
 case "$set_name" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${test[@]}") ;;
   bench) want=("${build[@]}" "${bench[@]}") ;;
   fuzz) want=("${build[@]}" "${fuzz[@]}") ;;
-  *) echo "ci/deps.sh: unknown set '$set_name' (build|test|bench|fuzz)" >&2; exit 2 ;;
+  coverage) want=("${build[@]}" "${coverage[@]}") ;;
+  perf) want=("${build[@]}" "${perf[@]}") ;;
+  *) echo "ci/deps.sh: unknown set '$set_name' (build|test|bench|fuzz|coverage|perf)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${want[@]}"; do
