@@ -91,7 +91,7 @@ test: deps-test
 	@scripts/stage.sh fuzz-regress $(MAKE) --no-print-directory fuzz-regress
 	@scripts/stage.sh pytest $(MAKE) --no-print-directory pytest
 
-tests: $(TEST_BIN)
+tests: $(TEST_BIN) $(O)/tests/perf_core
 
 unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
