@@ -121,7 +121,7 @@ fuzz-all:
 fuzzers-libfuzzer:
 	@ci/deps.sh fuzz
 	@$(MAKE) --no-print-directory O=build/libfuzzer CC=clang OPT="-O1 -g" \
-		SAN="-fsanitize=address,undefined" FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer fuzzers
+		SAN="-fsanitize=address,undefined,fuzzer-no-link" FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer fuzzers
 
 # Coverage (coverage/): lcov report of unit tests + pytest + fuzz corpus,
 # and the floors of coverage/floors.
