@@ -28,6 +28,9 @@ def test_client_list_sorted_with_regex_filter(broker):
     names = [x["name"] for x in c.rpc("client.list", {"filter": "^coll.*b$"})[1]["clients"]]
     assert names == ["collector.b"]
     assert c.rpc("client.list", {"filter": "("})[:2] == ("error", -32602)
+    # patterns are bounded (256 bytes): matching time is not
+    assert c.rpc("client.list", {"filter": "a" * 257})[:2] == ("error", -32602)
+    assert c.rpc("client.list", {"filter": "^" + "." * 255})[0] == "reply"
 
 
 def test_params_where_none_allowed_and_unknown_method(broker):

@@ -138,6 +138,8 @@ static const char *kind_name(enum bus_conn_kind k)
 	}
 }
 
+#define FILTER_BYTES_MAX 256
+
 /* Parses optional {"filter": str|nil}. Returns 0, or -1 for bad params. */
 static int parse_filter(const uint8_t *params, size_t len, char **filter)
 {
@@ -163,7 +165,10 @@ static int parse_filter(const uint8_t *params, size_t len, char **filter)
 			continue; /* unknown keys are ignored, as serde does */
 		if (kv->val.type == MSGPACK_OBJECT_NIL)
 			continue;
+		/* a pattern is a name filter: long ones only cost broker CPU
+		 * (regex matching time is not bounded otherwise) */
 		if (kv->val.type != MSGPACK_OBJECT_STR ||
+		    kv->val.via.str.size > FILTER_BYTES_MAX ||
 		    memchr(kv->val.via.str.ptr, 0, kv->val.via.str.size)) {
 			rc = -1;
 			break;
