@@ -10,15 +10,20 @@ PYTHON ?= /usr/bin/python3
 SAN ?=
 OPT ?= -O2 -g
 CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
-	-Wshadow -Wstrict-prototypes -Wmissing-prototypes $(OPT) -Ibroker/include
+	-Wshadow -Wstrict-prototypes -Wmissing-prototypes $(OPT) -Ibroker/include \
+	-I$(O)/gen
 CFLAGS_ALL = $(CFLAGS_BASE) $(SAN) $(CFLAGS)
-LDLIBS_ALL = -luv -lmsgpackc -lyaml $(LDLIBS)
+LDLIBS_ALL = -luv -lmsgpackc -lyaml -lprotobuf-c $(LDLIBS)
 
 CORE_SRC := $(wildcard broker/core/*.c)
 NET_SRC := $(wildcard broker/net/*.c)
 CLIENT_SRC := $(wildcard broker/client/*.c)
-LIB_SRC := $(CORE_SRC) $(CLIENT_SRC) $(NET_SRC)
-LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o)
+SERVICES_SRC := $(wildcard broker/services/*.c)
+LIB_SRC := $(CORE_SRC) $(CLIENT_SRC) $(NET_SRC) $(SERVICES_SRC)
+# protoc-c output: generated at build time into the tree, never committed
+PB_GEN := $(O)/gen/daemoneye.pb-c.c
+PB_OBJ := $(O)/obj/gen/daemoneye.pb-c.o
+LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o) $(PB_OBJ)
 LIB := $(O)/lib/libbusrt.a
 
 APPS := busrtd busrt-cli busrt-demo
@@ -44,6 +49,17 @@ $(O)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+$(O)/gen/daemoneye.pb-c.c: proto/daemoneye.proto
+	@mkdir -p $(O)/gen
+	protoc-c --proto_path=proto --c_out=$(O)/gen $<
+$(O)/gen/daemoneye.pb-c.h: $(O)/gen/daemoneye.pb-c.c ;
+
+# generated code: compiled with our flags but its warnings are not ours
+$(PB_OBJ): $(PB_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Wno-error -w -c $< -o $@
+
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
@@ -62,7 +78,7 @@ $(O)/tests/%: $(O)/obj/broker/tests/%.o $(TEST_SUPPORT) $(LIB)
 
 # Fuzz harnesses (fuzz/*.c): linked with the replay driver by default; the
 # AFL++ and libFuzzer builds pass FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer.
-FUZZ_TARGETS := frame core topic broadcast rpc config client
+FUZZ_TARGETS := frame core topic broadcast rpc config client proto
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(O)/fuzzers/%)
 FUZZ_DRIVER ?= $(O)/obj/fuzz/replay.o
 FUZZ_LDFLAGS ?=
@@ -72,6 +88,13 @@ $(O)/fuzzers/%: $(O)/obj/fuzz/%.o $(FUZZ_DRIVER) $(TEST_SUPPORT) $(LIB)
 	$(CC) $(CFLAGS_ALL) $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_DRIVER) $(TEST_SUPPORT) $(LIB) $(LDLIBS_ALL)
 
 fuzzers: $(FUZZ_BIN)
+
+# everything may include the generated header: generate it first
+GEN_USERS := $(LIB_SRC:%.c=$(O)/obj/%.o) $(APPS:%=$(O)/obj/broker/apps/%.o) \
+	$(TEST_SRC:broker/tests/%.c=$(O)/obj/broker/tests/%.o) $(TEST_SUPPORT) \
+	$(O)/obj/broker/tests/perf_core.o $(O)/obj/bench/busrt-bench.o \
+	$(FUZZ_TARGETS:%=$(O)/obj/fuzz/%.o) $(O)/obj/fuzz/replay.o
+$(GEN_USERS): | $(O)/gen/daemoneye.pb-c.h
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
 

@@ -276,6 +276,67 @@ client_seeds = {
 for i, (name, data) in enumerate(client_seeds.items()):
     write("client", name, bytes([i * 13 % 256, i % 8]) + data)
 
+
+# ---- proto: a type byte (fuzz/proto.c's table) + an encoding ---------------
+def varint(v):
+    out = b""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out += bytes([b | (0x80 if v else 0)])
+        if not v:
+            return out
+
+
+def fv(num, v):  # varint field
+    return varint(num << 3) + varint(v)
+
+
+def fl(num, data):  # length-delimited field
+    if isinstance(data, str):
+        data = data.encode()
+    return varint(num << 3 | 2) + varint(len(data)) + data
+
+
+record = (fv(1, 4242) + fv(2, 1) + fl(3, "sleep") + fl(4, "/usr/bin/sleep") + fl(5, "sleep") + fl(5, "5")
+          + fv(6, 1700000000000) + varint(7 << 3 | 1) + struct.pack("<d", 1.5) + fv(8, 1 << 20)
+          + fl(9, "ab" * 32) + fl(10, "sha256") + fv(11, 1000) + fv(12, 1) + fv(13, 1) + fv(14, 1700000000001))
+pevent = fl(1, record) + fl(2, "cycle-1") + fv(3, 2)
+corr = fl(1, "wf") + fl(2, "e-0") + fl(3, fl(1, "k") + fl(2, "v"))
+event = (fl(1, "e-1") + fl(2, "c-1") + fv(3, 1700000000123) + fl(4, "collector.process.p1")
+         + fl(5, "events/process/lifecycle") + fl(10, pevent) + fl(20, corr) + fv(30, 1) + fv(31, 123) + fv(32, 7))
+cfgmsg = fv(2, 1000) + fv(3, 1) + fl(1, "process") + fl(5, fl(1, "a") + fl(2, "b"))
+status = fl(1, "p1") + fv(2, 2) + fv(3, 99) + fv(5, 3) + fv(6, 5) + fl(7, "")
+proto_seeds = {
+    "event": (0, event),
+    "event-unknown-fields": (0, event + fv(99, 7) + fl(100, "newer")),
+    "event-network": (0, fl(11, fl(1, "net"))),
+    "event-two-payloads": (0, fl(10, pevent) + fl(12, fl(1, "fs"))),
+    "correlation": (1, corr),
+    "process-event": (2, pevent),
+    "record": (3, record),
+    "record-truncated-varint": (3, b"\x08\xff\xff"),
+    "record-wrong-wire-type": (3, varint(3 << 3) + b"\x01"),
+    "record-bad-utf8": (3, fl(3, b"\xc0\xaf")),
+    "config": (4, cfgmsg),
+    "status": (5, status),
+    "start-req": (6, fl(1, "process") + fl(2, "p1") + fl(3, cfgmsg) + fl(4, fl(1, "PATH") + fl(2, "/bin"))),
+    "start-resp": (7, fv(1, 1) + fl(2, "p1") + fl(4, status)),
+    "stop-req": (8, fl(1, "p1") + fv(2, 1) + fv(3, 30)),
+    "stop-resp": (9, fv(1, 0) + fl(2, "no") + fv(3, 12)),
+    "restart": (10, fl(1, "p1")),
+    "status-resp": (13, fl(1, status) + fl(1, status)),
+    "health-resp": (15, fv(1, 1) + fl(2, "ok") + fl(3, fl(1, "cpu") + varint(2 << 3 | 1) + struct.pack("<d", 0.5)) + fv(4, 99)),
+    "heartbeat": (16, fl(1, "daemoneye-agent") + fv(2, 5) + fv(3, 1)),
+    "update-config": (21, fl(1, "p1") + fl(2, cfgmsg) + fv(3, 1)),
+    "update-config-resp": (22, fv(1, 0) + fl(3, fl(1, "scan_interval_ms") + fl(2, "too small"))),
+    "deep-unknown-groups": (0, b"\x0b" * 50 + b"\x0c" * 50),
+    "length-4gib": (0, b"\x0a\xff\xff\xff\xff\x0f"),
+    "negative-int32": (8, fv(3, (1 << 64) - 1)),
+}
+for name, (t, data) in proto_seeds.items():
+    write("proto", name, bytes([t]) + data)
+
 counts = {t: len(os.listdir(os.path.join(OUT, t))) for t in sorted(os.listdir(OUT))}
 short = {t: n for t, n in counts.items() if n < 20}
 if short:

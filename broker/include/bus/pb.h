@@ -1,0 +1,28 @@
+/*
+ * pb.h — protobuf-c decoding for the DaemonEye schemas (proto/), bounded:
+ * every unpack goes through an allocator with a byte budget, so a small
+ * hostile message cannot make the decoder allocate without limit.
+ */
+#ifndef BUS_PB_H
+#define BUS_PB_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemoneye.pb-c.h" /* generated into the build tree */
+
+#define BUS_PB_BUDGET_DEFAULT (1u << 20)
+
+/* Unpacks n bytes as a message of descriptor d. NULL when the bytes are not
+ * a valid encoding (truncated varint, wrong wire type, bad length, invalid
+ * UTF-8 in a string) or when decoding would allocate more than budget
+ * bytes. Unknown fields are kept and skipped (a newer schema's). */
+ProtobufCMessage *bus_pb_unpack(const ProtobufCMessageDescriptor *d,
+                                const uint8_t *p, size_t n, size_t budget);
+void bus_pb_free(ProtobufCMessage *m);
+
+/* Packs m into a new malloc'd buffer; NULL on out of memory. */
+uint8_t *bus_pb_pack(const ProtobufCMessage *m, size_t *len);
+
+#endif
