@@ -15,28 +15,12 @@
 #define ITEMS_MAX 32
 #define LEVELS_MAX 400
 
-struct lv {
-	const char *p;
-	size_t n;
-};
-
-static size_t split(const char *s, size_t n, struct lv *out)
-{
-	size_t k = 0, start = 0;
-	for (size_t i = 0; i <= n; i++)
-		if (i == n || s[i] == '.') {
-			if (k == LEVELS_MAX)
-				return k;
-			out[k++] = (struct lv){s + start, i - start};
-			start = i + 1;
-		}
-	return k;
-}
 
 static bool naive(const char *mask, size_t mn, const char *name, size_t nn)
 {
-	static struct lv m[LEVELS_MAX], t[LEVELS_MAX];
-	size_t mk = split(mask, mn, m), tk = split(name, nn, t);
+	static struct fz_lv m[LEVELS_MAX], t[LEVELS_MAX];
+	size_t mk = fz_split(mask, mn, '.', m, LEVELS_MAX);
+	size_t tk = fz_split(name, nn, '.', t, LEVELS_MAX);
 	for (size_t i = 0; i < mk; i++) {
 		if (m[i].n == 1 && m[i].p[0] == '*')
 			return tk > i;

@@ -58,4 +58,25 @@ static inline size_t fz_bytes(struct fz *f, size_t max, const uint8_t **out)
 	return k;
 }
 
+/* Splits s on sep into at most max levels (an empty string is one level);
+ * the naive reference matchers of topic.c and broadcast.c use it. */
+struct fz_lv {
+	const char *p;
+	size_t n;
+};
+
+static inline size_t fz_split(const char *s, size_t n, char sep,
+                              struct fz_lv *out, size_t max)
+{
+	size_t k = 0, start = 0;
+	for (size_t i = 0; i <= n; i++)
+		if (i == n || s[i] == sep) {
+			if (k == max)
+				return k;
+			out[k++] = (struct fz_lv){s + start, i - start};
+			start = i + 1;
+		}
+	return k;
+}
+
 #endif

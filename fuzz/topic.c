@@ -19,25 +19,8 @@
 #define LINE_MAX_ 300
 #define LEVELS_MAX 1200
 
-struct lv {
-	const char *p;
-	size_t n;
-};
 
-static size_t split(const char *s, size_t n, struct lv *out)
-{
-	size_t k = 0, start = 0;
-	for (size_t i = 0; i <= n; i++)
-		if (i == n || s[i] == '/') {
-			if (k == LEVELS_MAX)
-				return k;
-			out[k++] = (struct lv){s + start, i - start};
-			start = i + 1;
-		}
-	return k;
-}
-
-static bool is(const struct lv *l, const char *lit)
+static bool is(const struct fz_lv *l, const char *lit)
 {
 	return l->n == strlen(lit) && !memcmp(l->p, lit, l->n);
 }
@@ -45,8 +28,9 @@ static bool is(const struct lv *l, const char *lit)
 static bool naive_match(const char *mask, size_t mn, const char *topic,
                         size_t tn, bool star_is_plus)
 {
-	static struct lv m[LEVELS_MAX], t[LEVELS_MAX];
-	size_t mk = split(mask, mn, m), tk = split(topic, tn, t);
+	static struct fz_lv m[LEVELS_MAX], t[LEVELS_MAX];
+	size_t mk = fz_split(mask, mn, '/', m, LEVELS_MAX);
+	size_t tk = fz_split(topic, tn, '/', t, LEVELS_MAX);
 	for (size_t i = 0; i < mk; i++) {
 		if (is(&m[i], "#"))
 			return tk > i; /* one or more remaining levels */

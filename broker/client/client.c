@@ -57,7 +57,6 @@ struct call {
 /* An in-flight SUBSCRIBE/EXCLUDE: the masks it added, to forget them if
  * the broker refuses the frame. */
 struct subrec {
-	struct bus_client *c;
 	bus_done_fn done;
 	void *arg;
 	bool excl;
@@ -542,6 +541,15 @@ static void fail_sent_calls(struct bus_client *c, int err)
 static void call_finish(struct bus_client *c, struct call *k, int status,
                         int code, const uint8_t *data, size_t len);
 
+/* Every call ends with BUS_ECLOSED (slot order): nothing will be sent. */
+static void fail_all_calls(struct bus_client *c)
+{
+	for (uint32_t i = 0; i < c->slots_cap; i++)
+		if (c->slots[i])
+			call_finish(c, c->slots[i], BUS_ECLOSED,
+			            transport_code(BUS_ECLOSED), NULL, 0);
+}
+
 void bus_client_on_close(struct bus_client *c, int status)
 {
 	if (c->st == BUS_CLIENT_CLOSED || c->st == BUS_CLIENT_DISCONNECTED)
@@ -572,12 +580,8 @@ void bus_client_on_close(struct bus_client *c, int status)
 	}
 	fail_acks(c, BUS_ECLOSED);
 	fail_sent_calls(c, BUS_ECLOSED);
-	if (final) { /* nothing will ever be sent again */
-		for (uint32_t i = 0; i < c->slots_cap; i++)
-			if (c->slots[i])
-				call_finish(c, c->slots[i], BUS_ECLOSED,
-				            transport_code(BUS_ECLOSED), NULL, 0);
-	}
+	if (final) /* nothing will ever be sent again */
+		fail_all_calls(c);
 	set_state(c, c->st, reason);
 }
 
@@ -836,10 +840,7 @@ void bus_client_on_tick(struct bus_client *c)
 	uint64_t t = now(c);
 	if (c->st == BUS_CLIENT_DISCONNECTED && c->closing) {
 		c->st = BUS_CLIENT_CLOSED;
-		for (uint32_t i = 0; i < c->slots_cap; i++)
-			if (c->slots[i])
-				call_finish(c, c->slots[i], BUS_ECLOSED,
-				            transport_code(BUS_ECLOSED), NULL, 0);
+		fail_all_calls(c);
 		set_state(c, BUS_CLIENT_CLOSED, BUS_ECLOSED);
 		return;
 	}
@@ -957,11 +958,6 @@ static int masks_frame(struct bus_client *c, uint8_t op,
 	return 0;
 }
 
-static void resub_acked(struct bus_client *c, int status, void *arg)
-{
-	(void)c, (void)status, (void)arg; /* accepted before; nothing to do */
-}
-
 /* After registration: the recorded subscriptions and exclusions again. */
 static int resubscribe(struct bus_client *c)
 {
@@ -978,7 +974,7 @@ static int resubscribe(struct bus_client *c)
 				bytes += strlen(sets[s]->items[j++]) + 1;
 			int rc = masks_frame(c, ops[s],
 			                     (const char *const *)sets[s]->items + i,
-			                     j - i, resub_acked, NULL);
+			                     j - i, NULL, NULL);
 			if (rc)
 				return rc;
 			i = j;
@@ -991,9 +987,10 @@ static int masks_op(struct bus_client *c, uint8_t op, bool excl, bool add,
                     const char *const *masks, size_t n, bus_done_fn done,
                     void *arg)
 {
-	if (!masks || n == 0 || c->st == BUS_CLIENT_CLOSED || c->closing)
-		return c->st == BUS_CLIENT_CLOSED || c->closing ? BUS_ECLOSED
-		                                                : BUS_EINVAL;
+	if (c->st == BUS_CLIENT_CLOSED || c->closing)
+		return BUS_ECLOSED;
+	if (!masks || n == 0)
+		return BUS_EINVAL;
 	for (size_t i = 0; i < n; i++)
 		if (!text_ok(masks[i]))
 			return BUS_EINVAL;
@@ -1003,7 +1000,6 @@ static int masks_op(struct bus_client *c, uint8_t op, bool excl, bool add,
 		r = bus__calloc(&c->a, sizeof(*r) + sizeof(char *) * n);
 		if (!r)
 			return BUS_ENOMEM;
-		r->c = c;
 		r->done = done;
 		r->arg = arg;
 		r->excl = excl;
@@ -1388,10 +1384,7 @@ void bus_client_free(struct bus_client *c)
 	c->freeing = true;
 	c->st = BUS_CLIENT_CLOSED;
 	fail_acks(c, BUS_ECLOSED);
-	for (uint32_t i = 0; i < c->slots_cap; i++)
-		if (c->slots[i])
-			call_finish(c, c->slots[i], BUS_ECLOSED,
-			            transport_code(BUS_ECLOSED), NULL, 0);
+	fail_all_calls(c);
 	const struct bus_allocator a = c->a;
 	buf_free(&a, &c->out);
 	buf_free(&a, &c->wbuf);

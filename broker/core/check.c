@@ -57,7 +57,6 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 	const struct bus_limits *lim = &core->cfg.limits;
 	uint32_t conns = 0, registered = 0, internal = 0;
 	uint64_t queued = 0, prev_serial = 0;
-	(void)conns;
 	long subs = 0;
 	const struct bus_conn *prev = NULL;
 	for (const struct bus_conn *c = core->first; c; c = c->next) {

@@ -66,7 +66,7 @@ struct iclient {
 	struct bus_server *srv;
 	struct bus_client *cl;
 	struct bus_conn *conn;
-	bool connect_req, client_close, broker_close, reading, dead;
+	bool connect_req, client_close, broker_close, reading;
 	bool c_write; /* client -> broker write in flight */
 	struct bus_iov c_iov;
 	size_t c_off;      /* bytes of c_iov the broker has */
@@ -358,15 +358,14 @@ static void timer_cb(uv_timer_t *t)
 	struct bus_server *s = t->data;
 	bus_core_on_tick(s->core, now_ns(s));
 	for (struct iclient *ic = s->iclients; ic; ic = ic->next)
-		if (!ic->dead)
-			bus_client_on_tick(ic->cl);
+		bus_client_on_tick(ic->cl);
 	bus_core_flush(s->core, now_ns(s));
 	pump(s);
 	arm_timer(s);
 }
 
-/* End of a loop turn: resume throttled readers, report failed writes,
- * write what the turn batched, re-arm the deadline timer. */
+/* After I/O: resume throttled readers, report failed writes, write what
+ * the turn batched. */
 static void check_cb(uv_check_t *h)
 {
 	struct bus_server *s = h->data;
@@ -391,7 +390,7 @@ static void check_cb(uv_check_t *h)
 	}
 	bus_core_flush(s->core, now_ns(s));
 	pump(s);
-	arm_timer(s);
+	/* the deadline timer is re-armed once per turn, in prepare_cb */
 }
 
 /* Before the loop blocks: what became writable since the check (write

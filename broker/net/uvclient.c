@@ -117,16 +117,24 @@ static void arm_timer(struct uvclient *u)
 	uv_timer_start(&u->timer, timer_cb, ms, 0);
 }
 
-static void turn_cb(struct uvclient *u)
+/* After I/O: write what the callbacks buffered. */
+static void check_cb(uv_check_t *h)
 {
+	struct uvclient *u = h->data;
+	if (!u->freeing)
+		bus_client_flush(u->c);
+}
+
+/* Before the loop blocks: write what was buffered since, and sleep no
+ * longer than the core's next deadline (re-armed once per turn, here). */
+static void prepare_cb(uv_prepare_t *h)
+{
+	struct uvclient *u = h->data;
 	if (u->freeing)
 		return;
 	bus_client_flush(u->c);
 	arm_timer(u);
 }
-
-static void prepare_cb(uv_prepare_t *h) { turn_cb(h->data); }
-static void check_cb(uv_check_t *h) { turn_cb(h->data); }
 
 /* ---- I/O ---------------------------------------------------------------- */
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
