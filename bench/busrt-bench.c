@@ -296,14 +296,21 @@ static void sub_delivery(struct bus_client *c, const struct bus_delivery *d,
 	}
 }
 
+static void sub_subscribed(struct bus_client *c, int status, void *arg)
+{
+	(void)c, (void)arg;
+	if (status)
+		die("subscribe", status);
+	fprintf(stderr, "ready\n"); /* the broker has the subscription */
+}
+
 static void sub_state(struct bus_client *c, enum bus_client_state st,
                       int reason, void *arg)
 {
 	struct run *r = arg;
 	if (st == BUS_CLIENT_READY) {
 		const char *m[] = {opt_mask};
-		bus_client_subscribe(c, m, 1, NULL, NULL);
-		fprintf(stderr, "ready\n"); /* the SUBSCRIBE precedes anything */
+		bus_client_subscribe(c, m, 1, sub_subscribed, NULL);
 	} else if (st == BUS_CLIENT_CLOSED && !r->done) {
 		fprintf(stderr, "busrt-bench: sub: closed after %llu: %s\n",
 		        (unsigned long long)r->got, bus_strerror(reason));

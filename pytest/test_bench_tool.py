@@ -24,8 +24,20 @@ def test_baselines_and_embedded():
     assert run("embedded-rpc", "--calls", "200")["calls"] == 200
 
 
+# A publisher without acknowledgements can outrun its subscriber on a busy
+# machine; with the default 10000-frame queue busrtd would then cut the
+# subscriber (BUS/RT's slow-consumer rule, tested elsewhere). Room for all.
+ROOMY = """
+broker:
+  limits:
+    queue_bytes_max: 268435456
+  standalone:
+    buffer_size: 100000
+"""
+
+
 def test_pub_sub_and_rpc_through_busrtd():
-    with Busrtd() as b:
+    with Busrtd(config=ROOMY) as b:
         sub = subprocess.Popen([BENCH, "sub", "-s", b.path, "-n", "s", "--mask", "bench/#",
                                 "--expect", "20000"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -33,6 +45,7 @@ def test_pub_sub_and_rpc_through_busrtd():
         pub = run("pub", "-s", b.path, "-n", "p", "--messages", "20000")
         assert pub["messages"] == 20000 and pub["host_writes"] >= 1
         out, err = sub.communicate(timeout=30)
+        assert sub.returncode == 0, err
         got = json.loads(out)
         assert got["messages"] == 20000 and got["frames_in"] >= 20000
         srv = subprocess.Popen([BENCH, "rpc-server", "-s", b.path, "-n", "bench.server"],
