@@ -115,6 +115,10 @@ static void on_rpc(struct bus_client *c, const struct bus_rpc_request *r,
                    void *arg)
 {
 	struct mn_link *l = arg;
+	if (l->rpc_hook) {
+		l->rpc_hook(c, r, l->rpc_hook_arg);
+		return;
+	}
 	if (!r->method) {
 		mn_log(l, "N %s %.*s", r->sender, (int)r->params_len,
 		       (const char *)r->params);

@@ -42,6 +42,10 @@ struct mn_link {
 	int drains;
 	int rpc_answer; /* 0 echo, else answer with this error code, or
 	                   1 to ignore requests */
+	/* set: requests go here instead (services tests) */
+	void (*rpc_hook)(struct bus_client *c, const struct bus_rpc_request *r,
+	                 void *arg);
+	void *rpc_hook_arg;
 };
 
 struct memnet {

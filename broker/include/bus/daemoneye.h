@@ -1,0 +1,250 @@
+/*
+ * daemoneye.h — DaemonEye on the bus (../shared/spec/busrt-architecture.md,
+ * DESIGN.md "Names on the bus, and timings"): the RPC method table and its
+ * policies, serving and calling with protobuf payloads, procmond's
+ * enumeration diff and event packing, and the agent's collector
+ * supervision.
+ *
+ * Everything here is sans-I/O: time comes in as arguments, effects go out
+ * through callbacks, so the simulator runs this code, not a model of it.
+ * Reading /proc and hashing files is procfs.h's business.
+ */
+#ifndef BUS_DAEMONEYE_H
+#define BUS_DAEMONEYE_H
+
+#include "bus/client.h"
+#include "bus/pb.h"
+
+#define DE_AGENT_NAME "daemoneye-agent"
+#define DE_SCHEMA_VERSION 1
+#define DE_ID_BYTES_MAX 64        /* collector id, NUL included */
+#define DE_BUS_NAME_BYTES_MAX 128 /* collector.<type>.<id>, NUL included */
+#define DE_COLLECTORS_MAX 64      /* per agent (the design's embedded limit) */
+
+/* ---- RPC policies (DESIGN.md defaults; every value is configuration) ---- */
+struct de_policies {
+	struct bus_rpc_policy lifecycle; /* 30 s, no retry */
+	struct bus_rpc_policy health;    /* 5 s, 3 retries at once */
+	struct bus_rpc_policy config;    /* 15 s overall, backoff 0.5 s .. 4 s */
+	struct bus_rpc_policy heartbeat; /* 2 s, one immediate retry */
+	uint64_t heartbeat_interval_ns;  /* 5 s */
+	uint32_t heartbeat_dead_after;   /* consecutive failed heartbeats: 3 */
+	uint64_t restart_delay_ns;       /* first restart after a death: 0.5 s */
+	uint64_t restart_delay_max_ns;   /* doubling per death in a row: 30 s */
+	uint64_t stop_timeout_ns;        /* SIGTERM, then SIGKILL after: 5 s */
+};
+void de_policies_defaults(struct de_policies *p);
+
+/* ---- the method table: one name per call --------------------------------- */
+enum de_service {
+	DE_SVC_LIFECYCLE = 0, /* CollectorLifecycleService */
+	DE_SVC_HEALTH = 1,    /* HealthCheckService */
+	DE_SVC_CONFIG = 2,    /* ConfigurationService */
+};
+
+struct de_method {
+	const char *name; /* "lifecycle.start", ... */
+	enum de_service service;
+	const ProtobufCMessageDescriptor *request, *response;
+};
+extern const struct de_method de_methods[];
+extern const size_t de_methods_count;
+/* NULL when name is not a DaemonEye method. */
+const struct de_method *de_method_find(const char *name);
+const struct bus_rpc_policy *de_policy_for(const struct de_policies *p,
+                                           const struct de_method *m);
+
+/* ---- serving ---------------------------------------------------------------
+ * A server has a table of handlers by method name. de_serve decodes the
+ * request (bounded), runs the handler and sends the reply or the error:
+ * unknown method -32601, undecodable params -32602, and whatever error the
+ * handler chose. A handler answers through exactly one of de_answer_msg /
+ * de_answer_error before returning. */
+struct de_answer {
+	uint8_t *buf; /* packed reply (de_serve frees it) */
+	size_t len;
+	int code;     /* 0 or the RPC error code */
+	char message[256];
+};
+int de_answer_msg(struct de_answer *a, const ProtobufCMessage *m);
+int de_answer_error(struct de_answer *a, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+typedef int (*de_handler_fn)(void *ctx, const char *sender,
+                             const ProtobufCMessage *req,
+                             struct de_answer *a);
+struct de_handler {
+	const char *method;
+	de_handler_fn fn;
+};
+
+/* What de_serve did, for the caller's audit log and counters. */
+struct de_served {
+	char method[64];    /* as received (cut), "" for a notification */
+	int code;           /* 0, or the RPC error code sent */
+	char message[256];  /* the error message sent, "" on success */
+	bool answered;      /* false: a notification, nothing sent */
+};
+void de_serve(struct bus_client *c, const struct bus_rpc_request *q,
+              const struct de_handler *h, size_t n, void *ctx,
+              struct de_served *out);
+
+/* ---- calling ---------------------------------------------------------------
+ * Packs req and calls method on target with the method's policy from p.
+ * Returns what bus_client_rpc_call returns (BUS_EINVAL for an unknown
+ * method or a request of the wrong type). */
+int de_call(struct bus_client *c, const char *target, const char *method,
+            const ProtobufCMessage *req, const struct de_policies *p,
+            bus_rpc_fn done, void *arg);
+/* The reply of a successful call to method, decoded; NULL when the bytes
+ * are not a valid reply (the caller counts that as a failed call). */
+ProtobufCMessage *de_reply_unpack(const char *method,
+                                  const struct bus_rpc_result *r);
+
+/* ---- process records and procmond's cycle diff ----------------------------- */
+struct de_proc {
+	uint32_t pid, ppid, uid;
+	uint64_t start_ticks;   /* with pid, the identity: reuse = new process */
+	int64_t start_time_ms;  /* wall clock, for the record */
+	uint64_t cpu_ticks;     /* utime + stime */
+	uint64_t memory_bytes;  /* resident */
+	double cpu_usage;       /* filled by the diff: % of one CPU */
+	bool accessible;        /* every /proc file of it was readable */
+	bool file_exists;       /* the executable is still on disk */
+	char *name, *exe;       /* owned by the snapshot; "" if unknown */
+	char *cmdline;          /* arguments, each NUL-terminated */
+	size_t cmdline_len;     /* bytes of cmdline */
+	char hash[65];          /* hex SHA-256 of exe, "" if not computed */
+};
+
+struct de_snapshot {
+	struct de_proc *v;
+	size_t n, cap;
+	uint64_t taken_ns;  /* monotonic, for cpu_usage */
+	int64_t taken_ms;   /* wall clock, collection_time */
+};
+void de_snapshot_init(struct de_snapshot *s);
+/* Copies p (and its strings) in; BUS_ENOMEM. */
+int de_snapshot_add(struct de_snapshot *s, const struct de_proc *p);
+void de_snapshot_free(struct de_snapshot *s);
+/* Sorts by (pid, start_ticks); the diff needs it, order is deterministic. */
+void de_snapshot_sort(struct de_snapshot *s);
+
+enum de_event_type {
+	DE_DISCOVERY = DAEMONEYE__PROCESS_EVENT__EVENT_TYPE__DISCOVERY,
+	DE_UPDATE = DAEMONEYE__PROCESS_EVENT__EVENT_TYPE__UPDATE,
+	DE_TERMINATION = DAEMONEYE__PROCESS_EVENT__EVENT_TYPE__TERMINATION,
+};
+
+#define DE_TOPIC_ENUMERATION "events/process/enumeration"
+#define DE_TOPIC_LIFECYCLE "events/process/lifecycle"
+#define DE_TOPIC_METADATA "events/process/metadata"
+#define DE_TOPIC_HASH "events/process/hash"
+
+typedef void (*de_emit_fn)(void *arg, enum de_event_type type,
+                           const char *topic, const struct de_proc *p);
+
+struct de_procdiff {
+	struct de_snapshot prev;
+	uint64_t cycles;        /* completed cycles */
+	uint32_t ticks_per_s;   /* clock ticks (sysconf(_SC_CLK_TCK)) */
+};
+void de_procdiff_init(struct de_procdiff *d, uint32_t ticks_per_s);
+void de_procdiff_free(struct de_procdiff *d);
+/* One collection cycle: cur (sorted here) becomes the previous table.
+ * Events, in (pid, start) order: the first cycle announces every process
+ * as DISCOVERY on enumeration; later cycles a vanished process as
+ * TERMINATION and a new one (also a reused pid) as DISCOVERY on lifecycle,
+ * a changed name, executable, command line, parent, user, accessibility
+ * or file existence as UPDATE on metadata. A hash newly known or changed
+ * is an UPDATE on hash, after the process's other event of the cycle. */
+void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,
+                       de_emit_fn emit, void *arg);
+
+/* ---- events ----------------------------------------------------------------
+ * Every event of one collector incarnation carries its bus name, the
+ * incarnation (start time, ns) and a sequence number from 1. */
+struct de_event_source {
+	const char *collector; /* bus name */
+	uint64_t incarnation;
+	uint64_t sequence;     /* of the last event packed */
+};
+/* A malloc'd BusrtEvent with a ProcessEvent payload; NULL on ENOMEM. */
+uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
+                       enum de_event_type type, const struct de_proc *p,
+                       uint64_t cycle, int64_t now_ms, size_t *len);
+
+/* ---- the agent's collector supervision -----------------------------------
+ * The agent's decisions about its collectors: start, stop, restart after a
+ * death (exit, or heartbeats failing dead_after times in a row) with a
+ * backoff, heartbeat scheduling. The host carries them out (spawn, kill,
+ * RPC) and reports back. */
+enum de_sup_state {
+	DE_SUP_STOPPED = 0,
+	DE_SUP_STARTING = 1, /* spawned, no heartbeat answered yet */
+	DE_SUP_RUNNING = 2,
+	DE_SUP_STOPPING = 3, /* signalled, waiting for the exit */
+	DE_SUP_FAILED = 4,   /* died; a restart is scheduled */
+};
+const char *de_sup_state_name(enum de_sup_state s);
+
+struct de_sup_ops {
+	/* Start the collector's process; 0 and its pid, or a BUS_E* code. */
+	int (*spawn)(void *host, size_t idx, uint32_t *pid);
+	/* Signal it: hard is SIGKILL, else SIGTERM. */
+	void (*kill)(void *host, size_t idx, uint32_t pid, bool hard);
+	/* Call health.heartbeat; report with de_sup_on_heartbeat(seq). */
+	void (*heartbeat)(void *host, size_t idx, uint64_t seq);
+	/* A decision worth a log line: what ("spawned", "died", ...). */
+	void (*event)(void *host, size_t idx, const char *what,
+	              const char *detail);
+};
+
+struct de_sup_collector {
+	char id[DE_ID_BYTES_MAX];
+	char type[32];
+	char bus_name[DE_BUS_NAME_BYTES_MAX];
+	enum de_sup_state state;
+	bool want_running;
+	bool restart_after_exit; /* restart, or declared dead: start again */
+	uint32_t pid;
+	uint32_t restarts;       /* restarts after deaths and by request */
+	uint32_t deaths_in_row;  /* reset by an answered heartbeat */
+	uint32_t hb_failures;    /* consecutive */
+	uint64_t hb_seq;
+	bool hb_inflight;
+	uint64_t next_hb_ns, restart_at_ns, kill_at_ns;
+	uint64_t started_ns;
+	char last_error[128];
+};
+
+struct de_sup {
+	struct de_policies policies;
+	struct de_sup_ops ops;
+	void *host;
+	struct de_sup_collector c[DE_COLLECTORS_MAX];
+	size_t n;
+};
+void de_sup_init(struct de_sup *s, const struct de_policies *p,
+                 const struct de_sup_ops *ops, void *host);
+/* Adds a collector (stopped). Returns its index, or BUS_EINVAL (bad or
+ * duplicate id or type) / BUS_ELIMIT (table full). */
+int de_sup_add(struct de_sup *s, const char *id, const char *type);
+/* The index of id, or -1. */
+int de_sup_find(const struct de_sup *s, const char *id);
+int de_sup_find_pid(const struct de_sup *s, uint32_t pid);
+/* Requests (lifecycle.start/stop/restart): 0, or BUS_EINVAL when the
+ * request makes no sense in the current state (the error says which). */
+int de_sup_start(struct de_sup *s, size_t idx, uint64_t now);
+int de_sup_stop(struct de_sup *s, size_t idx, bool force, uint64_t now);
+int de_sup_restart(struct de_sup *s, size_t idx, uint64_t now);
+/* Reports from the host. */
+void de_sup_on_exit(struct de_sup *s, size_t idx, const char *how,
+                    uint64_t now);
+void de_sup_on_heartbeat(struct de_sup *s, size_t idx, uint64_t seq, bool ok,
+                         uint64_t now);
+void de_sup_tick(struct de_sup *s, uint64_t now);
+/* UINT64_MAX when nothing is scheduled. */
+uint64_t de_sup_next_deadline(const struct de_sup *s);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * procfs.h — procmond's I/O half: reads the process table from /proc into
+ * a de_snapshot (daemoneye.h) and hashes executables with SHA-256
+ * (libcrypto), cached by (device, inode, size, mtime) so an unchanged file
+ * is hashed once. The diff itself is sans-I/O (de_procdiff_cycle).
+ */
+#ifndef BUS_PROCFS_H
+#define BUS_PROCFS_H
+
+#include "bus/daemoneye.h"
+
+#define DE_HASH_CACHE_SLOTS 4096 /* power of two; full: cleared */
+#define DE_CMDLINE_BYTES_MAX 8192 /* kept per process */
+
+struct de_hash_entry {
+	uint64_t dev, ino, size, mtime_ns;
+	char hex[65];
+	bool used;
+};
+
+struct de_procfs {
+	char root[64];          /* "/proc" */
+	bool hashes;            /* compute executable hashes */
+	uint32_t ticks_per_s;
+	uint64_t page_bytes;
+	int64_t boot_time_ms;   /* /proc/stat btime */
+	struct de_hash_entry *cache; /* DE_HASH_CACHE_SLOTS */
+	size_t cache_used;
+	uint64_t hashed, hash_hits, hash_failures, vanished;
+};
+
+/* root NULL: "/proc". Returns 0, or BUS_EIO when root/stat is unreadable
+ * (err says why). */
+int de_procfs_init(struct de_procfs *f, const char *root, bool hashes,
+                   char *err, size_t errlen);
+void de_procfs_free(struct de_procfs *f);
+/* Reads every process (at most max; 0 = no limit) into s, which must be
+ * empty; taken_ns / taken_ms are the caller's. A process that vanishes
+ * while being read is left out; one whose entries are not all readable
+ * is kept with accessible = false. Returns 0 or BUS_EIO / BUS_ENOMEM. */
+int de_procfs_read(struct de_procfs *f, struct de_snapshot *s, size_t max);
+/* SHA-256 of an open file, hex into out[65]: 0 or BUS_EIO. */
+int de_sha256_fd(int fd, char out[65]);
+
+#endif

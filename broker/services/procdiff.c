@@ -1,0 +1,169 @@
+/*
+ * procdiff.c — procmond's collection cycle without the I/O: process tables
+ * in, events out (daemoneye.h). procmond feeds it tables read from /proc;
+ * the simulator feeds it recorded tables. A process is (pid, start_ticks):
+ * a pid reused by a new process is a TERMINATION and a DISCOVERY.
+ */
+#include "bus/daemoneye.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SNAPSHOT_MAX (1u << 22) /* processes per table: far above pid_max */
+
+void de_snapshot_init(struct de_snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static char *dup_bytes(const char *p, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d) {
+		if (n)
+			memcpy(d, p, n);
+		d[n] = 0;
+	}
+	return d;
+}
+
+static void proc_free(struct de_proc *p)
+{
+	free(p->name);
+	free(p->exe);
+	free(p->cmdline);
+}
+
+int de_snapshot_add(struct de_snapshot *s, const struct de_proc *p)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		if (cap > SNAPSHOT_MAX)
+			return BUS_ELIMIT;
+		struct de_proc *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return BUS_ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	struct de_proc *d = &s->v[s->n];
+	*d = *p;
+	d->name = dup_bytes(p->name ? p->name : "",
+	                    p->name ? strlen(p->name) : 0);
+	d->exe = dup_bytes(p->exe ? p->exe : "", p->exe ? strlen(p->exe) : 0);
+	d->cmdline = dup_bytes(p->cmdline ? p->cmdline : "",
+	                       p->cmdline ? p->cmdline_len : 0);
+	d->cmdline_len = p->cmdline ? p->cmdline_len : 0;
+	d->hash[sizeof(d->hash) - 1] = 0;
+	if (!d->name || !d->exe || !d->cmdline) {
+		proc_free(d);
+		return BUS_ENOMEM;
+	}
+	s->n++;
+	return 0;
+}
+
+void de_snapshot_free(struct de_snapshot *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		proc_free(&s->v[i]);
+	free(s->v);
+	de_snapshot_init(s);
+}
+
+static int cmp_key(const struct de_proc *a, const struct de_proc *b)
+{
+	if (a->pid != b->pid)
+		return a->pid < b->pid ? -1 : 1;
+	if (a->start_ticks != b->start_ticks)
+		return a->start_ticks < b->start_ticks ? -1 : 1;
+	return 0;
+}
+
+static int cmp_proc(const void *a, const void *b)
+{
+	return cmp_key(a, b);
+}
+
+void de_snapshot_sort(struct de_snapshot *s)
+{
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_proc);
+}
+
+void de_procdiff_init(struct de_procdiff *d, uint32_t ticks_per_s)
+{
+	memset(d, 0, sizeof(*d));
+	de_snapshot_init(&d->prev);
+	d->ticks_per_s = ticks_per_s ? ticks_per_s : 100;
+}
+
+void de_procdiff_free(struct de_procdiff *d)
+{
+	de_snapshot_free(&d->prev);
+}
+
+static bool metadata_changed(const struct de_proc *a, const struct de_proc *b)
+{
+	return a->ppid != b->ppid || a->uid != b->uid ||
+	       a->accessible != b->accessible ||
+	       a->file_exists != b->file_exists || strcmp(a->name, b->name) ||
+	       strcmp(a->exe, b->exe) || a->cmdline_len != b->cmdline_len ||
+	       memcmp(a->cmdline, b->cmdline, a->cmdline_len);
+}
+
+static void cpu_usage(const struct de_procdiff *d, const struct de_snapshot *cur,
+                      struct de_proc *now, const struct de_proc *before)
+{
+	uint64_t dt = cur->taken_ns - d->prev.taken_ns;
+	if (cur->taken_ns <= d->prev.taken_ns || now->cpu_ticks < before->cpu_ticks)
+		return;
+	double busy = (double)(now->cpu_ticks - before->cpu_ticks) / d->ticks_per_s;
+	now->cpu_usage = busy / ((double)dt / 1e9) * 100.0;
+}
+
+static void emit_hash(de_emit_fn emit, void *arg, const struct de_proc *p,
+                      const struct de_proc *before)
+{
+	if (p->hash[0] && (!before || strcmp(p->hash, before->hash)))
+		emit(arg, DE_UPDATE, DE_TOPIC_HASH, p);
+}
+
+void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,
+                       de_emit_fn emit, void *arg)
+{
+	de_snapshot_sort(cur);
+	struct de_snapshot *prev = &d->prev;
+	if (d->cycles == 0) {
+		for (size_t i = 0; i < cur->n; i++) {
+			emit(arg, DE_DISCOVERY, DE_TOPIC_ENUMERATION, &cur->v[i]);
+			emit_hash(emit, arg, &cur->v[i], NULL);
+		}
+	} else {
+		size_t i = 0, j = 0; /* i: prev, j: cur; both sorted */
+		while (i < prev->n || j < cur->n) {
+			int c = i == prev->n   ? 1
+			        : j == cur->n ? -1
+			                      : cmp_key(&prev->v[i], &cur->v[j]);
+			if (c < 0) {
+				emit(arg, DE_TERMINATION, DE_TOPIC_LIFECYCLE,
+				     &prev->v[i++]);
+			} else if (c > 0) {
+				emit(arg, DE_DISCOVERY, DE_TOPIC_LIFECYCLE,
+				     &cur->v[j]);
+				emit_hash(emit, arg, &cur->v[j++], NULL);
+			} else {
+				struct de_proc *now = &cur->v[j++];
+				const struct de_proc *before = &prev->v[i++];
+				cpu_usage(d, cur, now, before);
+				if (metadata_changed(before, now))
+					emit(arg, DE_UPDATE, DE_TOPIC_METADATA, now);
+				emit_hash(emit, arg, now, before);
+			}
+		}
+	}
+	de_snapshot_free(prev);
+	*prev = *cur;
+	de_snapshot_init(cur);
+	d->cycles++;
+}

@@ -1,0 +1,291 @@
+/*
+ * procfs.c — reads /proc for procmond (procfs.h). Linux only.
+ *
+ * Per process: /proc/PID/stat (name, parent, times, start, RSS; the name
+ * sits in parentheses and may itself contain ") ", so the fields are
+ * parsed after the LAST ')'), the directory's owner (effective uid),
+ * /proc/PID/exe (a " (deleted)" suffix means the file is gone) and
+ * /proc/PID/cmdline. ENOENT anywhere: the process vanished, leave it out.
+ * EACCES on exe (another user's process without privileges): keep it,
+ * accessible = false.
+ */
+#define _DEFAULT_SOURCE
+#include "bus/procfs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int read_file(const char *path, char *buf, size_t cap, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t n = 0;
+	while (n < cap) {
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	*len = n;
+	return 0;
+}
+
+int de_procfs_init(struct de_procfs *f, const char *root, bool hashes,
+                   char *err, size_t errlen)
+{
+	memset(f, 0, sizeof(*f));
+	snprintf(f->root, sizeof(f->root), "%s", root ? root : "/proc");
+	f->hashes = hashes;
+	long t = sysconf(_SC_CLK_TCK), p = sysconf(_SC_PAGESIZE);
+	f->ticks_per_s = t > 0 ? (uint32_t)t : 100;
+	f->page_bytes = p > 0 ? (uint64_t)p : 4096;
+	char path[96], buf[8192];
+	size_t n;
+	snprintf(path, sizeof(path), "%s/stat", f->root);
+	int rc = read_file(path, buf, sizeof(buf) - 1, &n);
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return BUS_EIO;
+	}
+	buf[n] = 0;
+	const char *bt = strstr(buf, "\nbtime ");
+	if (!bt) {
+		snprintf(err, errlen, "%s: no btime line", path);
+		return BUS_EIO;
+	}
+	f->boot_time_ms = strtoll(bt + 7, NULL, 10) * 1000;
+	if (hashes) {
+		f->cache = calloc(DE_HASH_CACHE_SLOTS, sizeof(*f->cache));
+		if (!f->cache) {
+			snprintf(err, errlen, "out of memory");
+			return BUS_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void de_procfs_free(struct de_procfs *f)
+{
+	free(f->cache);
+	f->cache = NULL;
+}
+
+int de_sha256_fd(int fd, char out[65])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(ctx);
+		return BUS_EIO;
+	}
+	static const char hexd[] = "0123456789abcdef";
+	uint8_t buf[65536];
+	int rc = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = BUS_EIO;
+			break;
+		}
+		if (r == 0)
+			break;
+		EVP_DigestUpdate(ctx, buf, (size_t)r);
+	}
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!rc && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32) {
+		for (unsigned i = 0; i < 32; i++) {
+			out[2 * i] = hexd[md[i] >> 4];
+			out[2 * i + 1] = hexd[md[i] & 15];
+		}
+		out[64] = 0;
+	} else {
+		rc = BUS_EIO;
+	}
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	return h;
+}
+
+/* The executable's hash via /proc/PID/exe (the file the process runs,
+ * even if its path was replaced or deleted). */
+static void hash_exe(struct de_procfs *f, const char *exe_link,
+                     struct de_proc *p)
+{
+	struct stat st;
+	if (stat(exe_link, &st) != 0)
+		return;
+	uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+	              (uint64_t)st.st_mtim.tv_nsec;
+	uint64_t h = mix(mix(mix(mix(0, st.st_dev), st.st_ino), st.st_size), mt);
+	size_t mask = DE_HASH_CACHE_SLOTS - 1, i = h & mask;
+	for (size_t probe = 0; probe < 16; probe++, i = (i + 1) & mask) {
+		struct de_hash_entry *e = &f->cache[i];
+		if (!e->used)
+			break;
+		if (e->dev == st.st_dev && e->ino == st.st_ino &&
+		    e->size == (uint64_t)st.st_size && e->mtime_ns == mt) {
+			memcpy(p->hash, e->hex, sizeof(p->hash));
+			f->hash_hits++;
+			return;
+		}
+	}
+	int fd = open(exe_link, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || de_sha256_fd(fd, p->hash) != 0) {
+		if (fd >= 0)
+			close(fd);
+		p->hash[0] = 0;
+		f->hash_failures++;
+		return;
+	}
+	close(fd);
+	f->hashed++;
+	if (f->cache_used >= DE_HASH_CACHE_SLOTS / 2) {
+		memset(f->cache, 0, DE_HASH_CACHE_SLOTS * sizeof(*f->cache));
+		f->cache_used = 0; /* bounded: start over rather than grow */
+	}
+	for (i = h & mask;; i = (i + 1) & mask) {
+		struct de_hash_entry *e = &f->cache[i];
+		if (e->used)
+			continue; /* at most half full: a free slot exists */
+		*e = (struct de_hash_entry){st.st_dev, st.st_ino,
+		                            (uint64_t)st.st_size, mt, "", true};
+		memcpy(e->hex, p->hash, sizeof(e->hex));
+		f->cache_used++;
+		break;
+	}
+}
+
+/* Fields of /proc/PID/stat after the name: 0 is state (field 3). */
+static int parse_stat(struct de_procfs *f, char *buf, size_t n,
+                      struct de_proc *p, char *name, size_t namecap)
+{
+	buf[n] = 0;
+	char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+	if (!open_paren || !close_paren || close_paren < open_paren)
+		return BUS_EIO;
+	size_t nl = (size_t)(close_paren - open_paren - 1);
+	if (nl >= namecap)
+		nl = namecap - 1;
+	memcpy(name, open_paren + 1, nl);
+	name[nl] = 0;
+	unsigned long long v[24] = {0};
+	char *s = close_paren + 2;
+	for (int i = 0; i < 24 && s && *s; i++) {
+		if (i == 0) { /* state: a letter */
+			s = strchr(s, ' ');
+			s = s ? s + 1 : NULL;
+			continue;
+		}
+		char *end;
+		v[i] = strtoull(s, &end, 10);
+		s = *end == ' ' ? end + 1 : NULL;
+	}
+	/* indices: field number - 3 */
+	p->ppid = (uint32_t)v[1];
+	p->cpu_ticks = v[11] + v[12];
+	p->start_ticks = v[19];
+	p->memory_bytes = v[21] * f->page_bytes;
+	p->start_time_ms = f->boot_time_ms +
+	                   (int64_t)(v[19] * 1000 / f->ticks_per_s);
+	return 0;
+}
+
+/* One process; 1 when it vanished (skip), 0 read, <0 error. */
+static int read_proc(struct de_procfs *f, uint32_t pid, struct de_snapshot *s)
+{
+	char path[128], buf[DE_CMDLINE_BYTES_MAX], name[64], exe[4096];
+	size_t n;
+	struct de_proc p = {.pid = pid, .accessible = true, .file_exists = true};
+	snprintf(path, sizeof(path), "%s/%u/stat", f->root, pid);
+	int rc = read_file(path, buf, sizeof(buf) - 1, &n);
+	if (rc || parse_stat(f, buf, n, &p, name, sizeof(name)))
+		return 1; /* gone (or not a process entry) */
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%u", f->root, pid);
+	if (stat(path, &st) != 0)
+		return 1;
+	p.uid = st.st_uid;
+	snprintf(path, sizeof(path), "%s/%u/exe", f->root, pid);
+	ssize_t el = readlink(path, exe, sizeof(exe) - 1);
+	if (el < 0) {
+		int e = errno;
+		char sp[128];
+		snprintf(sp, sizeof(sp), "%s/%u/stat", f->root, pid);
+		if (e == ENOENT && access(sp, F_OK) != 0)
+			return 1; /* gone between the reads */
+		el = 0; /* a kernel thread (ENOENT) or not ours (EACCES) */
+		if (e != ENOENT)
+			p.accessible = false;
+		p.file_exists = false;
+	}
+	exe[el] = 0;
+	static const char deleted[] = " (deleted)";
+	size_t dl = sizeof(deleted) - 1;
+	if ((size_t)el > dl && !strcmp(exe + el - dl, deleted)) {
+		exe[el - dl] = 0;
+		p.file_exists = false;
+	}
+	if (f->hashes && p.file_exists && exe[0])
+		hash_exe(f, path, &p);
+	snprintf(path, sizeof(path), "%s/%u/cmdline", f->root, pid);
+	rc = read_file(path, buf, sizeof(buf), &n);
+	if (rc == -ENOENT || rc == -ESRCH)
+		return 1;
+	if (rc) {
+		n = 0;
+		p.accessible = false;
+	}
+	p.name = name;
+	p.exe = exe;
+	p.cmdline = buf;
+	p.cmdline_len = n;
+	return de_snapshot_add(s, &p);
+}
+
+int de_procfs_read(struct de_procfs *f, struct de_snapshot *s, size_t max)
+{
+	DIR *d = opendir(f->root);
+	if (!d)
+		return BUS_EIO;
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d)) != NULL && (!max || s->n < max)) {
+		char *end;
+		unsigned long pid = strtoul(e->d_name, &end, 10);
+		if (*end || e->d_name[0] < '1' || e->d_name[0] > '9' ||
+		    pid > UINT32_MAX)
+			continue;
+		rc = read_proc(f, (uint32_t)pid, s);
+		if (rc == 1) {
+			f->vanished++;
+			rc = 0;
+		} else if (rc) {
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}

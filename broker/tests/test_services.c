@@ -1,0 +1,656 @@
+/*
+ * test_services.c — the DaemonEye pieces: method table and policies,
+ * serving and calling over the in-memory net, procmond's cycle diff and
+ * events, the /proc reader on a fabricated tree, the agent's supervision.
+ */
+#define _DEFAULT_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bus/daemoneye.h"
+#include "bus/procfs.h"
+#include "memnet.h"
+
+#define MS 1000000ull
+#define S (1000 * MS)
+
+static struct bus_core_config core_cfg(void)
+{
+	struct bus_core_config c;
+	bus_core_config_defaults(&c, false);
+	return c;
+}
+
+static void test_methods_and_policies(void **state)
+{
+	(void)state;
+	static const char *names[] = {
+		"lifecycle.start", "lifecycle.stop", "lifecycle.restart",
+		"lifecycle.status", "health.check", "health.heartbeat",
+		"health.metrics", "config.get", "config.validate",
+		"config.update"};
+	assert_int_equal(de_methods_count, 10);
+	for (size_t i = 0; i < 10; i++)
+		assert_non_null(de_method_find(names[i]));
+	assert_null(de_method_find("health"));
+	assert_null(de_method_find(NULL));
+	struct de_policies p;
+	de_policies_defaults(&p);
+	const struct bus_rpc_policy *l =
+		de_policy_for(&p, de_method_find("lifecycle.restart"));
+	assert_int_equal(l->timeout_ns, 30 * S);
+	assert_int_equal(l->retries, 0);
+	const struct bus_rpc_policy *h =
+		de_policy_for(&p, de_method_find("health.check"));
+	assert_int_equal(h->timeout_ns, 5 * S);
+	assert_int_equal(h->retries, 3);
+	const struct bus_rpc_policy *c =
+		de_policy_for(&p, de_method_find("config.update"));
+	assert_int_equal(c->total_ns, 15 * S);
+	assert_int_equal(c->backoff_ns, 500 * MS);
+	assert_int_equal(c->backoff_max_ns, 4 * S);
+	const struct bus_rpc_policy *hb =
+		de_policy_for(&p, de_method_find("health.heartbeat"));
+	assert_int_equal(hb->timeout_ns, 2 * S);
+	assert_int_equal(hb->retries, 1);
+	assert_int_equal(hb->backoff_ns, 0);
+	assert_int_equal(p.heartbeat_interval_ns, 5 * S);
+	assert_int_equal(p.heartbeat_dead_after, 3);
+}
+
+/* ---- serving and calling ------------------------------------------------------ */
+static int h_check(void *ctx, const char *sender, const ProtobufCMessage *req,
+                   struct de_answer *a)
+{
+	(void)ctx, (void)sender;
+	const Daemoneye__HealthCheckRequest *q = (const void *)req;
+	if (!strcmp(q->collector_id, "broken"))
+		return de_answer_error(a, BUS_RPC_ERR_NOT_FOUND, "no %s",
+		                       q->collector_id);
+	Daemoneye__HealthCheckResponse r = DAEMONEYE__HEALTH_CHECK_RESPONSE__INIT;
+	r.status = DAEMONEYE__HEALTH_CHECK_RESPONSE__HEALTH_STATUS__HEALTHY;
+	r.message = q->collector_id;
+	r.uptime_seconds = 7;
+	return de_answer_msg(a, &r.base);
+}
+
+static int h_silent(void *ctx, const char *sender, const ProtobufCMessage *req,
+                    struct de_answer *a)
+{
+	(void)ctx, (void)sender, (void)req, (void)a;
+	return 0; /* a bug: no answer */
+}
+
+static const struct de_handler handlers[] = {
+	{"health.check", h_check},
+	{"config.get", h_silent},
+};
+
+static struct de_served last_served;
+static void serve_hook(struct bus_client *c, const struct bus_rpc_request *r,
+                       void *arg)
+{
+	(void)arg;
+	de_serve(c, r, handlers, 2, NULL, &last_served);
+}
+
+struct got {
+	int n, status, code;
+	uint8_t data[512];
+	size_t len;
+};
+
+static void got_cb(struct bus_client *c, int status,
+                   const struct bus_rpc_result *r, void *arg)
+{
+	(void)c;
+	struct got *g = arg;
+	g->n++;
+	g->status = status;
+	g->code = r ? r->code : 0;
+	g->len = r && r->len < sizeof(g->data) ? r->len : 0;
+	if (g->len)
+		memcpy(g->data, r->data, g->len);
+}
+
+static void test_serve_and_call(void **state)
+{
+	(void)state;
+	struct memnet n;
+	struct bus_core_config cfg = core_cfg();
+	mn_init(&n, &cfg);
+	int a = mn_client(&n, "daemoneye-agent", NULL);
+	int s = mn_client(&n, "collector.process.p1", NULL);
+	n.l[s].rpc_hook = serve_hook;
+	struct bus_client *A = mn_cl(&n, a);
+	struct de_policies pol;
+	de_policies_defaults(&pol);
+
+	Daemoneye__HealthCheckRequest q = DAEMONEYE__HEALTH_CHECK_REQUEST__INIT;
+	q.collector_id = "p1";
+	struct got g = {0};
+	assert_int_equal(de_call(A, "collector.process.p1", "health.check",
+	                         &q.base, &pol, got_cb, &g),
+	                 0);
+	mn_run(&n);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.status, 0);
+	struct bus_rpc_result rr = {0, g.data, g.len, 1};
+	Daemoneye__HealthCheckResponse *resp =
+		(void *)de_reply_unpack("health.check", &rr);
+	assert_non_null(resp);
+	assert_string_equal(resp->message, "p1");
+	assert_int_equal(resp->uptime_seconds, 7);
+	bus_pb_free(&resp->base);
+	assert_string_equal(last_served.method, "health.check");
+	assert_int_equal(last_served.code, 0);
+
+	/* the handler's own error code */
+	q.collector_id = "broken";
+	de_call(A, "collector.process.p1", "health.check", &q.base, &pol,
+	        got_cb, &g);
+	mn_run(&n);
+	assert_int_equal(g.status, BUS_ERPC);
+	assert_int_equal(g.code, BUS_RPC_ERR_NOT_FOUND);
+	assert_memory_equal(g.data, "no broken", 9);
+
+	/* a DaemonEye method this server does not serve, and a foreign one */
+	Daemoneye__StartCollectorRequest sq = DAEMONEYE__START_COLLECTOR_REQUEST__INIT;
+	de_call(A, "collector.process.p1", "lifecycle.start", &sq.base, &pol,
+	        got_cb, &g);
+	mn_run(&n);
+	assert_int_equal(g.code, BUS_RPC_ERR_METHOD_NOT_FOUND);
+	bus_client_rpc_call(A, "collector.process.p1", "nope", NULL, 0, NULL,
+	                    got_cb, &g);
+	mn_run(&n);
+	assert_int_equal(g.code, BUS_RPC_ERR_METHOD_NOT_FOUND);
+
+	/* malformed params: an error reply, never a crash or a success */
+	bus_client_rpc_call(A, "collector.process.p1", "health.check",
+	                    "\xff\xff\xff", 3, NULL, got_cb, &g);
+	mn_run(&n);
+	assert_int_equal(g.code, BUS_RPC_ERR_INVALID_PARAMS);
+	assert_int_equal(last_served.code, BUS_RPC_ERR_INVALID_PARAMS);
+
+	/* a newer schema's unknown field (number 99) is tolerated */
+	uint8_t buf[64];
+	q.collector_id = "p1";
+	size_t len = protobuf_c_message_pack(&q.base, buf);
+	buf[len++] = 0x98; /* tag of varint field 99: 99 << 3 = 792 */
+	buf[len++] = 0x06;
+	buf[len++] = 42;
+	bus_client_rpc_call(A, "collector.process.p1", "health.check", buf, len,
+	                    NULL, got_cb, &g);
+	mn_run(&n);
+	assert_int_equal(g.status, 0);
+
+	/* a handler that answers nothing: reported as an internal error */
+	Daemoneye__GetConfigRequest gq = DAEMONEYE__GET_CONFIG_REQUEST__INIT;
+	de_call(A, "collector.process.p1", "config.get", &gq.base, &pol, got_cb,
+	        &g);
+	mn_run(&n);
+	assert_int_equal(g.code, BUS_RPC_ERR_INTERNAL);
+
+	/* wrong request type for the method, unknown method: refused */
+	assert_int_equal(de_call(A, "x", "health.heartbeat", &q.base, &pol,
+	                         got_cb, &g),
+	                 BUS_EINVAL);
+	assert_int_equal(de_call(A, "x", "health.nope", &q.base, &pol, got_cb,
+	                         &g),
+	                 BUS_EINVAL);
+
+	/* a heartbeat to nobody fails (with its one retry), never succeeds */
+	pol.heartbeat.timeout_ns = 20 * MS;
+	Daemoneye__HeartbeatRequest hq = DAEMONEYE__HEARTBEAT_REQUEST__INIT;
+	int before = g.n;
+	de_call(A, "collector.process.gone", "health.heartbeat", &hq.base, &pol,
+	        got_cb, &g);
+	mn_advance(&n, 200 * MS);
+	assert_int_equal(g.n, before + 1);
+	assert_int_not_equal(g.status, 0);
+	mn_free(&n);
+}
+
+/* ---- procmond's diff ------------------------------------------------------------ */
+struct ev {
+	enum de_event_type type;
+	char topic[40];
+	uint32_t pid;
+	uint64_t start;
+	char name[32];
+	double cpu;
+};
+struct evs {
+	struct ev v[32];
+	int n;
+};
+
+static void collect(void *arg, enum de_event_type type, const char *topic,
+                    const struct de_proc *p)
+{
+	struct evs *e = arg;
+	assert_true(e->n < 32);
+	struct ev *x = &e->v[e->n++];
+	x->type = type;
+	snprintf(x->topic, sizeof(x->topic), "%s", topic);
+	x->pid = p->pid;
+	x->start = p->start_ticks;
+	snprintf(x->name, sizeof(x->name), "%s", p->name);
+	x->cpu = p->cpu_usage;
+}
+
+static void add(struct de_snapshot *s, uint32_t pid, uint64_t start,
+                const char *name, uint64_t ticks, const char *hash)
+{
+	struct de_proc p = {.pid = pid, .ppid = 1, .start_ticks = start,
+	                    .cpu_ticks = ticks, .accessible = true,
+	                    .file_exists = true, .name = (char *)name,
+	                    .exe = "/bin/x", .cmdline = "x\0-y", .cmdline_len = 5};
+	snprintf(p.hash, sizeof(p.hash), "%s", hash);
+	assert_int_equal(de_snapshot_add(s, &p), 0);
+}
+
+static void expect(const struct ev *e, enum de_event_type t,
+                   const char *topic, uint32_t pid, uint64_t start)
+{
+	assert_int_equal(e->type, t);
+	assert_string_equal(e->topic, topic);
+	assert_int_equal(e->pid, pid);
+	assert_int_equal(e->start, start);
+}
+
+static void test_procdiff(void **state)
+{
+	(void)state;
+	struct de_procdiff d;
+	de_procdiff_init(&d, 100);
+	struct de_snapshot s;
+	struct evs e = {0};
+
+	/* cycle 1: everything is discovered, in pid order */
+	de_snapshot_init(&s);
+	s.taken_ns = 10 * S;
+	add(&s, 10, 500, "a", 0, "");
+	add(&s, 1, 1, "init", 0, "");
+	de_procdiff_cycle(&d, &s, collect, &e);
+	assert_int_equal(e.n, 2);
+	expect(&e.v[0], DE_DISCOVERY, DE_TOPIC_ENUMERATION, 1, 1);
+	expect(&e.v[1], DE_DISCOVERY, DE_TOPIC_ENUMERATION, 10, 500);
+	assert_int_equal(s.n, 0); /* taken over */
+
+	/* cycle 2: a renamed, b new with a hash; init used 50 ticks in 1 s */
+	e.n = 0;
+	s.taken_ns = 11 * S;
+	add(&s, 1, 1, "init", 50, "");
+	add(&s, 10, 500, "a2", 0, "");
+	add(&s, 11, 900, "b", 0, "abc");
+	de_procdiff_cycle(&d, &s, collect, &e);
+	assert_int_equal(e.n, 3);
+	expect(&e.v[0], DE_UPDATE, DE_TOPIC_METADATA, 10, 500);
+	assert_string_equal(e.v[0].name, "a2");
+	expect(&e.v[1], DE_DISCOVERY, DE_TOPIC_LIFECYCLE, 11, 900);
+	expect(&e.v[2], DE_UPDATE, DE_TOPIC_HASH, 11, 900);
+	assert_int_equal(d.prev.v[0].pid, 1);
+	assert_true(d.prev.v[0].cpu_usage > 49.9 && d.prev.v[0].cpu_usage < 50.1);
+
+	/* cycle 3: a gone; pid 11 reused (new start): termination first */
+	e.n = 0;
+	s.taken_ns = 12 * S;
+	add(&s, 11, 1200, "c", 0, "abc");
+	add(&s, 1, 1, "init", 50, "");
+	de_procdiff_cycle(&d, &s, collect, &e);
+	assert_int_equal(e.n, 4);
+	expect(&e.v[0], DE_TERMINATION, DE_TOPIC_LIFECYCLE, 10, 500);
+	assert_string_equal(e.v[0].name, "a2"); /* as last seen */
+	expect(&e.v[1], DE_TERMINATION, DE_TOPIC_LIFECYCLE, 11, 900);
+	expect(&e.v[2], DE_DISCOVERY, DE_TOPIC_LIFECYCLE, 11, 1200);
+	expect(&e.v[3], DE_UPDATE, DE_TOPIC_HASH, 11, 1200);
+
+	/* cycle 4: nothing changed: no events; a hash that changes is one */
+	e.n = 0;
+	s.taken_ns = 13 * S;
+	add(&s, 11, 1200, "c", 0, "abd");
+	add(&s, 1, 1, "init", 50, "");
+	de_procdiff_cycle(&d, &s, collect, &e);
+	assert_int_equal(e.n, 1);
+	expect(&e.v[0], DE_UPDATE, DE_TOPIC_HASH, 11, 1200);
+	assert_int_equal(d.cycles, 4);
+	de_procdiff_free(&d);
+}
+
+static void test_event_pack(void **state)
+{
+	(void)state;
+	struct de_event_source src = {"collector.process.p1", 77, 0};
+	struct de_proc p = {.pid = 42, .ppid = 7, .uid = 1000,
+	                    .start_time_ms = 1234, .memory_bytes = 4096,
+	                    .accessible = true, .file_exists = true,
+	                    .name = "sleep", .exe = "/usr/bin/sleep",
+	                    .cmdline = "sleep\0" "30", .cmdline_len = 9,
+	                    .hash = "ab"};
+	size_t len;
+	uint8_t *b = de_event_pack(&src, DE_TOPIC_LIFECYCLE, DE_DISCOVERY, &p, 3,
+	                           999, &len);
+	assert_non_null(b);
+	free(b);
+	b = de_event_pack(&src, DE_TOPIC_LIFECYCLE, DE_TERMINATION, &p, 3, 999,
+	                  &len);
+	assert_non_null(b);
+	Daemoneye__BusrtEvent *ev = (void *)bus_pb_unpack(
+		&daemoneye__busrt_event__descriptor, b, len, BUS_PB_BUDGET_DEFAULT);
+	free(b);
+	assert_non_null(ev);
+	assert_int_equal(ev->sequence, 2);
+	assert_int_equal(ev->incarnation, 77);
+	assert_int_equal(ev->schema_version, DE_SCHEMA_VERSION);
+	assert_string_equal(ev->event_id, "collector.process.p1/77/2");
+	assert_string_equal(ev->source_collector, "collector.process.p1");
+	assert_string_equal(ev->topic, DE_TOPIC_LIFECYCLE);
+	assert_int_equal(ev->payload_case,
+	                 DAEMONEYE__BUSRT_EVENT__PAYLOAD_PROCESS_EVENT);
+	Daemoneye__ProcessEvent *pe = ev->process_event;
+	assert_int_equal(pe->event_type, DE_TERMINATION);
+	assert_string_equal(pe->collection_cycle_id, "cycle-3");
+	assert_int_equal(pe->process->pid, 42);
+	assert_int_equal(pe->process->ppid, 7);
+	assert_string_equal(pe->process->name, "sleep");
+	assert_string_equal(pe->process->executable_path, "/usr/bin/sleep");
+	assert_int_equal(pe->process->n_command_line, 2);
+	assert_string_equal(pe->process->command_line[1], "30");
+	assert_string_equal(pe->process->hash_algorithm, "sha256");
+	bus_pb_free(&ev->base);
+}
+
+/* ---- the /proc reader, on a fabricated tree ----------------------------------- */
+static void put(const char *dir, const char *name, const char *text, size_t n)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fwrite(text, 1, n, f);
+	fclose(f);
+}
+
+static void test_procfs_fabricated(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/pfXXXXXX";
+	assert_non_null(mkdtemp(root));
+	char d[300];
+	struct de_procfs f;
+	char err[200];
+	/* no stat file: a clear error */
+	assert_int_equal(de_procfs_init(&f, root, false, err, sizeof(err)),
+	                 BUS_EIO);
+	assert_non_null(strstr(err, "/stat"));
+	static const char st[] = "cpu 1 2 3\nbtime 1700000000\nprocesses 5\n";
+	put(root, "stat", st, sizeof(st) - 1);
+	assert_int_equal(de_procfs_init(&f, root, true, err, sizeof(err)), 0);
+	/* pid 123: a name with ") (" inside; no exe link (kernel thread) */
+	snprintf(d, sizeof(d), "%s/123", root);
+	mkdir(d, 0700);
+	static const char s123[] =
+		"123 (we ird) (x) S 7 123 123 0 -1 4194560 0 0 0 0 "
+		"30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n";
+	put(d, "stat", s123, sizeof(s123) - 1);
+	put(d, "cmdline", "a\0b\0", 4);
+	/* pid 124: its directory exists but it vanished (no stat) */
+	snprintf(d, sizeof(d), "%s/124", root);
+	mkdir(d, 0700);
+	/* pid 125: a garbage stat */
+	snprintf(d, sizeof(d), "%s/125", root);
+	mkdir(d, 0700);
+	put(d, "stat", "garbage", 7);
+	/* not a pid */
+	snprintf(d, sizeof(d), "%s/self", root);
+	mkdir(d, 0700);
+
+	struct de_snapshot s;
+	de_snapshot_init(&s);
+	assert_int_equal(de_procfs_read(&f, &s, 0), 0);
+	assert_int_equal(s.n, 1);
+	struct de_proc *p = &s.v[0];
+	assert_int_equal(p->pid, 123);
+	assert_string_equal(p->name, "we ird) (x");
+	assert_int_equal(p->ppid, 7);
+	assert_int_equal(p->cpu_ticks, 50);
+	assert_int_equal(p->start_ticks, 250);
+	assert_int_equal(p->start_time_ms,
+	                 1700000000000ll + 250 * 1000 / f.ticks_per_s);
+	assert_int_equal(p->memory_bytes, 3 * f.page_bytes);
+	assert_int_equal(p->cmdline_len, 4);
+	assert_string_equal(p->exe, "");
+	assert_false(p->file_exists);
+	assert_true(p->accessible);
+	assert_int_equal(f.vanished, 2);
+	de_snapshot_free(&s);
+	de_procfs_free(&f);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_procfs_self(void **state)
+{
+	(void)state;
+	struct de_procfs f;
+	char err[200];
+	assert_int_equal(de_procfs_init(&f, NULL, true, err, sizeof(err)), 0);
+	struct de_snapshot s;
+	de_snapshot_init(&s);
+	assert_int_equal(de_procfs_read(&f, &s, 0), 0);
+	const struct de_proc *me = NULL;
+	for (size_t i = 0; i < s.n; i++)
+		if (s.v[i].pid == (uint32_t)getpid())
+			me = &s.v[i];
+	assert_non_null(me);
+	assert_int_equal(me->ppid, (uint32_t)getppid());
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = 0;
+	assert_string_equal(me->exe, exe);
+	assert_true(me->file_exists);
+	char hex[65];
+	int fd = open(exe, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(de_sha256_fd(fd, hex), 0);
+	close(fd);
+	assert_string_equal(me->hash, hex);
+	/* a second read hashes nothing new: the cache answers */
+	uint64_t hashed = f.hashed;
+	de_snapshot_free(&s);
+	assert_int_equal(de_procfs_read(&f, &s, 0), 0);
+	assert_true(f.hashed <= hashed + 2); /* at most what started since */
+	assert_true(f.hash_hits > 0);
+	de_snapshot_free(&s);
+	/* the limit on processes per table */
+	assert_int_equal(de_procfs_read(&f, &s, 1), 0);
+	assert_int_equal(s.n, 1);
+	de_snapshot_free(&s);
+	de_procfs_free(&f);
+	/* the known digest of "abc" */
+	FILE *t = tmpfile();
+	fputs("abc", t);
+	fflush(t);
+	rewind(t);
+	assert_int_equal(de_sha256_fd(fileno(t), hex), 0);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223"
+	                         "b00361a396177a9cb410ff61f20015ad");
+	fclose(t);
+}
+
+/* ---- supervision ------------------------------------------------------------------ */
+struct sup_log {
+	char lines[64][96];
+	int n;
+	uint32_t next_pid;
+	int spawn_fail;
+	uint64_t hb_seq;
+	int hb_calls;
+};
+
+static void sl(struct sup_log *l, const char *fmt, ...)
+{
+	assert_true(l->n < 64);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(l->lines[l->n++], sizeof(l->lines[0]), fmt, ap);
+	va_end(ap);
+}
+
+static int o_spawn(void *host, size_t idx, uint32_t *pid)
+{
+	struct sup_log *l = host;
+	if (l->spawn_fail) {
+		l->spawn_fail--;
+		sl(l, "spawn %zu failed", idx);
+		return BUS_EIO;
+	}
+	*pid = l->next_pid++;
+	sl(l, "spawn %zu %u", idx, *pid);
+	return 0;
+}
+
+static void o_kill(void *host, size_t idx, uint32_t pid, bool hard)
+{
+	sl(host, "kill %zu %u %s", idx, pid, hard ? "KILL" : "TERM");
+}
+
+static void o_hb(void *host, size_t idx, uint64_t seq)
+{
+	struct sup_log *l = host;
+	l->hb_seq = seq;
+	l->hb_calls++;
+	(void)idx;
+}
+
+static const char *lastl(struct sup_log *l)
+{
+	return l->n ? l->lines[l->n - 1] : "";
+}
+
+static void test_supervision(void **state)
+{
+	(void)state;
+	struct de_policies p;
+	de_policies_defaults(&p);
+	p.heartbeat_interval_ns = 100 * MS;
+	p.restart_delay_ns = 50 * MS;
+	p.restart_delay_max_ns = 120 * MS;
+	p.stop_timeout_ns = 300 * MS;
+	struct sup_log l = {.next_pid = 100};
+	struct de_sup_ops ops = {o_spawn, o_kill, o_hb, NULL};
+	struct de_sup s;
+	de_sup_init(&s, &p, &ops, &l);
+	assert_int_equal(de_sup_add(&s, "p1", "process"), 0);
+	assert_int_equal(de_sup_add(&s, "p1", "process"), BUS_EINVAL);
+	assert_int_equal(de_sup_add(&s, "a.b", "process"), BUS_EINVAL);
+	assert_int_equal(de_sup_add(&s, "p2", ""), BUS_EINVAL);
+	assert_string_equal(s.c[0].bus_name, "collector.process.p1");
+	assert_int_equal(de_sup_next_deadline(&s), UINT64_MAX);
+
+	uint64_t t = 1 * S;
+	de_sup_start(&s, 0, t);
+	assert_string_equal(lastl(&l), "spawn 0 100");
+	assert_int_equal(s.c[0].state, DE_SUP_STARTING);
+	assert_int_equal(de_sup_find_pid(&s, 100), 0);
+	de_sup_start(&s, 0, t); /* idempotent */
+	assert_int_equal(l.n, 1);
+	/* first heartbeat one interval after the spawn */
+	assert_int_equal(de_sup_next_deadline(&s), t + 100 * MS);
+	t += 100 * MS;
+	de_sup_tick(&s, t);
+	assert_int_equal(l.hb_calls, 1);
+	de_sup_on_heartbeat(&s, 0, l.hb_seq + 5, true, t); /* stale: ignored */
+	assert_int_equal(s.c[0].state, DE_SUP_STARTING);
+	de_sup_on_heartbeat(&s, 0, l.hb_seq, true, t);
+	assert_int_equal(s.c[0].state, DE_SUP_RUNNING);
+
+	/* it dies: restarted after the delay */
+	de_sup_on_exit(&s, 0, "killed by signal 9", t);
+	assert_int_equal(s.c[0].state, DE_SUP_FAILED);
+	assert_int_equal(s.c[0].restarts, 1);
+	assert_int_equal(de_sup_next_deadline(&s), t + 50 * MS);
+	de_sup_tick(&s, t + 49 * MS);
+	assert_int_equal(s.c[0].state, DE_SUP_FAILED);
+	t += 50 * MS;
+	de_sup_tick(&s, t);
+	assert_string_equal(lastl(&l), "spawn 0 101");
+
+	/* it stops answering: dead after 3 failed heartbeats, SIGKILL */
+	for (int k = 0; k < 3; k++) {
+		t += 100 * MS;
+		de_sup_tick(&s, t);
+		de_sup_on_heartbeat(&s, 0, l.hb_seq, false, t);
+	}
+	assert_string_equal(lastl(&l), "kill 0 101 KILL");
+	assert_int_equal(s.c[0].state, DE_SUP_STOPPING);
+	de_sup_on_exit(&s, 0, "killed by signal 9", t);
+	/* second death in a row (no heartbeat answered): doubled delay,
+	 * capped at 120 ms */
+	assert_int_equal(s.c[0].state, DE_SUP_FAILED);
+	assert_int_equal(de_sup_next_deadline(&s), t + 100 * MS);
+	t += 100 * MS;
+	de_sup_tick(&s, t);
+	assert_string_equal(lastl(&l), "spawn 0 102");
+
+	/* stop: SIGTERM, SIGKILL after the stop timeout, then stopped */
+	de_sup_stop(&s, 0, false, t);
+	assert_string_equal(lastl(&l), "kill 0 102 TERM");
+	t += 300 * MS;
+	de_sup_tick(&s, t);
+	assert_string_equal(lastl(&l), "kill 0 102 KILL");
+	de_sup_on_exit(&s, 0, "killed by signal 9", t);
+	assert_int_equal(s.c[0].state, DE_SUP_STOPPED);
+	assert_int_equal(de_sup_next_deadline(&s), UINT64_MAX);
+
+	/* restart of a stopped collector starts it; of a running one, stop
+	 * then start at once when it exits */
+	de_sup_restart(&s, 0, t);
+	assert_string_equal(lastl(&l), "spawn 0 103");
+	de_sup_restart(&s, 0, t);
+	assert_string_equal(lastl(&l), "kill 0 103 TERM");
+	de_sup_on_exit(&s, 0, "exited with status 0", t);
+	assert_string_equal(lastl(&l), "spawn 0 104");
+
+	/* a spawn that fails is retried with the backoff */
+	de_sup_stop(&s, 0, true, t);
+	de_sup_on_exit(&s, 0, "killed by signal 9", t);
+	l.spawn_fail = 1;
+	de_sup_start(&s, 0, t);
+	assert_string_equal(lastl(&l), "spawn 0 failed");
+	assert_int_equal(s.c[0].state, DE_SUP_FAILED);
+	de_sup_tick(&s, t + 120 * MS);
+	assert_string_equal(lastl(&l), "spawn 0 105");
+	/* stop while failed cancels the restart */
+	de_sup_on_exit(&s, 0, "exited with status 1", t + 120 * MS);
+	de_sup_stop(&s, 0, false, t + 120 * MS);
+	assert_int_equal(s.c[0].state, DE_SUP_STOPPED);
+	assert_string_equal(de_sup_state_name(DE_SUP_FAILED), "failed");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_methods_and_policies),
+		cmocka_unit_test(test_serve_and_call),
+		cmocka_unit_test(test_procdiff),
+		cmocka_unit_test(test_event_pack),
+		cmocka_unit_test(test_procfs_fabricated),
+		cmocka_unit_test(test_procfs_self),
+		cmocka_unit_test(test_supervision),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
