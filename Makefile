@@ -26,7 +26,7 @@ PB_OBJ := $(O)/obj/gen/daemoneye.pb-c.o
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o) $(PB_OBJ)
 LIB := $(O)/lib/libbusrt.a
 
-APPS := busrtd busrt-cli busrt-demo
+APPS := busrtd busrt-cli busrt-demo procmond daemoneye-agent
 APP_BIN := $(APPS:%=$(O)/bin/%)
 
 TEST_SRC := $(wildcard broker/tests/test_*.c)

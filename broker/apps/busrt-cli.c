@@ -16,6 +16,7 @@
  */
 #define _DEFAULT_SOURCE
 #include "bus/config.h"
+#include "bus/json.h"
 #include "bus/net.h"
 
 #include <errno.h>
@@ -209,25 +210,6 @@ static void print_hex(FILE *f, const uint8_t *p, size_t n)
 		fprintf(f, "%02x", p[i]);
 }
 
-static void json_str(FILE *f, const char *s, size_t n)
-{
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch == '\t')
-			fputs("\\t", f);
-		else if (ch < 0x20 || ch == 0x7f)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
 /* MessagePack (parsed by msgpack-c) printed as JSON. */
 static void json_obj(FILE *f, const msgpack_object *o)
 {
@@ -249,7 +231,7 @@ static void json_obj(FILE *f, const msgpack_object *o)
 		fprintf(f, "%.17g", o->via.f64);
 		break;
 	case MSGPACK_OBJECT_STR:
-		json_str(f, o->via.str.ptr, o->via.str.size);
+		bus_json_str(f, o->via.str.ptr, o->via.str.size);
 		break;
 	case MSGPACK_OBJECT_BIN:
 		fputc('"', f);
@@ -338,14 +320,14 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	if (k->json) {
 		printf("{\"time\": \"%s.%06ldZ\", \"kind\": \"%s\", \"sender\": ",
 		       t, ts.tv_nsec / 1000, kind_name(d->kind));
-		json_str(stdout, d->sender, strlen(d->sender));
+		bus_json_str(stdout, d->sender, strlen(d->sender));
 		if (d->topic) {
 			fputs(", \"topic\": ", stdout);
-			json_str(stdout, d->topic, strlen(d->topic));
+			bus_json_str(stdout, d->topic, strlen(d->topic));
 		}
 		if (text) {
 			fputs(", \"data\": ", stdout);
-			json_str(stdout, (const char *)d->data, d->len);
+			bus_json_str(stdout, (const char *)d->data, d->len);
 		} else {
 			fputs(", \"hex\": \"", stdout);
 			print_hex(stdout, d->data, d->len);

@@ -19,6 +19,8 @@
  *                 transport: { type: unix_socket, path } }
  *   standalone: { address, socket (ours), max_connections, buffer_size,
  *                 tls: { enabled, cert_file, key_file } }
+ * agent: daemoneye-agent's section (config.h); other programs check it
+ *        and ignore it, so one file serves the agent and busrtd.
  */
 #include "bus/config.h"
 
@@ -37,6 +39,9 @@ struct ld {
 	char *err;
 	size_t errlen;
 	struct bus_file_config *cfg;
+	struct bus_agent_config *agent;       /* agent: being parsed */
+	struct bus_collector_config *collector; /* agent.collectors[i] */
+	struct bus_rpc_policy *policy;        /* agent.rpc.<service> */
 };
 
 static int fail(struct ld *l, const yaml_node_t *n, const char *key,
@@ -329,12 +334,207 @@ static int on_broker(struct ld *l, const char *k, const yaml_node_t *v,
 	return unknown(l, v, f);
 }
 
+/* ---- agent: ------------------------------------------------------------ */
+static int get_ms(struct ld *l, const yaml_node_t *v, const char *f,
+                  uint64_t min_ms, uint64_t *ns)
+{
+	uint64_t ms;
+	int rc = get_u64(l, v, f, min_ms, 86400000ull * 365, &ms);
+	if (!rc)
+		*ns = ms * 1000000ull;
+	return rc;
+}
+
+static int on_rpc_policy(struct ld *l, const char *k, const yaml_node_t *v,
+                         const char *f)
+{
+	struct bus_rpc_policy *p = l->policy;
+	if (!strcmp(k, "timeout_ms"))
+		return get_ms(l, v, f, 1, &p->timeout_ns);
+	if (!strcmp(k, "retries"))
+		return get_u32(l, v, f, 0, 1000, &p->retries);
+	if (!strcmp(k, "backoff_ms"))
+		return get_ms(l, v, f, 0, &p->backoff_ns);
+	if (!strcmp(k, "backoff_max_ms"))
+		return get_ms(l, v, f, 0, &p->backoff_max_ns);
+	if (!strcmp(k, "total_ms"))
+		return get_ms(l, v, f, 0, &p->total_ns);
+	return unknown(l, v, f);
+}
+
+static int on_rpc(struct ld *l, const char *k, const yaml_node_t *v,
+                  const char *f)
+{
+	struct de_policies *p = &l->agent->policies;
+	l->policy = !strcmp(k, "lifecycle") ? &p->lifecycle
+	            : !strcmp(k, "health")  ? &p->health
+	            : !strcmp(k, "config")  ? &p->config
+	                                    : NULL;
+	if (!l->policy)
+		return fail(l, v, f, "unknown key (lifecycle, health or config)");
+	return walk_map(l, v, f, on_rpc_policy);
+}
+
+static int on_heartbeat(struct ld *l, const char *k, const yaml_node_t *v,
+                        const char *f)
+{
+	struct de_policies *p = &l->agent->policies;
+	if (!strcmp(k, "interval_ms"))
+		return get_ms(l, v, f, 1, &p->heartbeat_interval_ns);
+	if (!strcmp(k, "timeout_ms"))
+		return get_ms(l, v, f, 1, &p->heartbeat.timeout_ns);
+	if (!strcmp(k, "retries"))
+		return get_u32(l, v, f, 0, 100, &p->heartbeat.retries);
+	if (!strcmp(k, "dead_after"))
+		return get_u32(l, v, f, 1, 1000, &p->heartbeat_dead_after);
+	return unknown(l, v, f);
+}
+
+static int on_restart(struct ld *l, const char *k, const yaml_node_t *v,
+                      const char *f)
+{
+	struct de_policies *p = &l->agent->policies;
+	if (!strcmp(k, "delay_ms"))
+		return get_ms(l, v, f, 0, &p->restart_delay_ns);
+	if (!strcmp(k, "delay_max_ms"))
+		return get_ms(l, v, f, 0, &p->restart_delay_max_ns);
+	if (!strcmp(k, "stop_timeout_ms"))
+		return get_ms(l, v, f, 1, &p->stop_timeout_ns);
+	return unknown(l, v, f);
+}
+
+static int get_word(struct ld *l, const yaml_node_t *v, const char *f,
+                    char *out, size_t cap)
+{
+	if (!de_name_level_valid(scalar(v), cap))
+		return fail(l, v, f, "expected a name of letters, digits, '-' "
+		                     "or '_' (no '.')");
+	snprintf(out, cap, "%s", scalar(v));
+	return 0;
+}
+
+static int get_argv(struct ld *l, const yaml_node_t *v, const char *f,
+                    struct bus_collector_config *c)
+{
+	if (scalar(v)) { /* one string: the program alone */
+		c->argc = 1;
+		return get_str(l, v, f, c->argv[0], sizeof(c->argv[0]));
+	}
+	if (!v || v->type != YAML_SEQUENCE_NODE)
+		return fail(l, v, f, "expected a list: program, arguments...");
+	c->argc = 0;
+	for (yaml_node_item_t *it = v->data.sequence.items.start;
+	     it < v->data.sequence.items.top; it++) {
+		if (c->argc == BUS_COLLECTOR_ARGS_MAX)
+			return fail(l, v, f, "too many arguments");
+		const yaml_node_t *a = yaml_document_get_node(l->doc, *it);
+		int rc = get_str(l, a, f, c->argv[c->argc], sizeof(c->argv[0]));
+		if (rc)
+			return rc;
+		c->argc++;
+	}
+	return c->argc ? 0 : fail(l, v, f, "expected a program");
+}
+
+static int on_collector(struct ld *l, const char *k, const yaml_node_t *v,
+                        const char *f)
+{
+	struct bus_collector_config *c = l->collector;
+	if (!strcmp(k, "id"))
+		return get_word(l, v, f, c->id, sizeof(c->id));
+	if (!strcmp(k, "type"))
+		return get_word(l, v, f, c->type, sizeof(c->type));
+	if (!strcmp(k, "command"))
+		return get_argv(l, v, f, c);
+	if (!strcmp(k, "scan_interval_ms"))
+		return get_u32(l, v, f, 10, 3600000, &c->scan_interval_ms);
+	if (!strcmp(k, "max_processes"))
+		return get_u32(l, v, f, 0, 4194304, &c->max_processes);
+	if (!strcmp(k, "compute_hashes"))
+		return get_bool(l, v, f, &c->compute_hashes);
+	if (!strcmp(k, "enabled"))
+		return get_bool(l, v, f, &c->enabled);
+	return unknown(l, v, f);
+}
+
+static int on_collectors(struct ld *l, const yaml_node_t *v, const char *f)
+{
+	struct bus_agent_config *a = l->agent;
+	if (!v || v->type != YAML_SEQUENCE_NODE)
+		return fail(l, v, f, "expected a list of collectors");
+	for (yaml_node_item_t *it = v->data.sequence.items.start;
+	     it < v->data.sequence.items.top; it++) {
+		const yaml_node_t *n = yaml_document_get_node(l->doc, *it);
+		if (a->n_collectors == DE_COLLECTORS_MAX)
+			return fail(l, n, f, "too many collectors");
+		struct bus_collector_config *c = &a->collectors[a->n_collectors];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->type, sizeof(c->type), "process");
+		c->scan_interval_ms = 1000;
+		c->compute_hashes = true;
+		c->enabled = true;
+		l->collector = c;
+		int rc = walk_map(l, n, f, on_collector);
+		if (rc)
+			return rc;
+		if (!c->id[0] || !c->argc)
+			return fail(l, n, f, "a collector needs an id and a command");
+		for (size_t i = 0; i < a->n_collectors; i++)
+			if (!strcmp(a->collectors[i].id, c->id))
+				return fail(l, n, f, "duplicate collector id");
+		a->n_collectors++;
+	}
+	return 0;
+}
+
+static int on_agent(struct ld *l, const char *k, const yaml_node_t *v,
+                    const char *f)
+{
+	struct bus_agent_config *a = l->agent;
+	if (!strcmp(k, "name"))
+		return get_str(l, v, f, a->name, sizeof(a->name));
+	if (!strcmp(k, "audit_log")) {
+		if (scalar(v) && !*scalar(v))
+			return a->audit_log[0] = 0, 0;
+		return get_str(l, v, f, a->audit_log, sizeof(a->audit_log));
+	}
+	if (!strcmp(k, "heartbeat"))
+		return walk_map(l, v, f, on_heartbeat);
+	if (!strcmp(k, "restart"))
+		return walk_map(l, v, f, on_restart);
+	if (!strcmp(k, "rpc"))
+		return walk_map(l, v, f, on_rpc);
+	if (!strcmp(k, "collectors"))
+		return on_collectors(l, v, f);
+	return unknown(l, v, f);
+}
+
+void bus_agent_config_defaults(struct bus_agent_config *a)
+{
+	memset(a, 0, sizeof(*a));
+	snprintf(a->name, sizeof(a->name), "%s", DE_AGENT_NAME);
+	de_policies_defaults(&a->policies);
+}
+
 static int on_top(struct ld *l, const char *k, const yaml_node_t *v,
                   const char *f)
 {
 	(void)f;
 	if (!strcmp(k, "broker"))
 		return walk_map(l, v, "broker", on_broker);
+	if (!strcmp(k, "agent")) {
+		struct bus_agent_config *dummy = NULL;
+		if (!l->cfg->agent) { /* not the agent: check it, keep nothing */
+			dummy = malloc(sizeof(*dummy));
+			if (!dummy)
+				return fail(l, v, k, "out of memory");
+			bus_agent_config_defaults(dummy);
+		}
+		l->agent = dummy ? dummy : l->cfg->agent;
+		int rc = walk_map(l, v, "agent", on_agent);
+		free(dummy);
+		return rc;
+	}
 	return unknown(l, v, k);
 }
 
@@ -360,7 +560,7 @@ int bus_config_parse(const char *text, size_t len, const char *name,
 		         parser.problem ? parser.problem : "unknown");
 		rc = BUS_ECONFIG;
 	} else {
-		struct ld l = {&doc, name, err, errlen, cfg};
+		struct ld l = {&doc, name, err, errlen, cfg, NULL, NULL, NULL};
 		yaml_node_t *root = yaml_document_get_root_node(&doc);
 		rc = root ? walk_map(&l, root, "(top)", on_top) : 0; /* empty ok */
 		const char *what;

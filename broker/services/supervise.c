@@ -43,7 +43,7 @@ void de_sup_init(struct de_sup *s, const struct de_policies *p,
 	s->host = host;
 }
 
-static bool valid_word(const char *w, size_t cap)
+bool de_name_level_valid(const char *w, size_t cap)
 {
 	size_t n = w ? strlen(w) : 0;
 	if (n == 0 || n >= cap)
@@ -59,8 +59,9 @@ static bool valid_word(const char *w, size_t cap)
 
 int de_sup_add(struct de_sup *s, const char *id, const char *type)
 {
-	if (!valid_word(id, sizeof(s->c[0].id)) ||
-	    !valid_word(type, sizeof(s->c[0].type)) || de_sup_find(s, id) >= 0)
+	if (!de_name_level_valid(id, sizeof(s->c[0].id)) ||
+	    !de_name_level_valid(type, sizeof(s->c[0].type)) ||
+	    de_sup_find(s, id) >= 0)
 		return BUS_EINVAL;
 	if (s->n == DE_COLLECTORS_MAX)
 		return BUS_ELIMIT;

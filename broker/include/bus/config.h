@@ -6,6 +6,7 @@
 #define BUS_CONFIG_H
 
 #include "bus/bus.h"
+#include "bus/daemoneye.h"
 
 #define BUS_DEFAULT_SOCKET "/tmp/daemoneye-broker.sock"
 
@@ -19,7 +20,47 @@ struct bus_file_config {
 	bool tls_enabled;
 	int tls_enabled_line;   /* line of standalone.tls.enabled */
 	char tls_cert_file[256], tls_key_file[256];
+	/* the agent: section (daemoneye-agent); NULL: validated, ignored */
+	struct bus_agent_config *agent;
 };
+
+/* daemoneye-agent's own section:
+ *
+ * agent:
+ *   name: daemoneye-agent
+ *   audit_log: /var/log/daemoneye/audit.jsonl   ("" = none)
+ *   heartbeat: { interval_ms, timeout_ms, retries, dead_after }
+ *   restart:   { delay_ms, delay_max_ms, stop_timeout_ms }
+ *   rpc: { lifecycle|health|config:
+ *          { timeout_ms, retries, backoff_ms, backoff_max_ms, total_ms } }
+ *   collectors:
+ *     - id: procmond-1            # bus name collector.<type>.<id>
+ *       type: process
+ *       command: [build/bin/procmond]  # argv; the agent adds --connect,
+ *                                      # --id, --interval-ms, --no-hash
+ *       scan_interval_ms: 1000
+ *       compute_hashes: true
+ *       max_processes: 0
+ *       enabled: true               # started with the agent
+ */
+#define BUS_COLLECTOR_ARGS_MAX 16
+struct bus_collector_config {
+	char id[DE_ID_BYTES_MAX], type[DE_TYPE_BYTES_MAX];
+	char argv[BUS_COLLECTOR_ARGS_MAX][256];
+	uint32_t argc;
+	uint32_t scan_interval_ms;
+	uint32_t max_processes;
+	bool compute_hashes;
+	bool enabled;
+};
+struct bus_agent_config {
+	char name[DE_BUS_NAME_BYTES_MAX];
+	char audit_log[256];
+	struct de_policies policies;
+	struct bus_collector_config collectors[DE_COLLECTORS_MAX];
+	size_t n_collectors;
+};
+void bus_agent_config_defaults(struct bus_agent_config *a);
 
 /* Defaults for the embedded or the standalone deployment. */
 void bus_config_defaults(struct bus_file_config *cfg, bool embedded);

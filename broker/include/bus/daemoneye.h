@@ -18,6 +18,7 @@
 #define DE_AGENT_NAME "daemoneye-agent"
 #define DE_SCHEMA_VERSION 1
 #define DE_ID_BYTES_MAX 64        /* collector id, NUL included */
+#define DE_TYPE_BYTES_MAX 32      /* collector type, NUL included */
 #define DE_BUS_NAME_BYTES_MAX 128 /* collector.<type>.<id>, NUL included */
 #define DE_COLLECTORS_MAX 64      /* per agent (the design's embedded limit) */
 
@@ -174,6 +175,63 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
                        enum de_event_type type, const struct de_proc *p,
                        uint64_t cycle, int64_t now_ms, size_t *len);
 
+/* ---- a process collector: procmond's logic, sans I/O ----------------------
+ * Its configuration, its cycle (diff, events) and the services it answers
+ * for itself: lifecycle.stop/status, health.check/heartbeat/metrics,
+ * config.get/validate/update. procmond hosts it on libuv, the simulator
+ * in virtual time. */
+struct de_collector_ops {
+	uint64_t (*now)(void *host);     /* monotonic ns */
+	int64_t (*wall_ms)(void *host);  /* ms since the epoch */
+	/* Publish an event; 0, or an error (counted as a failed event). */
+	int (*publish)(void *host, const char *topic, const uint8_t *data,
+	               size_t len);
+	void (*interval_changed)(void *host, uint32_t scan_interval_ms);
+	void (*stop)(void *host);        /* lifecycle.stop was answered */
+};
+
+struct de_collector_stats {
+	uint64_t cycles, events, events_failed, processes;
+	uint64_t last_cycle_ns;          /* how long the last diff+publish took */
+	uint64_t requests, request_errors;
+};
+
+struct de_collector {
+	char id[DE_ID_BYTES_MAX];
+	char bus_name[DE_BUS_NAME_BYTES_MAX];
+	uint64_t incarnation;            /* start time, ns since the epoch */
+	uint64_t started_ns;             /* monotonic */
+	uint32_t scan_interval_ms;
+	uint32_t max_processes;          /* 0: no limit */
+	bool compute_hashes;
+	bool stopping;
+	struct de_procdiff diff;
+	struct de_event_source src;
+	struct de_collector_stats stats;
+	struct de_collector_ops ops;
+	void *host;
+};
+/* BUS_EINVAL for a bad id. */
+int de_collector_init(struct de_collector *c, const char *id,
+                      uint64_t incarnation, uint32_t ticks_per_s,
+                      const struct de_collector_ops *ops, void *host);
+void de_collector_free(struct de_collector *c);
+/* One cycle over a table read now (taken over). */
+void de_collector_cycle(struct de_collector *c, struct de_snapshot *s);
+/* Serves one request addressed to the collector. */
+void de_collector_serve(struct de_collector *c, struct bus_client *bc,
+                        const struct bus_rpc_request *q,
+                        struct de_served *out);
+struct de_config_error {
+	char field[48];
+	char message[96];
+};
+#define DE_CONFIG_ERRORS_MAX 8
+/* Checks a configuration for a process collector; fills errs (at most
+ * DE_CONFIG_ERRORS_MAX) and returns how many. */
+size_t de_collector_validate(const Daemoneye__CollectorConfig *cfg,
+                             struct de_config_error *errs);
+
 /* ---- the agent's collector supervision -----------------------------------
  * The agent's decisions about its collectors: start, stop, restart after a
  * death (exit, or heartbeats failing dead_after times in a row) with a
@@ -202,7 +260,7 @@ struct de_sup_ops {
 
 struct de_sup_collector {
 	char id[DE_ID_BYTES_MAX];
-	char type[32];
+	char type[DE_TYPE_BYTES_MAX];
 	char bus_name[DE_BUS_NAME_BYTES_MAX];
 	enum de_sup_state state;
 	bool want_running;
@@ -217,6 +275,10 @@ struct de_sup_collector {
 	uint64_t started_ns;
 	char last_error[128];
 };
+
+/* A collector id or type: 1..cap-1 bytes of [A-Za-z0-9_-] (one level of
+ * a bus name: no '.', no wildcard). */
+bool de_name_level_valid(const char *w, size_t cap);
 
 struct de_sup {
 	struct de_policies policies;

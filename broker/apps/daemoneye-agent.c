@@ -1,0 +1,709 @@
+/*
+ * daemoneye-agent — hosts the broker (embedded, the default) or joins a
+ * standalone busrtd, starts the collectors its configuration lists,
+ * supervises them and serves lifecycle.start/stop/restart/status for them.
+ *
+ *   daemoneye-agent [--config FILE] [--log-level error|warn|info|debug]
+ *
+ * broker.mode embedded: the broker runs in this process, listening on
+ * broker.embedded.transport.path; the agent is an internal client of it.
+ * broker.mode standalone: the agent connects to broker.standalone.socket
+ * (or .address), the same keys busrtd binds. Collectors get --connect
+ * with that address.
+ *
+ * Supervision decisions are de_sup's (broker/services/supervise.c, run by
+ * the simulator too); this file spawns, signals, reaps (SIGCHLD through
+ * libuv) and calls health.heartbeat. Every control message sent or
+ * received goes to the audit log as a JSON line. SIGTERM/SIGINT: stop the
+ * collectors, then the broker; exit 0. Bad configuration: exit 2.
+ */
+#define _DEFAULT_SOURCE
+#include "bus/config.h"
+#include "bus/json.h"
+#include "bus/net.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct agent;
+
+struct child {
+	uv_process_t proc;
+	struct agent *a;
+	uint32_t pid;
+};
+
+struct hb_call {
+	struct agent *a;
+	size_t idx;
+	uint64_t seq;
+	uint32_t pid;
+};
+
+struct agent {
+	uv_loop_t loop;
+	uv_timer_t timer;
+	uv_signal_t sigterm, sigint;
+	struct bus_server *srv;         /* embedded mode */
+	struct bus_client *bc;
+	struct bus_file_config fc;
+	struct bus_agent_config *ac;
+	const char *config_path;
+	char connect_addr[256];         /* what collectors connect to */
+	struct de_sup sup;
+	int64_t started_ms[DE_COLLECTORS_MAX];
+	uint64_t incarnation[DE_COLLECTORS_MAX]; /* from heartbeat replies */
+	FILE *audit;
+	int log_level;
+	bool ready_once, stopping, closed;
+	uint64_t events_in, events_bad;
+	int exit_code;
+};
+
+static void logf_(struct agent *a, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void logf_(struct agent *a, int level, const char *fmt, ...)
+{
+	if (level > a->log_level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("daemoneye-agent: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One audit line: {"time", "dir", "sender", "target", "method",
+ * "result"}. */
+static void audit(struct agent *a, const char *dir, const char *sender,
+                  const char *target, const char *method, int code,
+                  const char *detail)
+{
+	if (!a->audit)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char t[40];
+	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(a->audit, "{\"time\": \"%s.%06ldZ\", \"dir\": \"%s\", ", t,
+	        ts.tv_nsec / 1000, dir);
+	fputs("\"sender\": ", a->audit);
+	bus_json_str(a->audit, sender, strlen(sender));
+	fputs(", \"target\": ", a->audit);
+	bus_json_str(a->audit, target, strlen(target));
+	fputs(", \"method\": ", a->audit);
+	bus_json_str(a->audit, method, strlen(method));
+	fprintf(a->audit, ", \"result\": %d, \"detail\": ", code);
+	bus_json_str(a->audit, detail, strlen(detail));
+	fputs("}\n", a->audit);
+	fflush(a->audit);
+}
+
+/* ---- supervision host ---------------------------------------------------------- */
+static void arm(struct agent *a);
+
+static void child_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_child_exit(uv_process_t *p, int64_t status, int sig)
+{
+	struct child *ch = p->data;
+	struct agent *a = ch->a;
+	char how[64];
+	if (sig)
+		snprintf(how, sizeof(how), "killed by signal %d", sig);
+	else
+		snprintf(how, sizeof(how), "exited with status %lld",
+		         (long long)status);
+	int idx = de_sup_find_pid(&a->sup, ch->pid);
+	uv_close((uv_handle_t *)p, child_closed);
+	if (idx >= 0)
+		de_sup_on_exit(&a->sup, (size_t)idx, how, uv_hrtime());
+	arm(a);
+}
+
+static int sup_spawn(void *host, size_t idx, uint32_t *pid)
+{
+	struct agent *a = host;
+	const struct bus_collector_config *cc = &a->ac->collectors[idx];
+	char *argv[BUS_COLLECTOR_ARGS_MAX + 12];
+	char interval[16], maxp[16];
+	size_t n = 0;
+	for (uint32_t i = 0; i < cc->argc; i++)
+		argv[n++] = (char *)cc->argv[i];
+	snprintf(interval, sizeof(interval), "%u", cc->scan_interval_ms);
+	snprintf(maxp, sizeof(maxp), "%u", cc->max_processes);
+	argv[n++] = "--connect";
+	argv[n++] = a->connect_addr;
+	argv[n++] = "--id";
+	argv[n++] = (char *)cc->id;
+	argv[n++] = "--interval-ms";
+	argv[n++] = interval;
+	if (!cc->compute_hashes)
+		argv[n++] = "--no-hash";
+	if (cc->max_processes) {
+		argv[n++] = "--max-processes";
+		argv[n++] = maxp;
+	}
+	argv[n] = NULL;
+	struct child *ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return BUS_ENOMEM;
+	ch->a = a;
+	ch->proc.data = ch;
+	uv_stdio_container_t stdio[3] = {
+		{.flags = UV_IGNORE},
+		{.flags = UV_INHERIT_FD, .data.fd = 1},
+		{.flags = UV_INHERIT_FD, .data.fd = 2}};
+	uv_process_options_t o = {.exit_cb = on_child_exit,
+	                          .file = argv[0],
+	                          .args = argv,
+	                          .stdio_count = 3,
+	                          .stdio = stdio};
+	int rc = uv_spawn(&a->loop, &ch->proc, &o);
+	if (rc) {
+		logf_(a, 0, "cannot start %s (%s): %s", cc->id, argv[0],
+		      uv_strerror(rc));
+		uv_close((uv_handle_t *)&ch->proc, child_closed);
+		return BUS_EIO;
+	}
+	ch->pid = (uint32_t)ch->proc.pid;
+	*pid = ch->pid;
+	a->started_ms[idx] = wall_ms();
+	a->incarnation[idx] = 0;
+	return 0;
+}
+
+static void sup_kill(void *host, size_t idx, uint32_t pid, bool hard)
+{
+	struct agent *a = host;
+	logf_(a, 2, "%s: sending %s to pid %u", a->sup.c[idx].id,
+	      hard ? "SIGKILL" : "SIGTERM", pid);
+	uv_kill((int)pid, hard ? SIGKILL : SIGTERM);
+}
+
+static void hb_done(struct bus_client *c, int status,
+                    const struct bus_rpc_result *r, void *arg)
+{
+	(void)c;
+	struct hb_call *h = arg;
+	struct agent *a = h->a;
+	bool ok = false;
+	char detail[96] = "";
+	if (status == 0) {
+		Daemoneye__HeartbeatResponse *resp =
+			(void *)de_reply_unpack("health.heartbeat", r);
+		ok = resp && resp->sequence == h->seq;
+		if (ok)
+			a->incarnation[h->idx] = resp->incarnation;
+		else
+			snprintf(detail, sizeof(detail), "bad reply");
+		bus_pb_free(resp ? &resp->base : NULL);
+	} else {
+		snprintf(detail, sizeof(detail), "%s", bus_strerror(status));
+	}
+	audit(a, "out", a->ac->name, a->sup.c[h->idx].bus_name,
+	      "health.heartbeat", ok ? 0 : (r && r->code ? r->code : status),
+	      detail);
+	if (!a->closed)
+		de_sup_on_heartbeat(&a->sup, h->idx, h->seq, ok, uv_hrtime());
+	free(h);
+	if (!a->closed)
+		arm(a);
+}
+
+static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
+{
+	struct agent *a = host;
+	struct hb_call *h = malloc(sizeof(*h));
+	if (!h)
+		return; /* counts as unanswered: no report, the next tick asks */
+	*h = (struct hb_call){a, idx, seq, a->sup.c[idx].pid};
+	Daemoneye__HeartbeatRequest q = DAEMONEYE__HEARTBEAT_REQUEST__INIT;
+	q.sender = a->ac->name;
+	q.sequence = seq;
+	q.timestamp_ms = wall_ms();
+	int rc = de_call(a->bc, a->sup.c[idx].bus_name, "health.heartbeat",
+	                 &q.base, &a->ac->policies, hb_done, h);
+	if (rc) {
+		free(h);
+		audit(a, "out", a->ac->name, a->sup.c[idx].bus_name,
+		      "health.heartbeat", rc, bus_strerror(rc));
+		de_sup_on_heartbeat(&a->sup, idx, seq, false, uv_hrtime());
+	}
+}
+
+static void sup_event(void *host, size_t idx, const char *what,
+                      const char *detail)
+{
+	struct agent *a = host;
+	logf_(a, 1, "%s: %s (%s)", a->sup.c[idx].id, what, detail);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	de_sup_tick(&a->sup, uv_hrtime());
+	arm(a);
+}
+
+/* Sleeps exactly until supervision's next deadline. */
+static void on_stop_poll(uv_timer_t *t);
+
+static void arm(struct agent *a)
+{
+	if (a->closed)
+		return;
+	if (a->stopping) {
+		uv_timer_start(&a->timer, on_stop_poll, 10, 0);
+		return;
+	}
+	uint64_t d = de_sup_next_deadline(&a->sup), now = uv_hrtime();
+	if (d == UINT64_MAX) {
+		uv_timer_stop(&a->timer);
+		return;
+	}
+	uint64_t ms = d > now ? (d - now + 999999) / 1000000 : 0;
+	uv_timer_start(&a->timer, on_timer, ms, 0);
+}
+
+/* ---- lifecycle.* for the supervised collectors -------------------------------- */
+static void fill_status(struct agent *a, size_t i,
+                        Daemoneye__CollectorStatus *st)
+{
+	static const Daemoneye__CollectorStatus__State map[] = {
+		[DE_SUP_STOPPED] = DAEMONEYE__COLLECTOR_STATUS__STATE__STOPPED,
+		[DE_SUP_STARTING] = DAEMONEYE__COLLECTOR_STATUS__STATE__STARTING,
+		[DE_SUP_RUNNING] = DAEMONEYE__COLLECTOR_STATUS__STATE__RUNNING,
+		[DE_SUP_STOPPING] = DAEMONEYE__COLLECTOR_STATUS__STATE__STOPPING,
+		[DE_SUP_FAILED] = DAEMONEYE__COLLECTOR_STATUS__STATE__FAILED,
+	};
+	const struct de_sup_collector *c = &a->sup.c[i];
+	daemoneye__collector_status__init(st);
+	st->collector_id = (char *)c->id;
+	st->state = map[c->state];
+	st->pid = c->pid;
+	st->started_at_ms = c->pid ? a->started_ms[i] : 0;
+	st->restarts = c->restarts;
+	st->incarnation = a->incarnation[i];
+	st->last_error = (char *)c->last_error;
+}
+
+static int find(struct agent *a, const char *id, struct de_answer *ans)
+{
+	int i = de_sup_find(&a->sup, id);
+	if (i < 0)
+		de_answer_error(ans, BUS_RPC_ERR_NOT_FOUND,
+		                "no collector %.64s in this agent's configuration",
+		                id ? id : "");
+	return i;
+}
+
+static int h_start(void *ctx, const char *sender, const ProtobufCMessage *req,
+                   struct de_answer *ans)
+{
+	(void)sender;
+	struct agent *a = ctx;
+	const Daemoneye__StartCollectorRequest *q = (const void *)req;
+	int i = find(a, q->collector_id, ans);
+	if (i < 0)
+		return ans->code;
+	struct bus_collector_config *cc = &a->ac->collectors[i];
+	if (q->collector_type && q->collector_type[0] &&
+	    strcmp(q->collector_type, cc->type))
+		return de_answer_error(ans, BUS_RPC_ERR_INVALID_PARAMS,
+		                       "collector %s is of type %s", cc->id,
+		                       cc->type);
+	if (q->config) {
+		struct de_config_error errs[DE_CONFIG_ERRORS_MAX];
+		if (de_collector_validate(q->config, errs))
+			return de_answer_error(ans, BUS_RPC_ERR_INVALID_PARAMS,
+			                       "config.%s: %s", errs[0].field,
+			                       errs[0].message);
+		cc->scan_interval_ms = q->config->scan_interval_ms;
+		cc->compute_hashes = q->config->compute_hashes;
+		cc->max_processes = q->config->max_processes;
+	}
+	de_sup_start(&a->sup, (size_t)i, uv_hrtime());
+	arm(a);
+	Daemoneye__CollectorStatus st;
+	fill_status(a, (size_t)i, &st);
+	Daemoneye__StartCollectorResponse r =
+		DAEMONEYE__START_COLLECTOR_RESPONSE__INIT;
+	r.success = a->sup.c[i].state != DE_SUP_FAILED;
+	r.collector_id = cc->id;
+	r.error_message = r.success ? "" : a->sup.c[i].last_error;
+	r.status = &st;
+	return de_answer_msg(ans, &r.base);
+}
+
+static int h_stop(void *ctx, const char *sender, const ProtobufCMessage *req,
+                  struct de_answer *ans)
+{
+	(void)sender;
+	struct agent *a = ctx;
+	const Daemoneye__StopCollectorRequest *q = (const void *)req;
+	int i = find(a, q->collector_id, ans);
+	if (i < 0)
+		return ans->code;
+	de_sup_stop(&a->sup, (size_t)i, q->force, uv_hrtime());
+	arm(a);
+	Daemoneye__StopCollectorResponse r =
+		DAEMONEYE__STOP_COLLECTOR_RESPONSE__INIT;
+	r.success = true;
+	r.error_message = "";
+	return de_answer_msg(ans, &r.base);
+}
+
+static int h_restart(void *ctx, const char *sender, const ProtobufCMessage *req,
+                     struct de_answer *ans)
+{
+	(void)sender;
+	struct agent *a = ctx;
+	const Daemoneye__RestartCollectorRequest *q = (const void *)req;
+	int i = find(a, q->collector_id, ans);
+	if (i < 0)
+		return ans->code;
+	de_sup_restart(&a->sup, (size_t)i, uv_hrtime());
+	arm(a);
+	Daemoneye__CollectorStatus st;
+	fill_status(a, (size_t)i, &st);
+	Daemoneye__RestartCollectorResponse r =
+		DAEMONEYE__RESTART_COLLECTOR_RESPONSE__INIT;
+	r.success = true;
+	r.error_message = "";
+	r.status = &st;
+	return de_answer_msg(ans, &r.base);
+}
+
+static int h_status(void *ctx, const char *sender, const ProtobufCMessage *req,
+                    struct de_answer *ans)
+{
+	(void)sender;
+	struct agent *a = ctx;
+	const Daemoneye__CollectorStatusRequest *q = (const void *)req;
+	Daemoneye__CollectorStatus st[DE_COLLECTORS_MAX], *sp[DE_COLLECTORS_MAX];
+	size_t n = 0;
+	if (q->collector_id && q->collector_id[0]) {
+		int i = find(a, q->collector_id, ans);
+		if (i < 0)
+			return ans->code;
+		fill_status(a, (size_t)i, &st[0]);
+		sp[n++] = &st[0];
+	} else {
+		for (size_t i = 0; i < a->sup.n; i++) {
+			fill_status(a, i, &st[n]);
+			sp[n] = &st[n];
+			n++;
+		}
+	}
+	Daemoneye__CollectorStatusResponse r =
+		DAEMONEYE__COLLECTOR_STATUS_RESPONSE__INIT;
+	r.n_collectors = n;
+	r.collectors = sp;
+	return de_answer_msg(ans, &r.base);
+}
+
+static const struct de_handler agent_handlers[] = {
+	{"lifecycle.start", h_start},
+	{"lifecycle.stop", h_stop},
+	{"lifecycle.restart", h_restart},
+	{"lifecycle.status", h_status},
+};
+
+/* ---- the bus client ---------------------------------------------------------------- */
+static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
+                   void *arg)
+{
+	struct agent *a = arg;
+	struct de_served sv;
+	de_serve(c, q, agent_handlers,
+	         sizeof(agent_handlers) / sizeof(agent_handlers[0]), a, &sv);
+	if (sv.answered)
+		audit(a, "in", q->sender, a->ac->name, sv.method, sv.code,
+		      sv.message);
+}
+
+static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
+                        void *arg)
+{
+	(void)c;
+	struct agent *a = arg;
+	if (d->kind != BUS_OP_PUBLISH)
+		return;
+	a->events_in++;
+	ProtobufCMessage *m = bus_pb_unpack(&daemoneye__busrt_event__descriptor,
+	                                    d->data, d->len,
+	                                    BUS_PB_BUDGET_DEFAULT);
+	if (!m) {
+		if (a->events_bad++ < 10)
+			logf_(a, 1, "dropped a malformed event on %s from %s",
+			      d->topic, d->sender);
+		return;
+	}
+	bus_pb_free(m);
+}
+
+static void start_enabled(struct agent *a)
+{
+	for (size_t i = 0; i < a->sup.n; i++)
+		if (a->ac->collectors[i].enabled)
+			de_sup_start(&a->sup, i, uv_hrtime());
+	arm(a);
+}
+
+static void finish(struct agent *a);
+
+static void on_state(struct bus_client *c, enum bus_client_state st,
+                     int reason, void *arg)
+{
+	struct agent *a = arg;
+	if (st == BUS_CLIENT_READY) {
+		static const char *masks[] = {"events/#"};
+		bus_client_subscribe(c, masks, 1, NULL, NULL);
+		logf_(a, 2, "registered as %s", a->ac->name);
+		if (!a->ready_once) {
+			a->ready_once = true;
+			start_enabled(a);
+		}
+	} else if (st == BUS_CLIENT_DISCONNECTED && reason) {
+		logf_(a, 1, "broker connection lost (%s); reconnecting",
+		      bus_strerror(reason));
+	} else if (st == BUS_CLIENT_CLOSED) {
+		a->bc = NULL;
+		if (!a->stopping) {
+			logf_(a, 0, "broker connection closed: %s",
+			      bus_strerror(reason));
+			a->exit_code = 1;
+		}
+		finish(a);
+	}
+}
+
+/* ---- shutdown ----------------------------------------------------------------------- */
+static void server_down(struct bus_server *s, void *arg)
+{
+	struct agent *a = arg;
+	bus_server_free(s);
+	a->srv = NULL;
+}
+
+static void finish(struct agent *a)
+{
+	if (a->closed)
+		return;
+	a->closed = true;
+	uv_close((uv_handle_t *)&a->timer, NULL);
+	uv_close((uv_handle_t *)&a->sigterm, NULL);
+	uv_close((uv_handle_t *)&a->sigint, NULL);
+	if (a->bc)
+		bus_client_close(a->bc);
+	if (a->srv)
+		bus_server_shutdown(a->srv, server_down, a);
+}
+
+static bool all_stopped(const struct agent *a)
+{
+	for (size_t i = 0; i < a->sup.n; i++)
+		if (a->sup.c[i].state != DE_SUP_STOPPED &&
+		    a->sup.c[i].state != DE_SUP_FAILED)
+			return false;
+	return true;
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct agent *a = h->data;
+	logf_(a, 1, "%s: stopping the collectors",
+	      signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (a->stopping)
+		return;
+	a->stopping = true;
+	for (size_t i = 0; i < a->sup.n; i++)
+		de_sup_stop(&a->sup, i, false, uv_hrtime());
+	on_stop_poll(&a->timer);
+}
+
+/* While stopping: supervision still escalates to SIGKILL; finish once
+ * every collector is reaped. */
+static void on_stop_poll(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	de_sup_tick(&a->sup, uv_hrtime());
+	if (all_stopped(a)) {
+		finish(a);
+		return;
+	}
+	uv_timer_start(&a->timer, on_stop_poll, 10, 0);
+}
+
+/* ---- configuration ---------------------------------------------------------------------- */
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: daemoneye-agent [--config FILE] "
+	           "[--log-level error|warn|info|debug]\n"
+	           "  --config FILE  YAML: broker: (as busrtd) and agent: "
+	           "(README: DaemonEye)\n");
+}
+
+static int load_config(struct agent *a, char *err, size_t errlen)
+{
+	static struct bus_agent_config ac;
+	bus_agent_config_defaults(&ac);
+	a->ac = &ac;
+	for (int pass = 0; pass < 2; pass++) {
+		bool embedded = pass == 0;
+		bus_config_defaults(&a->fc, embedded);
+		if (embedded) /* standalone: socket, else address, else this */
+			snprintf(a->fc.socket_path, sizeof(a->fc.socket_path),
+			         "%s", BUS_DEFAULT_SOCKET);
+		a->fc.agent = &ac;
+		bus_agent_config_defaults(&ac);
+		if (a->config_path &&
+		    bus_config_load(a->config_path, &a->fc, err, errlen))
+			return BUS_ECONFIG;
+		if (strcmp(a->fc.mode, "standalone") != 0)
+			break; /* embedded (the default): first pass holds */
+		if (!embedded)
+			break;
+	}
+	const char *to = a->fc.socket_path[0] ? a->fc.socket_path
+	                 : a->fc.address[0]   ? a->fc.address
+	                                      : BUS_DEFAULT_SOCKET;
+	snprintf(a->connect_addr, sizeof(a->connect_addr), "%s", to);
+	return 0;
+}
+
+static int setup_supervision(struct agent *a, char *err, size_t errlen)
+{
+	struct de_sup_ops ops = {sup_spawn, sup_kill, sup_heartbeat, sup_event};
+	de_sup_init(&a->sup, &a->ac->policies, &ops, a);
+	for (size_t i = 0; i < a->ac->n_collectors; i++) {
+		const struct bus_collector_config *cc = &a->ac->collectors[i];
+		if (de_sup_add(&a->sup, cc->id, cc->type) != (int)i) {
+			snprintf(err, errlen, "collector %s: cannot supervise",
+			         cc->id);
+			return BUS_ECONFIG;
+		}
+	}
+	return 0;
+}
+
+static int open_bus(struct agent *a, char *err, size_t errlen)
+{
+	struct bus_client_config cfg;
+	bus_client_config_defaults(&cfg);
+	cfg.name = a->ac->name;
+	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, NULL, a};
+	int rc;
+	if (a->fc.embedded) {
+		rc = bus_embedded_start(&a->loop, a->config_path,
+		                        a->fc.socket_path, &a->srv, err, errlen);
+		if (rc)
+			return rc;
+		rc = bus_server_client_open(a->srv, &cfg, &h, &a->bc);
+	} else {
+		rc = bus_client_open(&a->loop, a->connect_addr, &cfg, &h, &a->bc);
+	}
+	if (rc && !err[0])
+		snprintf(err, errlen, "%s", bus_strerror(rc));
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	static struct agent ag;
+	struct agent *a = &ag;
+	a->log_level = 1;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			a->config_path = optarg;
+			break;
+		case 'l': {
+			static const char *lv[] = {"error", "warn", "info", "debug"};
+			a->log_level = -1;
+			for (int i = 0; i < 4; i++)
+				if (!strcmp(optarg, lv[i]))
+					a->log_level = i;
+			if (a->log_level < 0) {
+				fprintf(stderr, "daemoneye-agent: bad --log-level "
+				                "%s\n", optarg);
+				usage(stderr);
+				return 2;
+			}
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	char err[512] = "";
+	if (load_config(a, err, sizeof(err)) ||
+	    setup_supervision(a, err, sizeof(err))) {
+		fprintf(stderr, "daemoneye-agent: %s\n", err);
+		return 2;
+	}
+	if (a->ac->audit_log[0] &&
+	    !(a->audit = fopen(a->ac->audit_log, "a"))) {
+		fprintf(stderr, "daemoneye-agent: %s: cannot open the audit "
+		                "log\n", a->ac->audit_log);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_init(&a->loop);
+	uv_timer_init(&a->loop, &a->timer);
+	a->timer.data = a;
+	uv_signal_init(&a->loop, &a->sigterm);
+	uv_signal_init(&a->loop, &a->sigint);
+	a->sigterm.data = a->sigint.data = a;
+	uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&a->sigint, on_signal, SIGINT);
+	if (open_bus(a, err, sizeof(err))) {
+		fprintf(stderr, "daemoneye-agent: %s\n", err);
+		finish(a);
+		uv_run(&a->loop, UV_RUN_DEFAULT);
+		return 2;
+	}
+	logf_(a, 2, "%s broker, collectors connect to %s",
+	      a->fc.embedded ? "embedded" : "standalone", a->connect_addr);
+	uv_run(&a->loop, UV_RUN_DEFAULT);
+	logf_(a, 2, "events received %llu, malformed %llu",
+	      (unsigned long long)a->events_in,
+	      (unsigned long long)a->events_bad);
+	uv_loop_close(&a->loop);
+	if (a->audit)
+		fclose(a->audit);
+	return a->exit_code;
+}

@@ -1,0 +1,361 @@
+/*
+ * collector.c — a process collector without I/O (daemoneye.h): its cycle
+ * turns tables into published events; its services answer the agent.
+ * procmond hosts it on libuv; the simulator runs the same code.
+ */
+#include "bus/daemoneye.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int de_collector_init(struct de_collector *c, const char *id,
+                      uint64_t incarnation, uint32_t ticks_per_s,
+                      const struct de_collector_ops *ops, void *host)
+{
+	memset(c, 0, sizeof(*c));
+	if (!de_name_level_valid(id, sizeof(c->id)))
+		return BUS_EINVAL;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	snprintf(c->bus_name, sizeof(c->bus_name), "collector.process.%s", id);
+	c->incarnation = incarnation;
+	c->scan_interval_ms = 1000;
+	c->compute_hashes = true;
+	c->ops = *ops;
+	c->host = host;
+	c->started_ns = ops->now(host);
+	c->src = (struct de_event_source){c->bus_name, incarnation, 0};
+	de_procdiff_init(&c->diff, ticks_per_s);
+	return 0;
+}
+
+void de_collector_free(struct de_collector *c)
+{
+	de_procdiff_free(&c->diff);
+}
+
+struct cycle_ctx {
+	struct de_collector *c;
+	int64_t now_ms;
+};
+
+static void emit(void *arg, enum de_event_type type, const char *topic,
+                 const struct de_proc *p)
+{
+	struct cycle_ctx *x = arg;
+	struct de_collector *c = x->c;
+	size_t len;
+	uint8_t *buf = de_event_pack(&c->src, topic, type, p,
+	                             c->diff.cycles + 1, x->now_ms, &len);
+	if (!buf || c->ops.publish(c->host, topic, buf, len) != 0)
+		c->stats.events_failed++;
+	else
+		c->stats.events++;
+	free(buf);
+}
+
+void de_collector_cycle(struct de_collector *c, struct de_snapshot *s)
+{
+	uint64_t t0 = c->ops.now(c->host);
+	struct cycle_ctx x = {c, c->ops.wall_ms(c->host)};
+	c->stats.processes = s->n;
+	de_procdiff_cycle(&c->diff, s, emit, &x);
+	c->stats.cycles++;
+	c->stats.last_cycle_ns = c->ops.now(c->host) - t0;
+}
+
+/* ---- configuration ---------------------------------------------------------- */
+size_t de_collector_validate(const Daemoneye__CollectorConfig *cfg,
+                             struct de_config_error *errs)
+{
+	size_t n = 0;
+#define ERR(f, ...)                                                           \
+	do {                                                                  \
+		if (n < DE_CONFIG_ERRORS_MAX) {                               \
+			snprintf(errs[n].field, sizeof(errs[n].field), "%s", f); \
+			snprintf(errs[n].message, sizeof(errs[n].message),    \
+			         __VA_ARGS__);                                \
+			n++;                                                  \
+		}                                                             \
+	} while (0)
+	if (!cfg) {
+		ERR("config", "missing");
+		return n;
+	}
+	if (cfg->collector_type && cfg->collector_type[0] &&
+	    strcmp(cfg->collector_type, "process"))
+		ERR("collector_type", "this collector is \"process\", not \"%.40s\"",
+		    cfg->collector_type);
+	if (cfg->scan_interval_ms < 10 || cfg->scan_interval_ms > 3600000)
+		ERR("scan_interval_ms", "must be 10 to 3600000, not %u",
+		    cfg->scan_interval_ms);
+	if (cfg->max_processes > 4194304)
+		ERR("max_processes", "must be at most 4194304 (0: no limit)");
+	for (size_t i = 0; i < cfg->n_settings; i++)
+		ERR("settings", "unknown setting \"%.40s\"", cfg->settings[i]->key);
+#undef ERR
+	return n;
+}
+
+static void fill_config(const struct de_collector *c,
+                        Daemoneye__CollectorConfig *cfg)
+{
+	daemoneye__collector_config__init(cfg);
+	cfg->collector_type = "process";
+	cfg->scan_interval_ms = c->scan_interval_ms;
+	cfg->compute_hashes = c->compute_hashes;
+	cfg->max_processes = c->max_processes;
+}
+
+static int answer_validation(struct de_answer *a, bool update,
+                             const struct de_config_error *errs, size_t n,
+                             bool ok)
+{
+	Daemoneye__ConfigValidationError ve[DE_CONFIG_ERRORS_MAX];
+	Daemoneye__ConfigValidationError *vp[DE_CONFIG_ERRORS_MAX];
+	for (size_t i = 0; i < n; i++) {
+		daemoneye__config_validation_error__init(&ve[i]);
+		ve[i].field = (char *)errs[i].field;
+		ve[i].message = (char *)errs[i].message;
+		vp[i] = &ve[i];
+	}
+	if (update) {
+		Daemoneye__UpdateConfigResponse r =
+			DAEMONEYE__UPDATE_CONFIG_RESPONSE__INIT;
+		r.success = ok;
+		r.error_message = ok ? "" : "invalid configuration";
+		r.n_validation_errors = n;
+		r.validation_errors = vp;
+		return de_answer_msg(a, &r.base);
+	}
+	Daemoneye__ValidateConfigResponse r =
+		DAEMONEYE__VALIDATE_CONFIG_RESPONSE__INIT;
+	r.valid = ok;
+	r.n_validation_errors = n;
+	r.validation_errors = vp;
+	return de_answer_msg(a, &r.base);
+}
+
+static int wrong_id(struct de_collector *c, const char *id,
+                    struct de_answer *a)
+{
+	if (!id || !id[0] || !strcmp(id, c->id))
+		return 0;
+	return de_answer_error(a, BUS_RPC_ERR_NOT_FOUND,
+	                       "this is collector %s, not %.64s", c->id, id);
+}
+
+static int h_config_get(void *ctx, const char *sender,
+                        const ProtobufCMessage *req, struct de_answer *a)
+{
+	(void)sender;
+	struct de_collector *c = ctx;
+	const Daemoneye__GetConfigRequest *q = (const void *)req;
+	if (wrong_id(c, q->collector_id, a))
+		return a->code;
+	Daemoneye__CollectorConfig cfg;
+	fill_config(c, &cfg);
+	Daemoneye__GetConfigResponse r = DAEMONEYE__GET_CONFIG_RESPONSE__INIT;
+	r.config = &cfg;
+	return de_answer_msg(a, &r.base);
+}
+
+static int h_config_validate(void *ctx, const char *sender,
+                             const ProtobufCMessage *req, struct de_answer *a)
+{
+	(void)sender;
+	struct de_collector *c = ctx;
+	const Daemoneye__ValidateConfigRequest *q = (const void *)req;
+	if (wrong_id(c, q->collector_id, a))
+		return a->code;
+	struct de_config_error errs[DE_CONFIG_ERRORS_MAX];
+	size_t n = de_collector_validate(q->config, errs);
+	return answer_validation(a, false, errs, n, n == 0);
+}
+
+static int h_config_update(void *ctx, const char *sender,
+                           const ProtobufCMessage *req, struct de_answer *a)
+{
+	(void)sender;
+	struct de_collector *c = ctx;
+	const Daemoneye__UpdateConfigRequest *q = (const void *)req;
+	if (wrong_id(c, q->collector_id, a))
+		return a->code;
+	struct de_config_error errs[DE_CONFIG_ERRORS_MAX];
+	size_t n = de_collector_validate(q->new_config, errs);
+	if (n == 0 && !q->validate_only) {
+		const Daemoneye__CollectorConfig *nc = q->new_config;
+		bool changed = nc->scan_interval_ms != c->scan_interval_ms;
+		c->scan_interval_ms = nc->scan_interval_ms;
+		c->compute_hashes = nc->compute_hashes;
+		c->max_processes = nc->max_processes;
+		if (changed && c->ops.interval_changed)
+			c->ops.interval_changed(c->host, c->scan_interval_ms);
+	}
+	return answer_validation(a, true, errs, n, n == 0);
+}
+
+static double uptime_s(const struct de_collector *c)
+{
+	return (double)(c->ops.now(c->host) - c->started_ns) / 1e9;
+}
+
+/* The metrics both health.check and health.metrics report. */
+#define METRICS_N 7
+static void metrics(const struct de_collector *c, const char **k, double *v)
+{
+	const char *keys[METRICS_N] = {"cycles", "events", "events_failed",
+	                               "processes", "last_cycle_ms",
+	                               "scan_interval_ms", "uptime_s"};
+	double vals[METRICS_N] = {
+		(double)c->stats.cycles, (double)c->stats.events,
+		(double)c->stats.events_failed, (double)c->stats.processes,
+		(double)c->stats.last_cycle_ns / 1e6,
+		(double)c->scan_interval_ms, uptime_s(c)};
+	memcpy(k, keys, sizeof(keys));
+	memcpy(v, vals, sizeof(vals));
+}
+
+static int h_health_check(void *ctx, const char *sender,
+                          const ProtobufCMessage *req, struct de_answer *a)
+{
+	(void)sender;
+	struct de_collector *c = ctx;
+	const Daemoneye__HealthCheckRequest *q = (const void *)req;
+	if (wrong_id(c, q->collector_id, a))
+		return a->code;
+	Daemoneye__HealthCheckResponse__MetricsEntry e[METRICS_N], *ep[METRICS_N];
+	Daemoneye__HealthCheckResponse r = DAEMONEYE__HEALTH_CHECK_RESPONSE__INIT;
+	bool degraded = c->stats.events_failed > 0;
+	r.status = degraded
+	                   ? DAEMONEYE__HEALTH_CHECK_RESPONSE__HEALTH_STATUS__DEGRADED
+	                   : DAEMONEYE__HEALTH_CHECK_RESPONSE__HEALTH_STATUS__HEALTHY;
+	r.message = degraded ? "some events could not be published" : "ok";
+	r.uptime_seconds = (int64_t)uptime_s(c);
+	const char *k[METRICS_N];
+	double v[METRICS_N];
+	metrics(c, k, v);
+	for (size_t i = 0; q->include_metrics && i < METRICS_N; i++) {
+		daemoneye__health_check_response__metrics_entry__init(&e[i]);
+		e[i].key = (char *)k[i];
+		e[i].value = v[i];
+		ep[i] = &e[i];
+	}
+	if (q->include_metrics) {
+		r.n_metrics = METRICS_N;
+		r.metrics = ep;
+	}
+	return de_answer_msg(a, &r.base);
+}
+
+static int h_heartbeat(void *ctx, const char *sender,
+                       const ProtobufCMessage *req, struct de_answer *a)
+{
+	(void)sender;
+	struct de_collector *c = ctx;
+	const Daemoneye__HeartbeatRequest *q = (const void *)req;
+	Daemoneye__HeartbeatResponse r = DAEMONEYE__HEARTBEAT_RESPONSE__INIT;
+	r.collector_id = c->id;
+	r.sequence = q->sequence;
+	r.incarnation = c->incarnation;
+	r.timestamp_ms = c->ops.wall_ms(c->host);
+	return de_answer_msg(a, &r.base);
+}
+
+static int h_metrics(void *ctx, const char *sender,
+                     const ProtobufCMessage *req, struct de_answer *a)
+{
+	(void)sender;
+	struct de_collector *c = ctx;
+	const Daemoneye__MetricsRequest *q = (const void *)req;
+	if (wrong_id(c, q->collector_id, a))
+		return a->code;
+	Daemoneye__MetricsResponse__MetricsEntry e[METRICS_N], *ep[METRICS_N];
+	const char *k[METRICS_N];
+	double v[METRICS_N];
+	metrics(c, k, v);
+	for (size_t i = 0; i < METRICS_N; i++) {
+		daemoneye__metrics_response__metrics_entry__init(&e[i]);
+		e[i].key = (char *)k[i];
+		e[i].value = v[i];
+		ep[i] = &e[i];
+	}
+	Daemoneye__MetricsResponse r = DAEMONEYE__METRICS_RESPONSE__INIT;
+	r.n_metrics = METRICS_N;
+	r.metrics = ep;
+	r.collected_at_ms = c->ops.wall_ms(c->host);
+	return de_answer_msg(a, &r.base);
+}
+
+static void fill_status(const struct de_collector *c,
+                        Daemoneye__CollectorStatus *st)
+{
+	daemoneye__collector_status__init(st);
+	st->collector_id = (char *)c->id;
+	st->state = c->stopping ? DAEMONEYE__COLLECTOR_STATUS__STATE__STOPPING
+	                        : DAEMONEYE__COLLECTOR_STATUS__STATE__RUNNING;
+	st->incarnation = c->incarnation;
+	st->started_at_ms = (int64_t)(c->incarnation / 1000000u);
+	st->last_error = "";
+}
+
+static int h_status(void *ctx, const char *sender, const ProtobufCMessage *req,
+                    struct de_answer *a)
+{
+	(void)sender;
+	struct de_collector *c = ctx;
+	const Daemoneye__CollectorStatusRequest *q = (const void *)req;
+	if (wrong_id(c, q->collector_id, a))
+		return a->code;
+	Daemoneye__CollectorStatus st, *sp = &st;
+	fill_status(c, &st);
+	Daemoneye__CollectorStatusResponse r =
+		DAEMONEYE__COLLECTOR_STATUS_RESPONSE__INIT;
+	r.n_collectors = 1;
+	r.collectors = &sp;
+	return de_answer_msg(a, &r.base);
+}
+
+static int h_stop(void *ctx, const char *sender, const ProtobufCMessage *req,
+                  struct de_answer *a)
+{
+	(void)sender;
+	struct de_collector *c = ctx;
+	const Daemoneye__StopCollectorRequest *q = (const void *)req;
+	if (wrong_id(c, q->collector_id, a))
+		return a->code;
+	c->stopping = true;
+	Daemoneye__StopCollectorResponse r = DAEMONEYE__STOP_COLLECTOR_RESPONSE__INIT;
+	r.success = true;
+	r.error_message = "";
+	return de_answer_msg(a, &r.base);
+}
+
+static const struct de_handler collector_handlers[] = {
+	{"lifecycle.stop", h_stop},
+	{"lifecycle.status", h_status},
+	{"health.check", h_health_check},
+	{"health.heartbeat", h_heartbeat},
+	{"health.metrics", h_metrics},
+	{"config.get", h_config_get},
+	{"config.validate", h_config_validate},
+	{"config.update", h_config_update},
+};
+
+void de_collector_serve(struct de_collector *c, struct bus_client *bc,
+                        const struct bus_rpc_request *q,
+                        struct de_served *out)
+{
+	bool was_stopping = c->stopping;
+	de_serve(bc, q, collector_handlers,
+	         sizeof(collector_handlers) / sizeof(collector_handlers[0]), c,
+	         out);
+	if (out->answered) {
+		c->stats.requests++;
+		if (out->code)
+			c->stats.request_errors++;
+	}
+	/* the reply is buffered: the host stops after writing it */
+	if (c->stopping && !was_stopping && c->ops.stop)
+		c->ops.stop(c->host);
+}
