@@ -4,10 +4,10 @@
 set -euo pipefail
 set_name=${1:-build}
 build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev protobuf-c-compiler libprotobuf-c-dev libssl-dev)
-test=(libcmocka-dev python3-pytest python3-msgpack)
+test=(libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf)
 bench=(python3)
 fuzz=(afl++ clang libclang-rt-14-dev python3-msgpack)
-coverage=(lcov libcmocka-dev python3-pytest python3-msgpack)
+coverage=(lcov libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf)
 perf=(valgrind)
 case "$set_name" in
   build) want=("${build[@]}") ;;

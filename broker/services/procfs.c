@@ -7,7 +7,8 @@
  * /proc/PID/exe (a " (deleted)" suffix means the file is gone) and
  * /proc/PID/cmdline. ENOENT anywhere: the process vanished, leave it out.
  * EACCES on exe (another user's process without privileges): keep it,
- * accessible = false.
+ * accessible = false. A zombie (state Z) has exited: it is left out, so
+ * its TERMINATION comes when it ends, not when its parent reaps it.
  */
 #define _DEFAULT_SOURCE
 #include "bus/procfs.h"
@@ -178,7 +179,8 @@ static void hash_exe(struct de_procfs *f, const char *exe_link,
 	}
 }
 
-/* Fields of /proc/PID/stat after the name: 0 is state (field 3). */
+/* Fields of /proc/PID/stat after the name: 0 is state (field 3).
+ * Returns 0, 1 for a zombie, or BUS_EIO for a line that does not parse. */
 static int parse_stat(struct de_procfs *f, char *buf, size_t n,
                       struct de_proc *p, char *name, size_t namecap)
 {
@@ -193,6 +195,8 @@ static int parse_stat(struct de_procfs *f, char *buf, size_t n,
 	name[nl] = 0;
 	unsigned long long v[24] = {0};
 	char *s = close_paren + 2;
+	if (*s == 'Z' || *s == 'X')
+		return 1; /* exited, not yet reaped: it ended, for us */
 	for (int i = 0; i < 24 && s && *s; i++) {
 		if (i == 0) { /* state: a letter */
 			s = strchr(s, ' ');
@@ -222,7 +226,7 @@ static int read_proc(struct de_procfs *f, uint32_t pid, struct de_snapshot *s)
 	snprintf(path, sizeof(path), "%s/%u/stat", f->root, pid);
 	int rc = read_file(path, buf, sizeof(buf) - 1, &n);
 	if (rc || parse_stat(f, buf, n, &p, name, sizeof(name)))
-		return 1; /* gone (or not a process entry) */
+		return 1; /* gone, a zombie, or not a process entry */
 	struct stat st;
 	snprintf(path, sizeof(path), "%s/%u", f->root, pid);
 	if (stat(path, &st) != 0)

@@ -1,0 +1,344 @@
+"""DaemonEye end to end: daemoneye-agent (embedded broker, or joined to a
+standalone busrtd) supervising a real procmond over /proc, with timings
+scaled down. Events and RPC payloads are decoded with Python protobuf
+classes that protoc generates from proto/daemoneye.proto for this run."""
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from busclient import BIN, Busrtd, connect
+
+AGENT = os.path.join(BIN, "daemoneye-agent")
+PROCMOND = os.path.join(BIN, "procmond")
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+@pytest.fixture(scope="session")
+def pb():
+    out = tempfile.mkdtemp(prefix="pb", dir="/tmp")
+    subprocess.run(["protoc", f"--proto_path={ROOT}/proto", f"--python_out={out}",
+                    "daemoneye.proto"], check=True)
+    sys.path.insert(0, out)
+    try:
+        return importlib.import_module("daemoneye_pb2")
+    finally:
+        sys.path.remove(out)
+
+
+def wait_for(pred, timeout=10.0, step=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+AGENT_CONFIG = """\
+broker:
+  mode: {mode}
+  embedded:
+    transport:
+      type: unix_socket
+      path: {sock}
+  standalone:
+    socket: {sock}
+agent:
+  audit_log: {audit}
+  heartbeat: {{interval_ms: 200, timeout_ms: 150, retries: 1, dead_after: 3}}
+  restart: {{delay_ms: 100, delay_max_ms: 1000, stop_timeout_ms: 1000}}
+  rpc:
+    lifecycle: {{timeout_ms: 2000}}
+  collectors:
+    - id: p1
+      type: process
+      command: [{procmond}]
+      scan_interval_ms: 100
+      compute_hashes: true
+    - id: spare
+      type: process
+      command: [{procmond}]
+      enabled: false
+"""
+
+
+class Agent:
+    def __init__(self, mode):
+        self.mode = mode
+        self.dir = tempfile.mkdtemp(prefix="ag", dir="/tmp")
+        self.sock = os.path.join(self.dir, "b.sock")
+        self.audit = os.path.join(self.dir, "audit.jsonl")
+        self.busrtd = None
+
+    def __enter__(self):
+        if self.mode == "standalone":
+            self.busrtd = Busrtd().__enter__()
+            self.sock = self.busrtd.path
+        self.cfg = os.path.join(self.dir, "agent.yaml")
+        with open(self.cfg, "w") as f:
+            f.write(AGENT_CONFIG.format(mode=self.mode, sock=self.sock, audit=self.audit,
+                                        procmond=PROCMOND))
+        self.errpath = os.path.join(self.dir, "stderr")
+        self.err = open(self.errpath, "w")
+        self.proc = subprocess.Popen([AGENT, "--config", self.cfg, "--log-level", "info"],
+                                     stderr=self.err)
+        self.ctl = wait_for(self._connect, what="the agent's broker")
+        wait_for(self._p1_running, what="procmond running")
+        return self
+
+    def _p1_running(self):
+        try:  # standalone: the agent may not be registered yet
+            return self.status("p1").state == self.pb.CollectorStatus.RUNNING
+        except AssertionError:
+            return False
+
+    def _connect(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"agent exited {self.proc.returncode}: {self.log()}")
+        try:
+            return connect(self.sock, "test.ctl")
+        except OSError:
+            return None
+
+    def log(self):
+        self.err.flush()
+        return open(self.errpath).read()
+
+    def call(self, target, method, msg):
+        data = msg.SerializeToString() if msg is not None else b""
+        return self.ctl.rpc(method, data, target=target)
+
+    def status(self, cid):
+        r = self.call("daemoneye-agent", "lifecycle.status",
+                      self.pb.CollectorStatusRequest(collector_id=cid))
+        assert r[0] == "reply", r
+        resp = self.pb.CollectorStatusResponse.FromString(r[2])
+        assert len(resp.collectors) == 1
+        return resp.collectors[0]
+
+    def __exit__(self, et, ev, tb):
+        self.ctl.close()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("agent did not stop on SIGTERM")
+        self.err.close()
+        log = open(self.errpath).read()
+        if self.busrtd:
+            self.busrtd.__exit__(et, ev, tb)
+        if et is None:
+            assert rc == 0, f"agent exited {rc}: {log}"
+            assert "AddressSanitizer" not in log and "runtime error" not in log, log
+            # every collector it started is gone
+            out = subprocess.run(["pgrep", "-f", f"procmond --connect {self.sock}"],
+                                 capture_output=True, text=True).stdout
+            assert out == "", out
+
+
+@pytest.fixture(params=["embedded", "standalone"])
+def agent(request, pb):
+    a = Agent(request.param)
+    a.pb = pb
+    with a:
+        yield a
+
+
+def read_events(pb, c, seconds):
+    """Every BusrtEvent c receives within seconds."""
+    evs = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            f = c.read_frame(timeout=max(0.01, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        if f[0] == "publish":
+            evs.append(pb.BusrtEvent.FromString(f[3]))
+    return evs
+
+
+def test_discovery_and_termination_of_exactly_our_processes(agent):
+    pb = agent.pb
+    watch = connect(agent.sock, "test.watch")
+    assert watch.subscribe("events/process/lifecycle", "events/process/metadata") == 1
+    time.sleep(0.3)  # a cycle or two: the subscription predates our processes
+    sleeper = subprocess.Popen(["sleep", "0.8"])
+    shell = subprocess.Popen(["sh", "-c", "sleep 0.7 & echo $!; wait"],
+                             stdout=subprocess.PIPE, text=True)
+    grandchild = int(shell.stdout.readline())
+    sleeper.wait()
+    shell.wait()
+    evs = read_events(pb, watch, 1.0)  # several cycles after the ends
+    ours = {sleeper.pid: ("sleep", os.getpid()), shell.pid: ("sh", os.getpid()),
+            grandchild: ("sleep", shell.pid)}
+    for pid, (name, ppid) in ours.items():
+        mine = [e for e in evs if e.process_event.process.pid == pid]
+        life = [e for e in mine if e.topic == "events/process/lifecycle"]
+        kinds = [e.process_event.event_type for e in life]
+        assert kinds == [pb.ProcessEvent.DISCOVERY, pb.ProcessEvent.TERMINATION], (pid, mine)
+        # the termination carries the process as last seen
+        last = life[1].process_event.process
+        assert last.name == name and last.ppid == ppid
+        exe = os.path.realpath(f"/usr/bin/{name}")
+        assert os.path.realpath(last.executable_path) == exe, last.executable_path
+        # a discovery caught between fork and exec is followed by the update
+        first = life[0].process_event.process
+        assert first.ppid == ppid
+        if first.name != name:
+            assert any(e.topic == "events/process/metadata" and
+                       e.process_event.process.name == name for e in mine), mine
+        assert life[0].sequence < life[1].sequence
+        assert life[0].incarnation == life[1].incarnation
+        assert life[0].source_collector == "collector.process.p1"
+    # sequence numbers of one incarnation strictly increase as received
+    for inc in {e.incarnation for e in evs}:
+        seqs = [e.sequence for e in evs if e.incarnation == inc]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    watch.close()
+
+
+def test_sigkill_restarts_via_sigchld(agent):
+    before = agent.status("p1")
+    os.kill(before.pid, signal.SIGKILL)
+    after = wait_for(lambda: (lambda s: s if s.state == agent.pb.CollectorStatus.RUNNING
+                              and s.pid != before.pid else None)(agent.status("p1")),
+                     what="a restarted procmond")
+    assert after.restarts >= before.restarts + 1
+    assert after.incarnation > before.incarnation
+    assert "killed by signal 9" in agent.log()
+
+
+def test_sigstop_declared_dead_and_restarted(agent):
+    before = agent.status("p1")
+    os.kill(before.pid, signal.SIGSTOP)
+    after = wait_for(lambda: (lambda s: s if s.state == agent.pb.CollectorStatus.RUNNING
+                              and s.pid != before.pid else None)(agent.status("p1")),
+                     what="a replaced procmond")
+    log = agent.log()
+    assert "declared dead" in log and "heartbeat failed (3 of 3" in log, log
+    assert not os.path.exists(f"/proc/{before.pid}") or \
+        open(f"/proc/{before.pid}/stat").read().split()[2] == "Z"
+    assert after.restarts > before.restarts
+
+
+def test_config_and_health_round_trip(agent):
+    pb, p1 = agent.pb, "collector.process.p1"
+    r = agent.call(p1, "config.get", pb.GetConfigRequest())
+    assert pb.GetConfigResponse.FromString(r[2]).config.scan_interval_ms == 100
+    bad = pb.CollectorConfig(collector_type="process", scan_interval_ms=5)
+    r = agent.call(p1, "config.validate", pb.ValidateConfigRequest(config=bad))
+    v = pb.ValidateConfigResponse.FromString(r[2])
+    assert not v.valid and v.validation_errors[0].field == "scan_interval_ms"
+    r = agent.call(p1, "config.update", pb.UpdateConfigRequest(new_config=bad))
+    u = pb.UpdateConfigResponse.FromString(r[2])
+    assert not u.success and u.validation_errors
+    good = pb.CollectorConfig(collector_type="process", scan_interval_ms=50,
+                              compute_hashes=True)
+    r = agent.call(p1, "config.validate", pb.ValidateConfigRequest(config=good))
+    assert pb.ValidateConfigResponse.FromString(r[2]).valid
+    r = agent.call(p1, "config.update", pb.UpdateConfigRequest(new_config=good))
+    assert pb.UpdateConfigResponse.FromString(r[2]).success
+    r = agent.call(p1, "config.get", pb.GetConfigRequest(collector_id="p1"))
+    assert pb.GetConfigResponse.FromString(r[2]).config.scan_interval_ms == 50
+    r = agent.call(p1, "health.check", pb.HealthCheckRequest(include_metrics=True))
+    h = pb.HealthCheckResponse.FromString(r[2])
+    assert h.status == pb.HealthCheckResponse.HEALTHY
+    assert h.metrics["cycles"] >= 1 and h.metrics["scan_interval_ms"] == 50
+    r = agent.call(p1, "health.metrics", pb.MetricsRequest())
+    assert pb.MetricsResponse.FromString(r[2]).metrics["events_failed"] == 0
+    # another collector's id is refused, not silently answered
+    r = agent.call(p1, "health.check", pb.HealthCheckRequest(collector_id="p9"))
+    assert r[0] == "error" and r[1] == -32001
+
+
+def test_lifecycle_start_stop_restart(agent):
+    pb = agent.pb
+    assert agent.status("spare").state == pb.CollectorStatus.STOPPED
+    r = agent.call("daemoneye-agent", "lifecycle.start",
+                   pb.StartCollectorRequest(collector_id="spare"))
+    assert pb.StartCollectorResponse.FromString(r[2]).success
+    wait_for(lambda: agent.status("spare").state == pb.CollectorStatus.RUNNING,
+             what="spare running")
+    r = agent.call("collector.process.spare", "lifecycle.status",
+                   pb.CollectorStatusRequest())
+    assert pb.CollectorStatusResponse.FromString(r[2]).collectors[0].collector_id == "spare"
+    r = agent.call("daemoneye-agent", "lifecycle.stop",
+                   pb.StopCollectorRequest(collector_id="spare"))
+    assert pb.StopCollectorResponse.FromString(r[2]).success
+    wait_for(lambda: agent.status("spare").state == pb.CollectorStatus.STOPPED,
+             what="spare stopped")
+    old = agent.status("p1").pid
+    r = agent.call("daemoneye-agent", "lifecycle.restart",
+                   pb.RestartCollectorRequest(collector_id="p1"))
+    assert pb.RestartCollectorResponse.FromString(r[2]).success
+    wait_for(lambda: (lambda s: s.state == pb.CollectorStatus.RUNNING and s.pid != old)(
+        agent.status("p1")), what="p1 restarted")
+    r = agent.call("daemoneye-agent", "lifecycle.start",
+                   pb.StartCollectorRequest(collector_id="nobody"))
+    assert r[0] == "error" and r[1] == -32001 and "nobody" in r[2]
+    # the audit log has what came in and what went out
+    lines = open(agent.audit).read().splitlines()
+    import json
+    recs = [json.loads(x) for x in lines]
+    assert any(x["dir"] == "in" and x["method"] == "lifecycle.restart" and
+               x["sender"] == "test.ctl" and x["result"] == 0 for x in recs)
+    assert any(x["dir"] == "in" and x["method"] == "lifecycle.start" and
+               x["result"] == -32001 for x in recs)
+    assert any(x["dir"] == "out" and x["method"] == "health.heartbeat" and
+               x["target"] == "collector.process.p1" for x in recs)
+
+
+def test_bad_input_is_an_error_or_a_counted_drop(agent):
+    pb = agent.pb
+    r = agent.ctl.rpc("health.check", b"\xff\xff\xff", target="collector.process.p1")
+    assert r[0] == "error" and r[1] == -32602
+    r = agent.ctl.rpc("lifecycle.status", b"\x0a\x05ab", target="daemoneye-agent")
+    assert r[0] == "error" and r[1] == -32602
+    r = agent.ctl.rpc("no.such", b"", target="daemoneye-agent")
+    assert r[0] == "error" and r[1] == -32601
+    rogue = connect(agent.sock, "test.rogue")
+    assert rogue.publish("events/process/lifecycle", b"\xff\x01garbage") == 1
+    wait_for(lambda: "dropped a malformed event" in agent.log(), what="the drop")
+    # everything still answers
+    assert agent.status("p1").state == pb.CollectorStatus.RUNNING
+    r = agent.call("collector.process.p1", "health.check", pb.HealthCheckRequest())
+    assert r[0] == "reply"
+    rogue.close()
+
+
+def test_invalid_config_names_file_line_and_key(tmp_path):
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text("agent:\n  collectors:\n    - id: p1\n      command: [x]\n"
+                   "      scan_interval_ms: 5\n")
+    p = subprocess.run([AGENT, "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 2
+    assert f"{cfg}:5: agent.collectors.scan_interval_ms" in p.stderr, p.stderr
+    cfg.write_text("agent:\n  colectors: []\n")
+    p = subprocess.run([AGENT, "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 2 and "agent.colectors: unknown key" in p.stderr, p.stderr
+    cfg.write_text("agent:\n  collectors:\n    - id: a.b\n      command: x\n")
+    p = subprocess.run([AGENT, "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 2 and "agent.collectors.id" in p.stderr, p.stderr
+    p = subprocess.run([AGENT, "--bogus"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "usage" in p.stderr
+    p = subprocess.run([PROCMOND, "--id", "x"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "--connect" in p.stderr
+    p = subprocess.run([PROCMOND, "--connect", "/tmp/x", "--id", "x", "--interval-ms", "5"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "--interval-ms" in p.stderr
+    # busrtd accepts the agent's file (the agent: section is checked, not used)
+    cfg.write_text("broker:\n  mode: standalone\nagent:\n  name: x\n")
+    with Busrtd(config=cfg.read_text()):
+        pass
