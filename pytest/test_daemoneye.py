@@ -3,6 +3,7 @@ standalone busrtd) supervising a real procmond over /proc, with timings
 scaled down. Events and RPC payloads are decoded with Python protobuf
 classes that protoc generates from proto/daemoneye.proto for this run."""
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -255,6 +256,18 @@ def test_config_and_health_round_trip(agent):
     assert h.metrics["cycles"] >= 1 and h.metrics["scan_interval_ms"] == 50
     r = agent.call(p1, "health.metrics", pb.MetricsRequest())
     assert pb.MetricsResponse.FromString(r[2]).metrics["events_failed"] == 0
+    # the same through busrt-cli --proto: key=value in, JSON out
+    cli = os.path.join(BIN, "busrt-cli")
+    out = subprocess.run([cli, "-s", agent.sock, "--proto", "rpc", "call", p1,
+                          "config.update", "new_config.scan_interval_ms=80"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["success"] is True
+    out = subprocess.run([cli, "-s", agent.sock, "--proto", "rpc", "call", p1,
+                          "health.check", "include_metrics=true"],
+                         capture_output=True, text=True, timeout=10)
+    got = json.loads(out.stdout)
+    assert got["status"] == "HEALTHY" and got["metrics"]["scan_interval_ms"] == 80
     # another collector's id is refused, not silently answered
     r = agent.call(p1, "health.check", pb.HealthCheckRequest(collector_id="p9"))
     assert r[0] == "error" and r[1] == -32001
@@ -287,7 +300,6 @@ def test_lifecycle_start_stop_restart(agent):
     assert r[0] == "error" and r[1] == -32001 and "nobody" in r[2]
     # the audit log has what came in and what went out
     lines = open(agent.audit).read().splitlines()
-    import json
     recs = [json.loads(x) for x in lines]
     assert any(x["dir"] == "in" and x["method"] == "lifecycle.restart" and
                x["sender"] == "test.ctl" and x["result"] == 0 for x in recs)

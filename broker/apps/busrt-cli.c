@@ -9,6 +9,11 @@
  *     rpc call TARGET METHOD [key=value ...] | --raw DATA
  *     broker test|info|stats|clients
  *
+ * --proto: DaemonEye payloads are protobuf (proto/daemoneye.proto): listen
+ * prints events as JSON; rpc call builds the method's request from
+ * key=value (sub.field=value for nested fields) and prints the reply as
+ * JSON.
+ *
  * DATA is a literal, @FILE, or - for stdin. RPC params are packed as a
  * MessagePack map (true/false, integers, floats, else strings), as BUS/RT's
  * CLI does. Exit status: 0 done, 1 the operation or connection failed,
@@ -16,6 +21,7 @@
  */
 #define _DEFAULT_SOURCE
 #include "bus/config.h"
+#include "bus/daemoneye.h"
 #include "bus/json.h"
 #include "bus/net.h"
 
@@ -42,6 +48,8 @@ static void usage(FILE *f)
 	        "  rpc call TARGET METHOD [key=value ...]   (--raw DATA: bytes "
 	        "as params)\n"
 	        "  broker test|info|stats|clients\n"
+	        "--proto: DaemonEye protobuf payloads (events, RPC params and "
+	        "replies)\n"
 	        "DATA: a literal, @FILE, or - for stdin. Default socket: %s\n",
 	        BUS_DEFAULT_SOCKET);
 }
@@ -54,6 +62,7 @@ struct cli {
 	const char *addr;
 	enum cmd cmd;
 	bool json;
+	bool proto;
 	int qos;
 	uint64_t timeout_ns;
 	long count, seen;
@@ -136,6 +145,36 @@ static int load_data(const char *spec, uint8_t **out, size_t *len)
 }
 
 /* key=value ... -> a MessagePack map, values typed as BUS/RT's CLI does */
+static int bad(const char *fmt, const char *arg);
+
+/* --proto: the method's request message from key=value pairs. */
+static int proto_params(const char *method, char **kv, int n, uint8_t **out,
+                        size_t *len)
+{
+	const struct de_method *m = de_method_find(method);
+	ProtobufCMessage *q = bus_pb_new(m->request);
+	if (!q)
+		return bad("%s", "out of memory");
+	for (int i = 0; i < n; i++) {
+		char key[256], err[256];
+		const char *eq = strchr(kv[i], '=');
+		size_t kl = eq ? (size_t)(eq - kv[i]) : 0;
+		if (!eq || kl == 0 || kl >= sizeof(key)) {
+			bus_pb_free(q);
+			return bad("rpc call: '%s' is not key=value", kv[i]);
+		}
+		memcpy(key, kv[i], kl);
+		key[kl] = 0;
+		if (bus_pb_set(q, key, eq + 1, err, sizeof(err))) {
+			bus_pb_free(q);
+			return bad("rpc call: %s", err);
+		}
+	}
+	*out = bus_pb_pack(q, len);
+	bus_pb_free(q);
+	return *out ? 0 : bad("%s", "out of memory");
+}
+
 static int pack_params(char **kv, int n, uint8_t **out, size_t *len)
 {
 	msgpack_sbuffer sb;
@@ -316,8 +355,27 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	gmtime_r(&ts.tv_sec, &tm);
 	char t[40];
 	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+	ProtobufCMessage *ev = NULL;
+	if (k->proto && d->kind == BUS_OP_PUBLISH)
+		ev = bus_pb_unpack(&daemoneye__busrt_event__descriptor, d->data,
+		                   d->len, BUS_PB_BUDGET_DEFAULT);
 	bool text = printable(d->data, d->len, k->json);
-	if (k->json) {
+	if (ev) {
+		if (k->json) {
+			printf("{\"time\": \"%s.%06ldZ\", \"sender\": ", t,
+			       ts.tv_nsec / 1000);
+			bus_json_str(stdout, d->sender, strlen(d->sender));
+			fputs(", \"topic\": ", stdout);
+			bus_json_str(stdout, d->topic, strlen(d->topic));
+			fputs(", \"event\": ", stdout);
+		} else {
+			printf("%s.%06ldZ %s %s %s ", t, ts.tv_nsec / 1000,
+			       kind_name(d->kind), d->sender, d->topic);
+		}
+		bus_pb_json(stdout, ev);
+		fputs(k->json ? "}\n" : "\n", stdout);
+		bus_pb_free(ev);
+	} else if (k->json) {
 		printf("{\"time\": \"%s.%06ldZ\", \"kind\": \"%s\", \"sender\": ",
 		       t, ts.tv_nsec / 1000, kind_name(d->kind));
 		bus_json_str(stdout, d->sender, strlen(d->sender));
@@ -441,7 +499,19 @@ static void rpc_done(struct bus_client *c, int status,
 	}
 	if (k->cmd == C_BROKER && !strcmp(k->broker_op, "clients") && !k->json)
 		print_clients(r->data, r->len);
-	else
+	else if (k->proto && de_method_find(k->method)) {
+		ProtobufCMessage *m = de_reply_unpack(k->method, r);
+		if (!m) {
+			fprintf(stderr, "busrt-cli: %s %s: the reply is not a "
+			                "valid %s\n", k->target, k->method,
+			        de_method_find(k->method)->response->name);
+			finish(k, 1);
+			return;
+		}
+		bus_pb_json(stdout, m);
+		fputc('\n', stdout);
+		bus_pb_free(m);
+	} else
 		print_result(r->data, r->len);
 	finish(k, 0);
 }
@@ -547,6 +617,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'},
+	    {"proto", no_argument, NULL, 'P'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"qos", required_argument, NULL, 'q'},
 	    {"count", required_argument, NULL, 'c'},
@@ -576,6 +647,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			k.json = true;
+			break;
+		case 'P':
+			k.proto = true;
 			break;
 		case 't':
 			if (!bus_config_parse_seconds(optarg, &k.timeout_ns))
@@ -656,6 +730,10 @@ int main(int argc, char **argv)
 				return rc;
 		} else if (n == 4 && !strcmp(a[3], "-")) {
 			if ((rc = load_data("-", &k.data, &k.len)))
+				return rc;
+		} else if (k.proto && de_method_find(k.method)) {
+			if ((rc = proto_params(k.method, a + 3, n - 3, &k.data,
+			                       &k.len)))
 				return rc;
 		} else if (n > 3 &&
 		           (rc = pack_params(a + 3, n - 3, &k.data, &k.len))) {

@@ -2,6 +2,7 @@
  * test_pb.c — the DaemonEye protobuf schemas through bounded decoding:
  * round trips, a newer schema's unknown field, and bad encodings.
  */
+#define _DEFAULT_SOURCE /* open_memstream */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/bus.h"
 #include "bus/pb.h"
 
 static uint8_t *sample_event(size_t *len)
@@ -119,12 +121,107 @@ static void test_bad_encodings_and_budget(void **state)
 	bus_pb_free(m);
 }
 
+/* bus_pb_json / bus_pb_set: descriptor-driven text for busrt-cli --proto */
+static char *json_of(const ProtobufCMessage *m)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	bus_pb_json(f, m);
+	fclose(f);
+	return buf;
+}
+
+static void test_text(void **state)
+{
+	(void)state;
+	size_t len;
+	uint8_t *b = sample_event(&len);
+	ProtobufCMessage *m = bus_pb_unpack(&daemoneye__busrt_event__descriptor,
+	                                    b, len, BUS_PB_BUDGET_DEFAULT);
+	free(b);
+	char *j = json_of(m);
+	assert_non_null(strstr(j, "\"event_type\": \"TERMINATION\""));
+	assert_non_null(strstr(j, "\"command_line\": [\"sleep\", \"5\"]"));
+	assert_non_null(strstr(j, "\"pid\": 4242"));
+	assert_null(strstr(j, "network_event")); /* oneof: only the set one */
+	free(j);
+	bus_pb_free(m);
+
+	char err[200];
+	m = bus_pb_new(&daemoneye__update_config_request__descriptor);
+	assert_int_equal(bus_pb_set(m, "collector_id", "p\"1", err, sizeof(err)), 0);
+	assert_int_equal(bus_pb_set(m, "new_config.scan_interval_ms", "50", err,
+	                            sizeof(err)),
+	                 0);
+	assert_int_equal(bus_pb_set(m, "validate_only", "true", err, sizeof(err)),
+	                 0);
+	assert_int_equal(bus_pb_set(m, "validate_only", "yes", err, sizeof(err)),
+	                 BUS_EINVAL);
+	assert_non_null(strstr(err, "true or false"));
+	assert_int_equal(bus_pb_set(m, "new_config.scan_interval_ms", "-1", err,
+	                            sizeof(err)),
+	                 BUS_EINVAL);
+	assert_int_equal(bus_pb_set(m, "nope", "1", err, sizeof(err)), BUS_EINVAL);
+	assert_non_null(strstr(err, "no field 'nope'"));
+	assert_int_equal(bus_pb_set(m, "new_config", "1", err, sizeof(err)),
+	                 BUS_EINVAL);
+	assert_int_equal(bus_pb_set(m, "collector_id.x", "1", err, sizeof(err)),
+	                 BUS_EINVAL);
+	assert_int_equal(bus_pb_set(m, "new_config.settings", "1", err,
+	                            sizeof(err)),
+	                 BUS_EINVAL); /* a map: --raw only */
+	j = json_of(m);
+	assert_string_equal(j, "{\"collector_id\": \"p\\\"1\", \"new_config\": "
+	                       "{\"collector_type\": \"\", \"scan_interval_ms\": 50, "
+	                       "\"compute_hashes\": false, \"max_processes\": 0, "
+	                       "\"settings\": {}}, \"validate_only\": true}");
+	free(j);
+	/* it packs and reads back */
+	b = bus_pb_pack(m, &len);
+	bus_pb_free(m);
+	Daemoneye__UpdateConfigRequest *u = (void *)bus_pb_unpack(
+		&daemoneye__update_config_request__descriptor, b, len,
+		BUS_PB_BUDGET_DEFAULT);
+	free(b);
+	assert_int_equal(u->new_config->scan_interval_ms, 50);
+	bus_pb_free(&u->base);
+	/* enums by name, repeated strings grow, maps print as objects */
+	m = bus_pb_new(&daemoneye__process_record__descriptor);
+	bus_pb_set(m, "command_line", "a", err, sizeof(err));
+	bus_pb_set(m, "command_line", "b", err, sizeof(err));
+	j = json_of(m);
+	assert_non_null(strstr(j, "\"command_line\": [\"a\", \"b\"]"));
+	free(j);
+	bus_pb_free(m);
+	m = bus_pb_new(&daemoneye__process_event__descriptor);
+	assert_int_equal(bus_pb_set(m, "event_type", "ANOMALY", err, sizeof(err)),
+	                 0);
+	assert_int_equal(bus_pb_set(m, "event_type", "BAD", err, sizeof(err)),
+	                 BUS_EINVAL);
+	j = json_of(m);
+	assert_non_null(strstr(j, "\"event_type\": \"ANOMALY\""));
+	free(j);
+	bus_pb_free(m);
+	Daemoneye__HealthCheckResponse__MetricsEntry e =
+		DAEMONEYE__HEALTH_CHECK_RESPONSE__METRICS_ENTRY__INIT, *ep = &e;
+	e.key = "cycles";
+	e.value = 3;
+	Daemoneye__HealthCheckResponse h = DAEMONEYE__HEALTH_CHECK_RESPONSE__INIT;
+	h.n_metrics = 1;
+	h.metrics = &ep;
+	j = json_of(&h.base);
+	assert_non_null(strstr(j, "\"metrics\": {\"cycles\": 3}"));
+	free(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_unknown_field_from_a_newer_schema),
 		cmocka_unit_test(test_bad_encodings_and_budget),
+		cmocka_unit_test(test_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

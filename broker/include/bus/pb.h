@@ -9,6 +9,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "daemoneye.pb-c.h" /* generated into the build tree */
 
@@ -24,5 +25,17 @@ void bus_pb_free(ProtobufCMessage *m);
 
 /* Packs m into a new malloc'd buffer; NULL on out of memory. */
 uint8_t *bus_pb_pack(const ProtobufCMessage *m, size_t *len);
+
+/* ---- for people (pbtext.c): descriptor-driven, any message ---------------- */
+/* m as one line of JSON: every field by its .proto name (oneofs: the set
+ * one), enums by name, maps as objects, bytes as hex. */
+void bus_pb_json(FILE *f, const ProtobufCMessage *m);
+/* A new empty message of d (free with bus_pb_free); NULL on ENOMEM. */
+ProtobufCMessage *bus_pb_new(const ProtobufCMessageDescriptor *d);
+/* Sets field key ("a" or "sub.a") from text: numbers, true/false, enum
+ * value names, strings; a repeated string field grows by one. 0, or
+ * BUS_EINVAL with err saying which field and why. */
+int bus_pb_set(ProtobufCMessage *m, const char *key, const char *value,
+               char *err, size_t errlen);
 
 #endif
