@@ -33,7 +33,7 @@ TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: all deps deps-test run run-standalone bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
+.PHONY: all deps deps-test run run-broker run-standalone bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -98,9 +98,14 @@ $(GEN_USERS): | $(O)/gen/daemoneye.pb-c.h
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
 
-# make run: the embedded-default demo (broker in-process, internal clients,
-# busrt-cli listening over the socket); run-standalone: busrtd + Python.
+# make run: DaemonEye's default deployment (daemoneye-agent hosting the
+# embedded broker, supervising procmond; busrt-cli --proto watching);
+# run-broker: the broker alone (in-process clients, busrt-cli over the
+# socket); run-standalone: busrtd + Python.
 run: all
+	scripts/daemoneye-demo.sh $(O)/bin
+
+run-broker: all
 	$(O)/bin/busrt-demo --cli $(O)/bin/busrt-cli --seconds 3
 
 run-standalone: all

@@ -354,3 +354,13 @@ def test_invalid_config_names_file_line_and_key(tmp_path):
     cfg.write_text("broker:\n  mode: standalone\nagent:\n  name: x\n")
     with Busrtd(config=cfg.read_text()):
         pass
+
+
+def test_make_run_demo():
+    """make run's script: every step it checks holds (it exits non-zero
+    otherwise) and it leaves nothing running."""
+    p = subprocess.run([os.path.join(ROOT, "scripts", "daemoneye-demo.sh"), BIN],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "DISCOVERY pid=" in p.stdout and "TERMINATION pid=" in p.stdout
+    assert '"restarts": 1' in p.stdout and p.stdout.rstrip().endswith("== ok")
