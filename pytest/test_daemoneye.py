@@ -364,3 +364,91 @@ def test_make_run_demo():
     assert p.returncode == 0, p.stdout + p.stderr
     assert "DISCOVERY pid=" in p.stdout and "TERMINATION pid=" in p.stdout
     assert '"restarts": 1' in p.stdout and p.stdout.rstrip().endswith("== ok")
+
+
+def test_lifecycle_requests_checked(agent):
+    pb, ag = agent.pb, "daemoneye-agent"
+    r = agent.call(ag, "lifecycle.start",
+                   pb.StartCollectorRequest(collector_id="spare", collector_type="network"))
+    assert r[0] == "error" and r[1] == -32602 and "type process" in r[2]
+    bad = pb.CollectorConfig(scan_interval_ms=1)
+    r = agent.call(ag, "lifecycle.start",
+                   pb.StartCollectorRequest(collector_id="spare", config=bad))
+    assert r[0] == "error" and r[1] == -32602 and "scan_interval_ms" in r[2]
+    good = pb.CollectorConfig(scan_interval_ms=70, compute_hashes=False, max_processes=5)
+    r = agent.call(ag, "lifecycle.start",
+                   pb.StartCollectorRequest(collector_id="spare", config=good))
+    assert pb.StartCollectorResponse.FromString(r[2]).success
+    wait_for(lambda: agent.status("spare").state == pb.CollectorStatus.RUNNING,
+             what="spare running")
+    # it runs with what the request said
+    r = agent.call("collector.process.spare", "config.get", pb.GetConfigRequest())
+    cfg = pb.GetConfigResponse.FromString(r[2]).config
+    assert (cfg.scan_interval_ms, cfg.compute_hashes, cfg.max_processes) == (70, False, 5)
+    r = agent.call(ag, "lifecycle.status", pb.CollectorStatusRequest())
+    assert {c.collector_id for c in pb.CollectorStatusResponse.FromString(r[2]).collectors} \
+        == {"p1", "spare"}
+    r = agent.call(ag, "lifecycle.stop", pb.StopCollectorRequest(collector_id="spare",
+                                                                 force=True))
+    assert pb.StopCollectorResponse.FromString(r[2]).success
+    wait_for(lambda: agent.status("spare").state == pb.CollectorStatus.STOPPED,
+             what="spare stopped")
+    for m, msg in (("lifecycle.stop", pb.StopCollectorRequest(collector_id="x")),
+                   ("lifecycle.restart", pb.RestartCollectorRequest(collector_id="x")),
+                   ("lifecycle.status", pb.CollectorStatusRequest(collector_id="x"))):
+        r = agent.call(ag, m, msg)
+        assert r[0] == "error" and r[1] == -32001, (m, r)
+    # a collector asked to stop itself replies, then exits; the agent,
+    # which did not ask, restarts it
+    old = agent.status("p1").pid
+    r = agent.call("collector.process.p1", "lifecycle.stop", pb.StopCollectorRequest())
+    assert pb.StopCollectorResponse.FromString(r[2]).success
+    wait_for(lambda: (lambda s: s.state == pb.CollectorStatus.RUNNING and s.pid != old)(
+        agent.status("p1")), what="p1 back")
+
+
+def test_procmond_alone(tmp_path):
+    with Busrtd() as b:
+        p = subprocess.run([PROCMOND, "--connect", b.path, "--id", "solo", "--interval-ms",
+                            "10", "--cycles", "3", "--no-hash", "--max-processes", "4"],
+                           capture_output=True, text=True, timeout=20)
+        assert p.returncode == 0, p.stderr
+        stats = json.loads(p.stderr.strip().splitlines()[-1].split("procmond: ", 1)[1])
+        assert stats["cycles"] == 3 and stats["processes"] <= 4 and stats["hashed"] == 0
+        assert stats["events"] == stats["acked"] >= 1
+    for args, what in ((["--id", "a.b"], "--id"), (["--id", "x", "--max-processes", "-1"],
+                                                     "--max-processes"),
+                       (["--id", "x", "--cycles", "0"], "--cycles"),
+                       (["--id", "x", "extra"], "usage")):
+        p = subprocess.run([PROCMOND, "--connect", "/tmp/none.sock", *args],
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2 and what in p.stderr, (args, p.stderr)
+    assert subprocess.run([PROCMOND, "--help"], capture_output=True).returncode == 0
+    # the broker is not there: procmond keeps trying (reconnect), SIGTERM ends it
+    p = subprocess.Popen([PROCMOND, "--connect", str(tmp_path / "none.sock"), "--id", "x"],
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0
+
+
+def test_agent_arguments(tmp_path):
+    for args in (["--log-level", "loud"], ["extra"], ["--nope"]):
+        p = subprocess.run([AGENT, *args], capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2 and "usage" in p.stderr, (args, p.stderr)
+    assert subprocess.run([AGENT, "--help"], capture_output=True).returncode == 0
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(f"agent:\n  audit_log: {tmp_path}/no/such/dir/a.jsonl\n")
+    p = subprocess.run([AGENT, "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 2 and "audit log" in p.stderr
+    p = subprocess.run([AGENT, "--config", str(tmp_path / "missing.yaml")],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "missing.yaml" in p.stderr
+    # embedded broker's socket path taken by a live broker: a clear error
+    with Busrtd() as b:
+        cfg.write_text(f"broker:\n  embedded:\n    transport:\n      type: unix_socket\n"
+                       f"      path: {b.path}\n")
+        p = subprocess.run([AGENT, "--config", str(cfg)], capture_output=True, text=True,
+                           timeout=10)
+        assert p.returncode == 2 and b.path in p.stderr, p.stderr
