@@ -78,7 +78,7 @@ $(O)/tests/%: $(O)/obj/broker/tests/%.o $(TEST_SUPPORT) $(LIB)
 
 # Fuzz harnesses (fuzz/*.c): linked with the replay driver by default; the
 # AFL++ and libFuzzer builds pass FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer.
-FUZZ_TARGETS := frame core topic broadcast rpc config client proto
+FUZZ_TARGETS := frame core topic broadcast rpc config client proto services
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(O)/fuzzers/%)
 FUZZ_DRIVER ?= $(O)/obj/fuzz/replay.o
 FUZZ_LDFLAGS ?=

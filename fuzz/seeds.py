@@ -337,6 +337,58 @@ proto_seeds = {
 for name, (t, data) in proto_seeds.items():
     write("proto", name, bytes([t]) + data)
 
+
+# ---- services: byte 0 even = RPC calls to a collector, odd = the diff ---------
+# a call: a method byte (< 0xf0: index into de_methods: 0 lifecycle.start,
+# 1 .stop, 2 .restart, 3 .status, 4 health.check, 5 .heartbeat, 6 .metrics,
+# 7 config.get, 8 .validate, 9 .update; else a raw name), u16 length, params
+def call(idx, params=b""):
+    return bytes([idx]) + struct.pack("<H", len(params)) + params
+
+
+def raw_call(name, params=b""):
+    return bytes([0xf0, len(name)]) + name + struct.pack("<H", len(params)) + params
+
+
+svc_rpc = {
+    "status": call(3),
+    "heartbeat": call(5, fv(2, 7) + fl(1, "daemoneye-agent")),
+    "health-metrics": call(4, fv(2, 1)),
+    "health-other-id": call(4, fl(1, "p9")),
+    "metrics": call(6),
+    "config-get": call(7),
+    "config-validate-bad": call(8, fl(2, fv(2, 5) + fl(1, "network") + fl(5, fl(1, "k") + fl(2, "v")))),
+    "config-update": call(9, fl(2, cfgmsg)),
+    "config-update-validate-only": call(9, fl(2, fv(2, 50)) + fv(3, 1)),
+    "config-update-no-config": call(9),
+    "not-served": call(0, fl(2, "f")),
+    "malformed": call(4, b"\xff\xff\xff"),
+    "stop": call(1) + call(3),
+    "raw-unknown": raw_call(b"nope.x"),
+    "raw-known": raw_call(b"health.check"),
+    "many": b"".join(call(i) for i in range(10)),
+}
+for name, data in svc_rpc.items():
+    write("services", "rpc-" + name, b"\x00" + data)
+
+
+def table(*procs):  # procs: (a, b) bytes: pid/start from a, the rest from b
+    return bytes([len(procs)]) + b"".join(bytes(p) for p in procs)
+
+
+svc_diff = {
+    "one-cycle": table((1, 0), (2, 4)),
+    "start-and-end": table((1, 0)) + table((1, 0), (2, 0)) + table((1, 0)),
+    "pid-reuse": table((3, 0)) + table((27, 0)),
+    "rename": table((4, 0)) + table((4, 4)),
+    "hash-appears": table((5, 0)) + table((5, 32)) + table((5, 48)),
+    "repeats": table((6, 0), (6, 0), (6, 1)) + table((6, 1)),
+    "empty-then-full": table() + table(*[(i, i) for i in range(16)]),
+    "churn": b"".join(table(*[((i * 7 + c) % 40, c) for i in range(c % 5 + 1)]) for c in range(8)),
+}
+for name, data in svc_diff.items():
+    write("services", "diff-" + name, b"\x01" + data)
+
 counts = {t: len(os.listdir(os.path.join(OUT, t))) for t in sorted(os.listdir(OUT))}
 short = {t: n for t, n in counts.items() if n < 20}
 if short:

@@ -80,15 +80,54 @@ static int cmp_key(const struct de_proc *a, const struct de_proc *b)
 	return 0;
 }
 
-static int cmp_proc(const void *a, const void *b)
+#define CMP(x, y) ((x) < (y) ? -1 : (x) > (y) ? 1 : 0)
+/* A total order: the key, then every other field, so that which of two
+ * entries of one process survives de_snapshot_sort does not depend on
+ * qsort's order (entries equal in every field are interchangeable). */
+static int cmp_proc(const void *pa, const void *pb)
 {
-	return cmp_key(a, b);
+	const struct de_proc *a = pa, *b = pb;
+	int c = cmp_key(a, b);
+	if (!c)
+		c = CMP(a->ppid, b->ppid);
+	if (!c)
+		c = CMP(a->uid, b->uid);
+	if (!c)
+		c = CMP(a->cpu_ticks, b->cpu_ticks);
+	if (!c)
+		c = CMP(a->memory_bytes, b->memory_bytes);
+	if (!c)
+		c = CMP(a->start_time_ms, b->start_time_ms);
+	if (!c)
+		c = CMP(a->accessible, b->accessible);
+	if (!c)
+		c = CMP(a->file_exists, b->file_exists);
+	if (!c)
+		c = strcmp(a->name, b->name);
+	if (!c)
+		c = strcmp(a->exe, b->exe);
+	if (!c)
+		c = CMP(a->cmdline_len, b->cmdline_len);
+	if (!c)
+		c = memcmp(a->cmdline, b->cmdline, a->cmdline_len);
+	if (!c)
+		c = strcmp(a->hash, b->hash);
+	return c;
 }
 
 void de_snapshot_sort(struct de_snapshot *s)
 {
-	if (s->n > 1)
-		qsort(s->v, s->n, sizeof(*s->v), cmp_proc);
+	if (s->n < 2)
+		return;
+	qsort(s->v, s->n, sizeof(*s->v), cmp_proc);
+	size_t k = 1; /* a process listed twice counts once: keep the first */
+	for (size_t i = 1; i < s->n; i++) {
+		if (cmp_key(&s->v[k - 1], &s->v[i]) == 0)
+			proc_free(&s->v[i]);
+		else
+			s->v[k++] = s->v[i];
+	}
+	s->n = k;
 }
 
 void de_procdiff_init(struct de_procdiff *d, uint32_t ticks_per_s)
