@@ -10,7 +10,13 @@
  *   pub -s ADDR -n NAME --topic T --messages N [--size B]
  *   sub -s ADDR -n NAME --mask M --expect N
  *   rpc-server -s ADDR -n NAME         echo until SIGTERM
- *   rpc-client -s ADDR --target NAME --calls N
+ *   rpc-client -s ADDR --target NAME --calls N [--method M] [--size B]
+ *                                      (--size 0: empty params, e.g. a
+ *                                      DaemonEye health.check)
+ *   collector -s ADDR --messages N     procmond's collector code (diff,
+ *                                      protobuf events, QoS 1 publish)
+ *                                      fed tables of 1000 processes that
+ *                                      all change every cycle: events/s
  *   embedded --messages N              internal publisher -> internal
  *                                      subscriber, one process, no socket
  *   embedded-rpc --calls N             internal caller -> internal server
@@ -18,6 +24,7 @@
  * `sub` prints "ready" on stderr once subscribed. Timings are uv_hrtime.
  */
 #define _DEFAULT_SOURCE
+#include "bus/daemoneye.h"
 #include "bus/net.h"
 
 #include <getopt.h>
@@ -30,7 +37,8 @@
 #include <unistd.h>
 
 static const char *opt_addr, *opt_name = "bench", *opt_topic = "bench/t",
-                  *opt_mask = "bench/#", *opt_target = "bench.server";
+                  *opt_mask = "bench/#", *opt_target = "bench.server",
+                  *opt_method = "echo";
 static uint64_t opt_n = 1000000, opt_size = 100;
 
 static void die(const char *what, int rc)
@@ -404,7 +412,7 @@ static void call_next(struct run *r)
 	}
 	r->t0 = uv_hrtime();
 	/* realtime: a round trip must not wait for the end of a loop turn */
-	int rc = bus_client_rpc_call(r->c, opt_target, "echo", r->payload,
+	int rc = bus_client_rpc_call(r->c, opt_target, opt_method, r->payload,
 	                             opt_size, NULL, call_done, r);
 	if (rc)
 		die("rpc call", rc);
@@ -606,6 +614,126 @@ static int cmd_embedded_rpc(void)
 	return emb_caller.calls == opt_n ? 0 : 1;
 }
 
+/* ---- DaemonEye: procmond's collector code at full speed -------------------- */
+#define COL_PROCS 1000
+
+struct colrun {
+	struct bus_client *c;
+	struct de_collector col;
+	uv_idle_t idle;
+	uint64_t published, acked, t0, t1, cycle;
+	bool done;
+};
+
+static uint64_t col_now(void *host)
+{
+	(void)host;
+	return uv_hrtime();
+}
+
+static int64_t col_wall(void *host)
+{
+	(void)host;
+	return (int64_t)(uv_hrtime() / 1000000);
+}
+
+static void col_acked(struct bus_client *c, int status, void *arg)
+{
+	(void)c;
+	struct colrun *r = arg;
+	if (status)
+		die("publish", status);
+	if (++r->acked == opt_n) {
+		r->t1 = uv_hrtime();
+		printf("{\"events\": %llu, \"seconds\": %.6f, \"rate\": %.1f, "
+		       "\"cycles\": %llu}\n",
+		       (unsigned long long)r->acked, (r->t1 - r->t0) / 1e9,
+		       r->acked / ((r->t1 - r->t0) / 1e9),
+		       (unsigned long long)r->cycle);
+		r->done = true;
+		uv_idle_stop(&r->idle);
+		uv_close((uv_handle_t *)&r->idle, NULL);
+		bus_client_close(r->c);
+	}
+}
+
+static int col_publish(void *host, const char *topic, const uint8_t *data,
+                       size_t len)
+{
+	struct colrun *r = host;
+	if (r->published == opt_n)
+		return 0; /* past the count: not sent, not counted */
+	int rc = bus_client_publish(r->c, topic, data, len, BUS_QOS_PROCESSED,
+	                            col_acked, r);
+	if (rc)
+		die("publish", rc);
+	r->published++;
+	return 0;
+}
+
+/* One cycle: 1000 processes, the pid range alternating, so that every
+ * process of the last table ends and every one of this table is new:
+ * 2000 events (after the first cycle's 1000 discoveries). */
+static void col_cycle(uv_idle_t *h)
+{
+	struct colrun *r = h->data;
+	if (r->published == opt_n || r->published - r->acked > 4 * COL_PROCS)
+		return; /* wait for ACKs: at most two cycles in flight */
+	struct de_snapshot s;
+	de_snapshot_init(&s);
+	s.taken_ns = uv_hrtime();
+	uint32_t base = (r->cycle++ & 1) ? 100000 : 1000;
+	char cmd[] = "/usr/sbin/worker\0--flag\0value";
+	for (uint32_t i = 0; i < COL_PROCS; i++) {
+		struct de_proc p = {.pid = base + i, .ppid = 1, .uid = 1000,
+		                    .start_ticks = r->cycle, .accessible = true,
+		                    .file_exists = true, .name = "worker",
+		                    .exe = "/usr/sbin/worker", .cmdline = cmd,
+		                    .cmdline_len = sizeof(cmd),
+		                    .memory_bytes = 1 << 20};
+		if (de_snapshot_add(&s, &p))
+			die("snapshot", BUS_ENOMEM);
+	}
+	de_collector_cycle(&r->col, &s);
+}
+
+static void col_state(struct bus_client *c, enum bus_client_state st,
+                      int reason, void *arg)
+{
+	(void)c;
+	struct colrun *r = arg;
+	if (st == BUS_CLIENT_READY) {
+		r->t0 = uv_hrtime();
+		uv_idle_start(&r->idle, col_cycle);
+	} else if (st == BUS_CLIENT_CLOSED && !r->done) {
+		die("connection", reason);
+	}
+}
+
+static int cmd_collector(void)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct colrun r = {0};
+	struct de_collector_ops ops = {col_now, col_wall, col_publish, NULL,
+	                               NULL};
+	if (de_collector_init(&r.col, "bench", uv_hrtime(), 100, &ops, &r))
+		die("collector", BUS_EINVAL);
+	r.col.compute_hashes = false;
+	uv_idle_init(&loop, &r.idle);
+	r.idle.data = &r;
+	struct bus_client_config cfg = client_cfg(r.col.bus_name);
+	cfg.out_bytes_max = 64u << 20;
+	struct bus_client_handlers h = {NULL, NULL, col_state, NULL, &r};
+	int rc = bus_client_open(&loop, opt_addr, &cfg, &h, &r.c);
+	if (rc)
+		die("open", rc);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	de_collector_free(&r.col);
+	return r.acked == opt_n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -617,6 +745,7 @@ int main(int argc, char **argv)
 	    {"topic", required_argument, NULL, 't'},
 	    {"mask", required_argument, NULL, 'k'},
 	    {"target", required_argument, NULL, 'T'},
+	    {"method", required_argument, NULL, 'M'},
 	    {NULL, 0, NULL, 0}};
 	if (argc < 2) {
 		fprintf(stderr, "usage: busrt-bench COMMAND [options] (see the "
@@ -649,11 +778,14 @@ int main(int argc, char **argv)
 		case 'T':
 			opt_target = optarg;
 			break;
+		case 'M':
+			opt_method = optarg;
+			break;
 		default:
 			return 2;
 		}
 	}
-	if (opt_n == 0 || opt_size > 3000) {
+	if (opt_n == 0 || opt_size > 3000) { /* --size 0: empty payloads */
 		fprintf(stderr, "busrt-bench: bad --messages or --size\n");
 		return 2;
 	}
@@ -679,6 +811,8 @@ int main(int argc, char **argv)
 		return cmd_rpc_server();
 	if (!strcmp(cmd, "rpc-client"))
 		return cmd_rpc_client();
+	if (!strcmp(cmd, "collector"))
+		return cmd_collector();
 	fprintf(stderr, "busrt-bench: unknown command '%s'\n", cmd);
 	return 2;
 }

@@ -192,6 +192,67 @@ def idle_rss(bindir, embedded, clients=64):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def proc_cpu_rss(pid):
+    """(utime+stime seconds, VmRSS kB, VmHWM kB) of a process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = hwm = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return cpu, rss, hwm
+
+
+def daemoneye(bindir, calls, events, seconds, reps):
+    """procmond's collector code at full speed, health.check round trips to
+    a real procmond, procmond's CPU and RSS at the default interval, and the
+    agent's RSS with the embedded broker."""
+    out = {}
+    with Broker(bindir) as b:
+        out["collector"] = [result(bench(bindir, "collector", "-s", b.addr, "--messages",
+                                         str(events)))["rate"] for _ in range(reps)]
+        pm = subprocess.Popen([os.path.join(bindir, "procmond"), "--connect", b.addr,
+                               "--id", "bench"], stderr=subprocess.DEVNULL)
+        time.sleep(1.5)  # registered, first cycle (hashes) done
+        cpu0, _, _ = proc_cpu_rss(pm.pid)
+        t0 = time.monotonic()
+        out["health"] = [result(bench(bindir, "rpc-client", "-s", b.addr, "-n", "bench.hc",
+                                      "--target", "collector.process.bench", "--method",
+                                      "health.check", "--size", "0", "--calls", str(calls)))
+                         for _ in range(reps)]
+        left = seconds - (time.monotonic() - t0)
+        if left > 0:
+            time.sleep(left)
+        cpu1, rss, hwm = proc_cpu_rss(pm.pid)
+        out["procmond"] = ((cpu1 - cpu0) / (time.monotonic() - t0) * 100, rss, hwm,
+                           time.monotonic() - t0)
+        pm.send_signal(signal.SIGTERM)
+        pm.wait(timeout=10)
+        b.stop()
+    d = tempfile.mkdtemp(prefix="de", dir="/tmp")
+    cfg = os.path.join(d, "agent.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"broker:\n  embedded:\n    transport:\n      type: unix_socket\n"
+                f"      path: {d}/b.sock\nagent:\n  collectors:\n    - id: p1\n"
+                f"      command: [{os.path.join(bindir, 'procmond')}]\n")
+    ag = subprocess.Popen([os.path.join(bindir, "daemoneye-agent"), "--config", cfg],
+                          stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(min(seconds, 3))
+        _, rss, hwm = proc_cpu_rss(ag.pid)
+        out["agent"] = (rss, hwm)
+    finally:
+        ag.send_signal(signal.SIGTERM)
+        ag.wait(timeout=20)
+        shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
 def med(xs):
     return statistics.median(xs), min(xs), max(xs)
 
@@ -263,9 +324,30 @@ def main():
         print(f"{name:34} {p50[0]:8.2f} {p99[0]:8.2f} {p999[0]:8.2f} {p99[0] / raw99:8.2f} {p99[0] / emb99:12.2f}")
 
     print("\nRSS (VmRSS), 64 idle socket clients registered:")
+    emb_rss = None
     for label, emb in (("embedded broker (busrt-demo)", True), ("busrtd", False)):
         base, full = idle_rss(bindir, emb)
+        emb_rss = emb_rss or base
         print(f"  {label:30} {full:6d} kB  ({base} kB before the clients)")
+
+    de = daemoneye(bindir, calls, 200000 if a.quick else 2000000, 3 if a.quick else 10, reps)
+    pub11 = med([r["rate"] for r in runs(lambda: pubsub(bindir, False, 1, 1, "bench/#", n))])[0]
+    echo = med([r["p99_us"] for r in runs(lambda: rpc(bindir, False, calls))])[0]
+    c_m, c_lo, c_hi = med(de["collector"])
+    print("\nDaemonEye (busrtd over a Unix socket unless said):")
+    print(f"  procmond's collector code, 1000 processes changing per cycle: {c_m:,.0f} events/s "
+          f"({c_lo:,.0f}-{c_hi:,.0f}; design target > 10,000; {c_m / pub11:.3f} x raw 1->1 publish "
+          f"of this run, {pub11:,.0f}/s)")
+    hp50 = med([r["p50_us"] for r in de["health"]])[0]
+    hp99 = med([r["p99_us"] for r in de["health"]])[0]
+    print(f"  health.check round trip to procmond: p50 {hp50:.1f} us, p99 {hp99:.1f} us "
+          f"(design < 10 ms; p99 {hp99 / echo:.2f} x the echo RPC of this run)")
+    cpu, rss, hwm, secs = de["procmond"]
+    print(f"  procmond at the default 1 s interval, hashing on, {secs:.0f} s: CPU {cpu:.2f} % of one "
+          f"core, RSS {rss} kB (peak {hwm} kB)")
+    arss, ahwm = de["agent"]
+    print(f"  daemoneye-agent with the embedded broker and one procmond: RSS {arss} kB "
+          f"(peak {ahwm} kB; design < 50 MB; {arss / emb_rss:.2f} x the bare embedded broker)")
     return 0
 
 

@@ -52,5 +52,7 @@ def test_pub_sub_and_rpc_through_busrtd():
                                stderr=subprocess.PIPE, text=True)
         assert "ready" in srv.stderr.readline()
         assert run("rpc-client", "-s", b.path, "--calls", "100")["calls"] == 100
+        # procmond's collector code at full speed: every event acknowledged
+        assert run("collector", "-s", b.path, "--messages", "5000")["events"] == 5000
         srv.send_signal(signal.SIGTERM)
         assert srv.wait(timeout=10) == 0
