@@ -384,6 +384,7 @@ svc_diff = {
     "hash-appears": table((5, 0)) + table((5, 32)) + table((5, 48)),
     "repeats": table((6, 0), (6, 0), (6, 1)) + table((6, 1)),
     "empty-then-full": table() + table(*[(i, i) for i in range(16)]),
+    "parent-with-a-higher-pid": table() + table((0, 2), (1, 0)),
     "churn": b"".join(table(*[((i * 7 + c) % 40, c) for i in range(c % 5 + 1)]) for c in range(8)),
 }
 for name, data in svc_diff.items():

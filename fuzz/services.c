@@ -11,8 +11,10 @@
  * up to 16 processes (small pid and start ranges, so reuse and repeats are
  * common). Property, per cycle, checked against a set model: TERMINATION
  * exactly for the processes gone, DISCOVERY exactly for the new ones (on
- * enumeration in the first cycle), UPDATE only for survivors, all in
- * (pid, start) order with a pid's TERMINATION before its new DISCOVERY.
+ * enumeration in the first cycle), UPDATE only for survivors; the
+ * terminations and updates in (pid, start) order, then the discoveries
+ * (a new parent before its new children), each followed only by its own
+ * hash update.
  */
 #include "fuzz.h"
 #include "bus/daemoneye.h"
@@ -126,6 +128,7 @@ struct evlog {
 	enum de_event_type type[64];
 	const char *topic[64];
 	struct key key[64];
+	uint32_t ppid[64];
 	int n;
 };
 
@@ -136,6 +139,7 @@ static void collect(void *arg, enum de_event_type type, const char *topic,
 	FUZZ_CHECK(e->n < 64, "more events than two tables hold");
 	e->type[e->n] = type;
 	e->topic[e->n] = topic;
+	e->ppid[e->n] = p->ppid;
 	e->key[e->n++] = (struct key){p->pid, p->start_ticks};
 }
 
@@ -152,6 +156,26 @@ static int key_cmp(struct key a, struct key b)
 	if (a.pid != b.pid)
 		return a.pid < b.pid ? -1 : 1;
 	return a.start < b.start ? -1 : a.start > b.start;
+}
+
+/* Is k among the discovered ancestors of entry j (a parent cycle, which
+ * only fabricated tables have)? */
+static bool ancestor(const struct evlog *e, int j, struct key k)
+{
+	for (int depth = 0; depth < 64; depth++) {
+		int up = -1;
+		for (int x = 0; x < e->n && up < 0; x++)
+			if (e->type[x] == DE_DISCOVERY &&
+			    e->key[x].pid == e->ppid[j] &&
+			    e->key[x].start <= e->key[j].start)
+				up = x;
+		if (up < 0)
+			return false;
+		if (key_cmp(e->key[up], k) == 0)
+			return true;
+		j = up;
+	}
+	return true; /* deeper than procdiff follows: no promise */
 }
 
 static void check_cycle(const struct evlog *e, const struct key *prev, int np,
@@ -178,9 +202,25 @@ static void check_cycle(const struct evlog *e, const struct key *prev, int np,
 			                   has(prev, np, k),
 			           "metadata update of a new process");
 		}
-		/* (pid, start) order; within a key, its events in a row */
-		if (i > 0)
+		/* terminations and updates in (pid, start) order; then the
+		 * discoveries, each followed only by its own hash update */
+		if (i > 0 && discs == 0)
 			FUZZ_CHECK(key_cmp(e->key[i - 1], k) <= 0, "order");
+		if (i > 0 && discs > 0 && e->type[i] != DE_DISCOVERY)
+			FUZZ_CHECK(e->type[i - 1] == DE_DISCOVERY &&
+			                   key_cmp(e->key[i - 1], k) == 0 &&
+			                   !strcmp(e->topic[i], DE_TOPIC_HASH),
+			           "after the discoveries began: %s of %u",
+			           e->topic[i], k.pid);
+		/* a new parent is announced before its new children (unless
+		 * the fabricated table made them each other's ancestors) */
+		for (int j = i + 1; e->type[i] == DE_DISCOVERY && j < e->n; j++)
+			FUZZ_CHECK(!(e->type[j] == DE_DISCOVERY &&
+			             e->key[j].pid == e->ppid[i] &&
+			             e->key[j].start <= k.start &&
+			             !ancestor(e, j, k)),
+			           "parent %u discovered after its child %u",
+			           e->ppid[i], k.pid);
 	}
 	int gone = 0, fresh = 0;
 	for (int i = 0; i < np && !first; i++)
@@ -216,6 +256,12 @@ static void fuzz_diff(struct fz *f)
 			                    .name = (char *)names[(b >> 2) % 4],
 			                    .exe = "/x"};
 			snprintf(p.hash, sizeof(p.hash), "%s", hashes[(b >> 4) % 4]);
+			bool pid_taken = false; /* a live pid is one process */
+			for (int x = 0; x < nc; x++)
+				pid_taken |= cur[x].pid == p.pid &&
+				             cur[x].start != p.start_ticks;
+			if (pid_taken)
+				continue;
 			FUZZ_CHECK(de_snapshot_add(&s, &p) == 0, "add");
 			struct key k = {p.pid, p.start_ticks};
 			if (!has(cur, nc, k))

@@ -168,39 +168,89 @@ static void emit_hash(de_emit_fn emit, void *arg, const struct de_proc *p,
 		emit(arg, DE_UPDATE, DE_TOPIC_HASH, p);
 }
 
+/* The first index of pid in a sorted table, or n. */
+static size_t first_of(const struct de_snapshot *t, uint32_t pid)
+{
+	size_t lo = 0, hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->v[mid].pid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+enum { OLD = 0, NEW = 1, DONE = 2 };
+
+/* DISCOVERY of cur->v[j], its new parent's first (bounded: a parent chain
+ * deeper than 64 new processes in one cycle is announced in key order). */
+static void discover(const struct de_snapshot *cur, uint8_t *mark, size_t j,
+                     const char *topic, de_emit_fn emit, void *arg,
+                     unsigned depth)
+{
+	if (mark[j] != NEW)
+		return;
+	mark[j] = DONE;
+	const struct de_proc *p = &cur->v[j];
+	for (size_t k = first_of(cur, p->ppid);
+	     depth < 64 && k < cur->n && cur->v[k].pid == p->ppid; k++)
+		if (cur->v[k].start_ticks <= p->start_ticks)
+			discover(cur, mark, k, topic, emit, arg, depth + 1);
+	emit(arg, DE_DISCOVERY, topic, p);
+	emit_hash(emit, arg, p, NULL);
+}
+
 void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,
                        de_emit_fn emit, void *arg)
 {
 	de_snapshot_sort(cur);
 	struct de_snapshot *prev = &d->prev;
-	if (d->cycles == 0) {
-		for (size_t i = 0; i < cur->n; i++) {
-			emit(arg, DE_DISCOVERY, DE_TOPIC_ENUMERATION, &cur->v[i]);
-			emit_hash(emit, arg, &cur->v[i], NULL);
+	uint8_t *mark = calloc(cur->n ? cur->n : 1, 1);
+	bool first = d->cycles == 0;
+	/* pass 1, in (pid, start) order: what ended, what changed; and which
+	 * processes are new */
+	size_t i = 0, j = 0; /* i: prev, j: cur; both sorted */
+	while (!first && (i < prev->n || j < cur->n)) {
+		int c = i == prev->n   ? 1
+		        : j == cur->n ? -1
+		                      : cmp_key(&prev->v[i], &cur->v[j]);
+		if (c < 0) {
+			emit(arg, DE_TERMINATION, DE_TOPIC_LIFECYCLE, &prev->v[i++]);
+		} else if (c > 0) {
+			if (mark)
+				mark[j] = NEW;
+			j++;
+		} else {
+			struct de_proc *now = &cur->v[j++];
+			const struct de_proc *before = &prev->v[i++];
+			cpu_usage(d, cur, now, before);
+			if (metadata_changed(before, now))
+				emit(arg, DE_UPDATE, DE_TOPIC_METADATA, now);
+			emit_hash(emit, arg, now, before);
 		}
-	} else {
-		size_t i = 0, j = 0; /* i: prev, j: cur; both sorted */
-		while (i < prev->n || j < cur->n) {
-			int c = i == prev->n   ? 1
-			        : j == cur->n ? -1
-			                      : cmp_key(&prev->v[i], &cur->v[j]);
-			if (c < 0) {
-				emit(arg, DE_TERMINATION, DE_TOPIC_LIFECYCLE,
-				     &prev->v[i++]);
-			} else if (c > 0) {
-				emit(arg, DE_DISCOVERY, DE_TOPIC_LIFECYCLE,
-				     &cur->v[j]);
-				emit_hash(emit, arg, &cur->v[j++], NULL);
-			} else {
-				struct de_proc *now = &cur->v[j++];
-				const struct de_proc *before = &prev->v[i++];
-				cpu_usage(d, cur, now, before);
-				if (metadata_changed(before, now))
-					emit(arg, DE_UPDATE, DE_TOPIC_METADATA, now);
-				emit_hash(emit, arg, now, before);
+	}
+	/* pass 2: discoveries, a new parent before its new children */
+	const char *topic = first ? DE_TOPIC_ENUMERATION : DE_TOPIC_LIFECYCLE;
+	if (mark) {
+		for (j = 0; first && j < cur->n; j++)
+			mark[j] = NEW;
+		for (j = 0; j < cur->n; j++)
+			discover(cur, mark, j, topic, emit, arg, 0);
+	} else { /* out of memory: key order, without the parent rule */
+		for (i = 0, j = 0; j < cur->n; j++) {
+			while (!first && i < prev->n &&
+			       cmp_key(&prev->v[i], &cur->v[j]) < 0)
+				i++;
+			if (first || i == prev->n ||
+			    cmp_key(&prev->v[i], &cur->v[j]) != 0) {
+				emit(arg, DE_DISCOVERY, topic, &cur->v[j]);
+				emit_hash(emit, arg, &cur->v[j], NULL);
 			}
 		}
 	}
+	free(mark);
 	de_snapshot_free(prev);
 	*prev = *cur;
 	de_snapshot_init(cur);

@@ -325,6 +325,20 @@ static void test_procdiff(void **state)
 	assert_int_equal(e.n, 1);
 	expect(&e.v[0], DE_UPDATE, DE_TOPIC_HASH, 11, 1200);
 	assert_int_equal(d.cycles, 4);
+
+	/* cycle 5: a new parent (pid 30) of a new child with a lower pid (20,
+	 * after a pid wrap): the parent is announced first */
+	e.n = 0;
+	s.taken_ns = 14 * S;
+	add(&s, 11, 1200, "c", 0, "abd");
+	add(&s, 1, 1, "init", 50, "");
+	add(&s, 20, 1300, "child", 0, "");
+	add(&s, 30, 1250, "parent", 0, "");
+	s.v[2].ppid = 30;
+	de_procdiff_cycle(&d, &s, collect, &e);
+	assert_int_equal(e.n, 2);
+	expect(&e.v[0], DE_DISCOVERY, DE_TOPIC_LIFECYCLE, 30, 1250);
+	expect(&e.v[1], DE_DISCOVERY, DE_TOPIC_LIFECYCLE, 20, 1300);
 	de_procdiff_free(&d);
 }
 

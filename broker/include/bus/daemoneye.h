@@ -154,12 +154,15 @@ struct de_procdiff {
 void de_procdiff_init(struct de_procdiff *d, uint32_t ticks_per_s);
 void de_procdiff_free(struct de_procdiff *d);
 /* One collection cycle: cur (sorted here) becomes the previous table.
- * Events, in (pid, start) order: the first cycle announces every process
- * as DISCOVERY on enumeration; later cycles a vanished process as
- * TERMINATION and a new one (also a reused pid) as DISCOVERY on lifecycle,
- * a changed name, executable, command line, parent, user, accessibility
- * or file existence as UPDATE on metadata. A hash newly known or changed
- * is an UPDATE on hash, after the process's other event of the cycle. */
+ * Events: first, in (pid, start) order, a vanished process as TERMINATION
+ * on lifecycle, a changed name, executable, command line, parent, user,
+ * accessibility or file existence as UPDATE on metadata, a hash newly
+ * known or changed as UPDATE on hash; then every new process (also a
+ * reused pid) as DISCOVERY on lifecycle — on enumeration in the first
+ * cycle, where every process is new — in (pid, start) order except that a
+ * new parent comes before its new children, each followed by its hash
+ * UPDATE if its hash is known. So per process: DISCOVERY, UPDATEs,
+ * TERMINATION; and a pid's TERMINATION precedes its reuse's DISCOVERY. */
 void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,
                        de_emit_fn emit, void *arg);
 

@@ -1,0 +1,728 @@
+/*
+ * scenario.c — scenario and fault-plan files (scenarios/README.md), YAML
+ * read with libyaml's document API. Every key is known; an error names the
+ * file, the line and what is wrong. Process tables are stored as deltas
+ * per poll and rebuilt here into a full table per poll.
+ */
+#include "sim.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+const char *const sim_fault_names[SIM_F_KINDS] = {
+	"broker_crash", "collector_crash", "reset",    "delay",
+	"short_io",     "slow_consumer",   "conn_limit", "malformed",
+};
+
+struct ld {
+	yaml_document_t doc;
+	const char *path;
+	char *err;
+	size_t errlen;
+	/* strings of every table live here, freed with the scenario */
+	char **pool;
+	size_t pool_n, pool_cap;
+};
+
+static int fail(struct ld *l, const yaml_node_t *n, const char *what,
+                const char *key)
+{
+	snprintf(l->err, l->errlen, "%s:%zu: %s%s%s", l->path,
+	         n ? n->start_mark.line + 1 : 0, key ? key : "",
+	         key ? ": " : "", what);
+	return 2;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value
+	                                        : NULL;
+}
+
+static yaml_node_t *node(struct ld *l, int i)
+{
+	return yaml_document_get_node(&l->doc, i);
+}
+
+static int get_u64(struct ld *l, const yaml_node_t *n, const char *key,
+                   uint64_t max, uint64_t *out)
+{
+	const char *s = scalar(n);
+	char *end;
+	errno = 0;
+	unsigned long long v = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10)
+	                                                   : 0;
+	if (!s || *s < '0' || *s > '9' || errno || *end || v > max) {
+		char what[64];
+		snprintf(what, sizeof(what), "expected an integer 0..%llu",
+		         (unsigned long long)max);
+		return fail(l, n, what, key);
+	}
+	*out = v;
+	return 0;
+}
+
+static int get_str(struct ld *l, const yaml_node_t *n, const char *key,
+                   char *out, size_t cap)
+{
+	const char *s = scalar(n);
+	if (!s || strlen(s) >= cap)
+		return fail(l, n, "expected a (short enough) string", key);
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+/* Iterates a mapping's pairs. */
+#define FOR_PAIRS(l, n, k, v)                                                  \
+	for (yaml_node_pair_t *p_ = (n)->data.mapping.pairs.start;            \
+	     p_ < (n)->data.mapping.pairs.top &&                              \
+	     ((k) = scalar(node(l, p_->key)), (v) = node(l, p_->value), 1);   \
+	     p_++)
+#define FOR_ITEMS(l, n, v)                                                     \
+	for (yaml_node_item_t *i_ = (n)->data.sequence.items.start;           \
+	     i_ < (n)->data.sequence.items.top && ((v) = node(l, *i_), 1);    \
+	     i_++)
+
+static bool is_map(const yaml_node_t *n)
+{
+	return n && n->type == YAML_MAPPING_NODE;
+}
+static bool is_seq(const yaml_node_t *n)
+{
+	return n && n->type == YAML_SEQUENCE_NODE;
+}
+
+static char *pooled(struct ld *l, const char *s, size_t n)
+{
+	if (l->pool_n == l->pool_cap) {
+		size_t cap = l->pool_cap ? l->pool_cap * 2 : 256;
+		char **p = realloc(l->pool, cap * sizeof(*p));
+		if (!p)
+			return NULL;
+		l->pool = p;
+		l->pool_cap = cap;
+	}
+	char *d = malloc(n + 1);
+	if (!d)
+		return NULL;
+	memcpy(d, s, n);
+	d[n] = 0;
+	return l->pool[l->pool_n++] = d;
+}
+
+/* ---- process tables ------------------------------------------------------------ */
+struct work {
+	struct sim_proc *v;
+	size_t n, cap;
+};
+
+static int cmp_proc(const void *a, const void *b)
+{
+	const struct sim_proc *x = a, *y = b;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static struct sim_proc *find(struct work *w, uint32_t pid, uint64_t start)
+{
+	struct sim_proc k = {.pid = pid, .start = start};
+	return bsearch(&k, w->v, w->n, sizeof(k), cmp_proc);
+}
+
+/* [pid, start, ppid, uid, name, exe, cmdline] */
+static int parse_add(struct ld *l, struct work *w, const yaml_node_t *e)
+{
+	const yaml_node_t *f[7];
+	int k = 0;
+	yaml_node_t *it;
+	if (!is_seq(e))
+		return fail(l, e, "expected [pid, start, ppid, uid, name, exe, "
+		                  "cmdline]", "add");
+	FOR_ITEMS(l, e, it) {
+		if (k == 7)
+			return fail(l, e, "more than 7 fields", "add");
+		f[k++] = it;
+	}
+	if (k != 7)
+		return fail(l, e, "expected 7 fields: [pid, start, ppid, uid, "
+		                  "name, exe, cmdline]", "add");
+	uint64_t pid, start, ppid, uid;
+	int rc;
+	if ((rc = get_u64(l, f[0], "add.pid", 4194304, &pid)) ||
+	    (rc = get_u64(l, f[1], "add.start", UINT64_MAX, &start)) ||
+	    (rc = get_u64(l, f[2], "add.ppid", 4194304, &ppid)) ||
+	    (rc = get_u64(l, f[3], "add.uid", UINT32_MAX, &uid)))
+		return rc;
+	if (!pid)
+		return fail(l, f[0], "pid 0", "add");
+	if (find(w, (uint32_t)pid, start))
+		return fail(l, e, "this process (pid, start) is already there",
+		            "add");
+	const char *name = scalar(f[4]), *exe = scalar(f[5]), *cmd = scalar(f[6]);
+	if (!name || !exe || !cmd)
+		return fail(l, e, "name, exe and cmdline are strings", "add");
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct sim_proc *v = realloc(w->v, cap * sizeof(*v));
+		if (!v)
+			return fail(l, e, "out of memory", NULL);
+		w->v = v;
+		w->cap = cap;
+	}
+	struct sim_proc *p = &w->v[w->n++];
+	memset(p, 0, sizeof(*p));
+	p->pid = (uint32_t)pid;
+	p->start = start;
+	p->ppid = (uint32_t)ppid;
+	p->uid = (uint32_t)uid;
+	p->name = pooled(l, name, strlen(name));
+	p->exe = pooled(l, exe, strlen(exe));
+	/* arguments are separated by spaces in the file, by NULs here */
+	size_t cl = strlen(cmd);
+	p->cmdline = pooled(l, cmd, cl);
+	if (!p->name || !p->exe || !p->cmdline)
+		return fail(l, e, "out of memory", NULL);
+	for (size_t i = 0; i < cl; i++)
+		if (p->cmdline[i] == ' ')
+			p->cmdline[i] = 0;
+	p->cmdline_len = cl ? cl + 1 : 0;
+	qsort(w->v, w->n, sizeof(*w->v), cmp_proc);
+	return 0;
+}
+
+static int parse_key(struct ld *l, struct work *w, const yaml_node_t *e,
+                     int want, const char *what, const yaml_node_t **rest,
+                     struct sim_proc **out)
+{
+	const yaml_node_t *f[4] = {0};
+	int k = 0;
+	yaml_node_t *it;
+	if (!is_seq(e))
+		return fail(l, e, "expected a list", what);
+	FOR_ITEMS(l, e, it) {
+		if (k < 4)
+			f[k] = it;
+		k++;
+	}
+	if (k != want)
+		return fail(l, e, want == 2 ? "expected [pid, start]"
+		                            : "expected [pid, start, field, value]",
+		            what);
+	uint64_t pid, start;
+	int rc;
+	if ((rc = get_u64(l, f[0], what, 4194304, &pid)) ||
+	    (rc = get_u64(l, f[1], what, UINT64_MAX, &start)))
+		return rc;
+	*out = find(w, (uint32_t)pid, start);
+	if (!*out)
+		return fail(l, e, "no such process (pid, start) in the table", what);
+	if (rest) {
+		rest[0] = f[2];
+		rest[1] = f[3];
+	}
+	return 0;
+}
+
+static int parse_set(struct ld *l, struct work *w, const yaml_node_t *e)
+{
+	const yaml_node_t *fv[2];
+	struct sim_proc *p;
+	int rc = parse_key(l, w, e, 4, "set", fv, &p);
+	if (rc)
+		return rc;
+	const char *field = scalar(fv[0]), *v = scalar(fv[1]);
+	if (!field || !v)
+		return fail(l, e, "field and value are scalars", "set");
+	uint64_t x;
+	if (!strcmp(field, "name"))
+		p->name = pooled(l, v, strlen(v));
+	else if (!strcmp(field, "exe"))
+		p->exe = pooled(l, v, strlen(v));
+	else if (!strcmp(field, "hash"))
+		snprintf(p->hash, sizeof(p->hash), "%s", v);
+	else if (!strcmp(field, "cmdline")) {
+		size_t cl = strlen(v);
+		p->cmdline = pooled(l, v, cl);
+		for (size_t i = 0; p->cmdline && i < cl; i++)
+			if (p->cmdline[i] == ' ')
+				p->cmdline[i] = 0;
+		p->cmdline_len = cl ? cl + 1 : 0;
+	} else if (!strcmp(field, "ppid") || !strcmp(field, "uid")) {
+		if ((rc = get_u64(l, fv[1], "set", UINT32_MAX, &x)))
+			return rc;
+		if (field[0] == 'p')
+			p->ppid = (uint32_t)x;
+		else
+			p->uid = (uint32_t)x;
+	} else
+		return fail(l, fv[0], "field is name, exe, cmdline, ppid, uid or "
+		                      "hash", "set");
+	return p->name && p->exe && p->cmdline ? 0
+	                                       : fail(l, e, "out of memory", NULL);
+}
+
+static int parse_del(struct ld *l, struct work *w, const yaml_node_t *e)
+{
+	struct sim_proc *p;
+	int rc = parse_key(l, w, e, 2, "del", NULL, &p);
+	if (rc)
+		return rc;
+	size_t i = (size_t)(p - w->v);
+	memmove(&w->v[i], &w->v[i + 1], (w->n - i - 1) * sizeof(*w->v));
+	w->n--;
+	return 0;
+}
+
+static int parse_poll(struct ld *l, struct sim_collector_spec *c,
+                      struct work *w, const yaml_node_t *n, uint64_t *last)
+{
+	if (!is_map(n))
+		return fail(l, n, "expected {at_ms, add, set, del}", "table");
+	const char *k;
+	yaml_node_t *v, *e;
+	uint64_t at = UINT64_MAX;
+	int rc;
+	FOR_PAIRS(l, n, k, v) {
+		if (!k)
+			return fail(l, n, "keys are strings", "table");
+		if (!strcmp(k, "at_ms")) {
+			if ((rc = get_u64(l, v, "at_ms", 86400000ull * 365, &at)))
+				return rc;
+			continue;
+		}
+		if (!is_seq(v))
+			return fail(l, v, "expected a list", k);
+		if (!strcmp(k, "add")) {
+			FOR_ITEMS(l, v, e) if ((rc = parse_add(l, w, e))) return rc;
+		} else if (!strcmp(k, "del")) {
+			FOR_ITEMS(l, v, e) if ((rc = parse_del(l, w, e))) return rc;
+		} else if (!strcmp(k, "set")) {
+			FOR_ITEMS(l, v, e) if ((rc = parse_set(l, w, e))) return rc;
+		} else
+			return fail(l, v, "unknown key (at_ms, add, del, set)", k);
+	}
+	if (at == UINT64_MAX)
+		return fail(l, n, "a poll needs at_ms", "table");
+	if (*last != UINT64_MAX && at * SIM_MS <= *last)
+		return fail(l, n, "polls must be in increasing at_ms", "table");
+	*last = at * SIM_MS;
+	struct sim_table *t = realloc(c->tables, (c->n_tables + 1) * sizeof(*t));
+	if (!t)
+		return fail(l, n, "out of memory", NULL);
+	c->tables = t;
+	t = &t[c->n_tables++];
+	t->at_ns = at * SIM_MS;
+	t->n = w->n;
+	t->v = malloc((w->n ? w->n : 1) * sizeof(*t->v));
+	if (!t->v)
+		return fail(l, n, "out of memory", NULL);
+	memcpy(t->v, w->v, w->n * sizeof(*t->v));
+	return 0;
+}
+
+static int parse_collector(struct ld *l, struct sim_scenario *s,
+                           const yaml_node_t *n)
+{
+	if (!is_map(n))
+		return fail(l, n, "expected a mapping", "collectors");
+	struct sim_collector_spec *cs =
+		realloc(s->collectors, (s->n_collectors + 1) * sizeof(*cs));
+	if (!cs)
+		return fail(l, n, "out of memory", NULL);
+	s->collectors = cs;
+	struct sim_collector_spec *c = &cs[s->n_collectors++];
+	memset(c, 0, sizeof(*c));
+	c->poll_ns = 100 * SIM_MS;
+	c->ticks_per_s = 100;
+	struct work w = {0};
+	const char *k;
+	yaml_node_t *v, *e;
+	int rc = 0;
+	uint64_t x, last = UINT64_MAX;
+	FOR_PAIRS(l, n, k, v) {
+		if (!k)
+			rc = fail(l, n, "keys are strings", "collectors");
+		else if (!strcmp(k, "id"))
+			rc = get_str(l, v, "id", c->id, sizeof(c->id));
+		else if (!strcmp(k, "poll_ms")) {
+			rc = get_u64(l, v, "poll_ms", 3600000, &x);
+			c->poll_ns = x * SIM_MS;
+			if (!rc && !x)
+				rc = fail(l, v, "must be positive", "poll_ms");
+		} else if (!strcmp(k, "ticks_per_s")) {
+			rc = get_u64(l, v, "ticks_per_s", 100000, &x);
+			c->ticks_per_s = (uint32_t)x;
+		} else if (!strcmp(k, "table")) {
+			if (!is_seq(v))
+				rc = fail(l, v, "expected a list of polls", "table");
+			else
+				FOR_ITEMS(l, v, e) if ((rc = parse_poll(l, c, &w, e, &last))) break;
+		} else
+			rc = fail(l, v, "unknown key (id, poll_ms, ticks_per_s, table)", k);
+		if (rc)
+			break;
+	}
+	free(w.v);
+	if (!rc && !de_name_level_valid(c->id, sizeof(c->id)))
+		rc = fail(l, n, "a collector needs an id of letters, digits, "
+		                "'-' or '_'", "id");
+	for (size_t i = 0; !rc && i + 1 < s->n_collectors; i++)
+		if (!strcmp(s->collectors[i].id, c->id))
+			rc = fail(l, n, "duplicate collector id", "id");
+	return rc;
+}
+
+static int parse_monitor(struct ld *l, struct sim_scenario *s,
+                         const yaml_node_t *n)
+{
+	if (!is_map(n))
+		return fail(l, n, "expected {name, masks}", "monitors");
+	struct sim_monitor_spec *ms =
+		realloc(s->monitors, (s->n_monitors + 1) * sizeof(*ms));
+	if (!ms)
+		return fail(l, n, "out of memory", NULL);
+	s->monitors = ms;
+	struct sim_monitor_spec *m = &ms[s->n_monitors++];
+	memset(m, 0, sizeof(*m));
+	const char *k;
+	yaml_node_t *v, *e;
+	int rc = 0;
+	FOR_PAIRS(l, n, k, v) {
+		if (k && !strcmp(k, "name"))
+			rc = get_str(l, v, "name", m->name, sizeof(m->name));
+		else if (k && !strcmp(k, "masks") && is_seq(v)) {
+			FOR_ITEMS(l, v, e) {
+				if (m->n_masks == 8)
+					return fail(l, e, "at most 8 masks", "masks");
+				if ((rc = get_str(l, e, "masks", m->masks[m->n_masks],
+				                  sizeof(m->masks[0]))))
+					return rc;
+				m->n_masks++;
+			}
+		} else
+			rc = fail(l, v, "unknown key (name, masks: a list)", k);
+		if (rc)
+			return rc;
+	}
+	if (!m->name[0] || !m->n_masks)
+		return fail(l, n, "a monitor needs a name and masks", "monitors");
+	return 0;
+}
+
+static int parse_fault(struct ld *l, struct sim_plan *p, const yaml_node_t *n)
+{
+	if (!is_map(n))
+		return fail(l, n, "expected {at_ms, kind, ...}", "faults");
+	struct sim_fault f = {0};
+	bool have_kind = false, have_at = false;
+	const char *k;
+	yaml_node_t *v;
+	int rc = 0;
+	uint64_t x;
+	FOR_PAIRS(l, n, k, v) {
+		if (!k)
+			rc = fail(l, n, "keys are strings", "faults");
+		else if (!strcmp(k, "at_ms")) {
+			rc = get_u64(l, v, k, 86400000ull * 365, &x);
+			f.at_ns = x * SIM_MS;
+			have_at = true;
+		} else if (!strcmp(k, "for_ms") || !strcmp(k, "down_ms")) {
+			rc = get_u64(l, v, k, 86400000ull, &x);
+			f.for_ns = x * SIM_MS;
+		} else if (!strcmp(k, "ms")) {
+			rc = get_u64(l, v, k, 60000, &f.ms);
+		} else if (!strcmp(k, "target")) {
+			rc = get_str(l, v, k, f.target, sizeof(f.target));
+		} else if (!strcmp(k, "kind")) {
+			const char *s = scalar(v);
+			for (int i = 0; s && i < SIM_F_KINDS; i++)
+				if (!strcmp(s, sim_fault_names[i]))
+					f.kind = (enum sim_fault_kind)i, have_kind = true;
+			if (!have_kind)
+				rc = fail(l, v, "unknown fault kind", k);
+		} else
+			rc = fail(l, v, "unknown key (at_ms, kind, for_ms, down_ms, "
+			                "ms, target)", k);
+		if (rc)
+			return rc;
+	}
+	if (!have_kind || !have_at)
+		return fail(l, n, "a fault needs at_ms and kind", "faults");
+	struct sim_fault *fs = realloc(p->v, (p->n + 1) * sizeof(*fs));
+	if (!fs)
+		return fail(l, n, "out of memory", NULL);
+	p->v = fs;
+	p->v[p->n++] = f;
+	return 0;
+}
+
+static int parse_faults(struct ld *l, struct sim_plan *p, const yaml_node_t *v)
+{
+	yaml_node_t *e;
+	int rc;
+	if (!is_seq(v))
+		return fail(l, v, "expected a list of faults", "faults");
+	FOR_ITEMS(l, v, e) if ((rc = parse_fault(l, p, e))) return rc;
+	return 0;
+}
+
+static int parse_agent(struct ld *l, struct sim_scenario *s,
+                       const yaml_node_t *n)
+{
+	const char *k;
+	yaml_node_t *v;
+	struct de_policies *p = &s->policies;
+	if (!is_map(n))
+		return fail(l, n, "expected a mapping", "agent");
+	FOR_PAIRS(l, n, k, v) {
+		uint64_t x;
+		int rc = get_u64(l, v, k, 3600000, &x);
+		if (rc)
+			return rc;
+		if (!strcmp(k, "heartbeat_ms"))
+			p->heartbeat_interval_ns = x * SIM_MS;
+		else if (!strcmp(k, "heartbeat_timeout_ms"))
+			p->heartbeat.timeout_ns = x * SIM_MS;
+		else if (!strcmp(k, "dead_after"))
+			p->heartbeat_dead_after = (uint32_t)(x ? x : 1);
+		else if (!strcmp(k, "restart_delay_ms"))
+			p->restart_delay_ns = x * SIM_MS;
+		else
+			return fail(l, v, "unknown key (heartbeat_ms, "
+			                  "heartbeat_timeout_ms, dead_after, "
+			                  "restart_delay_ms)", k);
+	}
+	return 0;
+}
+
+static int parse_broker(struct ld *l, struct sim_scenario *s,
+                        const yaml_node_t *n)
+{
+	const char *k;
+	yaml_node_t *v;
+	if (!is_map(n))
+		return fail(l, n, "expected a mapping", "broker");
+	FOR_PAIRS(l, n, k, v) {
+		uint64_t x;
+		if (k && !strcmp(k, "queue_policy")) {
+			const char *p = scalar(v);
+			if (p && !strcmp(p, "disconnect"))
+				s->slow_policy = BUS_SLOW_DISCONNECT;
+			else if (p && !strcmp(p, "drop_newest"))
+				s->slow_policy = BUS_SLOW_DROP_NEWEST;
+			else
+				return fail(l, v, "disconnect or drop_newest", k);
+		} else if (k && !strcmp(k, "queue_frames_max")) {
+			int rc = get_u64(l, v, k, 100000000, &x);
+			if (rc)
+				return rc;
+			s->queue_frames_max = (uint32_t)(x < 2 ? 2 : x);
+		} else
+			return fail(l, v, "unknown key (queue_policy, "
+			                  "queue_frames_max)", k);
+	}
+	return 0;
+}
+
+static int parse_top(struct ld *l, struct sim_scenario *s, const yaml_node_t *r)
+{
+	const char *k;
+	yaml_node_t *v, *e;
+	int rc = 0;
+	uint64_t x, version = 0;
+	if (!is_map(r))
+		return fail(l, r, "expected a mapping", "(top)");
+	FOR_PAIRS(l, r, k, v) {
+		if (!k)
+			rc = fail(l, r, "keys are strings", "(top)");
+		else if (!strcmp(k, "version")) {
+			rc = get_u64(l, v, k, 1000, &version);
+			if (!rc && version != 1)
+				rc = fail(l, v, "this simulator reads version 1", k);
+		} else if (!strcmp(k, "name"))
+			rc = get_str(l, v, k, s->name, sizeof(s->name));
+		else if (!strcmp(k, "description"))
+			rc = scalar(v) ? 0 : fail(l, v, "expected a string", k);
+		else if (!strcmp(k, "duration_ms")) {
+			rc = get_u64(l, v, k, 86400000, &x);
+			s->duration_ns = x * SIM_MS;
+		} else if (!strcmp(k, "liveness_ms")) {
+			rc = get_u64(l, v, k, 3600000, &x);
+			s->liveness_ns = x * SIM_MS;
+		} else if (!strcmp(k, "broker"))
+			rc = parse_broker(l, s, v);
+		else if (!strcmp(k, "agent"))
+			rc = parse_agent(l, s, v);
+		else if (!strcmp(k, "collectors")) {
+			if (!is_seq(v))
+				rc = fail(l, v, "expected a list", k);
+			else
+				FOR_ITEMS(l, v, e) if ((rc = parse_collector(l, s, e))) break;
+		} else if (!strcmp(k, "monitors")) {
+			if (!is_seq(v))
+				rc = fail(l, v, "expected a list", k);
+			else
+				FOR_ITEMS(l, v, e) if ((rc = parse_monitor(l, s, e))) break;
+		} else if (!strcmp(k, "faults")) {
+			rc = parse_faults(l, &s->plan, v);
+			s->has_plan = true;
+		} else if (!strcmp(k, "expect"))
+			rc = 0; /* informative for people; the checks decide */
+		else
+			rc = fail(l, v, "unknown key", k);
+		if (rc)
+			return rc;
+	}
+	if (version != 1)
+		return fail(l, r, "missing version: 1", "version");
+	if (!s->n_collectors)
+		return fail(l, r, "a scenario needs at least one collector",
+		            "collectors");
+	if (!s->duration_ns)
+		return fail(l, r, "a scenario needs duration_ms", "duration_ms");
+	return 0;
+}
+
+static int load(const char *path, struct ld *l, char *err, size_t errlen)
+{
+	memset(l, 0, sizeof(*l));
+	l->path = path;
+	l->err = err;
+	l->errlen = errlen;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return 2;
+	}
+	yaml_parser_t parser;
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_file(&parser, f);
+	int rc = 0;
+	if (!yaml_parser_load(&parser, &l->doc)) {
+		snprintf(err, errlen, "%s:%zu: YAML error: %s", path,
+		         parser.problem_mark.line + 1,
+		         parser.problem ? parser.problem : "unknown");
+		rc = 2;
+	} else if (!yaml_document_get_root_node(&l->doc)) {
+		snprintf(err, errlen, "%s: empty", path);
+		yaml_document_delete(&l->doc);
+		rc = 2;
+	}
+	yaml_parser_delete(&parser);
+	fclose(f);
+	return rc;
+}
+
+int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
+                      size_t errlen)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	de_policies_defaults(&s->policies);
+	/* the simulator's defaults: DESIGN.md's timings scaled down */
+	s->policies.heartbeat_interval_ns = 1 * SIM_S;
+	s->policies.heartbeat.timeout_ns = 300 * SIM_MS;
+	s->policies.restart_delay_ns = 200 * SIM_MS;
+	s->policies.restart_delay_max_ns = 2 * SIM_S;
+	s->policies.stop_timeout_ns = 1 * SIM_S;
+	s->policies.health.timeout_ns = 1 * SIM_S;
+	s->liveness_ns = 10 * SIM_S;
+	s->queue_frames_max = 10000;
+	struct ld l;
+	int rc = load(path, &l, err, errlen);
+	if (rc)
+		return rc;
+	rc = parse_top(&l, s, yaml_document_get_root_node(&l.doc));
+	yaml_document_delete(&l.doc);
+	/* the pool's strings belong to the tables now: keep them in the
+	 * scenario by chaining the pool behind its first collector */
+	s->pool = l.pool;
+	s->pool_n = l.pool_n;
+	if (rc)
+		sim_scenario_free(s);
+	return rc;
+}
+
+void sim_scenario_free(struct sim_scenario *s)
+{
+	for (size_t i = 0; i < s->n_collectors; i++) {
+		for (size_t t = 0; t < s->collectors[i].n_tables; t++)
+			free(s->collectors[i].tables[t].v);
+		free(s->collectors[i].tables);
+	}
+	free(s->collectors);
+	free(s->monitors);
+	sim_plan_free(&s->plan);
+	for (size_t i = 0; i < s->pool_n; i++)
+		free(s->pool[i]);
+	free(s->pool);
+	s->collectors = NULL;
+	s->monitors = NULL;
+	s->pool = NULL;
+	s->n_collectors = s->n_monitors = s->pool_n = 0;
+}
+
+int sim_plan_load(const char *path, struct sim_plan *p, char *err,
+                  size_t errlen)
+{
+	memset(p, 0, sizeof(*p));
+	struct ld l;
+	int rc = load(path, &l, err, errlen);
+	if (rc)
+		return rc;
+	const yaml_node_t *r = yaml_document_get_root_node(&l.doc);
+	const char *k;
+	yaml_node_t *v;
+	uint64_t version = 0;
+	if (!is_map(r))
+		rc = fail(&l, r, "expected {version: 1, faults: [...]}", "(top)");
+	else
+		FOR_PAIRS(&l, r, k, v) {
+			if (k && !strcmp(k, "version"))
+				rc = get_u64(&l, v, k, 1000, &version);
+			else if (k && !strcmp(k, "faults"))
+				rc = parse_faults(&l, p, v);
+			else
+				rc = fail(&l, v, "unknown key (version, faults)", k);
+			if (rc)
+				break;
+		}
+	if (!rc && version != 1)
+		rc = fail(&l, r, "missing version: 1", "version");
+	yaml_document_delete(&l.doc);
+	for (size_t i = 0; i < l.pool_n; i++)
+		free(l.pool[i]);
+	free(l.pool);
+	if (rc)
+		sim_plan_free(p);
+	return rc;
+}
+
+void sim_plan_free(struct sim_plan *p)
+{
+	free(p->v);
+	p->v = NULL;
+	p->n = 0;
+}
+
+void sim_plan_print(FILE *f, const struct sim_plan *p)
+{
+	fprintf(f, "version: 1\nfaults:\n");
+	for (size_t i = 0; i < p->n; i++) {
+		const struct sim_fault *x = &p->v[i];
+		fprintf(f, "  - {at_ms: %llu, kind: %s", 
+		        (unsigned long long)(x->at_ns / SIM_MS),
+		        sim_fault_names[x->kind]);
+		if (x->for_ns)
+			fprintf(f, ", for_ms: %llu",
+			        (unsigned long long)(x->for_ns / SIM_MS));
+		if (x->ms)
+			fprintf(f, ", ms: %llu", (unsigned long long)x->ms);
+		if (x->target[0])
+			fprintf(f, ", target: %s", x->target);
+		fprintf(f, "}\n");
+	}
+}

@@ -1,0 +1,153 @@
+/*
+ * sim.h — busrt-sim, the deterministic simulator (DESIGN.md "The
+ * simulator"). The real broker core, client core, RPC policies, procmond's
+ * collector code and the agent's supervision run over a simulated network
+ * and a virtual clock; one 64-bit seed drives every choice through our own
+ * generator, one stream per subsystem. No wall clock, no unseeded
+ * randomness, no order that depends on addresses: the same scenario, fault
+ * plan and seed give the same trace, byte for byte.
+ */
+#ifndef BUS_SIM_H
+#define BUS_SIM_H
+
+#include "bus/bus.h"
+#include "bus/client.h"
+#include "bus/daemoneye.h"
+
+#include <stdio.h>
+
+#define SIM_MS 1000000ull
+#define SIM_S (1000 * SIM_MS)
+
+/* ---- randomness: one stream per subsystem, all from the seed ------------ */
+enum sim_stream { SIM_RNG_NET, SIM_RNG_CLIENT, SIM_RNG_FAULTS, SIM_RNG_N };
+struct sim_rng {
+	uint64_t state;
+};
+uint64_t sim_rand(struct sim_rng *r);
+/* Uniform in [0, n); 0 when n == 0. */
+uint64_t sim_below(struct sim_rng *r, uint64_t n);
+
+/* ---- scenarios (scenario.c) ------------------------------------------------ */
+struct sim_proc {
+	uint32_t pid, ppid, uid;
+	uint64_t start;
+	char *name, *exe, *cmdline; /* cmdline: args separated by '\0' */
+	size_t cmdline_len;
+	char hash[65];
+};
+
+/* The table after one poll: a sorted array (pid, start). */
+struct sim_table {
+	uint64_t at_ns;
+	struct sim_proc *v;
+	size_t n;
+};
+
+struct sim_collector_spec {
+	char id[DE_ID_BYTES_MAX];
+	uint64_t poll_ns;
+	uint32_t ticks_per_s;
+	struct sim_table *tables; /* reconstructed from the deltas, by time */
+	size_t n_tables;
+};
+
+struct sim_monitor_spec {
+	char name[64];
+	char masks[8][128];
+	int n_masks;
+};
+
+enum sim_fault_kind {
+	SIM_F_BROKER_CRASH,   /* down_ms: all connections drop, restart after */
+	SIM_F_COLLECTOR_CRASH, /* target: the collector dies (SIGKILL) */
+	SIM_F_RESET,          /* target: one connection reset */
+	SIM_F_DELAY,          /* for_ms, ms: extra latency and jitter */
+	SIM_F_SHORT_IO,       /* for_ms: reads and writes in 1..16-byte pieces */
+	SIM_F_SLOW_CONSUMER,  /* target, for_ms: stops reading */
+	SIM_F_CONN_LIMIT,     /* for_ms: connects refused */
+	SIM_F_MALFORMED,      /* a rogue connection sends a bad frame */
+	SIM_F_KINDS
+};
+extern const char *const sim_fault_names[SIM_F_KINDS];
+
+struct sim_fault {
+	uint64_t at_ns, for_ns, ms;
+	enum sim_fault_kind kind;
+	char target[64];
+};
+
+struct sim_plan {
+	struct sim_fault *v;
+	size_t n;
+};
+
+struct sim_scenario {
+	char name[64];
+	char path[256];
+	uint64_t duration_ns;
+	uint64_t liveness_ns;      /* after the last fault heals */
+	struct de_policies policies;
+	enum bus_slow_policy slow_policy;
+	uint32_t queue_frames_max;
+	struct sim_collector_spec *collectors;
+	size_t n_collectors;
+	struct sim_monitor_spec *monitors;
+	size_t n_monitors;
+	struct sim_plan plan;
+	bool has_plan;
+	char **pool; /* the tables' strings */
+	size_t pool_n;
+};
+
+/* 0, or 2 (bad input) with err = "file:line: what". */
+int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
+                      size_t errlen);
+void sim_scenario_free(struct sim_scenario *s);
+int sim_plan_load(const char *path, struct sim_plan *p, char *err,
+                  size_t errlen);
+void sim_plan_free(struct sim_plan *p);
+/* A plan drawn from the seed (swarm testing: each seed its own mix). */
+void sim_plan_draw(const struct sim_scenario *s, uint64_t seed,
+                   struct sim_plan *p);
+void sim_plan_print(FILE *f, const struct sim_plan *p);
+
+/* ---- a run ------------------------------------------------------------------- */
+struct sim;
+
+struct sim_options {
+	uint64_t seed;
+	const struct sim_plan *plan; /* NULL: none */
+	FILE *trace;                 /* NULL: hash only */
+	const char *plant;           /* a planted bug, NULL: none */
+};
+
+/* Check verdicts, in report order. */
+enum sim_check {
+	SIM_C_ORDERING,
+	SIM_C_LIFECYCLE,
+	SIM_C_DELIVERY,
+	SIM_C_EQUIVALENCE,
+	SIM_C_LIVENESS,
+	SIM_C_ACCOUNTING,
+	SIM_C_N
+};
+extern const char *const sim_check_names[SIM_C_N];
+
+struct sim_report {
+	uint64_t seed;
+	uint64_t trace_hash;
+	uint64_t events;          /* trace lines */
+	uint64_t virtual_ns;
+	uint64_t published, delivered, oracle_delivered;
+	uint64_t faults[SIM_F_KINDS];
+	bool ok[SIM_C_N];
+	char why[SIM_C_N][256];   /* the first offending event */
+	uint64_t broker_frames_in, broker_frames_out;
+	uint64_t broker_restarts, collector_restarts, reconnects;
+};
+
+int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
+            struct sim_report *r);
+
+#endif
