@@ -27,6 +27,9 @@ LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o) $(PB_OBJ)
 LIB := $(O)/lib/libbusrt.a
 
 APPS := busrtd busrt-cli busrt-demo procmond daemoneye-agent
+# the simulator: the same library, its own network, clock and actors
+SIM_SRC := $(filter-out sim/main.c,$(wildcard sim/*.c))
+SIM_OBJ := $(SIM_SRC:%.c=$(O)/obj/%.o)
 APP_BIN := $(APPS:%=$(O)/bin/%)
 
 TEST_SRC := $(wildcard broker/tests/test_*.c)
@@ -37,7 +40,7 @@ TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 .DEFAULT_GOAL := all
 .SECONDARY:
 
-all: deps $(LIB) $(APP_BIN) $(O)/bin/busrt-bench
+all: deps $(LIB) $(APP_BIN) $(O)/bin/busrt-bench $(O)/bin/busrt-sim
 
 deps:
 	@ci/deps.sh build
@@ -68,6 +71,10 @@ $(O)/bin/%: $(O)/obj/broker/apps/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
+$(O)/bin/busrt-sim: $(O)/obj/sim/main.o $(SIM_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS_ALL)
+
 $(O)/bin/busrt-bench: $(O)/obj/bench/busrt-bench.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
@@ -93,7 +100,8 @@ fuzzers: $(FUZZ_BIN)
 GEN_USERS := $(LIB_SRC:%.c=$(O)/obj/%.o) $(APPS:%=$(O)/obj/broker/apps/%.o) \
 	$(TEST_SRC:broker/tests/%.c=$(O)/obj/broker/tests/%.o) $(TEST_SUPPORT) \
 	$(O)/obj/broker/tests/perf_core.o $(O)/obj/bench/busrt-bench.o \
-	$(FUZZ_TARGETS:%=$(O)/obj/fuzz/%.o) $(O)/obj/fuzz/replay.o
+	$(FUZZ_TARGETS:%=$(O)/obj/fuzz/%.o) $(O)/obj/fuzz/replay.o \
+	$(SIM_OBJ) $(O)/obj/sim/main.o
 $(GEN_USERS): | $(O)/gen/daemoneye.pb-c.h
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)

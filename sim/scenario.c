@@ -129,7 +129,7 @@ static int cmp_proc(const void *a, const void *b)
 static struct sim_proc *find(struct work *w, uint32_t pid, uint64_t start)
 {
 	struct sim_proc k = {.pid = pid, .start = start};
-	return bsearch(&k, w->v, w->n, sizeof(k), cmp_proc);
+	return w->n ? bsearch(&k, w->v, w->n, sizeof(k), cmp_proc) : NULL;
 }
 
 /* [pid, start, ppid, uid, name, exe, cmdline] */
@@ -319,7 +319,8 @@ static int parse_poll(struct ld *l, struct sim_collector_spec *c,
 	t->v = malloc((w->n ? w->n : 1) * sizeof(*t->v));
 	if (!t->v)
 		return fail(l, n, "out of memory", NULL);
-	memcpy(t->v, w->v, w->n * sizeof(*t->v));
+	if (w->n)
+		memcpy(t->v, w->v, w->n * sizeof(*t->v));
 	return 0;
 }
 

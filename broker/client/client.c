@@ -694,8 +694,10 @@ static ptrdiff_t parse_frame(struct bus_client *c, const uint8_t *p, size_t n)
 		return 0;
 	size_t used = BUS_SERVER_HDR_BYTES + (size_t)len;
 	c->stx.frames_in++;
-	if (kind == BUS_OP_NOP)
+	if (kind == BUS_OP_NOP) {
+		c->stx.nops_in++;
 		return (ptrdiff_t)used;
+	}
 	const uint8_t *b = p + BUS_SERVER_HDR_BYTES, *e = b + len;
 	struct bus_delivery d = {.kind = kind, .realtime = p[5] != 0};
 	const uint8_t *z = memchr(b, 0, len);

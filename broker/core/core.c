@@ -320,8 +320,8 @@ static enum deliver_res deliver(struct bus_core *core, struct bus_conn *c,
 			core->st.drops_slow++;
 			return DLV_DROPPED;
 		}
-		if (m->len > 1 && m != core->m_nop) { /* frames, not
-		                                         handshake bytes */
+		if (m->len > 1 && m != core->m_nop &&
+		    m != core->m_greeting) { /* frames, not handshake bytes */
 			c->w_frames++;
 			c->w_bytes += m->len;
 			core->st.w_frames++;

@@ -231,6 +231,7 @@ struct bus_client_stats {
 	uint64_t rpc_calls, rpc_attempts, rpc_retries, rpc_timeouts;
 	uint64_t rpc_requests_in;
 	uint64_t pings;
+	uint64_t nops_in;       /* keepalive NOPs from the broker (in frames_in) */
 };
 void bus_client_stats(const struct bus_client *c, struct bus_client_stats *out);
 

@@ -1,0 +1,311 @@
+/*
+ * check.c — the simulator's checkers. Each names the first offending event.
+ *
+ * The oracle is the bus being replaced: per subscriber a FIFO channel fed
+ * from the publishers' own send logs (what each collector handed to its
+ * client, in order), never from broker output. Per (publisher incarnation,
+ * subscriber) projection:
+ *   delivery     — no duplicated, reordered or unexpected event (Jepsen's
+ *                  queue anomalies; none is allowed by BUS/RT's delivery);
+ *   equivalence  — without faults the projection equals the oracle's;
+ *                  with faults it is a subsequence whose every lost event
+ *                  was sent inside a fault window, and no event the broker
+ *                  ACKed OK is lost at a subscriber that stayed connected
+ *                  (disconnect policy; drop_newest may also lose at a slow
+ *                  consumer). Losses are named prefix / middle / postfix.
+ *   ordering     — sequence numbers strictly increase per projection;
+ *   lifecycle    — per process (incarnation, pid, start): DISCOVERY, then
+ *                  UPDATEs, then TERMINATION; a new parent's DISCOVERY
+ *                  before its children's;
+ *   liveness     — after the last fault heals, every collector answered a
+ *                  heartbeat within the bound;
+ *   accounting   — the broker's frame counters equal what the clients
+ *                  sent and received (when no bytes were lost in flight).
+ */
+#include "simint.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *const sim_check_names[SIM_C_N] = {
+	"ordering", "lifecycle", "delivery", "equivalence", "liveness",
+	"accounting",
+};
+
+/* BUS/RT masks, with '*' as '+' (our broker's default): '+' one level,
+ * '#' one or more levels to the end. Written apart from the broker's trie
+ * on purpose: the oracle must not share the code it checks. */
+bool sim_mask_match(const char *mask, const char *topic)
+{
+	for (;;) {
+		const char *me = strchr(mask, '/'), *te = strchr(topic, '/');
+		size_t ml = me ? (size_t)(me - mask) : strlen(mask);
+		size_t tl = te ? (size_t)(te - topic) : strlen(topic);
+		if (ml == 1 && mask[0] == '#')
+			return true; /* at least this level exists */
+		bool any = ml == 1 && (mask[0] == '+' || mask[0] == '*');
+		if (!any && (ml != tl || memcmp(mask, topic, ml)))
+			return false;
+		if (!me || !te)
+			return !me && !te;
+		mask = me + 1;
+		topic = te + 1;
+	}
+}
+
+static void fail(struct sim_report *r, enum sim_check c, const char *fmt,
+                 const char *a, const char *b, uint64_t x, uint64_t y,
+                 uint64_t t)
+{
+	if (!r->ok[c])
+		return; /* the first offence is the one reported */
+	r->ok[c] = false;
+	int k = snprintf(r->why[c], sizeof(r->why[c]), fmt, a, b,
+	                 (unsigned long long)x, (unsigned long long)y);
+	if (k >= 0 && (size_t)k < sizeof(r->why[c]))
+		snprintf(r->why[c] + k, sizeof(r->why[c]) - (size_t)k,
+		         " (at %llu.%06llu ms)", (unsigned long long)(t / SIM_MS),
+		         (unsigned long long)(t % SIM_MS));
+}
+
+static bool wants(const struct receiver *rc, const char *topic)
+{
+	for (int k = 0; k < rc->n_masks; k++)
+		if (sim_mask_match(rc->masks[k], topic))
+			return true;
+	return false;
+}
+
+static bool in_window(const struct sim *s, uint64_t t)
+{
+	for (size_t i = 0; i < s->n_windows; i++)
+		if (t >= s->windows[2 * i] && t < s->windows[2 * i + 1])
+			return true;
+	return false;
+}
+
+/* Was the receiver connected (READY, subscriptions re-sent) through
+ * [from, the end]? */
+static bool stayed(const struct receiver *rc, uint64_t from)
+{
+	const uint64_t settle = 20 * SIM_MS; /* the subscription's round trip */
+	for (size_t i = 0; i < rc->n_downs; i++)
+		if (rc->downs[i] + settle >= from)
+			return false;
+	return rc->up_since != UINT64_MAX && rc->up_since + settle <= from;
+}
+
+static const char *pub_name(const struct sim *s, int pi)
+{
+	return s->links[s->cols[s->pubs[pi].collector].link].name;
+}
+
+/* One (publisher incarnation, receiver) projection. */
+static void projection(struct sim *s, struct sim_report *r, int pi,
+                       const struct receiver *rc)
+{
+	const struct pubinc *p = &s->pubs[pi];
+	/* the oracle's channel: the send log filtered by the masks */
+	size_t ne = 0;
+	size_t *exp = malloc((p->n ? p->n : 1) * sizeof(*exp));
+	if (!exp)
+		abort();
+	for (size_t i = 0; i < p->n; i++)
+		if (wants(rc, p->v[i].topic))
+			exp[ne++] = i;
+	r->oracle_delivered += ne;
+	/* walk what arrived against it */
+	size_t e = 0; /* next expected index into exp */
+	uint64_t last_seq = 0;
+	bool any = false;
+	size_t first_e = SIZE_MAX, last_e = 0;
+	char *seen = calloc(ne ? ne : 1, 1);
+	for (size_t g = 0; g < rc->n; g++) {
+		const struct got *x = &rc->v[g];
+		if (x->pubinc != pi)
+			continue;
+		if (any && x->seq <= last_seq) {
+			fail(r, SIM_C_ORDERING, "%s got %s's seq %llu after %llu",
+			     rc->name, pub_name(s, pi), x->seq, last_seq, x->t);
+			fail(r, SIM_C_DELIVERY, x->seq == last_seq
+			                               ? "%s: %s seq %llu duplicated (after %llu)"
+			                               : "%s: %s seq %llu reordered (after %llu)",
+			     rc->name, pub_name(s, pi), x->seq, last_seq, x->t);
+		}
+		any = true;
+		last_seq = x->seq > last_seq ? x->seq : last_seq;
+		size_t k = e;
+		while (k < ne && p->v[exp[k]].seq != x->seq)
+			k++;
+		if (k == ne) { /* not ahead in the oracle: behind, or unknown */
+			size_t j = 0;
+			while (j < ne && p->v[exp[j]].seq != x->seq)
+				j++;
+			if (j == ne)
+				fail(r, SIM_C_DELIVERY,
+				     "%s: %s seq %llu unexpected (never sent to it; %llu)",
+				     rc->name, pub_name(s, pi), x->seq, ne, x->t);
+			else if (seen[j])
+				fail(r, SIM_C_DELIVERY,
+				     "%s: %s seq %llu duplicated (%llu)", rc->name,
+				     pub_name(s, pi), x->seq, j, x->t);
+			continue;
+		}
+		seen[k] = 1;
+		if (first_e == SIZE_MAX)
+			first_e = k;
+		last_e = k;
+		e = k + 1;
+	}
+	/* what the oracle delivered and the broker did not */
+	for (size_t k = 0; k < ne; k++) {
+		if (seen[k])
+			continue;
+		const struct sent *x = &p->v[exp[k]];
+		const char *where = first_e == SIZE_MAX || k < first_e ? "prefix"
+		                    : k > last_e                   ? "postfix"
+		                                                   : "middle";
+		bool faulty = in_window(s, x->t);
+		bool acked_and_stayed =
+			x->ack == 1 && stayed(rc, x->t) &&
+			s->sc->slow_policy == BUS_SLOW_DISCONNECT;
+		if (!faulty || acked_and_stayed) {
+			char what[96];
+			snprintf(what, sizeof(what),
+			         "%%s: %%s seq %%llu lost (%s; %s) of %%llu sent",
+			         where, !faulty ? "outside every fault window"
+			                        : "ACKed OK, receiver stayed connected");
+			fail(r, SIM_C_EQUIVALENCE, what, rc->name, pub_name(s, pi),
+			     x->seq, ne, x->t);
+		}
+	}
+	free(seen);
+	free(exp);
+}
+
+struct pkey {
+	int pubinc;
+	uint32_t pid;
+	int64_t start;
+	int state; /* 1 discovered, 2 terminated, 3 seen first as update */
+};
+
+static int find_proc(struct pkey *v, size_t n, int pi, uint32_t pid,
+                     int64_t start)
+{
+	for (size_t i = n; i-- > 0;)
+		if (v[i].pubinc == pi && v[i].pid == pid && v[i].start == start)
+			return (int)i;
+	return -1;
+}
+
+static void lifecycle(struct sim *s, struct sim_report *r,
+                      const struct receiver *rc)
+{
+	struct pkey *v = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t g = 0; g < rc->n; g++) {
+		const struct got *x = &rc->v[g];
+		if (x->pubinc < 0 || !x->pid)
+			continue;
+		int i = find_proc(v, n, x->pubinc, x->pid, x->start_ms);
+		if (i < 0) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 256;
+				v = realloc(v, cap * sizeof(*v));
+				if (!v)
+					abort();
+			}
+			v[n] = (struct pkey){x->pubinc, x->pid, x->start_ms,
+			                     x->type == DE_DISCOVERY ? 1 : 3};
+			i = (int)n++;
+			if (x->type == DE_DISCOVERY) {
+				/* its parent, if announced by this incarnation
+				 * at all, came first */
+				for (size_t h = g + 1; h < rc->n; h++) {
+					const struct got *y = &rc->v[h];
+					if (y->pubinc == x->pubinc &&
+					    y->type == DE_DISCOVERY &&
+					    y->pid == x->ppid && y->start_ms <= x->start_ms &&
+					    y->seq > x->seq && x->ppid != x->pid &&
+					    y->ppid != x->pid)
+						fail(r, SIM_C_LIFECYCLE,
+						     "%s: parent %s %llu discovered after its "
+						     "child %llu", rc->name, pub_name(s, x->pubinc),
+						     x->ppid, x->pid, y->t);
+				}
+			}
+			continue;
+		}
+		if (v[i].state == 2)
+			fail(r, SIM_C_LIFECYCLE, "%s: %s pid %llu: an event after "
+			     "its TERMINATION (type %llu)", rc->name,
+			     pub_name(s, x->pubinc), x->pid, (uint64_t)x->type, x->t);
+		else if (x->type == DE_DISCOVERY)
+			fail(r, SIM_C_LIFECYCLE, "%s: %s pid %llu: DISCOVERY after "
+			     "other events of it (%llu)", rc->name,
+			     pub_name(s, x->pubinc), x->pid, (uint64_t)v[i].state, x->t);
+		else if (x->type == DE_TERMINATION)
+			v[i].state = 2;
+	}
+	free(v);
+}
+
+static void liveness(struct sim *s, struct sim_report *r)
+{
+	for (int i = 0; i < s->n_cols; i++) {
+		const struct collector *c = &s->cols[i];
+		const char *name = s->links[c->link].name;
+		if (!c->healed_hb_ok)
+			fail(r, SIM_C_LIVENESS, "%s answered no heartbeat after "
+			     "the last fault healed%s (at %llu ms; last answer at "
+			     "%llu ms)", name, "", s->last_fault_end / SIM_MS,
+			     c->last_hb_ok / SIM_MS, s->now);
+		else if (c->healed_hb_ok - s->last_fault_end > s->sc->liveness_ns)
+			fail(r, SIM_C_LIVENESS, "%s answered %s%llu ms after the "
+			     "last fault healed (bound %llu ms)", name, "",
+			     (c->healed_hb_ok - s->last_fault_end) / SIM_MS,
+			     s->sc->liveness_ns / SIM_MS, c->healed_hb_ok);
+	}
+}
+
+static void accounting(struct sim *s, struct sim_report *r)
+{
+	struct bus_stats st;
+	if (!s->core)
+		return;
+	bus_core_stats(s->core, &st);
+	r->broker_frames_in = st.r_frames;
+	r->broker_frames_out = st.w_frames;
+	if (s->acc_lossy)
+		return; /* bytes died in flight: the counts cannot meet */
+	uint64_t out = s->acc_out, in = s->acc_in;
+	for (int i = 0; i < s->n_links; i++) {
+		const struct link *l = &s->links[i];
+		if (!l->counted || !l->cl)
+			continue;
+		struct bus_client_stats cs;
+		bus_client_stats(l->cl, &cs);
+		out += cs.frames_out - l->base_out;
+		in += cs.frames_in - cs.nops_in + cs.acks - l->base_in;
+	}
+	if (out != st.r_frames)
+		fail(r, SIM_C_ACCOUNTING, "broker read %s%s%llu frames, the "
+		     "clients sent %llu", "", "", st.r_frames, out, s->now);
+	else if (in != st.w_frames)
+		fail(r, SIM_C_ACCOUNTING, "broker wrote %s%s%llu frames, the "
+		     "clients got %llu", "", "", st.w_frames, in, s->now);
+}
+
+void sim_check_all(struct sim *s, struct sim_report *r)
+{
+	for (int c = 0; c < SIM_C_N; c++)
+		r->ok[c] = true;
+	for (int i = 0; i < s->n_recv; i++) {
+		for (int pi = 0; pi < s->n_pubs; pi++)
+			projection(s, r, pi, &s->recv[i]);
+		lifecycle(s, r, &s->recv[i]);
+	}
+	liveness(s, r);
+	accounting(s, r);
+}

@@ -1,0 +1,500 @@
+/*
+ * busrt-sim — the deterministic simulator's command line.
+ *
+ *   busrt-sim run SCENARIO [--seed N] [--faults FILE|none] [--trace FILE]
+ *                 [--json] [--check-determinism]
+ *   busrt-sim sweep SCENARIO --seeds A..B [-j N] [--faults FILE|none]
+ *   busrt-sim plan SCENARIO --seed N      (the fault plan a seed draws)
+ *
+ * SCENARIO is a file, or a name under scenarios/ (default). The fault
+ * plan: --faults FILE, none, else the scenario's own, else one drawn from
+ * the seed. Exit status: 0 every check holds, 1 a check failed (or the
+ * run got stuck), 2 bad input (file, line and reason on stderr).
+ */
+#define _DEFAULT_SOURCE
+#include "sim.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: busrt-sim run SCENARIO [--seed N] [--faults FILE|none] "
+	        "[--trace FILE] [--json]\n"
+	        "                     [--check-determinism]\n"
+	        "       busrt-sim sweep SCENARIO --seeds A..B [-j N] "
+	        "[--faults FILE|none]\n"
+	        "       busrt-sim plan SCENARIO --seed N\n"
+	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
+	        "all checks hold, 1 a check failed, 2 bad input.\n");
+}
+
+struct args {
+	const char *cmd, *scenario, *faults, *trace;
+	uint64_t seed, from, to;
+	int jobs;
+	bool json, determinism;
+};
+
+static int bad(const char *what, const char *arg)
+{
+	fprintf(stderr, "busrt-sim: %s%s%s\n", what, arg ? ": " : "",
+	        arg ? arg : "");
+	usage(stderr);
+	return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || *s == '-' || *end || errno)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int load_scenario(const char *name, struct sim_scenario *sc)
+{
+	char path[512], err[512];
+	if (access(name, R_OK) == 0 || strchr(name, '/'))
+		snprintf(path, sizeof(path), "%s", name);
+	else
+		snprintf(path, sizeof(path), "scenarios/%s.yaml", name);
+	if (sim_scenario_load(path, sc, err, sizeof(err))) {
+		fprintf(stderr, "busrt-sim: %s\n", err);
+		return 2;
+	}
+	return 0;
+}
+
+/* The plan of a run: --faults FILE / none, the scenario's, or drawn. */
+static int choose_plan(const struct args *a, const struct sim_scenario *sc,
+                       uint64_t seed, struct sim_plan *p, bool *owned,
+                       const struct sim_plan **out)
+{
+	char err[512];
+	*owned = false;
+	if (a->faults && !strcmp(a->faults, "none")) {
+		*out = NULL;
+		return 0;
+	}
+	if (a->faults) {
+		if (sim_plan_load(a->faults, p, err, sizeof(err))) {
+			fprintf(stderr, "busrt-sim: %s\n", err);
+			return 2;
+		}
+		*owned = true;
+		*out = p;
+		return 0;
+	}
+	if (sc->has_plan) {
+		*out = &sc->plan;
+		return 0;
+	}
+	sim_plan_draw(sc, seed, p);
+	*owned = true;
+	*out = p;
+	return 0;
+}
+
+static bool all_ok(const struct sim_report *r)
+{
+	for (int c = 0; c < SIM_C_N; c++)
+		if (!r->ok[c])
+			return false;
+	return true;
+}
+
+static void json_report(const struct sim_scenario *sc,
+                        const struct sim_report *r, const char *plan)
+{
+	printf("{\"scenario\": \"%s\", \"seed\": %llu, \"plan\": \"%s\", "
+	       "\"trace_hash\": \"%016llx\", \"events\": %llu, "
+	       "\"virtual_ms\": %llu, \"published\": %llu, \"delivered\": %llu, "
+	       "\"oracle_delivered\": %llu, \"broker_restarts\": %llu, "
+	       "\"collector_restarts\": %llu, \"faults\": {",
+	       sc->name, (unsigned long long)r->seed, plan,
+	       (unsigned long long)r->trace_hash, (unsigned long long)r->events,
+	       (unsigned long long)(r->virtual_ns / SIM_MS),
+	       (unsigned long long)r->published, (unsigned long long)r->delivered,
+	       (unsigned long long)r->oracle_delivered,
+	       (unsigned long long)r->broker_restarts,
+	       (unsigned long long)r->collector_restarts);
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		printf("%s\"%s\": %llu", k ? ", " : "", sim_fault_names[k],
+		       (unsigned long long)r->faults[k]);
+	printf("}, \"checks\": {");
+	for (int c = 0; c < SIM_C_N; c++) {
+		printf("%s\"%s\": {\"ok\": %s, \"why\": \"", c ? ", " : "",
+		       sim_check_names[c], r->ok[c] ? "true" : "false");
+		for (const char *p = r->why[c]; *p; p++)
+			printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+		printf("\"}");
+	}
+	printf("}, \"ok\": %s}\n", all_ok(r) ? "true" : "false");
+}
+
+static void table_report(const struct sim_scenario *sc,
+                         const struct sim_report *r, const char *plan)
+{
+	printf("busrt-sim: scenario %s, seed %llu, fault plan: %s\n", sc->name,
+	       (unsigned long long)r->seed, plan);
+	printf("  virtual time %.3f s; %llu events published, %llu deliveries "
+	       "(the oracle's: %llu)\n",
+	       r->virtual_ns / 1e9, (unsigned long long)r->published,
+	       (unsigned long long)r->delivered,
+	       (unsigned long long)r->oracle_delivered);
+	printf("  faults:");
+	bool any = false;
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		if (r->faults[k]) {
+			printf(" %s %llu", sim_fault_names[k],
+			       (unsigned long long)r->faults[k]);
+			any = true;
+		}
+	printf("%s; broker restarts %llu, collector restarts %llu\n",
+	       any ? "" : " none", (unsigned long long)r->broker_restarts,
+	       (unsigned long long)r->collector_restarts);
+	printf("  trace: %llu events, hash %016llx\n",
+	       (unsigned long long)r->events, (unsigned long long)r->trace_hash);
+	for (int c = 0; c < SIM_C_N; c++)
+		printf("  %-12s %s%s%s\n", sim_check_names[c],
+		       r->ok[c] ? "ok" : "FAILED", r->ok[c] ? "" : ": ",
+		       r->why[c]);
+}
+
+static const char *plan_label(const struct args *a,
+                              const struct sim_scenario *sc,
+                              const struct sim_plan *p)
+{
+	if (!p)
+		return "none";
+	if (a->faults)
+		return a->faults;
+	return sc->has_plan ? "the scenario's" : "drawn from the seed";
+}
+
+static int run_one(const struct args *a, const struct sim_scenario *sc,
+                   uint64_t seed, FILE *trace, struct sim_report *r,
+                   const char **label)
+{
+	struct sim_plan drawn = {0};
+	const struct sim_plan *plan;
+	bool owned;
+	int rc = choose_plan(a, sc, seed, &drawn, &owned, &plan);
+	if (rc)
+		return rc;
+	*label = plan_label(a, sc, plan);
+	struct sim_options o = {.seed = seed, .plan = plan, .trace = trace};
+	rc = sim_run(sc, &o, r);
+	if (owned)
+		sim_plan_free(&drawn);
+	if (rc) {
+		fprintf(stderr, "busrt-sim: seed %llu: the run got stuck (an "
+		                "instant that never ends)\n",
+		        (unsigned long long)seed);
+		return 1;
+	}
+	return all_ok(r) ? 0 : 1;
+}
+
+/* Runs the seed twice in child processes; on a mismatch, names the first
+ * trace line where they differ. */
+static int determinism(const struct args *a, const struct sim_scenario *sc)
+{
+	char path[2][64];
+	uint64_t hash[2];
+	for (int k = 0; k < 2; k++) {
+		snprintf(path[k], sizeof(path[k]), "/tmp/busrt-sim-%d-%d.trace",
+		         (int)getpid(), k);
+		int fd[2];
+		if (pipe(fd))
+			return 2;
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(fd[0]);
+			FILE *t = fopen(path[k], "w");
+			struct sim_report r;
+			const char *label;
+			run_one(a, sc, a->seed, t, &r, &label);
+			fclose(t);
+			if (write(fd[1], &r.trace_hash, sizeof(r.trace_hash)) < 0)
+				_exit(3);
+			_exit(0);
+		}
+		close(fd[1]);
+		if (read(fd[0], &hash[k], sizeof(hash[k])) != sizeof(hash[k]))
+			hash[k] = (uint64_t)k; /* a child that died differs */
+		close(fd[0]);
+		waitpid(pid, NULL, 0);
+	}
+	int rc = 0;
+	if (hash[0] != hash[1]) {
+		FILE *f0 = fopen(path[0], "r"), *f1 = fopen(path[1], "r");
+		char l0[600], l1[600];
+		for (unsigned long line = 1; f0 && f1; line++) {
+			char *x = fgets(l0, sizeof(l0), f0), *y = fgets(l1, sizeof(l1), f1);
+			if (!x || !y || strcmp(l0, l1)) {
+				printf("determinism: FAILED: the runs diverge at trace "
+				       "line %lu:\n  first:  %s  second: %s", line,
+				       x ? l0 : "(end)\n", y ? l1 : "(end)\n");
+				break;
+			}
+		}
+		if (f0)
+			fclose(f0);
+		if (f1)
+			fclose(f1);
+		rc = 1;
+	} else {
+		printf("determinism: ok (two processes, trace hash %016llx)\n",
+		       (unsigned long long)hash[0]);
+	}
+	unlink(path[0]);
+	unlink(path[1]);
+	return rc;
+}
+
+static int cmd_run(const struct args *a)
+{
+	struct sim_scenario sc;
+	int rc = load_scenario(a->scenario, &sc);
+	if (rc)
+		return rc;
+	FILE *trace = NULL;
+	if (a->trace && !(trace = fopen(a->trace, "w"))) {
+		fprintf(stderr, "busrt-sim: %s: %s\n", a->trace, strerror(errno));
+		sim_scenario_free(&sc);
+		return 2;
+	}
+	struct sim_report r;
+	const char *label = "";
+	rc = run_one(a, &sc, a->seed, trace, &r, &label);
+	if (trace)
+		fclose(trace);
+	if (rc != 2) {
+		if (a->json)
+			json_report(&sc, &r, label);
+		else
+			table_report(&sc, &r, label);
+	}
+	if (rc == 1 && !a->json)
+		printf("  replay: busrt-sim run %s --seed %llu%s%s\n", sc.path,
+		       (unsigned long long)a->seed, a->faults ? " --faults " : "",
+		       a->faults ? a->faults : "");
+	if (rc != 2 && a->determinism) {
+		int d = determinism(a, &sc);
+		if (d && !rc)
+			rc = d;
+	}
+	sim_scenario_free(&sc);
+	return rc;
+}
+
+static int cmd_plan(const struct args *a)
+{
+	struct sim_scenario sc;
+	int rc = load_scenario(a->scenario, &sc);
+	if (rc)
+		return rc;
+	struct sim_plan p;
+	sim_plan_draw(&sc, a->seed, &p);
+	sim_plan_print(stdout, &p);
+	sim_plan_free(&p);
+	sim_scenario_free(&sc);
+	return 0;
+}
+
+/* One line per seed from a worker: seed, exit code, hash, fault counts. */
+struct line {
+	uint64_t seed, hash;
+	int rc;
+	uint64_t faults[SIM_F_KINDS];
+	uint64_t delivered;
+	char why[300];
+};
+
+static int cmd_sweep(const struct args *a)
+{
+	struct sim_scenario sc;
+	int rc = load_scenario(a->scenario, &sc);
+	if (rc)
+		return rc;
+	uint64_t n = a->to - a->from + 1;
+	int jobs = a->jobs > 0 ? a->jobs : 1;
+	int fds[64];
+	pid_t pids[64];
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int j = 0; j < jobs; j++) {
+		int fd[2];
+		if (pipe(fd))
+			return 2;
+		pids[j] = fork();
+		if (pids[j] == 0) {
+			close(fd[0]);
+			for (uint64_t s = a->from + (uint64_t)j; s <= a->to;
+			     s += (uint64_t)jobs) {
+				struct sim_report r;
+				const char *label;
+				struct line ln = {.seed = s};
+				ln.rc = run_one(a, &sc, s, NULL, &r, &label);
+				ln.hash = r.trace_hash;
+				ln.delivered = r.delivered;
+				memcpy(ln.faults, r.faults, sizeof(ln.faults));
+				for (int c = 0; c < SIM_C_N && ln.rc == 1; c++)
+					if (!r.ok[c]) {
+						snprintf(ln.why, sizeof(ln.why), "%s: %s",
+						         sim_check_names[c], r.why[c]);
+						break;
+					}
+				if (write(fd[1], &ln, sizeof(ln)) != sizeof(ln))
+					_exit(3);
+			}
+			_exit(0);
+		}
+		close(fd[1]);
+		fds[j] = fd[0];
+	}
+	struct line *all = calloc(n, sizeof(*all));
+	uint64_t got = 0;
+	for (int j = 0; j < jobs; j++) {
+		struct line ln;
+		while (read(fds[j], &ln, sizeof(ln)) == sizeof(ln)) {
+			all[ln.seed - a->from] = ln;
+			got++;
+			if (got % 50 == 0 || got == n)
+				fprintf(stderr, "busrt-sim: sweep: %llu/%llu seeds\n",
+				        (unsigned long long)got, (unsigned long long)n);
+		}
+		close(fds[j]);
+		waitpid(pids[j], NULL, 0);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	uint64_t failed = 0, faults[SIM_F_KINDS] = {0}, delivered = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		failed += all[i].rc != 0;
+		delivered += all[i].delivered;
+		for (int k = 0; k < SIM_F_KINDS; k++)
+			faults[k] += all[i].faults[k];
+	}
+	printf("busrt-sim: sweep of %s, seeds %llu..%llu (%llu runs, %d jobs): "
+	       "%llu passed, %llu failed, %.1f s wall, %llu deliveries\n",
+	       sc.name, (unsigned long long)a->from, (unsigned long long)a->to,
+	       (unsigned long long)n, jobs, (unsigned long long)(n - failed),
+	       (unsigned long long)failed,
+	       (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+	       (unsigned long long)delivered);
+	printf("  faults injected:");
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		printf(" %s %llu", sim_fault_names[k], (unsigned long long)faults[k]);
+	printf("\n");
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		if (!faults[k] && (!a->faults || strcmp(a->faults, "none")))
+			printf("  never injected: %s\n", sim_fault_names[k]);
+	for (uint64_t i = 0; i < n; i++)
+		if (all[i].rc)
+			printf("  FAILED seed %llu: %s\n    replay: busrt-sim run %s "
+			       "--seed %llu%s%s\n",
+			       (unsigned long long)all[i].seed,
+			       all[i].rc == 1 && all[i].why[0] ? all[i].why
+			                                       : "no result",
+			       sc.path, (unsigned long long)all[i].seed,
+			       a->faults ? " --faults " : "",
+			       a->faults ? a->faults : "");
+	free(all);
+	sim_scenario_free(&sc);
+	return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"seed", required_argument, NULL, 's'},
+		{"seeds", required_argument, NULL, 'S'},
+		{"faults", required_argument, NULL, 'f'},
+		{"trace", required_argument, NULL, 't'},
+		{"json", no_argument, NULL, 'J'},
+		{"check-determinism", no_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct args a = {.seed = 1, .jobs = 1};
+	if (argc < 2)
+		return bad("missing command", NULL);
+	a.cmd = argv[1];
+	if (!strcmp(a.cmd, "-h") || !strcmp(a.cmd, "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	optind = 2;
+	int opt;
+	bool have_seeds = false;
+	while ((opt = getopt_long(argc, argv, "j:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			if (!parse_u64(optarg, &a.seed))
+				return bad("--seed: not a number", optarg);
+			break;
+		case 'S': {
+			char lo[32], *dots = strstr(optarg, "..");
+			size_t k = dots ? (size_t)(dots - optarg) : 0;
+			if (!dots || k >= sizeof(lo))
+				return bad("--seeds: expected A..B", optarg);
+			memcpy(lo, optarg, k);
+			lo[k] = 0;
+			if (!parse_u64(lo, &a.from) || !parse_u64(dots + 2, &a.to) ||
+			    a.to < a.from || a.to - a.from > 10000000)
+				return bad("--seeds: expected A..B with A <= B", optarg);
+			have_seeds = true;
+			break;
+		}
+		case 'j': {
+			uint64_t j;
+			if (!parse_u64(optarg, &j) || j < 1 || j > 64)
+				return bad("-j: 1..64", optarg);
+			a.jobs = (int)j;
+			break;
+		}
+		case 'f':
+			a.faults = optarg;
+			break;
+		case 't':
+			a.trace = optarg;
+			break;
+		case 'J':
+			a.json = true;
+			break;
+		case 'D':
+			a.determinism = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		return bad("expected one SCENARIO", NULL);
+	a.scenario = argv[optind];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(a.cmd, "run"))
+		return cmd_run(&a);
+	if (!strcmp(a.cmd, "plan"))
+		return cmd_plan(&a);
+	if (!strcmp(a.cmd, "sweep")) {
+		if (!have_seeds)
+			return bad("sweep needs --seeds A..B", NULL);
+		return cmd_sweep(&a);
+	}
+	return bad("unknown command", a.cmd);
+}

@@ -1,0 +1,1141 @@
+/*
+ * run.c — one simulated run: the virtual clock and event queue, the
+ * simulated network, the broker core's life (and crashes), the actors
+ * (collectors running procmond's collector code on the scenario's tables,
+ * the agent running the supervision code, monitors) and the faults.
+ *
+ * The network: each connection is two pipes of byte segments; a segment
+ * becomes readable after a latency (50 us plus up to 50 us of jitter, more
+ * in a delay fault) and never before the one ahead of it (FIFO, like TCP).
+ * Reads take what is ready, or 1..16 bytes during a short-I/O fault. A
+ * write completes at once while the reader's pipe holds under SOCKBUF
+ * bytes, later otherwise — so a consumer that stops reading pushes back on
+ * the broker, whose queue policy then acts. Nothing here calls back into a
+ * core from inside one of its calls: core and client effects become events.
+ */
+#include "simint.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SOCKBUF (256u << 10)
+#define REALTIME_BASE 1700000000000000000ull
+
+enum {
+	EV_CONNECT, EV_PUMP_C2B, EV_PUMP_B2C, EV_CDONE, EV_BDONE, EV_CLOSE_C,
+	EV_CLOSE_B, EV_POLL, EV_SPAWN, EV_EXIT, EV_FAULT, EV_FAULT_END,
+};
+
+/* ---- randomness and the trace ------------------------------------------------- */
+uint64_t sim_rand(struct sim_rng *r)
+{
+	return bus_splitmix64(&r->state);
+}
+
+uint64_t sim_below(struct sim_rng *r, uint64_t n)
+{
+	return n ? sim_rand(r) % n : 0;
+}
+
+void sim_trace(struct sim *s, const char *fmt, ...)
+{
+	char line[512];
+	int k = snprintf(line, sizeof(line), "%llu.%06llu ",
+	                 (unsigned long long)(s->now / SIM_MS),
+	                 (unsigned long long)(s->now % SIM_MS));
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(line + k, sizeof(line) - (size_t)k, fmt, ap);
+	va_end(ap);
+	size_t n = (size_t)k + (m > 0 ? (size_t)m : 0);
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
+	for (size_t i = 0; i < n; i++) { /* FNV-1a, 64 bits */
+		s->hash ^= (uint8_t)line[i];
+		s->hash *= 0x100000001b3ull;
+	}
+	s->hash ^= '\n';
+	s->hash *= 0x100000001b3ull;
+	s->r->events++;
+	if (s->o->trace)
+		fprintf(s->o->trace, "%.*s\n", (int)n, line);
+}
+
+/* ---- the event queue ------------------------------------------------------------ */
+static bool ev_less(const struct sim_ev *a, const struct sim_ev *b)
+{
+	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void push(struct sim *s, uint64_t t, int type, int link, uint64_t arg)
+{
+	if (s->n_ev == s->cap_ev) {
+		s->cap_ev = s->cap_ev ? s->cap_ev * 2 : 1024;
+		s->ev = realloc(s->ev, s->cap_ev * sizeof(*s->ev));
+		if (!s->ev)
+			abort();
+	}
+	struct sim_ev e = {t, s->ev_seq++, type, link,
+	                   link >= 0 ? s->links[link].epoch : 0, arg};
+	size_t i = s->n_ev++;
+	while (i > 0 && ev_less(&e, &s->ev[(i - 1) / 2])) {
+		s->ev[i] = s->ev[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	s->ev[i] = e;
+}
+
+static struct sim_ev pop(struct sim *s)
+{
+	struct sim_ev top = s->ev[0], last = s->ev[--s->n_ev];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= s->n_ev)
+			break;
+		if (c + 1 < s->n_ev && ev_less(&s->ev[c + 1], &s->ev[c]))
+			c++;
+		if (!ev_less(&s->ev[c], &last))
+			break;
+		s->ev[i] = s->ev[c];
+		i = c;
+	}
+	if (s->n_ev)
+		s->ev[i] = last;
+	return top;
+}
+
+/* ---- pipes ------------------------------------------------------------------------ */
+static uint64_t latency(struct sim *s)
+{
+	struct sim_rng *r = &s->rng[SIM_RNG_NET];
+	uint64_t d = 50000 + sim_below(r, 50000);
+	if (s->now < s->delay_until)
+		d += s->delay_ns + sim_below(r, s->delay_ns + 1);
+	return d;
+}
+
+static void pipe_clear(struct pipe *p)
+{
+	for (struct seg *g = p->head, *n; g; g = n) {
+		n = g->next;
+		free(g->data);
+		free(g);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+static void arm(struct sim *s, struct link *l, int dir)
+{
+	struct pipe *p = dir ? &l->b2c : &l->c2b;
+	if (p->pump_armed || !p->head || (dir && l->stalled))
+		return;
+	p->pump_armed = true;
+	uint64_t t = p->head->ready > s->now ? p->head->ready : s->now;
+	push(s, t, dir ? EV_PUMP_B2C : EV_PUMP_C2B, l->idx, 0);
+}
+
+static void pipe_push(struct sim *s, struct link *l, int dir,
+                      const struct bus_iov *iov, size_t n)
+{
+	struct pipe *p = dir ? &l->b2c : &l->c2b;
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += iov[i].len;
+	if (!len)
+		return;
+	struct seg *g = calloc(1, sizeof(*g));
+	g->data = malloc(len);
+	if (!g || !g->data)
+		abort();
+	for (size_t i = 0, off = 0; i < n; off += iov[i].len, i++)
+		memcpy(g->data + off, iov[i].base, iov[i].len);
+	g->len = len;
+	uint64_t ready = s->now + latency(s);
+	g->ready = ready > p->last_ready ? ready : p->last_ready;
+	p->last_ready = g->ready;
+	if (p->tail)
+		p->tail->next = g;
+	else
+		p->head = g;
+	p->tail = g;
+	p->bytes += len;
+	arm(s, l, dir);
+}
+
+/* ---- connections ------------------------------------------------------------------ */
+static void deliver_all(struct sim *s, struct link *l, int dir);
+
+/* The connection of l ends. graceful: what is in flight towards the
+ * other side still arrives first (a close after writes; a process that
+ * died with data in its socket). */
+static void teardown(struct sim *s, struct link *l, bool graceful,
+                     const char *why)
+{
+	if (graceful && l->conn)
+		deliver_all(s, l, 0);
+	if (graceful && l->cl && l->conn)
+		deliver_all(s, l, 1);
+	struct bus_conn *conn = l->conn;
+	bool had = conn != NULL || l->cl != NULL;
+	if (l->counted && l->cl) { /* what this connection carried */
+		struct bus_client_stats st;
+		bus_client_stats(l->cl, &st);
+		s->acc_out += st.frames_out - l->base_out;
+		s->acc_in += st.frames_in - st.nops_in + st.acks - l->base_in;
+		if (l->c2b.bytes || l->b2c.bytes)
+			s->acc_lossy = true;
+	} else if (l->counted) {
+		s->acc_lossy = true; /* its client is gone: counts unknown */
+	}
+	l->conn = NULL;
+	l->counted = false;
+	l->epoch++;
+	l->b_write_blocked = false;
+	pipe_clear(&l->c2b);
+	pipe_clear(&l->b2c);
+	if (conn && s->core)
+		bus_core_on_close(s->core, conn, s->now);
+	if (had)
+		sim_trace(s, "close %s (%s)", l->name, why);
+	if (l->cl)
+		bus_client_on_close(l->cl, BUS_ECLOSED);
+}
+
+static void deliver(struct sim *s, struct link *l, int dir, size_t max)
+{
+	struct pipe *p = dir ? &l->b2c : &l->c2b;
+	struct seg *g = p->head;
+	if (!g || g->ready > s->now)
+		return;
+	size_t k = g->len - g->off;
+	if (k > max)
+		k = max;
+	const uint8_t *data = g->data + g->off;
+	g->off += k;
+	p->bytes -= k;
+	uint32_t epoch = l->epoch;
+	if (dir == 0 && l->conn && s->core)
+		bus_core_on_bytes(s->core, l->conn, data, k, s->now);
+	else if (dir == 1 && l->cl)
+		bus_client_on_bytes(l->cl, data, k);
+	if (l->epoch != epoch)
+		return; /* the bytes closed the connection (pipes are gone) */
+	if (g->off == g->len) {
+		p->head = g->next;
+		if (!p->head)
+			p->tail = NULL;
+		free(g->data);
+		free(g);
+	}
+	if (dir == 1 && l->b_write_blocked && p->bytes <= SOCKBUF) {
+		l->b_write_blocked = false;
+		push(s, s->now, EV_BDONE, l->idx, 0);
+	}
+}
+
+static void deliver_all(struct sim *s, struct link *l, int dir)
+{
+	struct pipe *p = dir ? &l->b2c : &l->c2b;
+	uint32_t epoch = l->epoch;
+	while (p->head && l->epoch == epoch) {
+		p->head->ready = s->now;
+		deliver(s, l, dir, SIZE_MAX);
+	}
+}
+
+static void pump(struct sim *s, struct link *l, int dir)
+{
+	struct pipe *p = dir ? &l->b2c : &l->c2b;
+	p->pump_armed = false;
+	if (dir && l->stalled)
+		return;
+	size_t max = s->now < s->short_until
+	                     ? 1 + (size_t)sim_below(&s->rng[SIM_RNG_NET], 16)
+	                     : SIZE_MAX;
+	uint32_t epoch = l->epoch;
+	deliver(s, l, dir, max);
+	if (l->epoch == epoch)
+		arm(s, l, dir);
+}
+
+/* ---- the broker's host ops ---------------------------------------------------------- */
+static void b_write(void *host, void *ctx, const struct bus_iov *iov, size_t n)
+{
+	struct sim *s = host;
+	struct link *l = &s->links[(intptr_t)ctx];
+	pipe_push(s, l, 1, iov, n);
+	if (l->b2c.bytes <= SOCKBUF)
+		push(s, s->now, EV_BDONE, l->idx, 0);
+	else
+		l->b_write_blocked = true;
+}
+
+static void b_set_reading(void *host, void *ctx, bool reading)
+{
+	(void)host, (void)ctx, (void)reading; /* fairness: not simulated */
+}
+
+static void b_close(void *host, void *ctx)
+{
+	struct sim *s = host;
+	push(s, s->now, EV_CLOSE_B, (int)(intptr_t)ctx, 0);
+}
+
+static const struct bus_core_ops b_ops = {b_write, b_set_reading, b_close};
+
+static void broker_start(struct sim *s)
+{
+	s->core = bus_core_new(&s->core_cfg, &b_ops, s, s->now,
+	                       REALTIME_BASE + s->now);
+	if (!s->core)
+		abort();
+	s->broker_up = true;
+	s->acc_out = s->acc_in = 0;
+	s->acc_lossy = false;
+	sim_trace(s, "broker up");
+}
+
+static void broker_crash(struct sim *s)
+{
+	if (!s->broker_up)
+		return;
+	sim_trace(s, "broker crash");
+	for (int i = 0; i < s->n_links; i++) {
+		struct link *l = &s->links[i];
+		if (!l->conn)
+			continue;
+		l->conn = NULL; /* the core goes whole: no per-connection close */
+		teardown(s, l, false, "broker crashed");
+	}
+	bus_core_free(s->core);
+	s->core = NULL;
+	s->broker_up = false;
+	s->r->broker_restarts++;
+}
+
+/* ---- the clients' host ops ------------------------------------------------------------ */
+static uint64_t c_now(void *host)
+{
+	return ((struct link *)host)->s->now;
+}
+
+static uint64_t c_random(void *host)
+{
+	return sim_rand(&((struct link *)host)->s->rng[SIM_RNG_CLIENT]);
+}
+
+static void c_connect(void *host)
+{
+	struct link *l = host;
+	push(l->s, l->s->now + latency(l->s), EV_CONNECT, l->idx, 0);
+}
+
+static void c_write(void *host, const struct bus_iov *iov, size_t n)
+{
+	struct link *l = host;
+	pipe_push(l->s, l, 0, iov, n);
+	push(l->s, l->s->now, EV_CDONE, l->idx, 0);
+}
+
+static void c_close(void *host)
+{
+	struct link *l = host;
+	push(l->s, l->s->now, EV_CLOSE_C, l->idx, 0);
+}
+
+static const struct bus_client_ops c_ops = {c_now, c_random, c_connect,
+                                            c_write, c_close};
+
+static void on_connect(struct sim *s, struct link *l)
+{
+	if (!l->cl && l->kind != LK_ROGUE)
+		return;
+	if (!s->broker_up || s->now < s->refuse_until) {
+		sim_trace(s, "refused %s", l->name);
+		if (l->cl)
+			bus_client_on_close(l->cl, BUS_EIO);
+		return;
+	}
+	l->conn = bus_core_on_connect(s->core, (void *)(intptr_t)l->idx,
+	                              BUS_KIND_LOCAL_IPC, "", "", s->now);
+	if (!l->conn) {
+		if (l->cl)
+			bus_client_on_close(l->cl, BUS_EIO);
+		return;
+	}
+	sim_trace(s, "connect %s", l->name);
+	if (l->kind == LK_ROGUE) { /* bytes no client would send */
+		uint8_t junk[64];
+		size_t n = 1 + sim_below(&s->rng[SIM_RNG_FAULTS], sizeof(junk));
+		for (size_t i = 0; i < n; i++)
+			junk[i] = (uint8_t)sim_rand(&s->rng[SIM_RNG_FAULTS]);
+		struct bus_iov v = {junk, n};
+		pipe_push(s, l, 0, &v, 1);
+		return;
+	}
+	struct bus_client_stats st;
+	bus_client_stats(l->cl, &st);
+	l->base_out = st.frames_out;
+	l->base_in = st.frames_in - st.nops_in + st.acks;
+	l->counted = true;
+	bus_client_on_connected(l->cl);
+}
+
+static int new_link(struct sim *s, enum link_kind kind, int actor,
+                    const char *name)
+{
+	if (s->n_links == s->cap_links)
+		abort(); /* setup sized it: a bug */
+	struct link *l = &s->links[s->n_links];
+	memset(l, 0, sizeof(*l));
+	l->s = s;
+	l->idx = s->n_links;
+	l->kind = kind;
+	l->actor = actor;
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	return s->n_links++;
+}
+
+/* ---- receivers (monitors and the agent) ------------------------------------------------- */
+static struct receiver *recv_of(struct sim *s, struct link *l)
+{
+	return &s->recv[l->kind == LK_AGENT ? s->n_recv - 1 : l->actor];
+}
+
+static int find_pubinc(struct sim *s, const char *src, uint64_t inc)
+{
+	for (int i = s->n_pubs - 1; i >= 0; i--)
+		if (s->pubs[i].incarnation == inc &&
+		    !strcmp(s->links[s->cols[s->pubs[i].collector].link].name, src))
+			return i;
+	return -1;
+}
+
+static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
+                        void *arg)
+{
+	(void)c;
+	struct link *l = arg;
+	struct sim *s = l->s;
+	if (d->kind != BUS_OP_PUBLISH || l->kind == LK_COLLECTOR)
+		return;
+	struct receiver *r = recv_of(s, l);
+	Daemoneye__BusrtEvent *ev = (void *)bus_pb_unpack(
+		&daemoneye__busrt_event__descriptor, d->data, d->len, 1 << 20);
+	struct got g = {.t = s->now, .pubinc = -1};
+	snprintf(g.topic, sizeof(g.topic), "%s", d->topic);
+	if (ev) {
+		g.pubinc = find_pubinc(s, ev->source_collector, ev->incarnation);
+		g.seq = ev->sequence;
+		if (ev->process_event && ev->process_event->process) {
+			g.type = ev->process_event->event_type;
+			g.pid = ev->process_event->process->pid;
+			g.ppid = ev->process_event->process->ppid;
+			g.start_ms = ev->process_event->process->start_time;
+		}
+		bus_pb_free(&ev->base);
+	}
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 1024;
+		r->v = realloc(r->v, r->cap * sizeof(*r->v));
+		if (!r->v)
+			abort();
+	}
+	r->v[r->n++] = g;
+	s->r->delivered++;
+	sim_trace(s, "got %s %s %d %llu", r->name, d->sender, g.pubinc,
+	          (unsigned long long)g.seq);
+}
+
+static void recv_state(struct sim *s, struct receiver *r,
+                       enum bus_client_state st)
+{
+	if (st == BUS_CLIENT_READY) {
+		r->up_since = s->now;
+	} else if (r->up_since != UINT64_MAX) {
+		r->up_since = UINT64_MAX;
+		if (r->n_downs == r->cap_downs) {
+			r->cap_downs = r->cap_downs ? r->cap_downs * 2 : 16;
+			r->downs = realloc(r->downs, r->cap_downs * sizeof(uint64_t));
+			if (!r->downs)
+				abort();
+		}
+		r->downs[r->n_downs++] = s->now;
+	}
+}
+
+/* ---- collectors ------------------------------------------------------------------------ */
+static uint64_t col_now(void *host)
+{
+	return ((struct sim *)((struct link *)host)->s)->now;
+}
+
+static int64_t col_wall(void *host)
+{
+	struct sim *s = ((struct link *)host)->s;
+	return (int64_t)((REALTIME_BASE + s->now) / SIM_MS);
+}
+
+static void acked(struct bus_client *c, int status, void *arg)
+{
+	(void)c;
+	struct link *l = bus_client_host(c);
+	struct sim *s = l->s;
+	uint64_t k = (uint64_t)(uintptr_t)arg;
+	if (s->finishing)
+		return;
+	struct sent *e = &s->pubs[k >> 32].v[k & 0xffffffffu];
+	e->ack = status ? -1 : 1;
+	e->t_ack = s->now;
+}
+
+static int col_publish(void *host, const char *topic, const uint8_t *data,
+                       size_t len)
+{
+	struct link *l = host;
+	struct sim *s = l->s;
+	struct collector *co = &s->cols[l->actor];
+	struct pubinc *pi = &s->pubs[co->pubinc];
+	if (pi->n == pi->cap) {
+		pi->cap = pi->cap ? pi->cap * 2 : 256;
+		pi->v = realloc(pi->v, pi->cap * sizeof(*pi->v));
+		if (!pi->v)
+			abort();
+	}
+	uint64_t key = (uint64_t)co->pubinc << 32 | pi->n;
+	int rc = bus_client_publish(l->cl, topic, data, len, BUS_QOS_PROCESSED,
+	                            acked, (void *)(uintptr_t)key);
+	if (rc)
+		return rc; /* not sent: not in the send log */
+	struct sent *e = &pi->v[pi->n++];
+	memset(e, 0, sizeof(*e));
+	e->t = s->now;
+	e->seq = co->col.src.sequence;
+	snprintf(e->topic, sizeof(e->topic), "%s", topic);
+	s->r->published++;
+	sim_trace(s, "pub %s %llu %s", l->name, (unsigned long long)e->seq,
+	          topic);
+	return 0;
+}
+
+static void col_stop(void *host)
+{
+	(void)host; /* lifecycle.stop from the bus: not in the workload yet */
+}
+
+static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
+                   void *arg)
+{
+	struct link *l = arg;
+	struct sim *s = l->s;
+	if (l->kind != LK_COLLECTOR || !s->cols[l->actor].col_init)
+		return;
+	struct de_served sv;
+	de_collector_serve(&s->cols[l->actor].col, c, q, &sv);
+}
+
+static void on_state(struct bus_client *c, enum bus_client_state st,
+                     int reason, void *arg)
+{
+	(void)c;
+	struct link *l = arg;
+	struct sim *s = l->s;
+	sim_trace(s, "state %s %s %d", l->name, bus_client_state_name(st),
+	          reason);
+	if (st == BUS_CLIENT_READY && l->kind != LK_ROGUE)
+		s->r->reconnects++;
+	if (l->kind == LK_MONITOR || l->kind == LK_AGENT)
+		recv_state(s, recv_of(s, l), st);
+}
+
+static struct bus_client *make_client(struct sim *s, struct link *l)
+{
+	struct bus_client_config cfg;
+	bus_client_config_defaults(&cfg);
+	cfg.name = l->name;
+	cfg.rpc = s->sc->policies.health;
+	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, NULL, l};
+	struct bus_client *c = bus_client_new(&cfg, &c_ops, l, &h);
+	if (!c)
+		abort();
+	return c;
+}
+
+static void table_at(const struct sim_collector_spec *cs, uint64_t t,
+                     struct de_snapshot *snap)
+{
+	const struct sim_table *tab = NULL;
+	for (size_t i = 0; i < cs->n_tables && cs->tables[i].at_ns <= t; i++)
+		tab = &cs->tables[i];
+	for (size_t i = 0; tab && i < tab->n; i++) {
+		const struct sim_proc *p = &tab->v[i];
+		struct de_proc d = {
+			.pid = p->pid, .ppid = p->ppid, .uid = p->uid,
+			.start_ticks = p->start,
+			.start_time_ms = (int64_t)(p->start * 1000 /
+			                           (cs->ticks_per_s ? cs->ticks_per_s : 100)),
+			.accessible = true, .file_exists = true,
+			.name = p->name, .exe = p->exe, .cmdline = p->cmdline,
+			.cmdline_len = p->cmdline_len};
+		memcpy(d.hash, p->hash, sizeof(d.hash));
+		if (de_snapshot_add(snap, &d))
+			abort();
+	}
+}
+
+static void col_poll(struct sim *s, int i)
+{
+	struct collector *co = &s->cols[i];
+	struct link *l = &s->links[co->link];
+	if (!co->alive)
+		return;
+	if (l->cl && bus_client_state(l->cl) == BUS_CLIENT_READY) {
+		struct de_snapshot snap;
+		de_snapshot_init(&snap);
+		snap.taken_ns = s->now;
+		table_at(co->spec, s->now, &snap);
+		de_collector_cycle(&co->col, &snap);
+	}
+	co->next_poll = s->now + co->spec->poll_ns;
+	if (co->next_poll < s->end)
+		push(s, co->next_poll, EV_POLL, -1,
+		     (uint64_t)i << 32 | (uint32_t)co->pubinc);
+}
+
+static void col_spawn(struct sim *s, int i)
+{
+	struct collector *co = &s->cols[i];
+	struct link *l = &s->links[co->link];
+	if (co->alive)
+		return;
+	if (s->n_pubs == s->cap_pubs) {
+		s->cap_pubs = s->cap_pubs ? s->cap_pubs * 2 : 16;
+		s->pubs = realloc(s->pubs, (size_t)s->cap_pubs * sizeof(*s->pubs));
+		if (!s->pubs)
+			abort();
+	}
+	co->pubinc = s->n_pubs++;
+	struct pubinc *pi = &s->pubs[co->pubinc];
+	memset(pi, 0, sizeof(*pi));
+	pi->collector = i;
+	pi->incarnation = s->now; /* virtual start time, ns */
+	pi->started = s->now;
+	pi->ended = UINT64_MAX;
+	struct de_collector_ops ops = {col_now, col_wall, col_publish, NULL,
+	                               col_stop};
+	if (de_collector_init(&co->col, co->spec->id, pi->incarnation,
+	                      co->spec->ticks_per_s, &ops, l))
+		abort();
+	co->col_init = true;
+	if (co->spawned_once)
+		s->r->collector_restarts++;
+	co->spawned_once = true;
+	co->col.scan_interval_ms = (uint32_t)(co->spec->poll_ns / SIM_MS);
+	co->alive = true;
+	l->epoch++;
+	l->cl = make_client(s, l);
+	sim_trace(s, "spawn %s incarnation %llu", l->name,
+	          (unsigned long long)pi->incarnation);
+	static const char *masks[] = {"control/collector/#"};
+	bus_client_subscribe(l->cl, masks, 1, NULL, NULL);
+	bus_client_start(l->cl);
+	bus_client_on_tick(l->cl);
+	if (s->now + co->spec->poll_ns < s->end)
+		push(s, s->now + co->spec->poll_ns, EV_POLL, -1,
+		     (uint64_t)i << 32 | (uint32_t)co->pubinc);
+}
+
+/* The collector process dies (SIGKILL, crash): its socket closes with what
+ * it had written; the agent hears of it by SIGCHLD a moment later. */
+static void col_kill(struct sim *s, int i, const char *why)
+{
+	struct collector *co = &s->cols[i];
+	struct link *l = &s->links[co->link];
+	if (!co->alive)
+		return;
+	co->alive = false;
+	s->pubs[co->pubinc].ended = s->now;
+	sim_trace(s, "kill %s (%s)", l->name, why);
+	if (l->conn)
+		deliver_all(s, l, 0); /* what it wrote before dying arrives */
+	teardown(s, l, false, why);
+	struct bus_client *c = l->cl;
+	l->cl = NULL;
+	bus_client_free(c); /* pending ACKs fail: "not acknowledged" */
+	de_collector_free(&co->col);
+	co->col_init = false;
+	push(s, s->now + SIM_MS, EV_EXIT, -1, (uint64_t)i << 32 | co->pid);
+}
+
+/* ---- the agent ----------------------------------------------------------------------------- */
+static int sup_spawn(void *host, size_t idx, uint32_t *pid)
+{
+	struct sim *s = host;
+	*pid = s->cols[idx].pid = s->next_pid++;
+	push(s, s->now + 5 * SIM_MS, EV_SPAWN, -1, idx);
+	return 0;
+}
+
+static void sup_kill(void *host, size_t idx, uint32_t pid, bool hard)
+{
+	struct sim *s = host;
+	if (s->cols[idx].pid == pid)
+		col_kill(s, (int)idx, hard ? "SIGKILL" : "SIGTERM");
+}
+
+static void hb_done(struct bus_client *c, int status,
+                    const struct bus_rpc_result *r, void *arg)
+{
+	struct link *l = bus_client_host(c);
+	struct sim *s = l->s;
+	uint64_t k = (uint64_t)(uintptr_t)arg;
+	size_t idx = (size_t)(k >> 32);
+	uint64_t seq = k & 0xffffffffu;
+	bool ok = false;
+	if (status == 0) {
+		Daemoneye__HeartbeatResponse *h =
+			(void *)de_reply_unpack("health.heartbeat", r);
+		ok = h && h->sequence == seq;
+		bus_pb_free(h ? &h->base : NULL);
+	}
+	if (s->finishing)
+		return;
+	if (ok) {
+		s->cols[idx].last_hb_ok = s->now;
+		if (s->now >= s->last_fault_end && !s->cols[idx].healed_hb_ok)
+			s->cols[idx].healed_hb_ok = s->now;
+	}
+	sim_trace(s, "heartbeat %s %llu %s", s->sup.c[idx].bus_name,
+	          (unsigned long long)seq, ok ? "ok" : bus_strerror(status));
+	if (!s->finishing)
+		de_sup_on_heartbeat(&s->sup, idx, seq, ok, s->now);
+}
+
+static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
+{
+	struct sim *s = host;
+	struct link *l = &s->links[s->agent_link];
+	Daemoneye__HeartbeatRequest q = DAEMONEYE__HEARTBEAT_REQUEST__INIT;
+	q.sender = DE_AGENT_NAME;
+	q.sequence = seq;
+	int rc = de_call(l->cl, s->sup.c[idx].bus_name, "health.heartbeat",
+	                 &q.base, &s->sup.policies, hb_done,
+	                 (void *)(uintptr_t)((uint64_t)idx << 32 | seq));
+	if (rc)
+		de_sup_on_heartbeat(&s->sup, idx, seq, false, s->now);
+}
+
+static void sup_event(void *host, size_t idx, const char *what,
+                      const char *detail)
+{
+	struct sim *s = host;
+	sim_trace(s, "agent %s %s (%s)", s->sup.c[idx].id, what, detail);
+}
+
+/* ---- faults ------------------------------------------------------------------------------------ */
+static int link_named(struct sim *s, const char *name, int kind_pref)
+{
+	for (int i = 0; i < s->n_links; i++)
+		if (!strcmp(s->links[i].name, name))
+			return i;
+	for (int i = 0; i < s->n_cols && kind_pref == LK_COLLECTOR; i++)
+		if (!strcmp(s->cols[i].spec->id, name))
+			return s->cols[i].link;
+	return -1;
+}
+
+static void window(struct sim *s, uint64_t from, uint64_t to)
+{
+	s->windows = realloc(s->windows, (s->n_windows + 1) * 2 * sizeof(uint64_t));
+	if (!s->windows)
+		abort();
+	s->windows[2 * s->n_windows] = from;
+	s->windows[2 * s->n_windows + 1] = to;
+	s->n_windows++;
+}
+
+static void fault(struct sim *s, size_t i, bool begin)
+{
+	const struct sim_fault *f = &s->o->plan->v[i];
+	uint64_t dur = f->for_ns ? f->for_ns : 500 * SIM_MS;
+	int t;
+	if (!begin) {
+		sim_trace(s, "fault end %s", sim_fault_names[f->kind]);
+		if (f->kind == SIM_F_BROKER_CRASH && !s->broker_up &&
+		    s->now >= s->broker_down_until)
+			broker_start(s); /* the last of overlapping crashes */
+		if (f->kind == SIM_F_SLOW_CONSUMER &&
+		    (t = link_named(s, f->target, LK_MONITOR)) >= 0) {
+			s->links[t].stalled = false;
+			arm(s, &s->links[t], 1);
+		}
+		return;
+	}
+	s->r->faults[f->kind]++;
+	sim_trace(s, "fault %s %s", sim_fault_names[f->kind], f->target);
+	/* losses are allowed from the fault until reconnects settle: the
+	 * client's backoff tops out at 5 s */
+	uint64_t settle = 6 * SIM_S + dur;
+	window(s, s->now, s->now + settle);
+	if (s->now + dur > s->last_fault_end)
+		s->last_fault_end = s->now + dur;
+	switch (f->kind) {
+	case SIM_F_BROKER_CRASH:
+		broker_crash(s);
+		if (s->now + dur > s->broker_down_until)
+			s->broker_down_until = s->now + dur;
+		push(s, s->now + dur, EV_FAULT_END, -1, i);
+		break;
+	case SIM_F_COLLECTOR_CRASH:
+		t = link_named(s, f->target, LK_COLLECTOR);
+		if (t >= 0 && s->links[t].kind == LK_COLLECTOR)
+			col_kill(s, s->links[t].actor, "crashed");
+		break;
+	case SIM_F_RESET:
+		t = link_named(s, f->target, LK_MONITOR);
+		if (t >= 0 && s->links[t].conn)
+			teardown(s, &s->links[t], false, "reset");
+		break;
+	case SIM_F_DELAY:
+		s->delay_until = s->now + dur;
+		s->delay_ns = (f->ms ? f->ms : 20) * SIM_MS;
+		break;
+	case SIM_F_SHORT_IO:
+		s->short_until = s->now + dur;
+		break;
+	case SIM_F_SLOW_CONSUMER:
+		t = link_named(s, f->target, LK_MONITOR);
+		if (t >= 0)
+			s->links[t].stalled = true;
+		push(s, s->now + dur, EV_FAULT_END, -1, i);
+		break;
+	case SIM_F_CONN_LIMIT:
+		s->refuse_until = s->now + dur;
+		break;
+	case SIM_F_MALFORMED: {
+		char name[32];
+		snprintf(name, sizeof(name), "rogue.%zu", i);
+		int k = new_link(s, LK_ROGUE, -1, name);
+		push(s, s->now, EV_CONNECT, k, 0);
+		break;
+	}
+	case SIM_F_KINDS:
+		break;
+	}
+}
+
+void sim_plan_draw(const struct sim_scenario *sc, uint64_t seed,
+                   struct sim_plan *p)
+{
+	struct sim_rng r = {seed ^ 0x5eedf00dull};
+	memset(p, 0, sizeof(*p));
+	bool on[SIM_F_KINDS];
+	bool any = false;
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		any |= on[k] = sim_below(&r, 2);
+	if (!any)
+		return; /* some seeds run fault-free: the exact-equality case */
+	size_t n = 1 + sim_below(&r, 6);
+	p->v = calloc(n, sizeof(*p->v));
+	if (!p->v)
+		return;
+	uint64_t span = sc->duration_ns > SIM_S ? sc->duration_ns - SIM_S : 1;
+	for (size_t i = 0; i < n; i++) {
+		int k;
+		do
+			k = (int)sim_below(&r, SIM_F_KINDS);
+		while (!on[k]);
+		struct sim_fault *f = &p->v[p->n++];
+		f->kind = (enum sim_fault_kind)k;
+		f->at_ns = SIM_S / 2 + sim_below(&r, span) / SIM_MS * SIM_MS;
+		f->for_ns = (50 + sim_below(&r, 1500)) * SIM_MS;
+		f->ms = 1 + sim_below(&r, 40);
+		if (k == SIM_F_COLLECTOR_CRASH)
+			snprintf(f->target, sizeof(f->target), "%s",
+			         sc->collectors[sim_below(&r, sc->n_collectors)].id);
+		else if ((k == SIM_F_RESET || k == SIM_F_SLOW_CONSUMER) &&
+		         sc->n_monitors)
+			snprintf(f->target, sizeof(f->target), "%s",
+			         sc->monitors[sim_below(&r, sc->n_monitors)].name);
+	}
+	/* in time order, for people reading the plan */
+	for (size_t i = 1; i < p->n; i++)
+		for (size_t j = i; j > 0 && p->v[j].at_ns < p->v[j - 1].at_ns; j--) {
+			struct sim_fault t = p->v[j];
+			p->v[j] = p->v[j - 1];
+			p->v[j - 1] = t;
+		}
+}
+
+/* ---- the loop ------------------------------------------------------------------------------------ */
+static void handle(struct sim *s, const struct sim_ev *e)
+{
+	struct link *l = e->link >= 0 ? &s->links[e->link] : NULL;
+	if (l && e->epoch != l->epoch)
+		return; /* for a connection that is gone */
+	switch (e->type) {
+	case EV_CONNECT:
+		on_connect(s, l);
+		break;
+	case EV_PUMP_C2B:
+		pump(s, l, 0);
+		break;
+	case EV_PUMP_B2C:
+		pump(s, l, 1);
+		break;
+	case EV_CDONE:
+		if (l->cl)
+			bus_client_on_written(l->cl, 0);
+		break;
+	case EV_BDONE:
+		if (l->conn && s->core)
+			bus_core_on_written(s->core, l->conn, 0, s->now);
+		break;
+	case EV_CLOSE_C:
+	case EV_CLOSE_B:
+		teardown(s, l, true, e->type == EV_CLOSE_C ? "client closed"
+		                                            : "broker closed");
+		break;
+	case EV_POLL: {
+		int i = (int)(e->arg >> 32);
+		if ((int)(uint32_t)e->arg == s->cols[i].pubinc)
+			col_poll(s, i); /* of this incarnation, not a dead one */
+		break;
+	}
+	case EV_SPAWN:
+		col_spawn(s, (int)e->arg);
+		break;
+	case EV_EXIT: {
+		size_t idx = (size_t)(e->arg >> 32);
+		if (s->sup.c[idx].pid == (uint32_t)e->arg)
+			de_sup_on_exit(&s->sup, idx, "killed", s->now);
+		break;
+	}
+	case EV_FAULT:
+	case EV_FAULT_END:
+		fault(s, (size_t)e->arg, e->type == EV_FAULT);
+		break;
+	}
+}
+
+static uint64_t next_deadline(struct sim *s)
+{
+	uint64_t t = s->n_ev ? s->ev[0].t : UINT64_MAX;
+	if (s->core) {
+		uint64_t d = bus_core_next_deadline(s->core);
+		t = d < t ? d : t;
+	}
+	for (int i = 0; i < s->n_links; i++)
+		if (s->links[i].cl) {
+			uint64_t d = bus_client_next_deadline(s->links[i].cl);
+			t = d < t ? d : t;
+		}
+	if (s->agent_link >= 0 && s->links[s->agent_link].cl) {
+		uint64_t d = de_sup_next_deadline(&s->sup);
+		t = d < t ? d : t;
+	}
+	return t;
+}
+
+static void flush_all(struct sim *s)
+{
+	if (s->core)
+		bus_core_flush(s->core, s->now);
+	for (int i = 0; i < s->n_links; i++)
+		if (s->links[i].cl)
+			bus_client_flush(s->links[i].cl);
+}
+
+static int loop(struct sim *s)
+{
+	uint64_t same = 0, last = UINT64_MAX;
+	for (;;) {
+		flush_all(s);
+		uint64_t t = next_deadline(s);
+		if (t == UINT64_MAX || (t > s->stop && t > s->now))
+			return 0;
+		if (t > s->now)
+			s->now = t;
+		same = s->now == last ? same + 1 : 0;
+		last = s->now;
+		if (same > 10000000)
+			return -1; /* stuck: something re-arms at the same instant */
+		while (s->n_ev && s->ev[0].t <= s->now) {
+			struct sim_ev e = pop(s);
+			handle(s, &e);
+			flush_all(s);
+		}
+		if (s->core && bus_core_next_deadline(s->core) <= s->now)
+			bus_core_on_tick(s->core, s->now);
+		for (int i = 0; i < s->n_links; i++)
+			if (s->links[i].cl &&
+			    bus_client_next_deadline(s->links[i].cl) <= s->now)
+				bus_client_on_tick(s->links[i].cl);
+		if (s->agent_link >= 0 && s->links[s->agent_link].cl &&
+		    de_sup_next_deadline(&s->sup) <= s->now)
+			de_sup_tick(&s->sup, s->now);
+	}
+}
+
+/* End of the run: time stands still while everything in flight arrives
+ * and what it causes is written, so the counters can be compared. */
+static void quiesce(struct sim *s)
+{
+	for (int round = 0; round < 100000; round++) {
+		bool moved = false;
+		flush_all(s);
+		while (s->n_ev && s->ev[0].t <= s->now) {
+			struct sim_ev e = pop(s);
+			handle(s, &e);
+			flush_all(s);
+			moved = true;
+		}
+		for (int i = 0; i < s->n_links; i++) {
+			struct link *l = &s->links[i];
+			if (l->stalled)
+				continue;
+			if (l->c2b.head || l->b2c.head)
+				moved = true;
+			deliver_all(s, l, 0);
+			deliver_all(s, l, 1);
+		}
+		if (!moved)
+			return;
+	}
+}
+
+static void setup(struct sim *s)
+{
+	const struct sim_scenario *sc = s->sc;
+	for (int k = 0; k < SIM_RNG_N; k++) { /* one sub-seed per subsystem */
+		uint64_t x = s->o->seed + 0x1000 * (uint64_t)(k + 1);
+		s->rng[k].state = bus_splitmix64(&x);
+	}
+	bus_core_config_defaults(&s->core_cfg, true);
+	s->core_cfg.slow_policy = sc->slow_policy;
+	s->core_cfg.limits.queue_frames_max = sc->queue_frames_max;
+	s->core_cfg.timeout_ns = 2 * SIM_S;
+	s->next_pid = 1000;
+	s->agent_link = -1;
+	broker_start(s);
+	s->n_recv = (int)sc->n_monitors + 1;
+	s->recv = calloc((size_t)s->n_recv, sizeof(*s->recv));
+	s->n_cols = (int)sc->n_collectors;
+	s->cols = calloc((size_t)s->n_cols, sizeof(*s->cols));
+	s->cap_links = s->n_cols + s->n_recv +
+	               (int)(s->o->plan ? s->o->plan->n : 0);
+	s->links = calloc((size_t)s->cap_links, sizeof(*s->links));
+	if (!s->recv || !s->cols || !s->links)
+		abort();
+	/* links first (the array moves while growing), then clients */
+	for (int i = 0; i < s->n_cols; i++) {
+		char name[DE_BUS_NAME_BYTES_MAX];
+		snprintf(name, sizeof(name), "collector.process.%s",
+		         sc->collectors[i].id);
+		s->cols[i].spec = &sc->collectors[i];
+		s->cols[i].link = new_link(s, LK_COLLECTOR, i, name);
+	}
+	for (int i = 0; i < (int)sc->n_monitors; i++) {
+		struct receiver *r = &s->recv[i];
+		snprintf(r->name, sizeof(r->name), "%s", sc->monitors[i].name);
+		memcpy(r->masks, sc->monitors[i].masks, sizeof(r->masks));
+		r->n_masks = sc->monitors[i].n_masks;
+		r->link = new_link(s, LK_MONITOR, i, r->name);
+		r->up_since = UINT64_MAX;
+	}
+	struct receiver *ag = &s->recv[s->n_recv - 1];
+	snprintf(ag->name, sizeof(ag->name), "%s", DE_AGENT_NAME);
+	snprintf(ag->masks[0], sizeof(ag->masks[0]), "events/#");
+	ag->n_masks = 1;
+	ag->up_since = UINT64_MAX;
+	s->agent_link = ag->link = new_link(s, LK_AGENT, 0, DE_AGENT_NAME);
+	/* the clients of monitors and the agent; collectors are spawned by
+	 * the agent's supervision */
+	for (int i = 0; i < s->n_recv; i++) {
+		struct link *l = &s->links[s->recv[i].link];
+		l->cl = make_client(s, l);
+		const char *m[8];
+		for (int k = 0; k < s->recv[i].n_masks; k++)
+			m[k] = s->recv[i].masks[k];
+		bus_client_subscribe(l->cl, m, (size_t)s->recv[i].n_masks, NULL,
+		                     NULL);
+		bus_client_start(l->cl);
+		bus_client_on_tick(l->cl);
+	}
+	struct de_sup_ops ops = {sup_spawn, sup_kill, sup_heartbeat, sup_event};
+	de_sup_init(&s->sup, &sc->policies, &ops, s);
+	for (int i = 0; i < s->n_cols; i++) {
+		de_sup_add(&s->sup, sc->collectors[i].id, "process");
+		de_sup_start(&s->sup, (size_t)i, s->now);
+	}
+	for (size_t i = 0; s->o->plan && i < s->o->plan->n; i++)
+		push(s, s->o->plan->v[i].at_ns, EV_FAULT, -1, i);
+}
+
+static void teardown_all(struct sim *s)
+{
+	s->finishing = true;
+	for (int i = 0; i < s->n_links; i++) {
+		struct link *l = &s->links[i];
+		pipe_clear(&l->c2b);
+		pipe_clear(&l->b2c);
+		if (l->cl)
+			bus_client_free(l->cl);
+		l->cl = NULL;
+	}
+	for (int i = 0; i < s->n_cols; i++)
+		if (s->cols[i].col_init)
+			de_collector_free(&s->cols[i].col);
+	if (s->core)
+		bus_core_free(s->core);
+	for (int i = 0; i < s->n_recv; i++) {
+		free(s->recv[i].v);
+		free(s->recv[i].downs);
+	}
+	for (int i = 0; i < s->n_pubs; i++)
+		free(s->pubs[i].v);
+	free(s->pubs);
+	free(s->recv);
+	free(s->cols);
+	free(s->links);
+	free(s->ev);
+	free(s->windows);
+}
+
+int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
+            struct sim_report *r)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->seed = o->seed;
+	s->sc = sc;
+	s->o = o;
+	s->r = r;
+	s->hash = 0xcbf29ce484222325ull;
+	s->end = sc->duration_ns;
+	for (size_t i = 0; o->plan && i < o->plan->n; i++) {
+		const struct sim_fault *f = &o->plan->v[i];
+		uint64_t e = f->at_ns + (f->for_ns ? f->for_ns : 500 * SIM_MS);
+		if (e > s->last_fault_end)
+			s->last_fault_end = e;
+	}
+	s->stop = s->end > s->last_fault_end + sc->liveness_ns
+	                  ? s->end
+	                  : s->last_fault_end + sc->liveness_ns;
+	s->stop += 2 * SIM_S; /* drain: the last events reach everyone */
+	setup(s);
+	int rc = loop(s);
+	r->virtual_ns = s->now;
+	if (rc == 0) {
+		quiesce(s);
+		sim_check_all(s, r);
+	}
+	r->trace_hash = s->hash;
+	teardown_all(s);
+	free(s);
+	return rc;
+}

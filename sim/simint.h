@@ -1,0 +1,153 @@
+/*
+ * simint.h — the simulator's insides, shared by run.c (network, clock,
+ * actors, faults) and check.c (the checkers).
+ */
+#ifndef BUS_SIMINT_H
+#define BUS_SIMINT_H
+
+#include "sim.h"
+
+/* ---- what the actors saw, for the checkers ------------------------------- */
+struct sent {                  /* one event a collector handed to its client */
+	uint64_t t, t_ack;
+	uint64_t seq;
+	int ack;                   /* 0 pending, 1 OK, -1 failed */
+	char topic[40];
+};
+
+struct pubinc {                /* one collector incarnation's send log */
+	int collector;
+	uint64_t incarnation;
+	uint64_t started, ended;   /* ended: UINT64_MAX while alive */
+	struct sent *v;
+	size_t n, cap;
+};
+
+struct got {                   /* one event a receiver got */
+	uint64_t t;
+	int pubinc;                /* index into sim.pubs, -1 unknown */
+	uint64_t seq;
+	int type;                  /* de_event_type */
+	uint32_t pid, ppid;
+	int64_t start_ms;
+	char topic[40];
+};
+
+struct receiver {              /* a monitor, or the agent */
+	char name[64];
+	char masks[8][128];
+	int n_masks;
+	int link;
+	struct got *v;
+	size_t n, cap;
+	/* connection history: intervals in which it was READY and
+	 * subscribed, for "stayed connected" */
+	uint64_t up_since;         /* UINT64_MAX: down */
+	uint64_t *downs;           /* times it went down */
+	size_t n_downs, cap_downs;
+};
+
+struct sim;
+/* check.c */
+void sim_check_all(struct sim *s, struct sim_report *r);
+bool sim_mask_match(const char *mask, const char *topic);
+
+/* ---- the run (run.c) --------------------------------------------------------- */
+struct seg {
+	uint8_t *data;
+	size_t len, off;
+	uint64_t ready;
+	struct seg *next;
+};
+
+struct pipe {
+	struct seg *head, *tail;
+	size_t bytes;
+	uint64_t last_ready;
+	bool pump_armed;
+};
+
+enum link_kind { LK_COLLECTOR, LK_AGENT, LK_MONITOR, LK_ROGUE };
+
+struct link {
+	struct sim *s;
+	int idx;
+	enum link_kind kind;
+	int actor;                 /* collector / receiver index */
+	char name[DE_BUS_NAME_BYTES_MAX];
+	struct bus_client *cl;
+	struct bus_conn *conn;
+	uint32_t epoch;            /* bumps when the connection ends */
+	struct pipe c2b, b2c;
+	bool c_write_done_due, b_write_blocked;
+	bool stalled;              /* slow consumer: stops reading */
+	uint64_t base_out, base_in; /* client frame counters at connect */
+	bool counted;              /* connected to the current broker */
+};
+
+struct collector {
+	const struct sim_collector_spec *spec;
+	bool alive, spawned_once;
+	int link;
+	int pubinc;                /* current incarnation's log */
+	uint32_t pid;              /* as the agent knows it */
+	struct de_collector col;
+	bool col_init;
+	uint64_t next_poll;
+	uint64_t last_hb_ok;       /* the agent's last answered heartbeat */
+	uint64_t healed_hb_ok;     /* its first after the last fault healed */
+};
+
+struct sim_ev {
+	uint64_t t, seq;
+	int type, link;
+	uint32_t epoch;
+	uint64_t arg;
+};
+
+struct sim {
+	const struct sim_scenario *sc;
+	const struct sim_options *o;
+	struct sim_report *r;
+	uint64_t now;
+	uint64_t end;              /* when the workload stops */
+	uint64_t stop;             /* when the run stops */
+	struct sim_rng rng[SIM_RNG_N];
+	/* the event queue: a binary heap on (t, seq) */
+	struct sim_ev *ev;
+	size_t n_ev, cap_ev;
+	uint64_t ev_seq;
+	/* the broker */
+	struct bus_core *core;
+	bool broker_up;
+	struct bus_core_config core_cfg;
+	/* links and actors */
+	struct link *links;        /* fixed capacity: clients point into it */
+	int n_links, cap_links;
+	struct collector *cols;
+	int n_cols;
+	struct receiver *recv;     /* monitors, then the agent (last) */
+	int n_recv;
+	int agent_link;
+	struct de_sup sup;
+	uint32_t next_pid;
+	struct pubinc *pubs;
+	int n_pubs, cap_pubs;
+	/* fault state */
+	uint64_t delay_until, delay_ns, short_until, refuse_until;
+	uint64_t broker_down_until; /* overlapping crashes: the latest end */
+	uint64_t last_fault_end;
+	uint64_t *windows;         /* [start, end) pairs of fault windows */
+	size_t n_windows;
+	/* accounting of the current broker incarnation */
+	uint64_t acc_out, acc_in;  /* frames of connections that ended */
+	bool acc_lossy;            /* bytes died in flight */
+	bool finishing;            /* tearing down: callbacks do nothing */
+	/* the trace */
+	uint64_t hash;
+};
+
+void sim_trace(struct sim *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif
