@@ -36,7 +36,7 @@ TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: all deps deps-test run run-broker run-standalone bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
+.PHONY: FORCE all deps deps-test run run-broker run-daemoneye run-standalone sim-test bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -71,9 +71,20 @@ $(O)/bin/%: $(O)/obj/broker/apps/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
+# busrt-sim links the simulator build of the library: the same sources
+# compiled with -DBUS_SIM (planted bugs, selectable at run time) in their
+# own tree, $(O)/sim.
+ifeq ($(SIMBUILD),)
+$(O)/bin/busrt-sim: FORCE
+	@$(MAKE) --no-print-directory O=$(O)/sim SIMBUILD=1 OPT="$(OPT)" \
+		SAN="$(SAN)" CFLAGS="$(CFLAGS) -DBUS_SIM" $(O)/sim/bin/busrt-sim
+	@mkdir -p $(dir $@) && cp $(O)/sim/bin/busrt-sim $@
+else
 $(O)/bin/busrt-sim: $(O)/obj/sim/main.o $(SIM_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS_ALL)
+endif
+FORCE:
 
 $(O)/bin/busrt-bench: $(O)/obj/bench/busrt-bench.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -106,11 +117,17 @@ $(GEN_USERS): | $(O)/gen/daemoneye.pb-c.h
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
 
-# make run: DaemonEye's default deployment (daemoneye-agent hosting the
-# embedded broker, supervising procmond; busrt-cli --proto watching);
-# run-broker: the broker alone (in-process clients, busrt-cli over the
-# socket); run-standalone: busrtd + Python.
+# make run: the simulator replays the shipped scenarios with their fault
+# plans and prints its reports, then DaemonEye runs for real for a few
+# seconds (run-daemoneye: daemoneye-agent hosting the embedded broker,
+# supervising procmond; busrt-cli --proto watching); run-broker: the
+# broker alone (in-process clients, busrt-cli over the socket);
+# run-standalone: busrtd + Python.
 run: all
+	@set -e; for sc in scenarios/*.yaml; do $(O)/bin/busrt-sim run $$sc --seed 1; echo; done
+	scripts/daemoneye-demo.sh $(O)/bin
+
+run-daemoneye: all
 	scripts/daemoneye-demo.sh $(O)/bin
 
 run-broker: all
@@ -125,9 +142,15 @@ test: deps-test
 	@scripts/stage.sh build $(MAKE) --no-print-directory all tests
 	@scripts/stage.sh unit $(MAKE) --no-print-directory unit
 	@scripts/stage.sh fuzz-regress $(MAKE) --no-print-directory fuzz-regress
+	@scripts/stage.sh sim $(MAKE) --no-print-directory sim-test
 	@scripts/stage.sh pytest $(MAKE) --no-print-directory pytest
 
 tests: $(TEST_BIN) $(O)/tests/perf_core
+
+# the simulator over every shipped scenario (scripts/sim-test.sh)
+sim-test: all
+	@$(ASAN_MAKE) build/asan/bin/busrt-sim >/dev/null
+	@scripts/sim-test.sh $(O)/bin/busrt-sim build/asan/bin/busrt-sim
 
 unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done

@@ -149,6 +149,8 @@ static void projection(struct sim *s, struct sim_report *r, int pi,
 				fail(r, SIM_C_DELIVERY,
 				     "%s: %s seq %llu duplicated (%llu)", rc->name,
 				     pub_name(s, pi), x->seq, j, x->t);
+			else
+				seen[j] = 1; /* late (reordered), not lost */
 			continue;
 		}
 		seen[k] = 1;

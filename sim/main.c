@@ -5,6 +5,9 @@
  *                 [--json] [--check-determinism]
  *   busrt-sim sweep SCENARIO --seeds A..B [-j N] [--faults FILE|none]
  *   busrt-sim plan SCENARIO --seed N      (the fault plan a seed draws)
+ *   (run and sweep) --plant BUG: a planted bug of the simulator build, to
+ *   see a checker fail: dup, swap, drop-acked, no-resubscribe,
+ *   no-restart, miscount, lifecycle
  *
  * SCENARIO is a file, or a name under scenarios/ (default). The fault
  * plan: --faults FILE, none, else the scenario's own, else one drawn from
@@ -31,8 +34,31 @@ static void usage(FILE *f)
 	        "       busrt-sim sweep SCENARIO --seeds A..B [-j N] "
 	        "[--faults FILE|none]\n"
 	        "       busrt-sim plan SCENARIO --seed N\n"
+	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
+	        "no-resubscribe, no-restart, miscount, lifecycle\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
 	        "all checks hold, 1 a check failed, 2 bad input.\n");
+}
+
+static const struct {
+	const char *name;
+	uint32_t bit;
+} plants[] = {
+	{"dup", BUS_PLANT_DUP},
+	{"swap", BUS_PLANT_SWAP},
+	{"drop-acked", BUS_PLANT_DROP_ACKED},
+	{"no-resubscribe", BUS_PLANT_NO_RESUBSCRIBE},
+	{"no-restart", BUS_PLANT_NO_RESTART},
+	{"miscount", BUS_PLANT_MISCOUNT},
+	{"lifecycle", BUS_PLANT_LIFECYCLE},
+};
+
+static uint32_t plant_bit(const char *name)
+{
+	for (size_t i = 0; i < sizeof(plants) / sizeof(plants[0]); i++)
+		if (!strcmp(plants[i].name, name))
+			return plants[i].bit;
+	return 0;
 }
 
 struct args {
@@ -424,6 +450,7 @@ int main(int argc, char **argv)
 		{"trace", required_argument, NULL, 't'},
 		{"json", no_argument, NULL, 'J'},
 		{"check-determinism", no_argument, NULL, 'D'},
+		{"plant", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	struct args a = {.seed = 1, .jobs = 1};
@@ -475,6 +502,15 @@ int main(int argc, char **argv)
 		case 'D':
 			a.determinism = true;
 			break;
+		case 'p': {
+			uint32_t bit = plant_bit(optarg);
+			if (!bit)
+				return bad("--plant: unknown bug (dup, swap, "
+				           "drop-acked, no-resubscribe, no-restart, "
+				           "miscount, lifecycle)", optarg);
+			bus_sim_plant |= bit;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;

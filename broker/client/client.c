@@ -963,6 +963,8 @@ static int masks_frame(struct bus_client *c, uint8_t op,
 /* After registration: the recorded subscriptions and exclusions again. */
 static int resubscribe(struct bus_client *c)
 {
+	if (BUS_PLANTED(BUS_PLANT_NO_RESUBSCRIBE) && c->stx.connects > 1)
+		return 0; /* planted: the masks stay recorded, unsent */
 	struct maskset *sets[2] = {&c->subs, &c->excl};
 	uint8_t ops[2] = {BUS_OP_SUBSCRIBE, BUS_OP_EXCLUDE};
 	for (int s = 0; s < 2; s++) {

@@ -309,17 +309,46 @@ static enum bus_slow_policy policy_of(const struct bus_core *core,
 }
 
 /* Queues m for c; may_park: the caller can park the frame (block policy). */
+/* The simulator build's planted queue bugs (bus.h): m was just queued. */
+static void plant_queue(struct bus_core *core, struct bus_conn *c,
+                        struct bus_msg *m)
+{
+	if (BUS_PLANTED(BUS_PLANT_DUP) && ++core->plant_n % 29 == 0 &&
+	    q_push(core, c, m) == 0) {
+		c->w_frames++; /* counted, so only the delivery check sees it */
+		core->st.w_frames++;
+	}
+	uint32_t last = c->q_count - 1;
+	if (BUS_PLANTED(BUS_PLANT_SWAP) && ++core->plant_n % 17 == 0 &&
+	    c->q_count >= c->q_inflight + 2) {
+		struct bus_msg **a = &c->q[(c->q_head + last) % c->q_cap];
+		struct bus_msg **b = &c->q[(c->q_head + last - 1) % c->q_cap];
+		if ((*b)->len > 6 && (*b)->data[0] == BUS_OP_PUBLISH) {
+			struct bus_msg *t = *a;
+			*a = *b;
+			*b = t;
+		}
+	}
+}
+
 static enum deliver_res deliver(struct bus_core *core, struct bus_conn *c,
                                 struct bus_msg *m, bool realtime,
                                 bool may_park)
 {
 	if (c->close != BUS_CLOSE_NONE)
 		return DLV_DROPPED;
+	bool planted_pub = BUS_PLANTED(~0u) && m->len > 6 &&
+	                   m->data[0] == BUS_OP_PUBLISH;
+	if (planted_pub && BUS_PLANTED(BUS_PLANT_DROP_ACKED) &&
+	    ++core->plant_n % 23 == 0)
+		return DLV_OK; /* planted: lost without a trace */
 	if (!q_full(core, c, m)) {
 		if (q_push(core, c, m) != 0) {
 			core->st.drops_slow++;
 			return DLV_DROPPED;
 		}
+		if (planted_pub)
+			plant_queue(core, c, m);
 		if (m->len > 1 && m != core->m_nop &&
 		    m != core->m_greeting) { /* frames, not handshake bytes */
 			c->w_frames++;
@@ -893,7 +922,8 @@ static void on_frame(struct bus_core *core, struct bus_conn *c,
 		return;
 	c->r_frames++;
 	c->r_bytes += f->len;
-	core->st.r_frames++;
+	if (!(BUS_PLANTED(BUS_PLANT_MISCOUNT) && ++core->plant_n % 31 == 0))
+		core->st.r_frames++;
 	core->st.r_bytes += f->len;
 	switch (f->op) {
 	case BUS_OP_PUBLISH:

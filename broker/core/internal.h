@@ -253,6 +253,7 @@ struct bus_pending_ann {
 };
 
 struct bus_core {
+	uint64_t plant_n; /* the simulator build's planted bugs: a counter */
 	struct bus_core_config cfg;
 	struct bus_allocator a;
 	struct bus_core_ops ops;

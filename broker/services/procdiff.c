@@ -198,8 +198,11 @@ static void discover(const struct de_snapshot *cur, uint8_t *mark, size_t j,
 	     depth < 64 && k < cur->n && cur->v[k].pid == p->ppid; k++)
 		if (cur->v[k].start_ticks <= p->start_ticks)
 			discover(cur, mark, k, topic, emit, arg, depth + 1);
+	if (BUS_PLANTED(BUS_PLANT_LIFECYCLE)) /* planted: the wrong order */
+		emit_hash(emit, arg, p, NULL);
 	emit(arg, DE_DISCOVERY, topic, p);
-	emit_hash(emit, arg, p, NULL);
+	if (!BUS_PLANTED(BUS_PLANT_LIFECYCLE))
+		emit_hash(emit, arg, p, NULL);
 }
 
 void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,

@@ -205,7 +205,10 @@ void de_sup_on_exit(struct de_sup *s, size_t idx, const char *how,
 	c->pid = 0;
 	c->hb_inflight = false;
 	note(s, idx, "exited", how);
-	if (was_running && c->want_running) {
+	if (was_running && c->want_running &&
+	    BUS_PLANTED(BUS_PLANT_NO_RESTART)) {
+		c->state = DE_SUP_STOPPED; /* planted: never restarted */
+	} else if (was_running && c->want_running) {
 		c->state = DE_SUP_FAILED; /* died on its own */
 		died(s, idx, now, how);
 	} else if (c->state == DE_SUP_STOPPING && c->restart_after_exit &&

@@ -87,6 +87,26 @@ struct bus_allocator {
 	void *ctx;
 };
 
+/* ---- the simulator build only (-DBUS_SIM) ------------------------------------
+ * Planted bugs, selected at run time by busrt-sim --plant, prove that each
+ * of the simulator's checkers can fail. Nothing of this exists in any
+ * other build: BUS_PLANTED is 0 there and the code folds away. */
+enum bus_plant {
+	BUS_PLANT_DUP = 1 << 0,          /* a published frame queued twice */
+	BUS_PLANT_SWAP = 1 << 1,         /* two published frames swapped */
+	BUS_PLANT_DROP_ACKED = 1 << 2,   /* a routed publish silently dropped */
+	BUS_PLANT_NO_RESUBSCRIBE = 1 << 3, /* the client forgets to resubscribe */
+	BUS_PLANT_NO_RESTART = 1 << 4,   /* supervision leaves the dead dead */
+	BUS_PLANT_MISCOUNT = 1 << 5,     /* a frame read goes uncounted */
+	BUS_PLANT_LIFECYCLE = 1 << 6,    /* a hash UPDATE before its DISCOVERY */
+};
+#ifdef BUS_SIM
+extern uint32_t bus_sim_plant;
+#define BUS_PLANTED(bit) ((bus_sim_plant & (bit)) != 0)
+#else
+#define BUS_PLANTED(bit) 0
+#endif
+
 /* ---- a small deterministic generator (splitmix64): one step of *state.
  * Hosts use it for reconnect jitter; the simulator for its sub-seeds. ----- */
 uint64_t bus_splitmix64(uint64_t *state);
