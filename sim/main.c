@@ -5,6 +5,8 @@
  *                 [--json] [--check-determinism]
  *   busrt-sim sweep SCENARIO --seeds A..B [-j N] [--faults FILE|none]
  *   busrt-sim plan SCENARIO --seed N      (the fault plan a seed draws)
+ *   busrt-sim record [--poll-ms N] [--seconds S] [--command CMD]
+ *                    [--subtree] [--name NAME] [--out FILE]
  *   (run and sweep) --plant BUG: a planted bug of the simulator build, to
  *   see a checker fail: dup, swap, drop-acked, no-resubscribe,
  *   no-restart, miscount, lifecycle
@@ -34,6 +36,9 @@ static void usage(FILE *f)
 	        "       busrt-sim sweep SCENARIO --seeds A..B [-j N] "
 	        "[--faults FILE|none]\n"
 	        "       busrt-sim plan SCENARIO --seed N\n"
+	        "       busrt-sim record [--poll-ms N] [--seconds S] "
+	        "[--command CMD] [--subtree]\n"
+	        "                        [--name NAME] [--out FILE]\n"
 	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
 	        "no-resubscribe, no-restart, miscount, lifecycle\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
@@ -441,6 +446,53 @@ static int cmd_sweep(const struct args *a)
 	return failed ? 1 : 0;
 }
 
+static int cmd_record(int argc, char **argv)
+{
+	static const struct option o[] = {
+		{"poll-ms", required_argument, NULL, 'p'},
+		{"seconds", required_argument, NULL, 's'},
+		{"command", required_argument, NULL, 'c'},
+		{"subtree", no_argument, NULL, 'T'},
+		{"name", required_argument, NULL, 'n'},
+		{"out", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0}};
+	uint64_t poll = 20, secs = 10;
+	const char *cmd = NULL, *name = "recording", *outp = NULL;
+	bool sub = false;
+	int opt;
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			if (!parse_u64(optarg, &poll) || poll < 1 || poll > 60000)
+				return bad("--poll-ms: 1..60000", optarg);
+			break;
+		case 's':
+			if (!parse_u64(optarg, &secs) || secs < 1 || secs > 3600)
+				return bad("--seconds: 1..3600", optarg);
+			break;
+		case 'c': cmd = optarg; break;
+		case 'T': sub = true; break;
+		case 'n': name = optarg; break;
+		case 'o': outp = optarg; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc)
+		return bad("record takes no SCENARIO", argv[optind]);
+	if (sub && !cmd)
+		return bad("--subtree needs --command", NULL);
+	FILE *out = outp ? fopen(outp, "w") : stdout;
+	if (!out) {
+		fprintf(stderr, "busrt-sim: %s: %s\n", outp, strerror(errno));
+		return 2;
+	}
+	int rc = sim_record(name, poll, (double)secs, cmd, sub, out);
+	if (outp)
+		fclose(out);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -457,6 +509,8 @@ int main(int argc, char **argv)
 	if (argc < 2)
 		return bad("missing command", NULL);
 	a.cmd = argv[1];
+	if (!strcmp(a.cmd, "record"))
+		return cmd_record(argc, argv);
 	if (!strcmp(a.cmd, "-h") || !strcmp(a.cmd, "--help")) {
 		usage(stdout);
 		return 0;

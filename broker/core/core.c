@@ -313,11 +313,8 @@ static enum bus_slow_policy policy_of(const struct bus_core *core,
 static void plant_queue(struct bus_core *core, struct bus_conn *c,
                         struct bus_msg *m)
 {
-	if (BUS_PLANTED(BUS_PLANT_DUP) && ++core->plant_n % 29 == 0 &&
-	    q_push(core, c, m) == 0) {
-		c->w_frames++; /* counted, so only the delivery check sees it */
-		core->st.w_frames++;
-	}
+	if (BUS_PLANTED(BUS_PLANT_DUP) && ++core->plant_n % 29 == 0)
+		q_push(core, c, m); /* written and counted twice */
 	uint32_t last = c->q_count - 1;
 	if (BUS_PLANTED(BUS_PLANT_SWAP) && ++core->plant_n % 17 == 0 &&
 	    c->q_count >= c->q_inflight + 2) {
@@ -349,13 +346,6 @@ static enum deliver_res deliver(struct bus_core *core, struct bus_conn *c,
 		}
 		if (planted_pub)
 			plant_queue(core, c, m);
-		if (m->len > 1 && m != core->m_nop &&
-		    m != core->m_greeting) { /* frames, not handshake bytes */
-			c->w_frames++;
-			c->w_bytes += m->len;
-			core->st.w_frames++;
-			core->st.w_bytes += m->len;
-		}
 		if (realtime)
 			conn_write(core, c);
 		else
@@ -1188,6 +1178,16 @@ void bus_core_on_written(struct bus_core *core, struct bus_conn *c,
 	BUS_ASSERT(c->q_inflight > 0);
 	for (uint32_t i = 0; i < c->q_inflight; i++) {
 		struct bus_msg *m = c->q[(c->q_head + i) % c->q_cap];
+		/* frames count as written when the write completes (queued
+		 * ones dropped with their connection never were); not the
+		 * handshake's bytes, not keepalive NOPs */
+		if (status >= 0 && m->len > 1 && m != core->m_nop &&
+		    m != core->m_greeting) {
+			c->w_frames++;
+			c->w_bytes += m->len;
+			core->st.w_frames++;
+			core->st.w_bytes += m->len;
+		}
 		c->q_bytes -= m->len;
 		core->queued_bytes -= m->len;
 		bus__msg_unref(&core->a, m);
