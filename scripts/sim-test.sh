@@ -51,4 +51,28 @@ no-restart     liveness     $plan
 miscount       accounting   none
 lifecycle      lifecycle    none
 PLANTS
+
+# The ledger: every failure that ever exposed a bug, replayed; all pass now.
+for f in scenarios/regress/*.yaml; do
+  out=$("$SIM" replay "$f" 2>&1); r=$?
+  printf 'sim: regress %-34s %s\n' "$(basename "$f" .yaml)" "$([ $r = 0 ] && echo ok || echo FAILED)"
+  [ $r = 0 ] || { echo "$out"; rc=1; }
+done
+
+# Shrinking: a planted bug found under a 20-fault plan shrinks to <= 3.
+tmp=$(mktemp -d /tmp/simXXXXXX)
+"$SIM" run default --plant no-restart --faults scenarios/plans/twenty-faults.yaml \
+  --save "$tmp/fail.yaml" >/dev/null 2>&1
+if "$SIM" shrink "$tmp/fail.yaml" --out "$tmp/small.yaml" >"$tmp/log" 2>&1; then
+  n=$(grep -c '^  - {at_ms' "$tmp/small.yaml")
+  "$SIM" replay "$tmp/small.yaml" >/dev/null 2>&1; still=$?
+  if [ "$n" -le 3 ] && [ $still = 1 ]; then
+    echo "sim: shrink: $(sed 's/ (still fails.*//' "$tmp/log"): $n fault(s) left, and it still fails"
+  else
+    echo "sim: FAILED: shrink left $n faults or the result no longer fails"; cat "$tmp/log"; rc=1
+  fi
+else
+  echo "sim: FAILED: shrink"; cat "$tmp/log"; rc=1
+fi
+rm -rf "$tmp"
 exit $rc

@@ -5,6 +5,10 @@
  *                 [--json] [--check-determinism]
  *   busrt-sim sweep SCENARIO --seeds A..B [-j N] [--faults FILE|none]
  *   busrt-sim plan SCENARIO --seed N      (the fault plan a seed draws)
+ *   busrt-sim replay FILE                 (a saved failure: its seed,
+ *                                          plan and planted bug)
+ *   busrt-sim shrink FILE [--out FILE]    (ddmin of its fault plan)
+ *   run --save FILE / sweep --save-dir DIR: failures saved as such files
  *   busrt-sim record [--poll-ms N] [--seconds S] [--command CMD]
  *                    [--subtree] [--name NAME] [--out FILE]
  *   (run and sweep) --plant BUG: a planted bug of the simulator build, to
@@ -36,6 +40,9 @@ static void usage(FILE *f)
 	        "       busrt-sim sweep SCENARIO --seeds A..B [-j N] "
 	        "[--faults FILE|none]\n"
 	        "       busrt-sim plan SCENARIO --seed N\n"
+	        "       busrt-sim replay FILE | shrink FILE [--out FILE]\n"
+	        "  run --save FILE, sweep --save-dir DIR: save failures "
+	        "(self-contained)\n"
 	        "       busrt-sim record [--poll-ms N] [--seconds S] "
 	        "[--command CMD] [--subtree]\n"
 	        "                        [--name NAME] [--out FILE]\n"
@@ -58,6 +65,8 @@ static const struct {
 	{"lifecycle", BUS_PLANT_LIFECYCLE},
 };
 
+static const char *plant_name = ""; /* for saved failures */
+
 static uint32_t plant_bit(const char *name)
 {
 	for (size_t i = 0; i < sizeof(plants) / sizeof(plants[0]); i++)
@@ -67,7 +76,7 @@ static uint32_t plant_bit(const char *name)
 }
 
 struct args {
-	const char *cmd, *scenario, *faults, *trace;
+	const char *cmd, *scenario, *faults, *trace, *save, *out, *save_dir;
 	uint64_t seed, from, to;
 	int jobs;
 	bool json, determinism;
@@ -213,6 +222,25 @@ static const char *plan_label(const struct args *a,
 	return sc->has_plan ? "the scenario's" : "drawn from the seed";
 }
 
+/* The first failed check's name and reason, for files and summaries. */
+static void first_failure(const struct sim_report *r, char *out, size_t n)
+{
+	snprintf(out, n, "the run got stuck");
+	for (int c = 0; c < SIM_C_N; c++)
+		if (!r->ok[c]) {
+			snprintf(out, n, "%s: %s", sim_check_names[c], r->why[c]);
+			return;
+		}
+}
+
+static int first_failed_check(const struct sim_report *r)
+{
+	for (int c = 0; c < SIM_C_N; c++)
+		if (!r->ok[c])
+			return c;
+	return -1;
+}
+
 static int run_one(const struct args *a, const struct sim_scenario *sc,
                    uint64_t seed, FILE *trace, struct sim_report *r,
                    const char **label)
@@ -226,6 +254,20 @@ static int run_one(const struct args *a, const struct sim_scenario *sc,
 	*label = plan_label(a, sc, plan);
 	struct sim_options o = {.seed = seed, .plan = plan, .trace = trace};
 	rc = sim_run(sc, &o, r);
+	bool failed = rc || !all_ok(r);
+	if (failed && (a->save || a->save_dir)) {
+		char why[400];
+		first_failure(r, why, sizeof(why));
+		char path[600];
+		if (a->save_dir)
+			snprintf(path, sizeof(path), "%s/%s-seed-%llu.yaml",
+			         a->save_dir, sc->name, (unsigned long long)seed);
+		else
+			snprintf(path, sizeof(path), "%s", a->save);
+		if (sim_save_failure(sc->path, plan, seed, plant_name, why, path) == 0)
+			fprintf(stderr, "busrt-sim: seed %llu: failure saved in %s\n",
+			        (unsigned long long)seed, path);
+	}
 	if (owned)
 		sim_plan_free(&drawn);
 	if (rc) {
@@ -317,15 +359,133 @@ static int cmd_run(const struct args *a)
 		else
 			table_report(&sc, &r, label);
 	}
-	if (rc == 1 && !a->json)
-		printf("  replay: busrt-sim run %s --seed %llu%s%s\n", sc.path,
+	if (rc == 1 && !a->json && a->save)
+		printf("  replay: busrt-sim replay %s\n", a->save);
+	else if (rc == 1 && !a->json)
+		printf("  replay: busrt-sim run %s --seed %llu%s%s%s%s\n", sc.path,
 		       (unsigned long long)a->seed, a->faults ? " --faults " : "",
-		       a->faults ? a->faults : "");
+		       a->faults ? a->faults : "", plant_name[0] ? " --plant " : "",
+		       plant_name);
 	if (rc != 2 && a->determinism) {
 		int d = determinism(a, &sc);
 		if (d && !rc)
 			rc = d;
 	}
+	sim_scenario_free(&sc);
+	return rc;
+}
+
+/* A saved failure's planted bug, applied to this process. */
+static int apply_plant(const struct sim_scenario *sc)
+{
+	if (!sc->plant[0])
+		return 0;
+	uint32_t bit = plant_bit(sc->plant);
+	if (!bit) {
+		fprintf(stderr, "busrt-sim: %s: unknown plant %s\n", sc->path,
+		        sc->plant);
+		return 2;
+	}
+	bus_sim_plant |= bit;
+	plant_name = sc->plant;
+	return 0;
+}
+
+/* busrt-sim replay FILE: a saved failure (or any scenario) with its own
+ * seed, plan and planted bug. */
+static int cmd_replay(struct args *a)
+{
+	struct sim_scenario sc;
+	int rc = load_scenario(a->scenario, &sc);
+	if (rc)
+		return rc;
+	if ((rc = apply_plant(&sc))) {
+		sim_scenario_free(&sc);
+		return rc;
+	}
+	if (sc.has_seed)
+		a->seed = sc.seed;
+	sim_scenario_free(&sc);
+	return cmd_run(a);
+}
+
+/* Does the run of sc with plan p fail with check `want`? */
+static bool still_fails(const struct sim_scenario *sc, uint64_t seed,
+                        const struct sim_fault *v, size_t n, int want)
+{
+	struct sim_plan p = {(struct sim_fault *)v, n};
+	struct sim_options o = {.seed = seed, .plan = &p};
+	struct sim_report r;
+	if (sim_run(sc, &o, &r))
+		return want == -2;
+	return first_failed_check(&r) == want;
+}
+
+/* busrt-sim shrink FILE: delta debugging (ddmin) of the fault plan, keeping
+ * the same first failing check; writes the smallest plan found. */
+static int cmd_shrink(const struct args *a)
+{
+	struct sim_scenario sc;
+	int rc = load_scenario(a->scenario, &sc);
+	if (rc)
+		return rc;
+	if ((rc = apply_plant(&sc)) || !sc.has_plan) {
+		if (!rc)
+			fprintf(stderr, "busrt-sim: %s: no fault plan to shrink\n",
+			        sc.path);
+		sim_scenario_free(&sc);
+		return 2;
+	}
+	uint64_t seed = sc.has_seed ? sc.seed : a->seed;
+	struct sim_options o = {.seed = seed, .plan = &sc.plan};
+	struct sim_report r;
+	int want = sim_run(&sc, &o, &r) ? -2 : first_failed_check(&r);
+	if (want == -1) {
+		fprintf(stderr, "busrt-sim: %s: it does not fail: nothing to "
+		                "shrink\n", sc.path);
+		sim_scenario_free(&sc);
+		return 1;
+	}
+	size_t n = sc.plan.n, runs = 1;
+	struct sim_fault *cur = malloc((n ? n : 1) * sizeof(*cur));
+	struct sim_fault *tmp = malloc((n ? n : 1) * sizeof(*tmp));
+	memcpy(cur, sc.plan.v, n * sizeof(*cur));
+	size_t parts = 2;
+	while (n >= 1) {
+		bool reduced = false;
+		size_t chunk = (n + parts - 1) / parts;
+		for (size_t start = 0; start < n && !reduced; start += chunk) {
+			size_t end = start + chunk < n ? start + chunk : n, k = 0;
+			for (size_t i = 0; i < n; i++)
+				if (i < start || i >= end)
+					tmp[k++] = cur[i];
+			runs++;
+			if (still_fails(&sc, seed, tmp, k, want)) {
+				memcpy(cur, tmp, k * sizeof(*cur));
+				n = k;
+				parts = parts > 2 ? parts - 1 : 2;
+				reduced = true;
+			}
+		}
+		if (!reduced) {
+			if (parts >= n)
+				break;
+			parts = parts * 2 < n ? parts * 2 : n;
+		}
+	}
+	struct sim_plan p = {cur, n};
+	char why[400];
+	o.plan = &p;
+	sim_run(&sc, &o, &r);
+	first_failure(&r, why, sizeof(why));
+	const char *out = a->out ? a->out : "build/shrunk.yaml";
+	rc = sim_save_failure(sc.path, &p, seed, sc.plant, why, out);
+	if (!rc)
+		printf("busrt-sim: shrunk %zu faults to %zu in %zu runs (still "
+		       "fails: %s); written to %s\n",
+		       sc.plan.n, n, runs, why, out);
+	free(cur);
+	free(tmp);
 	sim_scenario_free(&sc);
 	return rc;
 }
@@ -434,13 +594,14 @@ static int cmd_sweep(const struct args *a)
 	for (uint64_t i = 0; i < n; i++)
 		if (all[i].rc)
 			printf("  FAILED seed %llu: %s\n    replay: busrt-sim run %s "
-			       "--seed %llu%s%s\n",
+			       "--seed %llu%s%s%s%s\n",
 			       (unsigned long long)all[i].seed,
 			       all[i].rc == 1 && all[i].why[0] ? all[i].why
 			                                       : "no result",
 			       sc.path, (unsigned long long)all[i].seed,
 			       a->faults ? " --faults " : "",
-			       a->faults ? a->faults : "");
+			       a->faults ? a->faults : "",
+			       plant_name[0] ? " --plant " : "", plant_name);
 	free(all);
 	sim_scenario_free(&sc);
 	return failed ? 1 : 0;
@@ -455,6 +616,7 @@ static int cmd_record(int argc, char **argv)
 		{"subtree", no_argument, NULL, 'T'},
 		{"name", required_argument, NULL, 'n'},
 		{"out", required_argument, NULL, 'o'},
+		{"save-dir", required_argument, NULL, 'W'},
 		{NULL, 0, NULL, 0}};
 	uint64_t poll = 20, secs = 10;
 	const char *cmd = NULL, *name = "recording", *outp = NULL;
@@ -503,6 +665,9 @@ int main(int argc, char **argv)
 		{"json", no_argument, NULL, 'J'},
 		{"check-determinism", no_argument, NULL, 'D'},
 		{"plant", required_argument, NULL, 'p'},
+		{"save", required_argument, NULL, 'w'},
+		{"out", required_argument, NULL, 'o'},
+		{"save-dir", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	struct args a = {.seed = 1, .jobs = 1};
@@ -556,6 +721,15 @@ int main(int argc, char **argv)
 		case 'D':
 			a.determinism = true;
 			break;
+		case 'w':
+			a.save = optarg;
+			break;
+		case 'o':
+			a.out = optarg;
+			break;
+		case 'W':
+			a.save_dir = optarg;
+			break;
 		case 'p': {
 			uint32_t bit = plant_bit(optarg);
 			if (!bit)
@@ -563,6 +737,7 @@ int main(int argc, char **argv)
 				           "drop-acked, no-resubscribe, no-restart, "
 				           "miscount, lifecycle)", optarg);
 			bus_sim_plant |= bit;
+			plant_name = optarg;
 			break;
 		}
 		case 'h':
@@ -581,6 +756,10 @@ int main(int argc, char **argv)
 		return cmd_run(&a);
 	if (!strcmp(a.cmd, "plan"))
 		return cmd_plan(&a);
+	if (!strcmp(a.cmd, "replay"))
+		return cmd_replay(&a);
+	if (!strcmp(a.cmd, "shrink"))
+		return cmd_shrink(&a);
 	if (!strcmp(a.cmd, "sweep")) {
 		if (!have_seeds)
 			return bad("sweep needs --seeds A..B", NULL);

@@ -572,6 +572,11 @@ static int parse_top(struct ld *l, struct sim_scenario *s, const yaml_node_t *r)
 			s->has_plan = true;
 		} else if (!strcmp(k, "expect"))
 			rc = 0; /* informative for people; the checks decide */
+		else if (!strcmp(k, "seed")) {
+			rc = get_u64(l, v, k, UINT64_MAX, &s->seed);
+			s->has_seed = true;
+		} else if (!strcmp(k, "plant"))
+			rc = get_str(l, v, k, s->plant, sizeof(s->plant));
 		else
 			rc = fail(l, v, "unknown key", k);
 		if (rc)
@@ -726,4 +731,66 @@ void sim_plan_print(FILE *f, const struct sim_plan *p)
 			fprintf(f, ", target: %s", x->target);
 		fprintf(f, "}\n");
 	}
+}
+
+/* ---- saved failures ---------------------------------------------------------- */
+static bool top_key(const char *line, const char *key)
+{
+	size_t n = strlen(key);
+	return !strncmp(line, key, n) && line[n] == ':';
+}
+
+int sim_save_failure(const char *src_path, const struct sim_plan *plan,
+                     uint64_t seed, const char *plant, const char *why,
+                     const char *out_path)
+{
+	FILE *in = fopen(src_path, "r");
+	if (!in) {
+		fprintf(stderr, "busrt-sim: %s: %s\n", src_path, strerror(errno));
+		return 2;
+	}
+	FILE *out = fopen(out_path, "w");
+	if (!out) {
+		fprintf(stderr, "busrt-sim: %s: %s\n", out_path, strerror(errno));
+		fclose(in);
+		return 2;
+	}
+	fprintf(out, "# a saved failure of busrt-sim: replay with\n"
+	             "#   busrt-sim replay %s\n# failed: ", out_path);
+	for (const char *p = why; *p; p++)
+		fputc(*p == '\n' ? ' ' : *p, out);
+	fputc('\n', out);
+	/* the scenario, less the keys this file sets; a top-level key's
+	 * block runs to the next line that starts in column 0 */
+	char line[8192];
+	bool skipping = false;
+	while (fgets(line, sizeof(line), in)) {
+		bool col0 = line[0] != ' ' && line[0] != '\t' && line[0] != '\n' &&
+		            line[0] != '#';
+		if (col0)
+			skipping = top_key(line, "faults") || top_key(line, "seed") ||
+			           top_key(line, "plant") || top_key(line, "expect");
+		if (!skipping)
+			fputs(line, out);
+	}
+	fclose(in);
+	fprintf(out, "seed: %llu\n", (unsigned long long)seed);
+	if (plant && plant[0])
+		fprintf(out, "plant: %s\n", plant);
+	fprintf(out, "faults:%s\n", plan && plan->n ? "" : " []");
+	for (size_t i = 0; plan && i < plan->n; i++) {
+		const struct sim_fault *x = &plan->v[i];
+		fprintf(out, "  - {at_ms: %llu, kind: %s, for_ms: %llu",
+		        (unsigned long long)(x->at_ns / SIM_MS),
+		        sim_fault_names[x->kind],
+		        (unsigned long long)(x->for_ns / SIM_MS));
+		if (x->ms)
+			fprintf(out, ", ms: %llu", (unsigned long long)x->ms);
+		if (x->target[0])
+			fprintf(out, ", target: %s", x->target);
+		fprintf(out, "}\n");
+	}
+	int rc = ferror(out) ? 2 : 0;
+	fclose(out);
+	return rc;
 }

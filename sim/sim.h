@@ -98,7 +98,18 @@ struct sim_scenario {
 	bool has_plan;
 	char **pool; /* the tables' strings */
 	size_t pool_n;
+	/* a saved failure (busrt-sim replay / shrink) carries these */
+	bool has_seed;
+	uint64_t seed;
+	char plant[32];
 };
+
+/* Writes a self-contained failure file: the scenario at src_path without
+ * its own faults / seed / plant, then this plan, seed and planted bug, and
+ * why it failed as a comment. 0 or 2 (I/O). */
+int sim_save_failure(const char *src_path, const struct sim_plan *plan,
+                     uint64_t seed, const char *plant, const char *why,
+                     const char *out_path);
 
 /* 0, or 2 (bad input) with err = "file:line: what". */
 int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
