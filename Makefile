@@ -96,14 +96,14 @@ $(O)/tests/%: $(O)/obj/broker/tests/%.o $(TEST_SUPPORT) $(LIB)
 
 # Fuzz harnesses (fuzz/*.c): linked with the replay driver by default; the
 # AFL++ and libFuzzer builds pass FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer.
-FUZZ_TARGETS := frame core topic broadcast rpc config client proto services
+FUZZ_TARGETS := frame core topic broadcast rpc config client proto services scenario sim
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(O)/fuzzers/%)
 FUZZ_DRIVER ?= $(O)/obj/fuzz/replay.o
 FUZZ_LDFLAGS ?=
 
-$(O)/fuzzers/%: $(O)/obj/fuzz/%.o $(FUZZ_DRIVER) $(TEST_SUPPORT) $(LIB)
+$(O)/fuzzers/%: $(O)/obj/fuzz/%.o $(FUZZ_DRIVER) $(TEST_SUPPORT) $(SIM_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_DRIVER) $(TEST_SUPPORT) $(LIB) $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) $(FUZZ_LDFLAGS) -o $@ $< $(FUZZ_DRIVER) $(TEST_SUPPORT) $(SIM_OBJ) $(LIB) $(LDLIBS_ALL)
 
 fuzzers: $(FUZZ_BIN)
 

@@ -390,6 +390,58 @@ svc_diff = {
 for name, data in svc_diff.items():
     write("services", "diff-" + name, b"\x01" + data)
 
+
+# ---- scenario: byte 0 even = a scenario, odd = a fault plan -------------------
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+scen_dir = os.path.join(ROOT, "scenarios")
+for name in sorted(os.listdir(scen_dir)):
+    if name.endswith(".yaml"):
+        with open(os.path.join(scen_dir, name), "rb") as f:
+            write("scenario", "shipped-" + name, b"\x00" + f.read()[:200000])
+for sub in ("plans", "regress"):
+    for name in sorted(os.listdir(os.path.join(scen_dir, sub))):
+        with open(os.path.join(scen_dir, sub, name), "rb") as f:
+            body = f.read()
+        write("scenario", sub + "-" + name, (b"\x01" if sub == "plans" else b"\x00") + body[:200000])
+small = (b"version: 1\nname: s\nduration_ms: 1000\ncollectors:\n  - id: c\n    table:\n"
+         b"      - at_ms: 0\n        add:\n          - [1, 1, 0, 0, \"a\", \"/a\", \"a b\"]\n")
+bad_scen = {
+    "small": small,
+    "no-version": small.replace(b"version: 1\n", b""),
+    "version-2": small.replace(b"version: 1", b"version: 2"),
+    "unknown-key": small + b"colour: red\n",
+    "dup-process": small + b"      - at_ms: 5\n        add:\n          - [1, 1, 0, 0, \"a\", \"/a\", \"\"]\n",
+    "del-unknown": small + b"      - at_ms: 5\n        del: [[9, 9]]\n",
+    "time-backwards": small + b"      - at_ms: 0\n        del: [[1, 1]]\n",
+    "set-bad-field": small + b"      - at_ms: 5\n        set: [[1, 1, colour, red]]\n",
+    "short-add": small + b"      - at_ms: 5\n        add: [[2, 2]]\n",
+    "alias-bomb": b"a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nversion: 1\n",
+    "not-yaml": b"{[}:",
+    "empty": b"",
+}
+for name, data in bad_scen.items():
+    write("scenario", "scen-" + name, b"\x00" + data)
+bad_plan = {
+    "ok": b"version: 1\nfaults:\n  - {at_ms: 5, kind: reset, target: x}\n",
+    "unknown-kind": b"version: 1\nfaults:\n  - {at_ms: 5, kind: meteor}\n",
+    "no-at": b"version: 1\nfaults:\n  - {kind: delay}\n",
+    "huge-number": b"version: 1\nfaults:\n  - {at_ms: 99999999999999999999999, kind: delay}\n",
+}
+for name, data in bad_plan.items():
+    write("scenario", "plan-" + name, b"\x01" + data)
+
+# ---- sim: tapes of random choices ------------------------------------------------
+st = 12345
+def rnd():
+    global st
+    st = (st + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = st
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+for i, n in enumerate([0, 1, 8, 64, 256, 1024, 4096, 16384] + [512] * 12):
+    write("sim", f"tape-{i}-{n}", b"".join(struct.pack("<Q", rnd()) for _ in range((n + 7) // 8))[:n])
+
 counts = {t: len(os.listdir(os.path.join(OUT, t))) for t in sorted(os.listdir(OUT))}
 short = {t: n for t, n in counts.items() if n < 20}
 if short:

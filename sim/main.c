@@ -2,7 +2,9 @@
  * busrt-sim — the deterministic simulator's command line.
  *
  *   busrt-sim run SCENARIO [--seed N] [--faults FILE|none] [--trace FILE]
- *                 [--json] [--check-determinism]
+ *                 [--json] [--check-determinism] [--tape FILE]
+ *   (--tape: every random choice, and the fault plan unless --faults says
+ *   otherwise, read from the file's bytes: what the sim fuzz target feeds)
  *   busrt-sim sweep SCENARIO --seeds A..B [-j N] [--faults FILE|none]
  *   busrt-sim plan SCENARIO --seed N      (the fault plan a seed draws)
  *   busrt-sim replay FILE                 (a saved failure: its seed,
@@ -36,7 +38,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: busrt-sim run SCENARIO [--seed N] [--faults FILE|none] "
 	        "[--trace FILE] [--json]\n"
-	        "                     [--check-determinism]\n"
+	        "                     [--check-determinism] [--tape FILE]\n"
 	        "       busrt-sim sweep SCENARIO --seeds A..B [-j N] "
 	        "[--faults FILE|none]\n"
 	        "       busrt-sim plan SCENARIO --seed N\n"
@@ -67,6 +69,26 @@ static const struct {
 
 static const char *plant_name = ""; /* for saved failures */
 
+/* A tape file: raw bytes, at most 16 MiB. */
+static int read_tape(const char *path, uint8_t **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		fprintf(stderr, "busrt-sim: %s: %s\n", path, strerror(errno));
+		return 2;
+	}
+	size_t cap = 16u << 20;
+	*out = malloc(cap);
+	*len = *out ? fread(*out, 1, cap, f) : 0;
+	bool bad_read = !*out || ferror(f);
+	fclose(f);
+	if (bad_read) {
+		fprintf(stderr, "busrt-sim: %s: cannot read the tape\n", path);
+		return 2;
+	}
+	return 0;
+}
+
 static uint32_t plant_bit(const char *name)
 {
 	for (size_t i = 0; i < sizeof(plants) / sizeof(plants[0]); i++)
@@ -77,6 +99,8 @@ static uint32_t plant_bit(const char *name)
 
 struct args {
 	const char *cmd, *scenario, *faults, *trace, *save, *out, *save_dir;
+	uint8_t *tape;
+	size_t tape_len;
 	uint64_t seed, from, to;
 	int jobs;
 	bool json, determinism;
@@ -246,13 +270,18 @@ static int run_one(const struct args *a, const struct sim_scenario *sc,
                    const char **label)
 {
 	struct sim_plan drawn = {0};
-	const struct sim_plan *plan;
-	bool owned;
-	int rc = choose_plan(a, sc, seed, &drawn, &owned, &plan);
+	const struct sim_plan *plan = NULL;
+	bool owned = false;
+	int rc = 0;
+	if (!a->tape || a->faults)
+		rc = choose_plan(a, sc, seed, &drawn, &owned, &plan);
 	if (rc)
 		return rc;
-	*label = plan_label(a, sc, plan);
-	struct sim_options o = {.seed = seed, .plan = plan, .trace = trace};
+	*label = a->tape && !a->faults ? "drawn from the tape"
+	                               : plan_label(a, sc, plan);
+	struct sim_options o = {.seed = seed, .plan = plan, .trace = trace,
+	                        .tape = a->tape, .tape_len = a->tape_len,
+	                        .tape_plan = a->tape && !a->faults};
 	rc = sim_run(sc, &o, r);
 	bool failed = rc || !all_ok(r);
 	if (failed && (a->save || a->save_dir)) {
@@ -617,6 +646,7 @@ static int cmd_record(int argc, char **argv)
 		{"name", required_argument, NULL, 'n'},
 		{"out", required_argument, NULL, 'o'},
 		{"save-dir", required_argument, NULL, 'W'},
+		{"tape", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0}};
 	uint64_t poll = 20, secs = 10;
 	const char *cmd = NULL, *name = "recording", *outp = NULL;
@@ -668,6 +698,7 @@ int main(int argc, char **argv)
 		{"save", required_argument, NULL, 'w'},
 		{"out", required_argument, NULL, 'o'},
 		{"save-dir", required_argument, NULL, 'W'},
+		{"tape", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	struct args a = {.seed = 1, .jobs = 1};
@@ -729,6 +760,10 @@ int main(int argc, char **argv)
 			break;
 		case 'W':
 			a.save_dir = optarg;
+			break;
+		case 'T':
+			if (read_tape(optarg, &a.tape, &a.tape_len))
+				return 2;
 			break;
 		case 'p': {
 			uint32_t bit = plant_bit(optarg);

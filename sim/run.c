@@ -28,14 +28,28 @@ enum {
 };
 
 /* ---- randomness and the trace ------------------------------------------------- */
+static uint64_t tape_read(struct sim_tape *t, unsigned bytes)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < bytes; i++, t->pos++)
+		if (t->pos < t->n)
+			v |= (uint64_t)t->p[t->pos] << (8 * i);
+	return v;
+}
+
 uint64_t sim_rand(struct sim_rng *r)
 {
-	return bus_splitmix64(&r->state);
+	return r->tape ? tape_read(r->tape, 8) : bus_splitmix64(&r->state);
 }
 
 uint64_t sim_below(struct sim_rng *r, uint64_t n)
 {
-	return n ? sim_rand(r) % n : 0;
+	if (!n)
+		return 0;
+	if (!r->tape)
+		return sim_rand(r) % n;
+	unsigned k = n <= 256 ? 1 : n <= 65536 ? 2 : n <= (1ull << 32) ? 4 : 8;
+	return tape_read(r->tape, k) % n;
 }
 
 void sim_trace(struct sim *s, const char *fmt, ...)
@@ -758,7 +772,7 @@ static void window(struct sim *s, uint64_t from, uint64_t to)
 
 static void fault(struct sim *s, size_t i, bool begin)
 {
-	const struct sim_fault *f = &s->o->plan->v[i];
+	const struct sim_fault *f = &s->plan->v[i];
 	uint64_t dur = f->for_ns ? f->for_ns : 500 * SIM_MS;
 	int t;
 	if (!begin) {
@@ -829,24 +843,40 @@ static void fault(struct sim *s, size_t i, bool begin)
 void sim_plan_draw(const struct sim_scenario *sc, uint64_t seed,
                    struct sim_plan *p)
 {
-	struct sim_rng r = {seed ^ 0x5eedf00dull};
+	struct sim_rng r = {seed ^ 0x5eedf00dull, NULL};
+	sim_plan_draw_from(sc, &r, p);
+}
+
+void sim_plan_draw_from(const struct sim_scenario *sc, struct sim_rng *rng,
+                        struct sim_plan *p)
+{
+	struct sim_rng r = *rng;
 	memset(p, 0, sizeof(*p));
 	bool on[SIM_F_KINDS];
 	bool any = false;
 	for (int k = 0; k < SIM_F_KINDS; k++)
 		any |= on[k] = sim_below(&r, 2);
-	if (!any)
+	if (!any) {
+		*rng = r;
 		return; /* some seeds run fault-free: the exact-equality case */
+	}
 	size_t n = 1 + sim_below(&r, 6);
 	p->v = calloc(n, sizeof(*p->v));
-	if (!p->v)
+	if (!p->v) {
+		*rng = r;
 		return;
+	}
 	uint64_t span = sc->duration_ns > SIM_S ? sc->duration_ns - SIM_S : 1;
+	int kinds = 0;
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		kinds += on[k];
 	for (size_t i = 0; i < n; i++) {
-		int k;
-		do
-			k = (int)sim_below(&r, SIM_F_KINDS);
-		while (!on[k]);
+		/* the j-th enabled kind: no rejection loop, which a tape of
+		 * zeros (the sim fuzz target's) would never leave */
+		int j = (int)sim_below(&r, (uint64_t)kinds), k = 0;
+		for (;; k++)
+			if (on[k] && j-- == 0)
+				break;
 		struct sim_fault *f = &p->v[p->n++];
 		f->kind = (enum sim_fault_kind)k;
 		f->at_ns = SIM_S / 2 + sim_below(&r, span) / SIM_MS * SIM_MS;
@@ -867,6 +897,7 @@ void sim_plan_draw(const struct sim_scenario *sc, uint64_t seed,
 			p->v[j] = p->v[j - 1];
 			p->v[j - 1] = t;
 		}
+	*rng = r;
 }
 
 /* ---- the loop ------------------------------------------------------------------------------------ */
@@ -1025,7 +1056,7 @@ static void setup(struct sim *s)
 	s->n_cols = (int)sc->n_collectors;
 	s->cols = calloc((size_t)s->n_cols, sizeof(*s->cols));
 	s->cap_links = s->n_cols + s->n_recv +
-	               (int)(s->o->plan ? s->o->plan->n : 0);
+	               (int)(s->plan ? s->plan->n : 0);
 	s->links = calloc((size_t)s->cap_links, sizeof(*s->links));
 	if (!s->recv || !s->cols || !s->links)
 		abort();
@@ -1070,8 +1101,8 @@ static void setup(struct sim *s)
 		de_sup_add(&s->sup, sc->collectors[i].id, "process");
 		de_sup_start(&s->sup, (size_t)i, s->now);
 	}
-	for (size_t i = 0; s->o->plan && i < s->o->plan->n; i++)
-		push(s, s->o->plan->v[i].at_ns, EV_FAULT, -1, i);
+	for (size_t i = 0; s->plan && i < s->plan->n; i++)
+		push(s, s->plan->v[i].at_ns, EV_FAULT, -1, i);
 }
 
 static void teardown_all(struct sim *s)
@@ -1102,6 +1133,7 @@ static void teardown_all(struct sim *s)
 	free(s->links);
 	free(s->ev);
 	free(s->windows);
+	sim_plan_free(&s->tape_plan);
 }
 
 int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
@@ -1117,8 +1149,18 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 	s->r = r;
 	s->hash = 0xcbf29ce484222325ull;
 	s->end = sc->duration_ns;
-	for (size_t i = 0; o->plan && i < o->plan->n; i++) {
-		const struct sim_fault *f = &o->plan->v[i];
+	s->plan = o->plan;
+	if (o->tape) { /* every stream reads the one tape */
+		s->tape = (struct sim_tape){o->tape, o->tape_len, 0};
+		for (int k = 0; k < SIM_RNG_N; k++)
+			s->rng[k].tape = &s->tape;
+		if (!o->plan && o->tape_plan) {
+			sim_plan_draw_from(sc, &s->rng[SIM_RNG_FAULTS], &s->tape_plan);
+			s->plan = &s->tape_plan;
+		}
+	}
+	for (size_t i = 0; s->plan && i < s->plan->n; i++) {
+		const struct sim_fault *f = &s->plan->v[i];
 		uint64_t e = f->at_ns + (f->for_ns ? f->for_ns : 500 * SIM_MS);
 		if (e > s->last_fault_end)
 			s->last_fault_end = e;

@@ -592,20 +592,26 @@ static int parse_top(struct ld *l, struct sim_scenario *s, const yaml_node_t *r)
 	return 0;
 }
 
-static int load(const char *path, struct ld *l, char *err, size_t errlen)
+/* Parses text (or, when text is NULL, the file at path) into l->doc. */
+static int load(const char *path, const char *text, size_t len, struct ld *l,
+                char *err, size_t errlen)
 {
 	memset(l, 0, sizeof(*l));
 	l->path = path;
 	l->err = err;
 	l->errlen = errlen;
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	FILE *f = NULL;
+	if (!text && !(f = fopen(path, "rb"))) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return 2;
 	}
 	yaml_parser_t parser;
 	yaml_parser_initialize(&parser);
-	yaml_parser_set_input_file(&parser, f);
+	if (f)
+		yaml_parser_set_input_file(&parser, f);
+	else
+		yaml_parser_set_input_string(&parser, (const unsigned char *)text,
+		                             len);
 	int rc = 0;
 	if (!yaml_parser_load(&parser, &l->doc)) {
 		snprintf(err, errlen, "%s:%zu: YAML error: %s", path,
@@ -618,12 +624,13 @@ static int load(const char *path, struct ld *l, char *err, size_t errlen)
 		rc = 2;
 	}
 	yaml_parser_delete(&parser);
-	fclose(f);
+	if (f)
+		fclose(f);
 	return rc;
 }
 
-int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
-                      size_t errlen)
+static int scenario_load(const char *path, const char *text, size_t len,
+                         struct sim_scenario *s, char *err, size_t errlen)
 {
 	memset(s, 0, sizeof(*s));
 	snprintf(s->path, sizeof(s->path), "%s", path);
@@ -638,7 +645,7 @@ int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
 	s->liveness_ns = 10 * SIM_S;
 	s->queue_frames_max = 10000;
 	struct ld l;
-	int rc = load(path, &l, err, errlen);
+	int rc = load(path, text, len, &l, err, errlen);
 	if (rc)
 		return rc;
 	rc = parse_top(&l, s, yaml_document_get_root_node(&l.doc));
@@ -650,6 +657,18 @@ int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
 	if (rc)
 		sim_scenario_free(s);
 	return rc;
+}
+
+int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
+                      size_t errlen)
+{
+	return scenario_load(path, NULL, 0, s, err, errlen);
+}
+
+int sim_scenario_parse(const char *text, size_t len, const char *name,
+                       struct sim_scenario *s, char *err, size_t errlen)
+{
+	return scenario_load(name, text, len, s, err, errlen);
 }
 
 void sim_scenario_free(struct sim_scenario *s)
@@ -671,12 +690,12 @@ void sim_scenario_free(struct sim_scenario *s)
 	s->n_collectors = s->n_monitors = s->pool_n = 0;
 }
 
-int sim_plan_load(const char *path, struct sim_plan *p, char *err,
-                  size_t errlen)
+static int plan_load(const char *path, const char *text, size_t len,
+                     struct sim_plan *p, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof(*p));
 	struct ld l;
-	int rc = load(path, &l, err, errlen);
+	int rc = load(path, text, len, &l, err, errlen);
 	if (rc)
 		return rc;
 	const yaml_node_t *r = yaml_document_get_root_node(&l.doc);
@@ -707,6 +726,18 @@ int sim_plan_load(const char *path, struct sim_plan *p, char *err,
 	return rc;
 }
 
+int sim_plan_load(const char *path, struct sim_plan *p, char *err,
+                  size_t errlen)
+{
+	return plan_load(path, NULL, 0, p, err, errlen);
+}
+
+int sim_plan_parse(const char *text, size_t len, const char *name,
+                   struct sim_plan *p, char *err, size_t errlen)
+{
+	return plan_load(name, text, len, p, err, errlen);
+}
+
 void sim_plan_free(struct sim_plan *p)
 {
 	free(p->v);
@@ -716,7 +747,7 @@ void sim_plan_free(struct sim_plan *p)
 
 void sim_plan_print(FILE *f, const struct sim_plan *p)
 {
-	fprintf(f, "version: 1\nfaults:\n");
+	fprintf(f, "version: 1\nfaults:%s\n", p->n ? "" : " []");
 	for (size_t i = 0; i < p->n; i++) {
 		const struct sim_fault *x = &p->v[i];
 		fprintf(f, "  - {at_ms: %llu, kind: %s", 

@@ -21,8 +21,16 @@
 
 /* ---- randomness: one stream per subsystem, all from the seed ------------ */
 enum sim_stream { SIM_RNG_NET, SIM_RNG_CLIENT, SIM_RNG_FAULTS, SIM_RNG_N };
+/* With a tape (busrt-sim run --tape, the sim fuzz target), every stream
+ * reads its choices from it instead: 1, 2, 4 or 8 bytes per draw by the
+ * range, zeros past its end. */
+struct sim_tape {
+	const uint8_t *p;
+	size_t n, pos;
+};
 struct sim_rng {
 	uint64_t state;
+	struct sim_tape *tape; /* NULL: the seeded generator */
 };
 uint64_t sim_rand(struct sim_rng *r);
 /* Uniform in [0, n); 0 when n == 0. */
@@ -114,13 +122,21 @@ int sim_save_failure(const char *src_path, const struct sim_plan *plan,
 /* 0, or 2 (bad input) with err = "file:line: what". */
 int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
                       size_t errlen);
+/* The same from memory; name stands for the file in messages. */
+int sim_scenario_parse(const char *text, size_t len, const char *name,
+                       struct sim_scenario *s, char *err, size_t errlen);
 void sim_scenario_free(struct sim_scenario *s);
 int sim_plan_load(const char *path, struct sim_plan *p, char *err,
                   size_t errlen);
+int sim_plan_parse(const char *text, size_t len, const char *name,
+                   struct sim_plan *p, char *err, size_t errlen);
 void sim_plan_free(struct sim_plan *p);
-/* A plan drawn from the seed (swarm testing: each seed its own mix). */
+/* A plan drawn from the seed (swarm testing: each seed its own mix), or
+ * from any stream (the tape's). */
 void sim_plan_draw(const struct sim_scenario *s, uint64_t seed,
                    struct sim_plan *p);
+void sim_plan_draw_from(const struct sim_scenario *s, struct sim_rng *r,
+                        struct sim_plan *p);
 void sim_plan_print(FILE *f, const struct sim_plan *p);
 
 /* ---- a run ------------------------------------------------------------------- */
@@ -131,6 +147,11 @@ struct sim_options {
 	const struct sim_plan *plan; /* NULL: none */
 	FILE *trace;                 /* NULL: hash only */
 	const char *plant;           /* a planted bug, NULL: none */
+	/* a tape: every choice from it, and the plan too when plan is NULL
+	 * and tape_plan is set */
+	const uint8_t *tape;
+	size_t tape_len;
+	bool tape_plan;
 };
 
 /* Check verdicts, in report order. */

@@ -113,6 +113,9 @@ struct sim {
 	uint64_t end;              /* when the workload stops */
 	uint64_t stop;             /* when the run stops */
 	struct sim_rng rng[SIM_RNG_N];
+	struct sim_tape tape;
+	const struct sim_plan *plan; /* the options', or drawn from the tape */
+	struct sim_plan tape_plan;
 	/* the event queue: a binary heap on (t, seq) */
 	struct sim_ev *ev;
 	size_t n_ev, cap_ev;

@@ -1,0 +1,37 @@
+/*
+ * sim — coverage-guided simulation: the input is the simulator's tape of
+ * random choices (scheduling, latencies, short reads, which faults fire
+ * when and where), so AFL++ steers the deterministic simulator toward new
+ * broker and client states. The default scenario runs with the tape's
+ * plan; any checker failure, or a run that gets stuck, is a crash. An input
+ * replays with: busrt-sim run default --tape FILE
+ */
+#include "fuzz.h"
+#include "../sim/sim.h"
+
+static struct sim_scenario sc;
+static bool loaded;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size > 64 * 1024)
+		return 0;
+	if (!loaded) {
+		char err[512];
+		const char *path = getenv("BUSRT_SIM_SCENARIO");
+		if (!path)
+			path = "scenarios/default.yaml";
+		FUZZ_CHECK(sim_scenario_load(path, &sc, err, sizeof(err)) == 0,
+		           "%s (run from the repository's root, or set "
+		           "BUSRT_SIM_SCENARIO)", err);
+		loaded = true;
+	}
+	struct sim_options o = {.seed = 1, .tape = data, .tape_len = size,
+	                        .tape_plan = true};
+	struct sim_report r;
+	FUZZ_CHECK(sim_run(&sc, &o, &r) == 0, "the run got stuck");
+	for (int c = 0; c < SIM_C_N; c++)
+		FUZZ_CHECK(r.ok[c], "%s: %s (replay: busrt-sim run default "
+		           "--tape FILE)", sim_check_names[c], r.why[c]);
+	return 0;
+}
