@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make coverage: the C unit tests, the pytest suite against the coverage
-# build's binaries and the fuzz seed + regression corpus replayed, all on
+# build's binaries, the fuzz seed + regression corpus replayed and the
+# simulator over every shipped scenario (scripts/sim-test.sh), all on
 # one --coverage build (build/cov); merged by lcov into
 # build/coverage/html/ and one summary line per component in
 # build/coverage/summary.txt. Test code (broker/tests, fuzz, bench, pytest)
@@ -19,11 +20,14 @@ BUSRT_BIN="$PWD/build/cov/bin" /usr/bin/python3 -m pytest -q pytest | tail -1
 echo "coverage: fuzz seeds and regressions"
 /usr/bin/python3 fuzz/seeds.py build/fuzz/seeds >/dev/null
 scripts/fuzz-regress.sh build/cov/fuzzers build/fuzz/seeds >/dev/null
+echo "coverage: the simulator over every shipped scenario (and its proofs)"
+SIM_SEEDS=1..100 scripts/sim-test.sh build/cov/bin/busrt-sim build/cov/bin/busrt-sim >"$out/sim.log" 2>&1 \
+  || { cat "$out/sim.log"; exit 1; }
 lcov -q --config-file "$rc" --capture --directory build/cov --base-directory . \
   --output-file "$out/all.info" 2>/dev/null
 lcov -q --config-file "$rc" --remove "$out/all.info" '/usr/*' '*/broker/tests/*' '*/fuzz/*' \
   '*/bench/*' '*.pb-c.c' '*.pb-c.h' --output-file "$out/code.info" 2>/dev/null
-genhtml -q --config-file "$rc" --title "busrt-c coverage (tests, fuzz regressions, pytest)" \
+genhtml -q --config-file "$rc" --title "busrt-c coverage (tests, fuzz regressions, pytest, simulator)" \
   --output-directory "$out/html" "$out/code.info" >/dev/null 2>&1
 : >"$out/summary.txt"
 for comp in broker/core broker/client broker/net broker/services broker/apps sim; do

@@ -94,6 +94,7 @@ struct collector {
 	struct de_collector col;
 	bool col_init;
 	uint64_t next_poll;
+	long last_table;           /* table of the last cycle */
 	uint64_t last_hb_ok;       /* the agent's last answered heartbeat */
 	uint64_t healed_hb_ok;     /* its first after the last fault healed */
 };

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# CI's simulator sweep: every shipped scenario over a few hundred seeds
+# (each seed its own fault mix). A failure is deterministic and saved
+# (build/sim-failures/) with the command that replays it; it gates.
+set -euo pipefail
+seeds=${1:-1..300}
+sim=build/bin/busrt-sim
+make --no-print-directory -s all >/dev/null
+mkdir -p build/sim-failures
+rc=0
+for sc in scenarios/*.yaml; do
+  "$sim" sweep "$sc" --seeds "$seeds" -j 2 --save-dir build/sim-failures 2>/dev/null || rc=1
+done
+exit $rc
