@@ -185,70 +185,107 @@ static void projection(struct sim *s, struct sim_report *r, int pi,
 	free(exp);
 }
 
+/* A process as one receiver saw it: (incarnation, pid, start). */
 struct pkey {
 	int pubinc;
 	uint32_t pid;
 	int64_t start;
-	int state; /* 1 discovered, 2 terminated, 3 seen first as update */
+	size_t first;   /* stream index of its first event */
+	size_t disc;    /* of its DISCOVERY, SIZE_MAX if none */
+	uint32_t ppid;
+	int state;      /* 0 none yet, 1 discovered, 2 terminated, 3 seen
+	                   first as an update */
 };
 
-static int find_proc(struct pkey *v, size_t n, int pi, uint32_t pid,
-                     int64_t start)
+static int pkey_cmp(const void *a, const void *b)
 {
-	for (size_t i = n; i-- > 0;)
-		if (v[i].pubinc == pi && v[i].pid == pid && v[i].start == start)
-			return (int)i;
-	return -1;
+	const struct pkey *x = a, *y = b;
+	if (x->pubinc != y->pubinc)
+		return x->pubinc < y->pubinc ? -1 : 1;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* The first entry >= (pubinc, pid, start) in the sorted v. */
+static size_t lower(const struct pkey *v, size_t n, int pubinc, uint32_t pid,
+                    int64_t start)
+{
+	struct pkey k = {.pubinc = pubinc, .pid = pid, .start = start};
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (pkey_cmp(&v[mid], &k) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 static void lifecycle(struct sim *s, struct sim_report *r,
                       const struct receiver *rc)
 {
-	struct pkey *v = NULL;
-	size_t n = 0, cap = 0;
+	/* one entry per process, sorted; O(n log n) for a whole stream */
+	struct pkey *v = malloc((rc->n ? rc->n : 1) * sizeof(*v));
+	size_t n = 0;
+	if (!v)
+		abort();
 	for (size_t g = 0; g < rc->n; g++) {
 		const struct got *x = &rc->v[g];
 		if (x->pubinc < 0 || !x->pid)
 			continue;
-		int i = find_proc(v, n, x->pubinc, x->pid, x->start_ms);
-		if (i < 0) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 256;
-				v = realloc(v, cap * sizeof(*v));
-				if (!v)
-					abort();
-			}
-			v[n] = (struct pkey){x->pubinc, x->pid, x->start_ms,
-			                     x->type == DE_DISCOVERY ? 1 : 3};
-			i = (int)n++;
-			if (x->type == DE_DISCOVERY) {
-				/* its parent, if announced by this incarnation
-				 * at all, came first */
-				for (size_t h = g + 1; h < rc->n; h++) {
-					const struct got *y = &rc->v[h];
-					if (y->pubinc == x->pubinc &&
-					    y->type == DE_DISCOVERY &&
-					    y->pid == x->ppid && y->start_ms <= x->start_ms &&
-					    y->seq > x->seq && x->ppid != x->pid &&
-					    y->ppid != x->pid)
-						fail(r, SIM_C_LIFECYCLE,
-						     "%s: parent %s %llu discovered after its "
-						     "child %llu", rc->name, pub_name(s, x->pubinc),
-						     x->ppid, x->pid, y->t);
-				}
-			}
+		v[n++] = (struct pkey){x->pubinc, x->pid, x->start_ms, g,
+		                       SIZE_MAX, x->ppid, 0};
+	}
+	qsort(v, n, sizeof(*v), pkey_cmp);
+	size_t u = 0; /* unique, keeping the first stream index */
+	for (size_t i = 0; i < n; i++)
+		if (!u || pkey_cmp(&v[u - 1], &v[i]))
+			v[u++] = v[i];
+		else if (v[i].first < v[u - 1].first)
+			v[u - 1].first = v[i].first;
+	n = u;
+	for (size_t g = 0; g < rc->n; g++) {
+		const struct got *x = &rc->v[g];
+		if (x->pubinc < 0 || !x->pid)
 			continue;
-		}
-		if (v[i].state == 2)
+		struct pkey *p = &v[lower(v, n, x->pubinc, x->pid, x->start_ms)];
+		if (p->state == 2)
 			fail(r, SIM_C_LIFECYCLE, "%s: %s pid %llu: an event after "
 			     "its TERMINATION (type %llu)", rc->name,
 			     pub_name(s, x->pubinc), x->pid, (uint64_t)x->type, x->t);
-		else if (x->type == DE_DISCOVERY)
+		else if (x->type == DE_DISCOVERY && p->state != 0)
 			fail(r, SIM_C_LIFECYCLE, "%s: %s pid %llu: DISCOVERY after "
 			     "other events of it (%llu)", rc->name,
-			     pub_name(s, x->pubinc), x->pid, (uint64_t)v[i].state, x->t);
-		else if (x->type == DE_TERMINATION)
-			v[i].state = 2;
+			     pub_name(s, x->pubinc), x->pid, (uint64_t)p->state, x->t);
+		if (x->type == DE_DISCOVERY && p->state == 0) {
+			p->state = 1;
+			p->disc = g;
+			p->ppid = x->ppid;
+		} else if (x->type == DE_TERMINATION) {
+			p->state = 2;
+		} else if (p->state == 0) {
+			p->state = 3;
+		}
+	}
+	/* a new parent's DISCOVERY before its children's, when both came */
+	for (size_t i = 0; i < n; i++) {
+		const struct pkey *c = &v[i];
+		if (c->disc == SIZE_MAX || c->ppid == c->pid)
+			continue;
+		for (size_t j = lower(v, n, c->pubinc, c->ppid, INT64_MIN);
+		     j < n && v[j].pubinc == c->pubinc && v[j].pid == c->ppid &&
+		     v[j].start <= c->start;
+		     j++) {
+			const struct pkey *p = &v[j];
+			if (p->disc != SIZE_MAX && p->disc > c->disc &&
+			    p->ppid != c->pid)
+				fail(r, SIM_C_LIFECYCLE,
+				     "%s: parent %s %llu discovered after its child "
+				     "%llu", rc->name, pub_name(s, c->pubinc), c->ppid,
+				     c->pid, rc->v[p->disc].t);
+		}
 	}
 	free(v);
 }

@@ -412,19 +412,69 @@ static int new_link(struct sim *s, enum link_kind kind, int actor,
 	return s->n_links++;
 }
 
+/* ---- payloads sent, by content ------------------------------------------------------------ */
+static uint64_t fnv(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
+static void map_put(struct sim *s, uint64_t key, uint64_t val)
+{
+	if (2 * (s->by_hash_n + 1) > s->by_hash_cap) {
+		size_t cap = s->by_hash_cap ? s->by_hash_cap * 2 : 4096;
+		uint64_t *k = calloc(cap, sizeof(*k)), *v = calloc(cap, sizeof(*v));
+		if (!k || !v)
+			abort();
+		for (size_t i = 0; i < s->by_hash_cap; i++) {
+			if (!s->by_hash_key[i])
+				continue;
+			size_t j = s->by_hash_key[i] & (cap - 1);
+			while (k[j])
+				j = (j + 1) & (cap - 1);
+			k[j] = s->by_hash_key[i];
+			v[j] = s->by_hash_val[i];
+		}
+		free(s->by_hash_key);
+		free(s->by_hash_val);
+		s->by_hash_key = k;
+		s->by_hash_val = v;
+		s->by_hash_cap = cap;
+	}
+	size_t j = key & (s->by_hash_cap - 1);
+	while (s->by_hash_key[j])
+		j = (j + 1) & (s->by_hash_cap - 1);
+	s->by_hash_key[j] = key;
+	s->by_hash_val[j] = val;
+	s->by_hash_n++;
+}
+
+/* The sent event whose bytes these are, or NULL (never sent so). */
+static const struct sent *map_get(struct sim *s, const uint8_t *p, size_t n,
+                                  int *pubinc)
+{
+	uint64_t key = fnv(p, n);
+	for (size_t j = s->by_hash_cap ? key & (s->by_hash_cap - 1) : 0;
+	     s->by_hash_cap && s->by_hash_key[j];
+	     j = (j + 1) & (s->by_hash_cap - 1)) {
+		if (s->by_hash_key[j] != key)
+			continue;
+		uint64_t v = s->by_hash_val[j] - 1;
+		const struct sent *e = &s->pubs[v >> 32].v[v & 0xffffffffu];
+		if (e->len == n) {
+			*pubinc = (int)(v >> 32);
+			return e;
+		}
+	}
+	return NULL;
+}
+
 /* ---- receivers (monitors and the agent) ------------------------------------------------- */
 static struct receiver *recv_of(struct sim *s, struct link *l)
 {
 	return &s->recv[l->kind == LK_AGENT ? s->n_recv - 1 : l->actor];
-}
-
-static int find_pubinc(struct sim *s, const char *src, uint64_t inc)
-{
-	for (int i = s->n_pubs - 1; i >= 0; i--)
-		if (s->pubs[i].incarnation == inc &&
-		    !strcmp(s->links[s->cols[s->pubs[i].collector].link].name, src))
-			return i;
-	return -1;
 }
 
 static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
@@ -436,20 +486,17 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	if (d->kind != BUS_OP_PUBLISH || l->kind == LK_COLLECTOR)
 		return;
 	struct receiver *r = recv_of(s, l);
-	Daemoneye__BusrtEvent *ev = (void *)bus_pb_unpack(
-		&daemoneye__busrt_event__descriptor, d->data, d->len, 1 << 20);
 	struct got g = {.t = s->now, .pubinc = -1};
 	snprintf(g.topic, sizeof(g.topic), "%s", d->topic);
-	if (ev) {
-		g.pubinc = find_pubinc(s, ev->source_collector, ev->incarnation);
-		g.seq = ev->sequence;
-		if (ev->process_event && ev->process_event->process) {
-			g.type = ev->process_event->event_type;
-			g.pid = ev->process_event->process->pid;
-			g.ppid = ev->process_event->process->ppid;
-			g.start_ms = ev->process_event->process->start_time;
-		}
-		bus_pb_free(&ev->base);
+	/* identified by its exact bytes: a delivery that differs from every
+	 * event sent by even one bit is "unexpected" */
+	const struct sent *e = map_get(s, d->data, d->len, &g.pubinc);
+	if (e) {
+		g.seq = e->seq;
+		g.type = e->type;
+		g.pid = e->pid;
+		g.ppid = e->ppid;
+		g.start_ms = e->start_ms;
 	}
 	if (r->n == r->cap) {
 		r->cap = r->cap ? r->cap * 2 : 1024;
@@ -527,7 +574,20 @@ static int col_publish(void *host, const char *topic, const uint8_t *data,
 	memset(e, 0, sizeof(*e));
 	e->t = s->now;
 	e->seq = co->col.src.sequence;
+	e->len = len;
+	e->payload_hash = fnv(data, len);
 	snprintf(e->topic, sizeof(e->topic), "%s", topic);
+	Daemoneye__BusrtEvent *ev = (void *)bus_pb_unpack(
+		&daemoneye__busrt_event__descriptor, data, len, 1 << 20);
+	if (ev && ev->process_event && ev->process_event->process) {
+		e->type = ev->process_event->event_type;
+		e->pid = ev->process_event->process->pid;
+		e->ppid = ev->process_event->process->ppid;
+		e->start_ms = ev->process_event->process->start_time;
+	}
+	if (ev)
+		bus_pb_free(&ev->base);
+	map_put(s, e->payload_hash, key + 1);
 	s->r->published++;
 	sim_trace(s, "pub %s %llu %s", l->name, (unsigned long long)e->seq,
 	          topic);
@@ -1151,6 +1211,8 @@ static void teardown_all(struct sim *s)
 	free(s->links);
 	free(s->ev);
 	free(s->windows);
+	free(s->by_hash_key);
+	free(s->by_hash_val);
 	sim_plan_free(&s->tape_plan);
 }
 

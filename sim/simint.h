@@ -13,6 +13,13 @@ struct sent {                  /* one event a collector handed to its client */
 	uint64_t seq;
 	int ack;                   /* 0 pending, 1 OK, -1 failed */
 	char topic[40];
+	/* what the event says, decoded once when it is sent */
+	int type;
+	uint32_t pid, ppid;
+	int64_t start_ms;
+	uint64_t payload_hash;     /* FNV-1a of the bytes: deliveries must
+	                              carry exactly these */
+	size_t len;
 };
 
 struct pubinc {                /* one collector incarnation's send log */
@@ -147,6 +154,10 @@ struct sim {
 	uint64_t acc_out, acc_in;  /* frames of connections that ended */
 	bool acc_lossy;            /* bytes died in flight */
 	bool finishing;            /* tearing down: callbacks do nothing */
+	/* every payload sent, by hash: (pubinc << 32 | index) + 1, 0 empty */
+	uint64_t *by_hash_key;
+	uint64_t *by_hash_val;
+	size_t by_hash_cap, by_hash_n;
 	/* the trace */
 	uint64_t hash;
 };
