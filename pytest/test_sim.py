@@ -1,0 +1,83 @@
+"""busrt-sim's command line against the real binary: reports, bad input,
+recording, saved failures. (The simulator's own proofs — scenarios,
+determinism, sweeps, planted bugs, the ledger — run in make test's sim
+stage, scripts/sim-test.sh.)"""
+import json
+import os
+import subprocess
+
+from busclient import BIN
+
+SIM = os.path.join(BIN, "busrt-sim")
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def sim(*args, timeout=120):
+    return subprocess.run([SIM, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT)
+
+
+def test_json_report_and_plan():
+    p = sim("run", "default", "--seed", "3", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    assert r["ok"] and r["seed"] == 3 and len(r["trace_hash"]) == 16
+    assert set(r["checks"]) == {"ordering", "lifecycle", "delivery", "equivalence",
+                                "liveness", "accounting"}
+    assert r["delivered"] == r["oracle_delivered"] or sum(r["faults"].values()) > 0
+    plan = sim("plan", "default", "--seed", "3")
+    assert plan.returncode == 0 and plan.stdout.startswith("version: 1\nfaults:")
+    # the same seed, the same trace
+    assert json.loads(sim("run", "default", "--seed", "3", "--json").stdout)["trace_hash"] \
+        == r["trace_hash"]
+
+
+def test_bad_input_exits_2_and_says_where(tmp_path):
+    p = sim("run", "scenarios/nope.yaml")
+    assert p.returncode == 2 and "scenarios/nope.yaml" in p.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: x\nduration_ms: 10\ncolour: red\n")
+    p = sim("run", str(bad))
+    assert p.returncode == 2 and f"{bad}:4: colour: unknown key" in p.stderr, p.stderr
+    bad.write_text("version: 1\nfaults:\n  - {at_ms: 5, kind: meteor}\n")
+    p = sim("run", "default", "--faults", str(bad))
+    assert p.returncode == 2 and "unknown fault kind" in p.stderr
+    for args in (["run", "default", "--seed", "x"], ["sweep", "default"],
+                 ["sweep", "default", "--seeds", "5..1"], ["run"], ["fly", "default"],
+                 ["run", "default", "--plant", "gremlin"], ["record", "--poll-ms", "0"]):
+        p = sim(*args)
+        assert p.returncode == 2 and "usage" in p.stderr, (args, p.stderr)
+
+
+def test_record_replays(tmp_path):
+    out = tmp_path / "rec.yaml"
+    p = sim("record", "--poll-ms", "10", "--seconds", "5", "--subtree", "--name", "t",
+            "--command", "sleep 0.2; sleep 0.1 & wait", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    text = out.read_text()
+    assert "version: 1" in text and '"sleep"' in text and "del: [[" in text
+    p = sim("run", str(out), "--faults", "none")
+    assert p.returncode == 0, p.stdout
+    assert "deliveries" in p.stdout
+
+
+def test_saved_failure_replays_and_shrinks(tmp_path):
+    saved, small = tmp_path / "f.yaml", tmp_path / "s.yaml"
+    p = sim("run", "default", "--plant", "no-restart", "--faults",
+            "scenarios/plans/twenty-faults.yaml", "--save", str(saved))
+    assert p.returncode == 1 and "liveness     FAILED" in p.stdout
+    assert f"busrt-sim replay {saved}" in p.stdout
+    text = saved.read_text()
+    assert "plant: no-restart" in text and "seed: 1" in text
+    r = sim("replay", str(saved))
+    assert r.returncode == 1 and "liveness     FAILED" in r.stdout
+    s = sim("shrink", str(saved), "--out", str(small))
+    assert s.returncode == 0 and "shrunk 20 faults to" in s.stdout, s.stdout + s.stderr
+    assert small.read_text().count("  - {at_ms") <= 3
+    assert sim("replay", str(small)).returncode == 1
+    # a sweep names and saves each failure with its replay command
+    d = tmp_path / "fails"
+    d.mkdir()
+    w = sim("sweep", "default", "--seeds", "1..4", "--plant", "drop-acked", "--save-dir", str(d))
+    assert w.returncode == 1 and "FAILED seed" in w.stdout and "--plant drop-acked" in w.stdout
+    assert len(os.listdir(d)) >= 1
