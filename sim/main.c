@@ -645,8 +645,6 @@ static int cmd_record(int argc, char **argv)
 		{"subtree", no_argument, NULL, 'T'},
 		{"name", required_argument, NULL, 'n'},
 		{"out", required_argument, NULL, 'o'},
-		{"save-dir", required_argument, NULL, 'W'},
-		{"tape", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0}};
 	uint64_t poll = 20, secs = 10;
 	const char *cmd = NULL, *name = "recording", *outp = NULL;

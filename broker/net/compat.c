@@ -296,6 +296,17 @@ static int open_clients(struct de_compat *c, const char *name)
 	return 0;
 }
 
+/* Frees what the layer owns once its loop has nothing left. */
+static void free_layer(struct de_compat *c)
+{
+	uv_loop_close(&c->loop);
+	bus_chan_free(c->out);
+	bus_chan_free(c->in);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->changed);
+	free(c);
+}
+
 int de_compat_open(const char *addr, const char *name, size_t capacity,
                    int64_t timeout_ms, struct de_compat **out, char *err,
                    size_t errlen)
@@ -330,12 +341,7 @@ int de_compat_open(const char *addr, const char *name, size_t capacity,
 		if (c->wake.type == UV_ASYNC) /* initialised */
 			uv_close((uv_handle_t *)&c->wake, NULL);
 		uv_run(&c->loop, UV_RUN_DEFAULT);
-		uv_loop_close(&c->loop);
-		bus_chan_free(c->out);
-		bus_chan_free(c->in);
-		pthread_mutex_destroy(&c->mu);
-		pthread_cond_destroy(&c->changed);
-		free(c);
+		free_layer(c);
 		return rc;
 	}
 	struct timespec dl;
@@ -392,10 +398,5 @@ void de_compat_close(struct de_compat *c)
 	pthread_join(c->thread, NULL);
 	if (c->has_pending)
 		free(c->pending.data);
-	uv_loop_close(&c->loop);
-	bus_chan_free(c->out);
-	bus_chan_free(c->in);
-	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->changed);
-	free(c);
+	free_layer(c);
 }
