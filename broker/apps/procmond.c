@@ -240,27 +240,29 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!de_name_level_valid(id, DE_ID_BYTES_MAX)) {
+		fprintf(stderr, "procmond: bad --id %s: letters, digits, '-', "
+		                "'_' only\n", id);
+		return 2;
+	}
 	struct pm *p = calloc(1, sizeof(*p));
 	if (!p)
 		return 1;
-	uv_loop_init(&p->loop);
 	char err[256];
 	if (de_procfs_init(&p->fs, NULL, hashes, err, sizeof(err)) != 0) {
 		fprintf(stderr, "procmond: %s\n", err);
+		de_procfs_free(&p->fs);
+		free(p);
 		return 1;
 	}
+	uv_loop_init(&p->loop);
 	struct de_collector_ops ops = {now_ns, wall_ms, publish,
 	                               interval_changed, stop_requested};
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t incarnation = (uint64_t)ts.tv_sec * 1000000000ull +
 	                       (uint64_t)ts.tv_nsec;
-	if (de_collector_init(&p->col, id, incarnation, p->fs.ticks_per_s, &ops,
-	                      p) != 0) {
-		fprintf(stderr, "procmond: bad --id %s: letters, digits, '-', "
-		                "'_' only\n", id);
-		return 2;
-	}
+	de_collector_init(&p->col, id, incarnation, p->fs.ticks_per_s, &ops, p);
 	p->col.scan_interval_ms = interval;
 	p->col.compute_hashes = hashes;
 	p->col.max_processes = maxp;
@@ -281,6 +283,14 @@ int main(int argc, char **argv)
 	int rc = bus_client_open(&p->loop, addr, &cfg, &h, &p->bc);
 	if (rc) {
 		fprintf(stderr, "procmond: %s: %s\n", addr, bus_strerror(rc));
+		uv_close((uv_handle_t *)&p->timer, NULL);
+		uv_close((uv_handle_t *)&p->sigterm, NULL);
+		uv_close((uv_handle_t *)&p->sigint, NULL);
+		uv_run(&p->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&p->loop);
+		de_collector_free(&p->col);
+		de_procfs_free(&p->fs);
+		free(p);
 		return 2;
 	}
 	uint64_t t0 = uv_hrtime();

@@ -7,8 +7,11 @@
  * /proc/PID/exe (a " (deleted)" suffix means the file is gone) and
  * /proc/PID/cmdline. ENOENT anywhere: the process vanished, leave it out.
  * EACCES on exe (another user's process without privileges): keep it,
- * accessible = false. A zombie (state Z) has exited: it is left out, so
- * its TERMINATION comes when it ends, not when its parent reaps it.
+ * accessible = false. A zombie (state Z), a task flagged PF_EXITING, and
+ * a user process whose exe link is already gone are exiting: left out, so
+ * the TERMINATION comes when it ends (not when its parent reaps it) and
+ * carries the process as it was, not a half-torn-down one. Only kernel
+ * threads (PF_KTHREAD) have no executable.
  */
 #define _DEFAULT_SOURCE
 #include "bus/procfs.h"
@@ -181,8 +184,12 @@ static void hash_exe(struct de_procfs *f, const char *exe_link,
 
 /* Fields of /proc/PID/stat after the name: 0 is state (field 3).
  * Returns 0, 1 for a zombie, or BUS_EIO for a line that does not parse. */
+#define PF_EXITING 0x00000004u  /* include/linux/sched.h */
+#define PF_KTHREAD 0x00200000u
+
 static int parse_stat(struct de_procfs *f, char *buf, size_t n,
-                      struct de_proc *p, char *name, size_t namecap)
+                      struct de_proc *p, char *name, size_t namecap,
+                      unsigned long long *flags)
 {
 	buf[n] = 0;
 	char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
@@ -208,6 +215,9 @@ static int parse_stat(struct de_procfs *f, char *buf, size_t n,
 		s = *end == ' ' ? end + 1 : NULL;
 	}
 	/* indices: field number - 3 */
+	*flags = v[6];
+	if (*flags & PF_EXITING)
+		return 1; /* on its way out: it ended, for us */
 	p->ppid = (uint32_t)v[1];
 	p->cpu_ticks = v[11] + v[12];
 	p->start_ticks = v[19];
@@ -225,8 +235,9 @@ static int read_proc(struct de_procfs *f, uint32_t pid, struct de_snapshot *s)
 	struct de_proc p = {.pid = pid, .accessible = true, .file_exists = true};
 	snprintf(path, sizeof(path), "%s/%u/stat", f->root, pid);
 	int rc = read_file(path, buf, sizeof(buf) - 1, &n);
-	if (rc || parse_stat(f, buf, n, &p, name, sizeof(name)))
-		return 1; /* gone, a zombie, or not a process entry */
+	unsigned long long flags = 0;
+	if (rc || parse_stat(f, buf, n, &p, name, sizeof(name), &flags))
+		return 1; /* gone, exiting, a zombie, or not a process entry */
 	struct stat st;
 	snprintf(path, sizeof(path), "%s/%u", f->root, pid);
 	if (stat(path, &st) != 0)
@@ -238,8 +249,10 @@ static int read_proc(struct de_procfs *f, uint32_t pid, struct de_snapshot *s)
 		int e = errno;
 		char sp[128];
 		snprintf(sp, sizeof(sp), "%s/%u/stat", f->root, pid);
-		if (e == ENOENT && access(sp, F_OK) != 0)
-			return 1; /* gone between the reads */
+		if (e == ENOENT && (access(sp, F_OK) != 0 ||
+		                    !(flags & PF_KTHREAD)))
+			return 1; /* gone between the reads, or exiting (its
+			             memory, and so its exe, already released) */
 		el = 0; /* a kernel thread (ENOENT) or not ours (EACCES) */
 		if (e != ENOENT)
 			p.accessible = false;

@@ -411,14 +411,29 @@ static void test_procfs_fabricated(void **state)
 	static const char st[] = "cpu 1 2 3\nbtime 1700000000\nprocesses 5\n";
 	put(root, "stat", st, sizeof(st) - 1);
 	assert_int_equal(de_procfs_init(&f, root, true, err, sizeof(err)), 0);
-	/* pid 123: a name with ") (" inside; no exe link (kernel thread) */
+	/* pid 123: a name with ") (" inside; no exe link: a kernel thread
+	 * (flags 0x200100: PF_KTHREAD) */
 	snprintf(d, sizeof(d), "%s/123", root);
 	mkdir(d, 0700);
 	static const char s123[] =
-		"123 (we ird) (x) S 7 123 123 0 -1 4194560 0 0 0 0 "
+		"123 (we ird) (x) S 7 123 123 0 -1 2097408 0 0 0 0 "
 		"30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n";
 	put(d, "stat", s123, sizeof(s123) - 1);
 	put(d, "cmdline", "a\0b\0", 4);
+	/* pid 126: a user process without its exe link: exiting, left out */
+	snprintf(d, sizeof(d), "%s/126", root);
+	mkdir(d, 0700);
+	static const char s126[] =
+		"126 (sleep) R 7 126 126 0 -1 4194560 0 0 0 0 "
+		"30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n";
+	put(d, "stat", s126, sizeof(s126) - 1);
+	/* pid 127: flagged PF_EXITING (0x4): left out */
+	snprintf(d, sizeof(d), "%s/127", root);
+	mkdir(d, 0700);
+	static const char s127[] =
+		"127 (sh) S 7 127 127 0 -1 4194564 0 0 0 0 "
+		"30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n";
+	put(d, "stat", s127, sizeof(s127) - 1);
 	/* pid 124: its directory exists but it vanished (no stat) */
 	snprintf(d, sizeof(d), "%s/124", root);
 	mkdir(d, 0700);
@@ -447,7 +462,7 @@ static void test_procfs_fabricated(void **state)
 	assert_string_equal(p->exe, "");
 	assert_false(p->file_exists);
 	assert_true(p->accessible);
-	assert_int_equal(f.vanished, 2);
+	assert_int_equal(f.vanished, 4);
 	de_snapshot_free(&s);
 	de_procfs_free(&f);
 	char cmd[300];
