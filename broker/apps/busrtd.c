@@ -45,6 +45,7 @@ struct app {
 	struct bus_server *srv;
 	uv_signal_t sigterm, sigint;
 	int signals_open;
+	bool stopping;
 };
 
 static void signal_closed(uv_handle_t *h)
@@ -59,11 +60,17 @@ static void shutdown_done(struct bus_server *s, void *arg)
 	struct app *a = arg;
 	uv_close((uv_handle_t *)&a->sigterm, signal_closed);
 	uv_close((uv_handle_t *)&a->sigint, signal_closed);
+	/* shutting down already: a second SIGTERM must not kill the exit */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct app *a = h->data;
+	if (a->stopping)
+		return; /* a second signal while shutting down: already on it */
+	a->stopping = true;
 	fprintf(stderr, "busrtd: %s, shutting down\n",
 	        signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	bus_server_shutdown(a->srv, shutdown_done, a);

@@ -513,6 +513,8 @@ static void finish(struct agent *a)
 	uv_close((uv_handle_t *)&a->timer, NULL);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
+	signal(SIGTERM, SIG_IGN); /* exiting already */
+	signal(SIGINT, SIG_IGN);
 	if (a->bc)
 		bus_client_close(a->bc);
 	if (a->srv)

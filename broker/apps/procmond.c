@@ -171,6 +171,8 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 		uv_close((uv_handle_t *)&p->timer, NULL);
 		uv_close((uv_handle_t *)&p->sigterm, NULL);
 		uv_close((uv_handle_t *)&p->sigint, NULL);
+		signal(SIGTERM, SIG_IGN); /* exiting already */
+		signal(SIGINT, SIG_IGN);
 	}
 }
 
