@@ -24,6 +24,7 @@
  */
 #include "simint.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,15 +54,21 @@ bool sim_mask_match(const char *mask, const char *topic)
 	}
 }
 
-static void fail(struct sim_report *r, enum sim_check c, const char *fmt,
-                 const char *a, const char *b, uint64_t x, uint64_t y,
-                 uint64_t t)
+typedef unsigned long long ull;
+
+/* Records check c's first offence, at virtual time t. */
+static void fail(struct sim_report *r, enum sim_check c, uint64_t t,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void fail(struct sim_report *r, enum sim_check c, uint64_t t,
+                 const char *fmt, ...)
 {
 	if (!r->ok[c])
 		return; /* the first offence is the one reported */
 	r->ok[c] = false;
-	int k = snprintf(r->why[c], sizeof(r->why[c]), fmt, a, b,
-	                 (unsigned long long)x, (unsigned long long)y);
+	va_list ap;
+	va_start(ap, fmt);
+	int k = vsnprintf(r->why[c], sizeof(r->why[c]), fmt, ap);
+	va_end(ap);
 	if (k >= 0 && (size_t)k < sizeof(r->why[c]))
 		snprintf(r->why[c] + k, sizeof(r->why[c]) - (size_t)k,
 		         " (at %llu.%06llu ms)", (unsigned long long)(t / SIM_MS),
@@ -125,12 +132,12 @@ static void projection(struct sim *s, struct sim_report *r, int pi,
 		if (x->pubinc != pi)
 			continue;
 		if (any && x->seq <= last_seq) {
-			fail(r, SIM_C_ORDERING, "%s got %s's seq %llu after %llu",
-			     rc->name, pub_name(s, pi), x->seq, last_seq, x->t);
-			fail(r, SIM_C_DELIVERY, x->seq == last_seq
-			                               ? "%s: %s seq %llu duplicated (after %llu)"
-			                               : "%s: %s seq %llu reordered (after %llu)",
-			     rc->name, pub_name(s, pi), x->seq, last_seq, x->t);
+			fail(r, SIM_C_ORDERING, x->t, "%s got %s's seq %llu after %llu",
+			     rc->name, pub_name(s, pi), (ull)x->seq, (ull)last_seq);
+			fail(r, SIM_C_DELIVERY, x->t, "%s: %s seq %llu %s (after %llu)",
+			     rc->name, pub_name(s, pi), (ull)x->seq,
+			     x->seq == last_seq ? "duplicated" : "reordered",
+			     (ull)last_seq);
 		}
 		any = true;
 		last_seq = x->seq > last_seq ? x->seq : last_seq;
@@ -142,13 +149,13 @@ static void projection(struct sim *s, struct sim_report *r, int pi,
 			while (j < ne && p->v[exp[j]].seq != x->seq)
 				j++;
 			if (j == ne)
-				fail(r, SIM_C_DELIVERY,
+				fail(r, SIM_C_DELIVERY, x->t,
 				     "%s: %s seq %llu unexpected (never sent to it; %llu)",
-				     rc->name, pub_name(s, pi), x->seq, ne, x->t);
+				     rc->name, pub_name(s, pi), (ull)x->seq, (ull)ne);
 			else if (seen[j])
-				fail(r, SIM_C_DELIVERY,
+				fail(r, SIM_C_DELIVERY, x->t,
 				     "%s: %s seq %llu duplicated (%llu)", rc->name,
-				     pub_name(s, pi), x->seq, j, x->t);
+				     pub_name(s, pi), (ull)x->seq, (ull)j);
 			else
 				seen[j] = 1; /* late (reordered), not lost */
 			continue;
@@ -171,15 +178,13 @@ static void projection(struct sim *s, struct sim_report *r, int pi,
 		bool acked_and_stayed =
 			x->ack == 1 && stayed(rc, x->t) &&
 			s->sc->slow_policy == BUS_SLOW_DISCONNECT;
-		if (!faulty || acked_and_stayed) {
-			char what[96];
-			snprintf(what, sizeof(what),
-			         "%%s: %%s seq %%llu lost (%s; %s) of %%llu sent",
-			         where, !faulty ? "outside every fault window"
-			                        : "ACKed OK, receiver stayed connected");
-			fail(r, SIM_C_EQUIVALENCE, what, rc->name, pub_name(s, pi),
-			     x->seq, ne, x->t);
-		}
+		if (!faulty || acked_and_stayed)
+			fail(r, SIM_C_EQUIVALENCE, x->t,
+			     "%s: %s seq %llu lost (%s; %s) of %llu sent", rc->name,
+			     pub_name(s, pi), (ull)x->seq, where,
+			     !faulty ? "outside every fault window"
+			             : "ACKed OK, receiver stayed connected",
+			     (ull)ne);
 	}
 	free(seen);
 	free(exp);
@@ -252,13 +257,13 @@ static void lifecycle(struct sim *s, struct sim_report *r,
 			continue;
 		struct pkey *p = &v[lower(v, n, x->pubinc, x->pid, x->start_ms)];
 		if (p->state == 2)
-			fail(r, SIM_C_LIFECYCLE, "%s: %s pid %llu: an event after "
-			     "its TERMINATION (type %llu)", rc->name,
-			     pub_name(s, x->pubinc), x->pid, (uint64_t)x->type, x->t);
+			fail(r, SIM_C_LIFECYCLE, x->t, "%s: %s pid %u: an event "
+			     "after its TERMINATION (type %d)", rc->name,
+			     pub_name(s, x->pubinc), x->pid, x->type);
 		else if (x->type == DE_DISCOVERY && p->state != 0)
-			fail(r, SIM_C_LIFECYCLE, "%s: %s pid %llu: DISCOVERY after "
-			     "other events of it (%llu)", rc->name,
-			     pub_name(s, x->pubinc), x->pid, (uint64_t)p->state, x->t);
+			fail(r, SIM_C_LIFECYCLE, x->t, "%s: %s pid %u: DISCOVERY "
+			     "after other events of it (%d)", rc->name,
+			     pub_name(s, x->pubinc), x->pid, p->state);
 		if (x->type == DE_DISCOVERY && p->state == 0) {
 			p->state = 1;
 			p->disc = g;
@@ -281,10 +286,10 @@ static void lifecycle(struct sim *s, struct sim_report *r,
 			const struct pkey *p = &v[j];
 			if (p->disc != SIZE_MAX && p->disc > c->disc &&
 			    p->ppid != c->pid)
-				fail(r, SIM_C_LIFECYCLE,
-				     "%s: parent %s %llu discovered after its child "
-				     "%llu", rc->name, pub_name(s, c->pubinc), c->ppid,
-				     c->pid, rc->v[p->disc].t);
+				fail(r, SIM_C_LIFECYCLE, rc->v[p->disc].t,
+				     "%s: parent %s %u discovered after its child "
+				     "%u", rc->name, pub_name(s, c->pubinc), c->ppid,
+				     c->pid);
 		}
 	}
 	free(v);
@@ -296,15 +301,15 @@ static void liveness(struct sim *s, struct sim_report *r)
 		const struct collector *c = &s->cols[i];
 		const char *name = s->links[c->link].name;
 		if (!c->healed_hb_ok)
-			fail(r, SIM_C_LIVENESS, "%s answered no heartbeat after "
-			     "the last fault healed%s (at %llu ms; last answer at "
-			     "%llu ms)", name, "", s->last_fault_end / SIM_MS,
-			     c->last_hb_ok / SIM_MS, s->now);
+			fail(r, SIM_C_LIVENESS, s->now, "%s answered no heartbeat "
+			     "after the last fault healed (at %llu ms; last answer "
+			     "at %llu ms)", name, (ull)(s->last_fault_end / SIM_MS),
+			     (ull)(c->last_hb_ok / SIM_MS));
 		else if (c->healed_hb_ok - s->last_fault_end > s->sc->liveness_ns)
-			fail(r, SIM_C_LIVENESS, "%s answered %s%llu ms after the "
-			     "last fault healed (bound %llu ms)", name, "",
-			     (c->healed_hb_ok - s->last_fault_end) / SIM_MS,
-			     s->sc->liveness_ns / SIM_MS, c->healed_hb_ok);
+			fail(r, SIM_C_LIVENESS, c->healed_hb_ok, "%s answered %llu "
+			     "ms after the last fault healed (bound %llu ms)", name,
+			     (ull)((c->healed_hb_ok - s->last_fault_end) / SIM_MS),
+			     (ull)(s->sc->liveness_ns / SIM_MS));
 	}
 }
 
@@ -314,8 +319,6 @@ static void accounting(struct sim *s, struct sim_report *r)
 	if (!s->core)
 		return;
 	bus_core_stats(s->core, &st);
-	r->broker_frames_in = st.r_frames;
-	r->broker_frames_out = st.w_frames;
 	if (s->acc_lossy)
 		return; /* bytes died in flight: the counts cannot meet */
 	uint64_t out = s->acc_out, in = s->acc_in;
@@ -329,11 +332,11 @@ static void accounting(struct sim *s, struct sim_report *r)
 		in += cs.frames_in - cs.nops_in + cs.acks - l->base_in;
 	}
 	if (out != st.r_frames)
-		fail(r, SIM_C_ACCOUNTING, "broker read %s%s%llu frames, the "
-		     "clients sent %llu", "", "", st.r_frames, out, s->now);
+		fail(r, SIM_C_ACCOUNTING, s->now, "broker read %llu frames, "
+		     "the clients sent %llu", (ull)st.r_frames, (ull)out);
 	else if (in != st.w_frames)
-		fail(r, SIM_C_ACCOUNTING, "broker wrote %s%s%llu frames, the "
-		     "clients got %llu", "", "", st.w_frames, in, s->now);
+		fail(r, SIM_C_ACCOUNTING, s->now, "broker wrote %llu frames, "
+		     "the clients got %llu", (ull)st.w_frames, (ull)in);
 }
 
 void sim_check_all(struct sim *s, struct sim_report *r)

@@ -528,11 +528,6 @@ static void recv_state(struct sim *s, struct receiver *r,
 }
 
 /* ---- collectors ------------------------------------------------------------------------ */
-static uint64_t col_now(void *host)
-{
-	return ((struct sim *)((struct link *)host)->s)->now;
-}
-
 static int64_t col_wall(void *host)
 {
 	struct sim *s = ((struct link *)host)->s;
@@ -575,7 +570,6 @@ static int col_publish(void *host, const char *topic, const uint8_t *data,
 	e->t = s->now;
 	e->seq = co->col.src.sequence;
 	e->len = len;
-	e->payload_hash = fnv(data, len);
 	snprintf(e->topic, sizeof(e->topic), "%s", topic);
 	Daemoneye__BusrtEvent *ev = (void *)bus_pb_unpack(
 		&daemoneye__busrt_event__descriptor, data, len, 1 << 20);
@@ -587,7 +581,7 @@ static int col_publish(void *host, const char *topic, const uint8_t *data,
 	}
 	if (ev)
 		bus_pb_free(&ev->base);
-	map_put(s, e->payload_hash, key + 1);
+	map_put(s, fnv(data, len), key + 1);
 	s->r->published++;
 	sim_trace(s, "pub %s %llu %s", l->name, (unsigned long long)e->seq,
 	          topic);
@@ -618,8 +612,6 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 	struct sim *s = l->s;
 	sim_trace(s, "state %s %s %d", l->name, bus_client_state_name(st),
 	          reason);
-	if (st == BUS_CLIENT_READY && l->kind != LK_ROGUE)
-		s->r->reconnects++;
 	if (l->kind == LK_MONITOR || l->kind == LK_AGENT)
 		recv_state(s, recv_of(s, l), st);
 }
@@ -690,9 +682,8 @@ static void col_poll(struct sim *s, int i)
 		de_collector_cycle(&co->col, &snap);
 		co->last_table = idx;
 	}
-	co->next_poll = s->now + co->spec->poll_ns;
-	if (co->next_poll < s->end)
-		push(s, co->next_poll, EV_POLL, -1,
+	if (s->now + co->spec->poll_ns < s->end)
+		push(s, s->now + co->spec->poll_ns, EV_POLL, -1,
 		     (uint64_t)i << 32 | (uint32_t)co->pubinc);
 }
 
@@ -715,7 +706,7 @@ static void col_spawn(struct sim *s, int i)
 	pi->incarnation = s->now; /* virtual start time, ns */
 	pi->started = s->now;
 	pi->ended = UINT64_MAX;
-	struct de_collector_ops ops = {col_now, col_wall, col_publish, NULL,
+	struct de_collector_ops ops = {c_now, col_wall, col_publish, NULL,
 	                               col_stop};
 	if (de_collector_init(&co->col, co->spec->id, pi->incarnation,
 	                      co->spec->ticks_per_s, &ops, l))

@@ -146,7 +146,6 @@ struct sim_options {
 	uint64_t seed;
 	const struct sim_plan *plan; /* NULL: none */
 	FILE *trace;                 /* NULL: hash only */
-	const char *plant;           /* a planted bug, NULL: none */
 	/* a tape: every choice from it, and the plan too when plan is NULL
 	 * and tape_plan is set */
 	const uint8_t *tape;
@@ -175,8 +174,7 @@ struct sim_report {
 	uint64_t faults[SIM_F_KINDS];
 	bool ok[SIM_C_N];
 	char why[SIM_C_N][256];   /* the first offending event */
-	uint64_t broker_frames_in, broker_frames_out;
-	uint64_t broker_restarts, collector_restarts, reconnects;
+	uint64_t broker_restarts, collector_restarts;
 };
 
 int sim_run(const struct sim_scenario *sc, const struct sim_options *o,

@@ -17,9 +17,8 @@ struct sent {                  /* one event a collector handed to its client */
 	int type;
 	uint32_t pid, ppid;
 	int64_t start_ms;
-	uint64_t payload_hash;     /* FNV-1a of the bytes: deliveries must
-	                              carry exactly these */
-	size_t len;
+	size_t len;                /* of the payload; deliveries are matched
+	                              by its bytes' hash (sim.by_hash_*) */
 };
 
 struct pubinc {                /* one collector incarnation's send log */
@@ -100,7 +99,6 @@ struct collector {
 	uint32_t pid;              /* as the agent knows it */
 	struct de_collector col;
 	bool col_init;
-	uint64_t next_poll;
 	long last_table;           /* table of the last cycle */
 	uint64_t last_hb_ok;       /* the agent's last answered heartbeat */
 	uint64_t healed_hb_ok;     /* its first after the last fault healed */

@@ -85,17 +85,6 @@ static void raise_nofile(void)
 	}
 }
 
-static int parse_level(const char *s)
-{
-	static const char *names[] = {"error", "warn", "info", "debug"};
-	for (int i = 0; i < 4; i++)
-		if (!strcmp(s, names[i]))
-			return i;
-	if (!strcmp(s, "trace"))
-		return 3;
-	return -1;
-}
-
 /* Binds one -B argument or configured address. */
 static int bind_one(struct app *a, const char *spec, int mode)
 {
@@ -153,7 +142,7 @@ int main(int argc, char **argv)
 			config = optarg;
 			break;
 		case 'l':
-			if ((level = parse_level(optarg)) < 0) {
+			if ((level = bus_log_level_parse(optarg)) < 0) {
 				fprintf(stderr, "busrtd: --log-level: '%s' is not "
 				                "error, warn, info or debug\n",
 				        optarg);

@@ -646,11 +646,7 @@ int main(int argc, char **argv)
 			a->config_path = optarg;
 			break;
 		case 'l': {
-			static const char *lv[] = {"error", "warn", "info", "debug"};
-			a->log_level = -1;
-			for (int i = 0; i < 4; i++)
-				if (!strcmp(optarg, lv[i]))
-					a->log_level = i;
+			a->log_level = bus_log_level_parse(optarg);
 			if (a->log_level < 0) {
 				fprintf(stderr, "daemoneye-agent: bad --log-level "
 				                "%s\n", optarg);

@@ -116,14 +116,23 @@ static uint64_t now_ns(const struct bus_server *s)
 	return uv_hrtime();
 }
 
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+int bus_log_level_parse(const char *name)
+{
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(name, level_names[i]))
+			return i;
+	return strcmp(name, "trace") ? -1 : 3;
+}
+
 static void logf_(const struct bus_server *s, int level, const char *fmt, ...)
 {
 	if (level > s->log_level)
 		return;
-	static const char *names[] = {"error", "warn", "info", "debug"};
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "busrtd %s: ", names[level]);
+	fprintf(stderr, "busrtd %s: ", level_names[level]);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);

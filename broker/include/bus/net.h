@@ -70,6 +70,8 @@ void bus_server_host_stats(const struct bus_server *s,
 
 /* Log verbosity of the host: 0 error, 1 warn, 2 info, 3 debug. */
 void bus_server_set_log_level(struct bus_server *s, int level);
+/* "error", "warn", "info", "debug" (or "trace", as debug) to 0..3; -1. */
+int bus_log_level_parse(const char *name);
 
 /* ---- socket clients ------------------------------------------------------ */
 /* A client connecting to address (a Unix socket path, or HOST:PORT) from
