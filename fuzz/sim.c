@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		loaded = true;
 	}
 	struct sim_options o = {.seed = 1, .tape = data, .tape_len = size,
-	                        .tape_plan = true};
+	                        .tape_plan = true, .buggify_drawn = true};
 	struct sim_report r;
 	FUZZ_CHECK(sim_run(&sc, &o, &r) == 0, "the run got stuck");
 	for (int c = 0; c < SIM_C_N; c++)

@@ -30,6 +30,13 @@ else
   echo "sim: FAILED: seed 7 traces differ between the plain ($a) and ASan ($b) builds"; rc=1
 fi
 "$SIM" sweep default --seeds "$SEEDS" -j 2 2>/dev/null || rc=1
+# Every fault site armed in every run: each must be reached and fire, and
+# the checks must hold through them (they force rare, correct paths).
+out=$("$SIM" sweep default --seeds 1..200 -j 2 --buggify all 2>/dev/null); r=$?
+echo "$out" | sed -n 's/^  fault sites/sim: fault sites, all armed, 200 seeds:/p'
+if [ $r != 0 ] || echo "$out" | grep -q -e "never reached" -e "never fired"; then
+  echo "sim: FAILED: the fault-site sweep"; echo "$out"; rc=1
+fi
 
 # Proof that the checks can fail: each planted bug of the simulator build
 # must be caught by its checker, which names the first offending event.

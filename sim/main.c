@@ -104,7 +104,50 @@ struct args {
 	uint64_t seed, from, to;
 	int jobs;
 	bool json, determinism;
+	/* fault sites: --buggify, or a replayed file's; else drawn from the
+	 * seed (none under --faults none) */
+	bool buggify_set;
+	uint32_t buggify;
+	bool buggify_drawn;
 };
+
+/* --buggify SPEC: none, all, seed, or site,site,... */
+static bool parse_buggify(const char *spec, struct args *a)
+{
+	a->buggify_set = true;
+	a->buggify = 0;
+	a->buggify_drawn = false;
+	if (!strcmp(spec, "none"))
+		return true;
+	if (!strcmp(spec, "seed"))
+		return a->buggify_drawn = true;
+	if (!strcmp(spec, "all")) {
+		a->buggify = (1u << BUS_SITE_N) - 1;
+		return true;
+	}
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", spec);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		int k = sim_site_by_name(t);
+		if (k < 0)
+			return false;
+		a->buggify |= 1u << k;
+	}
+	return a->buggify != 0;
+}
+
+static void sites_list(FILE *f, uint32_t mask)
+{
+	bool any = false;
+	for (int k = 0; k < BUS_SITE_N; k++)
+		if (mask & 1u << k) {
+			fprintf(f, "%s%s", any ? "," : "", sim_site_names[k]);
+			any = true;
+		}
+	if (!any)
+		fprintf(f, "none");
+}
 
 static int bad(const char *what, const char *arg)
 {
@@ -195,6 +238,13 @@ static void json_report(const struct sim_scenario *sc,
 	for (int k = 0; k < SIM_F_KINDS; k++)
 		printf("%s\"%s\": %llu", k ? ", " : "", sim_fault_names[k],
 		       (unsigned long long)r->faults[k]);
+	printf("}, \"sites\": {");
+	for (int k = 0; k < BUS_SITE_N; k++)
+		printf("%s\"%s\": {\"armed\": %s, \"reached\": %llu, "
+		       "\"fired\": %llu}", k ? ", " : "", sim_site_names[k],
+		       r->buggify & 1u << k ? "true" : "false",
+		       (unsigned long long)r->reached[k],
+		       (unsigned long long)r->fired[k]);
 	printf("}, \"checks\": {");
 	for (int c = 0; c < SIM_C_N; c++) {
 		printf("%s\"%s\": {\"ok\": %s, \"why\": \"", c ? ", " : "",
@@ -204,6 +254,18 @@ static void json_report(const struct sim_scenario *sc,
 		printf("\"}");
 	}
 	printf("}, \"ok\": %s}\n", all_ok(r) ? "true" : "false");
+}
+
+/* " name count" for each non-zero count; false if there was none. */
+static bool nonzero_counts(const char *const *names, const uint64_t *v, int n)
+{
+	bool any = false;
+	for (int k = 0; k < n; k++)
+		if (v[k]) {
+			printf(" %s %llu", names[k], (unsigned long long)v[k]);
+			any = true;
+		}
+	return any;
 }
 
 static void table_report(const struct sim_scenario *sc,
@@ -217,16 +279,15 @@ static void table_report(const struct sim_scenario *sc,
 	       (unsigned long long)r->delivered,
 	       (unsigned long long)r->oracle_delivered);
 	printf("  faults:");
-	bool any = false;
-	for (int k = 0; k < SIM_F_KINDS; k++)
-		if (r->faults[k]) {
-			printf(" %s %llu", sim_fault_names[k],
-			       (unsigned long long)r->faults[k]);
-			any = true;
-		}
+	bool any = nonzero_counts(sim_fault_names, r->faults, SIM_F_KINDS);
 	printf("%s; broker restarts %llu, collector restarts %llu\n",
 	       any ? "" : " none", (unsigned long long)r->broker_restarts,
 	       (unsigned long long)r->collector_restarts);
+	printf("  fault sites armed: ");
+	sites_list(stdout, r->buggify);
+	printf("; fired:");
+	any = nonzero_counts(sim_site_names, r->fired, BUS_SITE_N);
+	printf("%s\n", any ? "" : " none");
 	printf("  trace: %llu events, hash %016llx\n",
 	       (unsigned long long)r->events, (unsigned long long)r->trace_hash);
 	for (int c = 0; c < SIM_C_N; c++)
@@ -279,9 +340,12 @@ static int run_one(const struct args *a, const struct sim_scenario *sc,
 		return rc;
 	*label = a->tape && !a->faults ? "drawn from the tape"
 	                               : plan_label(a, sc, plan);
-	struct sim_options o = {.seed = seed, .plan = plan, .trace = trace,
-	                        .tape = a->tape, .tape_len = a->tape_len,
-	                        .tape_plan = a->tape && !a->faults};
+	bool none = a->faults && !strcmp(a->faults, "none");
+	struct sim_options o = {
+		.seed = seed, .plan = plan, .trace = trace, .tape = a->tape,
+		.tape_len = a->tape_len, .tape_plan = a->tape && !a->faults,
+		.buggify = a->buggify_set ? a->buggify : 0,
+		.buggify_drawn = a->buggify_set ? a->buggify_drawn : !none};
 	rc = sim_run(sc, &o, r);
 	bool failed = rc || !all_ok(r);
 	if (failed && (a->save || a->save_dir)) {
@@ -293,7 +357,8 @@ static int run_one(const struct args *a, const struct sim_scenario *sc,
 			         a->save_dir, sc->name, (unsigned long long)seed);
 		else
 			snprintf(path, sizeof(path), "%s", a->save);
-		if (sim_save_failure(sc->path, plan, seed, plant_name, why, path) == 0)
+		if (sim_save_failure(sc->path, plan, seed, plant_name, r->buggify,
+		                     why, path) == 0)
 			fprintf(stderr, "busrt-sim: seed %llu: failure saved in %s\n",
 			        (unsigned long long)seed, path);
 	}
@@ -388,13 +453,16 @@ static int cmd_run(const struct args *a)
 		else
 			table_report(&sc, &r, label);
 	}
-	if (rc == 1 && !a->json && a->save)
+	if (rc == 1 && !a->json && a->save) {
 		printf("  replay: busrt-sim replay %s\n", a->save);
-	else if (rc == 1 && !a->json)
-		printf("  replay: busrt-sim run %s --seed %llu%s%s%s%s\n", sc.path,
-		       (unsigned long long)a->seed, a->faults ? " --faults " : "",
-		       a->faults ? a->faults : "", plant_name[0] ? " --plant " : "",
-		       plant_name);
+	} else if (rc == 1 && !a->json) {
+		printf("  replay: busrt-sim run %s --seed %llu%s%s%s%s --buggify ",
+		       sc.path, (unsigned long long)a->seed,
+		       a->faults ? " --faults " : "", a->faults ? a->faults : "",
+		       plant_name[0] ? " --plant " : "", plant_name);
+		sites_list(stdout, r.buggify);
+		printf("\n");
+	}
 	if (rc != 2 && a->determinism) {
 		int d = determinism(a, &sc);
 		if (d && !rc)
@@ -434,16 +502,22 @@ static int cmd_replay(struct args *a)
 	}
 	if (sc.has_seed)
 		a->seed = sc.seed;
+	if (!a->buggify_set) { /* the file's sites; none in older files */
+		a->buggify_set = true;
+		a->buggify = sc.buggify;
+		a->buggify_drawn = false;
+	}
 	sim_scenario_free(&sc);
 	return cmd_run(a);
 }
 
 /* Does the run of sc with plan p fail with check `want`? */
 static bool still_fails(const struct sim_scenario *sc, uint64_t seed,
-                        const struct sim_fault *v, size_t n, int want)
+                        const struct sim_fault *v, size_t n, uint32_t sites,
+                        int want)
 {
 	struct sim_plan p = {(struct sim_fault *)v, n};
-	struct sim_options o = {.seed = seed, .plan = &p};
+	struct sim_options o = {.seed = seed, .plan = &p, .buggify = sites};
 	struct sim_report r;
 	if (sim_run(sc, &o, &r))
 		return want == -2;
@@ -466,7 +540,8 @@ static int cmd_shrink(const struct args *a)
 		return 2;
 	}
 	uint64_t seed = sc.has_seed ? sc.seed : a->seed;
-	struct sim_options o = {.seed = seed, .plan = &sc.plan};
+	uint32_t sites = sc.buggify;
+	struct sim_options o = {.seed = seed, .plan = &sc.plan, .buggify = sites};
 	struct sim_report r;
 	int want = sim_run(&sc, &o, &r) ? -2 : first_failed_check(&r);
 	if (want == -1) {
@@ -489,7 +564,7 @@ static int cmd_shrink(const struct args *a)
 				if (i < start || i >= end)
 					tmp[k++] = cur[i];
 			runs++;
-			if (still_fails(&sc, seed, tmp, k, want)) {
+			if (still_fails(&sc, seed, tmp, k, sites, want)) {
 				memcpy(cur, tmp, k * sizeof(*cur));
 				n = k;
 				parts = parts > 2 ? parts - 1 : 2;
@@ -502,13 +577,22 @@ static int cmd_shrink(const struct args *a)
 			parts = parts * 2 < n ? parts * 2 : n;
 		}
 	}
+	/* then the fault sites, one at a time */
+	for (int k = 0; k < BUS_SITE_N; k++) {
+		if (!(sites & 1u << k))
+			continue;
+		runs++;
+		if (still_fails(&sc, seed, cur, n, sites & ~(1u << k), want))
+			sites &= ~(1u << k);
+	}
 	struct sim_plan p = {cur, n};
 	char why[400];
 	o.plan = &p;
+	o.buggify = sites;
 	sim_run(&sc, &o, &r);
 	first_failure(&r, why, sizeof(why));
 	const char *out = a->out ? a->out : "build/shrunk.yaml";
-	rc = sim_save_failure(sc.path, &p, seed, sc.plant, why, out);
+	rc = sim_save_failure(sc.path, &p, seed, sc.plant, sites, why, out);
 	if (!rc)
 		printf("busrt-sim: shrunk %zu faults to %zu in %zu runs (still "
 		       "fails: %s); written to %s\n",
@@ -538,6 +622,8 @@ struct line {
 	uint64_t seed, hash;
 	int rc;
 	uint64_t faults[SIM_F_KINDS];
+	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N];
+	uint32_t buggify;
 	uint64_t delivered;
 	char why[300];
 };
@@ -570,6 +656,9 @@ static int cmd_sweep(const struct args *a)
 				ln.hash = r.trace_hash;
 				ln.delivered = r.delivered;
 				memcpy(ln.faults, r.faults, sizeof(ln.faults));
+				memcpy(ln.reached, r.reached, sizeof(ln.reached));
+				memcpy(ln.fired, r.fired, sizeof(ln.fired));
+				ln.buggify = r.buggify;
 				for (int c = 0; c < SIM_C_N && ln.rc == 1; c++)
 					if (!r.ok[c]) {
 						snprintf(ln.why, sizeof(ln.why), "%s: %s",
@@ -600,11 +689,18 @@ static int cmd_sweep(const struct args *a)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	uint64_t failed = 0, faults[SIM_F_KINDS] = {0}, delivered = 0;
+	uint64_t reached[BUS_SITE_N] = {0}, fired[BUS_SITE_N] = {0};
+	uint64_t armed[BUS_SITE_N] = {0};
 	for (uint64_t i = 0; i < n; i++) {
 		failed += all[i].rc != 0;
 		delivered += all[i].delivered;
 		for (int k = 0; k < SIM_F_KINDS; k++)
 			faults[k] += all[i].faults[k];
+		for (int k = 0; k < BUS_SITE_N; k++) {
+			reached[k] += all[i].reached[k];
+			fired[k] += all[i].fired[k];
+			armed[k] += (all[i].buggify >> k) & 1;
+		}
 	}
 	printf("busrt-sim: sweep of %s, seeds %llu..%llu (%llu runs, %d jobs): "
 	       "%llu passed, %llu failed, %.1f s wall, %llu deliveries\n",
@@ -620,10 +716,22 @@ static int cmd_sweep(const struct args *a)
 	for (int k = 0; k < SIM_F_KINDS; k++)
 		if (!faults[k] && (!a->faults || strcmp(a->faults, "none")))
 			printf("  never injected: %s\n", sim_fault_names[k]);
+	printf("  fault sites (armed in runs / fired / reached):");
+	for (int k = 0; k < BUS_SITE_N; k++)
+		printf(" %s %llu/%llu/%llu", sim_site_names[k],
+		       (unsigned long long)armed[k], (unsigned long long)fired[k],
+		       (unsigned long long)reached[k]);
+	printf("\n");
+	for (int k = 0; k < BUS_SITE_N; k++)
+		if (!reached[k])
+			printf("  never reached: %s\n", sim_site_names[k]);
+		else if (!fired[k] && armed[k])
+			printf("  armed but never fired: %s\n", sim_site_names[k]);
 	for (uint64_t i = 0; i < n; i++)
 		if (all[i].rc)
+		{
 			printf("  FAILED seed %llu: %s\n    replay: busrt-sim run %s "
-			       "--seed %llu%s%s%s%s\n",
+			       "--seed %llu%s%s%s%s --buggify ",
 			       (unsigned long long)all[i].seed,
 			       all[i].rc == 1 && all[i].why[0] ? all[i].why
 			                                       : "no result",
@@ -631,6 +739,9 @@ static int cmd_sweep(const struct args *a)
 			       a->faults ? " --faults " : "",
 			       a->faults ? a->faults : "",
 			       plant_name[0] ? " --plant " : "", plant_name);
+			sites_list(stdout, all[i].buggify);
+			printf("\n");
+		}
 	free(all);
 	sim_scenario_free(&sc);
 	return failed ? 1 : 0;
@@ -697,6 +808,7 @@ int main(int argc, char **argv)
 		{"out", required_argument, NULL, 'o'},
 		{"save-dir", required_argument, NULL, 'W'},
 		{"tape", required_argument, NULL, 'T'},
+		{"buggify", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	struct args a = {.seed = 1, .jobs = 1};
@@ -762,6 +874,13 @@ int main(int argc, char **argv)
 		case 'T':
 			if (read_tape(optarg, &a.tape, &a.tape_len))
 				return 2;
+			break;
+		case 'B':
+			if (!parse_buggify(optarg, &a))
+				return bad("--buggify: none, all, seed or sites "
+				           "(core.alloc, core.queue_full, core.write_one, "
+				           "client.alloc, client.out_full, net.one_byte)",
+				           optarg);
 			break;
 		case 'p': {
 			uint32_t bit = plant_bit(optarg);

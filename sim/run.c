@@ -120,6 +120,87 @@ static struct sim_ev pop(struct sim *s)
 	return top;
 }
 
+static void window(struct sim *s, uint64_t from, uint64_t to)
+{
+	s->windows = realloc(s->windows, (s->n_windows + 1) * 2 * sizeof(uint64_t));
+	if (!s->windows)
+		abort();
+	s->windows[2 * s->n_windows] = from;
+	s->windows[2 * s->n_windows + 1] = to;
+	s->n_windows++;
+}
+
+/* ---- fault sites (BUGGIFY, bus.h) ---------------------------------------------------------
+ * An armed site fires on one in rate[site] of the times it is reached,
+ * while the workload runs. Sites that can lose events (a failed
+ * allocation, a queue taken as full, output taken as full) open a fault
+ * window like a fault's; the others only change how bytes are cut. */
+static const uint32_t site_rate[BUS_SITE_N] = {
+	[BUS_SITE_CORE_ALLOC] = 400,       [BUS_SITE_CORE_QUEUE_FULL] = 1000,
+	[BUS_SITE_CORE_WRITE_ONE] = 8,     [BUS_SITE_CLIENT_ALLOC] = 400,
+	[BUS_SITE_CLIENT_OUT_FULL] = 100,  [BUS_SITE_NET_ONE_BYTE] = 8,
+};
+#define LOSSY_SITES                                                            \
+	(1u << BUS_SITE_CORE_ALLOC | 1u << BUS_SITE_CORE_QUEUE_FULL |            \
+	 1u << BUS_SITE_CLIENT_ALLOC | 1u << BUS_SITE_CLIENT_OUT_FULL)
+
+static bool site_fires(struct sim *s, enum bus_site site)
+{
+	if (s->quiet || s->finishing)
+		return false;
+	s->r->reached[site]++;
+	if (!(s->r->buggify & 1u << site) || s->now >= s->end ||
+	    sim_below(&s->rng[SIM_RNG_BUGGIFY], site_rate[site]))
+		return false;
+	s->r->fired[site]++;
+	sim_trace(s, "buggify %s", sim_site_names[site]);
+	if (LOSSY_SITES & 1u << site) {
+		/* from a second before (what was in flight or queued when it
+		 * fired), merged with the last window when they meet */
+		uint64_t from = s->now > SIM_S ? s->now - SIM_S : 0;
+		uint64_t to = s->now + 6 * SIM_S;
+		if (s->n_windows && s->windows[2 * s->n_windows - 2] <= from &&
+		    s->windows[2 * s->n_windows - 1] >= from)
+			s->windows[2 * s->n_windows - 1] = to;
+		else
+			window(s, from, to);
+	}
+	return true;
+}
+
+/* The cores' hook takes no context: the run in progress (one at a time
+ * per process, like the planted bugs). */
+static struct sim *current;
+
+#ifdef BUS_SIM
+static bool site_hook(enum bus_site site)
+{
+	return current && site_fires(current, site);
+}
+#endif
+
+/* The allocators of the broker core and the client cores: ctx is the
+ * site (core.alloc or client.alloc). */
+static void *site_alloc(void *ctx, size_t n)
+{
+	if (current && site_fires(current, (enum bus_site)(intptr_t)ctx))
+		return NULL;
+	return malloc(n);
+}
+
+static void *site_realloc(void *ctx, void *p, size_t n)
+{
+	if (current && site_fires(current, (enum bus_site)(intptr_t)ctx))
+		return NULL;
+	return realloc(p, n);
+}
+
+static void site_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
 /* ---- pipes ------------------------------------------------------------------------ */
 static uint64_t latency(struct sim *s)
 {
@@ -181,15 +262,18 @@ static void pipe_push(struct sim *s, struct link *l, int dir,
 /* ---- connections ------------------------------------------------------------------ */
 static void deliver_all(struct sim *s, struct link *l, int dir);
 
-/* The connection of l ends. graceful: what is in flight towards the
- * other side still arrives first (a close after writes; a process that
- * died with data in its socket). */
-static void teardown(struct sim *s, struct link *l, bool graceful,
+/* How a connection ends: which side closed decides what in-flight bytes
+ * still arrive. The side that closed wrote before closing, so what it
+ * wrote reaches the other side; what the other side had sent towards it
+ * is lost (the socket is gone). A reset or a crash loses both ways. */
+enum end { END_RESET, END_CLIENT_CLOSED, END_BROKER_CLOSED };
+
+static void teardown(struct sim *s, struct link *l, enum end how,
                      const char *why)
 {
-	if (graceful && l->conn)
+	if (how == END_CLIENT_CLOSED && l->conn)
 		deliver_all(s, l, 0);
-	if (graceful && l->cl && l->conn)
+	if (how == END_BROKER_CLOSED && l->cl && l->conn)
 		deliver_all(s, l, 1);
 	struct bus_conn *conn = l->conn;
 	bool had = conn != NULL || l->cl != NULL;
@@ -205,6 +289,7 @@ static void teardown(struct sim *s, struct link *l, bool graceful,
 	}
 	l->conn = NULL;
 	l->counted = false;
+	l->b_closing = false;
 	l->epoch++;
 	l->b_write_blocked = false;
 	pipe_clear(&l->c2b);
@@ -221,7 +306,7 @@ static void deliver(struct sim *s, struct link *l, int dir, size_t max)
 {
 	struct pipe *p = dir ? &l->b2c : &l->c2b;
 	struct seg *g = p->head;
-	if (!g || g->ready > s->now)
+	if (!g || g->ready > s->now || (dir == 0 && l->b_closing))
 		return;
 	size_t k = g->len - g->off;
 	if (k > max)
@@ -230,8 +315,13 @@ static void deliver(struct sim *s, struct link *l, int dir, size_t max)
 	g->off += k;
 	p->bytes -= k;
 	uint32_t epoch = l->epoch;
-	if (dir == 0 && l->conn && s->core)
+	if (dir == 0 && l->conn && s->core) {
 		bus_core_on_bytes(s->core, l->conn, data, k, s->now);
+		/* the broker closed it on a frame in this chunk: what followed
+		 * that frame was read and never processed (as from a socket) */
+		if (l->b_closing)
+			s->acc_lossy = true;
+	}
 	else if (dir == 1 && l->cl)
 		bus_client_on_bytes(l->cl, data, k);
 	if (l->epoch != epoch)
@@ -268,6 +358,8 @@ static void pump(struct sim *s, struct link *l, int dir)
 	size_t max = s->now < s->short_until
 	                     ? 1 + (size_t)sim_below(&s->rng[SIM_RNG_NET], 16)
 	                     : SIZE_MAX;
+	if (site_fires(s, BUS_SITE_NET_ONE_BYTE))
+		max = 1;
 	uint32_t epoch = l->epoch;
 	deliver(s, l, dir, max);
 	if (l->epoch == epoch)
@@ -294,6 +386,7 @@ static void b_set_reading(void *host, void *ctx, bool reading)
 static void b_close(void *host, void *ctx)
 {
 	struct sim *s = host;
+	s->links[(intptr_t)ctx].b_closing = true; /* reads no more */
 	push(s, s->now, EV_CLOSE_B, (int)(intptr_t)ctx, 0);
 }
 
@@ -301,8 +394,10 @@ static const struct bus_core_ops b_ops = {b_write, b_set_reading, b_close};
 
 static void broker_start(struct sim *s)
 {
+	s->quiet = true; /* a broker that cannot start is not the point */
 	s->core = bus_core_new(&s->core_cfg, &b_ops, s, s->now,
 	                       REALTIME_BASE + s->now);
+	s->quiet = false;
 	if (!s->core)
 		abort();
 	s->broker_up = true;
@@ -321,7 +416,7 @@ static void broker_crash(struct sim *s)
 		if (!l->conn)
 			continue;
 		l->conn = NULL; /* the core goes whole: no per-connection close */
-		teardown(s, l, false, "broker crashed");
+		teardown(s, l, END_RESET, "broker crashed");
 	}
 	bus_core_free(s->core);
 	s->core = NULL;
@@ -622,8 +717,13 @@ static struct bus_client *make_client(struct sim *s, struct link *l)
 	bus_client_config_defaults(&cfg);
 	cfg.name = l->name;
 	cfg.rpc = s->sc->policies.health;
+	cfg.allocator = (struct bus_allocator){
+		site_alloc, site_realloc, site_free,
+		(void *)(intptr_t)BUS_SITE_CLIENT_ALLOC};
 	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, NULL, l};
+	s->quiet = true;
 	struct bus_client *c = bus_client_new(&cfg, &c_ops, l, &h);
+	s->quiet = false;
 	if (!c)
 		abort();
 	return c;
@@ -722,8 +822,10 @@ static void col_spawn(struct sim *s, int i)
 	sim_trace(s, "spawn %s incarnation %llu", l->name,
 	          (unsigned long long)pi->incarnation);
 	static const char *masks[] = {"control/collector/#"};
+	s->quiet = true; /* an actor that cannot start exits: not the point */
 	bus_client_subscribe(l->cl, masks, 1, NULL, NULL);
 	bus_client_start(l->cl);
+	s->quiet = false;
 	bus_client_on_tick(l->cl);
 	if (s->now + co->spec->poll_ns < s->end)
 		push(s, s->now + co->spec->poll_ns, EV_POLL, -1,
@@ -743,7 +845,7 @@ static void col_kill(struct sim *s, int i, const char *why)
 	sim_trace(s, "kill %s (%s)", l->name, why);
 	if (l->conn)
 		deliver_all(s, l, 0); /* what it wrote before dying arrives */
-	teardown(s, l, false, why);
+	teardown(s, l, END_RESET, why);
 	struct bus_client *c = l->cl;
 	l->cl = NULL;
 	bus_client_free(c); /* pending ACKs fail: "not acknowledged" */
@@ -829,15 +931,6 @@ static int link_named(struct sim *s, const char *name, int kind_pref)
 	return -1;
 }
 
-static void window(struct sim *s, uint64_t from, uint64_t to)
-{
-	s->windows = realloc(s->windows, (s->n_windows + 1) * 2 * sizeof(uint64_t));
-	if (!s->windows)
-		abort();
-	s->windows[2 * s->n_windows] = from;
-	s->windows[2 * s->n_windows + 1] = to;
-	s->n_windows++;
-}
 
 static void fault(struct sim *s, size_t i, bool begin)
 {
@@ -879,7 +972,7 @@ static void fault(struct sim *s, size_t i, bool begin)
 	case SIM_F_RESET:
 		t = link_named(s, f->target, LK_MONITOR);
 		if (t >= 0 && s->links[t].conn)
-			teardown(s, &s->links[t], false, "reset");
+			teardown(s, &s->links[t], END_RESET, "reset");
 		break;
 	case SIM_F_DELAY:
 		s->delay_until = s->now + dur;
@@ -995,8 +1088,10 @@ static void handle(struct sim *s, const struct sim_ev *e)
 		break;
 	case EV_CLOSE_C:
 	case EV_CLOSE_B:
-		teardown(s, l, true, e->type == EV_CLOSE_C ? "client closed"
-		                                            : "broker closed");
+		if (e->type == EV_CLOSE_C)
+			teardown(s, l, END_CLIENT_CLOSED, "client closed");
+		else
+			teardown(s, l, END_BROKER_CLOSED, "broker closed");
 		break;
 	case EV_POLL: {
 		int i = (int)(e->arg >> 32);
@@ -1113,7 +1208,19 @@ static void setup(struct sim *s)
 		uint64_t x = s->o->seed + 0x1000 * (uint64_t)(k + 1);
 		s->rng[k].state = bus_splitmix64(&x);
 	}
+	/* swarm: each seed arms its own sites, drawn apart from the stream
+	 * that decides firings, so a saved failure that names its sites
+	 * replays the same firings */
+	s->r->buggify = s->o->buggify;
+	struct sim_rng arm = {s->o->seed ^ 0xb0661f7ull,
+	                      s->o->tape ? &s->tape : NULL};
+	for (int k = 0; k < BUS_SITE_N && s->o->buggify_drawn; k++)
+		if (sim_below(&arm, 2))
+			s->r->buggify |= 1u << k;
 	bus_core_config_defaults(&s->core_cfg, true);
+	s->core_cfg.allocator = (struct bus_allocator){
+		site_alloc, site_realloc, site_free,
+		(void *)(intptr_t)BUS_SITE_CORE_ALLOC};
 	s->core_cfg.slow_policy = sc->slow_policy;
 	s->core_cfg.limits.queue_frames_max = sc->queue_frames_max;
 	s->core_cfg.timeout_ns = 2 * SIM_S;
@@ -1159,9 +1266,11 @@ static void setup(struct sim *s)
 		const char *m[8];
 		for (int k = 0; k < s->recv[i].n_masks; k++)
 			m[k] = s->recv[i].masks[k];
+		s->quiet = true;
 		bus_client_subscribe(l->cl, m, (size_t)s->recv[i].n_masks, NULL,
 		                     NULL);
 		bus_client_start(l->cl);
+		s->quiet = false;
 		bus_client_on_tick(l->cl);
 	}
 	struct de_sup_ops ops = {sup_spawn, sup_kill, sup_heartbeat, sup_event};
@@ -1240,6 +1349,11 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 	                  ? s->end
 	                  : s->last_fault_end + sc->liveness_ns;
 	s->stop += 2 * SIM_S; /* drain: the last events reach everyone */
+	current = s;
+#ifdef BUS_SIM /* the cores' own sites; other builds have only the
+                  simulator's (allocators, network) */
+	bus_sim_buggify = site_hook;
+#endif
 	setup(s);
 	int rc = loop(s);
 	r->virtual_ns = s->now;
@@ -1249,6 +1363,10 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 	}
 	r->trace_hash = s->hash;
 	teardown_all(s);
+#ifdef BUS_SIM
+	bus_sim_buggify = NULL;
+#endif
+	current = NULL;
 	free(s);
 	return rc;
 }

@@ -528,6 +528,38 @@ static int parse_broker(struct ld *l, struct sim_scenario *s,
 	return 0;
 }
 
+const char *const sim_site_names[BUS_SITE_N] = {
+	"core.alloc", "core.queue_full", "core.write_one",
+	"client.alloc", "client.out_full", "net.one_byte",
+};
+
+int sim_site_by_name(const char *name)
+{
+	for (int i = 0; i < BUS_SITE_N; i++)
+		if (name && !strcmp(name, sim_site_names[i]))
+			return i;
+	return -1;
+}
+
+/* buggify: [site, ...] — the fault sites a saved failure ran with. */
+static int parse_buggify(struct ld *l, struct sim_scenario *s,
+                         const yaml_node_t *n)
+{
+	yaml_node_t *e;
+	if (!is_seq(n))
+		return fail(l, n, "expected a list of fault sites", "buggify");
+	s->has_buggify = true;
+	FOR_ITEMS(l, n, e) {
+		int k = sim_site_by_name(scalar(e));
+		if (k < 0)
+			return fail(l, e, "unknown fault site (core.alloc, "
+			                  "core.queue_full, core.write_one, client.alloc, "
+			                  "client.out_full, net.one_byte)", "buggify");
+		s->buggify |= 1u << k;
+	}
+	return 0;
+}
+
 static int parse_top(struct ld *l, struct sim_scenario *s, const yaml_node_t *r)
 {
 	const char *k;
@@ -577,6 +609,8 @@ static int parse_top(struct ld *l, struct sim_scenario *s, const yaml_node_t *r)
 			s->has_seed = true;
 		} else if (!strcmp(k, "plant"))
 			rc = get_str(l, v, k, s->plant, sizeof(s->plant));
+		else if (!strcmp(k, "buggify"))
+			rc = parse_buggify(l, s, v);
 		else
 			rc = fail(l, v, "unknown key", k);
 		if (rc)
@@ -772,8 +806,8 @@ static bool top_key(const char *line, const char *key)
 }
 
 int sim_save_failure(const char *src_path, const struct sim_plan *plan,
-                     uint64_t seed, const char *plant, const char *why,
-                     const char *out_path)
+                     uint64_t seed, const char *plant, uint32_t buggify,
+                     const char *why, const char *out_path)
 {
 	FILE *in = fopen(src_path, "r");
 	if (!in) {
@@ -800,14 +834,25 @@ int sim_save_failure(const char *src_path, const struct sim_plan *plan,
 		            line[0] != '#';
 		if (col0)
 			skipping = top_key(line, "faults") || top_key(line, "seed") ||
-			           top_key(line, "plant") || top_key(line, "expect");
-		if (!skipping)
+			           top_key(line, "plant") || top_key(line, "expect") ||
+			           top_key(line, "buggify");
+		bool old_header = !strncmp(line, "# a saved failure", 17) ||
+		                  !strncmp(line, "#   busrt-sim replay", 20) ||
+		                  !strncmp(line, "# failed: ", 10);
+		if (!skipping && !old_header)
 			fputs(line, out);
 	}
 	fclose(in);
 	fprintf(out, "seed: %llu\n", (unsigned long long)seed);
 	if (plant && plant[0])
 		fprintf(out, "plant: %s\n", plant);
+	fprintf(out, "buggify: [");
+	for (int k = 0, first = 1; k < BUS_SITE_N; k++)
+		if (buggify & 1u << k) {
+			fprintf(out, "%s%s", first ? "" : ", ", sim_site_names[k]);
+			first = 0;
+		}
+	fprintf(out, "]\n");
 	fprintf(out, "faults:%s\n", plan && plan->n ? "" : " []");
 	for (size_t i = 0; plan && i < plan->n; i++) {
 		const struct sim_fault *x = &plan->v[i];

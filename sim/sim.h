@@ -20,7 +20,9 @@
 #define SIM_S (1000 * SIM_MS)
 
 /* ---- randomness: one stream per subsystem, all from the seed ------------ */
-enum sim_stream { SIM_RNG_NET, SIM_RNG_CLIENT, SIM_RNG_FAULTS, SIM_RNG_N };
+enum sim_stream {
+	SIM_RNG_NET, SIM_RNG_CLIENT, SIM_RNG_FAULTS, SIM_RNG_BUGGIFY, SIM_RNG_N
+};
 /* With a tape (busrt-sim run --tape, the sim fuzz target), every stream
  * reads its choices from it instead: 1, 2, 4 or 8 bytes per draw by the
  * range, zeros past its end. */
@@ -110,14 +112,19 @@ struct sim_scenario {
 	bool has_seed;
 	uint64_t seed;
 	char plant[32];
+	bool has_buggify;
+	uint32_t buggify;          /* armed fault sites, 1 << enum bus_site */
 };
 
 /* Writes a self-contained failure file: the scenario at src_path without
  * its own faults / seed / plant, then this plan, seed and planted bug, and
  * why it failed as a comment. 0 or 2 (I/O). */
 int sim_save_failure(const char *src_path, const struct sim_plan *plan,
-                     uint64_t seed, const char *plant, const char *why,
-                     const char *out_path);
+                     uint64_t seed, const char *plant, uint32_t buggify,
+                     const char *why, const char *out_path);
+/* The fault sites' names (bus.h enum bus_site), and one by name, or -1. */
+extern const char *const sim_site_names[BUS_SITE_N];
+int sim_site_by_name(const char *name);
 
 /* 0, or 2 (bad input) with err = "file:line: what". */
 int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
@@ -151,6 +158,10 @@ struct sim_options {
 	const uint8_t *tape;
 	size_t tape_len;
 	bool tape_plan;
+	/* fault sites (bus.h, BUGGIFY): these armed, or each armed with
+	 * even odds drawn from the seed (or the tape) */
+	uint32_t buggify;
+	bool buggify_drawn;
 };
 
 /* Check verdicts, in report order. */
@@ -175,6 +186,8 @@ struct sim_report {
 	bool ok[SIM_C_N];
 	char why[SIM_C_N][256];   /* the first offending event */
 	uint64_t broker_restarts, collector_restarts;
+	uint32_t buggify;          /* the armed sites */
+	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N];
 };
 
 int sim_run(const struct sim_scenario *sc, const struct sim_options *o,

@@ -86,6 +86,7 @@ struct link {
 	uint32_t epoch;            /* bumps when the connection ends */
 	struct pipe c2b, b2c;
 	bool c_write_done_due, b_write_blocked;
+	bool b_closing;            /* the broker asked to close: no more reads */
 	bool stalled;              /* slow consumer: stops reading */
 	uint64_t base_out, base_in; /* client frame counters at connect */
 	bool counted;              /* connected to the current broker */
@@ -152,6 +153,7 @@ struct sim {
 	uint64_t acc_out, acc_in;  /* frames of connections that ended */
 	bool acc_lossy;            /* bytes died in flight */
 	bool finishing;            /* tearing down: callbacks do nothing */
+	bool quiet;                /* building a core: no fault site fires */
 	/* every payload sent, by hash: (pubinc << 32 | index) + 1, 0 empty */
 	uint64_t *by_hash_key;
 	uint64_t *by_hash_val;

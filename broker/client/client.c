@@ -85,6 +85,10 @@ struct bus_client {
 	bool freeing;
 	int fail_reason;      /* why we ended the connection (conn_fail) */
 	struct buf out, wbuf, rx;
+	/* frames (and their bytes) in out and in wbuf: counted as sent when
+	 * their write completes, not when queued — a connection that dies
+	 * with them unwritten did not send them */
+	uint64_t out_frames, out_fbytes, w_frames, w_fbytes;
 	uint32_t next_op_id;
 	struct pend_ack *acks;
 	uint32_t acks_cap, acks_head, acks_count;
@@ -325,6 +329,9 @@ void bus_client_flush(struct bus_client *c)
 	c->wbuf = c->out;
 	c->out = t;
 	c->out.len = 0;
+	c->w_frames = c->out_frames;
+	c->w_fbytes = c->out_fbytes;
+	c->out_frames = c->out_fbytes = 0;
 	c->inflight = true;
 	c->flush_now = false;
 	c->last_tx = now(c);
@@ -338,7 +345,11 @@ static int out_room(struct bus_client *c, size_t n)
 {
 	if (n > c->cfg.out_bytes_max)
 		return BUS_ELIMIT;
-	if (bus_client_out_pending(c) + n > c->cfg.out_bytes_max) {
+	size_t pending = bus_client_out_pending(c);
+	/* the simulator's fault site: as if at the limit, when something is
+	 * pending (its completion is what says "writable" again) */
+	if (pending + n > c->cfg.out_bytes_max ||
+	    (pending && BUS_BUGGIFY(BUS_SITE_CLIENT_OUT_FULL))) {
 		c->eagain = true;
 		return BUS_EAGAIN;
 	}
@@ -408,8 +419,8 @@ static uint8_t *frame_begin(struct bus_client *c, uint8_t op, int qos,
 	w[4] = (uint8_t)(op | (qos << 6));
 	bus__put_u32le(w + 5, (uint32_t)plen);
 	c->out.len += BUS_CLIENT_HDR_BYTES + (size_t)plen;
-	c->stx.frames_out++;
-	c->stx.bytes_out += BUS_CLIENT_HDR_BYTES + plen;
+	c->out_frames++;
+	c->out_fbytes += BUS_CLIENT_HDR_BYTES + plen;
 	if (qos & BUS_QOS_REALTIME)
 		c->flush_now = true;
 	return w + BUS_CLIENT_HDR_BYTES;
@@ -514,6 +525,7 @@ void bus_client_on_connected(struct bus_client *c)
 		return;
 	c->hs = HS_GREETING;
 	c->rx.len = c->out.len = 0;
+	c->out_frames = c->out_fbytes = 0;
 	c->last_rx = c->last_tx = now(c);
 	c->hs_deadline = add_sat(now(c), c->cfg.op_timeout_ns);
 	set_state(c, BUS_CLIENT_HANDSHAKE, 0);
@@ -558,6 +570,7 @@ void bus_client_on_close(struct bus_client *c, int status)
 		c->stx.handshake_failures++;
 	c->stx.disconnects++;
 	c->rx.len = c->out.len = c->wbuf.len = 0;
+	c->out_frames = c->out_fbytes = c->w_frames = c->w_fbytes = 0;
 	c->inflight = c->flush_now = false;
 	c->close_requested = false;
 	int reason = c->fail_reason ? c->fail_reason
@@ -595,6 +608,9 @@ void bus_client_on_written(struct bus_client *c, int status)
 		conn_fail(c, BUS_EIO);
 		return;
 	}
+	c->stx.frames_out += c->w_frames;
+	c->stx.bytes_out += c->w_fbytes;
+	c->w_frames = c->w_fbytes = 0;
 	if (c->flush_now || c->out.len >= c->cfg.flush_bytes || c->closing)
 		bus_client_flush(c);
 	if (c->eagain && bus_client_out_pending(c) <= c->cfg.out_bytes_max / 2) {

@@ -202,7 +202,8 @@ static bool q_full(const struct bus_core *core, const struct bus_conn *c,
                    const struct bus_msg *m)
 {
 	const struct bus_limits *l = &core->cfg.limits;
-	return c->q_count >= l->queue_frames_max ||
+	return BUS_BUGGIFY(BUS_SITE_CORE_QUEUE_FULL) ||
+	       c->q_count >= l->queue_frames_max ||
 	       c->q_bytes + m->len > l->queue_bytes_max ||
 	       core->queued_bytes + m->len > l->queued_bytes_total_max;
 }
@@ -249,7 +250,8 @@ static void conn_write(struct bus_core *core, struct bus_conn *c)
 		return;
 	uint32_t n = 0;
 	uint64_t bytes = 0;
-	while (n < c->q_count && n < core->iov_cap &&
+	uint32_t max = BUS_BUGGIFY(BUS_SITE_CORE_WRITE_ONE) ? 1 : core->iov_cap;
+	while (n < c->q_count && n < max &&
 	       (n == 0 || bytes < WRITE_BATCH_BYTES)) {
 		struct bus_msg *m = c->q[(c->q_head + n) % c->q_cap];
 		core->iov[n] = (struct bus_iov){m->data, m->len};
@@ -339,11 +341,10 @@ static enum deliver_res deliver(struct bus_core *core, struct bus_conn *c,
 	if (planted_pub && BUS_PLANTED(BUS_PLANT_DROP_ACKED) &&
 	    ++core->plant_n % 23 == 0)
 		return DLV_OK; /* planted: lost without a trace */
-	if (!q_full(core, c, m)) {
-		if (q_push(core, c, m) != 0) {
-			core->st.drops_slow++;
-			return DLV_DROPPED;
-		}
+	/* a full queue, or no memory to grow it: the policy decides (a frame
+	 * silently dropped under disconnect would be lost to a receiver that
+	 * believes it got everything) */
+	if (!q_full(core, c, m) && q_push(core, c, m) == 0) {
 		if (planted_pub)
 			plant_queue(core, c, m);
 		if (realtime)
@@ -618,18 +619,27 @@ struct route_ctx {
 	size_t for_len;
 };
 
+/* The receivers' array has room for every connection (grown when one is
+ * accepted), so collecting the receivers of a frame never allocates and
+ * never loses one. */
+static int rcv_reserve(struct bus_core *core, uint32_t conns)
+{
+	if (conns <= core->rcv_cap)
+		return 0;
+	uint32_t ncap = core->rcv_cap ? core->rcv_cap * 2 : 64;
+	while (ncap < conns)
+		ncap *= 2;
+	void *n = bus__realloc(&core->a, core->rcv, sizeof(*core->rcv) * ncap);
+	if (!n)
+		return BUS_ENOMEM;
+	core->rcv = n;
+	core->rcv_cap = ncap;
+	return 0;
+}
+
 static void rcv_add(struct bus_core *core, struct bus_conn *c)
 {
-	if (core->rcv_count == core->rcv_cap) {
-		uint32_t ncap = core->rcv_cap ? core->rcv_cap * 2 : 64;
-		void *n = bus__realloc(&core->a, core->rcv,
-		                       sizeof(*core->rcv) * ncap);
-		if (!n)
-			return; /* receiver lost: counted below */
-		core->rcv = n;
-		core->rcv_cap = ncap;
-	}
-	core->rcv[core->rcv_count++] = c;
+	core->rcv[core->rcv_count++] = c; /* route_mark: once per frame */
 }
 
 static bool excluded(const struct bus_conn *c, const char *topic, size_t len)
@@ -679,23 +689,25 @@ static void fan_out(struct bus_core *core, struct bus_conn *sender,
 	}
 }
 
-static void publish(struct bus_core *core, struct bus_conn *sender,
-                    const char *sname, size_t slen, struct route_ctx *r,
-                    const uint8_t *data, size_t dlen, uint32_t op_id,
-                    bool realtime)
+/* 0, or BUS_ENOMEM: no receiver got it (the frame could not be built). */
+static int publish(struct bus_core *core, struct bus_conn *sender,
+                   const char *sname, size_t slen, struct route_ctx *r,
+                   const uint8_t *data, size_t dlen, uint32_t op_id,
+                   bool realtime)
 {
 	route_collect(core, r);
 	if (core->rcv_count == 0)
-		return;
+		return 0;
 	struct bus_msg *m =
 	    bus__msg_delivery(&core->a, BUS_OP_PUBLISH, realtime, sname, slen,
 	                      r->topic, r->topic_len, data, dlen);
 	if (!m) {
 		core->st.drops_slow += core->rcv_count;
-		return;
+		return BUS_ENOMEM;
 	}
 	fan_out(core, sender, m, op_id, realtime);
 	bus__msg_unref(&core->a, m);
+	return 0;
 }
 
 void bus__route_publish_from_broker(struct bus_core *core, const char *topic,
@@ -758,9 +770,11 @@ static void on_publish(struct bus_core *core, struct bus_conn *c,
 		return;
 	}
 	struct route_ctx r = {core, topic, tlen, forname, flen};
-	publish(core, c, c->name, c->name_len, &r, p, len, f->op_id,
-	        f->qos & BUS_QOS_REALTIME);
-	send_ack(core, c, f->op_id, f->qos, BUS_RES_OK);
+	/* not built, delivered to nobody: the publisher hears so, never OK */
+	int rc = publish(core, c, c->name, c->name_len, &r, p, len, f->op_id,
+	                 f->qos & BUS_QOS_REALTIME);
+	send_ack(core, c, f->op_id, f->qos,
+	         rc ? BUS_RES_NOT_DELIVERED : BUS_RES_OK);
 }
 
 static void on_message(struct bus_core *core, struct bus_conn *c,
@@ -825,6 +839,7 @@ static void on_broadcast(struct bus_core *core, struct bus_conn *c,
 			rcv_add(core, t);
 	}
 	bool rt = f->qos & BUS_QOS_REALTIME;
+	uint8_t res = BUS_RES_OK;
 	if (core->rcv_count) {
 		struct bus_msg *m =
 		    bus__msg_delivery(&core->a, BUS_OP_BROADCAST, rt, c->name,
@@ -832,9 +847,12 @@ static void on_broadcast(struct bus_core *core, struct bus_conn *c,
 		if (m) {
 			fan_out(core, c, m, f->op_id, rt);
 			bus__msg_unref(&core->a, m);
+		} else { /* delivered to nobody: never ACKed OK */
+			core->st.drops_slow += core->rcv_count;
+			res = BUS_RES_NOT_DELIVERED;
 		}
 	}
-	send_ack(core, c, f->op_id, f->qos, BUS_RES_OK);
+	send_ack(core, c, f->op_id, f->qos, res);
 }
 
 /* SUBSCRIBE / UNSUBSCRIBE / EXCLUDE / UNEXCLUDE: masks separated by \0.
@@ -860,7 +878,7 @@ static void on_masks(struct bus_core *core, struct bus_conn *c,
 		return;
 	}
 	uint32_t fresh = 0;
-	bool ok = true;
+	bool ok = true, nomem = false;
 	for (int pass = 0; pass < 2 && ok; pass++) {
 		size_t pos = 0;
 		for (;;) {
@@ -878,12 +896,14 @@ static void on_masks(struct bus_core *core, struct bus_conn *c,
 				if (bus__strmap_put(&core->a, set, norm, nl,
 				                    NULL) != 0) {
 					ok = false;
+					nomem = true;
 					break;
 				}
 				if (subs && bus__trie_add(&core->a, &core->trie,
 				                          norm, nl, c) != 0) {
 					bus__strmap_del(&core->a, set, norm, nl);
 					ok = false;
+					nomem = true;
 					break;
 				}
 			} else if (pass == 1 && !adding && known) {
@@ -900,6 +920,12 @@ static void on_masks(struct bus_core *core, struct bus_conn *c,
 			ok = false;
 	}
 	bus__free(&core->a, norm);
+	if (nomem) {
+		/* some masks may be applied, the client cannot know which: cut
+		 * it, and its resubscribe on reconnect restores the whole set */
+		conn_abort(core, c);
+		return;
+	}
 	if (!ok)
 		core->st.rejects_limit++;
 	send_ack(core, c, f->op_id, f->qos, ok ? BUS_RES_OK : BUS_RES_DATA);
@@ -1124,6 +1150,8 @@ struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
                                      uint64_t now_ns)
 {
 	core->now_ns = now_ns;
+	if (rcv_reserve(core, core->conn_count + 1))
+		return NULL;
 	struct bus_conn *c = bus__calloc(&core->a, sizeof(*c));
 	if (!c)
 		return NULL;

@@ -404,4 +404,5 @@ size_t bus__msgpack_check(const uint8_t *p, size_t n, unsigned depth_max)
 
 #ifdef BUS_SIM
 uint32_t bus_sim_plant; /* the simulator build's planted bugs (bus.h) */
+bool (*bus_sim_buggify)(enum bus_site site);
 #endif

@@ -44,7 +44,10 @@ static void *a_alloc(void *ctx, size_t n)
 	struct memhost *mh = ctx;
 	if (mh->fail_after && mh->allocs + 1 >= mh->fail_after)
 		return NULL;
-	mh->allocs++;
+	if (mh->fail_once && ++mh->allocs == mh->fail_once)
+		return NULL; /* counted: the next one succeeds */
+	if (!mh->fail_once)
+		mh->allocs++;
 	return malloc(n);
 }
 
@@ -53,7 +56,10 @@ static void *a_realloc(void *ctx, void *p, size_t n)
 	struct memhost *mh = ctx;
 	if (mh->fail_after && mh->allocs + 1 >= mh->fail_after)
 		return NULL;
-	mh->allocs++;
+	if (mh->fail_once && ++mh->allocs == mh->fail_once)
+		return NULL; /* counted: the next one succeeds */
+	if (!mh->fail_once)
+		mh->allocs++;
 	return realloc(p, n);
 }
 

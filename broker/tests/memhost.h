@@ -30,6 +30,8 @@ struct memhost {
 	int n;
 	uint64_t allocs; /* through the allocator hook */
 	uint64_t fail_after; /* 0: never fail */
+	uint64_t fail_once;  /* fail only the allocation of this number
+	                        (allocs + 1 at the call); 0: none */
 	bool skip_checks;    /* no invariant walk after each run (bulk setup) */
 };
 

@@ -482,9 +482,11 @@ static void test_coalescing_and_backpressure(void **state)
 		                 0);
 	bus_client_stats(P, &a1);
 	assert_int_equal(a1.writes, a0.writes); /* nothing written yet */
+	assert_int_equal(a1.frames_out, a0.frames_out); /* sent when written */
 	mn_run(&n);
 	bus_client_stats(P, &a1);
 	assert_int_equal(a1.writes, a0.writes + 1); /* one write, 100 frames */
+	assert_int_equal(a1.frames_out, a0.frames_out + 100);
 	/* realtime flushes at once */
 	assert_int_equal(bus_client_publish(P, "t", data, 10, BUS_QOS_REALTIME,
 	                                    NULL, NULL),
@@ -502,6 +504,13 @@ static void test_coalescing_and_backpressure(void **state)
 	mn_run(&n);
 	assert_int_equal(n.l[p].drains, 1);
 	assert_int_equal(bus_client_out_pending(P), 0);
+	/* frames queued when the connection drops were never sent */
+	bus_client_stats(P, &a0);
+	assert_int_equal(bus_client_publish(P, "t", data, 100, 0, NULL, NULL), 0);
+	mn_drop(&n, p);
+	mn_run(&n);
+	bus_client_stats(P, &a1);
+	assert_int_equal(a1.frames_out, a0.frames_out);
 	mn_free(&n);
 }
 

@@ -259,6 +259,72 @@ static void test_slow_consumer_policies(void **state)
 	assert_true(cut);
 }
 
+/* A failed allocation never turns into a silent loss: for each of the
+ * allocations a publish to two receivers makes, failing that one leaves
+ * the publisher with an ACK that is not OK, or a receiver without the
+ * frame cut (it reconnects and knows), or the frame delivered. */
+static void test_alloc_failure_in_publish_is_never_silent(void **state)
+{
+	(void)state;
+	for (uint64_t k = 1; k <= 8; k++) {
+		struct bus_core_config cfg;
+		bus_core_config_defaults(&cfg, true);
+		struct memhost *mh = new_host(&cfg);
+		int r[2] = {mh_client(mh, "r0", LOCAL), mh_client(mh, "r1", LOCAL)};
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(mh_ack(mh, r[i], sub(mh, r[i], "ev/#")),
+			                 BUS_RES_OK);
+		int p = mh_client(mh, "p", LOCAL);
+		mh->fail_once = mh->allocs + k;
+		uint32_t id = pub(mh, p, "ev/x", "data", 1);
+		bool failed_here = mh->allocs >= mh->fail_once;
+		mh->fail_once = 0;
+		struct mh_msg m;
+		int ack = -1;
+		while (!mh->c[p].close_requested && mh_next(mh, p, &m))
+			if (m.kind == BUS_OP_ACK && m.op_id == id)
+				ack = m.result;
+		for (int i = 0; i < 2; i++) {
+			bool got = false;
+			while (mh_next(mh, r[i], &m))
+				got |= m.kind == BUS_OP_PUBLISH;
+			if (ack == BUS_RES_OK)
+				assert_true(got || mh->c[r[i]].close_requested);
+		}
+		if (!failed_here) /* fewer allocations than k: all delivered */
+			assert_int_equal(ack, BUS_RES_OK);
+		end_host(mh);
+	}
+}
+
+/* Out of memory while applying SUBSCRIBE: the connection is cut (its
+ * resubscribe on reconnect restores the set) rather than answered as a
+ * bad request with some masks applied. */
+static void test_alloc_failure_in_subscribe_cuts(void **state)
+{
+	(void)state;
+	bool cut_seen = false;
+	for (uint64_t k = 1; k <= 6; k++) {
+		struct bus_core_config cfg;
+		bus_core_config_defaults(&cfg, true);
+		struct memhost *mh = new_host(&cfg);
+		int c = mh_client(mh, "c", LOCAL);
+		static const char masks[] = "a/#\0b/+/c\0d";
+		mh->fail_once = mh->allocs + k;
+		uint32_t id = mh_frame(mh, c, BUS_OP_SUBSCRIBE, 1, masks,
+		                       sizeof(masks) - 1);
+		mh->fail_once = 0;
+		if (mh->c[c].close_requested) {
+			cut_seen = true;
+			assert_int_equal(stats(mh).rejects_limit, 0);
+		} else {
+			assert_int_equal(mh_ack(mh, c, id), BUS_RES_OK);
+		}
+		end_host(mh);
+	}
+	assert_true(cut_seen);
+}
+
 static void test_block_policy_deadline_answers_timeout(void **state)
 {
 	(void)state;
@@ -472,6 +538,8 @@ int main(void)
 	    cmocka_unit_test(test_block_policy_deadline_answers_timeout),
 	    cmocka_unit_test(test_block_policy_is_only_for_internal_clients),
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
+	    cmocka_unit_test(test_alloc_failure_in_publish_is_never_silent),
+	    cmocka_unit_test(test_alloc_failure_in_subscribe_cuts),
 	    cmocka_unit_test(test_trie_visits_bounded_by_depth),
 	    cmocka_unit_test(test_invariant_checker_catches_breakage),
 	    cmocka_unit_test(test_keepalive_nops_and_idle_drop),

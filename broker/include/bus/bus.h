@@ -100,11 +100,29 @@ enum bus_plant {
 	BUS_PLANT_MISCOUNT = 1 << 5,     /* a frame read goes uncounted */
 	BUS_PLANT_LIFECYCLE = 1 << 6,    /* a hash UPDATE before its DISCOVERY */
 };
+/* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
+ * build may force a rare path that is correct but seldom taken. The
+ * simulator arms sites from the seed and counts how often each was reached
+ * and fired. The alloc sites are the simulator's allocator hooks (above);
+ * net.one_byte is its network; the others are BUS_BUGGIFY in the cores. */
+enum bus_site {
+	BUS_SITE_CORE_ALLOC,      /* core.alloc: the broker core's allocation fails */
+	BUS_SITE_CORE_QUEUE_FULL, /* core.queue_full: a receiver's queue is at its limit */
+	BUS_SITE_CORE_WRITE_ONE,  /* core.write_one: a write carries one frame */
+	BUS_SITE_CLIENT_ALLOC,    /* client.alloc: a client core's allocation fails */
+	BUS_SITE_CLIENT_OUT_FULL, /* client.out_full: output at its limit: EAGAIN */
+	BUS_SITE_NET_ONE_BYTE,    /* net.one_byte: a read takes one byte */
+	BUS_SITE_N
+};
 #ifdef BUS_SIM
 extern uint32_t bus_sim_plant;
 #define BUS_PLANTED(bit) ((bus_sim_plant & (bit)) != 0)
+/* Set by the simulator for a run: does the site fire now? (NULL: never) */
+extern bool (*bus_sim_buggify)(enum bus_site site);
+#define BUS_BUGGIFY(site) (bus_sim_buggify && bus_sim_buggify(site))
 #else
 #define BUS_PLANTED(bit) 0
+#define BUS_BUGGIFY(site) 0
 #endif
 
 /* ---- a small deterministic generator (splitmix64): one step of *state.

@@ -224,7 +224,8 @@ size_t bus_client_out_pending(const struct bus_client *c);
 void *bus_client_host(const struct bus_client *c);
 
 struct bus_client_stats {
-	uint64_t frames_out, bytes_out, frames_in, bytes_in;
+	uint64_t frames_out, bytes_out; /* written: counted at write completion */
+	uint64_t frames_in, bytes_in;
 	uint64_t writes;        /* ops->write calls */
 	uint64_t acks, ack_timeouts;
 	uint64_t connects, disconnects, handshake_failures;
