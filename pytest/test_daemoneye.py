@@ -218,6 +218,35 @@ def test_sigkill_restarts_via_sigchld(agent):
     assert "killed by signal 9" in agent.log()
 
 
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def test_agent_crash_takes_its_collectors_down(pb):
+    """Standalone: a SIGKILLed agent leaves no procmond behind (the kernel
+    sends it SIGTERM: PR_SET_PDEATHSIG), and the restarted agent starts and
+    supervises its own."""
+    a = Agent("standalone")
+    a.pb = pb
+    with a:
+        pid = a.status("p1").pid
+        a.ctl.close()
+        a.proc.kill()
+        a.proc.wait(timeout=10)
+        try:
+            wait_for(lambda: _gone(pid), what="procmond to exit with its agent")
+        finally:  # whatever happens, the fixture stops a live agent
+            a.proc = subprocess.Popen([AGENT, "--config", a.cfg, "--log-level", "info"],
+                                      stderr=a.err)
+            a.ctl = wait_for(a._connect, what="the restarted agent")
+        wait_for(a._p1_running, what="the restarted agent's procmond")
+        assert a.status("p1").pid != pid
+
+
 def test_sigstop_declared_dead_and_restarted(agent):
     before = agent.status("p1")
     os.kill(before.pid, signal.SIGSTOP)

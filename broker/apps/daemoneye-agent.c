@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct agent;
 
@@ -63,7 +64,32 @@ struct agent {
 	bool ready_once, stopping, closed;
 	uint64_t events_in, events_bad;
 	int exit_code;
+	char **child_env;               /* ours + DAEMONEYE_AGENT_PID */
+	char pid_env[48];
 };
+
+extern char **environ;
+
+/* The collectors' environment: ours, and our pid, so a collector can ask
+ * the kernel for SIGTERM when we die (procmond does: PR_SET_PDEATHSIG). */
+static int child_env_init(struct agent *a)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	a->child_env = calloc(n + 2, sizeof(char *));
+	if (!a->child_env)
+		return BUS_ENOMEM;
+	snprintf(a->pid_env, sizeof(a->pid_env), "DAEMONEYE_AGENT_PID=%ld",
+	         (long)getpid());
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "DAEMONEYE_AGENT_PID=", 20))
+			a->child_env[k++] = environ[i];
+	a->child_env[k++] = a->pid_env;
+	a->child_env[k] = NULL;
+	return 0;
+}
 
 static void logf_(struct agent *a, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -175,6 +201,7 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 	uv_process_options_t o = {.exit_cb = on_child_exit,
 	                          .file = argv[0],
 	                          .args = argv,
+	                          .env = a->child_env,
 	                          .stdio_count = 3,
 	                          .stdio = stdio};
 	int rc = uv_spawn(&a->loop, &ch->proc, &o);
@@ -679,6 +706,10 @@ int main(int argc, char **argv)
 		                "log\n", a->ac->audit_log);
 		return 2;
 	}
+	if (child_env_init(a)) {
+		fprintf(stderr, "daemoneye-agent: out of memory\n");
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&a->loop);
 	uv_timer_init(&a->loop, &a->timer);
@@ -703,5 +734,6 @@ int main(int argc, char **argv)
 	uv_loop_close(&a->loop);
 	if (a->audit)
 		fclose(a->audit);
+	free(a->child_env);
 	return a->exit_code;
 }

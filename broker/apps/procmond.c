@@ -11,6 +11,7 @@
  * while connected: after a reconnect the next diff is against the last
  * published table, so nothing that happened meanwhile is lost. SIGTERM /
  * SIGINT / lifecycle.stop: flush and exit 0. Bad arguments: exit 2.
+ * Started by the agent, it gets SIGTERM when the agent dies.
  */
 #define _DEFAULT_SOURCE
 #include "bus/daemoneye.h"
@@ -19,6 +20,8 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +197,21 @@ static bool parse_u32(const char *s, uint64_t min, uint64_t max, uint32_t *out)
 	return true;
 }
 
+/* Started by daemoneye-agent (DAEMONEYE_AGENT_PID in the environment):
+ * the kernel sends SIGTERM when the agent dies, so a crashed agent leaves
+ * no collector behind (the restarted agent starts its own; an orphan would
+ * hold the bus name). 1 if the agent died before we could ask. */
+static int follow_agent(void)
+{
+	const char *v = getenv("DAEMONEYE_AGENT_PID");
+	uint32_t agent;
+	if (!v || !parse_u32(v, 1, UINT32_MAX, &agent))
+		return 0;
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+		return 0;
+	return (uint32_t)getppid() != agent; /* it died before prctl */
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -247,6 +265,8 @@ int main(int argc, char **argv)
 		                "'_' only\n", id);
 		return 2;
 	}
+	if (follow_agent() != 0)
+		return 0; /* the agent that started us is already gone */
 	struct pm *p = calloc(1, sizeof(*p));
 	if (!p)
 		return 1;
