@@ -261,6 +261,7 @@ static void pipe_push(struct sim *s, struct link *l, int dir,
 
 /* ---- connections ------------------------------------------------------------------ */
 static void deliver_all(struct sim *s, struct link *l, int dir);
+static void raw_rx(struct sim *s, struct link *l, const uint8_t *p, size_t n);
 
 /* How a connection ends: which side closed decides what in-flight bytes
  * still arrive. The side that closed wrote before closing, so what it
@@ -324,6 +325,8 @@ static void deliver(struct sim *s, struct link *l, int dir, size_t max)
 	}
 	else if (dir == 1 && l->cl)
 		bus_client_on_bytes(l->cl, data, k);
+	else if (dir == 1)
+		raw_rx(s, l, data, k);
 	if (l->epoch != epoch)
 		return; /* the bytes closed the connection (pipes are gone) */
 	if (g->off == g->len) {
@@ -457,11 +460,74 @@ static void c_close(void *host)
 static const struct bus_client_ops c_ops = {c_now, c_random, c_connect,
                                             c_write, c_close};
 
+/* A raw connection's handshake: greeting, then its name. */
+static void raw_handshake(struct sim *s, struct link *l)
+{
+	uint8_t hs[3 + 2 + sizeof(l->name)];
+	size_t n = strlen(l->name);
+	hs[0] = BUS_GREETING;
+	hs[1] = BUS_PROTOCOL_VERSION & 0xff;
+	hs[2] = BUS_PROTOCOL_VERSION >> 8;
+	hs[3] = (uint8_t)n;
+	hs[4] = (uint8_t)(n >> 8);
+	memcpy(hs + 5, l->name, n);
+	struct bus_iov v = {hs, 5 + n};
+	pipe_push(s, l, 0, &v, 1);
+}
+
+/* The rogue, registered, sends one malformed frame: some the decoder
+ * refuses (not counted as read), some decode and are refused by their
+ * handler (counted: the accounting expects them). */
+static void rogue_frame(struct sim *s, struct link *l)
+{
+	static const struct {
+		uint8_t op;
+		const char *data;
+		uint32_t len;
+		bool counted;
+	} bad[] = {
+		{0x2A, "x", 1, false},                    /* no such operation */
+		{0, "ping", 4, false},                    /* a ping with a payload */
+		{BUS_OP_PUBLISH, "no-separator", 12, true},
+		{BUS_OP_PUBLISH, "\xff\xfe\0data", 7, true}, /* topic not UTF-8 */
+		{BUS_OP_SUBSCRIBE, "ev/\xc3", 4, true},   /* mask not UTF-8 */
+		{BUS_OP_MESSAGE, "no-target", 9, true},
+		{BUS_OP_PUBLISH, "", 0xfffffff0u, false}, /* over every limit */
+	};
+	struct sim_rng *r = &s->rng[SIM_RNG_FAULTS];
+	size_t k = sim_below(r, sizeof(bad) / sizeof(bad[0]));
+	uint8_t f[9 + 16];
+	uint32_t id = (uint32_t)sim_rand(r), len = bad[k].len;
+	memcpy(f, &id, 4);
+	f[4] = (uint8_t)(bad[k].op | (bad[k].op ? sim_below(r, 4) << 6 : 0));
+	for (int b = 0; b < 4; b++)
+		f[5 + b] = (uint8_t)(len >> (8 * b));
+	size_t n = 9;
+	if (len <= 16) {
+		memcpy(f + 9, bad[k].data, len);
+		n += len;
+	}
+	struct bus_iov v = {f, n};
+	pipe_push(s, l, 0, &v, 1);
+	if (bad[k].counted)
+		s->acc_out++; /* the broker reads it, then refuses it */
+	sim_trace(s, "rogue %s sends a malformed frame (%zu)", l->name, k);
+}
+
+/* Bytes the broker sent a raw connection: the rogue waits for its
+ * registration (greeting 3 bytes, then OK, then OK) before its frame. */
+static void raw_rx(struct sim *s, struct link *l, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n && l->kind == LK_ROGUE; i++)
+		if (++l->raw_rx == 5 && p[i] == BUS_RES_OK)
+			rogue_frame(s, l);
+}
+
 static void on_connect(struct sim *s, struct link *l)
 {
-	if (!l->cl && l->kind != LK_ROGUE)
+	if (!l->cl && l->kind != LK_ROGUE && l->kind != LK_HOG)
 		return;
-	if (!s->broker_up || s->now < s->refuse_until) {
+	if (!s->broker_up) {
 		sim_trace(s, "refused %s", l->name);
 		if (l->cl)
 			bus_client_on_close(l->cl, BUS_EIO);
@@ -475,6 +541,15 @@ static void on_connect(struct sim *s, struct link *l)
 		return;
 	}
 	sim_trace(s, "connect %s", l->name);
+	l->raw_rx = 0;
+	if (l->kind == LK_HOG) {
+		raw_handshake(s, l);
+		return;
+	}
+	if (l->kind == LK_ROGUE && sim_below(&s->rng[SIM_RNG_FAULTS], 2)) {
+		raw_handshake(s, l); /* then a bad frame: raw_rx */
+		return;
+	}
 	if (l->kind == LK_ROGUE) { /* bytes no client would send */
 		uint8_t junk[64];
 		size_t n = 1 + sim_below(&s->rng[SIM_RNG_FAULTS], sizeof(junk));
@@ -859,7 +934,8 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 {
 	struct sim *s = host;
 	*pid = s->cols[idx].pid = s->next_pid++;
-	push(s, s->now + 5 * SIM_MS, EV_SPAWN, -1, idx);
+	push(s, s->now + 5 * SIM_MS, EV_SPAWN, -1,
+	     (uint64_t)s->agent_gen << 32 | idx);
 	return 0;
 }
 
@@ -885,8 +961,8 @@ static void hb_done(struct bus_client *c, int status,
 		ok = h && h->sequence == seq;
 		bus_pb_free(h ? &h->base : NULL);
 	}
-	if (s->finishing)
-		return;
+	if (s->finishing || s->agent_down)
+		return; /* the agent that asked is gone */
 	if (ok) {
 		s->cols[idx].last_hb_ok = s->now;
 		if (s->now >= s->last_fault_end && !s->cols[idx].healed_hb_ok)
@@ -919,6 +995,49 @@ static void sup_event(void *host, size_t idx, const char *what,
 	sim_trace(s, "agent %s %s (%s)", s->sup.c[idx].id, what, detail);
 }
 
+/* The agent starts (at the beginning, and after a crash): its client
+ * subscribes to events/#, and its supervision starts every collector. */
+static void agent_boot(struct sim *s)
+{
+	const struct sim_scenario *sc = s->sc;
+	struct link *l = &s->links[s->agent_link];
+	s->agent_down = false;
+	l->cl = make_client(s, l);
+	static const char *mask[] = {"events/#"};
+	s->quiet = true;
+	bus_client_subscribe(l->cl, mask, 1, NULL, NULL);
+	bus_client_start(l->cl);
+	s->quiet = false;
+	bus_client_on_tick(l->cl);
+	struct de_sup_ops ops = {sup_spawn, sup_kill, sup_heartbeat, sup_event};
+	de_sup_init(&s->sup, &sc->policies, &ops, s);
+	for (int i = 0; i < s->n_cols; i++) {
+		de_sup_add(&s->sup, sc->collectors[i].id, "process");
+		de_sup_start(&s->sup, (size_t)i, s->now);
+	}
+}
+
+/* The agent dies: its connection with it, its supervision state, and its
+ * collectors, which the kernel sends SIGTERM (PR_SET_PDEATHSIG). The
+ * topology is standalone: the broker lives on. */
+static void agent_crash(struct sim *s)
+{
+	if (s->agent_down)
+		return;
+	struct link *l = &s->links[s->agent_link];
+	sim_trace(s, "agent crash");
+	s->agent_down = true;
+	s->agent_gen++;
+	if (l->conn)
+		deliver_all(s, l, 0); /* what it wrote before dying arrives */
+	teardown(s, l, END_RESET, "agent crashed");
+	struct bus_client *c = l->cl;
+	l->cl = NULL;
+	bus_client_free(c);
+	for (int i = 0; i < s->n_cols; i++)
+		col_kill(s, i, "its agent died");
+}
+
 /* ---- faults ------------------------------------------------------------------------------------ */
 static int link_named(struct sim *s, const char *name, int kind_pref)
 {
@@ -942,6 +1061,15 @@ static void fault(struct sim *s, size_t i, bool begin)
 		if (f->kind == SIM_F_BROKER_CRASH && !s->broker_up &&
 		    s->now >= s->broker_down_until)
 			broker_start(s); /* the last of overlapping crashes */
+		if (f->kind == SIM_F_AGENT_CRASH && s->agent_down &&
+		    s->now >= s->agent_down_until) {
+			sim_trace(s, "agent up");
+			agent_boot(s);
+		}
+		for (int k = 0; f->kind == SIM_F_CONN_LIMIT && k < s->n_links; k++)
+			if (s->links[k].kind == LK_HOG && s->links[k].actor == (int)i &&
+			    s->links[k].conn)
+				teardown(s, &s->links[k], END_CLIENT_CLOSED, "hog left");
 		if (f->kind == SIM_F_SLOW_CONSUMER &&
 		    (t = link_named(s, f->target, LK_MONITOR)) >= 0) {
 			s->links[t].stalled = false;
@@ -962,6 +1090,12 @@ static void fault(struct sim *s, size_t i, bool begin)
 		broker_crash(s);
 		if (s->now + dur > s->broker_down_until)
 			s->broker_down_until = s->now + dur;
+		push(s, s->now + dur, EV_FAULT_END, -1, i);
+		break;
+	case SIM_F_AGENT_CRASH:
+		agent_crash(s);
+		if (s->now + dur > s->agent_down_until)
+			s->agent_down_until = s->now + dur;
 		push(s, s->now + dur, EV_FAULT_END, -1, i);
 		break;
 	case SIM_F_COLLECTOR_CRASH:
@@ -987,9 +1121,21 @@ static void fault(struct sim *s, size_t i, bool begin)
 			s->links[t].stalled = true;
 		push(s, s->now + dur, EV_FAULT_END, -1, i);
 		break;
-	case SIM_F_CONN_LIMIT:
-		s->refuse_until = s->now + dur;
+	case SIM_F_CONN_LIMIT: {
+		/* hogs fill every free place of connections_max; the target,
+		 * if any, is reset and must come back into a full broker */
+		for (int k = 0; k < (int)s->core_cfg.limits.connections_max; k++) {
+			char name[40];
+			snprintf(name, sizeof(name), "hog.%zu.%d", i, k);
+			int h = new_link(s, LK_HOG, (int)i, name);
+			push(s, s->now, EV_CONNECT, h, 0);
+		}
+		t = link_named(s, f->target, LK_COLLECTOR);
+		if (t >= 0 && s->links[t].conn)
+			teardown(s, &s->links[t], END_RESET, "reset");
+		push(s, s->now + dur, EV_FAULT_END, -1, i);
 		break;
+	}
 	case SIM_F_MALFORMED: {
 		char name[32];
 		snprintf(name, sizeof(name), "rogue.%zu", i);
@@ -1051,6 +1197,13 @@ void sim_plan_draw_from(const struct sim_scenario *sc, struct sim_rng *rng,
 		         sc->n_monitors)
 			snprintf(f->target, sizeof(f->target), "%s",
 			         sc->monitors[sim_below(&r, sc->n_monitors)].name);
+		else if (k == SIM_F_CONN_LIMIT) { /* who must come back in */
+			size_t w = sim_below(&r, sc->n_monitors + sc->n_collectors);
+			snprintf(f->target, sizeof(f->target), "%s",
+			         w < sc->n_monitors
+			                 ? sc->monitors[w].name
+			                 : sc->collectors[w - sc->n_monitors].id);
+		}
 	}
 	/* in time order, for people reading the plan */
 	for (size_t i = 1; i < p->n; i++)
@@ -1100,11 +1253,12 @@ static void handle(struct sim *s, const struct sim_ev *e)
 		break;
 	}
 	case EV_SPAWN:
-		col_spawn(s, (int)e->arg);
+		if (!s->agent_down && (uint32_t)(e->arg >> 32) == s->agent_gen)
+			col_spawn(s, (int)(uint32_t)e->arg);
 		break;
 	case EV_EXIT: {
 		size_t idx = (size_t)(e->arg >> 32);
-		if (s->sup.c[idx].pid == (uint32_t)e->arg)
+		if (!s->agent_down && s->sup.c[idx].pid == (uint32_t)e->arg)
 			de_sup_on_exit(&s->sup, idx, "killed", s->now);
 		break;
 	}
@@ -1226,13 +1380,19 @@ static void setup(struct sim *s)
 	s->core_cfg.timeout_ns = 2 * SIM_S;
 	s->next_pid = 1000;
 	s->agent_link = -1;
-	broker_start(s);
 	s->n_recv = (int)sc->n_monitors + 1;
 	s->recv = calloc((size_t)s->n_recv, sizeof(*s->recv));
 	s->n_cols = (int)sc->n_collectors;
 	s->cols = calloc((size_t)s->n_cols, sizeof(*s->cols));
-	s->cap_links = s->n_cols + s->n_recv +
-	               (int)(s->plan ? s->plan->n : 0);
+	/* room for every actor and two more, so a conn_limit fault is what
+	 * fills the broker */
+	s->core_cfg.limits.connections_max = (uint32_t)(s->n_cols + s->n_recv + 2);
+	broker_start(s);
+	s->cap_links = s->n_cols + s->n_recv;
+	for (size_t i = 0; s->plan && i < s->plan->n; i++)
+		s->cap_links += s->plan->v[i].kind == SIM_F_CONN_LIMIT
+		                        ? (int)s->core_cfg.limits.connections_max
+		                        : 1;
 	s->links = calloc((size_t)s->cap_links, sizeof(*s->links));
 	if (!s->recv || !s->cols || !s->links)
 		abort();
@@ -1258,9 +1418,9 @@ static void setup(struct sim *s)
 	ag->n_masks = 1;
 	ag->up_since = UINT64_MAX;
 	s->agent_link = ag->link = new_link(s, LK_AGENT, 0, DE_AGENT_NAME);
-	/* the clients of monitors and the agent; collectors are spawned by
-	 * the agent's supervision */
-	for (int i = 0; i < s->n_recv; i++) {
+	/* the monitors' clients; then the agent, whose supervision spawns
+	 * the collectors */
+	for (int i = 0; i < s->n_recv - 1; i++) {
 		struct link *l = &s->links[s->recv[i].link];
 		l->cl = make_client(s, l);
 		const char *m[8];
@@ -1273,12 +1433,7 @@ static void setup(struct sim *s)
 		s->quiet = false;
 		bus_client_on_tick(l->cl);
 	}
-	struct de_sup_ops ops = {sup_spawn, sup_kill, sup_heartbeat, sup_event};
-	de_sup_init(&s->sup, &sc->policies, &ops, s);
-	for (int i = 0; i < s->n_cols; i++) {
-		de_sup_add(&s->sup, sc->collectors[i].id, "process");
-		de_sup_start(&s->sup, (size_t)i, s->now);
-	}
+	agent_boot(s);
 	for (size_t i = 0; s->plan && i < s->plan->n; i++)
 		push(s, s->plan->v[i].at_ns, EV_FAULT, -1, i);
 }

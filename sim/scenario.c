@@ -14,6 +14,7 @@
 const char *const sim_fault_names[SIM_F_KINDS] = {
 	"broker_crash", "collector_crash", "reset",    "delay",
 	"short_io",     "slow_consumer",   "conn_limit", "malformed",
+	"agent_crash",
 };
 
 struct ld {

@@ -77,6 +77,8 @@ enum sim_fault_kind {
 	SIM_F_SLOW_CONSUMER,  /* target, for_ms: stops reading */
 	SIM_F_CONN_LIMIT,     /* for_ms: connects refused */
 	SIM_F_MALFORMED,      /* a rogue connection sends a bad frame */
+	SIM_F_AGENT_CRASH,    /* down_ms: the agent dies, its collectors with
+	                         it (PR_SET_PDEATHSIG); restarted after */
 	SIM_F_KINDS
 };
 extern const char *const sim_fault_names[SIM_F_KINDS];

@@ -73,7 +73,10 @@ struct pipe {
 	bool pump_armed;
 };
 
-enum link_kind { LK_COLLECTOR, LK_AGENT, LK_MONITOR, LK_ROGUE };
+/* LK_ROGUE: a raw connection that sends a malformed frame (a malformed
+ * fault); LK_HOG: a raw connection that registers and holds a place (a
+ * conn_limit fault fills the broker's connections_max with them). */
+enum link_kind { LK_COLLECTOR, LK_AGENT, LK_MONITOR, LK_ROGUE, LK_HOG };
 
 struct link {
 	struct sim *s;
@@ -87,6 +90,7 @@ struct link {
 	struct pipe c2b, b2c;
 	bool c_write_done_due, b_write_blocked;
 	bool b_closing;            /* the broker asked to close: no more reads */
+	uint32_t raw_rx;           /* rogue: handshake bytes the broker sent */
 	bool stalled;              /* slow consumer: stops reading */
 	uint64_t base_out, base_in; /* client frame counters at connect */
 	bool counted;              /* connected to the current broker */
@@ -144,8 +148,12 @@ struct sim {
 	struct pubinc *pubs;
 	int n_pubs, cap_pubs;
 	/* fault state */
-	uint64_t delay_until, delay_ns, short_until, refuse_until;
+	uint64_t delay_until, delay_ns, short_until;
 	uint64_t broker_down_until; /* overlapping crashes: the latest end */
+	bool agent_down;
+	uint64_t agent_down_until;
+	uint32_t agent_gen;        /* bumps at each agent crash: its spawns
+	                              still queued are void */
 	uint64_t last_fault_end;
 	uint64_t *windows;         /* [start, end) pairs of fault windows */
 	size_t n_windows;
