@@ -24,6 +24,7 @@
  */
 #define _DEFAULT_SOURCE
 #include "sim.h"
+#include "bus/compat.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -220,8 +221,70 @@ static bool all_ok(const struct sim_report *r)
 	return true;
 }
 
+/* Throughput, a report and not a gate (measured, so never in the trace):
+ * deliveries per CPU-second of the whole simulated run (broker core,
+ * client cores, simulated network, checks), and of the in-process channel
+ * the broker replaces, fed the same events. */
+struct rates {
+	double broker, oracle, ratio;
+};
+
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The oracle path: one bounded channel (bus_chan) per receiver — the
+ * monitors and the agent (events/#) — each event copied to every receiver
+ * whose masks want it, then drained; repeated for at least 50 ms of CPU. */
+static double oracle_rate(const struct sim_scenario *sc,
+                          const struct sim_log *log)
+{
+	size_t nr = sc->n_monitors + 1;
+	struct bus_chan **ch = calloc(nr, sizeof(*ch));
+	bool ok = ch != NULL;
+	for (size_t i = 0; ok && i < nr; i++)
+		ok = (ch[i] = bus_chan_new(log->n ? log->n : 1)) != NULL;
+	uint64_t done = 0;
+	double t0 = cpu_seconds(), t = 0;
+	while (ok && log->n && t < 0.05) {
+		for (size_t e = 0; e < log->n; e++)
+			for (size_t i = 0; i < nr; i++) {
+				bool want = i == nr - 1 && sim_mask_match("events/#",
+				                                          log->v[e].topic);
+				for (int k = 0; i < nr - 1 && k < sc->monitors[i].n_masks;
+				     k++)
+					want |= sim_mask_match(sc->monitors[i].masks[k],
+					                       log->v[e].topic);
+				if (!want)
+					continue;
+				struct bus_chan_item it = {0, malloc(log->v[e].len + 1),
+				                           log->v[e].len};
+				if (!it.data)
+					abort();
+				memcpy(it.data, log->v[e].data, it.len);
+				bus_chan_send(ch[i], &it);
+			}
+		struct bus_chan_item it;
+		for (size_t i = 0; i < nr; i++)
+			while (bus_chan_recv(ch[i], &it, 0) == 0) {
+				free(it.data);
+				done++;
+			}
+		t = cpu_seconds() - t0;
+	}
+	for (size_t i = 0; ch && i < nr; i++)
+		if (ch[i])
+			bus_chan_free(ch[i]);
+	free(ch);
+	return t > 0 ? done / t : 0;
+}
+
 static void json_report(const struct sim_scenario *sc,
-                        const struct sim_report *r, const char *plan)
+                        const struct sim_report *r, const char *plan,
+                        const struct rates *th)
 {
 	printf("{\"scenario\": \"%s\", \"seed\": %llu, \"plan\": \"%s\", "
 	       "\"trace_hash\": \"%016llx\", \"events\": %llu, "
@@ -245,7 +308,10 @@ static void json_report(const struct sim_scenario *sc,
 		       r->buggify & 1u << k ? "true" : "false",
 		       (unsigned long long)r->reached[k],
 		       (unsigned long long)r->fired[k]);
-	printf("}, \"checks\": {");
+	printf("}, \"throughput\": {\"broker_per_cpu_s\": %.0f, "
+	       "\"oracle_per_cpu_s\": %.0f, \"broker_oracle_ratio\": %.4f}",
+	       th->broker, th->oracle, th->ratio);
+	printf(", \"checks\": {");
 	for (int c = 0; c < SIM_C_N; c++) {
 		printf("%s\"%s\": {\"ok\": %s, \"why\": \"", c ? ", " : "",
 		       sim_check_names[c], r->ok[c] ? "true" : "false");
@@ -269,7 +335,8 @@ static bool nonzero_counts(const char *const *names, const uint64_t *v, int n)
 }
 
 static void table_report(const struct sim_scenario *sc,
-                         const struct sim_report *r, const char *plan)
+                         const struct sim_report *r, const char *plan,
+                         const struct rates *th)
 {
 	printf("busrt-sim: scenario %s, seed %llu, fault plan: %s\n", sc->name,
 	       (unsigned long long)r->seed, plan);
@@ -290,6 +357,10 @@ static void table_report(const struct sim_scenario *sc,
 	printf("%s\n", any ? "" : " none");
 	printf("  trace: %llu events, hash %016llx\n",
 	       (unsigned long long)r->events, (unsigned long long)r->trace_hash);
+	printf("  throughput (a report, not a gate): broker path %.0f "
+	       "deliveries/CPU-s (the whole simulated run), the in-process "
+	       "channel %.0f/CPU-s: ratio %.3f\n",
+	       th->broker, th->oracle, th->ratio);
 	for (int c = 0; c < SIM_C_N; c++)
 		printf("  %-12s %s%s%s\n", sim_check_names[c],
 		       r->ok[c] ? "ok" : "FAILED", r->ok[c] ? "" : ": ",
@@ -328,7 +399,7 @@ static int first_failed_check(const struct sim_report *r)
 
 static int run_one(const struct args *a, const struct sim_scenario *sc,
                    uint64_t seed, FILE *trace, struct sim_report *r,
-                   const char **label)
+                   const char **label, struct sim_log *log)
 {
 	struct sim_plan drawn = {0};
 	const struct sim_plan *plan = NULL;
@@ -345,7 +416,8 @@ static int run_one(const struct args *a, const struct sim_scenario *sc,
 		.seed = seed, .plan = plan, .trace = trace, .tape = a->tape,
 		.tape_len = a->tape_len, .tape_plan = a->tape && !a->faults,
 		.buggify = a->buggify_set ? a->buggify : 0,
-		.buggify_drawn = a->buggify_set ? a->buggify_drawn : !none};
+		.buggify_drawn = a->buggify_set ? a->buggify_drawn : !none,
+		.log = log};
 	rc = sim_run(sc, &o, r);
 	bool failed = rc || !all_ok(r);
 	if (failed && (a->save || a->save_dir)) {
@@ -391,7 +463,7 @@ static int determinism(const struct args *a, const struct sim_scenario *sc)
 			FILE *t = fopen(path[k], "w");
 			struct sim_report r;
 			const char *label;
-			run_one(a, sc, a->seed, t, &r, &label);
+			run_one(a, sc, a->seed, t, &r, &label, NULL);
 			fclose(t);
 			if (write(fd[1], &r.trace_hash, sizeof(r.trace_hash)) < 0)
 				_exit(3);
@@ -444,14 +516,20 @@ static int cmd_run(const struct args *a)
 	}
 	struct sim_report r;
 	const char *label = "";
-	rc = run_one(a, &sc, a->seed, trace, &r, &label);
+	struct sim_log log = {0};
+	double t0 = cpu_seconds();
+	rc = run_one(a, &sc, a->seed, trace, &r, &label, &log);
+	struct rates th = {r.delivered / (cpu_seconds() - t0 + 1e-9),
+	                   oracle_rate(&sc, &log), 0};
+	th.ratio = th.oracle > 0 ? th.broker / th.oracle : 0;
+	sim_log_free(&log);
 	if (trace)
 		fclose(trace);
 	if (rc != 2) {
 		if (a->json)
-			json_report(&sc, &r, label);
+			json_report(&sc, &r, label, &th);
 		else
-			table_report(&sc, &r, label);
+			table_report(&sc, &r, label, &th);
 	}
 	if (rc == 1 && !a->json && a->save) {
 		printf("  replay: busrt-sim replay %s\n", a->save);
@@ -652,7 +730,7 @@ static int cmd_sweep(const struct args *a)
 				struct sim_report r;
 				const char *label;
 				struct line ln = {.seed = s};
-				ln.rc = run_one(a, &sc, s, NULL, &r, &label);
+				ln.rc = run_one(a, &sc, s, NULL, &r, &label, NULL);
 				ln.hash = r.trace_hash;
 				ln.delivered = r.delivered;
 				memcpy(ln.faults, r.faults, sizeof(ln.faults));

@@ -753,6 +753,22 @@ static int col_publish(void *host, const char *topic, const uint8_t *data,
 		bus_pb_free(&ev->base);
 	map_put(s, fnv(data, len), key + 1);
 	s->r->published++;
+	struct sim_log *lg = s->o->log;
+	if (lg) {
+		if (lg->n == lg->cap) {
+			lg->cap = lg->cap ? lg->cap * 2 : 1024;
+			lg->v = realloc(lg->v, lg->cap * sizeof(*lg->v));
+			if (!lg->v)
+				abort();
+		}
+		struct sim_log_ev *x = &lg->v[lg->n++];
+		snprintf(x->topic, sizeof(x->topic), "%s", topic);
+		x->data = malloc(len ? len : 1);
+		if (!x->data)
+			abort();
+		memcpy(x->data, data, len);
+		x->len = len;
+	}
 	sim_trace(s, "pub %s %llu %s", l->name, (unsigned long long)e->seq,
 	          topic);
 	return 0;
@@ -1469,6 +1485,14 @@ static void teardown_all(struct sim *s)
 	free(s->by_hash_key);
 	free(s->by_hash_val);
 	sim_plan_free(&s->tape_plan);
+}
+
+void sim_log_free(struct sim_log *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].data);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
 }
 
 int sim_run(const struct sim_scenario *sc, const struct sim_options *o,

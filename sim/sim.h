@@ -151,6 +151,24 @@ void sim_plan_print(FILE *f, const struct sim_plan *p);
 /* ---- a run ------------------------------------------------------------------- */
 struct sim;
 
+/* BUS/RT mask matching as the oracle does it (check.c, written apart from
+ * the broker's trie): '+' (or '*') one level, '#' the rest. */
+bool sim_mask_match(const char *mask, const char *topic);
+
+/* Every event the collectors sent, in order (sim_options.log): what the
+ * command line pushes through the in-process channel to measure the
+ * oracle path. */
+struct sim_log_ev {
+	char topic[40];
+	uint8_t *data;
+	size_t len;
+};
+struct sim_log {
+	struct sim_log_ev *v;
+	size_t n, cap;
+};
+void sim_log_free(struct sim_log *l);
+
 struct sim_options {
 	uint64_t seed;
 	const struct sim_plan *plan; /* NULL: none */
@@ -164,6 +182,7 @@ struct sim_options {
 	 * even odds drawn from the seed (or the tape) */
 	uint32_t buggify;
 	bool buggify_drawn;
+	struct sim_log *log;         /* NULL: none kept */
 };
 
 /* Check verdicts, in report order. */

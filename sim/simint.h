@@ -56,7 +56,6 @@ struct receiver {              /* a monitor, or the agent */
 struct sim;
 /* check.c */
 void sim_check_all(struct sim *s, struct sim_report *r);
-bool sim_mask_match(const char *mask, const char *topic);
 
 /* ---- the run (run.c) --------------------------------------------------------- */
 struct seg {
