@@ -3,7 +3,8 @@
  * underneath, our walker on top). Byte 0 even: the rest is a scenario;
  * odd: a fault plan. Property: a parse fails with "name:line: ..." or
  * succeeds; a plan that parses prints to text that parses back to the
- * same plan.
+ * same plan; a scenario that parses prints to text that parses back and
+ * prints the same.
  */
 #define _DEFAULT_SOURCE
 #include "fuzz.h"
@@ -33,11 +34,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(data[0] & 1)) {
 		struct sim_scenario sc;
 		if (sim_scenario_parse(text, size - 1, "in.yaml", &sc, err,
-		                       sizeof(err)) == 0)
+		                       sizeof(err)) == 0) {
+			/* printed (as busrt-sim shrink writes scenarios), it
+			 * parses back, and prints the same again */
+			char *a = NULL, *b = NULL;
+			size_t alen = 0, blen = 0;
+			FILE *f = open_memstream(&a, &alen);
+			sim_scenario_print(f, &sc);
+			fclose(f);
+			struct sim_scenario sc2;
+			FUZZ_CHECK(sim_scenario_parse(a, alen, "printed.yaml", &sc2,
+			                              err, sizeof(err)) == 0,
+			           "a printed scenario does not parse: %s", err);
+			f = open_memstream(&b, &blen);
+			sim_scenario_print(f, &sc2);
+			fclose(f);
+			FUZZ_CHECK(alen == blen && !memcmp(a, b, alen),
+			           "a printed scenario prints differently again");
+			sim_scenario_free(&sc2);
 			sim_scenario_free(&sc);
-		else
+			free(a);
+			free(b);
+		} else {
 			FUZZ_CHECK(!strncmp(err, "in.yaml", 7), "error without the "
 			           "file's name: %s", err);
+		}
 		return 0;
 	}
 	struct sim_plan p;

@@ -75,6 +75,14 @@ def test_saved_failure_replays_and_shrinks(tmp_path):
     assert s.returncode == 0 and "shrunk 20 faults to" in s.stdout, s.stdout + s.stderr
     assert small.read_text().count("  - {at_ms") <= 3
     assert sim("replay", str(small)).returncode == 1
+    # then the scenario: the planted bug needs one collector and no monitor
+    assert "3 monitors to 0" in s.stdout and "2 collectors to 1" in s.stdout, s.stdout
+    assert "monitors: []" in small.read_text()
+    # a shrunk file is a scenario like any other: it shrinks no further
+    again = tmp_path / "s2.yaml"
+    s2 = sim("shrink", str(small), "--out", str(again))
+    assert s2.returncode == 0 and "1 collectors to 1" in s2.stdout, s2.stdout
+    assert sim("replay", str(again)).returncode == 1
     # a sweep names and saves each failure with its replay command
     d = tmp_path / "fails"
     d.mkdir()

@@ -589,21 +589,159 @@ static int cmd_replay(struct args *a)
 	return cmd_run(a);
 }
 
-/* Does the run of sc with plan p fail with check `want`? */
-static bool still_fails(const struct sim_scenario *sc, uint64_t seed,
-                        const struct sim_fault *v, size_t n, uint32_t sites,
-                        int want)
+/* What shrinking works on: the scenario (reduced as it goes), the plan,
+ * the armed sites, and the check the original failure failed first. */
+struct shrink {
+	const struct sim_scenario *full; /* as loaded */
+	struct sim_scenario cur;         /* the reduction so far (or *full) */
+	bool reduced;
+	uint64_t seed;
+	struct sim_fault *faults;
+	size_t n_faults;
+	uint32_t sites;
+	int want;
+	size_t runs;
+	/* the scenario's parts kept so far */
+	bool *mon, *col, *proc;
+	size_t n_procs;
+};
+
+static bool fails_with(struct shrink *k, const struct sim_scenario *sc,
+                       const struct sim_fault *v, size_t n, uint32_t sites)
 {
 	struct sim_plan p = {(struct sim_fault *)v, n};
-	struct sim_options o = {.seed = seed, .plan = &p, .buggify = sites};
+	struct sim_options o = {.seed = k->seed, .plan = &p, .buggify = sites};
 	struct sim_report r;
+	k->runs++;
 	if (sim_run(sc, &o, &r))
-		return want == -2;
-	return first_failed_check(&r) == want;
+		return k->want == -2;
+	return first_failed_check(&r) == k->want;
 }
 
-/* busrt-sim shrink FILE: delta debugging (ddmin) of the fault plan, keeping
- * the same first failing check; writes the smallest plan found. */
+/* Delta debugging (ddmin) over n flags, all set on entry: clears as many
+ * as it can while test(keep) still holds. */
+static void ddmin(size_t n, bool *keep, struct shrink *k,
+                  bool (*test)(struct shrink *, const bool *))
+{
+	bool *tmp = malloc(n ? n : 1);
+	size_t *on = malloc((n ? n : 1) * sizeof(*on));
+	size_t parts = 2;
+	for (;;) {
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++)
+			if (keep[i])
+				on[m++] = i;
+		if (m == 0)
+			break;
+		bool reduced = false;
+		size_t chunk = (m + parts - 1) / parts;
+		for (size_t start = 0; start < m && !reduced; start += chunk) {
+			memcpy(tmp, keep, n);
+			for (size_t i = start; i < start + chunk && i < m; i++)
+				tmp[on[i]] = false;
+			if (test(k, tmp)) {
+				memcpy(keep, tmp, n);
+				parts = parts > 2 ? parts - 1 : 2;
+				reduced = true;
+			}
+		}
+		if (!reduced) {
+			if (parts >= m)
+				break;
+			parts = parts * 2 < m ? parts * 2 : m;
+		}
+	}
+	free(tmp);
+	free(on);
+}
+
+static bool test_faults(struct shrink *k, const bool *keep)
+{
+	struct sim_fault *v = malloc((k->n_faults ? k->n_faults : 1) * sizeof(*v));
+	size_t n = 0;
+	for (size_t i = 0; i < k->n_faults; i++)
+		if (keep[i])
+			v[n++] = k->faults[i];
+	bool f = fails_with(k, &k->cur, v, n, k->sites);
+	free(v);
+	return f;
+}
+
+static uint32_t sites_of(const struct shrink *k, const bool *keep)
+{
+	uint32_t m = 0;
+	for (int i = 0, j = 0; i < BUS_SITE_N; i++)
+		if (k->sites & 1u << i && keep[j++])
+			m |= 1u << i;
+	return m;
+}
+
+static bool test_sites(struct shrink *k, const bool *keep)
+{
+	return fails_with(k, &k->cur, k->faults, k->n_faults, sites_of(k, keep));
+}
+
+/* The scenario with these parts; the reduction becomes k->cur if it
+ * still fails. */
+static bool test_parts(struct shrink *k, const bool *mon, const bool *col,
+                       const bool *proc)
+{
+	size_t cols = 0;
+	for (size_t i = 0; i < k->full->n_collectors; i++)
+		cols += col[i];
+	if (!cols)
+		return false; /* a scenario needs a collector */
+	struct sim_scenario r;
+	if (sim_scenario_reduce(k->full, mon, col, proc, &r))
+		return false;
+	if (!fails_with(k, &r, k->faults, k->n_faults, k->sites)) {
+		sim_scenario_free(&r);
+		return false;
+	}
+	if (k->reduced)
+		sim_scenario_free(&k->cur);
+	k->cur = r;
+	k->reduced = true;
+	return true;
+}
+
+static bool test_mon(struct shrink *k, const bool *keep)
+{
+	if (!test_parts(k, keep, k->col, k->proc))
+		return false;
+	memcpy(k->mon, keep, k->full->n_monitors);
+	return true;
+}
+
+static bool test_col(struct shrink *k, const bool *keep)
+{
+	if (!test_parts(k, k->mon, keep, k->proc))
+		return false;
+	memcpy(k->col, keep, k->full->n_collectors);
+	return true;
+}
+
+static bool test_proc(struct shrink *k, const bool *keep)
+{
+	if (!test_parts(k, k->mon, k->col, keep))
+		return false;
+	memcpy(k->proc, keep, k->n_procs);
+	return true;
+}
+
+static bool *all_set(size_t n)
+{
+	bool *v = malloc(n ? n : 1);
+	if (!v)
+		abort();
+	memset(v, 1, n ? n : 1);
+	return v;
+}
+
+/* busrt-sim shrink FILE: delta debugging of a saved failure, keeping the
+ * same first failing check: the fault plan, then the armed fault sites,
+ * then the scenario (monitors, collectors, processes). Writes the result
+ * as a self-contained failure file. */
 static int cmd_shrink(const struct args *a)
 {
 	struct sim_scenario sc;
@@ -617,66 +755,86 @@ static int cmd_shrink(const struct args *a)
 		sim_scenario_free(&sc);
 		return 2;
 	}
-	uint64_t seed = sc.has_seed ? sc.seed : a->seed;
-	uint32_t sites = sc.buggify;
-	struct sim_options o = {.seed = seed, .plan = &sc.plan, .buggify = sites};
-	struct sim_report r;
-	int want = sim_run(&sc, &o, &r) ? -2 : first_failed_check(&r);
-	if (want == -1) {
+	struct shrink k = {.full = &sc, .cur = sc,
+	                   .seed = sc.has_seed ? sc.seed : a->seed,
+	                   .sites = sc.buggify, .want = -1};
+	k.faults = sc.plan.v;
+	k.n_faults = sc.plan.n;
+	{
+		struct sim_options o = {.seed = k.seed, .plan = &sc.plan,
+		                        .buggify = k.sites};
+		struct sim_report r;
+		k.runs = 1;
+		k.want = sim_run(&sc, &o, &r) ? -2 : first_failed_check(&r);
+	}
+	if (k.want == -1) {
 		fprintf(stderr, "busrt-sim: %s: it does not fail: nothing to "
 		                "shrink\n", sc.path);
 		sim_scenario_free(&sc);
 		return 1;
 	}
-	size_t n = sc.plan.n, runs = 1;
-	struct sim_fault *cur = malloc((n ? n : 1) * sizeof(*cur));
-	struct sim_fault *tmp = malloc((n ? n : 1) * sizeof(*tmp));
-	memcpy(cur, sc.plan.v, n * sizeof(*cur));
-	size_t parts = 2;
-	while (n >= 1) {
-		bool reduced = false;
-		size_t chunk = (n + parts - 1) / parts;
-		for (size_t start = 0; start < n && !reduced; start += chunk) {
-			size_t end = start + chunk < n ? start + chunk : n, k = 0;
-			for (size_t i = 0; i < n; i++)
-				if (i < start || i >= end)
-					tmp[k++] = cur[i];
-			runs++;
-			if (still_fails(&sc, seed, tmp, k, sites, want)) {
-				memcpy(cur, tmp, k * sizeof(*cur));
-				n = k;
-				parts = parts > 2 ? parts - 1 : 2;
-				reduced = true;
-			}
-		}
-		if (!reduced) {
-			if (parts >= n)
-				break;
-			parts = parts * 2 < n ? parts * 2 : n;
-		}
-	}
-	/* then the fault sites, one at a time */
-	for (int k = 0; k < BUS_SITE_N; k++) {
-		if (!(sites & 1u << k))
-			continue;
-		runs++;
-		if (still_fails(&sc, seed, cur, n, sites & ~(1u << k), want))
-			sites &= ~(1u << k);
-	}
-	struct sim_plan p = {cur, n};
+	/* the plan */
+	bool *keep = all_set(k.n_faults);
+	ddmin(k.n_faults, keep, &k, test_faults);
+	struct sim_fault *v = malloc((k.n_faults ? k.n_faults : 1) * sizeof(*v));
+	size_t n = 0;
+	for (size_t i = 0; i < k.n_faults; i++)
+		if (keep[i])
+			v[n++] = k.faults[i];
+	free(keep);
+	k.faults = v;
+	k.n_faults = n;
+	/* the sites */
+	int ns = __builtin_popcount(k.sites);
+	keep = all_set((size_t)ns);
+	ddmin((size_t)ns, keep, &k, test_sites);
+	k.sites = sites_of(&k, keep);
+	free(keep);
+	/* the scenario: monitors, collectors, then processes */
+	struct sim_proc_key *keys;
+	k.n_procs = sim_scenario_procs(&sc, &keys);
+	free(keys);
+	k.mon = all_set(sc.n_monitors);
+	k.col = all_set(sc.n_collectors);
+	k.proc = all_set(k.n_procs);
+	bool *t = all_set(sc.n_monitors);
+	ddmin(sc.n_monitors, t, &k, test_mon);
+	free(t);
+	t = all_set(sc.n_collectors);
+	ddmin(sc.n_collectors, t, &k, test_col);
+	free(t);
+	t = all_set(k.n_procs);
+	ddmin(k.n_procs, t, &k, test_proc);
+	free(t);
+	size_t kept_mon = 0, kept_col = 0, kept_proc = 0;
+	for (size_t i = 0; i < sc.n_monitors; i++)
+		kept_mon += k.mon[i];
+	for (size_t i = 0; i < sc.n_collectors; i++)
+		kept_col += k.col[i];
+	for (size_t i = 0; i < k.n_procs; i++)
+		kept_proc += k.proc[i];
+	/* the result, run once more for its reason */
+	struct sim_plan p = {k.faults, k.n_faults};
+	struct sim_options o = {.seed = k.seed, .plan = &p, .buggify = k.sites};
+	struct sim_report r;
 	char why[400];
-	o.plan = &p;
-	o.buggify = sites;
-	sim_run(&sc, &o, &r);
+	sim_run(&k.cur, &o, &r);
 	first_failure(&r, why, sizeof(why));
 	const char *out = a->out ? a->out : "build/shrunk.yaml";
-	rc = sim_save_failure(sc.path, &p, seed, sc.plant, sites, why, out);
+	rc = sim_save_reduced(&k.cur, &p, k.seed, sc.plant, k.sites, why, out);
 	if (!rc)
-		printf("busrt-sim: shrunk %zu faults to %zu in %zu runs (still "
-		       "fails: %s); written to %s\n",
-		       sc.plan.n, n, runs, why, out);
-	free(cur);
-	free(tmp);
+		printf("busrt-sim: shrunk %zu faults to %zu, %d fault sites to %d, "
+		       "%zu monitors to %zu, %zu collectors to %zu, %zu processes "
+		       "to %zu, in %zu runs (still fails: %s); written to %s\n",
+		       sc.plan.n, k.n_faults, ns, __builtin_popcount(k.sites),
+		       sc.n_monitors, kept_mon, sc.n_collectors, kept_col,
+		       k.n_procs, kept_proc, k.runs, why, out);
+	if (k.reduced)
+		sim_scenario_free(&k.cur);
+	free(k.mon);
+	free(k.col);
+	free(k.proc);
+	free(v);
 	sim_scenario_free(&sc);
 	return rc;
 }

@@ -26,7 +26,7 @@ static uint64_t mono_ns(void)
 }
 
 /* A YAML double-quoted scalar. */
-static void yq(FILE *f, const char *s, size_t n)
+void sim_yq(FILE *f, const char *s, size_t n)
 {
 	fputc('"', f);
 	for (size_t i = 0; i < n; i++) {
@@ -52,7 +52,7 @@ static void yq_cmd(FILE *f, const struct de_proc *p)
 		n = sizeof(buf);
 	for (size_t i = 0; i < n; i++)
 		buf[i] = p->cmdline[i] ? p->cmdline[i] : ' ';
-	yq(f, buf, n);
+	sim_yq(f, buf, n);
 }
 
 static int cmp_key(const struct de_proc *a, const struct de_proc *b)
@@ -130,9 +130,9 @@ static void add_line(FILE *f, const struct de_proc *p)
 {
 	fprintf(f, "          - [%u, %llu, %u, %u, ", p->pid,
 	        (unsigned long long)p->start_ticks, p->ppid, p->uid);
-	yq(f, p->name, strlen(p->name));
+	sim_yq(f, p->name, strlen(p->name));
 	fputs(", ", f);
-	yq(f, p->exe, strlen(p->exe));
+	sim_yq(f, p->exe, strlen(p->exe));
 	fputs(", ", f);
 	yq_cmd(f, p);
 	fputs("]\n", f);
@@ -144,9 +144,8 @@ static bool same_cmd(const struct de_proc *a, const struct de_proc *b)
 	       !memcmp(a->cmdline, b->cmdline, a->cmdline_len);
 }
 
-/* One poll's delta from prev to cur (both sorted); false if none. */
-static bool delta(FILE *f, uint64_t at_ms, const struct de_snapshot *prev,
-                  const struct de_snapshot *cur, bool first)
+bool sim_write_delta(FILE *f, uint64_t at_ms, const struct de_snapshot *prev,
+                     const struct de_snapshot *cur, bool first)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -185,25 +184,29 @@ static bool delta(FILE *f, uint64_t at_ms, const struct de_snapshot *prev,
 			j++;
 		}
 	}
-	for (i = 0, j = 0; !first && i < prev->n && j < cur->n;) {
-		int c = cmp_key(&prev->v[i], &cur->v[j]);
+	/* what changed in a process, and the hash of a new one (an add line
+	 * has no hash field) */
+	static const struct de_proc blank = {.name = "", .exe = "",
+	                                     .cmdline = ""};
+	for (i = 0, j = 0; j < cur->n;) {
+		int c = first || i == prev->n ? 1 : cmp_key(&prev->v[i], &cur->v[j]);
 		if (c < 0) {
 			i++;
 			continue;
 		}
-		if (c > 0) {
-			j++;
+		const struct de_proc *a = c > 0 ? &blank : &prev->v[i++];
+		const struct de_proc *b = &cur->v[j++];
+		if (c > 0 && !b->hash[0])
 			continue;
-		}
-		const struct de_proc *a = &prev->v[i++], *b = &cur->v[j++];
 		struct {
 			const char *field;
 			bool changed;
-		} ch[] = {{"name", strcmp(a->name, b->name) != 0},
-		          {"exe", strcmp(a->exe, b->exe) != 0},
-		          {"cmdline", !same_cmd(a, b)},
-		          {"ppid", a->ppid != b->ppid},
-		          {"uid", a->uid != b->uid}};
+		} ch[] = {{"name", c == 0 && strcmp(a->name, b->name) != 0},
+		          {"exe", c == 0 && strcmp(a->exe, b->exe) != 0},
+		          {"cmdline", c == 0 && !same_cmd(a, b)},
+		          {"ppid", c == 0 && a->ppid != b->ppid},
+		          {"uid", c == 0 && a->uid != b->uid},
+		          {"hash", strcmp(a->hash, b->hash) != 0}};
 		for (size_t k = 0; k < sizeof(ch) / sizeof(ch[0]); k++) {
 			if (!ch[k].changed)
 				continue;
@@ -213,11 +216,13 @@ static bool delta(FILE *f, uint64_t at_ms, const struct de_snapshot *prev,
 			fprintf(m, "          - [%u, %llu, %s, ", b->pid,
 			        (unsigned long long)b->start_ticks, ch[k].field);
 			if (k == 0)
-				yq(m, b->name, strlen(b->name));
+				sim_yq(m, b->name, strlen(b->name));
 			else if (k == 1)
-				yq(m, b->exe, strlen(b->exe));
+				sim_yq(m, b->exe, strlen(b->exe));
 			else if (k == 2)
 				yq_cmd(m, b);
+			else if (k == 5)
+				sim_yq(m, b->hash, strlen(b->hash));
 			else
 				fprintf(m, "%u", k == 3 ? b->ppid : b->uid);
 			fputs("]\n", m);
@@ -276,7 +281,7 @@ int sim_record(const char *name, uint64_t poll_ms, double seconds,
 		if (root && only_subtree)
 			subtree(&cur, (uint32_t)root, &keep);
 		de_snapshot_sort(&cur);
-		if (delta(b, at_ms, &prev, &cur, k == 0) || k == 0) {
+		if (sim_write_delta(b, at_ms, &prev, &cur, k == 0) || k == 0) {
 			changes++;
 			last_ms = at_ms;
 		}
@@ -306,7 +311,7 @@ int sim_record(const char *name, uint64_t poll_ms, double seconds,
 	        (unsigned long long)polls, (unsigned long long)poll_ms,
 	        (unsigned long long)changes, name);
 	const char *desc = command ? command : "this machine's processes";
-	yq(out, desc, strlen(desc));
+	sim_yq(out, desc, strlen(desc));
 	fprintf(out,
 	        "\nduration_ms: %llu\nliveness_ms: 10000\n"
 	        "monitors:\n"

@@ -834,26 +834,6 @@ static long table_index(const struct sim_collector_spec *cs, uint64_t t)
 	return (long)lo - 1;
 }
 
-static void table_at(const struct sim_collector_spec *cs, long idx,
-                     struct de_snapshot *snap)
-{
-	const struct sim_table *tab = idx >= 0 ? &cs->tables[idx] : NULL;
-	for (size_t i = 0; tab && i < tab->n; i++) {
-		const struct sim_proc *p = &tab->v[i];
-		struct de_proc d = {
-			.pid = p->pid, .ppid = p->ppid, .uid = p->uid,
-			.start_ticks = p->start,
-			.start_time_ms = (int64_t)(p->start * 1000 /
-			                           (cs->ticks_per_s ? cs->ticks_per_s : 100)),
-			.accessible = true, .file_exists = true,
-			.name = p->name, .exe = p->exe, .cmdline = p->cmdline,
-			.cmdline_len = p->cmdline_len};
-		memcpy(d.hash, p->hash, sizeof(d.hash));
-		if (de_snapshot_add(snap, &d))
-			abort();
-	}
-}
-
 static void col_poll(struct sim *s, int i)
 {
 	struct collector *co = &s->cols[i];
@@ -869,7 +849,7 @@ static void col_poll(struct sim *s, int i)
 		struct de_snapshot snap;
 		de_snapshot_init(&snap);
 		snap.taken_ns = s->now;
-		table_at(co->spec, idx, &snap);
+		sim_table_snapshot(co->spec, idx, &snap);
 		de_collector_cycle(&co->col, &snap);
 		co->last_table = idx;
 	}

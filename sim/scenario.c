@@ -780,10 +780,11 @@ void sim_plan_free(struct sim_plan *p)
 	p->n = 0;
 }
 
-void sim_plan_print(FILE *f, const struct sim_plan *p)
+/* faults: and the list, as plan files and saved failures carry it */
+static void print_faults(FILE *f, const struct sim_plan *p)
 {
-	fprintf(f, "version: 1\nfaults:%s\n", p->n ? "" : " []");
-	for (size_t i = 0; i < p->n; i++) {
+	fprintf(f, "faults:%s\n", p && p->n ? "" : " []");
+	for (size_t i = 0; p && i < p->n; i++) {
 		const struct sim_fault *x = &p->v[i];
 		fprintf(f, "  - {at_ms: %llu, kind: %s", 
 		        (unsigned long long)(x->at_ns / SIM_MS),
@@ -793,10 +794,18 @@ void sim_plan_print(FILE *f, const struct sim_plan *p)
 			        (unsigned long long)(x->for_ns / SIM_MS));
 		if (x->ms)
 			fprintf(f, ", ms: %llu", (unsigned long long)x->ms);
-		if (x->target[0])
-			fprintf(f, ", target: %s", x->target);
+		if (x->target[0]) {
+			fprintf(f, ", target: ");
+			sim_yq(f, x->target, strlen(x->target));
+		}
 		fprintf(f, "}\n");
 	}
+}
+
+void sim_plan_print(FILE *f, const struct sim_plan *p)
+{
+	fprintf(f, "version: 1\n");
+	print_faults(f, p);
 }
 
 /* ---- saved failures ---------------------------------------------------------- */
@@ -804,6 +813,38 @@ static bool top_key(const char *line, const char *key)
 {
 	size_t n = strlen(key);
 	return !strncmp(line, key, n) && line[n] == ':';
+}
+
+/* Opens a failure file and writes its header; NULL (said) on error. */
+static FILE *save_open(const char *out_path, const char *why)
+{
+	FILE *out = fopen(out_path, "w");
+	if (!out) {
+		fprintf(stderr, "busrt-sim: %s: %s\n", out_path, strerror(errno));
+		return NULL;
+	}
+	fprintf(out, "# a saved failure of busrt-sim: replay with\n"
+	             "#   busrt-sim replay %s\n# failed: ", out_path);
+	for (const char *p = why; *p; p++)
+		fputc(*p == '\n' ? ' ' : *p, out);
+	fputc('\n', out);
+	return out;
+}
+
+static void save_tail(FILE *out, const struct sim_plan *plan, uint64_t seed,
+                      const char *plant, uint32_t buggify)
+{
+	fprintf(out, "seed: %llu\n", (unsigned long long)seed);
+	if (plant && plant[0])
+		fprintf(out, "plant: %s\n", plant);
+	fprintf(out, "buggify: [");
+	for (int k = 0, first = 1; k < BUS_SITE_N; k++)
+		if (buggify & 1u << k) {
+			fprintf(out, "%s%s", first ? "" : ", ", sim_site_names[k]);
+			first = 0;
+		}
+	fprintf(out, "]\n");
+	print_faults(out, plan);
 }
 
 int sim_save_failure(const char *src_path, const struct sim_plan *plan,
@@ -815,17 +856,11 @@ int sim_save_failure(const char *src_path, const struct sim_plan *plan,
 		fprintf(stderr, "busrt-sim: %s: %s\n", src_path, strerror(errno));
 		return 2;
 	}
-	FILE *out = fopen(out_path, "w");
+	FILE *out = save_open(out_path, why);
 	if (!out) {
-		fprintf(stderr, "busrt-sim: %s: %s\n", out_path, strerror(errno));
 		fclose(in);
 		return 2;
 	}
-	fprintf(out, "# a saved failure of busrt-sim: replay with\n"
-	             "#   busrt-sim replay %s\n# failed: ", out_path);
-	for (const char *p = why; *p; p++)
-		fputc(*p == '\n' ? ' ' : *p, out);
-	fputc('\n', out);
 	/* the scenario, less the keys this file sets; a top-level key's
 	 * block runs to the next line that starts in column 0 */
 	char line[8192];
@@ -844,29 +879,201 @@ int sim_save_failure(const char *src_path, const struct sim_plan *plan,
 			fputs(line, out);
 	}
 	fclose(in);
-	fprintf(out, "seed: %llu\n", (unsigned long long)seed);
-	if (plant && plant[0])
-		fprintf(out, "plant: %s\n", plant);
-	fprintf(out, "buggify: [");
-	for (int k = 0, first = 1; k < BUS_SITE_N; k++)
-		if (buggify & 1u << k) {
-			fprintf(out, "%s%s", first ? "" : ", ", sim_site_names[k]);
-			first = 0;
-		}
-	fprintf(out, "]\n");
-	fprintf(out, "faults:%s\n", plan && plan->n ? "" : " []");
-	for (size_t i = 0; plan && i < plan->n; i++) {
-		const struct sim_fault *x = &plan->v[i];
-		fprintf(out, "  - {at_ms: %llu, kind: %s, for_ms: %llu",
-		        (unsigned long long)(x->at_ns / SIM_MS),
-		        sim_fault_names[x->kind],
-		        (unsigned long long)(x->for_ns / SIM_MS));
-		if (x->ms)
-			fprintf(out, ", ms: %llu", (unsigned long long)x->ms);
-		if (x->target[0])
-			fprintf(out, ", target: %s", x->target);
-		fprintf(out, "}\n");
+	save_tail(out, plan, seed, plant, buggify);
+	int rc = ferror(out) ? 2 : 0;
+	fclose(out);
+	return rc;
+}
+
+/* ---- scenarios in memory: printed back, reduced (busrt-sim shrink) ------------ */
+void sim_table_snapshot(const struct sim_collector_spec *cs, long idx,
+                        struct de_snapshot *snap)
+{
+	const struct sim_table *tab = idx >= 0 ? &cs->tables[idx] : NULL;
+	for (size_t i = 0; tab && i < tab->n; i++) {
+		const struct sim_proc *p = &tab->v[i];
+		struct de_proc d = {
+			.pid = p->pid, .ppid = p->ppid, .uid = p->uid,
+			.start_ticks = p->start,
+			.start_time_ms = (int64_t)(p->start * 1000 /
+			                           (cs->ticks_per_s ? cs->ticks_per_s : 100)),
+			.accessible = true, .file_exists = true,
+			.name = p->name, .exe = p->exe, .cmdline = p->cmdline,
+			.cmdline_len = p->cmdline_len};
+		memcpy(d.hash, p->hash, sizeof(d.hash));
+		if (de_snapshot_add(snap, &d))
+			abort();
 	}
+}
+
+void sim_scenario_print(FILE *f, const struct sim_scenario *s)
+{
+	const struct de_policies *p = &s->policies;
+	fprintf(f, "version: 1\nname: ");
+	sim_yq(f, s->name, strlen(s->name));
+	fprintf(f, "\nduration_ms: %llu\nliveness_ms: %llu\n",
+	        (unsigned long long)(s->duration_ns / SIM_MS),
+	        (unsigned long long)(s->liveness_ns / SIM_MS));
+	fprintf(f, "broker:\n  queue_policy: %s\n  queue_frames_max: %u\n",
+	        s->slow_policy == BUS_SLOW_DROP_NEWEST ? "drop_newest"
+	                                               : "disconnect",
+	        s->queue_frames_max);
+	fprintf(f, "agent:\n  heartbeat_ms: %llu\n  heartbeat_timeout_ms: %llu\n"
+	           "  dead_after: %u\n  restart_delay_ms: %llu\n",
+	        (unsigned long long)(p->heartbeat_interval_ns / SIM_MS),
+	        (unsigned long long)(p->heartbeat.timeout_ns / SIM_MS),
+	        p->heartbeat_dead_after,
+	        (unsigned long long)(p->restart_delay_ns / SIM_MS));
+	fprintf(f, "monitors:%s\n", s->n_monitors ? "" : " []");
+	for (size_t i = 0; i < s->n_monitors; i++) {
+		const struct sim_monitor_spec *m = &s->monitors[i];
+		fprintf(f, "  - name: ");
+		sim_yq(f, m->name, strlen(m->name));
+		fprintf(f, "\n    masks: [");
+		for (int k = 0; k < m->n_masks; k++) {
+			fprintf(f, "%s", k ? ", " : "");
+			sim_yq(f, m->masks[k], strlen(m->masks[k]));
+		}
+		fprintf(f, "]\n");
+	}
+	fprintf(f, "collectors:\n");
+	for (size_t i = 0; i < s->n_collectors; i++) {
+		const struct sim_collector_spec *c = &s->collectors[i];
+		fprintf(f, "  - id: %s\n    poll_ms: %llu\n    ticks_per_s: %u\n"
+		           "    table:%s\n",
+		        c->id, (unsigned long long)(c->poll_ns / SIM_MS),
+		        c->ticks_per_s, c->n_tables ? "" : " []");
+		struct de_snapshot prev, cur;
+		de_snapshot_init(&prev);
+		for (size_t t = 0; t < c->n_tables; t++) {
+			de_snapshot_init(&cur);
+			sim_table_snapshot(c, (long)t, &cur);
+			sim_write_delta(f, c->tables[t].at_ns / SIM_MS, &prev, &cur,
+			                t == 0);
+			de_snapshot_free(&prev);
+			prev = cur;
+		}
+		de_snapshot_free(&prev);
+	}
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	const struct sim_proc_key *x = a, *y = b;
+	if (x->collector != y->collector)
+		return x->collector < y->collector ? -1 : 1;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+size_t sim_scenario_procs(const struct sim_scenario *s,
+                          struct sim_proc_key **out)
+{
+	size_t n = 0, cap = 0;
+	struct sim_proc_key *v = NULL;
+	for (size_t c = 0; c < s->n_collectors; c++)
+		for (size_t t = 0; t < s->collectors[c].n_tables; t++) {
+			const struct sim_table *tab = &s->collectors[c].tables[t];
+			for (size_t i = 0; i < tab->n; i++) {
+				if (n == cap) {
+					cap = cap ? cap * 2 : 256;
+					struct sim_proc_key *nv = realloc(v, cap * sizeof(*v));
+					if (!nv) {
+						free(v);
+						*out = NULL;
+						return 0;
+					}
+					v = nv;
+				}
+				v[n++] = (struct sim_proc_key){c, tab->v[i].pid,
+				                               tab->v[i].start};
+			}
+		}
+	if (n)
+		qsort(v, n, sizeof(*v), key_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!u || key_cmp(&v[u - 1], &v[i]))
+			v[u++] = v[i];
+	*out = v;
+	return u;
+}
+
+int sim_scenario_reduce(const struct sim_scenario *src, const bool *keep_mon,
+                        const bool *keep_col, const bool *keep_proc,
+                        struct sim_scenario *out)
+{
+	struct sim_proc_key *keys;
+	size_t nk = sim_scenario_procs(src, &keys);
+	*out = *src;
+	out->collectors = NULL;
+	out->monitors = NULL;
+	out->n_collectors = out->n_monitors = 0;
+	memset(&out->plan, 0, sizeof(out->plan));
+	out->has_plan = false;
+	out->pool = NULL; /* the strings stay src's */
+	out->pool_n = 0;
+	out->monitors = calloc(src->n_monitors ? src->n_monitors : 1,
+	                       sizeof(*out->monitors));
+	out->collectors = calloc(src->n_collectors ? src->n_collectors : 1,
+	                         sizeof(*out->collectors));
+	if (!out->monitors || !out->collectors || (src->n_collectors && !keys)) {
+		free(keys);
+		sim_scenario_free(out);
+		return BUS_ENOMEM;
+	}
+	for (size_t i = 0; i < src->n_monitors; i++)
+		if (keep_mon[i])
+			out->monitors[out->n_monitors++] = src->monitors[i];
+	int rc = 0;
+	for (size_t c = 0; c < src->n_collectors && !rc; c++) {
+		if (!keep_col[c])
+			continue;
+		const struct sim_collector_spec *sc = &src->collectors[c];
+		struct sim_collector_spec *dc = &out->collectors[out->n_collectors++];
+		*dc = *sc;
+		dc->n_tables = 0;
+		dc->tables = calloc(sc->n_tables ? sc->n_tables : 1,
+		                    sizeof(*dc->tables));
+		if (!dc->tables) {
+			rc = BUS_ENOMEM;
+			break;
+		}
+		for (size_t t = 0; t < sc->n_tables; t++) {
+			const struct sim_table *st = &sc->tables[t];
+			struct sim_table *dt = &dc->tables[dc->n_tables++];
+			dt->at_ns = st->at_ns;
+			dt->n = 0;
+			dt->v = malloc((st->n ? st->n : 1) * sizeof(*dt->v));
+			if (!dt->v) {
+				rc = BUS_ENOMEM;
+				break;
+			}
+			for (size_t i = 0; i < st->n; i++) {
+				struct sim_proc_key k = {c, st->v[i].pid, st->v[i].start};
+				struct sim_proc_key *hit =
+					bsearch(&k, keys, nk, sizeof(k), key_cmp);
+				if (hit && keep_proc[hit - keys])
+					dt->v[dt->n++] = st->v[i];
+			}
+		}
+	}
+	free(keys);
+	if (rc)
+		sim_scenario_free(out);
+	return rc;
+}
+
+int sim_save_reduced(const struct sim_scenario *sc, const struct sim_plan *plan,
+                     uint64_t seed, const char *plant, uint32_t buggify,
+                     const char *why, const char *out_path)
+{
+	FILE *out = save_open(out_path, why);
+	if (!out)
+		return 2;
+	sim_scenario_print(out, sc);
+	save_tail(out, plan, seed, plant, buggify);
 	int rc = ferror(out) ? 2 : 0;
 	fclose(out);
 	return rc;

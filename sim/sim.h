@@ -128,6 +128,40 @@ int sim_save_failure(const char *src_path, const struct sim_plan *plan,
 extern const char *const sim_site_names[BUS_SITE_N];
 int sim_site_by_name(const char *name);
 
+/* The same for a scenario in memory (busrt-sim shrink): the file written
+ * by sim_scenario_print, then this plan, seed, plant and sites. */
+int sim_save_reduced(const struct sim_scenario *sc, const struct sim_plan *plan,
+                     uint64_t seed, const char *plant, uint32_t buggify,
+                     const char *why, const char *out_path);
+/* The scenario as a file that loads back to it (without its plan). */
+void sim_scenario_print(FILE *f, const struct sim_scenario *s);
+
+/* The distinct processes of a scenario: (collector, pid, start), sorted. */
+struct sim_proc_key {
+	size_t collector;
+	uint32_t pid;
+	uint64_t start;
+};
+size_t sim_scenario_procs(const struct sim_scenario *s,
+                          struct sim_proc_key **out);
+/* A copy of src with only the monitors, collectors and processes (indexed
+ * as sim_scenario_procs lists them) whose keep flag is set. It shares
+ * src's strings: sim_scenario_free it before src. 0, or BUS_ENOMEM. */
+int sim_scenario_reduce(const struct sim_scenario *src, const bool *keep_mon,
+                        const bool *keep_col, const bool *keep_proc,
+                        struct sim_scenario *out);
+/* The table of collector cs in force at index idx (-1: empty), as the
+ * collector code reads it. */
+void sim_table_snapshot(const struct sim_collector_spec *cs, long idx,
+                        struct de_snapshot *snap);
+
+/* record.c: pieces of the scenario format */
+void sim_yq(FILE *f, const char *s, size_t n); /* a YAML quoted scalar */
+/* One poll's delta from prev to cur (sorted) as scenario lines; false if
+ * nothing changed (first: the first poll, every process an add). */
+bool sim_write_delta(FILE *f, uint64_t at_ms, const struct de_snapshot *prev,
+                     const struct de_snapshot *cur, bool first);
+
 /* 0, or 2 (bad input) with err = "file:line: what". */
 int sim_scenario_load(const char *path, struct sim_scenario *s, char *err,
                       size_t errlen);
