@@ -61,6 +61,30 @@ def test_record_replays(tmp_path):
     assert "deliveries" in p.stdout
 
 
+def test_record_netlink_sees_processes_shorter_than_a_poll(tmp_path):
+    """--netlink: the proc connector's fork/exec/exit events put even
+    processes far shorter than the 1 s poll in the recording; polling alone
+    sees none of them. Where the connector is not available (no
+    CAP_NET_ADMIN, not the initial pid namespace) it must say so, exit 2."""
+    work = "for i in 1 2 3 4 5; do /bin/true; done; sleep 0.3"
+    out = tmp_path / "nl.yaml"
+    p = sim("record", "--netlink", "--poll-ms", "1000", "--seconds", "3", "--subtree",
+            "--command", work, "--out", str(out))
+    if p.returncode == 2:
+        assert "netlink proc connector is not available" in p.stderr, p.stderr
+        return
+    assert p.returncode == 0, p.stderr
+    text = out.read_text()
+    adds = [l for l in text.splitlines() if l.startswith("          - [")]
+    assert len(adds) >= 6, text  # the shell and its five children
+    assert text.count("del: [[") >= 5, text
+    assert sim("run", str(out), "--faults", "none").returncode == 0
+    polled = tmp_path / "poll.yaml"
+    p = sim("record", "--poll-ms", "1000", "--seconds", "3", "--subtree",
+            "--command", work, "--out", str(polled))
+    assert p.returncode == 0 and '"true"' not in polled.read_text()
+
+
 def test_saved_failure_replays_and_shrinks(tmp_path):
     saved, small = tmp_path / "f.yaml", tmp_path / "s.yaml"
     p = sim("run", "default", "--plant", "no-restart", "--faults",

@@ -12,7 +12,7 @@
  *   busrt-sim shrink FILE [--out FILE]    (ddmin of its fault plan)
  *   run --save FILE / sweep --save-dir DIR: failures saved as such files
  *   busrt-sim record [--poll-ms N] [--seconds S] [--command CMD]
- *                    [--subtree] [--name NAME] [--out FILE]
+ *                    [--subtree] [--netlink] [--name NAME] [--out FILE]
  *   (run and sweep) --plant BUG: a planted bug of the simulator build, to
  *   see a checker fail: dup, swap, drop-acked, no-resubscribe,
  *   no-restart, miscount, lifecycle
@@ -48,7 +48,7 @@ static void usage(FILE *f)
 	        "(self-contained)\n"
 	        "       busrt-sim record [--poll-ms N] [--seconds S] "
 	        "[--command CMD] [--subtree]\n"
-	        "                        [--name NAME] [--out FILE]\n"
+	        "                        [--netlink] [--name NAME] [--out FILE]\n"
 	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
 	        "no-resubscribe, no-restart, miscount, lifecycle\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
@@ -990,12 +990,13 @@ static int cmd_record(int argc, char **argv)
 		{"seconds", required_argument, NULL, 's'},
 		{"command", required_argument, NULL, 'c'},
 		{"subtree", no_argument, NULL, 'T'},
+		{"netlink", no_argument, NULL, 'L'},
 		{"name", required_argument, NULL, 'n'},
 		{"out", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0}};
 	uint64_t poll = 20, secs = 10;
 	const char *cmd = NULL, *name = "recording", *outp = NULL;
-	bool sub = false;
+	bool sub = false, netlink = false;
 	int opt;
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
@@ -1010,6 +1011,7 @@ static int cmd_record(int argc, char **argv)
 			break;
 		case 'c': cmd = optarg; break;
 		case 'T': sub = true; break;
+		case 'L': netlink = true; break;
 		case 'n': name = optarg; break;
 		case 'o': outp = optarg; break;
 		default: usage(stderr); return 2;
@@ -1024,7 +1026,7 @@ static int cmd_record(int argc, char **argv)
 		fprintf(stderr, "busrt-sim: %s: %s\n", outp, strerror(errno));
 		return 2;
 	}
-	int rc = sim_record(name, poll, (double)secs, cmd, sub, out);
+	int rc = sim_record(name, poll, (double)secs, cmd, sub, netlink, out);
 	if (outp)
 		fclose(out);
 	return rc;

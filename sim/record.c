@@ -6,14 +6,26 @@
  * and ends with it; --subtree keeps only the workload's processes (and
  * those that ever descended from it), so a recording carries no unrelated
  * details of the machine.
+ *
+ * --netlink: the kernel's proc connector says when a process forks, execs
+ * or exits; the recorder reads that one process at once and writes a
+ * table at that instant, so even a process shorter than any poll is in
+ * the recording (a full read every poll still resynchronises). It needs
+ * CAP_NET_ADMIN and the initial pid namespace; without them it says so.
  */
 #define _DEFAULT_SOURCE
 #include "sim.h"
 #include "bus/procfs.h"
 
+#include <errno.h>
+#include <linux/cn_proc.h>
+#include <linux/connector.h>
+#include <linux/netlink.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -237,79 +249,278 @@ bool sim_write_delta(FILE *f, uint64_t at_ms, const struct de_snapshot *prev,
 	return any;
 }
 
-int sim_record(const char *name, uint64_t poll_ms, double seconds,
-               const char *command, bool only_subtree, FILE *out)
+/* ---- the proc connector (--netlink) ------------------------------------------ */
+/* A socket subscribed to the kernel's process events, or -1 (err says). */
+static int nl_open(char *err, size_t errlen)
 {
+	int fd = socket(PF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR);
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = CN_IDX_PROC};
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		snprintf(err, errlen, "the netlink proc connector is not available "
+		                      "(%s): record without --netlink",
+		         strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	uint8_t buf[NLMSG_SPACE(sizeof(struct cn_msg) + sizeof(uint32_t))];
+	memset(buf, 0, sizeof(buf));
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	h->nlmsg_len = NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(uint32_t));
+	h->nlmsg_type = NLMSG_DONE;
+	h->nlmsg_pid = (uint32_t)getpid();
+	struct cn_msg *c = NLMSG_DATA(h);
+	c->id.idx = CN_IDX_PROC;
+	c->id.val = CN_VAL_PROC;
+	c->len = sizeof(uint32_t);
+	uint32_t op = PROC_CN_MCAST_LISTEN;
+	memcpy(c->data, &op, sizeof(op));
+	if (send(fd, buf, h->nlmsg_len, 0) != (ssize_t)h->nlmsg_len) {
+		snprintf(err, errlen, "the netlink proc connector refused to "
+		                      "listen (%s): record without --netlink",
+		         strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Drops every process with this pid from s. */
+static void drop_pid(struct de_snapshot *s, uint32_t pid)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i].pid != pid) {
+			s->v[k++] = s->v[i];
+			continue;
+		}
+		free(s->v[i].name);
+		free(s->v[i].exe);
+		free(s->v[i].cmdline);
+	}
+	s->n = k;
+}
+
+/* A child gone before it could be read: what fork gave it, its parent's
+ * name, exe and command line, and the event's time as its start. */
+static void fork_of(struct de_snapshot *live, const struct proc_event *ev,
+                    uint32_t ticks_per_s)
+{
+	uint32_t parent = (uint32_t)ev->event_data.fork.parent_tgid;
+	for (size_t i = 0; i < live->n; i++) {
+		if (live->v[i].pid != parent)
+			continue;
+		struct de_proc c = live->v[i];
+		c.pid = (uint32_t)ev->event_data.fork.child_pid;
+		c.ppid = parent;
+		c.start_ticks = ev->timestamp_ns / (1000000000ull / ticks_per_s);
+		if (de_snapshot_add(live, &c))
+			abort();
+		return;
+	}
+}
+
+struct rec;
+static bool unwritten(const struct rec *r, uint32_t pid);
+static void rec_live(struct rec *r, const struct de_snapshot *live);
+
+/* Applies the pending events to live; true if any process changed. A
+ * process about to exit that no table has shown yet is written first, so
+ * even the shortest lives are in the recording (at the price of tables a
+ * millisecond apart drifting later than the events). */
+static bool nl_drain(int fd, struct de_procfs *fs, struct de_snapshot *live,
+                     struct rec *r)
+{
+	bool changed = false;
+	for (;;) {
+		uint8_t buf[8192] __attribute__((aligned(8)));
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n <= 0)
+			return changed; /* drained (or ENOBUFS: the resync fixes it) */
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf;
+		     NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			struct cn_msg *c = NLMSG_DATA(h);
+			struct proc_event ev;
+			if (c->len < sizeof(ev) - sizeof(ev.event_data) + 16)
+				continue;
+			memset(&ev, 0, sizeof(ev));
+			memcpy(&ev, c->data, c->len < sizeof(ev) ? c->len : sizeof(ev));
+			uint32_t pid = 0;
+			if (ev.what == PROC_EVENT_FORK &&
+			    ev.event_data.fork.child_pid == ev.event_data.fork.child_tgid)
+				pid = (uint32_t)ev.event_data.fork.child_pid;
+			else if (ev.what == PROC_EVENT_EXEC)
+				pid = (uint32_t)ev.event_data.exec.process_tgid;
+			else if (ev.what == PROC_EVENT_EXIT &&
+			         ev.event_data.exit.process_pid ==
+			                 ev.event_data.exit.process_tgid)
+				pid = (uint32_t)ev.event_data.exit.process_pid;
+			if (!pid)
+				continue; /* a thread, or an event we do not follow */
+			if (ev.what == PROC_EVENT_EXIT && unwritten(r, pid))
+				rec_live(r, live);
+			struct de_snapshot one; /* the process as it is now */
+			de_snapshot_init(&one);
+			bool read = ev.what != PROC_EVENT_EXIT &&
+			            de_procfs_read_one(fs, pid, &one) == 0;
+			/* an exec we came too late to read keeps what it was */
+			if (read || ev.what != PROC_EVENT_EXEC)
+				drop_pid(live, pid);
+			if (read && de_snapshot_add(live, &one.v[0]))
+				abort();
+			if (!read && ev.what == PROC_EVENT_FORK)
+				fork_of(live, &ev, fs->ticks_per_s);
+			de_snapshot_free(&one);
+			changed = true;
+		}
+	}
+}
+
+/* ---- the recording --------------------------------------------------------- */
+struct rec {
 	struct de_procfs fs;
+	FILE *body;
+	struct de_snapshot prev; /* the last table written */
+	struct keyset keep;
+	pid_t root;
+	bool only_subtree, first;
+	uint64_t t0, polls, changes, last_ms;
+};
+
+/* cur (taken over) is the table now: written if it differs. */
+static void rec_table(struct rec *r, struct de_snapshot *cur)
+{
+	uint64_t at_ms = (mono_ns() - r->t0) / 1000000ull;
+	if (!r->first && at_ms <= r->last_ms)
+		at_ms = r->last_ms + 1;
+	if (r->root && r->only_subtree)
+		subtree(cur, (uint32_t)r->root, &r->keep);
+	de_snapshot_sort(cur);
+	if (sim_write_delta(r->body, at_ms, &r->prev, cur, r->first) || r->first) {
+		r->changes++;
+		r->last_ms = at_ms;
+	}
+	r->first = false;
+	r->polls++;
+	de_snapshot_free(&r->prev);
+	r->prev = *cur;
+}
+
+static void copy_table(const struct de_snapshot *from, struct de_snapshot *to)
+{
+	de_snapshot_init(to);
+	for (size_t i = 0; i < from->n; i++)
+		if (de_snapshot_add(to, &from->v[i]))
+			abort();
+}
+
+/* live, as the table now. */
+static void rec_live(struct rec *r, const struct de_snapshot *live)
+{
+	struct de_snapshot cur;
+	copy_table(live, &cur);
+	rec_table(r, &cur);
+}
+
+/* Has no table shown this pid yet? */
+static bool unwritten(const struct rec *r, uint32_t pid)
+{
+	for (size_t i = 0; i < r->prev.n; i++)
+		if (r->prev.v[i].pid == pid)
+			return false;
+	return true;
+}
+
+int sim_record(const char *name, uint64_t poll_ms, double seconds,
+               const char *command, bool only_subtree, bool netlink,
+               FILE *out)
+{
+	struct rec r = {.only_subtree = only_subtree, .first = true};
 	char err[256];
-	if (de_procfs_init(&fs, NULL, false, err, sizeof(err))) {
+	if (de_procfs_init(&r.fs, NULL, false, err, sizeof(err))) {
 		fprintf(stderr, "busrt-sim: record: %s\n", err);
 		return 2;
 	}
-	pid_t child = 0, root = 0;
-	uint64_t t0 = mono_ns();
+	int nl = -1;
+	if (netlink && (nl = nl_open(err, sizeof(err))) < 0) {
+		fprintf(stderr, "busrt-sim: record: %s\n", err);
+		de_procfs_free(&r.fs);
+		return 2;
+	}
+	pid_t child = 0;
+	r.t0 = mono_ns();
 	if (command) {
 		child = fork();
 		if (child == 0) {
 			execl("/bin/sh", "sh", "-c", command, (char *)NULL);
 			_exit(127);
 		}
-		root = child;
+		r.root = child;
 	}
 	/* the body goes to memory: the header needs the duration */
 	char *body = NULL;
 	size_t blen = 0;
-	FILE *b = open_memstream(&body, &blen);
-	struct de_snapshot prev, cur;
-	de_snapshot_init(&prev);
-	struct keyset keep = {0};
-	uint64_t polls = 0, changes = 0, last_ms = 0;
+	r.body = open_memstream(&body, &blen);
+	de_snapshot_init(&r.prev);
+	struct de_snapshot live; /* --netlink: the table as events leave it */
+	de_snapshot_init(&live);
 	bool done = false, ending = false;
 	for (uint64_t k = 0; !done; k++) {
-		uint64_t due = t0 + k * poll_ms * 1000000ull, now = mono_ns();
-		if (due > now) {
-			struct timespec ts = {(time_t)((due - now) / 1000000000ull),
-			                      (long)((due - now) % 1000000000ull)};
-			nanosleep(&ts, NULL);
+		uint64_t due = r.t0 + k * poll_ms * 1000000ull;
+		/* until the poll is due: sleep, or follow the kernel's events,
+		 * a table per millisecond at most (tables are in whole ms) */
+		bool pending = false;
+		for (uint64_t now = mono_ns(); due > now; now = mono_ns()) {
+			if (nl < 0) {
+				struct timespec ts = {(time_t)((due - now) / 1000000000ull),
+				                      (long)((due - now) % 1000000000ull)};
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			if (pending && (r.first || (now - r.t0) / 1000000ull > r.last_ms)) {
+				rec_live(&r, &live);
+				pending = false;
+			}
+			struct pollfd pf = {nl, POLLIN, 0};
+			int ms = pending ? 1 : (int)((due - now + 999999) / 1000000ull);
+			if (poll(&pf, 1, ms) > 0 && nl_drain(nl, &r.fs, &live, &r))
+				pending = true;
 		}
-		uint64_t at_ms = (mono_ns() - t0) / 1000000ull;
-		if (k && at_ms <= last_ms)
-			at_ms = last_ms + 1;
+		struct de_snapshot cur;
 		de_snapshot_init(&cur);
-		if (de_procfs_read(&fs, &cur, 0))
+		if (de_procfs_read(&r.fs, &cur, 0))
 			break;
-		if (root && only_subtree)
-			subtree(&cur, (uint32_t)root, &keep);
-		de_snapshot_sort(&cur);
-		if (sim_write_delta(b, at_ms, &prev, &cur, k == 0) || k == 0) {
-			changes++;
-			last_ms = at_ms;
+		if (nl >= 0) { /* the resync: live is the full read */
+			de_snapshot_free(&live);
+			copy_table(&cur, &live);
 		}
-		polls++;
-		de_snapshot_free(&prev);
-		prev = cur;
+		rec_table(&r, &cur);
 		done = ending; /* one poll after the workload ended: its ends */
 		if (child && waitpid(child, NULL, WNOHANG) == child) {
 			child = 0;
 			ending = true;
 		}
-		if ((double)(mono_ns() - t0) / 1e9 >= seconds)
+		if ((double)(mono_ns() - r.t0) / 1e9 >= seconds)
 			done = true;
 	}
 	if (child) {
 		kill(child, SIGTERM);
 		waitpid(child, NULL, 0);
 	}
-	fclose(b);
-	de_snapshot_free(&prev);
-	free(keep.v);
-	uint64_t dur = last_ms + 2000;
+	if (nl >= 0)
+		close(nl);
+	fclose(r.body);
+	de_snapshot_free(&r.prev);
+	de_snapshot_free(&live);
+	free(r.keep.v);
+	uint64_t dur = r.last_ms + 2000;
 	fprintf(out,
-	        "# recorded by busrt-sim record on this machine: %llu polls "
-	        "every %llu ms, %llu with changes\n"
+	        "# recorded by busrt-sim record on this machine: %llu tables "
+	        "(polls every %llu ms%s), %llu with changes\n"
 	        "version: 1\nname: %s\ndescription: ",
-	        (unsigned long long)polls, (unsigned long long)poll_ms,
-	        (unsigned long long)changes, name);
+	        (unsigned long long)r.polls, (unsigned long long)poll_ms,
+	        nl >= 0 ? ", and at each process event (netlink)" : "",
+	        (unsigned long long)r.changes, name);
 	const char *desc = command ? command : "this machine's processes";
 	sim_yq(out, desc, strlen(desc));
 	fprintf(out,
@@ -323,9 +534,9 @@ int sim_record(const char *name, uint64_t poll_ms, double seconds,
 	        "  - id: rec\n    poll_ms: %llu\n    ticks_per_s: %u\n"
 	        "    table:\n",
 	        (unsigned long long)dur, (unsigned long long)poll_ms,
-	        fs.ticks_per_s);
+	        r.fs.ticks_per_s);
 	fwrite(body, 1, blen, out);
 	free(body);
-	de_procfs_free(&fs);
+	de_procfs_free(&r.fs);
 	return 0;
 }

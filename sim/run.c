@@ -155,6 +155,11 @@ static bool site_fires(struct sim *s, enum bus_site site)
 	s->r->fired[site]++;
 	sim_trace(s, "buggify %s", sim_site_names[site]);
 	if (LOSSY_SITES & 1u << site) {
+		/* a fault that heals at once: liveness counts from the last */
+		if (s->now > s->last_fault_end)
+			s->last_fault_end = s->now;
+		for (int i = 0; i < s->n_cols; i++)
+			s->cols[i].healed_hb_ok = 0;
 		/* from a second before (what was in flight or queued when it
 		 * fired), merged with the last window when they meet */
 		uint64_t from = s->now > SIM_S ? s->now - SIM_S : 0;
@@ -1514,6 +1519,11 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 	bus_sim_buggify = site_hook;
 #endif
 	setup(s);
+	if (r->buggify & LOSSY_SITES) { /* they fire until the workload ends */
+		uint64_t last = s->end > s->last_fault_end ? s->end : s->last_fault_end;
+		if (last + sc->liveness_ns + 2 * SIM_S > s->stop)
+			s->stop = last + sc->liveness_ns + 2 * SIM_S;
+	}
 	int rc = loop(s);
 	r->virtual_ns = s->now;
 	if (rc == 0) {

@@ -250,6 +250,7 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 
 /* busrt-sim record (record.c): 0, or 2 when /proc cannot be read. */
 int sim_record(const char *name, uint64_t poll_ms, double seconds,
-               const char *command, bool only_subtree, FILE *out);
+               const char *command, bool only_subtree, bool netlink,
+               FILE *out);
 
 #endif

@@ -282,6 +282,12 @@ static int read_proc(struct de_procfs *f, uint32_t pid, struct de_snapshot *s)
 	return de_snapshot_add(s, &p);
 }
 
+int de_procfs_read_one(struct de_procfs *f, uint32_t pid,
+                       struct de_snapshot *s)
+{
+	return read_proc(f, pid, s);
+}
+
 int de_procfs_read(struct de_procfs *f, struct de_snapshot *s, size_t max)
 {
 	DIR *d = opendir(f->root);

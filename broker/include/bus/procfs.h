@@ -39,6 +39,11 @@ void de_procfs_free(struct de_procfs *f);
  * while being read is left out; one whose entries are not all readable
  * is kept with accessible = false. Returns 0 or BUS_EIO / BUS_ENOMEM. */
 int de_procfs_read(struct de_procfs *f, struct de_snapshot *s, size_t max);
+/* One process into s (busrt-sim record --netlink reads a process when the
+ * kernel says it forked or exec'd): 0 added, 1 gone (or exiting, or not a
+ * process), or BUS_ENOMEM. */
+int de_procfs_read_one(struct de_procfs *f, uint32_t pid,
+                       struct de_snapshot *s);
 /* SHA-256 of an open file, hex into out[65]: 0 or BUS_EIO. */
 int de_sha256_fd(int fd, char out[65]);
 
