@@ -78,7 +78,7 @@ ifeq ($(SIMBUILD),)
 $(O)/bin/busrt-sim: FORCE
 	@$(MAKE) --no-print-directory O=$(O)/sim SIMBUILD=1 OPT="$(OPT)" \
 		SAN="$(SAN)" CFLAGS="$(CFLAGS) -DBUS_SIM" $(O)/sim/bin/busrt-sim
-	@mkdir -p $(dir $@) && cp $(O)/sim/bin/busrt-sim $@
+	@mkdir -p $(dir $@) && cp $(O)/sim/bin/busrt-sim $@.new && mv -f $@.new $@
 else
 $(O)/bin/busrt-sim: $(O)/obj/sim/main.o $(SIM_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

@@ -3,7 +3,7 @@
 # (each seed its own fault mix). A failure is deterministic and saved
 # (build/sim-failures/) with the command that replays it; it gates.
 set -euo pipefail
-seeds=${1:-1..300}
+seeds=${1:-1..2000}
 sim=build/bin/busrt-sim
 make --no-print-directory -s all >/dev/null
 mkdir -p build/sim-failures

@@ -267,6 +267,7 @@ static void pipe_push(struct sim *s, struct link *l, int dir,
 /* ---- connections ------------------------------------------------------------------ */
 static void deliver_all(struct sim *s, struct link *l, int dir);
 static void raw_rx(struct sim *s, struct link *l, const uint8_t *p, size_t n);
+static void sub_check(struct sim *s, struct link *l);
 
 /* How a connection ends: which side closed decides what in-flight bytes
  * still arrive. The side that closed wrote before closing, so what it
@@ -295,7 +296,7 @@ static void teardown(struct sim *s, struct link *l, enum end how,
 	}
 	l->conn = NULL;
 	l->counted = false;
-	l->b_closing = false;
+	l->b_closing = l->c_closing = false;
 	l->epoch++;
 	l->b_write_blocked = false;
 	pipe_clear(&l->c2b);
@@ -327,9 +328,16 @@ static void deliver(struct sim *s, struct link *l, int dir, size_t max)
 		 * that frame was read and never processed (as from a socket) */
 		if (l->b_closing)
 			s->acc_lossy = true;
+		l->c2b_read += k;
+		sub_check(s, l);
 	}
-	else if (dir == 1 && l->cl)
+	else if (dir == 1 && l->cl) {
 		bus_client_on_bytes(l->cl, data, k);
+		/* the client gave up on a frame in this chunk (out of memory,
+		 * a protocol error): the rest was read and never processed */
+		if (l->c_closing)
+			s->acc_lossy = true;
+	}
 	else if (dir == 1)
 		raw_rx(s, l, data, k);
 	if (l->epoch != epoch)
@@ -452,6 +460,10 @@ static void c_connect(void *host)
 static void c_write(void *host, const struct bus_iov *iov, size_t n)
 {
 	struct link *l = host;
+	l->c_inflight = 0;
+	for (size_t i = 0; i < n; i++)
+		l->c_inflight += iov[i].len;
+	l->c2b_written += l->c_inflight;
 	pipe_push(l->s, l, 0, iov, n);
 	push(l->s, l->s->now, EV_CDONE, l->idx, 0);
 }
@@ -459,6 +471,7 @@ static void c_write(void *host, const struct bus_iov *iov, size_t n)
 static void c_close(void *host)
 {
 	struct link *l = host;
+	l->c_closing = true;
 	push(l->s, l->s->now, EV_CLOSE_C, l->idx, 0);
 }
 
@@ -547,6 +560,7 @@ static void on_connect(struct sim *s, struct link *l)
 	}
 	sim_trace(s, "connect %s", l->name);
 	l->raw_rx = 0;
+	l->c2b_written = l->c2b_read = l->c_inflight = 0;
 	if (l->kind == LK_HOG) {
 		raw_handshake(s, l);
 		return;
@@ -685,12 +699,28 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	          (unsigned long long)g.seq);
 }
 
-static void recv_state(struct sim *s, struct receiver *r,
-                       enum bus_client_state st)
+/* A receiver that became READY is up once the broker has read what it
+ * had written and queued by then: its subscriptions are in effect. */
+static void sub_check(struct sim *s, struct link *l)
 {
+	if (!l->sub_pending || l->c2b_read < l->sub_target)
+		return;
+	l->sub_pending = false;
+	recv_of(s, l)->up_since = s->now;
+}
+
+static void recv_state(struct sim *s, struct link *l, enum bus_client_state st)
+{
+	struct receiver *r = recv_of(s, l);
 	if (st == BUS_CLIENT_READY) {
-		r->up_since = s->now;
-	} else if (r->up_since != UINT64_MAX) {
+		l->sub_pending = true;
+		l->sub_target = l->c2b_written + bus_client_out_pending(l->cl) -
+		                l->c_inflight;
+		sub_check(s, l);
+		return;
+	}
+	l->sub_pending = false;
+	if (r->up_since != UINT64_MAX) {
 		r->up_since = UINT64_MAX;
 		if (r->n_downs == r->cap_downs) {
 			r->cap_downs = r->cap_downs ? r->cap_downs * 2 : 16;
@@ -804,7 +834,7 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 	sim_trace(s, "state %s %s %d", l->name, bus_client_state_name(st),
 	          reason);
 	if (l->kind == LK_MONITOR || l->kind == LK_AGENT)
-		recv_state(s, recv_of(s, l), st);
+		recv_state(s, l, st);
 }
 
 static struct bus_client *make_client(struct sim *s, struct link *l)
@@ -1233,6 +1263,7 @@ static void handle(struct sim *s, const struct sim_ev *e)
 		pump(s, l, 1);
 		break;
 	case EV_CDONE:
+		l->c_inflight = 0;
 		if (l->cl)
 			bus_client_on_written(l->cl, 0);
 		break;

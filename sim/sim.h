@@ -241,6 +241,8 @@ struct sim_report {
 	bool ok[SIM_C_N];
 	char why[SIM_C_N][256];   /* the first offending event */
 	uint64_t broker_restarts, collector_restarts;
+	bool accounting_compared;  /* false: bytes died in flight, the
+	                              counters could not be compared */
 	uint32_t buggify;          /* the armed sites */
 	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N];
 };

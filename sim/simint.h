@@ -46,8 +46,8 @@ struct receiver {              /* a monitor, or the agent */
 	int link;
 	struct got *v;
 	size_t n, cap;
-	/* connection history: intervals in which it was READY and
-	 * subscribed, for "stayed connected" */
+	/* connection history: intervals in which it was READY and its
+	 * subscriptions in effect at the broker, for "stayed connected" */
 	uint64_t up_since;         /* UINT64_MAX: down */
 	uint64_t *downs;           /* times it went down */
 	size_t n_downs, cap_downs;
@@ -89,7 +89,13 @@ struct link {
 	struct pipe c2b, b2c;
 	bool c_write_done_due, b_write_blocked;
 	bool b_closing;            /* the broker asked to close: no more reads */
+	bool c_closing;            /* the client asked to close */
 	uint32_t raw_rx;           /* rogue: handshake bytes the broker sent */
+	/* when a receiver's subscriptions take effect: the broker has read
+	 * every byte the client had written or queued when it became READY
+	 * (its resubscribe frames among them) */
+	uint64_t c2b_written, c2b_read, c_inflight, sub_target;
+	bool sub_pending;
 	bool stalled;              /* slow consumer: stops reading */
 	uint64_t base_out, base_in; /* client frame counters at connect */
 	bool counted;              /* connected to the current broker */
