@@ -36,7 +36,6 @@ struct got {                   /* one event a receiver got */
 	int type;                  /* de_event_type */
 	uint32_t pid, ppid;
 	int64_t start_ms;
-	char topic[40];
 };
 
 struct receiver {              /* a monitor, or the agent */

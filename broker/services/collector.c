@@ -47,10 +47,13 @@ static void emit(void *arg, enum de_event_type type, const char *topic,
 	size_t len;
 	uint8_t *buf = de_event_pack(&c->src, topic, type, p,
 	                             c->diff.cycles + 1, x->now_ms, &len);
+	c->publishing = p;
+	c->publishing_type = type;
 	if (!buf || c->ops.publish(c->host, topic, buf, len) != 0)
 		c->stats.events_failed++;
 	else
 		c->stats.events++;
+	c->publishing = NULL;
 	free(buf);
 }
 

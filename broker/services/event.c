@@ -13,13 +13,15 @@
 #define ARGS_MAX 4096 /* command line arguments carried per record */
 
 /* Splits the NUL-separated command line into at most ARGS_MAX pointers
- * into it; returns how many. */
+ * into it (argv NULL: only counts); returns how many. */
 static size_t split_args(const struct de_proc *p, char **argv)
 {
 	size_t n = 0;
 	for (size_t off = 0; off < p->cmdline_len && n < ARGS_MAX; n++) {
-		argv[n] = p->cmdline + off;
-		off += strnlen(argv[n], p->cmdline_len - off) + 1;
+		const char *a = p->cmdline + off;
+		if (argv)
+			argv[n] = (char *)a;
+		off += strnlen(a, p->cmdline_len - off) + 1;
 	}
 	return n;
 }
@@ -42,7 +44,8 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 	rec.accessible = p->accessible;
 	rec.file_exists = p->file_exists;
 	rec.collection_time = now_ms;
-	char **argv = malloc(ARGS_MAX * sizeof(*argv));
+	size_t nargs = split_args(p, NULL); /* not ARGS_MAX (32 KiB) each */
+	char **argv = malloc((nargs ? nargs : 1) * sizeof(*argv));
 	if (!argv)
 		return NULL;
 	/* the last argument may lack its NUL if the table was cut short: the

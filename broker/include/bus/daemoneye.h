@@ -214,6 +214,10 @@ struct de_collector {
 	struct de_collector_stats stats;
 	struct de_collector_ops ops;
 	void *host;
+	/* during ops.publish: the process and event type being published
+	 * (what the simulator's checkers read without decoding the bytes) */
+	const struct de_proc *publishing;
+	enum de_event_type publishing_type;
 };
 /* BUS_EINVAL for a bad id. */
 int de_collector_init(struct de_collector *c, const char *id,
