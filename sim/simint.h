@@ -57,11 +57,11 @@ struct sim;
 void sim_check_all(struct sim *s, struct sim_report *r);
 
 /* ---- the run (run.c) --------------------------------------------------------- */
-struct seg {
-	uint8_t *data;
+struct seg {                   /* one write's bytes, in one allocation */
 	size_t len, off;
 	uint64_t ready;
 	struct seg *next;
+	uint8_t data[];
 };
 
 struct pipe {
@@ -172,6 +172,9 @@ struct sim {
 	size_t by_hash_cap, by_hash_n;
 	/* the trace */
 	uint64_t hash;
+	uint64_t ts_at;            /* the time ts was formatted for */
+	char ts[32];               /* "ms.ns " of ts_at */
+	size_t ts_n;
 };
 
 void sim_trace(struct sim *s, const char *fmt, ...)

@@ -402,6 +402,20 @@ size_t bus__msgpack_check(const uint8_t *p, size_t n, unsigned depth_max)
 	}
 }
 
+char *bus_put_u64(char *p, uint64_t v, int width)
+{
+	char d[24];
+	int k = 0;
+	do
+		d[k++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (k < width && k < (int)sizeof(d))
+		d[k++] = '0';
+	while (k)
+		*p++ = d[--k];
+	return p;
+}
+
 #ifdef BUS_SIM
 uint32_t bus_sim_plant; /* the simulator build's planted bugs (bus.h) */
 bool (*bus_sim_buggify)(enum bus_site site);

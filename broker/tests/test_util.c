@@ -75,6 +75,22 @@ static void test_splitmix64_is_seeded_and_stable(void **state)
 	assert_int_equal(bus_splitmix64(&z), 0xE220A8397B1DCDAFull);
 }
 
+/* bus_put_u64 writes what printf's %0*llu would, for every width. */
+static void test_put_u64_matches_printf(void **state)
+{
+	(void)state;
+	static const uint64_t v[] = {0, 1, 9, 10, 99, 100, 123456, 999999,
+	                             1000000, 4294967296ull, UINT64_MAX};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		for (int w = 0; w <= 22; w++) {
+			char got[32], want[32];
+			*bus_put_u64(got, v[i], w) = 0;
+			snprintf(want, sizeof(want), "%0*llu", w,
+			         (unsigned long long)v[i]);
+			assert_string_equal(got, want);
+		}
+}
+
 static void test_msgpack_check(void **state)
 {
 	(void)state;
@@ -112,6 +128,7 @@ int main(void)
 		cmocka_unit_test(test_heap_matches_reference),
 		cmocka_unit_test(test_splitmix64_is_seeded_and_stable),
 		cmocka_unit_test(test_msgpack_check),
+		cmocka_unit_test(test_put_u64_matches_printf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -129,6 +129,11 @@ extern bool (*bus_sim_buggify)(enum bus_site site);
  * Hosts use it for reconnect jitter; the simulator for its sub-seeds. ----- */
 uint64_t bus_splitmix64(uint64_t *state);
 
+/* v in decimal at p, zero-padded to at least width digits (at most 20
+ * digits or width); returns the end (no NUL). printf's job, without its
+ * cost, for the hot paths that format numbers (event ids, trace lines). */
+char *bus_put_u64(char *p, uint64_t v, int width);
+
 /* ---- configuration ------------------------------------------------------ */
 enum bus_slow_policy {
 	BUS_SLOW_DISCONNECT = 0, /* BUS/RT's behaviour, the default */
