@@ -138,15 +138,10 @@ static bool parse_buggify(const char *spec, struct args *a)
 	return a->buggify != 0;
 }
 
+/* As --buggify takes them: site,site or none. */
 static void sites_list(FILE *f, uint32_t mask)
 {
-	bool any = false;
-	for (int k = 0; k < BUS_SITE_N; k++)
-		if (mask & 1u << k) {
-			fprintf(f, "%s%s", any ? "," : "", sim_site_names[k]);
-			any = true;
-		}
-	if (!any)
+	if (!sim_sites_print(f, mask, ","))
 		fprintf(f, "none");
 }
 
@@ -252,7 +247,7 @@ static double oracle_rate(const struct sim_scenario *sc,
 	while (ok && log->n && t < 0.05) {
 		for (size_t e = 0; e < log->n; e++)
 			for (size_t i = 0; i < nr; i++) {
-				bool want = i == nr - 1 && sim_mask_match("events/#",
+				bool want = i == nr - 1 && sim_mask_match(SIM_AGENT_MASK,
 				                                          log->v[e].topic);
 				for (int k = 0; i < nr - 1 && k < sc->monitors[i].n_masks;
 				     k++)

@@ -1112,9 +1112,9 @@ static void agent_boot(struct sim *s)
 	struct link *l = &s->links[s->agent_link];
 	s->agent_down = false;
 	l->cl = make_client(s, l);
-	static const char *mask[] = {"events/#"};
+	const char *mask = s->recv[s->n_recv - 1].masks[0];
 	s->quiet = true;
-	bus_client_subscribe(l->cl, mask, 1, NULL, NULL);
+	bus_client_subscribe(l->cl, &mask, 1, NULL, NULL);
 	bus_client_start(l->cl);
 	s->quiet = false;
 	bus_client_on_tick(l->cl);
@@ -1524,7 +1524,7 @@ static void setup(struct sim *s)
 	}
 	struct receiver *ag = &s->recv[s->n_recv - 1];
 	snprintf(ag->name, sizeof(ag->name), "%s", DE_AGENT_NAME);
-	snprintf(ag->masks[0], sizeof(ag->masks[0]), "events/#");
+	snprintf(ag->masks[0], sizeof(ag->masks[0]), "%s", SIM_AGENT_MASK);
 	ag->n_masks = 1;
 	ag->up_since = UINT64_MAX;
 	s->agent_link = ag->link = new_link(s, LK_AGENT, 0, DE_AGENT_NAME);

@@ -534,6 +534,15 @@ const char *const sim_site_names[BUS_SITE_N] = {
 	"client.alloc", "client.out_full", "net.one_byte",
 };
 
+int sim_sites_print(FILE *f, uint32_t mask, const char *sep)
+{
+	int n = 0;
+	for (int k = 0; k < BUS_SITE_N; k++)
+		if (mask & 1u << k)
+			fprintf(f, "%s%s", n++ ? sep : "", sim_site_names[k]);
+	return n;
+}
+
 int sim_site_by_name(const char *name)
 {
 	for (int i = 0; i < BUS_SITE_N; i++)
@@ -838,11 +847,7 @@ static void save_tail(FILE *out, const struct sim_plan *plan, uint64_t seed,
 	if (plant && plant[0])
 		fprintf(out, "plant: %s\n", plant);
 	fprintf(out, "buggify: [");
-	for (int k = 0, first = 1; k < BUS_SITE_N; k++)
-		if (buggify & 1u << k) {
-			fprintf(out, "%s%s", first ? "" : ", ", sim_site_names[k]);
-			first = 0;
-		}
+	sim_sites_print(out, buggify, ", ");
 	fprintf(out, "]\n");
 	print_faults(out, plan);
 }

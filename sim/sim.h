@@ -127,6 +127,8 @@ int sim_save_failure(const char *src_path, const struct sim_plan *plan,
 /* The fault sites' names (bus.h enum bus_site), and one by name, or -1. */
 extern const char *const sim_site_names[BUS_SITE_N];
 int sim_site_by_name(const char *name);
+/* The names of the sites in mask, separated by sep; how many. */
+int sim_sites_print(FILE *f, uint32_t mask, const char *sep);
 
 /* The same for a scenario in memory (busrt-sim shrink): the file written
  * by sim_scenario_print, then this plan, seed, plant and sites. */
@@ -184,6 +186,9 @@ void sim_plan_print(FILE *f, const struct sim_plan *p);
 
 /* ---- a run ------------------------------------------------------------------- */
 struct sim;
+
+/* What the agent subscribes to (DESIGN.md): every collector's events. */
+#define SIM_AGENT_MASK "events/#"
 
 /* BUS/RT mask matching as the oracle does it (check.c, written apart from
  * the broker's trie): '+' (or '*') one level, '#' the rest. */
