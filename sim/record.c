@@ -150,9 +150,7 @@ static void subtree(struct de_snapshot *s, uint32_t root, struct keyset *keep)
 		if (in_set(keep, s->v[i].pid, s->v[i].start_ticks))
 			s->v[k++] = s->v[i];
 		else {
-			free(s->v[i].name);
-			free(s->v[i].exe);
-			free(s->v[i].cmdline);
+			de_proc_release(&s->v[i]);
 		}
 	}
 	s->n = k;
@@ -314,9 +312,7 @@ static void drop_pid(struct de_snapshot *s, uint32_t pid)
 			s->v[k++] = s->v[i];
 			continue;
 		}
-		free(s->v[i].name);
-		free(s->v[i].exe);
-		free(s->v[i].cmdline);
+		de_proc_release(&s->v[i]);
 	}
 	s->n = k;
 }

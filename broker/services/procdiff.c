@@ -16,22 +16,12 @@ void de_snapshot_init(struct de_snapshot *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static char *dup_bytes(const char *p, size_t n)
-{
-	char *d = malloc(n + 1);
-	if (d) {
-		if (n)
-			memcpy(d, p, n);
-		d[n] = 0;
-	}
-	return d;
-}
-
-static void proc_free(struct de_proc *p)
+/* A process's strings live in one allocation, name first: one malloc and
+ * one free per process (three were a tenth of a simulated cycle). */
+void de_proc_release(struct de_proc *p)
 {
 	free(p->name);
-	free(p->exe);
-	free(p->cmdline);
+	p->name = p->exe = p->cmdline = NULL;
 }
 
 int de_snapshot_add(struct de_snapshot *s, const struct de_proc *p)
@@ -46,19 +36,28 @@ int de_snapshot_add(struct de_snapshot *s, const struct de_proc *p)
 		s->v = v;
 		s->cap = cap;
 	}
+	size_t nl = p->name ? strlen(p->name) : 0;
+	size_t el = p->exe ? strlen(p->exe) : 0;
+	size_t cl = p->cmdline ? p->cmdline_len : 0;
+	char *b = malloc(nl + el + cl + 3);
+	if (!b)
+		return BUS_ENOMEM;
 	struct de_proc *d = &s->v[s->n];
 	*d = *p;
-	d->name = dup_bytes(p->name ? p->name : "",
-	                    p->name ? strlen(p->name) : 0);
-	d->exe = dup_bytes(p->exe ? p->exe : "", p->exe ? strlen(p->exe) : 0);
-	d->cmdline = dup_bytes(p->cmdline ? p->cmdline : "",
-	                       p->cmdline ? p->cmdline_len : 0);
-	d->cmdline_len = p->cmdline ? p->cmdline_len : 0;
+	d->name = b;
+	d->exe = b + nl + 1;
+	d->cmdline = d->exe + el + 1;
+	d->cmdline_len = cl;
+	if (nl)
+		memcpy(d->name, p->name, nl);
+	d->name[nl] = 0;
+	if (el)
+		memcpy(d->exe, p->exe, el);
+	d->exe[el] = 0;
+	if (cl)
+		memcpy(d->cmdline, p->cmdline, cl);
+	d->cmdline[cl] = 0;
 	d->hash[sizeof(d->hash) - 1] = 0;
-	if (!d->name || !d->exe || !d->cmdline) {
-		proc_free(d);
-		return BUS_ENOMEM;
-	}
 	s->n++;
 	return 0;
 }
@@ -66,7 +65,7 @@ int de_snapshot_add(struct de_snapshot *s, const struct de_proc *p)
 void de_snapshot_free(struct de_snapshot *s)
 {
 	for (size_t i = 0; i < s->n; i++)
-		proc_free(&s->v[i]);
+		de_proc_release(&s->v[i]);
 	free(s->v);
 	de_snapshot_init(s);
 }
@@ -123,7 +122,7 @@ void de_snapshot_sort(struct de_snapshot *s)
 	size_t k = 1; /* a process listed twice counts once: keep the first */
 	for (size_t i = 1; i < s->n; i++) {
 		if (cmp_key(&s->v[k - 1], &s->v[i]) == 0)
-			proc_free(&s->v[i]);
+			de_proc_release(&s->v[i]);
 		else
 			s->v[k++] = s->v[i];
 	}

@@ -128,6 +128,8 @@ void de_snapshot_init(struct de_snapshot *s);
 /* Copies p (and its strings) in; BUS_ENOMEM. */
 int de_snapshot_add(struct de_snapshot *s, const struct de_proc *p);
 void de_snapshot_free(struct de_snapshot *s);
+/* Frees one entry's strings (an entry taken out of a snapshot by hand). */
+void de_proc_release(struct de_proc *p);
 /* Sorts by (pid, start_ticks) and keeps one entry per process (the least
  * in a total order of all fields: deterministic); the diff needs that. */
 void de_snapshot_sort(struct de_snapshot *s);
