@@ -57,6 +57,7 @@ no-resubscribe equivalence  $plan
 no-restart     liveness     $plan
 miscount       accounting   none
 lifecycle      lifecycle    none
+corrupt        delivery     none
 PLANTS
 
 # The ledger: every failure that ever exposed a bug, replayed; all pass now.

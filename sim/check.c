@@ -75,12 +75,16 @@ static void fail(struct sim_report *r, enum sim_check c, uint64_t t,
 		         (unsigned long long)(t % SIM_MS));
 }
 
-static bool wants(const struct receiver *rc, const char *topic)
+/* One flag per topic of the run: does some mask of rc's match it? */
+static bool *wanted(const struct sim *s, const struct receiver *rc)
 {
-	for (int k = 0; k < rc->n_masks; k++)
-		if (sim_mask_match(rc->masks[k], topic))
-			return true;
-	return false;
+	bool *w = calloc(s->n_topics ? (size_t)s->n_topics : 1, sizeof(*w));
+	if (!w)
+		abort();
+	for (int t = 0; t < s->n_topics; t++)
+		for (int k = 0; k < rc->n_masks && !w[t]; k++)
+			w[t] = sim_mask_match(rc->masks[k], s->topics[t]);
+	return w;
 }
 
 static bool in_window(const struct sim *s, uint64_t t)
@@ -106,9 +110,11 @@ static const char *pub_name(const struct sim *s, int pi)
 	return s->links[s->cols[s->pubs[pi].collector].link].name;
 }
 
-/* One (publisher incarnation, receiver) projection. */
+/* One (publisher incarnation, receiver) projection: want, the topics rc
+ * wants; mine, the indexes into rc->v of what it got from pi, in order. */
 static void projection(struct sim *s, struct sim_report *r, int pi,
-                       const struct receiver *rc)
+                       const struct receiver *rc, const bool *want,
+                       const size_t *mine, size_t n_mine)
 {
 	const struct pubinc *p = &s->pubs[pi];
 	/* the oracle's channel: the send log filtered by the masks */
@@ -117,7 +123,7 @@ static void projection(struct sim *s, struct sim_report *r, int pi,
 	if (!exp)
 		abort();
 	for (size_t i = 0; i < p->n; i++)
-		if (wants(rc, p->v[i].topic))
+		if (want[p->v[i].topic])
 			exp[ne++] = i;
 	r->oracle_delivered += ne;
 	/* walk what arrived against it */
@@ -126,10 +132,8 @@ static void projection(struct sim *s, struct sim_report *r, int pi,
 	bool any = false;
 	size_t first_e = SIZE_MAX, last_e = 0;
 	char *seen = calloc(ne ? ne : 1, 1);
-	for (size_t g = 0; g < rc->n; g++) {
-		const struct got *x = &rc->v[g];
-		if (x->pubinc != pi)
-			continue;
+	for (size_t m = 0; m < n_mine; m++) {
+		const struct got *x = &rc->v[mine[m]];
 		if (any && x->seq <= last_seq) {
 			fail(r, SIM_C_ORDERING, x->t, "%s got %s's seq %llu after %llu",
 			     rc->name, pub_name(s, pi), (ull)x->seq, (ull)last_seq);
@@ -339,13 +343,47 @@ static void accounting(struct sim *s, struct sim_report *r)
 		     "the clients got %llu", (ull)st.w_frames, (ull)in);
 }
 
+/* rc's projections. What it got is grouped by publisher incarnation
+ * first (a counting sort, stream order kept within each); a delivery
+ * whose bytes match no event sent is unexpected. */
+static void projections(struct sim *s, struct sim_report *r,
+                        const struct receiver *rc)
+{
+	size_t np = (size_t)s->n_pubs;
+	size_t *from = calloc(np + 2, sizeof(*from));
+	size_t *idx = malloc((rc->n ? rc->n : 1) * sizeof(*idx));
+	if (!from || !idx)
+		abort();
+	for (size_t g = 0; g < rc->n; g++) {
+		const struct got *x = &rc->v[g];
+		if (x->pubinc >= 0)
+			from[(size_t)x->pubinc + 2]++;
+		else
+			fail(r, SIM_C_DELIVERY, x->t, "%s: a delivery of %u bytes "
+			     "unexpected (they match no event sent)", rc->name,
+			     x->len);
+	}
+	for (size_t pi = 2; pi < np + 2; pi++)
+		from[pi] += from[pi - 1];
+	for (size_t g = 0; g < rc->n; g++)
+		if (rc->v[g].pubinc >= 0)
+			idx[from[(size_t)rc->v[g].pubinc + 1]++] = g;
+	/* now pi's are idx[from[pi] .. from[pi + 1]) */
+	bool *want = wanted(s, rc);
+	for (size_t pi = 0; pi < np; pi++)
+		projection(s, r, (int)pi, rc, want, idx + from[pi],
+		           from[pi + 1] - from[pi]);
+	free(want);
+	free(idx);
+	free(from);
+}
+
 void sim_check_all(struct sim *s, struct sim_report *r)
 {
 	for (int c = 0; c < SIM_C_N; c++)
 		r->ok[c] = true;
 	for (int i = 0; i < s->n_recv; i++) {
-		for (int pi = 0; pi < s->n_pubs; pi++)
-			projection(s, r, pi, &s->recv[i]);
+		projections(s, r, &s->recv[i]);
 		lifecycle(s, r, &s->recv[i]);
 	}
 	liveness(s, r);

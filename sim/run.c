@@ -738,7 +738,8 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	if (d->kind != BUS_OP_PUBLISH || l->kind == LK_COLLECTOR)
 		return;
 	struct receiver *r = recv_of(s, l);
-	struct got g = {.t = s->now, .pubinc = -1};
+	struct got g = {.t = s->now, .pubinc = -1,
+	                .len = d->len > UINT32_MAX ? UINT32_MAX : (uint32_t)d->len};
 	/* identified by its exact bytes: a delivery that differs from every
 	 * event sent by even one bit is "unexpected" */
 	const struct sent *e = map_get(s, d->data, d->len, &g.pubinc);
@@ -824,6 +825,25 @@ static void acked(struct bus_client *c, int status, void *arg)
 	e->t_ack = s->now;
 }
 
+/* The topic's index in s->topics, added if new: the checks match each
+ * receiver's masks once per topic, not once per event. */
+static int topic_id(struct sim *s, const char *topic)
+{
+	for (int i = 0; i < s->n_topics; i++)
+		if (!strcmp(s->topics[i], topic))
+			return i;
+	if (s->n_topics == s->cap_topics) {
+		s->cap_topics = s->cap_topics ? s->cap_topics * 2 : 8;
+		s->topics = realloc(s->topics, (size_t)s->cap_topics *
+		                                       sizeof(*s->topics));
+		if (!s->topics)
+			abort();
+	}
+	if (!(s->topics[s->n_topics] = strdup(topic)))
+		abort();
+	return s->n_topics++;
+}
+
 static int col_publish(void *host, const char *topic, const uint8_t *data,
                        size_t len)
 {
@@ -847,7 +867,7 @@ static int col_publish(void *host, const char *topic, const uint8_t *data,
 	e->t = s->now;
 	e->seq = co->col.src.sequence;
 	e->len = len;
-	copy_str(e->topic, sizeof(e->topic), topic);
+	e->topic = topic_id(s, topic);
 	/* what the event says, from the collector (the bytes themselves are
 	 * what deliveries are matched by) */
 	const struct de_proc *p = co->col.publishing;
@@ -1571,6 +1591,9 @@ static void teardown_all(struct sim *s)
 	for (int i = 0; i < s->n_pubs; i++)
 		free(s->pubs[i].v);
 	free(s->pubs);
+	for (int i = 0; i < s->n_topics; i++)
+		free(s->topics[i]);
+	free(s->topics);
 	free(s->recv);
 	free(s->cols);
 	free(s->links);

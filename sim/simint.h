@@ -12,7 +12,7 @@ struct sent {                  /* one event a collector handed to its client */
 	uint64_t t, t_ack;
 	uint64_t seq;
 	int ack;                   /* 0 pending, 1 OK, -1 failed */
-	char topic[40];
+	int topic;                 /* index into sim.topics */
 	/* what the event says, decoded once when it is sent */
 	int type;
 	uint32_t pid, ppid;
@@ -31,11 +31,13 @@ struct pubinc {                /* one collector incarnation's send log */
 
 struct got {                   /* one event a receiver got */
 	uint64_t t;
-	int pubinc;                /* index into sim.pubs, -1 unknown */
 	uint64_t seq;
+	int64_t start_ms;
+	int pubinc;                /* index into sim.pubs, -1: its bytes match
+	                              no event sent */
 	int type;                  /* de_event_type */
 	uint32_t pid, ppid;
-	int64_t start_ms;
+	uint32_t len;              /* of the payload */
 };
 
 struct receiver {              /* a monitor, or the agent */
@@ -151,6 +153,8 @@ struct sim {
 	uint32_t next_pid;
 	struct pubinc *pubs;
 	int n_pubs, cap_pubs;
+	char **topics;             /* every topic published, once each */
+	int n_topics, cap_topics;
 	/* fault state */
 	uint64_t delay_until, delay_ns, short_until;
 	uint64_t broker_down_until; /* overlapping crashes: the latest end */

@@ -341,6 +341,9 @@ static enum deliver_res deliver(struct bus_core *core, struct bus_conn *c,
 	if (planted_pub && BUS_PLANTED(BUS_PLANT_DROP_ACKED) &&
 	    ++core->plant_n % 23 == 0)
 		return DLV_OK; /* planted: lost without a trace */
+	if (planted_pub && BUS_PLANTED(BUS_PLANT_CORRUPT) &&
+	    ++core->plant_n % 19 == 0)
+		m->data[m->len - 1] ^= 0x20; /* planted: the last byte changed */
 	/* a full queue, or no memory to grow it: the policy decides (a frame
 	 * silently dropped under disconnect would be lost to a receiver that
 	 * believes it got everything) */

@@ -99,6 +99,7 @@ enum bus_plant {
 	BUS_PLANT_NO_RESTART = 1 << 4,   /* supervision leaves the dead dead */
 	BUS_PLANT_MISCOUNT = 1 << 5,     /* a frame read goes uncounted */
 	BUS_PLANT_LIFECYCLE = 1 << 6,    /* a hash UPDATE before its DISCOVERY */
+	BUS_PLANT_CORRUPT = 1 << 7,      /* a published payload's bit flipped */
 };
 /* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
  * build may force a rare path that is correct but seldom taken. The
