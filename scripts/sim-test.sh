@@ -58,6 +58,7 @@ no-restart     liveness     $plan
 miscount       accounting   none
 lifecycle      lifecycle    none
 corrupt        delivery     none
+child-first    lifecycle    none
 PLANTS
 
 # The ledger: every failure that ever exposed a bug, replayed; all pass now.

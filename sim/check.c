@@ -196,69 +196,64 @@ static void projection(struct sim *s, struct sim_report *r, int pi,
 /* A process as one receiver saw it: (incarnation, pid, start). */
 struct pkey {
 	int pubinc;
-	uint32_t pid;
+	uint32_t pid, ppid;
 	int64_t start;
-	size_t first;   /* stream index of its first event */
-	size_t disc;    /* of its DISCOVERY, SIZE_MAX if none */
-	uint32_t ppid;
+	size_t disc;    /* stream index of its DISCOVERY, SIZE_MAX if none */
+	size_t next;    /* the next entry of this (pubinc, pid), SIZE_MAX */
 	int state;      /* 0 none yet, 1 discovered, 2 terminated, 3 seen
 	                   first as an update */
 };
 
-static int pkey_cmp(const void *a, const void *b)
+/* The processes one receiver saw, in the order first seen, and a hash
+ * table on (pubinc, pid) whose slots head each pid's chain of starts:
+ * one pass over the stream, no sort. */
+struct ptab {
+	struct pkey *v;
+	size_t n;
+	size_t *slot;   /* index + 1 into v, 0 empty */
+	size_t mask;
+};
+
+static size_t *pid_slot(struct ptab *t, int pubinc, uint32_t pid)
 {
-	const struct pkey *x = a, *y = b;
-	if (x->pubinc != y->pubinc)
-		return x->pubinc < y->pubinc ? -1 : 1;
-	if (x->pid != y->pid)
-		return x->pid < y->pid ? -1 : 1;
-	return x->start < y->start ? -1 : x->start > y->start;
+	uint64_t h = ((uint64_t)(uint32_t)pubinc << 32 | pid) *
+	             0x9e3779b97f4a7c15ull;
+	for (size_t j = (size_t)(h ^ h >> 32) & t->mask;; j = (j + 1) & t->mask) {
+		size_t k = t->slot[j];
+		if (!k || (t->v[k - 1].pubinc == pubinc && t->v[k - 1].pid == pid))
+			return &t->slot[j];
+	}
 }
 
-/* The first entry >= (pubinc, pid, start) in the sorted v. */
-static size_t lower(const struct pkey *v, size_t n, int pubinc, uint32_t pid,
-                    int64_t start)
+static struct pkey *process_of(struct ptab *t, const struct got *x)
 {
-	struct pkey k = {.pubinc = pubinc, .pid = pid, .start = start};
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (pkey_cmp(&v[mid], &k) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	size_t *head = pid_slot(t, x->pubinc, x->pid);
+	for (size_t k = *head ? *head - 1 : SIZE_MAX; k != SIZE_MAX;
+	     k = t->v[k].next)
+		if (t->v[k].start == x->start_ms)
+			return &t->v[k];
+	struct pkey *p = &t->v[t->n];
+	*p = (struct pkey){x->pubinc, x->pid, x->ppid, x->start_ms, SIZE_MAX,
+	                   *head ? *head - 1 : SIZE_MAX, 0};
+	*head = ++t->n;
+	return p;
 }
 
 static void lifecycle(struct sim *s, struct sim_report *r,
                       const struct receiver *rc)
 {
-	/* one entry per process, sorted; O(n log n) for a whole stream */
-	struct pkey *v = malloc((rc->n ? rc->n : 1) * sizeof(*v));
-	size_t n = 0;
-	if (!v)
+	size_t cap = 16;
+	while (cap < 2 * rc->n)
+		cap *= 2;
+	struct ptab t = {malloc((rc->n ? rc->n : 1) * sizeof(*t.v)), 0,
+	                 calloc(cap, sizeof(*t.slot)), cap - 1};
+	if (!t.v || !t.slot)
 		abort();
 	for (size_t g = 0; g < rc->n; g++) {
 		const struct got *x = &rc->v[g];
 		if (x->pubinc < 0 || !x->pid)
 			continue;
-		v[n++] = (struct pkey){x->pubinc, x->pid, x->start_ms, g,
-		                       SIZE_MAX, x->ppid, 0};
-	}
-	qsort(v, n, sizeof(*v), pkey_cmp);
-	size_t u = 0; /* unique, keeping the first stream index */
-	for (size_t i = 0; i < n; i++)
-		if (!u || pkey_cmp(&v[u - 1], &v[i]))
-			v[u++] = v[i];
-		else if (v[i].first < v[u - 1].first)
-			v[u - 1].first = v[i].first;
-	n = u;
-	for (size_t g = 0; g < rc->n; g++) {
-		const struct got *x = &rc->v[g];
-		if (x->pubinc < 0 || !x->pid)
-			continue;
-		struct pkey *p = &v[lower(v, n, x->pubinc, x->pid, x->start_ms)];
+		struct pkey *p = process_of(&t, x);
 		if (p->state == 2)
 			fail(r, SIM_C_LIFECYCLE, x->t, "%s: %s pid %u: an event "
 			     "after its TERMINATION (type %d)", rc->name,
@@ -278,24 +273,24 @@ static void lifecycle(struct sim *s, struct sim_report *r,
 		}
 	}
 	/* a new parent's DISCOVERY before its children's, when both came */
-	for (size_t i = 0; i < n; i++) {
-		const struct pkey *c = &v[i];
+	for (size_t i = 0; i < t.n; i++) {
+		const struct pkey *c = &t.v[i];
 		if (c->disc == SIZE_MAX || c->ppid == c->pid)
 			continue;
-		for (size_t j = lower(v, n, c->pubinc, c->ppid, INT64_MIN);
-		     j < n && v[j].pubinc == c->pubinc && v[j].pid == c->ppid &&
-		     v[j].start <= c->start;
-		     j++) {
-			const struct pkey *p = &v[j];
-			if (p->disc != SIZE_MAX && p->disc > c->disc &&
-			    p->ppid != c->pid)
+		size_t *head = pid_slot(&t, c->pubinc, c->ppid);
+		for (size_t k = *head ? *head - 1 : SIZE_MAX; k != SIZE_MAX;
+		     k = t.v[k].next) {
+			const struct pkey *p = &t.v[k];
+			if (p->start <= c->start && p->disc != SIZE_MAX &&
+			    p->disc > c->disc && p->ppid != c->pid)
 				fail(r, SIM_C_LIFECYCLE, rc->v[p->disc].t,
 				     "%s: parent %s %u discovered after its child "
 				     "%u", rc->name, pub_name(s, c->pubinc), c->ppid,
 				     c->pid);
 		}
 	}
-	free(v);
+	free(t.slot);
+	free(t.v);
 }
 
 static void liveness(struct sim *s, struct sim_report *r)

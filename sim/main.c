@@ -15,7 +15,7 @@
  *                    [--subtree] [--netlink] [--name NAME] [--out FILE]
  *   (run and sweep) --plant BUG: a planted bug of the simulator build, to
  *   see a checker fail: dup, swap, drop-acked, no-resubscribe,
- *   no-restart, miscount, lifecycle, corrupt
+ *   no-restart, miscount, lifecycle, corrupt, child-first
  *
  * SCENARIO is a file, or a name under scenarios/ (default). The fault
  * plan: --faults FILE, none, else the scenario's own, else one drawn from
@@ -50,7 +50,8 @@ static void usage(FILE *f)
 	        "[--command CMD] [--subtree]\n"
 	        "                        [--netlink] [--name NAME] [--out FILE]\n"
 	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
-	        "no-resubscribe, no-restart, miscount, lifecycle, corrupt\n"
+	        "no-resubscribe, no-restart, miscount, lifecycle, corrupt,\n"
+	        "                        child-first\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
 	        "all checks hold, 1 a check failed, 2 bad input.\n");
 }
@@ -67,6 +68,7 @@ static const struct {
 	{"miscount", BUS_PLANT_MISCOUNT},
 	{"lifecycle", BUS_PLANT_LIFECYCLE},
 	{"corrupt", BUS_PLANT_CORRUPT},
+	{"child-first", BUS_PLANT_CHILD_FIRST},
 };
 
 static const char *plant_name = ""; /* for saved failures */
@@ -1132,7 +1134,8 @@ int main(int argc, char **argv)
 			if (!bit)
 				return bad("--plant: unknown bug (dup, swap, "
 				           "drop-acked, no-resubscribe, no-restart, "
-				           "miscount, lifecycle, corrupt)", optarg);
+				           "miscount, lifecycle, corrupt, "
+				           "child-first)", optarg);
 			bus_sim_plant |= bit;
 			plant_name = optarg;
 			break;

@@ -193,8 +193,9 @@ static void discover(const struct de_snapshot *cur, uint8_t *mark, size_t j,
 		return;
 	mark[j] = DONE;
 	const struct de_proc *p = &cur->v[j];
+	bool parents = depth < 64 && !BUS_PLANTED(BUS_PLANT_CHILD_FIRST);
 	for (size_t k = first_of(cur, p->ppid);
-	     depth < 64 && k < cur->n && cur->v[k].pid == p->ppid; k++)
+	     parents && k < cur->n && cur->v[k].pid == p->ppid; k++)
 		if (cur->v[k].start_ticks <= p->start_ticks)
 			discover(cur, mark, k, topic, emit, arg, depth + 1);
 	if (BUS_PLANTED(BUS_PLANT_LIFECYCLE)) /* planted: the wrong order */

@@ -100,6 +100,8 @@ enum bus_plant {
 	BUS_PLANT_MISCOUNT = 1 << 5,     /* a frame read goes uncounted */
 	BUS_PLANT_LIFECYCLE = 1 << 6,    /* a hash UPDATE before its DISCOVERY */
 	BUS_PLANT_CORRUPT = 1 << 7,      /* a published payload's bit flipped */
+	BUS_PLANT_CHILD_FIRST = 1 << 8,  /* a new child's DISCOVERY before its
+	                                    new parent's */
 };
 /* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
  * build may force a rare path that is correct but seldom taken. The
