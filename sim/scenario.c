@@ -895,6 +895,8 @@ void sim_table_snapshot(const struct sim_collector_spec *cs, long idx,
                         struct de_snapshot *snap)
 {
 	const struct sim_table *tab = idx >= 0 ? &cs->tables[idx] : NULL;
+	if (tab && de_snapshot_reserve(snap, snap->n + tab->n))
+		abort();
 	for (size_t i = 0; tab && i < tab->n; i++) {
 		const struct sim_proc *p = &tab->v[i];
 		struct de_proc d = {

@@ -404,15 +404,30 @@ size_t bus__msgpack_check(const uint8_t *p, size_t n, unsigned depth_max)
 
 char *bus_put_u64(char *p, uint64_t v, int width)
 {
+	/* two digits per division, from the end */
+	static const char pairs[] = "00010203040506070809101112131415161718"
+	                            "19202122232425262728293031323334353637"
+	                            "38394041424344454647484950515253545556"
+	                            "57585960616263646566676869707172737475"
+	                            "767778798081828384858687888990919293949596979899";
 	char d[24];
-	int k = 0;
-	do
-		d[k++] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	while (k < width && k < (int)sizeof(d))
-		d[k++] = '0';
-	while (k)
-		*p++ = d[--k];
+	size_t k = sizeof(d);
+	while (v >= 100) {
+		size_t r = (size_t)(v % 100) * 2;
+		v /= 100;
+		d[--k] = pairs[r + 1];
+		d[--k] = pairs[r];
+	}
+	if (v >= 10) {
+		d[--k] = pairs[v * 2 + 1];
+		d[--k] = pairs[v * 2];
+	} else {
+		d[--k] = (char)('0' + v);
+	}
+	while (k > 0 && (int)(sizeof(d) - k) < width)
+		d[--k] = '0';
+	while (k < sizeof(d)) /* a few bytes: a call to memcpy costs more */
+		*p++ = d[k++];
 	return p;
 }
 

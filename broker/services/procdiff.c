@@ -24,17 +24,26 @@ void de_proc_release(struct de_proc *p)
 	p->name = p->exe = p->cmdline = NULL;
 }
 
+int de_snapshot_reserve(struct de_snapshot *s, size_t n)
+{
+	if (n <= s->cap)
+		return 0;
+	if (n > SNAPSHOT_MAX)
+		return BUS_ELIMIT;
+	struct de_proc *v = realloc(s->v, n * sizeof(*v));
+	if (!v)
+		return BUS_ENOMEM;
+	s->v = v;
+	s->cap = n;
+	return 0;
+}
+
 int de_snapshot_add(struct de_snapshot *s, const struct de_proc *p)
 {
 	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 256;
-		if (cap > SNAPSHOT_MAX)
-			return BUS_ELIMIT;
-		struct de_proc *v = realloc(s->v, cap * sizeof(*v));
-		if (!v)
-			return BUS_ENOMEM;
-		s->v = v;
-		s->cap = cap;
+		int rc = de_snapshot_reserve(s, s->cap ? s->cap * 2 : 256);
+		if (rc)
+			return rc;
 	}
 	size_t nl = p->name ? strlen(p->name) : 0;
 	size_t el = p->exe ? strlen(p->exe) : 0;

@@ -89,6 +89,22 @@ static void test_put_u64_matches_printf(void **state)
 			         (unsigned long long)v[i]);
 			assert_string_equal(got, want);
 		}
+	/* every power of ten and its neighbours, and a walk through the
+	 * two-digit steps */
+	for (uint64_t p = 1, i = 0; i < 20; i++, p *= 10)
+		for (uint64_t v2 = p - 1; v2 <= p + 1; v2++) {
+			char got[32], want[32];
+			*bus_put_u64(got, v2, 0) = 0;
+			snprintf(want, sizeof(want), "%llu", (unsigned long long)v2);
+			assert_string_equal(got, want);
+		}
+	for (uint64_t v2 = 0; v2 < 20000; v2 += 7) {
+		char got[32], want[32];
+		*bus_put_u64(got, v2 * 1000003, 3) = 0;
+		snprintf(want, sizeof(want), "%03llu",
+		         (unsigned long long)(v2 * 1000003));
+		assert_string_equal(got, want);
+	}
 }
 
 static void test_msgpack_check(void **state)

@@ -125,6 +125,9 @@ struct de_snapshot {
 	int64_t taken_ms;   /* wall clock, collection_time */
 };
 void de_snapshot_init(struct de_snapshot *s);
+/* Room for n processes (a table of known size, copied in without
+ * regrowing); BUS_ENOMEM, BUS_ELIMIT. */
+int de_snapshot_reserve(struct de_snapshot *s, size_t n);
 /* Copies p (and its strings) in; BUS_ENOMEM. */
 int de_snapshot_add(struct de_snapshot *s, const struct de_proc *p);
 void de_snapshot_free(struct de_snapshot *s);
