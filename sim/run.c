@@ -52,21 +52,32 @@ uint64_t sim_below(struct sim_rng *r, uint64_t n)
 	return tape_read(r->tape, k) % n;
 }
 
-/* A 64-bit hash of bytes, eight at a time (never 0): of payloads, to
- * know deliveries by their bytes, and of trace lines. */
+/* The 128-bit product of a and b, its halves folded. */
+static inline uint64_t mul_fold(uint64_t a, uint64_t b)
+{
+	unsigned __int128 r = (unsigned __int128)a * b;
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* A 64-bit hash of bytes (never 0): of payloads, to know deliveries by
+ * their bytes, and of trace lines. Sixteen bytes per multiply, in two
+ * independent lanes so that the multiplies overlap: the multiply chain of
+ * eight bytes at a time was a tenth of a run. */
 static uint64_t bytes_hash(const uint8_t *p, size_t n)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+	const uint64_t k0 = 0xff51afd7ed558ccdull, k1 = 0xc4ceb9fe1a85ec53ull;
+	uint64_t a = 0x9e3779b97f4a7c15ull ^ n, b = a ^ k1, w[4];
 	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
+	for (; i + 32 <= n; i += 32) {
+		memcpy(w, p + i, 32);
+		a = mul_fold(w[0] ^ k0, w[1] ^ a);
+		b = mul_fold(w[2] ^ k1, w[3] ^ b);
 	}
-	w = 0;
-	memcpy(&w, p + i, n - i);
-	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 29;
+	memset(w, 0, sizeof(w));
+	memcpy(w, p + i, n - i); /* the last 0..31 bytes, zero-padded */
+	a = mul_fold(w[0] ^ k0, w[1] ^ a);
+	b = mul_fold(w[2] ^ k1, w[3] ^ b);
+	uint64_t h = mul_fold(a ^ k1, b ^ k0 ^ n);
 	return h ? h : 1;
 }
 
