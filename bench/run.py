@@ -7,7 +7,9 @@ Unix socket and TCP, against two baselines measured in the same run:
   internal the embedded broker's in-process path (internal clients).
 
 Every figure is the median of --reps runs with min-max, and is printed as a
-ratio to both baselines. Syscall counts come from the hosts' own counters
+ratio to both baselines. The simulator's figures (busrt-sim: deliveries per
+CPU-second, sweep wall time) are against the in-process channel it replaces
+(bus_chan, the oracle) fed the same events in the same run. Syscall counts come from the hosts' own counters
 (busrtd's exit stats, the clients' host stats).
 
   /usr/bin/python3 bench/run.py --bin build/bin [--reps 5] [--quick]
@@ -252,6 +254,47 @@ def daemoneye(bindir, calls, events, seconds, reps):
     return out
 
 
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def cpu_run(argv):
+    """Runs argv; its stdout and the CPU seconds (user + system) it and its
+    children used."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = p.stdout.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode:
+        raise RuntimeError(f"{argv[0]} exited {p.returncode}: {out}")
+    return out, ru.ru_utime + ru.ru_stime
+
+
+def simulator(bindir, seeds, reps):
+    """Simulated deliveries per CPU-second of a fault-free sweep of the
+    rec-burst recording (busrt-sim forks one worker: its CPU is counted),
+    the in-process channel's rate on the same events, and the wall time of
+    a 1,000-seed sweep of the default scenario on two jobs."""
+    sim = os.path.join(bindir, "busrt-sim")
+    burst = os.path.join(ROOT, "scenarios", "rec-burst.yaml")
+    rates = []
+    for _ in range(reps):
+        out, cpu = cpu_run([sim, "sweep", burst, "--seeds", f"1..{seeds}", "-j1",
+                            "--faults", "none"])
+        rates.append(int(re.search(r"(\d+) deliveries", out).group(1)) / cpu)
+    oracle = []
+    for seed in range(1, reps + 1):
+        out, _ = cpu_run([sim, "run", burst, "--seed", str(seed), "--faults", "none", "--json"])
+        oracle.append(json.loads(out)["throughput"]["oracle_per_cpu_s"])
+    walls = []
+    for _ in range(reps):
+        t0 = time.monotonic()
+        out, _ = cpu_run([sim, "sweep", os.path.join(ROOT, "scenarios", "default.yaml"),
+                          "--seeds", "1..1000", "-j", "2"])
+        walls.append(time.monotonic() - t0)
+        faults = re.search(r"faults injected: (.*)", out).group(1)
+    return rates, oracle, walls, faults
+
+
 def med(xs):
     return statistics.median(xs), min(xs), max(xs)
 
@@ -261,6 +304,7 @@ def main():
     ap.add_argument("--bin", default="build/bin")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small counts (smoke)")
+    ap.add_argument("--only-sim", action="store_true", help="the simulator's figures only")
     a = ap.parse_args()
     bindir = os.path.abspath(a.bin)
     n = 100000 if a.quick else 1000000
@@ -268,6 +312,8 @@ def main():
     reps = 1 if a.quick else a.reps
 
     print(machine_line())
+    if a.only_sim:
+        return print_sim(bindir, a.quick, reps)
     print(f"100-byte payloads; {n} messages per publisher; {calls} RPC calls; "
           f"median of {reps} (min-max)\n")
 
@@ -347,6 +393,21 @@ def main():
     arss, ahwm = de["agent"]
     print(f"  daemoneye-agent with the embedded broker and one procmond: RSS {arss} kB "
           f"(peak {ahwm} kB; design < 50 MB; {arss / emb_rss:.2f} x the bare embedded broker)")
+    return print_sim(bindir, a.quick, reps)
+
+
+def print_sim(bindir, quick, reps):
+    seeds = 30 if quick else 300
+    rates, oracle, walls, faults = simulator(bindir, seeds, reps)
+    r_m, r_lo, r_hi = med(rates)
+    o_m = med(oracle)[0]
+    w_m, w_lo, w_hi = med(walls)
+    print(f"\nbusrt-sim (the deterministic simulator):")
+    print(f"  simulated deliveries per CPU-second, fault-free rec-burst sweep of {seeds} seeds: "
+          f"{r_m:,.0f} ({r_lo:,.0f}-{r_hi:,.0f}; aim > 1,000,000; {r_m / o_m:.3f} x the "
+          f"in-process channel on the same events, {o_m:,.0f}/s)")
+    print(f"  1,000-seed sweep of the default scenario, 2 jobs: {w_m:.2f} s wall "
+          f"({w_lo:.2f}-{w_hi:.2f}); faults injected: {faults}")
     return 0
 
 
