@@ -39,6 +39,9 @@ def test_bad_input_exits_2_and_says_where(tmp_path):
     bad.write_text("version: 1\nname: x\nduration_ms: 10\ncolour: red\n")
     p = sim("run", str(bad))
     assert p.returncode == 2 and f"{bad}:4: colour: unknown key" in p.stderr, p.stderr
+    bad.write_text("version: 1\nname: q\ncollectors:\n  - id: p1\n    qos: fast\n")
+    p = sim("run", str(bad))
+    assert p.returncode == 2 and f"{bad}:5: qos: none, processed" in p.stderr, p.stderr
     bad.write_text("version: 1\nfaults:\n  - {at_ms: 5, kind: meteor}\n")
     p = sim("run", "default", "--faults", str(bad))
     assert p.returncode == 2 and "unknown fault kind" in p.stderr

@@ -869,8 +869,11 @@ static int col_publish(void *host, const char *topic, const uint8_t *data,
 			abort();
 	}
 	uint64_t key = (uint64_t)co->pubinc << 32 | pi->n;
-	int rc = bus_client_publish(l->cl, topic, data, len, BUS_QOS_PROCESSED,
-	                            acked, (void *)(uintptr_t)key);
+	int qos = co->spec->qos;
+	bool ack = qos & BUS_QOS_PROCESSED; /* else nothing answers it */
+	int rc = bus_client_publish(l->cl, topic, data, len, qos,
+	                            ack ? acked : NULL,
+	                            ack ? (void *)(uintptr_t)key : NULL);
 	if (rc)
 		return rc; /* not sent: not in the send log */
 	struct sent *e = &pi->v[pi->n++];

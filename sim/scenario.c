@@ -17,6 +17,10 @@ const char *const sim_fault_names[SIM_F_KINDS] = {
 	"agent_crash",
 };
 
+const char *const sim_qos_names[4] = {
+	"none", "processed", "realtime", "realtime_processed",
+};
+
 struct ld {
 	yaml_document_t doc;
 	const char *path;
@@ -339,6 +343,7 @@ static int parse_collector(struct ld *l, struct sim_scenario *s,
 	memset(c, 0, sizeof(*c));
 	c->poll_ns = 100 * SIM_MS;
 	c->ticks_per_s = 100;
+	c->qos = BUS_QOS_PROCESSED; /* what procmond publishes with */
 	struct work w = {0};
 	const char *k;
 	yaml_node_t *v, *e;
@@ -357,13 +362,23 @@ static int parse_collector(struct ld *l, struct sim_scenario *s,
 		} else if (!strcmp(k, "ticks_per_s")) {
 			rc = get_u64(l, v, "ticks_per_s", 100000, &x);
 			c->ticks_per_s = (uint32_t)x;
+		} else if (!strcmp(k, "qos")) {
+			const char *q = scalar(v);
+			c->qos = -1;
+			for (int i = 0; q && i < 4; i++)
+				if (!strcmp(q, sim_qos_names[i]))
+					c->qos = i;
+			if (c->qos < 0)
+				rc = fail(l, v, "none, processed, realtime or "
+				          "realtime_processed", "qos");
 		} else if (!strcmp(k, "table")) {
 			if (!is_seq(v))
 				rc = fail(l, v, "expected a list of polls", "table");
 			else
 				FOR_ITEMS(l, v, e) if ((rc = parse_poll(l, c, &w, e, &last))) break;
 		} else
-			rc = fail(l, v, "unknown key (id, poll_ms, ticks_per_s, table)", k);
+			rc = fail(l, v, "unknown key (id, poll_ms, ticks_per_s, qos, "
+			          "table)", k);
 		if (rc)
 			break;
 	}
@@ -947,9 +962,10 @@ void sim_scenario_print(FILE *f, const struct sim_scenario *s)
 	for (size_t i = 0; i < s->n_collectors; i++) {
 		const struct sim_collector_spec *c = &s->collectors[i];
 		fprintf(f, "  - id: %s\n    poll_ms: %llu\n    ticks_per_s: %u\n"
-		           "    table:%s\n",
+		           "    qos: %s\n    table:%s\n",
 		        c->id, (unsigned long long)(c->poll_ns / SIM_MS),
-		        c->ticks_per_s, c->n_tables ? "" : " []");
+		        c->ticks_per_s, sim_qos_names[c->qos & 3],
+		        c->n_tables ? "" : " []");
 		struct de_snapshot prev, cur;
 		de_snapshot_init(&prev);
 		for (size_t t = 0; t < c->n_tables; t++) {

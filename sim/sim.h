@@ -58,6 +58,8 @@ struct sim_collector_spec {
 	char id[DE_ID_BYTES_MAX];
 	uint64_t poll_ns;
 	uint32_t ticks_per_s;
+	int qos;                  /* its events' delivery mode (bus.h
+	                             BUS_QOS_*): sim_qos_names */
 	struct sim_table *tables; /* reconstructed from the deltas, by time */
 	size_t n_tables;
 };
@@ -235,6 +237,9 @@ enum sim_check {
 	SIM_C_N
 };
 extern const char *const sim_check_names[SIM_C_N];
+/* BUS/RT's delivery modes by their qos bits: none, processed, realtime,
+ * realtime_processed. */
+extern const char *const sim_qos_names[4];
 
 struct sim_report {
 	uint64_t seed;
