@@ -54,6 +54,7 @@ broker:
 agent:
   audit_log: {audit}
   heartbeat: {{interval_ms: 200, timeout_ms: 150, retries: 1, dead_after: 3}}
+  health_check: {{interval_ms: 1000}}
   restart: {{delay_ms: 100, delay_max_ms: 1000, stop_timeout_ms: 1000}}
   rpc:
     lifecycle: {{timeout_ms: 2000}}
@@ -336,6 +337,10 @@ def test_lifecycle_start_stop_restart(agent):
                x["result"] == -32001 for x in recs)
     assert any(x["dir"] == "out" and x["method"] == "health.heartbeat" and
                x["target"] == "collector.process.p1" for x in recs)
+    # and the health check it asks once a collector runs: answered
+    assert any(x["dir"] == "out" and x["method"] == "health.check" and
+               x["target"] == "collector.process.p1" and x["result"] == 0 and
+               x["detail"].startswith("status 0") for x in recs), lines
 
 
 def test_bad_input_is_an_error_or_a_counted_drop(agent):

@@ -18,7 +18,7 @@
  *                  UPDATEs, then TERMINATION; a new parent's DISCOVERY
  *                  before its children's;
  *   liveness     — after the last fault heals, every collector answered a
- *                  heartbeat within the bound;
+ *                  heartbeat and a health check within the bound;
  *   accounting   — the broker's frame counters equal what the clients
  *                  sent and received (when no bytes were lost in flight).
  */
@@ -329,15 +329,24 @@ static void liveness(struct sim *s, struct sim_report *r)
 	for (int i = 0; i < s->n_cols; i++) {
 		const struct collector *c = &s->cols[i];
 		const char *name = s->links[c->link].name;
+		/* converged: both a heartbeat and a health check answered */
+		uint64_t at = c->healed_hb_ok > c->healed_hc_ok ? c->healed_hb_ok
+		                                                 : c->healed_hc_ok;
 		if (!c->healed_hb_ok)
 			fail(r, SIM_C_LIVENESS, s->now, "%s answered no heartbeat "
 			     "after the last fault healed (at %llu ms; last answer "
 			     "at %llu ms)", name, (ull)(s->last_fault_end / SIM_MS),
 			     (ull)(c->last_hb_ok / SIM_MS));
-		else if (c->healed_hb_ok - s->last_fault_end > s->sc->liveness_ns)
-			fail(r, SIM_C_LIVENESS, c->healed_hb_ok, "%s answered %llu "
-			     "ms after the last fault healed (bound %llu ms)", name,
-			     (ull)((c->healed_hb_ok - s->last_fault_end) / SIM_MS),
+		else if (!c->healed_hc_ok)
+			fail(r, SIM_C_LIVENESS, s->now, "%s answered no health "
+			     "check after the last fault healed (at %llu ms; last "
+			     "answer at %llu ms)", name,
+			     (ull)(s->last_fault_end / SIM_MS),
+			     (ull)(c->last_hc_ok / SIM_MS));
+		else if (at - s->last_fault_end > s->sc->liveness_ns)
+			fail(r, SIM_C_LIVENESS, at, "%s answered %llu ms after the "
+			     "last fault healed (bound %llu ms)", name,
+			     (ull)((at - s->last_fault_end) / SIM_MS),
 			     (ull)(s->sc->liveness_ns / SIM_MS));
 	}
 }

@@ -242,7 +242,7 @@ static bool site_fires(struct sim *s, enum bus_site site)
 		if (s->now > s->last_fault_end)
 			s->last_fault_end = s->now;
 		for (int i = 0; i < s->n_cols; i++)
-			s->cols[i].healed_hb_ok = 0;
+			s->cols[i].healed_hb_ok = s->cols[i].healed_hc_ok = 0;
 		/* from a second before (what was in flight or queued when it
 		 * fired), merged with the last window when they meet */
 		uint64_t from = s->now > SIM_S ? s->now - SIM_S : 0;
@@ -1131,6 +1131,47 @@ static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
 		de_sup_on_heartbeat(&s->sup, idx, seq, false, s->now);
 }
 
+static void hc_done(struct bus_client *c, int status,
+                    const struct bus_rpc_result *r, void *arg)
+{
+	struct link *l = bus_client_host(c);
+	struct sim *s = l->s;
+	uint64_t k = (uint64_t)(uintptr_t)arg;
+	size_t idx = (size_t)(k >> 32);
+	uint64_t seq = k & 0xffffffffu;
+	int health = -1;
+	if (status == 0) {
+		Daemoneye__HealthCheckResponse *h =
+			(void *)de_reply_unpack("health.check", r);
+		health = h ? (int)h->status : -1;
+		bus_pb_free(h ? &h->base : NULL);
+	}
+	if (s->finishing || s->agent_down)
+		return; /* the agent that asked is gone */
+	if (health >= 0) {
+		s->cols[idx].last_hc_ok = s->now;
+		if (s->now >= s->last_fault_end && !s->cols[idx].healed_hc_ok)
+			s->cols[idx].healed_hc_ok = s->now;
+	}
+	sim_trace(s, "health %s %llu %d", s->sup.c[idx].bus_name,
+	          (unsigned long long)seq, health);
+	de_sup_on_health_check(&s->sup, idx, seq, health, s->now);
+}
+
+static void sup_health_check(void *host, size_t idx, uint64_t seq)
+{
+	struct sim *s = host;
+	struct link *l = &s->links[s->agent_link];
+	Daemoneye__HealthCheckRequest q = DAEMONEYE__HEALTH_CHECK_REQUEST__INIT;
+	q.collector_id = s->sup.c[idx].id;
+	int rc = de_call(l->cl, s->sup.c[idx].bus_name, "health.check", &q.base,
+	                 &s->sup.policies, hc_done,
+	                 (void *)(uintptr_t)((uint64_t)idx << 32 |
+	                                     (seq & 0xffffffffu)));
+	if (rc)
+		de_sup_on_health_check(&s->sup, idx, seq, -1, s->now);
+}
+
 static void sup_event(void *host, size_t idx, const char *what,
                       const char *detail)
 {
@@ -1152,7 +1193,10 @@ static void agent_boot(struct sim *s)
 	bus_client_start(l->cl);
 	s->quiet = false;
 	bus_client_on_tick(l->cl);
-	struct de_sup_ops ops = {sup_spawn, sup_kill, sup_heartbeat, sup_event};
+	struct de_sup_ops ops = {.spawn = sup_spawn, .kill = sup_kill,
+	                         .heartbeat = sup_heartbeat,
+	                         .health_check = sup_health_check,
+	                         .event = sup_event};
 	de_sup_init(&s->sup, &sc->policies, &ops, s);
 	for (int i = 0; i < s->n_cols; i++) {
 		de_sup_add(&s->sup, sc->collectors[i].id, "process");

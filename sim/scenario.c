@@ -507,10 +507,12 @@ static int parse_agent(struct ld *l, struct sim_scenario *s,
 			p->heartbeat_dead_after = (uint32_t)(x ? x : 1);
 		else if (!strcmp(k, "restart_delay_ms"))
 			p->restart_delay_ns = x * SIM_MS;
+		else if (!strcmp(k, "health_check_ms"))
+			p->health_check_interval_ns = x * SIM_MS;
 		else
 			return fail(l, v, "unknown key (heartbeat_ms, "
 			                  "heartbeat_timeout_ms, dead_after, "
-			                  "restart_delay_ms)", k);
+			                  "restart_delay_ms, health_check_ms)", k);
 	}
 	return 0;
 }
@@ -701,6 +703,7 @@ static int scenario_load(const char *path, const char *text, size_t len,
 	s->policies.restart_delay_max_ns = 2 * SIM_S;
 	s->policies.stop_timeout_ns = 1 * SIM_S;
 	s->policies.health.timeout_ns = 1 * SIM_S;
+	s->policies.health_check_interval_ns = 2 * SIM_S;
 	s->liveness_ns = 10 * SIM_S;
 	s->queue_frames_max = 10000;
 	struct ld l;
@@ -941,11 +944,13 @@ void sim_scenario_print(FILE *f, const struct sim_scenario *s)
 	                                               : "disconnect",
 	        s->queue_frames_max);
 	fprintf(f, "agent:\n  heartbeat_ms: %llu\n  heartbeat_timeout_ms: %llu\n"
-	           "  dead_after: %u\n  restart_delay_ms: %llu\n",
+	           "  dead_after: %u\n  restart_delay_ms: %llu\n"
+	           "  health_check_ms: %llu\n",
 	        (unsigned long long)(p->heartbeat_interval_ns / SIM_MS),
 	        (unsigned long long)(p->heartbeat.timeout_ns / SIM_MS),
 	        p->heartbeat_dead_after,
-	        (unsigned long long)(p->restart_delay_ns / SIM_MS));
+	        (unsigned long long)(p->restart_delay_ns / SIM_MS),
+	        (unsigned long long)(p->health_check_interval_ns / SIM_MS));
 	fprintf(f, "monitors:%s\n", s->n_monitors ? "" : " []");
 	for (size_t i = 0; i < s->n_monitors; i++) {
 		const struct sim_monitor_spec *m = &s->monitors[i];

@@ -113,6 +113,8 @@ struct collector {
 	long last_table;           /* table of the last cycle */
 	uint64_t last_hb_ok;       /* the agent's last answered heartbeat */
 	uint64_t healed_hb_ok;     /* its first after the last fault healed */
+	uint64_t last_hc_ok;       /* the same of health checks */
+	uint64_t healed_hc_ok;
 };
 
 struct sim_ev {

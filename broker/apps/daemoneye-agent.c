@@ -277,6 +277,62 @@ static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
 	}
 }
 
+/* health.check: the answer's status goes to supervision and the audit
+ * log (a collector that answers is alive; heartbeats decide death). */
+static void hc_done(struct bus_client *c, int status,
+                    const struct bus_rpc_result *r, void *arg)
+{
+	(void)c;
+	struct hb_call *h = arg;
+	struct agent *a = h->a;
+	int health = -1;
+	char detail[160] = "";
+	if (status == 0) {
+		Daemoneye__HealthCheckResponse *resp =
+			(void *)de_reply_unpack("health.check", r);
+		if (resp) {
+			health = resp->status;
+			snprintf(detail, sizeof(detail), "status %d: %s", resp->status,
+			         resp->message ? resp->message : "");
+		} else {
+			snprintf(detail, sizeof(detail), "bad reply");
+		}
+		bus_pb_free(resp ? &resp->base : NULL);
+	} else {
+		snprintf(detail, sizeof(detail), "%s", bus_strerror(status));
+	}
+	audit(a, "out", a->ac->name, a->sup.c[h->idx].bus_name, "health.check",
+	      health >= 0 ? 0 : (r && r->code ? r->code : status), detail);
+	if (!a->closed)
+		de_sup_on_health_check(&a->sup, h->idx, h->seq, health,
+		                       uv_hrtime());
+	free(h);
+	if (!a->closed)
+		arm(a);
+}
+
+static void sup_health_check(void *host, size_t idx, uint64_t seq)
+{
+	struct agent *a = host;
+	struct hb_call *h = malloc(sizeof(*h));
+	if (!h) { /* unanswered; the next is due after the interval */
+		de_sup_on_health_check(&a->sup, idx, seq, -1, uv_hrtime());
+		return;
+	}
+	*h = (struct hb_call){a, idx, seq, a->sup.c[idx].pid};
+	Daemoneye__HealthCheckRequest q = DAEMONEYE__HEALTH_CHECK_REQUEST__INIT;
+	q.collector_id = a->sup.c[idx].id;
+	q.include_metrics = true;
+	int rc = de_call(a->bc, a->sup.c[idx].bus_name, "health.check", &q.base,
+	                 &a->ac->policies, hc_done, h);
+	if (rc) {
+		free(h);
+		audit(a, "out", a->ac->name, a->sup.c[idx].bus_name,
+		      "health.check", rc, bus_strerror(rc));
+		de_sup_on_health_check(&a->sup, idx, seq, -1, uv_hrtime());
+	}
+}
+
 static void sup_event(void *host, size_t idx, const char *what,
                       const char *detail)
 {
@@ -622,7 +678,10 @@ static int load_config(struct agent *a, char *err, size_t errlen)
 
 static int setup_supervision(struct agent *a, char *err, size_t errlen)
 {
-	struct de_sup_ops ops = {sup_spawn, sup_kill, sup_heartbeat, sup_event};
+	struct de_sup_ops ops = {.spawn = sup_spawn, .kill = sup_kill,
+	                         .heartbeat = sup_heartbeat,
+	                         .health_check = sup_health_check,
+	                         .event = sup_event};
 	de_sup_init(&a->sup, &a->ac->policies, &ops, a);
 	for (size_t i = 0; i < a->ac->n_collectors; i++) {
 		const struct bus_collector_config *cc = &a->ac->collectors[i];

@@ -390,6 +390,15 @@ static int on_heartbeat(struct ld *l, const char *k, const yaml_node_t *v,
 	return unknown(l, v, f);
 }
 
+static int on_health_check(struct ld *l, const char *k,
+                           const yaml_node_t *v, const char *f)
+{
+	struct de_policies *p = &l->agent->policies;
+	if (!strcmp(k, "interval_ms"))
+		return get_ms(l, v, f, 0, &p->health_check_interval_ns);
+	return unknown(l, v, f);
+}
+
 static int on_restart(struct ld *l, const char *k, const yaml_node_t *v,
                       const char *f)
 {
@@ -500,6 +509,8 @@ static int on_agent(struct ld *l, const char *k, const yaml_node_t *v,
 	}
 	if (!strcmp(k, "heartbeat"))
 		return walk_map(l, v, f, on_heartbeat);
+	if (!strcmp(k, "health_check"))
+		return walk_map(l, v, f, on_health_check);
 	if (!strcmp(k, "restart"))
 		return walk_map(l, v, f, on_restart);
 	if (!strcmp(k, "rpc"))

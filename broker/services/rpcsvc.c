@@ -27,6 +27,7 @@ void de_policies_defaults(struct de_policies *p)
 	                                    .total_ns = 15 * S};
 	p->heartbeat = (struct bus_rpc_policy){.timeout_ns = 2 * S, .retries = 1};
 	p->heartbeat_interval_ns = 5 * S;
+	p->health_check_interval_ns = 30 * S;
 	p->heartbeat_dead_after = 3;
 	p->restart_delay_ns = 500 * MS;
 	p->restart_delay_max_ns = 30 * S;

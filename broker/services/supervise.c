@@ -67,6 +67,7 @@ int de_sup_add(struct de_sup *s, const char *id, const char *type)
 		return BUS_ELIMIT;
 	struct de_sup_collector *c = &s->c[s->n];
 	memset(c, 0, sizeof(*c));
+	c->health = -1;
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	snprintf(c->type, sizeof(c->type), "%s", type);
 	snprintf(c->bus_name, sizeof(c->bus_name), "collector.%s.%s", type, id);
@@ -124,6 +125,8 @@ static void spawn(struct de_sup *s, size_t idx, uint64_t now)
 	int rc = s->ops.spawn(s->host, idx, &pid);
 	c->restart_after_exit = false;
 	c->hb_inflight = false;
+	c->hc_inflight = false;
+	c->health = -1;
 	c->hb_failures = 0;
 	if (rc) {
 		c->state = DE_SUP_FAILED;
@@ -145,6 +148,7 @@ static void signal_stop(struct de_sup *s, size_t idx, bool hard, uint64_t now)
 	struct de_sup_collector *c = &s->c[idx];
 	c->state = DE_SUP_STOPPING;
 	c->hb_inflight = false;
+	c->hc_inflight = false;
 	c->kill_at_ns = now + s->policies.stop_timeout_ns;
 	s->ops.kill(s->host, idx, c->pid, hard);
 }
@@ -204,6 +208,7 @@ void de_sup_on_exit(struct de_sup *s, size_t idx, const char *how,
 	bool was_running = running(c);
 	c->pid = 0;
 	c->hb_inflight = false;
+	c->hc_inflight = false;
 	note(s, idx, "exited", how);
 	if (was_running && c->want_running &&
 	    BUS_PLANTED(BUS_PLANT_NO_RESTART)) {
@@ -233,6 +238,7 @@ void de_sup_on_heartbeat(struct de_sup *s, size_t idx, uint64_t seq, bool ok,
 		c->deaths_in_row = 0;
 		if (c->state == DE_SUP_STARTING) {
 			c->state = DE_SUP_RUNNING;
+			c->next_hc_ns = now; /* the first health check at once */
 			note(s, idx, "running", "heartbeat answered");
 		}
 		return;
@@ -250,10 +256,43 @@ void de_sup_on_heartbeat(struct de_sup *s, size_t idx, uint64_t seq, bool ok,
 	c->restart_after_exit = true;
 }
 
+void de_sup_on_health_check(struct de_sup *s, size_t idx, uint64_t seq,
+                            int status, uint64_t now)
+{
+	(void)now;
+	struct de_sup_collector *c = &s->c[idx];
+	if (!c->hc_inflight || seq != c->hc_seq || c->state != DE_SUP_RUNNING)
+		return; /* an answer for an earlier process or request */
+	c->hc_inflight = false;
+	static const char *const names[] = {"healthy", "degraded", "unhealthy",
+	                                    "unknown"};
+	int was = c->health;
+	c->health = status;
+	if (status != was) /* a change is worth a line, the same answer not */
+		note(s, idx, "health",
+		     status < 0 ? "health check unanswered"
+		     : status < 4 ? names[status]
+		                  : "an unknown status");
+}
+
+/* Whether a running collector's health checks are scheduled (at
+ * next_hc_ns: UINT64_MAX after the first when the interval is 0). */
+static bool health_due(const struct de_sup *s, const struct de_sup_collector *c)
+{
+	return s->ops.health_check && c->state == DE_SUP_RUNNING &&
+	       !c->hc_inflight;
+}
+
 void de_sup_tick(struct de_sup *s, uint64_t now)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		struct de_sup_collector *c = &s->c[i];
+		if (health_due(s, c) && now >= c->next_hc_ns) {
+			c->hc_inflight = true;
+			uint64_t every = s->policies.health_check_interval_ns;
+			c->next_hc_ns = every ? now + every : UINT64_MAX;
+			s->ops.health_check(s->host, i, ++c->hc_seq);
+		}
 		if (running(c) && !c->hb_inflight && now >= c->next_hb_ns) {
 			c->hb_inflight = true;
 			c->next_hb_ns = now + s->policies.heartbeat_interval_ns;
@@ -274,6 +313,8 @@ uint64_t de_sup_next_deadline(const struct de_sup *s)
 	for (size_t i = 0; i < s->n; i++) {
 		const struct de_sup_collector *c = &s->c[i];
 		uint64_t d = UINT64_MAX;
+		if (health_due(s, c) && c->next_hc_ns < t)
+			t = c->next_hc_ns;
 		if (running(c) && !c->hb_inflight)
 			d = c->next_hb_ns;
 		else if (c->state == DE_SUP_FAILED && c->want_running)

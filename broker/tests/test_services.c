@@ -528,6 +528,8 @@ struct sup_log {
 	int spawn_fail;
 	uint64_t hb_seq;
 	int hb_calls;
+	uint64_t hc_seq;
+	int hc_calls;
 };
 
 static void sl(struct sup_log *l, const char *fmt, ...)
@@ -565,6 +567,14 @@ static void o_hb(void *host, size_t idx, uint64_t seq)
 	(void)idx;
 }
 
+static void o_hc(void *host, size_t idx, uint64_t seq)
+{
+	struct sup_log *l = host;
+	l->hc_seq = seq;
+	l->hc_calls++;
+	(void)idx;
+}
+
 static const char *lastl(struct sup_log *l)
 {
 	return l->n ? l->lines[l->n - 1] : "";
@@ -580,7 +590,7 @@ static void test_supervision(void **state)
 	p.restart_delay_max_ns = 120 * MS;
 	p.stop_timeout_ns = 300 * MS;
 	struct sup_log l = {.next_pid = 100};
-	struct de_sup_ops ops = {o_spawn, o_kill, o_hb, NULL};
+	struct de_sup_ops ops = {.spawn = o_spawn, .kill = o_kill, .heartbeat = o_hb};
 	struct de_sup s;
 	de_sup_init(&s, &p, &ops, &l);
 	assert_int_equal(de_sup_add(&s, "p1", "process"), 0);
@@ -670,6 +680,83 @@ static void test_supervision(void **state)
 	assert_string_equal(de_sup_state_name(DE_SUP_FAILED), "failed");
 }
 
+/* health.check: asked once a collector runs (its first heartbeat
+ * answered), then every interval; stale answers ignored; an answer is
+ * kept, never a reason to kill; interval 0: only the first. */
+static void test_supervision_health_checks(void **state)
+{
+	(void)state;
+	struct de_policies p;
+	de_policies_defaults(&p);
+	p.heartbeat_interval_ns = 100 * MS;
+	p.health_check_interval_ns = 1 * S;
+	struct sup_log l = {.next_pid = 100};
+	struct de_sup_ops ops = {.spawn = o_spawn, .kill = o_kill,
+	                         .heartbeat = o_hb, .health_check = o_hc};
+	struct de_sup s;
+	de_sup_init(&s, &p, &ops, &l);
+	assert_int_equal(de_sup_add(&s, "p1", "process"), 0);
+	uint64_t t = 1 * S;
+	de_sup_start(&s, 0, t);
+	t += 100 * MS;
+	de_sup_tick(&s, t);
+	assert_int_equal(l.hc_calls, 0); /* not running yet */
+	de_sup_on_heartbeat(&s, 0, l.hb_seq, true, t);
+	assert_int_equal(s.c[0].health, -1);
+	assert_int_equal(de_sup_next_deadline(&s), t); /* due at once */
+	de_sup_tick(&s, t);
+	assert_int_equal(l.hc_calls, 1);
+	de_sup_tick(&s, t); /* one in flight at a time */
+	assert_int_equal(l.hc_calls, 1);
+	de_sup_on_health_check(&s, 0, l.hc_seq + 1, 0, t); /* stale */
+	assert_int_equal(s.c[0].health, -1);
+	de_sup_on_health_check(&s, 0, l.hc_seq, 1, t); /* degraded */
+	assert_int_equal(s.c[0].health, 1);
+	assert_int_equal(s.c[0].state, DE_SUP_RUNNING); /* not a death */
+	/* the next one an interval later, whatever the heartbeats do */
+	assert_int_equal(de_sup_next_deadline(&s), t + 100 * MS);
+	for (int k = 0; k < 9; k++) {
+		t += 100 * MS;
+		de_sup_tick(&s, t);
+		de_sup_on_heartbeat(&s, 0, l.hb_seq, true, t);
+	}
+	assert_int_equal(l.hc_calls, 1);
+	t += 100 * MS;
+	de_sup_tick(&s, t);
+	assert_int_equal(l.hc_calls, 2);
+	/* unanswered: kept as -1, and not asked again before the interval
+	 * (a host whose call fails at once must not spin) */
+	de_sup_on_health_check(&s, 0, l.hc_seq, -1, t);
+	assert_int_equal(s.c[0].health, -1);
+	de_sup_tick(&s, t);
+	assert_int_equal(l.hc_calls, 2);
+	/* a restart asks again once the new process runs */
+	de_sup_on_exit(&s, 0, "killed by signal 9", t);
+	de_sup_tick(&s, t + p.restart_delay_ns);
+	t += p.restart_delay_ns + 100 * MS;
+	de_sup_tick(&s, t);
+	de_sup_on_heartbeat(&s, 0, l.hb_seq, true, t);
+	de_sup_tick(&s, t);
+	assert_int_equal(l.hc_calls, 3);
+	/* interval 0: no check after the one already scheduled */
+	s.policies.health_check_interval_ns = 0;
+	de_sup_on_health_check(&s, 0, l.hc_seq, 0, t);
+	assert_int_equal(s.c[0].health, 0);
+	for (int k = 0; k < 10; k++) {
+		t += 100 * MS;
+		de_sup_tick(&s, t);
+		de_sup_on_heartbeat(&s, 0, l.hb_seq, true, t);
+	}
+	assert_int_equal(l.hc_calls, 4); /* scheduled an interval before */
+	de_sup_on_health_check(&s, 0, l.hc_seq, 0, t);
+	for (int k = 0; k < 50; k++) {
+		t += 100 * MS;
+		de_sup_tick(&s, t);
+		de_sup_on_heartbeat(&s, 0, l.hb_seq, true, t);
+	}
+	assert_int_equal(l.hc_calls, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -680,6 +767,7 @@ int main(void)
 		cmocka_unit_test(test_procfs_fabricated),
 		cmocka_unit_test(test_procfs_self),
 		cmocka_unit_test(test_supervision),
+		cmocka_unit_test(test_supervision_health_checks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

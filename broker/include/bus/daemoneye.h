@@ -29,6 +29,8 @@ struct de_policies {
 	struct bus_rpc_policy config;    /* 15 s overall, backoff 0.5 s .. 4 s */
 	struct bus_rpc_policy heartbeat; /* 2 s, one immediate retry */
 	uint64_t heartbeat_interval_ns;  /* 5 s */
+	uint64_t health_check_interval_ns; /* health.check each running
+	                                      collector: 30 s (0: never) */
 	uint32_t heartbeat_dead_after;   /* consecutive failed heartbeats: 3 */
 	uint64_t restart_delay_ns;       /* first restart after a death: 0.5 s */
 	uint64_t restart_delay_max_ns;   /* doubling per death in a row: 30 s */
@@ -266,6 +268,10 @@ struct de_sup_ops {
 	void (*kill)(void *host, size_t idx, uint32_t pid, bool hard);
 	/* Call health.heartbeat; report with de_sup_on_heartbeat(seq). */
 	void (*heartbeat)(void *host, size_t idx, uint64_t seq);
+	/* Call health.check (the comprehensive assessment: once a collector
+	 * runs, then every health_check_interval_ns); report with
+	 * de_sup_on_health_check(seq). NULL: never asked. */
+	void (*health_check)(void *host, size_t idx, uint64_t seq);
 	/* A decision worth a log line: what ("spawned", "died", ...). */
 	void (*event)(void *host, size_t idx, const char *what,
 	              const char *detail);
@@ -285,6 +291,11 @@ struct de_sup_collector {
 	uint64_t hb_seq;
 	bool hb_inflight;
 	uint64_t next_hb_ns, restart_at_ns, kill_at_ns;
+	uint64_t hc_seq;         /* health checks */
+	bool hc_inflight;
+	uint64_t next_hc_ns;
+	int health;              /* the last status answered (HealthStatus),
+	                            -1: none since it started */
 	uint64_t started_ns;
 	char last_error[128];
 };
@@ -318,6 +329,10 @@ void de_sup_on_exit(struct de_sup *s, size_t idx, const char *how,
                     uint64_t now);
 void de_sup_on_heartbeat(struct de_sup *s, size_t idx, uint64_t seq, bool ok,
                          uint64_t now);
+/* status: the answer's HealthStatus, or -1 when unanswered. A health
+ * check informs (logged, kept in health); heartbeats decide death. */
+void de_sup_on_health_check(struct de_sup *s, size_t idx, uint64_t seq,
+                            int status, uint64_t now);
 void de_sup_tick(struct de_sup *s, uint64_t now);
 /* UINT64_MAX when nothing is scheduled. */
 uint64_t de_sup_next_deadline(const struct de_sup *s);
