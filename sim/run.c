@@ -1089,14 +1089,26 @@ static void sup_kill(void *host, size_t idx, uint32_t pid, bool hard)
 		col_kill(s, (int)idx, hard ? "SIGKILL" : "SIGTERM");
 }
 
+/* A supervision call's (collector, sequence), as its callback's arg. */
+static void *call_arg(size_t idx, uint64_t seq)
+{
+	return (void *)(uintptr_t)((uint64_t)idx << 32 | (seq & 0xffffffffu));
+}
+
+static size_t call_idx(void *arg, uint64_t *seq)
+{
+	uint64_t k = (uint64_t)(uintptr_t)arg;
+	*seq = k & 0xffffffffu;
+	return (size_t)(k >> 32);
+}
+
 static void hb_done(struct bus_client *c, int status,
                     const struct bus_rpc_result *r, void *arg)
 {
 	struct link *l = bus_client_host(c);
 	struct sim *s = l->s;
-	uint64_t k = (uint64_t)(uintptr_t)arg;
-	size_t idx = (size_t)(k >> 32);
-	uint64_t seq = k & 0xffffffffu;
+	uint64_t seq;
+	size_t idx = call_idx(arg, &seq);
 	bool ok = false;
 	if (status == 0) {
 		Daemoneye__HeartbeatResponse *h =
@@ -1125,8 +1137,7 @@ static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
 	q.sender = DE_AGENT_NAME;
 	q.sequence = seq;
 	int rc = de_call(l->cl, s->sup.c[idx].bus_name, "health.heartbeat",
-	                 &q.base, &s->sup.policies, hb_done,
-	                 (void *)(uintptr_t)((uint64_t)idx << 32 | seq));
+	                 &q.base, &s->sup.policies, hb_done, call_arg(idx, seq));
 	if (rc)
 		de_sup_on_heartbeat(&s->sup, idx, seq, false, s->now);
 }
@@ -1136,9 +1147,8 @@ static void hc_done(struct bus_client *c, int status,
 {
 	struct link *l = bus_client_host(c);
 	struct sim *s = l->s;
-	uint64_t k = (uint64_t)(uintptr_t)arg;
-	size_t idx = (size_t)(k >> 32);
-	uint64_t seq = k & 0xffffffffu;
+	uint64_t seq;
+	size_t idx = call_idx(arg, &seq);
 	int health = -1;
 	if (status == 0) {
 		Daemoneye__HealthCheckResponse *h =
@@ -1165,9 +1175,7 @@ static void sup_health_check(void *host, size_t idx, uint64_t seq)
 	Daemoneye__HealthCheckRequest q = DAEMONEYE__HEALTH_CHECK_REQUEST__INIT;
 	q.collector_id = s->sup.c[idx].id;
 	int rc = de_call(l->cl, s->sup.c[idx].bus_name, "health.check", &q.base,
-	                 &s->sup.policies, hc_done,
-	                 (void *)(uintptr_t)((uint64_t)idx << 32 |
-	                                     (seq & 0xffffffffu)));
+	                 &s->sup.policies, hc_done, call_arg(idx, seq));
 	if (rc)
 		de_sup_on_health_check(&s->sup, idx, seq, -1, s->now);
 }
