@@ -790,8 +790,56 @@ static void sub_check(struct sim *s, struct link *l)
 	if (!l->sub_pending || l->c2b_read < l->sub_target)
 		return;
 	l->sub_pending = false;
-	recv_of(s, l)->up_since = s->now;
+	struct receiver *r = recv_of(s, l);
+	r->up_since = s->now;
+	if (r->n_cuts && r->cuts[r->n_cuts - 1] == UINT64_MAX)
+		r->cuts[r->n_cuts - 1] = s->now; /* a policy cut's span ends */
 }
+
+static void push_u64(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		*v = realloc(*v, *cap * sizeof(**v));
+		if (!*v)
+			abort();
+	}
+	(*v)[(*n)++] = x;
+}
+
+#ifdef BUS_SIM
+/* The broker's slow-consumer policy acted on a connection (core hook,
+ * the simulator's build): a receiver's lost publish, or its cut. */
+static void policy_hook(void *ctx, const uint8_t *f, size_t n)
+{
+	struct sim *s = current;
+	struct link *l = &s->links[(intptr_t)ctx];
+	if (l->kind != LK_AGENT && l->kind != LK_MONITOR)
+		return; /* only receivers' losses are checked */
+	struct receiver *r = recv_of(s, l);
+	if (!f) {
+		if (!r->n_cuts || r->cuts[r->n_cuts - 1] != UINT64_MAX) {
+			push_u64(&r->cuts, &r->n_cuts, &r->cap_cuts,
+			         s->now > SIM_S ? s->now - SIM_S : 0);
+			push_u64(&r->cuts, &r->n_cuts, &r->cap_cuts, UINT64_MAX);
+		}
+		sim_trace(s, "policy cut %s", l->name);
+		return;
+	}
+	struct bus_delivery d;
+	int pi;
+	const struct sent *e = NULL;
+	if (!bus_delivery_decode(f, n, &d) && d.kind == BUS_OP_PUBLISH)
+		e = map_get(s, d.data, d.len, &pi);
+	if (!e)
+		return; /* not an event sent (acks, RPC, announcements) */
+	uint64_t idx = (uint64_t)(e - s->pubs[pi].v);
+	push_u64(&r->excused, &r->n_excused, &r->cap_excused,
+	         (uint64_t)pi << 32 | idx);
+	sim_trace(s, "policy drop %s %d %llu", l->name, pi,
+	          (unsigned long long)e->seq);
+}
+#endif
 
 static void recv_state(struct sim *s, struct link *l, enum bus_client_state st)
 {
@@ -806,13 +854,7 @@ static void recv_state(struct sim *s, struct link *l, enum bus_client_state st)
 	l->sub_pending = false;
 	if (r->up_since != UINT64_MAX) {
 		r->up_since = UINT64_MAX;
-		if (r->n_downs == r->cap_downs) {
-			r->cap_downs = r->cap_downs ? r->cap_downs * 2 : 16;
-			r->downs = realloc(r->downs, r->cap_downs * sizeof(uint64_t));
-			if (!r->downs)
-				abort();
-		}
-		r->downs[r->n_downs++] = s->now;
+		push_u64(&r->downs, &r->n_downs, &r->cap_downs, s->now);
 	}
 }
 
@@ -1653,6 +1695,8 @@ static void teardown_all(struct sim *s)
 	for (int i = 0; i < s->n_recv; i++) {
 		free(s->recv[i].v);
 		free(s->recv[i].downs);
+		free(s->recv[i].excused);
+		free(s->recv[i].cuts);
 	}
 	for (int i = 0; i < s->n_pubs; i++)
 		free(s->pubs[i].v);
@@ -1715,6 +1759,7 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 #ifdef BUS_SIM /* the cores' own sites; other builds have only the
                   simulator's (allocators, network) */
 	bus_sim_buggify = site_hook;
+	bus_sim_policy = policy_hook;
 #endif
 	setup(s);
 	if (r->buggify & LOSSY_SITES) { /* they fire until the workload ends */
@@ -1732,6 +1777,7 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 	teardown_all(s);
 #ifdef BUS_SIM
 	bus_sim_buggify = NULL;
+	bus_sim_policy = NULL;
 #endif
 	current = NULL;
 	free(s);

@@ -52,6 +52,14 @@ struct receiver {              /* a monitor, or the agent */
 	uint64_t up_since;         /* UINT64_MAX: down */
 	uint64_t *downs;           /* times it went down */
 	size_t n_downs, cap_downs;
+	/* what the broker's slow-consumer policy did to it (bus.h
+	 * BUS_SIM_POLICY): the events it dropped or discarded for it, as
+	 * pubinc << 32 | index; and [from, to) pairs from a second before
+	 * each policy cut until its subscriptions were in effect again */
+	uint64_t *excused;
+	size_t n_excused, cap_excused;
+	uint64_t *cuts;
+	size_t n_cuts, cap_cuts;   /* values: 2 per cut */
 };
 
 struct sim;

@@ -687,6 +687,34 @@ static void handle_rpc(struct bus_client *c, const struct bus_delivery *d)
 	c->h.on_rpc(c, &r, c->h.arg);
 }
 
+int bus_delivery_decode(const uint8_t *p, size_t n, struct bus_delivery *d)
+{
+	if (n < BUS_SERVER_HDR_BYTES ||
+	    bus__get_u32le(p + 1) != n - BUS_SERVER_HDR_BYTES)
+		return BUS_EPROTO;
+	uint8_t kind = p[0];
+	if (kind != BUS_OP_PUBLISH && kind != BUS_OP_MESSAGE &&
+	    kind != BUS_OP_BROADCAST)
+		return BUS_EPROTO;
+	const uint8_t *b = p + BUS_SERVER_HDR_BYTES, *e = p + n;
+	*d = (struct bus_delivery){.kind = kind, .realtime = p[5] != 0};
+	const uint8_t *z = memchr(b, 0, (size_t)(e - b));
+	if (!z)
+		return BUS_EPROTO;
+	d->sender = (const char *)b;
+	b = z + 1;
+	if (kind == BUS_OP_PUBLISH) {
+		z = memchr(b, 0, (size_t)(e - b));
+		if (!z)
+			return BUS_EPROTO;
+		d->topic = (const char *)b;
+		b = z + 1;
+	}
+	d->data = b;
+	d->len = (size_t)(e - b);
+	return 0;
+}
+
 /* One broker->client frame at p (n bytes available). Returns the bytes it
  * used, 0 if the frame is not whole yet, or -1 on a protocol error. */
 static ptrdiff_t parse_frame(struct bus_client *c, const uint8_t *p, size_t n)
@@ -714,22 +742,9 @@ static ptrdiff_t parse_frame(struct bus_client *c, const uint8_t *p, size_t n)
 		c->stx.nops_in++;
 		return (ptrdiff_t)used;
 	}
-	const uint8_t *b = p + BUS_SERVER_HDR_BYTES, *e = b + len;
-	struct bus_delivery d = {.kind = kind, .realtime = p[5] != 0};
-	const uint8_t *z = memchr(b, 0, len);
-	if (!z)
+	struct bus_delivery d;
+	if (bus_delivery_decode(p, used, &d))
 		return -1;
-	d.sender = (const char *)b;
-	b = z + 1;
-	if (kind == BUS_OP_PUBLISH) {
-		z = memchr(b, 0, (size_t)(e - b));
-		if (!z)
-			return -1;
-		d.topic = (const char *)b;
-		b = z + 1;
-	}
-	d.data = b;
-	d.len = (size_t)(e - b);
 	if (kind == BUS_OP_MESSAGE && d.len > 0)
 		handle_rpc(c, &d);
 	else if (c->h.on_delivery)

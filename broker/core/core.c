@@ -365,10 +365,19 @@ static enum deliver_res deliver(struct bus_core *core, struct bus_conn *c,
 		return DLV_DROPPED;
 	case BUS_SLOW_DROP_NEWEST:
 		core->st.drops_slow++;
+		BUS_SIM_POLICY(c->ctx, m->data, m->len);
 		return DLV_DROPPED;
 	case BUS_SLOW_DISCONNECT:
 	default:
 		core->st.disconnects_slow++;
+#ifdef BUS_SIM /* what the cut discards: the queue past what is written */
+		for (uint32_t i = c->q_inflight; i < c->q_count; i++) {
+			const struct bus_msg *q = c->q[(c->q_head + i) % c->q_cap];
+			BUS_SIM_POLICY(c->ctx, q->data, q->len);
+		}
+		BUS_SIM_POLICY(c->ctx, m->data, m->len);
+		BUS_SIM_POLICY(c->ctx, NULL, 0);
+#endif
 		conn_abort(core, c);
 		return DLV_CUT;
 	}

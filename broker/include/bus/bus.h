@@ -123,9 +123,18 @@ extern uint32_t bus_sim_plant;
 /* Set by the simulator for a run: does the site fire now? (NULL: never) */
 extern bool (*bus_sim_buggify)(enum bus_site site);
 #define BUS_BUGGIFY(site) (bus_sim_buggify && bus_sim_buggify(site))
+/* Set by the simulator: the slow-consumer policy acted on the connection
+ * whose host context is ctx. frame (len bytes, as it would have been
+ * written) will never be written to it: dropped (drop_newest), or
+ * discarded from its queue when it is cut; frame NULL: it is cut
+ * (disconnect). The simulator excuses exactly these losses. */
+extern void (*bus_sim_policy)(void *ctx, const uint8_t *frame, size_t len);
+#define BUS_SIM_POLICY(ctx, f, n)                                             \
+	(bus_sim_policy ? bus_sim_policy(ctx, f, n) : (void)0)
 #else
 #define BUS_PLANTED(bit) 0
 #define BUS_BUGGIFY(site) 0
+#define BUS_SIM_POLICY(ctx, f, n) ((void)0)
 #endif
 
 /* ---- a small deterministic generator (splitmix64): one step of *state.

@@ -64,6 +64,10 @@ struct bus_delivery {
 	const uint8_t *data;
 	size_t len;
 };
+/* One whole broker->client delivery frame (publish, message, broadcast)
+ * of n bytes, header included: its parts, pointing into it. 0, or
+ * BUS_EPROTO (not such a frame, or its length is not n). */
+int bus_delivery_decode(const uint8_t *p, size_t n, struct bus_delivery *d);
 
 /* An RPC request or notification addressed to this client. Answer a
  * request (call_id != 0) with bus_client_rpc_reply or bus_client_rpc_error,
