@@ -87,12 +87,18 @@ static bool *wanted(const struct sim *s, const struct receiver *rc)
 	return w;
 }
 
-static bool in_window(const struct sim *s, uint64_t t)
+/* Is t inside one of the [from, to) pairs of v (n values)? */
+static bool in_spans(const uint64_t *v, size_t n, uint64_t t)
 {
-	for (size_t i = 0; i < s->n_windows; i++)
-		if (t >= s->windows[2 * i] && t < s->windows[2 * i + 1])
+	for (size_t i = 0; i + 1 < n; i += 2)
+		if (t >= v[i] && t < v[i + 1])
 			return true;
 	return false;
+}
+
+static bool in_window(const struct sim *s, uint64_t t)
+{
+	return in_spans(s->windows, 2 * s->n_windows, t);
 }
 
 /* What each delivery mode and slow-consumer policy allows a receiver to
@@ -134,19 +140,11 @@ static bool excused(const struct receiver *rc, uint64_t key)
 	                                sizeof(key), u64_cmp);
 }
 
-static bool in_cut(const struct receiver *rc, uint64_t t)
-{
-	for (size_t i = 0; i + 1 < rc->n_cuts; i += 2)
-		if (t >= rc->cuts[i] && t < rc->cuts[i + 1])
-			return true;
-	return false;
-}
-
 static enum loss loss_kind(const struct sim *s, const struct receiver *rc,
                            const struct pubinc *p, const struct sent *x)
 {
 	uint64_t key = (uint64_t)(p - s->pubs) << 32 | (uint64_t)(x - p->v);
-	if (excused(rc, key) || in_cut(rc, x->t))
+	if (excused(rc, key) || in_spans(rc->cuts, rc->n_cuts, x->t))
 		return LOSS_ALLOWED;
 	if (!in_window(s, x->t))
 		return LOSS_OUTSIDE;

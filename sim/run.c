@@ -1131,6 +1131,15 @@ static void sup_kill(void *host, size_t idx, uint32_t pid, bool hard)
 		col_kill(s, (int)idx, hard ? "SIGKILL" : "SIGTERM");
 }
 
+/* A collector answered the agent now: its last answer, and its first
+ * after the last fault healed (what liveness checks). */
+static void answered(struct sim *s, uint64_t *last, uint64_t *healed)
+{
+	*last = s->now;
+	if (s->now >= s->last_fault_end && !*healed)
+		*healed = s->now;
+}
+
 /* A supervision call's (collector, sequence), as its callback's arg. */
 static void *call_arg(size_t idx, uint64_t seq)
 {
@@ -1160,11 +1169,8 @@ static void hb_done(struct bus_client *c, int status,
 	}
 	if (s->finishing || s->agent_down)
 		return; /* the agent that asked is gone */
-	if (ok) {
-		s->cols[idx].last_hb_ok = s->now;
-		if (s->now >= s->last_fault_end && !s->cols[idx].healed_hb_ok)
-			s->cols[idx].healed_hb_ok = s->now;
-	}
+	if (ok)
+		answered(s, &s->cols[idx].last_hb_ok, &s->cols[idx].healed_hb_ok);
 	sim_trace(s, "heartbeat %s %llu %s", s->sup.c[idx].bus_name,
 	          (unsigned long long)seq, ok ? "ok" : bus_strerror(status));
 	if (!s->finishing)
@@ -1200,11 +1206,8 @@ static void hc_done(struct bus_client *c, int status,
 	}
 	if (s->finishing || s->agent_down)
 		return; /* the agent that asked is gone */
-	if (health >= 0) {
-		s->cols[idx].last_hc_ok = s->now;
-		if (s->now >= s->last_fault_end && !s->cols[idx].healed_hc_ok)
-			s->cols[idx].healed_hc_ok = s->now;
-	}
+	if (health >= 0)
+		answered(s, &s->cols[idx].last_hc_ok, &s->cols[idx].healed_hc_ok);
 	sim_trace(s, "health %s %llu %d", s->sup.c[idx].bus_name,
 	          (unsigned long long)seq, health);
 	de_sup_on_health_check(&s->sup, idx, seq, health, s->now);

@@ -396,6 +396,17 @@ static void put(const char *dir, const char *name, const char *text, size_t n)
 	fclose(f);
 }
 
+/* root/name as a process directory (d, its path), with this stat file
+ * unless stat is NULL. */
+static void proc_dir(char *d, size_t n, const char *root, const char *name,
+                     const char *stat)
+{
+	snprintf(d, n, "%s/%s", root, name);
+	mkdir(d, 0700);
+	if (stat)
+		put(d, "stat", stat, strlen(stat));
+}
+
 static void test_procfs_fabricated(void **state)
 {
 	(void)state;
@@ -413,37 +424,24 @@ static void test_procfs_fabricated(void **state)
 	assert_int_equal(de_procfs_init(&f, root, true, err, sizeof(err)), 0);
 	/* pid 123: a name with ") (" inside; no exe link: a kernel thread
 	 * (flags 0x200100: PF_KTHREAD) */
-	snprintf(d, sizeof(d), "%s/123", root);
-	mkdir(d, 0700);
-	static const char s123[] =
-		"123 (we ird) (x) S 7 123 123 0 -1 2097408 0 0 0 0 "
-		"30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n";
-	put(d, "stat", s123, sizeof(s123) - 1);
+	proc_dir(d, sizeof(d), root, "123",
+	         "123 (we ird) (x) S 7 123 123 0 -1 2097408 0 0 0 0 "
+	         "30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n");
 	put(d, "cmdline", "a\0b\0", 4);
 	/* pid 126: a user process without its exe link: exiting, left out */
-	snprintf(d, sizeof(d), "%s/126", root);
-	mkdir(d, 0700);
-	static const char s126[] =
-		"126 (sleep) R 7 126 126 0 -1 4194560 0 0 0 0 "
-		"30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n";
-	put(d, "stat", s126, sizeof(s126) - 1);
+	proc_dir(d, sizeof(d), root, "126",
+	         "126 (sleep) R 7 126 126 0 -1 4194560 0 0 0 0 "
+	         "30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n");
 	/* pid 127: flagged PF_EXITING (0x4): left out */
-	snprintf(d, sizeof(d), "%s/127", root);
-	mkdir(d, 0700);
-	static const char s127[] =
-		"127 (sh) S 7 127 127 0 -1 4194564 0 0 0 0 "
-		"30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n";
-	put(d, "stat", s127, sizeof(s127) - 1);
+	proc_dir(d, sizeof(d), root, "127",
+	         "127 (sh) S 7 127 127 0 -1 4194564 0 0 0 0 "
+	         "30 20 0 0 20 0 1 0 250 1000 3 18446744073709551615\n");
 	/* pid 124: its directory exists but it vanished (no stat) */
-	snprintf(d, sizeof(d), "%s/124", root);
-	mkdir(d, 0700);
+	proc_dir(d, sizeof(d), root, "124", NULL);
 	/* pid 125: a garbage stat */
-	snprintf(d, sizeof(d), "%s/125", root);
-	mkdir(d, 0700);
-	put(d, "stat", "garbage", 7);
+	proc_dir(d, sizeof(d), root, "125", "garbage");
 	/* not a pid */
-	snprintf(d, sizeof(d), "%s/self", root);
-	mkdir(d, 0700);
+	proc_dir(d, sizeof(d), root, "self", NULL);
 
 	struct de_snapshot s;
 	de_snapshot_init(&s);
