@@ -8,7 +8,14 @@
  *   raw-pingpong --rounds N            two processes bouncing one frame:
  *                                      the round-trip bound
  *   pub -s ADDR -n NAME --topic T --messages N [--size B]
- *   sub -s ADDR -n NAME --mask M --expect N
+ *                                      (the first 8 payload bytes carry
+ *                                      its sequence number from 1)
+ *   sub -s ADDR -n NAME --mask M --expect N [--slow-us U --slow-for-ms T]
+ *                                      checks every publisher's sequence
+ *                                      (lost, duplicated, reordered);
+ *                                      --slow-us: takes U us per frame
+ *                                      for its first T ms (a slow
+ *                                      consumer: the loop is busy)
  *   rpc-server -s ADDR -n NAME         echo until SIGTERM
  *   rpc-client -s ADDR --target NAME --calls N [--method M] [--size B]
  *                                      (--size 0: empty params, e.g. a
@@ -39,7 +46,7 @@
 static const char *opt_addr, *opt_name = "bench", *opt_topic = "bench/t",
                   *opt_mask = "bench/#", *opt_target = "bench.server",
                   *opt_method = "echo";
-static uint64_t opt_n = 1000000, opt_size = 100;
+static uint64_t opt_n = 1000000, opt_size = 100, opt_slow_us, opt_slow_ms;
 
 static void die(const char *what, int rc)
 {
@@ -183,6 +190,7 @@ static int cmd_raw_pingpong(void)
 }
 
 /* ---- clients over a socket --------------------------------------------------- */
+#define SENDERS_MAX 64
 struct run {
 	uv_loop_t *loop;
 	struct bus_client *c;
@@ -190,6 +198,11 @@ struct run {
 	uint64_t *lat;
 	uint8_t *payload;
 	bool done;
+	/* sub: each publisher's last sequence number */
+	char senders[SENDERS_MAX][64];
+	uint64_t last_seq[SENDERS_MAX];
+	int n_senders;
+	uint64_t lost, dups, slow_until;
 };
 
 static void close_when(struct run *r)
@@ -201,6 +214,9 @@ static void close_when(struct run *r)
 static void pump_pub(struct run *r)
 {
 	while (r->sent < opt_n) {
+		uint64_t seq = r->sent + 1;
+		if (opt_size >= 8)
+			memcpy(r->payload, &seq, 8); /* little-endian hosts */
 		int rc = bus_client_publish(r->c, opt_topic, r->payload,
 		                            opt_size, 0, NULL, NULL);
 		if (rc == BUS_EAGAIN)
@@ -285,19 +301,53 @@ static int cmd_pub(void)
 	return r.sent == opt_n ? 0 : 1;
 }
 
+/* A publisher's sequence: each frame must be its last + 1. */
+static void sub_check_seq(struct run *r, const struct bus_delivery *d)
+{
+	if (d->len < 8 || !d->topic || d->topic[0] == '.')
+		return;
+	uint64_t seq;
+	memcpy(&seq, d->data, 8);
+	int i = 0;
+	while (i < r->n_senders && strcmp(r->senders[i], d->sender))
+		i++;
+	if (i == r->n_senders) {
+		if (r->n_senders == SENDERS_MAX)
+			return;
+		snprintf(r->senders[r->n_senders++], sizeof(r->senders[0]), "%s",
+		         d->sender);
+	}
+	if (seq <= r->last_seq[i])
+		r->dups++;
+	else
+		r->lost += seq - r->last_seq[i] - 1;
+	if (seq > r->last_seq[i])
+		r->last_seq[i] = seq;
+}
+
 static void sub_delivery(struct bus_client *c, const struct bus_delivery *d,
                          void *arg)
 {
-	(void)c, (void)d;
+	(void)c;
 	struct run *r = arg;
-	if (!r->got++)
+	if (d->topic && d->topic[0] == '.')
+		return; /* the broker's announcements */
+	if (!r->got++) {
 		r->t0 = uv_hrtime();
+		r->slow_until = r->t0 + opt_slow_ms * 1000000u;
+	}
+	sub_check_seq(r, d);
+	if (opt_slow_us && uv_hrtime() < r->slow_until)
+		usleep((useconds_t)opt_slow_us); /* the loop reads nothing */
 	if (r->got == opt_n) {
 		r->t1 = uv_hrtime();
-		char extra[200];
+		char extra[300];
 		snprintf(extra, sizeof(extra),
-		         "\"messages\": %llu, \"seconds\": %.6f, ",
-		         (unsigned long long)r->got, (r->t1 - r->t0) / 1e9);
+		         "\"messages\": %llu, \"seconds\": %.6f, "
+		         "\"lost\": %llu, \"duplicated\": %llu, ",
+		         (unsigned long long)r->got, (r->t1 - r->t0) / 1e9,
+		         (unsigned long long)r->lost,
+		         (unsigned long long)r->dups);
 		print_host(r->c, extra);
 		fflush(stdout);
 		close_when(r);
@@ -746,6 +796,8 @@ int main(int argc, char **argv)
 	    {"mask", required_argument, NULL, 'k'},
 	    {"target", required_argument, NULL, 'T'},
 	    {"method", required_argument, NULL, 'M'},
+	    {"slow-us", required_argument, NULL, 'u'},
+	    {"slow-for-ms", required_argument, NULL, 'U'},
 	    {NULL, 0, NULL, 0}};
 	if (argc < 2) {
 		fprintf(stderr, "usage: busrt-bench COMMAND [options] (see the "
@@ -780,6 +832,12 @@ int main(int argc, char **argv)
 			break;
 		case 'M':
 			opt_method = optarg;
+			break;
+		case 'u':
+			opt_slow_us = strtoull(optarg, NULL, 10);
+			break;
+		case 'U':
+			opt_slow_ms = strtoull(optarg, NULL, 10);
 			break;
 		default:
 			return 2;

@@ -1,5 +1,7 @@
-"""Slow consumers over real sockets: a reader that stops, a small queue,
-exact counters per policy, and a bystander that receives 100%."""
+"""Slow consumers over real sockets under the policies that give up a
+receiver (disconnect, drop_newest): a reader that stops, a small queue,
+exact counters per policy, and a bystander that receives 100%. The
+default, block, is test_backpressure.py's."""
 import time
 
 from busclient import OK, Busrtd
@@ -20,7 +22,8 @@ def flood(b):
 
 
 def test_disconnect_policy_cuts_the_slow_reader_only():
-    with Busrtd("--queue-size", "4") as b:
+    cfg = "broker:\n  queue_policy: disconnect\n"
+    with Busrtd("--queue-size", "4", config=cfg) as b:
         pub, by, slow = flood(b)
         st = by.rpc("stats")[1]
         assert st["disconnects_slow"] == 1

@@ -311,7 +311,8 @@ static void pipe_clear(struct pipe *p)
 static void arm(struct sim *s, struct link *l, int dir)
 {
 	struct pipe *p = dir ? &l->b2c : &l->c2b;
-	if (p->pump_armed || !p->head || (dir && l->stalled))
+	if (p->pump_armed || !p->head || (dir && l->stalled) ||
+	    (!dir && l->b_paused))
 		return;
 	p->pump_armed = true;
 	uint64_t t = p->head->ready > s->now ? p->head->ready : s->now;
@@ -377,11 +378,15 @@ static void teardown(struct sim *s, struct link *l, enum end how,
 	} else if (l->counted) {
 		s->acc_lossy = true; /* its client is gone: counts unknown */
 	}
+	/* frames the broker had read but not handled (a sender waiting for
+	 * a full receiver) die with the connection */
+	if (conn && s->core && bus_conn_input_pending(conn))
+		s->acc_lossy = true;
 	l->conn = NULL;
 	l->counted = false;
 	l->b_closing = l->c_closing = false;
 	l->epoch++;
-	l->b_write_blocked = false;
+	l->b_write_blocked = l->c_write_blocked = l->b_paused = false;
 	pipe_clear(&l->c2b);
 	pipe_clear(&l->b2c);
 	if (conn && s->core)
@@ -435,6 +440,10 @@ static void deliver(struct sim *s, struct link *l, int dir, size_t max)
 		l->b_write_blocked = false;
 		push(s, s->now, EV_BDONE, l->idx, 0);
 	}
+	if (dir == 0 && l->c_write_blocked && p->bytes <= SOCKBUF) {
+		l->c_write_blocked = false;
+		push(s, s->now, EV_CDONE, l->idx, 0);
+	}
 }
 
 static void deliver_all(struct sim *s, struct link *l, int dir)
@@ -451,7 +460,7 @@ static void pump(struct sim *s, struct link *l, int dir)
 {
 	struct pipe *p = dir ? &l->b2c : &l->c2b;
 	p->pump_armed = false;
-	if (dir && l->stalled)
+	if ((dir && l->stalled) || (!dir && l->b_paused))
 		return;
 	size_t max = s->now < s->short_until
 	                     ? 1 + (size_t)sim_below(&s->rng[SIM_RNG_NET], 16)
@@ -476,9 +485,16 @@ static void b_write(void *host, void *ctx, const struct bus_iov *iov, size_t n)
 		l->b_write_blocked = true;
 }
 
+/* The broker pauses reading a sender that waits for a full receiver
+ * (backpressure): its bytes stay in the pipe, and its writes stop
+ * completing once the pipe holds a socket buffer's worth. */
 static void b_set_reading(void *host, void *ctx, bool reading)
 {
-	(void)host, (void)ctx, (void)reading; /* fairness: not simulated */
+	struct sim *s = host;
+	struct link *l = &s->links[(intptr_t)ctx];
+	l->b_paused = !reading;
+	if (reading)
+		arm(s, l, 0);
 }
 
 static void b_close(void *host, void *ctx)
@@ -547,7 +563,10 @@ static void c_write(void *host, const struct bus_iov *iov, size_t n)
 		l->c_inflight += iov[i].len;
 	l->c2b_written += l->c_inflight;
 	pipe_push(l->s, l, 0, iov, n);
-	push(l->s, l->s->now, EV_CDONE, l->idx, 0);
+	if (l->c2b.bytes <= SOCKBUF)
+		push(l->s, l->s->now, EV_CDONE, l->idx, 0);
+	else
+		l->c_write_blocked = true;
 }
 
 static void c_close(void *host)

@@ -527,13 +527,9 @@ static int parse_broker(struct ld *l, struct sim_scenario *s,
 	FOR_PAIRS(l, n, k, v) {
 		uint64_t x;
 		if (k && !strcmp(k, "queue_policy")) {
-			const char *p = scalar(v);
-			if (p && !strcmp(p, "disconnect"))
-				s->slow_policy = BUS_SLOW_DISCONNECT;
-			else if (p && !strcmp(p, "drop_newest"))
-				s->slow_policy = BUS_SLOW_DROP_NEWEST;
-			else
-				return fail(l, v, "disconnect or drop_newest", k);
+			if (bus_slow_policy_parse(scalar(v), &s->slow_policy))
+				return fail(l, v, "block, disconnect or drop_newest",
+				            k);
 		} else if (k && !strcmp(k, "queue_frames_max")) {
 			int rc = get_u64(l, v, k, 100000000, &x);
 			if (rc)
@@ -706,6 +702,7 @@ static int scenario_load(const char *path, const char *text, size_t len,
 	s->policies.health_check_interval_ns = 2 * SIM_S;
 	s->liveness_ns = 10 * SIM_S;
 	s->queue_frames_max = 10000;
+	s->slow_policy = BUS_SLOW_BLOCK; /* the broker's default */
 	struct ld l;
 	int rc = load(path, text, len, &l, err, errlen);
 	if (rc)
@@ -940,9 +937,7 @@ void sim_scenario_print(FILE *f, const struct sim_scenario *s)
 	        (unsigned long long)(s->duration_ns / SIM_MS),
 	        (unsigned long long)(s->liveness_ns / SIM_MS));
 	fprintf(f, "broker:\n  queue_policy: %s\n  queue_frames_max: %u\n",
-	        s->slow_policy == BUS_SLOW_DROP_NEWEST ? "drop_newest"
-	                                               : "disconnect",
-	        s->queue_frames_max);
+	        bus_slow_policy_name(s->slow_policy), s->queue_frames_max);
 	fprintf(f, "agent:\n  heartbeat_ms: %llu\n  heartbeat_timeout_ms: %llu\n"
 	           "  dead_after: %u\n  restart_delay_ms: %llu\n"
 	           "  health_check_ms: %llu\n",

@@ -96,7 +96,8 @@ struct link {
 	struct bus_conn *conn;
 	uint32_t epoch;            /* bumps when the connection ends */
 	struct pipe c2b, b2c;
-	bool c_write_done_due, b_write_blocked;
+	bool c_write_done_due, b_write_blocked, c_write_blocked;
+	bool b_paused;             /* the broker stopped reading it */
 	bool b_closing;            /* the broker asked to close: no more reads */
 	bool c_closing;            /* the client asked to close */
 	uint32_t raw_rx;           /* rogue: handshake bytes the broker sent */

@@ -92,6 +92,11 @@ struct bus_client {
 	uint32_t next_op_id;
 	struct pend_ack *acks;
 	uint32_t acks_cap, acks_head, acks_count;
+	/* the newest acks_unsent pending ACKs are for frames still in out,
+	 * the acks_inflight before them for frames of the write out: an
+	 * ACK's deadline runs from its frame's write completion, so frames
+	 * a paused broker has not read yet (backpressure) do not time out */
+	uint32_t acks_unsent, acks_inflight;
 	struct maskset subs, excl;
 	struct call **slots;
 	uint16_t *gens;
@@ -332,6 +337,8 @@ void bus_client_flush(struct bus_client *c)
 	c->w_frames = c->out_frames;
 	c->w_fbytes = c->out_fbytes;
 	c->out_frames = c->out_fbytes = 0;
+	c->acks_inflight = c->acks_unsent;
+	c->acks_unsent = 0;
 	c->inflight = true;
 	c->flush_now = false;
 	c->last_tx = now(c);
@@ -372,9 +379,9 @@ static int ack_push(struct bus_client *c, uint32_t op_id, bus_done_fn done,
 		c->acks_head = 0;
 	}
 	uint32_t i = (c->acks_head + c->acks_count) & (c->acks_cap - 1);
-	c->acks[i] = (struct pend_ack){op_id, done, arg,
-	                               add_sat(now(c), c->cfg.op_timeout_ns)};
+	c->acks[i] = (struct pend_ack){op_id, done, arg, UINT64_MAX};
 	c->acks_count++;
+	c->acks_unsent++;
 	return 0;
 }
 
@@ -383,6 +390,9 @@ static struct pend_ack ack_pop(struct bus_client *c)
 	struct pend_ack p = c->acks[c->acks_head];
 	c->acks_head = (c->acks_head + 1) & (c->acks_cap - 1);
 	c->acks_count--;
+	/* an answer before its write completed: no longer in flight */
+	if (c->acks_inflight + c->acks_unsent > c->acks_count)
+		c->acks_inflight = c->acks_count - c->acks_unsent;
 	return p;
 }
 
@@ -533,6 +543,7 @@ void bus_client_on_connected(struct bus_client *c)
 
 static void fail_acks(struct bus_client *c, int err)
 {
+	c->acks_unsent = c->acks_inflight = 0;
 	while (c->acks_count) {
 		struct pend_ack p = ack_pop(c);
 		if (p.done)
@@ -611,6 +622,12 @@ void bus_client_on_written(struct bus_client *c, int status)
 	c->stx.frames_out += c->w_frames;
 	c->stx.bytes_out += c->w_fbytes;
 	c->w_frames = c->w_fbytes = 0;
+	/* their frames are out: the broker's answers are due */
+	uint64_t due = add_sat(now(c), c->cfg.op_timeout_ns);
+	uint32_t first = c->acks_count - c->acks_unsent - c->acks_inflight;
+	for (uint32_t k = first; k < c->acks_count - c->acks_unsent; k++)
+		c->acks[(c->acks_head + k) & (c->acks_cap - 1)].deadline = due;
+	c->acks_inflight = 0;
 	if (c->flush_now || c->out.len >= c->cfg.flush_bytes || c->closing)
 		bus_client_flush(c);
 	if (c->eagain && bus_client_out_pending(c) <= c->cfg.out_bytes_max / 2) {

@@ -88,43 +88,25 @@ static void rpc_error(struct bus_core *core, struct bus_conn *c,
 	msgpack_sbuffer_destroy(&sb);
 }
 
+#define COUNT_ONE(...) +1
 static void pack_stats(struct bus_core *core, msgpack_packer *pk)
 {
 	struct bus_stats st;
 	bus_core_stats(core, &st);
 	const struct bus_limits *l = &core->cfg.limits;
-	msgpack_pack_map(pk, 17);
+	/* uptime, every counter, the limits */
+	msgpack_pack_map(pk, 2 BUS_STATS_MAP(COUNT_ONE));
 	pack_kv_u64(pk, "uptime", (core->now_ns - core->start_ns) / 1000000000u);
-	pack_kv_u64(pk, "r_frames", st.r_frames);
-	pack_kv_u64(pk, "r_bytes", st.r_bytes);
-	pack_kv_u64(pk, "w_frames", st.w_frames);
-	pack_kv_u64(pk, "w_bytes", st.w_bytes);
-	/* our additions */
-	pack_kv_u64(pk, "connections", st.connections);
-	pack_kv_u64(pk, "clients", st.clients);
-	pack_kv_u64(pk, "queued_frames", st.queued_frames);
-	pack_kv_u64(pk, "queued_bytes", st.queued_bytes);
-	pack_kv_u64(pk, "drops_slow", st.drops_slow);
-	pack_kv_u64(pk, "drops_block_timeout", st.drops_block_timeout);
-	pack_kv_u64(pk, "disconnects_slow", st.disconnects_slow);
-	pack_kv_u64(pk, "disconnects_idle", st.disconnects_idle);
-	pack_kv_u64(pk, "disconnects_proto", st.disconnects_proto);
-	pack_kv_u64(pk, "rejects_limit", st.rejects_limit);
-	pack_kv_u64(pk, "rejects_connections", st.rejects_connections);
+#define PACK_STAT(name, what) pack_kv_u64(pk, #name, st.name);
+	BUS_STATS_MAP(PACK_STAT)
+#undef PACK_STAT
 	pack_str(pk, "limits");
-	msgpack_pack_map(pk, 11);
-	pack_kv_u64(pk, "payload_bytes_max", l->payload_bytes_max);
-	pack_kv_u64(pk, "name_bytes_max", l->name_bytes_max);
-	pack_kv_u64(pk, "topic_bytes_max", l->topic_bytes_max);
-	pack_kv_u64(pk, "topic_levels_max", l->topic_levels_max);
-	pack_kv_u64(pk, "subscriptions_max", l->subscriptions_max);
-	pack_kv_u64(pk, "exclusions_max", l->exclusions_max);
-	pack_kv_u64(pk, "connections_max", l->connections_max);
-	pack_kv_u64(pk, "queue_frames_max", l->queue_frames_max);
-	pack_kv_u64(pk, "queue_bytes_max", l->queue_bytes_max);
-	pack_kv_u64(pk, "queued_bytes_total_max", l->queued_bytes_total_max);
-	pack_kv_u64(pk, "read_bytes_per_turn_max", l->read_bytes_per_turn_max);
+	msgpack_pack_map(pk, 0 BUS_LIMITS_MAP(COUNT_ONE));
+#define PACK_LIMIT(type, name, what) pack_kv_u64(pk, #name, l->name);
+	BUS_LIMITS_MAP(PACK_LIMIT)
+#undef PACK_LIMIT
 }
+#undef COUNT_ONE
 
 static const char *kind_name(enum bus_conn_kind k)
 {

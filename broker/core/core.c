@@ -16,8 +16,6 @@
 
 #include <string.h>
 
-#define IOV_BATCH 1024u
-#define WRITE_BATCH_BYTES (4u << 20)
 #define BROKER_WARN_TOPIC ".broker/warn"
 #define BROKER_INFO_TOPIC ".broker/info"
 
@@ -39,9 +37,10 @@ void bus_core_config_defaults(struct bus_core_config *cfg, bool embedded)
 	    .read_bytes_per_turn_max = 256u << 10,
 	};
 	cfg->timeout_ns = 5000000000ull;
-	cfg->slow_policy = BUS_SLOW_DISCONNECT;
-	cfg->internal_slow_policy = BUS_SLOW_DISCONNECT;
-	cfg->block_deadline_ns = 1000000000ull;
+	cfg->slow_policy = BUS_SLOW_BLOCK;
+	cfg->internal_slow_policy = BUS_SLOW_BLOCK;
+	cfg->block_deadline_ns = 0; /* the timeout */
+	cfg->low_water_percent = 50;
 	cfg->star_is_plus = true;
 	cfg->force_register = false;
 }
@@ -69,10 +68,10 @@ int bus_core_config_check(const struct bus_core_config *cfg, const char **what)
 	      "queued_bytes_total_max");
 	CHECK(l->read_bytes_per_turn_max >= 1, "read_bytes_per_turn_max");
 	CHECK(cfg->timeout_ns >= 1000000ull, "timeout");
-	CHECK(cfg->slow_policy != BUS_SLOW_BLOCK, "queue_policy");
+	CHECK(cfg->slow_policy <= BUS_SLOW_BLOCK, "queue_policy");
 	CHECK(cfg->internal_slow_policy <= BUS_SLOW_BLOCK,
 	      "internal_queue_policy");
-	CHECK(cfg->block_deadline_ns > 0, "block_deadline");
+	CHECK(cfg->low_water_percent < 100, "low_water_percent");
 #undef CHECK
 	return 0;
 }
@@ -169,114 +168,21 @@ static void announce_later(struct bus_core *core, const char *topic,
 	core->ann_last = p;
 }
 
-/* ---- outgoing queues --------------------------------------------------- */
-static void mark_dirty(struct bus_core *core, struct bus_conn *c)
-{
-	if (c->dirty)
-		return;
-	c->dirty = true;
-	c->dirty_next = NULL;
-	if (core->dirty_last)
-		core->dirty_last->dirty_next = c;
-	else
-		core->dirty_first = c;
-	core->dirty_last = c;
-}
-
-static void unmark_dirty(struct bus_core *core, struct bus_conn *c)
-{
-	if (!c->dirty)
-		return;
-	struct bus_conn **pp = &core->dirty_first, *prev = NULL;
-	while (*pp != c) {
-		prev = *pp;
-		pp = &(*pp)->dirty_next;
-	}
-	*pp = c->dirty_next;
-	if (core->dirty_last == c)
-		core->dirty_last = prev;
-	c->dirty = false;
-}
-
-static bool q_full(const struct bus_core *core, const struct bus_conn *c,
-                   const struct bus_msg *m)
-{
-	const struct bus_limits *l = &core->cfg.limits;
-	return BUS_BUGGIFY(BUS_SITE_CORE_QUEUE_FULL) ||
-	       c->q_count >= l->queue_frames_max ||
-	       c->q_bytes + m->len > l->queue_bytes_max ||
-	       core->queued_bytes + m->len > l->queued_bytes_total_max;
-}
-
-static int q_push(struct bus_core *core, struct bus_conn *c, struct bus_msg *m)
-{
-	if (c->q_count == c->q_cap) {
-		uint32_t ncap = c->q_cap ? c->q_cap * 2 : 16;
-		struct bus_msg **n = bus__alloc(&core->a, sizeof(*n) * ncap);
-		if (!n)
-			return BUS_ENOMEM;
-		for (uint32_t i = 0; i < c->q_count; i++)
-			n[i] = c->q[(c->q_head + i) % c->q_cap];
-		bus__free(&core->a, c->q);
-		c->q = n;
-		c->q_cap = ncap;
-		c->q_head = 0;
-	}
-	bus__msg_ref(m);
-	c->q[(c->q_head + c->q_count) % c->q_cap] = m;
-	c->q_count++;
-	c->q_bytes += m->len;
-	core->queued_bytes += m->len;
-	return 0;
-}
-
-/* Drops queued frames from index 'from' (relative to head) to the end. */
-static void q_truncate(struct bus_core *core, struct bus_conn *c,
-                       uint32_t from)
-{
-	while (c->q_count > from) {
-		uint32_t i = (c->q_head + c->q_count - 1) % c->q_cap;
-		struct bus_msg *m = c->q[i];
-		c->q_bytes -= m->len;
-		core->queued_bytes -= m->len;
-		c->q_count--;
-		bus__msg_unref(&core->a, m);
-	}
-}
-
-static void conn_write(struct bus_core *core, struct bus_conn *c)
-{
-	if (c->q_inflight || c->q_count == 0 || c->close == BUS_CLOSE_REQUESTED)
-		return;
-	uint32_t n = 0;
-	uint64_t bytes = 0;
-	uint32_t max = BUS_BUGGIFY(BUS_SITE_CORE_WRITE_ONE) ? 1 : core->iov_cap;
-	while (n < c->q_count && n < max &&
-	       (n == 0 || bytes < WRITE_BATCH_BYTES)) {
-		struct bus_msg *m = c->q[(c->q_head + n) % c->q_cap];
-		core->iov[n] = (struct bus_iov){m->data, m->len};
-		bytes += m->len;
-		n++;
-	}
-	c->q_inflight = n;
-	c->q_inflight_bytes = bytes;
-	core->ops.write(core->host, c->ctx, core->iov, n);
-}
-
+/* ---- connections ending ------------------------------------------------ */
 static void conn_request_close(struct bus_core *core, struct bus_conn *c)
 {
 	if (c->close == BUS_CLOSE_REQUESTED)
 		return;
 	c->close = BUS_CLOSE_REQUESTED;
-	q_truncate(core, c, c->q_inflight);
-	unmark_dirty(core, c);
+	queue__truncate(core, c, c->q_inflight);
+	queue__unmark_dirty(core, c);
 	core->ops.close(core->host, c->ctx);
+	queue__wait_end(core, c); /* its waiters go on without it */
 }
 
 static void conn_unregister(struct bus_core *core, struct bus_conn *c);
 
-/* Cuts a connection now: unregister, drop its queue, ask the host to close. */
-static void conn_abort(struct bus_core *core, struct bus_conn *c)
+void bus__conn_abort(struct bus_core *core, struct bus_conn *c)
 {
 	if (c->close == BUS_CLOSE_REQUESTED)
 		return;
@@ -295,98 +201,17 @@ static void conn_close_after_flush(struct bus_core *core, struct bus_conn *c)
 		c->reading_paused = true;
 		core->ops.set_reading(core->host, c->ctx, false);
 	}
+	queue__wait_end(core, c); /* it takes no more frames */
 	if (c->q_count == 0)
 		conn_request_close(core, c);
 	else
-		conn_write(core, c);
-}
-
-enum deliver_res { DLV_OK, DLV_DROPPED, DLV_CUT, DLV_PARK };
-
-static enum bus_slow_policy policy_of(const struct bus_core *core,
-                                      const struct bus_conn *c)
-{
-	return c->kind == BUS_KIND_INTERNAL ? core->cfg.internal_slow_policy
-	                                    : core->cfg.slow_policy;
-}
-
-/* Queues m for c; may_park: the caller can park the frame (block policy). */
-/* The simulator build's planted queue bugs (bus.h): m was just queued. */
-static void plant_queue(struct bus_core *core, struct bus_conn *c,
-                        struct bus_msg *m)
-{
-	if (BUS_PLANTED(BUS_PLANT_DUP) && ++core->plant_n % 29 == 0)
-		q_push(core, c, m); /* written and counted twice */
-	uint32_t last = c->q_count - 1;
-	if (BUS_PLANTED(BUS_PLANT_SWAP) && ++core->plant_n % 17 == 0 &&
-	    c->q_count >= c->q_inflight + 2) {
-		struct bus_msg **a = &c->q[(c->q_head + last) % c->q_cap];
-		struct bus_msg **b = &c->q[(c->q_head + last - 1) % c->q_cap];
-		if ((*b)->len > 6 && (*b)->data[0] == BUS_OP_PUBLISH) {
-			struct bus_msg *t = *a;
-			*a = *b;
-			*b = t;
-		}
-	}
-}
-
-static enum deliver_res deliver(struct bus_core *core, struct bus_conn *c,
-                                struct bus_msg *m, bool realtime,
-                                bool may_park)
-{
-	if (c->close != BUS_CLOSE_NONE)
-		return DLV_DROPPED;
-	bool planted_pub = BUS_PLANTED(~0u) && m->len > 6 &&
-	                   m->data[0] == BUS_OP_PUBLISH;
-	if (planted_pub && BUS_PLANTED(BUS_PLANT_DROP_ACKED) &&
-	    ++core->plant_n % 23 == 0)
-		return DLV_OK; /* planted: lost without a trace */
-	if (planted_pub && BUS_PLANTED(BUS_PLANT_CORRUPT) &&
-	    ++core->plant_n % 19 == 0)
-		m->data[m->len - 1] ^= 0x20; /* planted: the last byte changed */
-	/* a full queue, or no memory to grow it: the policy decides (a frame
-	 * silently dropped under disconnect would be lost to a receiver that
-	 * believes it got everything) */
-	if (!q_full(core, c, m) && q_push(core, c, m) == 0) {
-		if (planted_pub)
-			plant_queue(core, c, m);
-		if (realtime)
-			conn_write(core, c);
-		else
-			mark_dirty(core, c);
-		return DLV_OK;
-	}
-	switch (policy_of(core, c)) {
-	case BUS_SLOW_BLOCK:
-		if (may_park)
-			return DLV_PARK;
-		/* broker-originated frames are never parked: dropped */
-		core->st.drops_slow++;
-		return DLV_DROPPED;
-	case BUS_SLOW_DROP_NEWEST:
-		core->st.drops_slow++;
-		BUS_SIM_POLICY(c->ctx, m->data, m->len);
-		return DLV_DROPPED;
-	case BUS_SLOW_DISCONNECT:
-	default:
-		core->st.disconnects_slow++;
-#ifdef BUS_SIM /* what the cut discards: the queue past what is written */
-		for (uint32_t i = c->q_inflight; i < c->q_count; i++) {
-			const struct bus_msg *q = c->q[(c->q_head + i) % c->q_cap];
-			BUS_SIM_POLICY(c->ctx, q->data, q->len);
-		}
-		BUS_SIM_POLICY(c->ctx, m->data, m->len);
-		BUS_SIM_POLICY(c->ctx, NULL, 0);
-#endif
-		conn_abort(core, c);
-		return DLV_CUT;
-	}
+		queue__write(core, c);
 }
 
 void bus__deliver_broker(struct bus_core *core, struct bus_conn *c,
                          struct bus_msg *m)
 {
-	deliver(core, c, m, false, false);
+	queue__deliver(core, c, m, false);
 }
 
 static void send_byte(struct bus_core *core, struct bus_conn *c, uint8_t b)
@@ -395,13 +220,13 @@ static void send_byte(struct bus_core *core, struct bus_conn *c, uint8_t b)
 	if (!m) {
 		m = bus__msg_new(&core->a, 1);
 		if (!m) {
-			conn_abort(core, c);
+			bus__conn_abort(core, c);
 			return;
 		}
 		m->data[0] = b;
 		core->m_byte[b] = m;
 	}
-	deliver(core, c, m, true, false);
+	queue__deliver(core, c, m, true);
 }
 
 static void send_ack(struct bus_core *core, struct bus_conn *c,
@@ -411,110 +236,17 @@ static void send_ack(struct bus_core *core, struct bus_conn *c,
 		return;
 	struct bus_msg *m = bus__msg_ack(&core->a, op_id, result);
 	if (!m) {
-		conn_abort(core, c);
+		bus__conn_abort(core, c);
 		return;
 	}
-	deliver(core, c, m, (qos & BUS_QOS_REALTIME) != 0, false);
+	queue__deliver(core, c, m, (qos & BUS_QOS_REALTIME) != 0);
 	bus__msg_unref(&core->a, m);
-}
-
-/* ---- block policy: parked frames --------------------------------------- */
-static void park(struct bus_core *core, struct bus_conn *sender,
-                 struct bus_conn *target, struct bus_msg *m, uint32_t op_id,
-                 bool ack, bool realtime)
-{
-	struct bus_parked *p = bus__calloc(&core->a, sizeof(*p));
-	if (!p) {
-		core->st.drops_slow++;
-		if (ack)
-			send_ack(core, sender, op_id, BUS_QOS_PROCESSED,
-			         BUS_RES_NOT_DELIVERED);
-		return;
-	}
-	bus__msg_ref(m);
-	*p = (struct bus_parked){NULL, m, sender, target, op_id, ack, realtime,
-	                         core->now_ns + core->cfg.block_deadline_ns};
-	if (core->parked_last)
-		core->parked_last->next = p;
-	else
-		core->parked_first = p;
-	core->parked_last = p;
-	sender->parked++;
-	if (!sender->reading_paused) {
-		sender->reading_paused = true;
-		core->ops.set_reading(core->host, sender->ctx, false);
-	}
-}
-
-static void parked_forget_conn(struct bus_core *core, struct bus_conn *c)
-{
-	for (struct bus_parked *p = core->parked_first; p; p = p->next) {
-		if (p->target == c)
-			p->target = NULL;
-		if (p->sender == c)
-			p->sender = NULL;
-	}
-}
-
-static void rx_drain(struct bus_core *core, struct bus_conn *c);
-
-/* Resolves parked frames whose target has room, is gone, or whose deadline
- * passed; then resumes senders with nothing parked any more. */
-static void parked_pump(struct bus_core *core)
-{
-	struct bus_parked **pp = &core->parked_first, *prev = NULL;
-	while (*pp) {
-		struct bus_parked *p = *pp;
-		int res = -1;
-		if (!p->sender) {
-			res = 0; /* sender gone: drop silently */
-		} else if (!p->target || p->target->close != BUS_CLOSE_NONE) {
-			res = BUS_RES_NOT_DELIVERED;
-		} else if (!q_full(core, p->target, p->msg)) {
-			enum deliver_res d =
-			    deliver(core, p->target, p->msg, p->realtime, false);
-			res = d == DLV_OK ? BUS_RES_OK : BUS_RES_NOT_DELIVERED;
-		} else if (core->now_ns >= p->deadline_ns) {
-			core->st.drops_block_timeout++;
-			res = BUS_RES_TIMEOUT;
-		}
-		if (res < 0) {
-			prev = p;
-			pp = &p->next;
-			continue;
-		}
-		*pp = p->next;
-		if (core->parked_last == p)
-			core->parked_last = prev;
-		if (p->sender) {
-			if (p->ack && res)
-				send_ack(core, p->sender, p->op_id,
-				         BUS_QOS_PROCESSED, (uint8_t)res);
-			if (--p->sender->parked == 0)
-				core->resume_pending = true;
-		}
-		bus__msg_unref(&core->a, p->msg);
-		bus__free(&core->a, p);
-	}
-	if (!core->resume_pending)
-		return;
-	core->resume_pending = false;
-	for (struct bus_conn *c = core->first; c; c = c->next) {
-		if (!c->reading_paused || c->parked || c->close != BUS_CLOSE_NONE)
-			continue;
-		c->last_rx_ns = core->now_ns;
-		rx_drain(core, c);
-		if (c->close == BUS_CLOSE_NONE && c->parked == 0) {
-			c->reading_paused = false;
-			core->ops.set_reading(core->host, c->ctx, true);
-		}
-	}
 }
 
 /* ---- registration ------------------------------------------------------ */
 static void conn_unregister(struct bus_core *core, struct bus_conn *c)
 {
-	parked_forget_conn(core, c);
+	queue__wait_end(core, c);
 	if (!c->registered)
 		return;
 	c->registered = false;
@@ -540,7 +272,7 @@ static void conn_unregister(struct bus_core *core, struct bus_conn *c)
 		    memcmp(s->name, c->name, c->name_len) != 0)
 			break;
 		if (s->primary == c)
-			conn_abort(core, s); /* removes names[i] */
+			bus__conn_abort(core, s); /* removes names[i] */
 		else
 			i++;
 	}
@@ -600,12 +332,12 @@ static void conn_register(struct bus_core *core, struct bus_conn *c,
 			handshake_refuse(core, c, BUS_RES_BUSY, false);
 			return;
 		}
-		conn_abort(core, old);
+		bus__conn_abort(core, old);
 	}
 	c->name = bus__strndup(&core->a, (const char *)name, len);
 	c->name_len = len;
 	if (!c->name || names_insert(core, c) != 0) {
-		conn_abort(core, c);
+		bus__conn_abort(core, c);
 		return;
 	}
 	c->primary_len = sep ? (size_t)(sep - (const char *)name) : len;
@@ -691,23 +423,36 @@ static void route_collect(struct bus_core *core, struct route_ctx *r)
 }
 
 /* Delivers one encoded frame to every collected receiver. */
-static void fan_out(struct bus_core *core, struct bus_conn *sender,
-                    struct bus_msg *m, uint32_t op_id, bool realtime)
+static void fan_out(struct bus_core *core, struct bus_msg *m, bool realtime)
 {
-	for (uint32_t i = 0; i < core->rcv_count; i++) {
-		struct bus_conn *t = core->rcv[i];
-		if (deliver(core, t, m, realtime, sender != NULL) == DLV_PARK)
-			park(core, sender, t, m, op_id, false, realtime);
-	}
+	for (uint32_t i = 0; i < core->rcv_count; i++)
+		queue__deliver(core, core->rcv[i], m, realtime);
 }
 
-/* 0, or BUS_ENOMEM: no receiver got it (the frame could not be built). */
-static int publish(struct bus_core *core, struct bus_conn *sender,
-                   const char *sname, size_t slen, struct route_ctx *r,
-                   const uint8_t *data, size_t dlen, uint32_t op_id,
-                   bool realtime)
+/* The bytes of a delivered frame: header, sender \0, [topic \0], data. */
+static size_t delivered_len(size_t slen, size_t tlen, bool topic, size_t dlen)
 {
-	route_collect(core, r);
+	return BUS_SERVER_HDR_BYTES + slen + 1 + (topic ? tlen + 1 : 0) + dlen;
+}
+
+/* Under block: must sender wait before this frame (the receivers are in
+ * core->rcv)? Then it waits, and the frame stays unread in its input. */
+static bool must_wait(struct bus_core *core, struct bus_conn *sender,
+                      size_t len, bool answer)
+{
+	struct bus_conn *b = queue__blocker(core, sender, len, answer);
+	if (!b)
+		return false;
+	queue__wait(core, sender, b);
+	return true;
+}
+
+/* Publishes to the receivers collected in core->rcv. 0, or BUS_ENOMEM:
+ * no receiver got it (the frame could not be built). */
+static int publish(struct bus_core *core, const char *sname, size_t slen,
+                   const struct route_ctx *r, const uint8_t *data,
+                   size_t dlen, bool realtime)
+{
 	if (core->rcv_count == 0)
 		return 0;
 	struct bus_msg *m =
@@ -717,7 +462,7 @@ static int publish(struct bus_core *core, struct bus_conn *sender,
 		core->st.drops_slow += core->rcv_count;
 		return BUS_ENOMEM;
 	}
-	fan_out(core, sender, m, op_id, realtime);
+	fan_out(core, m, realtime);
 	bus__msg_unref(&core->a, m);
 	return 0;
 }
@@ -726,8 +471,9 @@ void bus__route_publish_from_broker(struct bus_core *core, const char *topic,
                                     const void *data, size_t len)
 {
 	struct route_ctx r = {core, topic, strlen(topic), NULL, 0};
-	publish(core, NULL, BUS_BROKER_NAME, sizeof(BUS_BROKER_NAME) - 1, &r,
-	        data, len, 0, false);
+	route_collect(core, &r);
+	publish(core, BUS_BROKER_NAME, sizeof(BUS_BROKER_NAME) - 1, &r, data,
+	        len, false);
 }
 
 static bool topic_within_limits(const struct bus_core *core, const char *t,
@@ -763,7 +509,9 @@ static bool take_field(const uint8_t **p, size_t *len, const char **field,
 	return true;
 }
 
-static void on_publish(struct bus_core *core, struct bus_conn *c,
+/* The frame handlers: true when the frame was handled, false when its
+ * sender waits for a receiver (block) and it stays unread. */
+static bool on_publish(struct bus_core *core, struct bus_conn *c,
                        const struct bus_frame *f, bool for_op)
 {
 	const uint8_t *p = f->payload;
@@ -774,22 +522,27 @@ static void on_publish(struct bus_core *core, struct bus_conn *c,
 	    !bus__utf8_valid((const uint8_t *)topic, tlen) ||
 	    (for_op && !bus__utf8_valid((const uint8_t *)forname, flen))) {
 		proto_error(core, c);
-		return;
+		return true;
 	}
 	if (!topic_within_limits(core, topic, tlen)) {
 		core->st.rejects_limit++;
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_DATA);
-		return;
+		return true;
 	}
 	struct route_ctx r = {core, topic, tlen, forname, flen};
+	route_collect(core, &r);
+	if (must_wait(core, c, delivered_len(c->name_len, tlen, true, len),
+	              false))
+		return false;
 	/* not built, delivered to nobody: the publisher hears so, never OK */
-	int rc = publish(core, c, c->name, c->name_len, &r, p, len, f->op_id,
+	int rc = publish(core, c->name, c->name_len, &r, p, len,
 	                 f->qos & BUS_QOS_REALTIME);
 	send_ack(core, c, f->op_id, f->qos,
 	         rc ? BUS_RES_NOT_DELIVERED : BUS_RES_OK);
+	return true;
 }
 
-static void on_message(struct bus_core *core, struct bus_conn *c,
+static bool on_message(struct bus_core *core, struct bus_conn *c,
                        const struct bus_frame *f)
 {
 	const uint8_t *p = f->payload;
@@ -798,42 +551,42 @@ static void on_message(struct bus_core *core, struct bus_conn *c,
 	if (!take_field(&p, &len, &target, &tlen) ||
 	    !bus__utf8_valid((const uint8_t *)target, tlen)) {
 		proto_error(core, c);
-		return;
+		return true;
 	}
+	core->rcv_count = 0;
 	if (tlen == sizeof(BUS_BROKER_NAME) - 1 &&
 	    memcmp(target, BUS_BROKER_NAME, tlen) == 0) {
+		if (must_wait(core, c, 0, true)) /* the reply comes to c */
+			return false;
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_OK);
 		bus__brpc_handle(core, c, p, len);
-		return;
+		return true;
 	}
 	struct bus_conn *t = bus__find_name(core, target, tlen);
 	if (!t) {
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_NOT_REGISTERED);
-		return;
+		return true;
 	}
+	rcv_add(core, t);
+	if (must_wait(core, c, delivered_len(c->name_len, 0, false, len),
+	              false))
+		return false;
 	bool rt = f->qos & BUS_QOS_REALTIME;
 	struct bus_msg *m = bus__msg_delivery(&core->a, BUS_OP_MESSAGE, rt,
 	                                      c->name, c->name_len, NULL, 0, p,
 	                                      len);
 	if (!m) {
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_NOT_DELIVERED);
-		return;
+		return true;
 	}
-	switch (deliver(core, t, m, rt, true)) {
-	case DLV_OK:
-		send_ack(core, c, f->op_id, f->qos, BUS_RES_OK);
-		break;
-	case DLV_PARK:
-		park(core, c, t, m, f->op_id, f->qos & BUS_QOS_PROCESSED, rt);
-		break;
-	default:
-		send_ack(core, c, f->op_id, f->qos, BUS_RES_NOT_DELIVERED);
-		break;
-	}
+	bool ok = queue__deliver(core, t, m, rt) == QUEUE_OK;
+	send_ack(core, c, f->op_id, f->qos,
+	         ok ? BUS_RES_OK : BUS_RES_NOT_DELIVERED);
 	bus__msg_unref(&core->a, m);
+	return true;
 }
 
-static void on_broadcast(struct bus_core *core, struct bus_conn *c,
+static bool on_broadcast(struct bus_core *core, struct bus_conn *c,
                          const struct bus_frame *f)
 {
 	const uint8_t *p = f->payload;
@@ -842,7 +595,7 @@ static void on_broadcast(struct bus_core *core, struct bus_conn *c,
 	if (!take_field(&p, &len, &mask, &mlen) ||
 	    !bus__utf8_valid((const uint8_t *)mask, mlen)) {
 		proto_error(core, c);
-		return;
+		return true;
 	}
 	core->rcv_count = 0;
 	for (uint32_t i = 0; i < core->names_count; i++) {
@@ -850,6 +603,9 @@ static void on_broadcast(struct bus_core *core, struct bus_conn *c,
 		if (bus__bcast_match(mask, mlen, t->name, t->name_len))
 			rcv_add(core, t);
 	}
+	if (must_wait(core, c, delivered_len(c->name_len, 0, false, len),
+	              false))
+		return false;
 	bool rt = f->qos & BUS_QOS_REALTIME;
 	uint8_t res = BUS_RES_OK;
 	if (core->rcv_count) {
@@ -857,7 +613,7 @@ static void on_broadcast(struct bus_core *core, struct bus_conn *c,
 		    bus__msg_delivery(&core->a, BUS_OP_BROADCAST, rt, c->name,
 		                      c->name_len, NULL, 0, p, len);
 		if (m) {
-			fan_out(core, c, m, f->op_id, rt);
+			fan_out(core, m, rt);
 			bus__msg_unref(&core->a, m);
 		} else { /* delivered to nobody: never ACKed OK */
 			core->st.drops_slow += core->rcv_count;
@@ -865,12 +621,13 @@ static void on_broadcast(struct bus_core *core, struct bus_conn *c,
 		}
 	}
 	send_ack(core, c, f->op_id, f->qos, res);
+	return true;
 }
 
 /* SUBSCRIBE / UNSUBSCRIBE / EXCLUDE / UNEXCLUDE: masks separated by \0.
  * Every mask is validated before any is applied, so a rejected frame
  * changes nothing. */
-static void on_masks(struct bus_core *core, struct bus_conn *c,
+static bool on_masks(struct bus_core *core, struct bus_conn *c,
                      const struct bus_frame *f)
 {
 	const struct bus_limits *l = &core->cfg.limits;
@@ -882,12 +639,12 @@ static void on_masks(struct bus_core *core, struct bus_conn *c,
 	size_t len = f->len;
 	if (!bus__utf8_valid(f->payload, len)) {
 		proto_error(core, c);
-		return;
+		return true;
 	}
 	char *norm = bus__alloc(&core->a, len + 1);
 	if (!norm) {
-		conn_abort(core, c);
-		return;
+		bus__conn_abort(core, c);
+		return true;
 	}
 	uint32_t fresh = 0;
 	bool ok = true, nomem = false;
@@ -935,51 +692,67 @@ static void on_masks(struct bus_core *core, struct bus_conn *c,
 	if (nomem) {
 		/* some masks may be applied, the client cannot know which: cut
 		 * it, and its resubscribe on reconnect restores the whole set */
-		conn_abort(core, c);
-		return;
+		bus__conn_abort(core, c);
+		return true;
 	}
 	if (!ok)
 		core->st.rejects_limit++;
 	send_ack(core, c, f->op_id, f->qos, ok ? BUS_RES_OK : BUS_RES_DATA);
+	return true;
 }
 
-static void on_frame(struct bus_core *core, struct bus_conn *c,
+/* Handles one frame; false: c waits for a receiver (block), and the
+ * frame stays unread, to be handled again when c goes on. */
+static bool on_frame(struct bus_core *core, struct bus_conn *c,
                      const struct bus_frame *f)
 {
 	if (f->op == BUS_OP_NOP)
-		return;
+		return true;
+	core->rcv_count = 0; /* an ACK to come needs room in c's own queue */
+	if ((f->qos & BUS_QOS_PROCESSED) && must_wait(core, c, 0, true))
+		return false;
+	bool counted = !(BUS_PLANTED(BUS_PLANT_MISCOUNT) &&
+	                 ++core->plant_n % 31 == 0);
+	/* counted before it is handled (a stats reply includes it) */
 	c->r_frames++;
 	c->r_bytes += f->len;
-	if (!(BUS_PLANTED(BUS_PLANT_MISCOUNT) && ++core->plant_n % 31 == 0))
-		core->st.r_frames++;
+	core->st.r_frames += counted;
 	core->st.r_bytes += f->len;
+	bool done;
 	switch (f->op) {
 	case BUS_OP_PUBLISH:
-		on_publish(core, c, f, false);
+		done = on_publish(core, c, f, false);
 		break;
 	case BUS_OP_PUBLISH_FOR:
-		on_publish(core, c, f, true);
+		done = on_publish(core, c, f, true);
 		break;
 	case BUS_OP_MESSAGE:
-		on_message(core, c, f);
+		done = on_message(core, c, f);
 		break;
 	case BUS_OP_BROADCAST:
-		on_broadcast(core, c, f);
+		done = on_broadcast(core, c, f);
 		break;
 	default:
-		on_masks(core, c, f);
+		done = on_masks(core, c, f);
 		break;
 	}
+	if (!done) { /* not read after all: it is counted when handled */
+		c->r_frames--;
+		c->r_bytes -= f->len;
+		core->st.r_frames -= counted;
+		core->st.r_bytes -= f->len;
+	}
+	return done;
 }
 
 /* ---- input ------------------------------------------------------------- */
 /* Consumes what it can of buf; stops at a partial frame, a close, or when
- * the connection has frames parked (block policy). */
+ * the connection waits for a receiver (block policy). */
 static size_t conn_process(struct bus_core *core, struct bus_conn *c,
                            const uint8_t *buf, size_t len)
 {
 	size_t pos = 0;
-	while (c->close == BUS_CLOSE_NONE && c->parked == 0 && pos < len) {
+	while (c->close == BUS_CLOSE_NONE && !c->wait_on && pos < len) {
 		const uint8_t *p = buf + pos;
 		size_t avail = len - pos;
 		if (c->state == BUS_CS_GREETING) {
@@ -1023,8 +796,8 @@ static size_t conn_process(struct bus_core *core, struct bus_conn *c,
 				proto_error(core, c);
 				break;
 			}
-			pos += f.consumed;
-			on_frame(core, c, &f);
+			if (on_frame(core, c, &f))
+				pos += f.consumed;
 		}
 	}
 	return pos;
@@ -1039,7 +812,7 @@ static void rx_keep(struct bus_core *core, struct bus_conn *c,
 			ncap *= 2;
 		uint8_t *n = bus__realloc(&core->a, c->rx, ncap);
 		if (!n) {
-			conn_abort(core, c);
+			bus__conn_abort(core, c);
 			return;
 		}
 		c->rx = n;
@@ -1050,7 +823,7 @@ static void rx_keep(struct bus_core *core, struct bus_conn *c,
 }
 
 /* Processes the buffered input of c and keeps only what is left. */
-static void rx_drain(struct bus_core *core, struct bus_conn *c)
+void bus__rx_drain(struct bus_core *core, struct bus_conn *c)
 {
 	if (c->rx_len == 0)
 		return; /* nothing buffered (rx may not even exist) */
@@ -1092,8 +865,8 @@ struct bus_core *bus_core_new(const struct bus_core_config *cfg,
 	core->host = host;
 	core->start_ns = core->mono_base_ns = core->now_ns = now_ns;
 	core->realtime_base_ns = realtime_ns;
-	core->iov_cap = IOV_BATCH;
-	core->iov = bus__alloc(&core->a, sizeof(*core->iov) * IOV_BATCH);
+	core->iov_cap = BUS_IOV_BATCH;
+	core->iov = bus__alloc(&core->a, sizeof(*core->iov) * BUS_IOV_BATCH);
 	core->m_nop = bus__msg_new(&core->a, BUS_SERVER_HDR_BYTES);
 	core->m_greeting = bus__msg_new(&core->a, 3);
 	if (!core->iov || !core->m_nop || !core->m_greeting) {
@@ -1110,7 +883,7 @@ struct bus_core *bus_core_new(const struct bus_core_config *cfg,
 static void conn_free(struct bus_core *core, struct bus_conn *c)
 {
 	c->q_inflight = 0;
-	q_truncate(core, c, 0);
+	queue__truncate(core, c, 0);
 	bus__free(&core->a, c->q);
 	bus__free(&core->a, c->rx);
 	bus__free(&core->a, c->name);
@@ -1127,18 +900,12 @@ void bus_core_free(struct bus_core *core)
 		struct bus_conn *c = core->first;
 		core->first = c->next;
 		conn_unregister(core, c);
-		unmark_dirty(core, c);
+		queue__unmark_dirty(core, c);
 		conn_free(core, c);
 	}
 	while (core->ann_first) {
 		struct bus_pending_ann *p = core->ann_first;
 		core->ann_first = p->next;
-		bus__free(&core->a, p);
-	}
-	while (core->parked_first) {
-		struct bus_parked *p = core->parked_first;
-		core->parked_first = p->next;
-		bus__msg_unref(&core->a, p->msg);
 		bus__free(&core->a, p);
 	}
 	bus__trie_free(&core->a, &core->trie);
@@ -1187,7 +954,7 @@ struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
 		conn_request_close(core, c);
 		return c;
 	}
-	deliver(core, c, core->m_greeting, true, false);
+	queue__deliver(core, c, core->m_greeting, true);
 	return c;
 }
 
@@ -1198,15 +965,15 @@ void bus_core_on_bytes(struct bus_core *core, struct bus_conn *c,
 	if (c->close != BUS_CLOSE_NONE || len == 0)
 		return;
 	c->last_rx_ns = now_ns;
-	if (c->rx_len == 0 && !c->parked) {
+	if (c->rx_len == 0 && !c->wait_on) {
 		size_t used = conn_process(core, c, data, len);
 		if (c->close == BUS_CLOSE_NONE && used < len)
 			rx_keep(core, c, (const uint8_t *)data + used,
 			        len - used);
 	} else {
 		rx_keep(core, c, data, len);
-		if (c->close == BUS_CLOSE_NONE && !c->parked)
-			rx_drain(core, c);
+		if (c->close == BUS_CLOSE_NONE && !c->wait_on)
+			bus__rx_drain(core, c);
 	}
 	core_end(core);
 }
@@ -1215,36 +982,16 @@ void bus_core_on_written(struct bus_core *core, struct bus_conn *c,
                          int status, uint64_t now_ns)
 {
 	core->now_ns = now_ns;
-	BUS_ASSERT(c->q_inflight > 0);
-	for (uint32_t i = 0; i < c->q_inflight; i++) {
-		struct bus_msg *m = c->q[(c->q_head + i) % c->q_cap];
-		/* frames count as written when the write completes (queued
-		 * ones dropped with their connection never were); not the
-		 * handshake's bytes, not keepalive NOPs */
-		if (status >= 0 && m->len > 1 && m != core->m_nop &&
-		    m != core->m_greeting) {
-			c->w_frames++;
-			c->w_bytes += m->len;
-			core->st.w_frames++;
-			core->st.w_bytes += m->len;
-		}
-		c->q_bytes -= m->len;
-		core->queued_bytes -= m->len;
-		bus__msg_unref(&core->a, m);
-	}
-	c->q_head = (c->q_head + c->q_inflight) % c->q_cap;
-	c->q_count -= c->q_inflight;
-	c->q_inflight = 0;
-	c->q_inflight_bytes = 0;
+	queue__complete(core, c, status >= 0);
 	if (status < 0) {
-		conn_abort(core, c);
+		bus__conn_abort(core, c);
 	} else if (c->close == BUS_CLOSE_AFTER_FLUSH && c->q_count == 0) {
 		conn_request_close(core, c);
-	} else if (c->q_count) {
-		mark_dirty(core, c);
+	} else {
+		if (c->q_count)
+			queue__mark_dirty(core, c);
+		queue__progress(core, c);
 	}
-	if (core->parked_first || core->resume_pending)
-		parked_pump(core);
 	core_end(core);
 }
 
@@ -1253,7 +1000,7 @@ void bus_core_on_close(struct bus_core *core, struct bus_conn *c,
 {
 	core->now_ns = now_ns;
 	conn_unregister(core, c);
-	unmark_dirty(core, c);
+	queue__unmark_dirty(core, c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1264,8 +1011,6 @@ void bus_core_on_close(struct bus_core *core, struct bus_conn *c,
 		core->last = c->prev;
 	core->conn_count--;
 	conn_free(core, c);
-	if (core->parked_first || core->resume_pending)
-		parked_pump(core);
 	core_end(core);
 }
 
@@ -1278,7 +1023,7 @@ void bus_core_flush(struct bus_core *core, uint64_t now_ns)
 		if (!core->dirty_first)
 			core->dirty_last = NULL;
 		c->dirty = false;
-		conn_write(core, c);
+		queue__write(core, c);
 	}
 }
 
@@ -1297,22 +1042,21 @@ void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 		if (c->state != BUS_CS_READY) {
 			if (now_ns >= c->deadline_ns) {
 				core->st.rejects_handshake++;
-				conn_abort(core, c);
+				bus__conn_abort(core, c);
 			}
 			continue;
 		}
 		if (!c->reading_paused && now_ns - c->last_rx_ns >= idle_ns) {
 			core->st.disconnects_idle++;
-			conn_abort(core, c);
+			bus__conn_abort(core, c);
 			continue;
 		}
 		if (now_ns >= c->next_nop_ns) {
 			c->next_nop_ns = now_ns + core->cfg.timeout_ns / 2;
-			deliver(core, c, core->m_nop, false, false);
+			queue__deliver(core, c, core->m_nop, false);
 		}
 	}
-	if (core->parked_first || core->resume_pending)
-		parked_pump(core);
+	queue__stall_check(core);
 	core_end(core);
 }
 
@@ -1334,10 +1078,9 @@ uint64_t bus_core_next_deadline(const struct bus_core *core)
 			MIN_INTO(c->next_nop_ns);
 			if (!c->reading_paused)
 				MIN_INTO(c->last_rx_ns + idle_ns);
+			MIN_INTO(queue__stall_deadline(core, c));
 		}
 	}
-	for (const struct bus_parked *p = core->parked_first; p; p = p->next)
-		MIN_INTO(p->deadline_ns);
 #undef MIN_INTO
 	return d;
 }
@@ -1390,3 +1133,8 @@ const char *bus_conn_name(const struct bus_conn *conn)
 }
 
 void *bus_conn_ctx(const struct bus_conn *conn) { return conn->ctx; }
+
+size_t bus_conn_input_pending(const struct bus_conn *conn)
+{
+	return conn->rx_len;
+}

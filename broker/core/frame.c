@@ -91,6 +91,8 @@ struct bus_msg *bus__msg_new(const struct bus_allocator *a, size_t len)
 		return NULL;
 	m->refs = 1;
 	m->len = (uint32_t)len;
+	m->queues = 0;
+	m->mark = 0;
 	return m;
 }
 

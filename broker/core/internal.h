@@ -117,6 +117,9 @@ bool bus__op_valid(uint8_t op);
 struct bus_msg {
 	uint32_t refs;
 	uint32_t len;
+	uint32_t queues; /* queue slots holding it: its bytes count once in
+	                    the broker-wide total while any does */
+	uint32_t mark;   /* scratch of the invariant check */
 	uint8_t data[];
 };
 struct bus_msg *bus__msg_new(const struct bus_allocator *a, size_t len);
@@ -196,8 +199,6 @@ enum bus_close_state {
 	BUS_CLOSE_REQUESTED,   /* ops->close called; waiting for on_close */
 };
 
-struct bus_parked;
-
 struct bus_conn {
 	struct bus_core *core;
 	void *ctx;
@@ -227,22 +228,20 @@ struct bus_conn {
 	struct bus_conn *dirty_next;
 	/* time */
 	uint64_t last_rx_ns, next_nop_ns, deadline_ns;
+	uint64_t progress_ns; /* its last write completion, or when someone
+	                         began to wait for it (block) */
+	/* backpressure (block): the receiver this sender waits for, its
+	 * place in that receiver's FIFO of waiters, and this connection's
+	 * own waiters */
+	struct bus_conn *wait_on;
+	struct bus_conn *wait_prev, *wait_next;
+	struct bus_conn *waiters_first, *waiters_last;
 	/* subscriptions: normalised mask -> 1 */
 	struct bus_strmap subs, excl;
 	uint64_t route_mark;
-	uint32_t parked; /* entries parked by this sender (block policy) */
 	uint64_t r_frames, r_bytes, w_frames, w_bytes;
 };
 
-struct bus_parked {
-	struct bus_parked *next;
-	struct bus_msg *msg;
-	struct bus_conn *sender, *target; /* target NULL once gone */
-	uint32_t op_id;
-	bool ack; /* MESSAGE with QoS processed: answer on resolution */
-	bool realtime;
-	uint64_t deadline_ns;
-};
 
 /* A .broker/info announcement raised during a call, sent at its end. */
 struct bus_pending_ann {
@@ -269,8 +268,6 @@ struct bus_core {
 	uint32_t internal_names; /* registered internal clients */
 	struct bus_trie trie;
 	struct bus_conn *dirty_first, *dirty_last;
-	struct bus_parked *parked_first, *parked_last;
-	bool resume_pending; /* a sender's parked frames all resolved */
 	struct bus_pending_ann *ann_first, *ann_last;
 	uint64_t route_gen;
 	struct bus_conn **rcv; /* scratch: receivers of one frame */
@@ -288,6 +285,52 @@ struct bus_core {
 
 struct bus_conn *bus__find_name(struct bus_core *core, const char *name,
                                 size_t len);
+/* Cuts a connection now: unregister, drop its queue, ask the host to
+ * close. */
+void bus__conn_abort(struct bus_core *core, struct bus_conn *c);
+/* Processes what c has buffered (a waiter that goes on). */
+void bus__rx_drain(struct bus_core *core, struct bus_conn *c);
+
+/* ---- outgoing queues, policies, backpressure (queue.c) ------------------ */
+#define BUS_IOV_BATCH 1024u /* frames per write at most */
+_Static_assert(BUS_IOV_BATCH >= 1, "a write carries at least one frame");
+
+enum queue_res { QUEUE_OK, QUEUE_DROPPED, QUEUE_CUT };
+void queue__mark_dirty(struct bus_core *core, struct bus_conn *c);
+void queue__unmark_dirty(struct bus_core *core, struct bus_conn *c);
+enum bus_slow_policy queue__policy(const struct bus_core *core,
+                                   const struct bus_conn *c);
+uint64_t queue__block_deadline_ns(const struct bus_core *core);
+/* Room for a frame of len bytes in c's queue (block: below its high-water
+ * mark); an empty queue takes any frame. */
+bool queue__room(const struct bus_core *core, const struct bus_conn *c,
+                 size_t len);
+/* Queues m for c, or applies c's policy (drop it, or cut c). */
+enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
+                              struct bus_msg *m, bool realtime);
+/* Drops queued frames from index 'from' (relative to head) to the end. */
+void queue__truncate(struct bus_core *core, struct bus_conn *c,
+                     uint32_t from);
+/* The write out completed (ok) or failed: its frames leave the queue. */
+void queue__complete(struct bus_core *core, struct bus_conn *c, bool ok);
+/* Starts a write of what is queued, unless one is out. */
+void queue__write(struct bus_core *core, struct bus_conn *c);
+/* Block: the connection a frame of sender must wait for, given the
+ * receivers collected in core->rcv (len: the delivered frame's bytes;
+ * answer: the frame wants an ACK or a reply), or NULL. */
+struct bus_conn *queue__blocker(struct bus_core *core, struct bus_conn *sender,
+                                size_t len, bool answer);
+/* s waits for r: its reading pauses until r drains or goes. */
+void queue__wait(struct bus_core *core, struct bus_conn *s, struct bus_conn *r);
+/* c closes: it waits for nobody, and its waiters go on. */
+void queue__wait_end(struct bus_core *core, struct bus_conn *c);
+/* A write of c completed: progress; waiters go on below low water. */
+void queue__progress(struct bus_core *core, struct bus_conn *c);
+/* Cuts every receiver waited for that made no progress for the deadline. */
+void queue__stall_check(struct bus_core *core);
+/* When c would be stalled (UINT64_MAX: nobody waits for it). */
+uint64_t queue__stall_deadline(const struct bus_core *core,
+                               const struct bus_conn *c);
 /* Enqueues a broker-originated frame (RPC reply, announcement) for c,
  * applying the slow-consumer policy (never parking). */
 void bus__deliver_broker(struct bus_core *core, struct bus_conn *c,

@@ -28,6 +28,27 @@ const char *bus_strerror(int err)
 	}
 }
 
+static const char *const policy_names[] = {
+	[BUS_SLOW_DISCONNECT] = "disconnect",
+	[BUS_SLOW_DROP_NEWEST] = "drop_newest",
+	[BUS_SLOW_BLOCK] = "block",
+};
+
+const char *bus_slow_policy_name(enum bus_slow_policy p)
+{
+	return (unsigned)p <= BUS_SLOW_BLOCK ? policy_names[p] : "?";
+}
+
+int bus_slow_policy_parse(const char *name, enum bus_slow_policy *out)
+{
+	for (unsigned i = 0; name && i <= BUS_SLOW_BLOCK; i++)
+		if (!strcmp(name, policy_names[i])) {
+			*out = (enum bus_slow_policy)i;
+			return 0;
+		}
+	return BUS_EINVAL;
+}
+
 uint64_t bus_splitmix64(uint64_t *state)
 {
 	uint64_t z = (*state += 0x9E3779B97F4A7C15ull);

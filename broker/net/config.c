@@ -8,9 +8,10 @@
  * broker:
  *   mode: embedded | standalone
  *   timeout: seconds                       (ours; busrtd -t)
- *   queue_policy: disconnect | drop_newest (ours)
- *   internal_queue_policy: disconnect | drop_newest | block (ours)
- *   block_deadline_ms, star_is_plus, force_register, socket_mode (ours)
+ *   queue_policy: block | disconnect | drop_newest (ours; block default)
+ *   internal_queue_policy: block | disconnect | drop_newest (ours)
+ *   block_deadline_ms, low_water_percent, star_is_plus, force_register,
+ *   socket_mode (ours)
  *   limits: { payload_bytes_max, name_bytes_max, topic_bytes_max,
  *             topic_levels_max, subscriptions_max, exclusions_max,
  *             queue_bytes_max, queued_bytes_total_max,
@@ -134,20 +135,10 @@ static int get_str(struct ld *l, const yaml_node_t *n, const char *key,
 }
 
 static int get_policy(struct ld *l, const yaml_node_t *n, const char *key,
-                      bool allow_block, enum bus_slow_policy *out)
+                      enum bus_slow_policy *out)
 {
-	const char *s = scalar(n);
-	if (s && !strcmp(s, "disconnect"))
-		*out = BUS_SLOW_DISCONNECT;
-	else if (s && !strcmp(s, "drop_newest"))
-		*out = BUS_SLOW_DROP_NEWEST;
-	else if (s && !strcmp(s, "block") && allow_block)
-		*out = BUS_SLOW_BLOCK;
-	else
-		return fail(l, n, key,
-		            allow_block ? "expected disconnect, drop_newest or block"
-		                        : "expected disconnect or drop_newest "
-		                          "(block is for internal clients only)");
+	if (bus_slow_policy_parse(scalar(n), out))
+		return fail(l, n, key, "expected block, disconnect or drop_newest");
 	return 0;
 }
 
@@ -303,9 +294,11 @@ static int on_broker(struct ld *l, const char *k, const yaml_node_t *v,
 		return 0;
 	}
 	if (!strcmp(k, "queue_policy"))
-		return get_policy(l, v, f, false, &c->core.slow_policy);
+		return get_policy(l, v, f, &c->core.slow_policy);
 	if (!strcmp(k, "internal_queue_policy"))
-		return get_policy(l, v, f, true, &c->core.internal_slow_policy);
+		return get_policy(l, v, f, &c->core.internal_slow_policy);
+	if (!strcmp(k, "low_water_percent"))
+		return get_u32(l, v, f, 0, 99, &c->core.low_water_percent);
 	if (!strcmp(k, "block_deadline_ms")) {
 		uint64_t ms;
 		int rc = get_u64(l, v, f, 1, 3600000, &ms);

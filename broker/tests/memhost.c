@@ -83,6 +83,7 @@ void mh_free(struct memhost *mh)
 	bus_core_free(mh->core);
 	for (int i = 0; i < mh->n; i++) {
 		free(mh->c[i].out);
+		free(mh->c[i].in);
 		free(mh->c[i].iov);
 	}
 }
@@ -99,23 +100,34 @@ int mh_connect(struct memhost *mh, enum bus_conn_kind kind)
 	return i;
 }
 
+static void append(uint8_t **buf, size_t *len, size_t *cap, const void *p,
+                   size_t n)
+{
+	if (*len + n > *cap) {
+		*cap = (*len + n) * 2;
+		*buf = realloc(*buf, *cap);
+		assert(*buf);
+	}
+	memcpy(*buf + *len, p, n);
+	*len += n;
+}
+
+static void out_append(struct mh_conn *c, const void *p, size_t n)
+{
+	append(&c->out, &c->out_len, &c->out_cap, p, n);
+}
+
 void mh_send(struct memhost *mh, int i, const void *data, size_t len)
 {
 	struct mh_conn *c = &mh->c[i];
 	if (c->closed || c->close_requested)
 		return;
-	bus_core_on_bytes(mh->core, c->conn, data, len, mh->now);
-	mh_run(mh);
-}
-
-static void out_append(struct mh_conn *c, const void *p, size_t n)
-{
-	if (c->out_len + n > c->out_cap) {
-		c->out_cap = (c->out_len + n) * 2;
-		c->out = realloc(c->out, c->out_cap);
+	if (!c->reading || c->in_len) { /* as a socket would hold them */
+		append(&c->in, &c->in_len, &c->in_cap, data, len);
+	} else {
+		bus_core_on_bytes(mh->core, c->conn, data, len, mh->now);
 	}
-	memcpy(c->out + c->out_len, p, n);
-	c->out_len += n;
+	mh_run(mh);
 }
 
 void mh_run(struct memhost *mh)
@@ -126,6 +138,13 @@ void mh_run(struct memhost *mh)
 			struct mh_conn *c = &mh->c[i];
 			if (c->closed)
 				continue;
+			if (c->in_len && c->reading && !c->close_requested) {
+				size_t n = c->in_len;
+				c->in_len = 0; /* the core may pause it again */
+				bus_core_on_bytes(mh->core, c->conn, c->in, n,
+				                  mh->now);
+				changed = true;
+			}
 			if (c->write_pending && !c->stalled) {
 				for (size_t k = 0; k < c->iov_n; k++)
 					out_append(c, c->iov[k].base, c->iov[k].len);

@@ -2,7 +2,9 @@
  * memhost.h — the test-only in-memory host of the broker core: connections
  * are plain buffers, the clock is a number the test moves. Writes complete
  * only when the test runs the host (never inside a core call), unless the
- * connection is stalled (a reader that stopped reading).
+ * connection is stalled (a reader that stopped reading). Bytes sent to a
+ * connection the core stopped reading (backpressure) wait in the host, as
+ * in a socket, until it reads again.
  */
 #ifndef BUS_TESTS_MEMHOST_H
 #define BUS_TESTS_MEMHOST_H
@@ -16,6 +18,8 @@ struct mh_conn {
 	struct bus_conn *conn;
 	uint8_t *out; /* bytes the broker wrote, not yet taken by the test */
 	size_t out_len, out_cap;
+	uint8_t *in;  /* bytes sent while the core was not reading */
+	size_t in_len, in_cap;
 	const struct bus_iov *iov_copy;
 	struct bus_iov *iov;
 	size_t iov_n;

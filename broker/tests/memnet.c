@@ -47,7 +47,9 @@ static void b_write(void *host, void *ctx, const struct bus_iov *iov, size_t n)
 
 static void b_set_reading(void *host, void *ctx, bool reading)
 {
-	(void)host, (void)ctx, (void)reading;
+	(void)host;
+	struct mn_link *l = ctx;
+	l->paused = !reading; /* backpressure: the client's bytes wait */
 }
 
 static void b_close(void *host, void *ctx)
@@ -209,6 +211,7 @@ static void close_link(struct memnet *n, struct mn_link *l)
 	           bus_client_state(l->cl) == BUS_CLIENT_READY;
 	l->connect_req = l->client_close = l->broker_close = false;
 	l->c_write = l->b_write = false;
+	l->paused = false;
 	if (l->conn) {
 		struct bus_conn *c = l->conn;
 		l->conn = NULL;
@@ -255,7 +258,7 @@ static bool step_link(struct memnet *n, struct mn_link *l)
 		bus_client_on_connected(l->cl);
 		moved = true;
 	}
-	if (l->c_write && l->conn) {
+	if (l->c_write && l->conn && !l->paused) {
 		size_t k = allowance(l, l->c_iov.len - l->c_off);
 		if (k) {
 			const uint8_t *p = l->c_iov.base;
@@ -327,7 +330,7 @@ void mn_run(struct memnet *n)
 			bus_client_flush(l->cl);
 			moved |= l->connect_req || l->client_close ||
 			         l->broker_close ||
-			         (l->c_write && l->conn) ||
+			         (l->c_write && l->conn && !l->paused) ||
 			         (l->b_write && l->conn && !l->stalled);
 		}
 		if (!moved) {

@@ -33,6 +33,7 @@ struct mn_link {
 	int refuse;       /* connects to fail */
 	bool stalled;     /* client stops reading */
 	bool blackhole;   /* client bytes vanish: the broker never sees them */
+	bool paused;      /* the broker stopped reading it (backpressure) */
 	/* what the client saw */
 	char log[MN_LOG_MAX][160];
 	int log_n;

@@ -1,6 +1,6 @@
 /* test_core.c — the broker core through the in-memory host: any split of
  * the byte stream, limits at and one past, slow-consumer policies with
- * exact counters, the block policy's 0x78, keepalives, and the shape checks
+ * exact counters, backpressure (block) at its marks, keepalives, and the shape checks
  * (allocations per publish independent of the receiver count; trie visits
  * bounded by topic depth). */
 #include <setjmp.h>
@@ -325,51 +325,242 @@ static void test_alloc_failure_in_subscribe_cuts(void **state)
 	assert_true(cut_seen);
 }
 
-static void test_block_policy_deadline_answers_timeout(void **state)
+/* ---- backpressure (block, the default) ------------------------------------ */
+/* Completes connection i's write by hand (a reader that takes one write),
+ * then lets the core start its next one. */
+static void complete_one_write(struct memhost *mh, int i)
+{
+	struct mh_conn *c = &mh->c[i];
+	assert_true(c->write_pending);
+	c->write_pending = false;
+	bus_core_on_written(mh->core, c->conn, 0, mh->now);
+	bus_core_flush(mh->core, mh->now);
+}
+
+static int drain_count(struct memhost *mh, int i, uint8_t kind)
+{
+	struct mh_msg m;
+	int n = 0;
+	while (mh_next(mh, i, &m))
+		n += m.kind == kind;
+	return n;
+}
+
+/* r reads nothing; ok reads everything; p publishes on t. */
+struct bp {
+	struct memhost *mh;
+	int r, ok, p;
+};
+
+static struct bp bp_open(uint32_t frames_max, uint32_t low_pct)
+{
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.queue_frames_max = frames_max;
+	cfg.low_water_percent = low_pct;
+	struct bp b = {new_host(&cfg), 0, 0, 0};
+	b.r = mh_client(b.mh, "r", LOCAL);
+	b.ok = mh_client(b.mh, "ok", LOCAL);
+	b.p = mh_client(b.mh, "p", LOCAL);
+	sub(b.mh, b.r, "t");
+	sub(b.mh, b.ok, "t");
+	drain_count(b.mh, b.r, 0);
+	drain_count(b.mh, b.ok, 0);
+	b.mh->c[b.r].stalled = true;
+	return b;
+}
+
+static void test_block_is_the_default_for_every_client(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	for (int embedded = 0; embedded < 2; embedded++) {
+		bus_core_config_defaults(&cfg, embedded);
+		assert_int_equal(cfg.slow_policy, BUS_SLOW_BLOCK);
+		assert_int_equal(cfg.internal_slow_policy, BUS_SLOW_BLOCK);
+		const char *what = NULL;
+		assert_int_equal(bus_core_config_check(&cfg, &what), 0);
+	}
+	cfg.low_water_percent = 100;
+	const char *what = NULL;
+	assert_int_equal(bus_core_config_check(&cfg, &what), BUS_ECONFIG);
+	assert_string_equal(what, "low_water_percent");
+}
+
+/* At the high-water mark the next frame waits in the publisher's input:
+ * delivered to nobody yet (not even the bystander), nothing dropped, the
+ * publisher's reading paused. */
+static void test_block_high_water_at_and_past(void **state)
+{
+	(void)state;
+	struct bp b = bp_open(4, 50);
+	for (int i = 0; i < 4; i++) /* 1 in flight + 3 queued: at the mark */
+		pub(b.mh, b.p, "t", "d", 0);
+	assert_true(b.mh->c[b.p].reading);
+	assert_int_equal(stats(b.mh).backpressure_waits, 0);
+	pub(b.mh, b.p, "t", "5", 0); /* past it: waits */
+	assert_false(b.mh->c[b.p].reading);
+	assert_int_equal(stats(b.mh).backpressure_waits, 1);
+	assert_int_equal(drain_count(b.mh, b.ok, BUS_OP_PUBLISH), 4);
+	struct bus_stats st = stats(b.mh);
+	assert_int_equal(st.drops_slow + st.disconnects_slow, 0);
+	assert_int_equal(bus_conn_input_pending(b.mh->c[b.p].conn) > 0, 1);
+	b.mh->c[b.r].stalled = false;
+	mh_run(b.mh);
+	assert_true(b.mh->c[b.p].reading);
+	assert_int_equal(drain_count(b.mh, b.ok, BUS_OP_PUBLISH), 1);
+	assert_int_equal(drain_count(b.mh, b.r, BUS_OP_PUBLISH), 5);
+	end_host(b.mh);
+}
+
+/* Waiters go on when the receiver is at or below its low-water mark
+ * after a write completes, not one frame above it. */
+static void test_block_low_water_at_and_above(void **state)
+{
+	(void)state;
+	for (uint32_t pct = 74; pct <= 75; pct++) {
+		/* 4 frames max: 75 % is 3 frames, 74 % is 2 */
+		struct bp b = bp_open(4, pct);
+		for (int i = 0; i < 5; i++)
+			pub(b.mh, b.p, "t", "d", 0);
+		assert_false(b.mh->c[b.p].reading);
+		complete_one_write(b.mh, b.r); /* 1 frame out: 3 left */
+		mh_run(b.mh);
+		if (pct == 75)
+			assert_true(b.mh->c[b.p].reading);
+		else
+			assert_false(b.mh->c[b.p].reading);
+		end_host(b.mh);
+	}
+}
+
+/* A receiver that someone waits for and that completes no write for the
+ * deadline is cut; the publisher goes on; a paused publisher is never
+ * cut for silence, however long it waits. */
+static void test_block_stalled_receiver_cut_at_deadline(void **state)
 {
 	(void)state;
 	struct bus_core_config cfg;
 	bus_core_config_defaults(&cfg, true);
-	cfg.limits.queue_frames_max = 2;
-	cfg.internal_slow_policy = BUS_SLOW_BLOCK;
-	cfg.block_deadline_ns = SEC;
+	cfg.limits.queue_frames_max = 4;
+	cfg.block_deadline_ns = 20 * SEC; /* past the idle cut (6.25 s) */
 	struct memhost *mh = new_host(&cfg);
-	int in = mh_client(mh, "internal", BUS_KIND_INTERNAL);
+	int r = mh_client(mh, "r", LOCAL), ok = mh_client(mh, "ok", LOCAL);
 	int p = mh_client(mh, "p", LOCAL);
-	mh->c[in].stalled = true;
-	uint8_t buf[64];
-	size_t n = mh_join(buf, "internal", "m", NULL);
-	uint32_t ids[4];
-	for (int i = 0; i < 2; i++) /* fill: 1 in flight + 1 queued */
-		ids[i] = mh_frame(mh, p, BUS_OP_MESSAGE, 1, buf, n);
-	assert_int_equal(mh_ack(mh, p, ids[0]), BUS_RES_OK);
-	assert_int_equal(mh_ack(mh, p, ids[1]), BUS_RES_OK);
-	ids[2] = mh_frame(mh, p, BUS_OP_MESSAGE, 1, buf, n); /* parks */
+	sub(mh, r, "t");
+	sub(mh, ok, "t");
+	drain_count(mh, r, 0);
+	mh->c[r].stalled = true;
+	for (int i = 0; i < 5; i++)
+		pub(mh, p, "t", "d", 0);
 	assert_false(mh->c[p].reading);
-	ids[3] = mh_frame(mh, p, BUS_OP_MESSAGE, 1, buf, n); /* buffered */
-	struct mh_msg m;
-	assert_false(mh_next(mh, p, &m)); /* no answer while parked */
-	mh_advance(mh, SEC);
-	assert_int_equal(mh_ack(mh, p, ids[2]), BUS_RES_TIMEOUT);
-	/* the buffered frame was processed after resuming: it parks again */
-	assert_false(mh->c[p].reading);
-	mh->c[in].stalled = false;
-	mh_run(mh);
-	assert_int_equal(mh_ack(mh, p, ids[3]), BUS_RES_OK);
+	/* ok and r keep pinging; p cannot be read at all */
+	for (int k = 0; k < 19; k++) {
+		uint8_t ping[9] = {0};
+		mh_send(mh, ok, ping, 9);
+		mh_send(mh, r, ping, 9);
+		mh_advance(mh, SEC);
+	}
+	mh_advance(mh, SEC - 1); /* 1 ns before the deadline */
+	assert_false(mh->c[r].close_requested);
+	assert_false(mh->c[p].close_requested);
+	mh_advance(mh, 1);
+	assert_true(mh->c[r].close_requested);
+	assert_false(mh->c[p].close_requested);
 	assert_true(mh->c[p].reading);
-	assert_int_equal(stats(mh).drops_block_timeout, 1);
+	struct bus_stats st = stats(mh);
+	assert_int_equal(st.disconnects_stalled, 1);
+	assert_int_equal(st.disconnects_idle, 0);
+	assert_int_equal(drain_count(mh, ok, BUS_OP_PUBLISH), 5);
 	end_host(mh);
 }
 
-static void test_block_policy_is_only_for_internal_clients(void **state)
+/* Two publishers waiting for one receiver: when it drains, the first to
+ * wait does not always take the room first. */
+static void test_block_waiters_take_turns(void **state)
+{
+	(void)state;
+	struct bp b = bp_open(4, 75);
+	int p2 = mh_client(b.mh, "p2", LOCAL);
+	drain_count(b.mh, b.r, 0);
+	uint8_t frames[16 * 32];
+	size_t n = 0;
+	for (int i = 0; i < 16; i++) { /* 16 frames in one read */
+		uint8_t f[32];
+		size_t k = mh_join(f + 9, "t", "x", NULL);
+		uint32_t id = 1000 + (uint32_t)i, l = (uint32_t)k;
+		memcpy(f, &id, 4);
+		f[4] = BUS_OP_PUBLISH;
+		memcpy(f + 5, &l, 4);
+		memcpy(frames + n, f, 9 + k);
+		n += 9 + k;
+	}
+	mh_send(b.mh, b.p, frames, n);  /* 4 fit; p waits first */
+	mh_send(b.mh, p2, frames, n);   /* p2 waits second */
+	assert_false(b.mh->c[b.p].reading);
+	assert_false(b.mh->c[p2].reading);
+	complete_one_write(b.mh, b.r);  /* 3 left: at low water */
+	/* the turn starts with p2: its frame takes the free place */
+	struct mh_msg m;
+	b.mh->c[b.r].stalled = false;
+	mh_run(b.mh);
+	int seen_p = 0, p2_before_p5 = 0;
+	while (mh_next(b.mh, b.r, &m)) {
+		if (m.kind != BUS_OP_PUBLISH)
+			continue;
+		if (!strcmp(m.sender, "p"))
+			seen_p++;
+		else if (seen_p < 5)
+			p2_before_p5 = 1;
+	}
+	assert_true(p2_before_p5);
+	assert_int_equal(drain_count(b.mh, b.ok, BUS_OP_PUBLISH), 32);
+	end_host(b.mh);
+}
+
+/* A publisher that reads none of its ACKs waits for its own queue: ACKs
+ * are never dropped, and all arrive in order once it reads. */
+static void test_block_sender_waits_for_its_own_acks(void **state)
+{
+	(void)state;
+	struct bp b = bp_open(4, 50);
+	b.mh->c[b.r].stalled = false;
+	b.mh->c[b.p].stalled = true;
+	uint32_t ids[8];
+	for (int i = 0; i < 8; i++)
+		ids[i] = pub(b.mh, b.p, "t", "d", 1);
+	assert_false(b.mh->c[b.p].reading); /* its own queue is full */
+	b.mh->c[b.p].stalled = false;
+	mh_run(b.mh);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(mh_ack(b.mh, b.p, ids[i]), BUS_RES_OK);
+	assert_int_equal(drain_count(b.mh, b.r, BUS_OP_PUBLISH), 8);
+	end_host(b.mh);
+}
+
+/* One frame shared by many receivers is one allocation: it counts once
+ * in the broker-wide total. */
+static void test_shared_frame_counts_once_broker_wide(void **state)
 {
 	(void)state;
 	struct bus_core_config cfg;
 	bus_core_config_defaults(&cfg, true);
-	const char *what = NULL;
-	cfg.slow_policy = BUS_SLOW_BLOCK;
-	assert_int_equal(bus_core_config_check(&cfg, &what), BUS_ECONFIG);
-	assert_string_equal(what, "queue_policy");
+	struct memhost *mh = new_host(&cfg);
+	int r[10];
+	for (int i = 0; i < 10; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "r%d", i);
+		r[i] = mh_client(mh, name, LOCAL);
+		sub(mh, r[i], "t");
+		drain_count(mh, r[i], 0);
+		mh->c[r[i]].stalled = true;
+	}
+	int p = mh_client(mh, "p", LOCAL);
+	uint64_t before = stats(mh).queued_bytes;
+	pub(mh, p, "t", "0123456789", 0);
+	uint64_t frame = BUS_SERVER_HDR_BYTES + 2 + 2 + 10; /* p\0 t\0 data */
+	assert_int_equal(stats(mh).queued_bytes - before, frame);
+	end_host(mh);
 }
 
 static void test_allocations_per_publish_do_not_grow_with_receivers(void **state)
@@ -535,8 +726,13 @@ int main(void)
 	    cmocka_unit_test(test_topic_levels_at_and_past),
 	    cmocka_unit_test(test_payload_limit_closes_only_offender),
 	    cmocka_unit_test(test_slow_consumer_policies),
-	    cmocka_unit_test(test_block_policy_deadline_answers_timeout),
-	    cmocka_unit_test(test_block_policy_is_only_for_internal_clients),
+	    cmocka_unit_test(test_block_is_the_default_for_every_client),
+	    cmocka_unit_test(test_block_high_water_at_and_past),
+	    cmocka_unit_test(test_block_low_water_at_and_above),
+	    cmocka_unit_test(test_block_stalled_receiver_cut_at_deadline),
+	    cmocka_unit_test(test_block_waiters_take_turns),
+	    cmocka_unit_test(test_block_sender_waits_for_its_own_acks),
+	    cmocka_unit_test(test_shared_frame_counts_once_broker_wide),
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
 	    cmocka_unit_test(test_alloc_failure_in_publish_is_never_silent),
 	    cmocka_unit_test(test_alloc_failure_in_subscribe_cuts),

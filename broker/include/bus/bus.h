@@ -147,11 +147,25 @@ uint64_t bus_splitmix64(uint64_t *state);
 char *bus_put_u64(char *p, uint64_t v, int width);
 
 /* ---- configuration ------------------------------------------------------ */
+/* What the broker does when a receiver's queue is full (README "Slow
+ * consumers"):
+ *   block       — backpressure, the default: a frame for a receiver past
+ *                 its high-water mark (its queue limits) stays unread in
+ *                 its sender's input, and the sender's reading pauses
+ *                 until the receiver drains below its low-water mark; a
+ *                 receiver that makes no progress for block_deadline_ns
+ *                 while someone waits for it is cut (disconnects_stalled).
+ *                 Nothing is dropped.
+ *   disconnect  — BUS/RT's: the receiver is cut (disconnects_slow);
+ *   drop_newest — the frame is dropped for that receiver (drops_slow). */
 enum bus_slow_policy {
-	BUS_SLOW_DISCONNECT = 0, /* BUS/RT's behaviour, the default */
+	BUS_SLOW_DISCONNECT = 0,
 	BUS_SLOW_DROP_NEWEST = 1,
-	BUS_SLOW_BLOCK = 2, /* internal clients only: park the sender */
+	BUS_SLOW_BLOCK = 2,
 };
+/* "disconnect", "drop_newest", "block"; and back: 0, or BUS_EINVAL. */
+const char *bus_slow_policy_name(enum bus_slow_policy p);
+int bus_slow_policy_parse(const char *name, enum bus_slow_policy *out);
 
 enum bus_conn_kind {
 	BUS_KIND_LOCAL_IPC = 0,
@@ -159,19 +173,30 @@ enum bus_conn_kind {
 	BUS_KIND_INTERNAL = 2,
 };
 
+/* Every limit: X(type, name, what). One table generates the struct, the
+ * .broker stats reply's "limits" and the configuration's limits keys. */
+#define BUS_LIMITS_MAP(X)                                                     \
+	X(uint32_t, payload_bytes_max, "client frame payload")                \
+	X(uint32_t, name_bytes_max, "client name")                            \
+	X(uint32_t, topic_bytes_max, "topic or mask")                         \
+	X(uint32_t, topic_levels_max, "levels of a topic or mask")            \
+	X(uint32_t, subscriptions_max, "masks per client (subscribe)")        \
+	X(uint32_t, exclusions_max, "masks per client (exclude)")             \
+	X(uint32_t, connections_max, "registered socket clients (internal "   \
+	                             "clients do not count)")                 \
+	X(uint32_t, queue_frames_max, "outgoing queue, frames per client "    \
+	                              "(block: the high-water mark)")         \
+	X(uint64_t, queue_bytes_max, "outgoing queue, bytes per client "      \
+	                             "(block: the high-water mark)")          \
+	X(uint64_t, queued_bytes_total_max, "all queues together (a frame "   \
+	                                    "shared by receivers once)")      \
+	X(uint32_t, read_bytes_per_turn_max, "fairness: bytes read per "      \
+	                                     "connection per loop turn")
+
 struct bus_limits {
-	uint32_t payload_bytes_max;      /* client frame payload */
-	uint32_t name_bytes_max;         /* client name */
-	uint32_t topic_bytes_max;        /* topic or mask */
-	uint32_t topic_levels_max;       /* levels of a topic or mask */
-	uint32_t subscriptions_max;      /* masks per client (subscribe) */
-	uint32_t exclusions_max;         /* masks per client (exclude) */
-	uint32_t connections_max;        /* registered socket clients (internal
-	                                    clients do not count) */
-	uint32_t queue_frames_max;       /* outgoing queue, frames per client */
-	uint64_t queue_bytes_max;        /* outgoing queue, bytes per client */
-	uint64_t queued_bytes_total_max; /* all clients together */
-	uint32_t read_bytes_per_turn_max; /* fairness, enforced by the host */
+#define BUS__LIMITS_FIELD(type, name, what) type name;
+	BUS_LIMITS_MAP(BUS__LIMITS_FIELD)
+#undef BUS__LIMITS_FIELD
 };
 
 struct bus_core_config {
@@ -179,7 +204,12 @@ struct bus_core_config {
 	uint64_t timeout_ns;          /* handshake steps, keepalive (-t) */
 	enum bus_slow_policy slow_policy;          /* socket clients */
 	enum bus_slow_policy internal_slow_policy; /* internal clients */
-	uint64_t block_deadline_ns;   /* BUS_SLOW_BLOCK: then ACK 0x78 */
+	uint64_t block_deadline_ns;   /* block: a receiver others wait for
+	                                 that makes no progress this long is
+	                                 cut (default: timeout_ns) */
+	uint32_t low_water_percent;   /* block: waiting senders resume when
+	                                 the receiver's queue is below this
+	                                 share of its limits (50) */
 	bool star_is_plus;            /* '*' mask level means '+' */
 	bool force_register;          /* a new client takes over a busy name */
 	struct bus_allocator allocator; /* zeroed: libc */
@@ -246,19 +276,32 @@ void bus_core_shutdown(struct bus_core *core, uint64_t now_ns);
 /* True while any connection still has queued or in-flight bytes. */
 bool bus_core_has_pending_writes(const struct bus_core *core);
 
-/* ---- statistics --------------------------------------------------------- */
+/* ---- statistics: one table, which also generates the struct and the
+ * .broker stats reply (X(name, what)) ----------------------------------- */
+#define BUS_STATS_MAP(X)                                                      \
+	X(r_frames, "frames read from clients")                               \
+	X(r_bytes, "payload bytes read")                                      \
+	X(w_frames, "frames written to clients")                              \
+	X(w_bytes, "bytes written")                                           \
+	X(connections, "open connections")                                    \
+	X(clients, "registered clients")                                      \
+	X(queued_frames, "frames in outgoing queues")                         \
+	X(queued_bytes, "bytes in outgoing queues (a shared frame once)")     \
+	X(drops_slow, "frames dropped: drop_newest, or a frame not built")    \
+	X(disconnects_slow, "receivers cut for queue overflow (disconnect)")  \
+	X(disconnects_stalled, "receivers cut: no progress while others "    \
+	                       "waited for them (block)")                     \
+	X(backpressure_waits, "times a sender waited for a full receiver")   \
+	X(disconnects_idle, "clients cut for silence")                        \
+	X(disconnects_proto, "clients cut for protocol errors")               \
+	X(rejects_limit, "frames answered 0x72 for a limit")                  \
+	X(rejects_connections, "handshakes refused: connections_max")         \
+	X(rejects_handshake, "other refused handshakes")
+
 struct bus_stats {
-	uint64_t r_frames, r_bytes, w_frames, w_bytes;
-	uint64_t connections, clients;
-	uint64_t queued_frames, queued_bytes;
-	uint64_t drops_slow;        /* frames dropped by drop_newest */
-	uint64_t drops_block_timeout; /* frames dropped after a block deadline */
-	uint64_t disconnects_slow;  /* clients cut for queue overflow */
-	uint64_t disconnects_idle;  /* clients cut for silence */
-	uint64_t disconnects_proto; /* clients cut for protocol errors */
-	uint64_t rejects_limit;     /* frames answered 0x72 for a limit */
-	uint64_t rejects_connections; /* handshakes refused: connections_max */
-	uint64_t rejects_handshake; /* other refused handshakes */
+#define BUS__STATS_FIELD(name, what) uint64_t name;
+	BUS_STATS_MAP(BUS__STATS_FIELD)
+#undef BUS__STATS_FIELD
 };
 void bus_core_stats(const struct bus_core *core, struct bus_stats *out);
 const struct bus_core_config *bus_core_config_get(const struct bus_core *core);
@@ -276,5 +319,8 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
  * and whether it is registered. */
 const char *bus_conn_name(const struct bus_conn *conn);
 void *bus_conn_ctx(const struct bus_conn *conn);
+/* Bytes the core read from conn and has not handled yet (a partial frame,
+ * or frames waiting under backpressure). */
+size_t bus_conn_input_pending(const struct bus_conn *conn);
 
 #endif
