@@ -82,7 +82,8 @@ static void fuzz_rpc(struct fz *f)
 	mn_init(&n, &cfg);
 	int a = mn_client(&n, "daemoneye-agent", NULL);
 	int s = mn_client(&n, "collector.process.f", NULL);
-	struct de_collector_ops ops = {f_now, f_wall, f_publish, NULL, NULL};
+	struct de_collector_ops ops = {.now = f_now, .wall_ms = f_wall,
+	                               .publish = f_publish};
 	FUZZ_CHECK(de_collector_init(&col, "f", 7, 100, &ops, &n) == 0, "init");
 	n.l[s].rpc_hook = serve;
 	for (int k = 0; k < 8 && fz_more(f); k++) {

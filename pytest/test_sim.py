@@ -23,7 +23,8 @@ def test_json_report_and_plan():
     r = json.loads(p.stdout)
     assert r["ok"] and r["seed"] == 3 and len(r["trace_hash"]) == 16
     assert set(r["checks"]) == {"ordering", "lifecycle", "delivery", "equivalence",
-                                "liveness", "accounting"}
+                                "liveness", "accounting", "stream", "convergence"}
+    assert r["end_to_end_checked"] and r["processed"] > 0
     assert r["delivered"] == r["oracle_delivered"] or sum(r["faults"].values()) > 0
     plan = sim("plan", "default", "--seed", "3")
     assert plan.returncode == 0 and plan.stdout.startswith("version: 1\nfaults:")

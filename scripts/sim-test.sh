@@ -41,8 +41,9 @@ fi
 # Proof that the checks can fail: each planted bug of the simulator build
 # must be caught by its checker, which names the first offending event.
 plan=scenarios/plans/reset-and-crash.yaml
-while read -r bug check faults; do
-  out=$("$SIM" run default --plant "$bug" --faults "$faults" 2>&1); r=$?
+crash=scenarios/plans/broker-crash.yaml
+while read -r bug check faults sc; do
+  out=$("$SIM" run "${sc:-default}" --plant "$bug" --faults "$faults" 2>&1); r=$?
   line=$(echo "$out" | grep -E "^  $check +FAILED: .*\(at [0-9.]+ ms\)" | head -1)
   if [ $r = 1 ] && [ -n "$line" ]; then
     printf 'sim: planted %-15s caught by %-11s %s\n' "$bug" "$check" "$(echo "$line" | sed 's/.*FAILED: //' | cut -c1-90)"
@@ -59,6 +60,8 @@ miscount       accounting   none
 lifecycle      lifecycle    none
 corrupt        delivery     none
 child-first    lifecycle    none
+drop-on-eagain stream       none   burst-overflow
+no-resend      stream       $crash burst-overflow
 PLANTS
 
 # The ledger: every failure that ever exposed a bug, replayed; all pass now.

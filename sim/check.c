@@ -20,7 +20,17 @@
  *   liveness     — after the last fault heals, every collector answered a
  *                  heartbeat and a health check within the bound;
  *   accounting   — the broker's frame counters equal what the clients
- *                  sent and received (when no bytes were lost in flight).
+ *                  sent and received (when no bytes were lost in flight);
+ *   stream       — end to end: the agent processed every event of each
+ *                  collector incarnation, in sequence, once: 1, 2, ..., n
+ *                  with n all it made — except, for an incarnation that
+ *                  died, a tail it made and that never reached the agent
+ *                  (its only copy died with it); no gap declared;
+ *   convergence  — after the last fault heals, the agent's view of each
+ *                  collector's process table equals the scenario's table.
+ * The oracle's feed is the send log: a re-send (after a reconnect or a
+ * resync request) is an entry of its own, with the same bytes, so a
+ * delivery may repeat an event only as a delivery of its re-send.
  */
 #include "simint.h"
 
@@ -30,7 +40,7 @@
 
 const char *const sim_check_names[SIM_C_N] = {
 	"ordering", "lifecycle", "delivery", "equivalence", "liveness",
-	"accounting",
+	"accounting", "stream", "convergence",
 };
 
 /* BUS/RT masks, with '*' as '+' (our broker's default): '+' one level,
@@ -106,51 +116,71 @@ static bool in_window(const struct sim *s, uint64_t t)
  * duplicated, reordered or unexpected delivery. The policy's own acts are
  * allowed wherever they happen, exactly (the core reports them in the
  * simulator's build): an event drop_newest dropped for this receiver, or
- * discarded from its queue when disconnect cut it; and, after such a cut,
- * what was sent from a second before it until the receiver's
- * subscriptions were in effect again. Any other loss outside every fault
- * window fails. Inside one:
+ * discarded from its queue when it was cut (disconnect; block, a receiver
+ * that stalled); and, after such a cut, what was sent from a second
+ * before it until the receiver's subscriptions were in effect again. Any
+ * other loss outside every fault window fails. Inside one:
  *
  *   mode (qos)           policy        a loss inside a fault window
- *   processed,           disconnect    allowed, except of an event the
- *   realtime_processed                 broker ACKed OK to a receiver that
+ *   processed,           block,        allowed, except of an event the
+ *   realtime_processed   disconnect    broker ACKed OK to a receiver that
  *                                      stayed connected: the broker
  *                                      routed it, and a queue it could
- *                                      not take would have cut the
- *                                      receiver off
+ *                                      not take would have made the
+ *                                      sender wait (block) or cut the
+ *                                      receiver (disconnect)
  *   processed,           drop_newest   allowed (a full queue drops it)
  *   realtime_processed
- *   none, realtime       either        allowed (nothing is acknowledged)
- */
+ *   none, realtime       any           allowed (nothing is acknowledged)
+ *
+ * These are raw deliveries. What the agent processes is the stream
+ * check's: end to end, nothing is excused there but the tail of a dead
+ * collector. */
 enum loss { LOSS_ALLOWED, LOSS_OUTSIDE, LOSS_ACKED };
 
 static bool stayed(const struct receiver *rc, uint64_t from);
 
-static int u64_cmp(const void *a, const void *b)
+static int pair_cmp(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	const uint64_t *x = a, *y = b;
+	if (x[0] != y[0])
+		return x[0] < y[0] ? -1 : 1;
+	return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+static int key_cmp(const void *k, const void *e)
+{
+	uint64_t x = *(const uint64_t *)k, y = *(const uint64_t *)e;
 	return x < y ? -1 : x > y;
 }
 
-/* Did the policy drop or discard event key (pubinc << 32 | index) for
- * rc? rc->excused is sorted by then (sim_check_all). */
-static bool excused(const struct receiver *rc, uint64_t key)
+/* Did the policy drop or discard, for rc, the event (pubinc << 32 | seq)
+ * sent at t — at t or later? rc->excused holds (key, when) pairs, sorted
+ * (sim_check_all). */
+static bool excused(const struct receiver *rc, uint64_t key, uint64_t t)
 {
-	return rc->n_excused && bsearch(&key, rc->excused, rc->n_excused,
-	                                sizeof(key), u64_cmp);
+	size_t n = rc->n_excused / 2;
+	const uint64_t *v = rc->excused;
+	const uint64_t *hit = n ? bsearch(&key, v, n, 2 * sizeof(*v), key_cmp)
+	                        : NULL;
+	if (!hit)
+		return false;
+	while (hit + 2 < v + 2 * n && hit[2] == key)
+		hit += 2; /* the latest act on it */
+	return hit[1] >= t;
 }
 
 static enum loss loss_kind(const struct sim *s, const struct receiver *rc,
                            const struct pubinc *p, const struct sent *x)
 {
-	uint64_t key = (uint64_t)(p - s->pubs) << 32 | (uint64_t)(x - p->v);
-	if (excused(rc, key) || in_spans(rc->cuts, rc->n_cuts, x->t))
+	uint64_t key = (uint64_t)(p - s->pubs) << 32 | x->seq;
+	if (excused(rc, key, x->t) || in_spans(rc->cuts, rc->n_cuts, x->t))
 		return LOSS_ALLOWED;
 	if (!in_window(s, x->t))
 		return LOSS_OUTSIDE;
 	bool acked = (s->cols[p->collector].spec->qos & BUS_QOS_PROCESSED) &&
 	             x->ack == 1;
-	if (acked && s->sc->slow_policy == BUS_SLOW_DISCONNECT &&
+	if (acked && s->sc->slow_policy != BUS_SLOW_DROP_NEWEST &&
 	    stayed(rc, x->t))
 		return LOSS_ACKED;
 	return LOSS_ALLOWED;
@@ -172,73 +202,100 @@ static const char *pub_name(const struct sim *s, int pi)
 }
 
 /* One (publisher incarnation, receiver) projection: want, the topics rc
- * wants; mine, the indexes into rc->v of what it got from pi, in order. */
+ * wants; mine, the indexes into rc->v of what it got from pi, in order.
+ * Each delivery is matched with the next send of its event at or after
+ * where the walk is (a re-send is a send of its own): found ahead, the
+ * sends passed over are candidates for loss; found only behind, it is
+ * duplicated (that send was matched already) or reordered. */
 static void projection(struct sim *s, struct sim_report *r, int pi,
-                       const struct receiver *rc, const bool *want,
+                       struct receiver *rc, const bool *want,
                        const size_t *mine, size_t n_mine)
 {
 	const struct pubinc *p = &s->pubs[pi];
 	/* the oracle's channel: the send log filtered by the masks */
 	size_t ne = 0;
 	size_t *exp = malloc((p->n ? p->n : 1) * sizeof(*exp));
-	if (!exp)
+	bool *first = calloc(p->n ? p->n : 1, sizeof(*first));
+	bool *sent_once = calloc(p->n_ev ? p->n_ev : 1, sizeof(*sent_once));
+	if (!exp || !first || !sent_once)
 		abort();
-	for (size_t i = 0; i < p->n; i++)
+	for (size_t i = 0; i < p->n; i++) {
+		uint64_t q = p->v[i].seq - 1;
+		first[i] = q < p->n_ev && !sent_once[q];
+		if (q < p->n_ev)
+			sent_once[q] = true;
 		if (want[p->v[i].topic])
 			exp[ne++] = i;
+	}
 	r->oracle_delivered += ne;
 	/* walk what arrived against it */
 	size_t e = 0; /* next expected index into exp */
-	uint64_t last_seq = 0;
-	bool any = false;
 	size_t first_e = SIZE_MAX, last_e = 0;
 	char *seen = calloc(ne ? ne : 1, 1);
 	for (size_t m = 0; m < n_mine; m++) {
-		const struct got *x = &rc->v[mine[m]];
-		if (any && x->seq <= last_seq) {
-			fail(r, SIM_C_ORDERING, x->t, "%s got %s's seq %llu after %llu",
-			     rc->name, pub_name(s, pi), (ull)x->seq, (ull)last_seq);
-			fail(r, SIM_C_DELIVERY, x->t, "%s: %s seq %llu %s (after %llu)",
-			     rc->name, pub_name(s, pi), (ull)x->seq,
-			     x->seq == last_seq ? "duplicated" : "reordered",
-			     (ull)last_seq);
-		}
-		any = true;
-		last_seq = x->seq > last_seq ? x->seq : last_seq;
+		struct got *x = &rc->v[mine[m]];
 		size_t k = e;
 		while (k < ne && p->v[exp[k]].seq != x->seq)
 			k++;
 		if (k == ne) { /* not ahead in the oracle: behind, or unknown */
-			size_t j = 0;
-			while (j < ne && p->v[exp[j]].seq != x->seq)
-				j++;
-			if (j == ne)
+			size_t j = 0, dup = SIZE_MAX, late = SIZE_MAX;
+			for (; j < ne; j++)
+				if (p->v[exp[j]].seq == x->seq) {
+					if (seen[j])
+						dup = j;
+					else if (late == SIZE_MAX)
+						late = j;
+				}
+			if (dup == SIZE_MAX && late == SIZE_MAX) {
 				fail(r, SIM_C_DELIVERY, x->t,
 				     "%s: %s seq %llu unexpected (never sent to it; %llu)",
 				     rc->name, pub_name(s, pi), (ull)x->seq, (ull)ne);
-			else if (seen[j])
-				fail(r, SIM_C_DELIVERY, x->t,
-				     "%s: %s seq %llu duplicated (%llu)", rc->name,
-				     pub_name(s, pi), (ull)x->seq, (ull)j);
-			else
-				seen[j] = 1; /* late (reordered), not lost */
+			} else if (late != SIZE_MAX) {
+				fail(r, SIM_C_ORDERING, x->t, "%s got %s's seq %llu "
+				     "after a later send", rc->name, pub_name(s, pi),
+				     (ull)x->seq);
+				fail(r, SIM_C_DELIVERY, x->t, "%s: %s seq %llu "
+				     "reordered", rc->name, pub_name(s, pi),
+				     (ull)x->seq);
+				seen[late] = 1; /* late, not lost */
+				x->again = !first[exp[late]];
+			} else {
+				fail(r, SIM_C_DELIVERY, x->t, "%s: %s seq %llu "
+				     "duplicated (delivered more often than sent)",
+				     rc->name, pub_name(s, pi), (ull)x->seq);
+				x->again = true;
+			}
 			continue;
 		}
 		seen[k] = 1;
+		x->again = !first[exp[k]];
+		r->redelivered += x->again;
 		if (first_e == SIZE_MAX)
 			first_e = k;
 		last_e = k;
 		e = k + 1;
 	}
-	/* what the oracle delivered and the broker did not */
+	/* which events arrived (by any of their sends: the bytes of a send
+	 * and its re-send are the same, so which one came cannot be told) */
+	bool *arrived = calloc(p->n_ev ? p->n_ev : 1, sizeof(*arrived));
+	if (!arrived)
+		abort();
+	for (size_t k = 0; k < ne; k++)
+		if (seen[k] && p->v[exp[k]].seq <= p->n_ev)
+			arrived[p->v[exp[k]].seq - 1] = true;
+	/* what the oracle delivered and the broker did not: an event none of
+	 * whose sends arrived, each send judged by when it was made */
 	for (size_t k = 0; k < ne; k++) {
-		if (seen[k] && excused(rc, (uint64_t)pi << 32 | exp[k]))
-			fail(r, SIM_C_ACCOUNTING, p->v[exp[k]].t, "%s: %s seq %llu "
-			     "arrived, yet the broker counted it dropped for it",
-			     rc->name, pub_name(s, pi), (ull)p->v[exp[k]].seq);
-		if (seen[k])
-			continue;
 		const struct sent *x = &p->v[exp[k]];
+		uint64_t key = (uint64_t)pi << 32 | x->seq;
+		/* sent once: the frame the policy dropped was this one */
+		if (seen[k] && excused(rc, key, x->t) && x->seq <= p->n_ev &&
+		    p->ev[x->seq - 1].sends == 1)
+			fail(r, SIM_C_ACCOUNTING, x->t, "%s: %s seq %llu "
+			     "arrived, yet the broker counted it dropped for it",
+			     rc->name, pub_name(s, pi), (ull)x->seq);
+		if (seen[k] || (x->seq <= p->n_ev && arrived[x->seq - 1]))
+			continue;
 		const char *where = first_e == SIZE_MAX || k < first_e ? "prefix"
 		                    : k > last_e                   ? "postfix"
 		                                                   : "middle";
@@ -252,8 +309,11 @@ static void projection(struct sim *s, struct sim_report *r, int pi,
 			             : "ACKed OK, receiver stayed connected",
 			     (ull)ne);
 	}
+	free(arrived);
 	free(seen);
 	free(exp);
+	free(first);
+	free(sent_once);
 }
 
 /* A process as one receiver saw it: (incarnation, pid, start). */
@@ -314,7 +374,9 @@ static void lifecycle(struct sim *s, struct sim_report *r,
 		abort();
 	for (size_t g = 0; g < rc->n; g++) {
 		const struct got *x = &rc->v[g];
-		if (x->pubinc < 0 || !x->pid)
+		/* an event's first send only: a re-send restates what came
+		 * (or was lost) before; so does a resync's DISCOVERY */
+		if (x->pubinc < 0 || !x->pid || x->again || x->type < 0)
 			continue;
 		struct pkey *p = process_of(&t, x);
 		if (p->state == 2)
@@ -414,7 +476,7 @@ static void accounting(struct sim *s, struct sim_report *r)
  * first (a counting sort, stream order kept within each); a delivery
  * whose bytes match no event sent is unexpected. */
 static void projections(struct sim *s, struct sim_report *r,
-                        const struct receiver *rc)
+                        struct receiver *rc)
 {
 	size_t np = (size_t)s->n_pubs;
 	size_t *from = calloc(np + 2, sizeof(*from));
@@ -445,18 +507,120 @@ static void projections(struct sim *s, struct sim_report *r,
 	free(from);
 }
 
+/* End to end: per collector incarnation, the agent processed 1..n in
+ * order, once each, n being every event it made — or, if it died, a
+ * prefix: the tail it made and the agent never got had no copy left
+ * once the process was gone (no design without a disk could keep it).
+ * A declared gap (the collector could not keep its events) fails. */
+static void stream(struct sim *s, struct sim_report *r)
+{
+	for (int pi = 0; pi < s->n_pubs; pi++) {
+		const struct pubinc *p = &s->pubs[pi];
+		const char *name = pub_name(s, pi);
+		for (size_t i = 0; i < p->n_done; i++) {
+			uint64_t q = p->done[i];
+			if (q == i + 1 && !(q <= p->n_ev && p->ev[q - 1].gap))
+				continue;
+			const struct made *e = q <= p->n_ev ? &p->ev[q - 1] : NULL;
+			if (e && q == i + 1)
+				fail(r, SIM_C_STREAM, e->t, "%s (incarnation %d): a "
+				     "gap declared at seq %llu", name, pi, (ull)q);
+			else
+				fail(r, SIM_C_STREAM, e ? e->t : s->now, "%s "
+				     "(incarnation %d): the agent processed seq %llu "
+				     "where %llu was next (%s)", name, pi, (ull)q,
+				     (ull)(i + 1), q > i + 1 ? "a gap" : "a duplicate");
+			break;
+		}
+		bool alive = p->ended == UINT64_MAX;
+		if (alive && p->n_done < p->n_ev)
+			fail(r, SIM_C_STREAM, p->ev[p->n_done].t, "%s (incarnation "
+			     "%d, running): the agent never processed seq %zu of "
+			     "%zu made", name, pi, p->n_done + 1, p->n_ev);
+	}
+}
+
+/* After the last fault heals: the agent's view of each collector's table
+ * (its running incarnation's) equals the scenario's table now. */
+static void convergence(struct sim *s, struct sim_report *r)
+{
+	for (int i = 0; i < s->n_cols; i++) {
+		const struct collector *c = &s->cols[i];
+		const char *name = s->links[c->link].name;
+		if (!c->alive) {
+			fail(r, SIM_C_CONVERGENCE, s->now, "%s is not running at "
+			     "the end: nothing watches its processes", name);
+			continue;
+		}
+		const struct de_stream *st = de_intake_find(&s->intake, name);
+		uint64_t inc = s->pubs[c->pubinc].incarnation;
+		if (!st || st->incarnation != inc) {
+			fail(r, SIM_C_CONVERGENCE, s->now, "%s: the agent has no "
+			     "view of its incarnation %llu", name, (ull)inc);
+			continue;
+		}
+		struct de_snapshot truth;
+		de_snapshot_init(&truth);
+		sim_table_snapshot(c->spec, sim_table_at(c->spec, s->now), &truth);
+		size_t same = 0;
+		for (size_t k = 0; k < truth.n; k++) {
+			const struct de_proc *t = &truth.v[k];
+			const struct de_view_proc *v =
+			    de_view_find(&st->view, t->pid, t->start_time_ms);
+			char cmd[4096];
+			size_t n = t->cmdline_len < sizeof(cmd) ? t->cmdline_len
+			                                        : sizeof(cmd) - 1;
+			memcpy(cmd, t->cmdline, n);
+			while (n && !cmd[n - 1])
+				n--; /* the last argument's NUL */
+			for (size_t j = 0; j < n; j++)
+				cmd[j] = cmd[j] ? cmd[j] : ' ';
+			cmd[n] = 0;
+			const char *what = !v                       ? "missing"
+			                   : strcmp(v->name, t->name) ? "name"
+			                   : strcmp(v->exe, t->exe)   ? "executable"
+			                   : strcmp(v->cmdline, cmd)  ? "command line"
+			                   : v->ppid != t->ppid      ? "parent"
+			                   : v->uid != t->uid        ? "user"
+			                   : strcmp(v->hash, t->hash) ? "hash"
+			                                              : NULL;
+			if (what) {
+				fail(r, SIM_C_CONVERGENCE, s->now, "%s: pid %u %s in "
+				     "the agent's view (%zu of %zu right)", name,
+				     t->pid, what, same, truth.n);
+				break;
+			}
+			same++;
+		}
+		if (same == truth.n && st->view.n != truth.n)
+			fail(r, SIM_C_CONVERGENCE, s->now, "%s: the agent's view "
+			     "holds %zu processes, the table %zu", name,
+			     st->view.n, truth.n);
+		de_snapshot_free(&truth);
+	}
+}
+
 void sim_check_all(struct sim *s, struct sim_report *r)
 {
 	for (int c = 0; c < SIM_C_N; c++)
 		r->ok[c] = true;
 	for (int i = 0; i < s->n_recv; i++) {
 		struct receiver *rc = &s->recv[i];
-		if (rc->n_excused)
-			qsort(rc->excused, rc->n_excused, sizeof(*rc->excused),
-			      u64_cmp);
+		if (rc->n_excused) /* (key, when) pairs */
+			qsort(rc->excused, rc->n_excused / 2,
+			      2 * sizeof(*rc->excused), pair_cmp);
 		projections(s, r, rc);
 		lifecycle(s, r, rc);
 	}
 	liveness(s, r);
 	accounting(s, r);
+	/* drop_newest drops for a full receiver whatever comes, the agent's
+	 * re-sends and RPC replies among them: its stream recovers only as
+	 * far as its queue lets them through, so end to end is promised
+	 * under block and disconnect alone */
+	r->end_to_end_checked = s->sc->slow_policy != BUS_SLOW_DROP_NEWEST;
+	if (r->end_to_end_checked) {
+		stream(s, r);
+		convergence(s, r);
+	}
 }

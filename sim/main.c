@@ -69,6 +69,8 @@ static const struct {
 	{"lifecycle", BUS_PLANT_LIFECYCLE},
 	{"corrupt", BUS_PLANT_CORRUPT},
 	{"child-first", BUS_PLANT_CHILD_FIRST},
+	{"drop-on-eagain", BUS_PLANT_DROP_ON_EAGAIN},
+	{"no-resend", BUS_PLANT_NO_RESEND},
 };
 
 static const char *plant_name = ""; /* for saved failures */
@@ -317,9 +319,14 @@ static void json_report(const struct sim_scenario *sc,
 			printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
 		printf("\"}");
 	}
-	printf("}, \"accounting_compared\": %s, \"ok\": %s}\n",
+	printf("}, \"accounting_compared\": %s, \"end_to_end_checked\": %s, "
+	       "\"resent\": %llu, \"redelivered\": %llu, \"processed\": %llu, "
+	       "\"gaps\": %llu, \"resyncs\": %llu, \"ok\": %s}\n",
 	       r->accounting_compared ? "true" : "false",
-	       all_ok(r) ? "true" : "false");
+	       r->end_to_end_checked ? "true" : "false",
+	       (unsigned long long)r->resent, (unsigned long long)r->redelivered,
+	       (unsigned long long)r->processed, (unsigned long long)r->gaps,
+	       (unsigned long long)r->resyncs, all_ok(r) ? "true" : "false");
 }
 
 /* " name count" for each non-zero count; false if there was none. */
@@ -357,6 +364,12 @@ static void table_report(const struct sim_scenario *sc,
 	printf("%s\n", any ? "" : " none");
 	printf("  trace: %llu events, hash %016llx\n",
 	       (unsigned long long)r->events, (unsigned long long)r->trace_hash);
+	printf("  end to end: the agent processed %llu events in sequence; %llu "
+	       "re-sent (%llu deliveries of them), %llu gaps seen, %llu "
+	       "resyncs answered\n",
+	       (unsigned long long)r->processed, (unsigned long long)r->resent,
+	       (unsigned long long)r->redelivered, (unsigned long long)r->gaps,
+	       (unsigned long long)r->resyncs);
 	printf("  throughput (a report, not a gate): broker path %.0f "
 	       "deliveries/CPU-s (the whole simulated run), the in-process "
 	       "channel %.0f/CPU-s: ratio %.3f\n",
@@ -367,6 +380,10 @@ static void table_report(const struct sim_scenario *sc,
 		       r->why[c],
 		       c == SIM_C_ACCOUNTING && r->ok[c] && !r->accounting_compared
 		               ? " (not compared: bytes died in flight)"
+		       : (c == SIM_C_STREAM || c == SIM_C_CONVERGENCE) &&
+		                       !r->end_to_end_checked
+		               ? " (not checked: drop_newest drops what the agent "
+		                 "needs too, re-sends and replies included)"
 		               : "");
 }
 

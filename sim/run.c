@@ -216,16 +216,17 @@ static void window(struct sim *s, uint64_t from, uint64_t to)
 /* ---- fault sites (BUGGIFY, bus.h) ---------------------------------------------------------
  * An armed site fires on one in rate[site] of the times it is reached,
  * while the workload runs. Sites that can lose events (a failed
- * allocation, a queue taken as full, output taken as full) open a fault
- * window like a fault's; the others only change how bytes are cut. */
+ * allocation) open a fault window like a fault's; the others only change
+ * how bytes are cut or when they go: a queue taken as full makes the
+ * sender wait (block) or is the policy's own act, reported event by event
+ * (disconnect, drop_newest); output taken as full keeps the event in the
+ * collector's outbox. */
 static const uint32_t site_rate[BUS_SITE_N] = {
 	[BUS_SITE_CORE_ALLOC] = 400,       [BUS_SITE_CORE_QUEUE_FULL] = 1000,
 	[BUS_SITE_CORE_WRITE_ONE] = 8,     [BUS_SITE_CLIENT_ALLOC] = 400,
 	[BUS_SITE_CLIENT_OUT_FULL] = 100,  [BUS_SITE_NET_ONE_BYTE] = 8,
 };
-#define LOSSY_SITES                                                            \
-	(1u << BUS_SITE_CORE_ALLOC | 1u << BUS_SITE_CORE_QUEUE_FULL |            \
-	 1u << BUS_SITE_CLIENT_ALLOC | 1u << BUS_SITE_CLIENT_OUT_FULL)
+#define LOSSY_SITES (1u << BUS_SITE_CORE_ALLOC | 1u << BUS_SITE_CLIENT_ALLOC)
 
 static bool site_fires(struct sim *s, enum bus_site site)
 {
@@ -451,6 +452,10 @@ static void deliver_all(struct sim *s, struct link *l, int dir)
 	struct pipe *p = dir ? &l->b2c : &l->c2b;
 	uint32_t epoch = l->epoch;
 	while (p->head && l->epoch == epoch) {
+		if (dir == 0 && l->b_closing) {
+			s->acc_lossy = true; /* the broker reads no more of it */
+			return;
+		}
 		p->head->ready = s->now;
 		deliver(s, l, dir, SIZE_MAX);
 	}
@@ -733,9 +738,10 @@ static void map_put(struct sim *s, uint64_t key, uint64_t val)
 	s->by_hash_n++;
 }
 
-/* The sent event whose bytes these are, or NULL (never sent so). */
-static const struct sent *map_get(struct sim *s, const uint8_t *p, size_t n,
-                                  int *pubinc)
+/* The event made with exactly these bytes, or NULL (none was); its
+ * incarnation and sequence. */
+static struct made *map_get(struct sim *s, const uint8_t *p, size_t n,
+                            int *pubinc, uint64_t *seq)
 {
 	uint64_t key = bytes_hash(p, n);
 	for (size_t j = s->by_hash_cap ? key & (s->by_hash_cap - 1) : 0;
@@ -744,9 +750,10 @@ static const struct sent *map_get(struct sim *s, const uint8_t *p, size_t n,
 		if (s->by_hash_key[j] != key)
 			continue;
 		uint64_t v = s->by_hash_val[j] - 1;
-		const struct sent *e = &s->pubs[v >> 32].v[v & 0xffffffffu];
+		struct made *e = &s->pubs[v >> 32].ev[v & 0xffffffffu];
 		if (e->len == n) {
 			*pubinc = (int)(v >> 32);
+			*seq = (v & 0xffffffffu) + 1;
 			return e;
 		}
 	}
@@ -772,10 +779,9 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	                .len = d->len > UINT32_MAX ? UINT32_MAX : (uint32_t)d->len};
 	/* identified by its exact bytes: a delivery that differs from every
 	 * event sent by even one bit is "unexpected" */
-	const struct sent *e = map_get(s, d->data, d->len, &g.pubinc);
+	const struct made *e = map_get(s, d->data, d->len, &g.pubinc, &g.seq);
 	if (e) {
-		g.seq = e->seq;
-		g.type = e->type;
+		g.type = e->resync ? -1 : e->type; /* a restatement */
 		g.pid = e->pid;
 		g.ppid = e->ppid;
 		g.start_ms = e->start_ms;
@@ -800,13 +806,18 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	put_str(&ln, " ");
 	put_u64(&ln, g.seq, 1);
 	line_end(s, &ln);
+	/* the agent's intake: in sequence, de-duplicated, gaps resynced */
+	if (l->kind == LK_AGENT && !s->agent_down &&
+	    !strncmp(d->topic, "events/", 7))
+		de_intake_event(&s->intake, d->sender, d->data, d->len, s->now);
 }
 
 /* A receiver that became READY is up once the broker has read what it
  * had written and queued by then: its subscriptions are in effect. */
 static void sub_check(struct sim *s, struct link *l)
 {
-	if (!l->sub_pending || l->c2b_read < l->sub_target)
+	/* not when the broker closes it on these very bytes (a cut) */
+	if (!l->sub_pending || l->c2b_read < l->sub_target || l->b_closing)
 		return;
 	l->sub_pending = false;
 	struct receiver *r = recv_of(s, l);
@@ -847,16 +858,17 @@ static void policy_hook(void *ctx, const uint8_t *f, size_t n)
 	}
 	struct bus_delivery d;
 	int pi;
-	const struct sent *e = NULL;
+	uint64_t seq;
+	const struct made *e = NULL;
 	if (!bus_delivery_decode(f, n, &d) && d.kind == BUS_OP_PUBLISH)
-		e = map_get(s, d.data, d.len, &pi);
+		e = map_get(s, d.data, d.len, &pi, &seq);
 	if (!e)
 		return; /* not an event sent (acks, RPC, announcements) */
-	uint64_t idx = (uint64_t)(e - s->pubs[pi].v);
 	push_u64(&r->excused, &r->n_excused, &r->cap_excused,
-	         (uint64_t)pi << 32 | idx);
+	         (uint64_t)pi << 32 | seq);
+	push_u64(&r->excused, &r->n_excused, &r->cap_excused, s->now);
 	sim_trace(s, "policy drop %s %d %llu", l->name, pi,
-	          (unsigned long long)e->seq);
+	          (unsigned long long)seq);
 }
 #endif
 
@@ -916,44 +928,40 @@ static int topic_id(struct sim *s, const char *topic)
 	return s->n_topics++;
 }
 
-static int col_publish(void *host, const char *topic, const uint8_t *data,
-                       size_t len)
+/* The collector made an event (de_collector_ops.made): what it says. */
+static void col_made(void *host, uint64_t seq, enum de_event_type type,
+                     const char *topic, const struct de_proc *p,
+                     const uint8_t *data, size_t len)
 {
 	struct link *l = host;
 	struct sim *s = l->s;
 	struct collector *co = &s->cols[l->actor];
 	struct pubinc *pi = &s->pubs[co->pubinc];
-	if (pi->n == pi->cap) {
-		pi->cap = pi->cap ? pi->cap * 2 : 256;
-		pi->v = realloc(pi->v, pi->cap * sizeof(*pi->v));
-		if (!pi->v)
+	if (seq > pi->n_ev + 1 || seq == 0)
+		abort(); /* the collector numbers its events without gaps */
+	if (pi->n_ev == pi->cap_ev) {
+		pi->cap_ev = pi->cap_ev ? pi->cap_ev * 2 : 256;
+		pi->ev = realloc(pi->ev, pi->cap_ev * sizeof(*pi->ev));
+		if (!pi->ev)
 			abort();
 	}
-	uint64_t key = (uint64_t)co->pubinc << 32 | pi->n;
-	int qos = co->spec->qos;
-	bool ack = qos & BUS_QOS_PROCESSED; /* else nothing answers it */
-	int rc = bus_client_publish(l->cl, topic, data, len, qos,
-	                            ack ? acked : NULL,
-	                            ack ? (void *)(uintptr_t)key : NULL);
-	if (rc)
-		return rc; /* not sent: not in the send log */
-	struct sent *e = &pi->v[pi->n++];
+	/* seq made already: a gap marker takes the place of an event the
+	 * bus would never take */
+	struct made *e = seq <= pi->n_ev ? &pi->ev[seq - 1] : &pi->ev[pi->n_ev++];
 	memset(e, 0, sizeof(*e));
 	e->t = s->now;
-	e->seq = co->col.src.sequence;
 	e->len = len;
 	e->topic = topic_id(s, topic);
-	/* what the event says, from the collector (the bytes themselves are
-	 * what deliveries are matched by) */
-	const struct de_proc *p = co->col.publishing;
+	e->gap = p == NULL;
+	e->resync = co->col.src.resync != 0;
 	if (p) {
-		e->type = co->col.publishing_type;
+		e->type = type;
 		e->pid = p->pid;
 		e->ppid = p->ppid;
 		e->start_ms = p->start_time_ms;
 	}
-	map_put(s, bytes_hash(data, len), key + 1);
-	s->r->published++;
+	map_put(s, bytes_hash(data, len),
+	        ((uint64_t)co->pubinc << 32 | (seq - 1)) + 1);
 	struct sim_log *lg = s->o->log;
 	if (lg) {
 		if (lg->n == lg->cap) {
@@ -970,12 +978,48 @@ static int col_publish(void *host, const char *topic, const uint8_t *data,
 		memcpy(x->data, data, len);
 		x->len = len;
 	}
+}
+
+/* The collector hands an event to its client (its outbox's pump): one
+ * entry of the send log, which feeds the oracle. */
+static int col_publish(void *host, const char *topic, const uint8_t *data,
+                       size_t len)
+{
+	struct link *l = host;
+	struct sim *s = l->s;
+	struct collector *co = &s->cols[l->actor];
+	struct pubinc *pi = &s->pubs[co->pubinc];
+	int pin;
+	uint64_t seq;
+	struct made *m = map_get(s, data, len, &pin, &seq);
+	if (!m || pin != co->pubinc)
+		abort(); /* the outbox hands over only what the collector made */
+	if (pi->n == pi->cap) {
+		pi->cap = pi->cap ? pi->cap * 2 : 256;
+		pi->v = realloc(pi->v, pi->cap * sizeof(*pi->v));
+		if (!pi->v)
+			abort();
+	}
+	uint64_t key = (uint64_t)co->pubinc << 32 | pi->n;
+	int qos = co->spec->qos;
+	bool ack = qos & BUS_QOS_PROCESSED; /* else nothing answers it */
+	int rc = bus_client_publish(l->cl, topic, data, len, qos,
+	                            ack ? acked : NULL,
+	                            ack ? (void *)(uintptr_t)key : NULL);
+	if (rc)
+		return rc; /* not handed over: not in the send log */
+	struct sent *e = &pi->v[pi->n++];
+	*e = (struct sent){.t = s->now, .seq = seq, .topic = m->topic};
+	if (m->sends++)
+		s->r->resent++;
+	else
+		s->r->published++;
 	struct tline ln; /* "pub %s %llu %s" */
 	line_start(s, &ln);
-	put_str(&ln, "pub ");
+	put_str(&ln, m->sends > 1 ? "resend " : "pub ");
 	put_str(&ln, l->name);
 	put_str(&ln, " ");
-	put_u64(&ln, e->seq, 1);
+	put_u64(&ln, seq, 1);
 	put_str(&ln, " ");
 	put_str(&ln, topic);
 	line_end(s, &ln);
@@ -998,6 +1042,8 @@ static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
 	de_collector_serve(&s->cols[l->actor].col, c, q, &sv);
 }
 
+static void col_cycle(struct sim *s, int i);
+
 static void on_state(struct bus_client *c, enum bus_client_state st,
                      int reason, void *arg)
 {
@@ -1008,6 +1054,25 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 	          reason);
 	if (l->kind == LK_MONITOR || l->kind == LK_AGENT)
 		recv_state(s, l, st);
+	struct collector *co = l->kind == LK_COLLECTOR ? &s->cols[l->actor]
+	                                               : NULL;
+	/* what the agent has not acknowledged goes again, in order */
+	if (co && co->col_init && st == BUS_CLIENT_READY && !s->finishing &&
+	    de_collector_on_ready(&co->col))
+		col_cycle(s, l->actor); /* one that was delayed, now */
+}
+
+/* A collector's client takes more: its outbox goes on. */
+static void on_drain(struct bus_client *c, void *arg)
+{
+	(void)c;
+	struct link *l = arg;
+	struct sim *s = l->s;
+	struct collector *co = l->kind == LK_COLLECTOR ? &s->cols[l->actor]
+	                                               : NULL;
+	if (co && co->col_init && !s->finishing &&
+	    de_collector_pump(&co->col))
+		col_cycle(s, l->actor);
 }
 
 static struct bus_client *make_client(struct sim *s, struct link *l)
@@ -1019,7 +1084,10 @@ static struct bus_client *make_client(struct sim *s, struct link *l)
 	cfg.allocator = (struct bus_allocator){
 		site_alloc, site_realloc, site_free,
 		(void *)(intptr_t)BUS_SITE_CLIENT_ALLOC};
-	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, NULL, l};
+	if (l->kind == LK_COLLECTOR) /* as procmond: the outbox holds more */
+		cfg.out_bytes_max = s->cols[l->actor].spec->out_bytes_max;
+	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, on_drain,
+	                                l};
 	s->quiet = true;
 	struct bus_client *c = bus_client_new(&cfg, &c_ops, l, &h);
 	s->quiet = false;
@@ -1028,8 +1096,7 @@ static struct bus_client *make_client(struct sim *s, struct link *l)
 	return c;
 }
 
-/* The index of the table in force at t (latest at or before it); -1. */
-static long table_index(const struct sim_collector_spec *cs, uint64_t t)
+long sim_table_at(const struct sim_collector_spec *cs, uint64_t t)
 {
 	size_t lo = 0, hi = cs->n_tables;
 	while (lo < hi) {
@@ -1042,26 +1109,35 @@ static long table_index(const struct sim_collector_spec *cs, uint64_t t)
 	return (long)lo - 1;
 }
 
+/* One cycle of collector i over the table in force now. The same table
+ * as the last cycle gives no events (procmond's diff of a table with
+ * itself; the services fuzz target holds it to that): the copy and the
+ * diff are skipped. */
+static void col_cycle(struct sim *s, int i)
+{
+	struct collector *co = &s->cols[i];
+	long idx = sim_table_at(co->spec, s->now);
+	if (idx == co->last_table && co->col.stats.cycles)
+		return;
+	struct de_snapshot snap;
+	de_snapshot_init(&snap);
+	snap.taken_ns = s->now;
+	sim_table_snapshot(co->spec, idx, &snap);
+	de_collector_cycle(&co->col, &snap);
+	co->last_table = idx;
+}
+
+/* A poll: a cycle if it is due — connected or not (the events wait in
+ * the outbox), but not while the last cycle's still wait for the bus
+ * (then it runs when they are out: on_drain, or at READY). */
 static void col_poll(struct sim *s, int i)
 {
 	struct collector *co = &s->cols[i];
-	struct link *l = &s->links[co->link];
 	if (!co->alive)
 		return;
-	long idx = table_index(co->spec, s->now);
-	/* the same table as the last cycle gives no events (procmond's diff
-	 * of a table with itself; the services fuzz target holds it to
-	 * that): skip the copy and the diff */
-	if (l->cl && bus_client_state(l->cl) == BUS_CLIENT_READY &&
-	    (idx != co->last_table || co->col.stats.cycles == 0)) {
-		struct de_snapshot snap;
-		de_snapshot_init(&snap);
-		snap.taken_ns = s->now;
-		sim_table_snapshot(co->spec, idx, &snap);
-		de_collector_cycle(&co->col, &snap);
-		co->last_table = idx;
-	}
-	if (s->now + co->spec->poll_ns < s->end)
+	if (de_collector_cycle_due(&co->col))
+		col_cycle(s, i);
+	if (s->now + co->spec->poll_ns < s->poll_until)
 		push(s, s->now + co->spec->poll_ns, EV_POLL, -1,
 		     (uint64_t)i << 32 | (uint32_t)co->pubinc);
 }
@@ -1085,8 +1161,9 @@ static void col_spawn(struct sim *s, int i)
 	pi->incarnation = s->now; /* virtual start time, ns */
 	pi->started = s->now;
 	pi->ended = UINT64_MAX;
-	struct de_collector_ops ops = {c_now, col_wall, col_publish, NULL,
-	                               col_stop};
+	struct de_collector_ops ops = {.now = c_now, .wall_ms = col_wall,
+	                               .publish = col_publish,
+	                               .made = col_made, .stop = col_stop};
 	if (de_collector_init(&co->col, co->spec->id, pi->incarnation,
 	                      co->spec->ticks_per_s, &ops, l))
 		abort();
@@ -1095,6 +1172,8 @@ static void col_spawn(struct sim *s, int i)
 		s->r->collector_restarts++;
 	co->spawned_once = true;
 	co->col.scan_interval_ms = (uint32_t)(co->spec->poll_ns / SIM_MS);
+	co->col.outbox.bytes_max = co->spec->retain_bytes_max;
+	co->last_table = -2; /* no cycle yet */
 	co->alive = true;
 	l->epoch++;
 	l->cl = make_client(s, l);
@@ -1106,7 +1185,7 @@ static void col_spawn(struct sim *s, int i)
 	bus_client_start(l->cl);
 	s->quiet = false;
 	bus_client_on_tick(l->cl);
-	if (s->now + co->spec->poll_ns < s->end)
+	if (s->now + co->spec->poll_ns < s->poll_until)
 		push(s, s->now + co->spec->poll_ns, EV_POLL, -1,
 		     (uint64_t)i << 32 | (uint32_t)co->pubinc);
 }
@@ -1180,14 +1259,20 @@ static void hb_done(struct bus_client *c, int status,
 	uint64_t seq;
 	size_t idx = call_idx(arg, &seq);
 	bool ok = false;
+	uint64_t inc = 0, last = 0;
 	if (status == 0) {
 		Daemoneye__HeartbeatResponse *h =
 			(void *)de_reply_unpack("health.heartbeat", r);
 		ok = h && h->sequence == seq;
+		if (ok)
+			inc = h->incarnation, last = h->last_sequence;
 		bus_pb_free(h ? &h->base : NULL);
 	}
 	if (s->finishing || s->agent_down)
 		return; /* the agent that asked is gone */
+	if (ok) /* a tail of events lost in flight shows here */
+		de_intake_heartbeat(&s->intake, s->sup.c[idx].bus_name, inc, last,
+		                    s->now);
 	if (ok)
 		answered(s, &s->cols[idx].last_hb_ok, &s->cols[idx].healed_hb_ok);
 	sim_trace(s, "heartbeat %s %llu %s", s->sup.c[idx].bus_name,
@@ -1200,9 +1285,9 @@ static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
 {
 	struct sim *s = host;
 	struct link *l = &s->links[s->agent_link];
-	Daemoneye__HeartbeatRequest q = DAEMONEYE__HEARTBEAT_REQUEST__INIT;
-	q.sender = DE_AGENT_NAME;
-	q.sequence = seq;
+	Daemoneye__HeartbeatRequest q; /* with what the agent processed */
+	de_heartbeat_request(&s->intake, s->sup.c[idx].bus_name, seq,
+	                     col_wall(l), &q);
 	int rc = de_call(l->cl, s->sup.c[idx].bus_name, "health.heartbeat",
 	                 &q.base, &s->sup.policies, hb_done, call_arg(idx, seq));
 	if (rc)
@@ -1251,6 +1336,72 @@ static void sup_event(void *host, size_t idx, const char *what,
 	sim_trace(s, "agent %s %s (%s)", s->sup.c[idx].id, what, detail);
 }
 
+/* ---- the agent's intake: the real end-to-end code ----------------------------------- */
+/* A resync call's (stream, id): the stream's index in the intake. */
+static void resync_done(struct bus_client *c, int status,
+                        const struct bus_rpc_result *r, void *arg)
+{
+	struct link *l = bus_client_host(c);
+	struct sim *s = l->s;
+	uint64_t id;
+	size_t k = call_idx(arg, &id);
+	if (s->finishing || s->agent_down || k >= s->intake.n)
+		return; /* the agent that asked is gone */
+	Daemoneye__ResyncResponse *resp = NULL;
+	if (status == 0)
+		resp = (void *)de_reply_unpack("collector.resync", r);
+	sim_trace(s, "resync %s %llu %s", s->intake.s[k].name,
+	          (unsigned long long)id,
+	          !resp ? bus_strerror(status ? status : BUS_EPROTO)
+	          : resp->replayed ? "re-sent" : "full");
+	s->r->resyncs += resp != NULL;
+	de_intake_resync_done(&s->intake, s->intake.s[k].name, id, resp, s->now);
+	bus_pb_free(resp ? &resp->base : NULL);
+}
+
+static void intake_resync(void *host, const struct de_stream *st,
+                          const Daemoneye__ResyncRequest *q)
+{
+	struct sim *s = host;
+	struct link *l = &s->links[s->agent_link];
+	size_t k = (size_t)(st - s->intake.s);
+	sim_trace(s, "agent asks %s %llu %s from %llu", st->name,
+	          (unsigned long long)q->resync_id, q->full ? "full" : "resend",
+	          (unsigned long long)q->from_sequence);
+	int rc = l->cl ? de_call(l->cl, st->name, "collector.resync", &q->base,
+	                         &s->sup.policies, resync_done,
+	                         call_arg(k, q->resync_id))
+	               : BUS_ECLOSED;
+	if (rc)
+		de_intake_resync_done(&s->intake, st->name, q->resync_id, NULL,
+		                      s->now);
+}
+
+/* What the agent processed, in sequence: the stream check's input. */
+static void intake_processed(void *host, const struct de_stream *st,
+                             const Daemoneye__BusrtEvent *ev,
+                             const uint8_t *data, size_t len)
+{
+	(void)st, (void)ev;
+	struct sim *s = host;
+	int pi;
+	uint64_t seq;
+	if (!map_get(s, data, len, &pi, &seq))
+		return; /* bytes no collector made: the delivery check's */
+	push_u64(&s->pubs[pi].done, &s->pubs[pi].n_done, &s->pubs[pi].cap_done,
+	         seq);
+	s->r->processed++;
+}
+
+static void intake_note(void *host, const struct de_stream *st,
+                        const char *what, const char *detail)
+{
+	struct sim *s = host;
+	if (!strcmp(what, "gap"))
+		s->r->gaps++;
+	sim_trace(s, "intake %s %s (%s)", st->name, what, detail);
+}
+
 /* The agent starts (at the beginning, and after a crash): its client
  * subscribes to events/#, and its supervision starts every collector. */
 static void agent_boot(struct sim *s)
@@ -1270,6 +1421,11 @@ static void agent_boot(struct sim *s)
 	                         .health_check = sup_health_check,
 	                         .event = sup_event};
 	de_sup_init(&s->sup, &sc->policies, &ops, s);
+	struct de_intake_ops iops = {.resync = intake_resync,
+	                             .processed = intake_processed,
+	                             .note = intake_note};
+	de_intake_free(&s->intake); /* a crashed agent's view is gone */
+	de_intake_init(&s->intake, &iops, s, sc->policies.resync_retry_ns);
 	for (int i = 0; i < s->n_cols; i++) {
 		de_sup_add(&s->sup, sc->collectors[i].id, "process");
 		de_sup_start(&s->sup, (size_t)i, s->now);
@@ -1544,6 +1700,8 @@ static uint64_t next_deadline(struct sim *s)
 	if (s->agent_link >= 0 && s->links[s->agent_link].cl) {
 		uint64_t d = de_sup_next_deadline(&s->sup);
 		t = d < t ? d : t;
+		d = de_intake_next_deadline(&s->intake);
+		t = d < t ? d : t;
 	}
 	return t;
 }
@@ -1585,6 +1743,9 @@ static int loop(struct sim *s)
 		if (s->agent_link >= 0 && s->links[s->agent_link].cl &&
 		    de_sup_next_deadline(&s->sup) <= s->now)
 			de_sup_tick(&s->sup, s->now);
+		if (s->agent_link >= 0 && s->links[s->agent_link].cl &&
+		    de_intake_next_deadline(&s->intake) <= s->now)
+			de_intake_tick(&s->intake, s->now);
 	}
 }
 
@@ -1720,9 +1881,13 @@ static void teardown_all(struct sim *s)
 		free(s->recv[i].excused);
 		free(s->recv[i].cuts);
 	}
-	for (int i = 0; i < s->n_pubs; i++)
+	for (int i = 0; i < s->n_pubs; i++) {
 		free(s->pubs[i].v);
+		free(s->pubs[i].ev);
+		free(s->pubs[i].done);
+	}
 	free(s->pubs);
+	de_intake_free(&s->intake);
 	for (int i = 0; i < s->n_topics; i++)
 		free(s->topics[i]);
 	free(s->topics);
@@ -1777,6 +1942,7 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 	                  ? s->end
 	                  : s->last_fault_end + sc->liveness_ns;
 	s->stop += 2 * SIM_S; /* drain: the last events reach everyone */
+	s->poll_until = s->stop - SIM_S;
 	current = s;
 #ifdef BUS_SIM /* the cores' own sites; other builds have only the
                   simulator's (allocators, network) */

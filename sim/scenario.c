@@ -344,6 +344,8 @@ static int parse_collector(struct ld *l, struct sim_scenario *s,
 	c->poll_ns = 100 * SIM_MS;
 	c->ticks_per_s = 100;
 	c->qos = BUS_QOS_PROCESSED; /* what procmond publishes with */
+	c->out_bytes_max = 1u << 20;  /* procmond's client buffer */
+	c->retain_bytes_max = DE_RETAIN_BYTES_DEFAULT;
 	struct work w = {0};
 	const char *k;
 	yaml_node_t *v, *e;
@@ -371,6 +373,12 @@ static int parse_collector(struct ld *l, struct sim_scenario *s,
 			if (c->qos < 0)
 				rc = fail(l, v, "none, processed, realtime or "
 				          "realtime_processed", "qos");
+		} else if (!strcmp(k, "out_kib")) {
+			rc = get_u64(l, v, "out_kib", 1u << 20, &x);
+			c->out_bytes_max = (uint32_t)(x < 64 ? 64 : x) << 10;
+		} else if (!strcmp(k, "retain_kib")) {
+			rc = get_u64(l, v, "retain_kib", 1u << 26, &x);
+			c->retain_bytes_max = (x < 1 ? 1 : x) << 10;
 		} else if (!strcmp(k, "table")) {
 			if (!is_seq(v))
 				rc = fail(l, v, "expected a list of polls", "table");
@@ -378,7 +386,7 @@ static int parse_collector(struct ld *l, struct sim_scenario *s,
 				FOR_ITEMS(l, v, e) if ((rc = parse_poll(l, c, &w, e, &last))) break;
 		} else
 			rc = fail(l, v, "unknown key (id, poll_ms, ticks_per_s, qos, "
-			          "table)", k);
+			          "out_kib, retain_kib, table)", k);
 		if (rc)
 			break;
 	}
@@ -962,9 +970,12 @@ void sim_scenario_print(FILE *f, const struct sim_scenario *s)
 	for (size_t i = 0; i < s->n_collectors; i++) {
 		const struct sim_collector_spec *c = &s->collectors[i];
 		fprintf(f, "  - id: %s\n    poll_ms: %llu\n    ticks_per_s: %u\n"
-		           "    qos: %s\n    table:%s\n",
+		           "    qos: %s\n    out_kib: %u\n    retain_kib: %llu\n"
+		           "    table:%s\n",
 		        c->id, (unsigned long long)(c->poll_ns / SIM_MS),
 		        c->ticks_per_s, sim_qos_names[c->qos & 3],
+		        c->out_bytes_max >> 10,
+		        (unsigned long long)(c->retain_bytes_max >> 10),
 		        c->n_tables ? "" : " []");
 		struct de_snapshot prev, cur;
 		de_snapshot_init(&prev);

@@ -60,6 +60,9 @@ struct sim_collector_spec {
 	uint32_t ticks_per_s;
 	int qos;                  /* its events' delivery mode (bus.h
 	                             BUS_QOS_*): sim_qos_names */
+	uint32_t out_bytes_max;   /* its client's output limit (out_kib;
+	                             procmond's 1 MiB) */
+	uint64_t retain_bytes_max; /* its outbox (retain_kib; 64 MiB) */
 	struct sim_table *tables; /* reconstructed from the deltas, by time */
 	size_t n_tables;
 };
@@ -154,6 +157,9 @@ size_t sim_scenario_procs(const struct sim_scenario *s,
 int sim_scenario_reduce(const struct sim_scenario *src, const bool *keep_mon,
                         const bool *keep_col, const bool *keep_proc,
                         struct sim_scenario *out);
+/* The index of collector cs's table in force at t (the latest at or
+ * before it), -1 before the first. */
+long sim_table_at(const struct sim_collector_spec *cs, uint64_t t);
 /* The table of collector cs in force at index idx (-1: empty), as the
  * collector code reads it. */
 void sim_table_snapshot(const struct sim_collector_spec *cs, long idx,
@@ -234,6 +240,8 @@ enum sim_check {
 	SIM_C_EQUIVALENCE,
 	SIM_C_LIVENESS,
 	SIM_C_ACCOUNTING,
+	SIM_C_STREAM,
+	SIM_C_CONVERGENCE,
 	SIM_C_N
 };
 extern const char *const sim_check_names[SIM_C_N];
@@ -247,12 +255,18 @@ struct sim_report {
 	uint64_t events;          /* trace lines */
 	uint64_t virtual_ns;
 	uint64_t published, delivered, oracle_delivered;
+	uint64_t resent;          /* events handed to the bus again */
+	uint64_t redelivered;     /* deliveries of such re-sends */
+	uint64_t processed;       /* events the agent processed in sequence */
+	uint64_t resyncs, gaps;   /* the agent's: asked and answered, seen */
 	uint64_t faults[SIM_F_KINDS];
 	bool ok[SIM_C_N];
 	char why[SIM_C_N][256];   /* the first offending event */
 	uint64_t broker_restarts, collector_restarts;
 	bool accounting_compared;  /* false: bytes died in flight, the
 	                              counters could not be compared */
+	bool end_to_end_checked;   /* false: drop_newest (the stream and
+	                              convergence checks do not apply) */
 	uint32_t buggify;          /* the armed sites */
 	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N];
 };

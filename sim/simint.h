@@ -8,25 +8,38 @@
 #include "sim.h"
 
 /* ---- what the actors saw, for the checkers ------------------------------- */
-struct sent {                  /* one event a collector handed to its client */
-	uint64_t t, t_ack;
-	uint64_t seq;
-	int ack;                   /* 0 pending, 1 OK, -1 failed */
+struct made {                  /* one event a collector made; its sequence
+                                  number - 1 indexes it */
+	uint64_t t;
 	int topic;                 /* index into sim.topics */
-	/* what the event says, decoded once when it is sent */
+	/* what the event says, from the collector when it is made */
 	int type;
 	uint32_t pid, ppid;
 	int64_t start_ms;
+	bool resync, gap;          /* a full resync's DISCOVERY; a gap marker */
 	size_t len;                /* of the payload; deliveries are matched
 	                              by its bytes' hash (sim.by_hash_*) */
+	uint32_t sends;            /* times handed to the bus */
 };
 
-struct pubinc {                /* one collector incarnation's send log */
+struct sent {                  /* one hand-over of an event to the client:
+                                  the oracle's feed (re-sends included) */
+	uint64_t t, t_ack;
+	uint64_t seq;
+	int ack;                   /* 0 pending, 1 OK, -1 failed */
+	int topic;
+};
+
+struct pubinc {                /* one collector incarnation */
 	int collector;
 	uint64_t incarnation;
 	uint64_t started, ended;   /* ended: UINT64_MAX while alive */
-	struct sent *v;
+	struct made *ev;           /* every event it made, by sequence */
+	size_t n_ev, cap_ev;
+	struct sent *v;            /* its send log */
 	size_t n, cap;
+	uint64_t *done;            /* the agent's processed stream: sequences */
+	size_t n_done, cap_done;
 };
 
 struct got {                   /* one event a receiver got */
@@ -35,9 +48,12 @@ struct got {                   /* one event a receiver got */
 	int64_t start_ms;
 	int pubinc;                /* index into sim.pubs, -1: its bytes match
 	                              no event sent */
-	int type;                  /* de_event_type */
+	int type;                  /* de_event_type; -1: a resync's
+	                              restatement */
 	uint32_t pid, ppid;
 	uint32_t len;              /* of the payload */
+	bool again;                /* matched a re-send of an event already
+	                              sent (set by the projection check) */
 };
 
 struct receiver {              /* a monitor, or the agent */
@@ -54,8 +70,9 @@ struct receiver {              /* a monitor, or the agent */
 	size_t n_downs, cap_downs;
 	/* what the broker's slow-consumer policy did to it (bus.h
 	 * BUS_SIM_POLICY): the events it dropped or discarded for it, as
-	 * pubinc << 32 | index; and [from, to) pairs from a second before
-	 * each policy cut until its subscriptions were in effect again */
+	 * pairs (pubinc << 32 | seq, when): sends of that event up to then;
+	 * and [from, to) pairs from a second before each policy cut until
+	 * its subscriptions were in effect again */
 	uint64_t *excused;
 	size_t n_excused, cap_excused;
 	uint64_t *cuts;
@@ -140,6 +157,8 @@ struct sim {
 	uint64_t now;
 	uint64_t end;              /* when the workload stops */
 	uint64_t stop;             /* when the run stops */
+	uint64_t poll_until;       /* collectors poll until then (a restarted
+	                              one enumerates, whenever it restarts) */
 	struct sim_rng rng[SIM_RNG_N];
 	struct sim_tape tape;
 	const struct sim_plan *plan; /* the options', or drawn from the tape */
@@ -161,6 +180,7 @@ struct sim {
 	int n_recv;
 	int agent_link;
 	struct de_sup sup;
+	struct de_intake intake;   /* the agent's: end to end */
 	uint32_t next_pid;
 	struct pubinc *pubs;
 	int n_pubs, cap_pubs;

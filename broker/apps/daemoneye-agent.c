@@ -57,6 +57,8 @@ struct agent {
 	const char *config_path;
 	char connect_addr[256];         /* what collectors connect to */
 	struct de_sup sup;
+	struct de_intake intake;        /* events end to end: de-duplicated,
+	                                   gaps resynced, each collector's view */
 	int64_t started_ms[DE_COLLECTORS_MAX];
 	uint64_t incarnation[DE_COLLECTORS_MAX]; /* from heartbeat replies */
 	FILE *audit;
@@ -238,10 +240,17 @@ static void hb_done(struct bus_client *c, int status,
 		Daemoneye__HeartbeatResponse *resp =
 			(void *)de_reply_unpack("health.heartbeat", r);
 		ok = resp && resp->sequence == h->seq;
-		if (ok)
+		if (ok) {
 			a->incarnation[h->idx] = resp->incarnation;
-		else
+			/* a tail of events lost in flight shows here */
+			if (!a->closed)
+				de_intake_heartbeat(&a->intake,
+				                    a->sup.c[h->idx].bus_name,
+				                    resp->incarnation,
+				                    resp->last_sequence, uv_hrtime());
+		} else {
 			snprintf(detail, sizeof(detail), "bad reply");
+		}
 		bus_pb_free(resp ? &resp->base : NULL);
 	} else {
 		snprintf(detail, sizeof(detail), "%s", bus_strerror(status));
@@ -263,10 +272,10 @@ static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
 	if (!h)
 		return; /* counts as unanswered: no report, the next tick asks */
 	*h = (struct hb_call){a, idx, seq, a->sup.c[idx].pid};
-	Daemoneye__HeartbeatRequest q = DAEMONEYE__HEARTBEAT_REQUEST__INIT;
+	Daemoneye__HeartbeatRequest q; /* with what the agent processed */
+	de_heartbeat_request(&a->intake, a->sup.c[idx].bus_name, seq,
+	                     wall_ms(), &q);
 	q.sender = a->ac->name;
-	q.sequence = seq;
-	q.timestamp_ms = wall_ms();
 	int rc = de_call(a->bc, a->sup.c[idx].bus_name, "health.heartbeat",
 	                 &q.base, &a->ac->policies, hb_done, h);
 	if (rc) {
@@ -333,6 +342,71 @@ static void sup_health_check(void *host, size_t idx, uint64_t seq)
 	}
 }
 
+/* ---- end to end: the intake's resync calls ------------------------------------- */
+struct resync_call {
+	struct agent *a;
+	uint64_t id;
+	char name[DE_BUS_NAME_BYTES_MAX];
+};
+
+static void resync_done(struct bus_client *c, int status,
+                        const struct bus_rpc_result *r, void *arg)
+{
+	(void)c;
+	struct resync_call *k = arg;
+	struct agent *a = k->a;
+	Daemoneye__ResyncResponse *resp = NULL;
+	char detail[128];
+	if (status == 0)
+		resp = (void *)de_reply_unpack("collector.resync", r);
+	if (resp)
+		snprintf(detail, sizeof(detail), "%s, sequences %llu..%llu",
+		         resp->replayed ? "re-sent" : "full",
+		         (unsigned long long)resp->first_sequence,
+		         (unsigned long long)resp->last_sequence);
+	else
+		snprintf(detail, sizeof(detail), "%s",
+		         status ? bus_strerror(status) : "bad reply");
+	audit(a, "out", a->ac->name, k->name, "collector.resync",
+	      resp ? 0 : (r && r->code ? r->code : status ? status : -1),
+	      detail);
+	if (!a->closed) {
+		de_intake_resync_done(&a->intake, k->name, k->id, resp,
+		                      uv_hrtime());
+		arm(a);
+	}
+	bus_pb_free(resp ? &resp->base : NULL);
+	free(k);
+}
+
+static void intake_resync(void *host, const struct de_stream *st,
+                          const Daemoneye__ResyncRequest *q)
+{
+	struct agent *a = host;
+	struct resync_call *k = calloc(1, sizeof(*k));
+	int rc = BUS_ENOMEM;
+	if (k) {
+		*k = (struct resync_call){a, q->resync_id, ""};
+		snprintf(k->name, sizeof(k->name), "%s", st->name);
+		rc = de_call(a->bc, st->name, "collector.resync", &q->base,
+		             &a->ac->policies, resync_done, k);
+	}
+	if (rc) {
+		free(k);
+		audit(a, "out", a->ac->name, st->name, "collector.resync", rc,
+		      bus_strerror(rc));
+		de_intake_resync_done(&a->intake, st->name, q->resync_id, NULL,
+		                      uv_hrtime());
+	}
+}
+
+static void intake_note(void *host, const struct de_stream *st,
+                        const char *what, const char *detail)
+{
+	struct agent *a = host;
+	logf_(a, 1, "%s: %s (%s)", st->name, what, detail);
+}
+
 static void sup_event(void *host, size_t idx, const char *what,
                       const char *detail)
 {
@@ -344,6 +418,7 @@ static void on_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
 	de_sup_tick(&a->sup, uv_hrtime());
+	de_intake_tick(&a->intake, uv_hrtime());
 	arm(a);
 }
 
@@ -359,6 +434,8 @@ static void arm(struct agent *a)
 		return;
 	}
 	uint64_t d = de_sup_next_deadline(&a->sup), now = uv_hrtime();
+	uint64_t di = de_intake_next_deadline(&a->intake);
+	d = di < d ? di : d;
 	if (d == UINT64_MAX) {
 		uv_timer_stop(&a->timer);
 		return;
@@ -387,6 +464,15 @@ static void fill_status(struct agent *a, size_t i,
 	st->restarts = c->restarts;
 	st->incarnation = a->incarnation[i];
 	st->last_error = (char *)c->last_error;
+	const struct de_stream *s = de_intake_find(&a->intake, c->bus_name);
+	if (s) { /* the agent's view of its stream */
+		st->events = s->st.events;
+		st->duplicates = s->st.duplicates;
+		st->gaps = s->st.gaps;
+		st->resyncs = s->st.resyncs;
+		st->last_sequence = s->next_seq - 1;
+		st->processes = (uint32_t)s->view.n;
+	}
 }
 
 static int find(struct agent *a, const char *id, struct de_answer *ans)
@@ -529,19 +615,17 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 {
 	(void)c;
 	struct agent *a = arg;
-	if (d->kind != BUS_OP_PUBLISH)
+	if (d->kind != BUS_OP_PUBLISH || strncmp(d->topic, "events/", 7))
 		return;
 	a->events_in++;
-	ProtobufCMessage *m = bus_pb_unpack(&daemoneye__busrt_event__descriptor,
-	                                    d->data, d->len,
-	                                    BUS_PB_BUDGET_DEFAULT);
-	if (!m) {
-		if (a->events_bad++ < 10)
-			logf_(a, 1, "dropped a malformed event on %s from %s",
-			      d->topic, d->sender);
-		return;
-	}
-	bus_pb_free(m);
+	/* in sequence per collector, duplicates dropped, gaps resynced */
+	if (de_intake_event(&a->intake, d->sender, d->data, d->len,
+	                    uv_hrtime()) == BUS_EPROTO &&
+	    a->events_bad++ < 10)
+		logf_(a, 1, "dropped a malformed event on %s from %s", d->topic,
+		      d->sender);
+	if (!a->closed)
+		arm(a);
 }
 
 static void start_enabled(struct agent *a)
@@ -683,6 +767,9 @@ static int setup_supervision(struct agent *a, char *err, size_t errlen)
 	                         .health_check = sup_health_check,
 	                         .event = sup_event};
 	de_sup_init(&a->sup, &a->ac->policies, &ops, a);
+	struct de_intake_ops iops = {.resync = intake_resync,
+	                             .note = intake_note};
+	de_intake_init(&a->intake, &iops, a, a->ac->policies.resync_retry_ns);
 	for (size_t i = 0; i < a->ac->n_collectors; i++) {
 		const struct bus_collector_config *cc = &a->ac->collectors[i];
 		if (de_sup_add(&a->sup, cc->id, cc->type) != (int)i) {
@@ -793,6 +880,7 @@ int main(int argc, char **argv)
 	uv_loop_close(&a->loop);
 	if (a->audit)
 		fclose(a->audit);
+	de_intake_free(&a->intake);
 	free(a->child_env);
 	return a->exit_code;
 }

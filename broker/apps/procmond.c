@@ -6,10 +6,12 @@
  *            [--max-processes N] [--cycles N]
  *
  * Registers as collector.process.<ID>, subscribes to control/collector/#,
- * and answers the agent's lifecycle.stop/status, health.* and config.*
- * (de_collector, the same code the simulator runs). A cycle runs only
- * while connected: after a reconnect the next diff is against the last
- * published table, so nothing that happened meanwhile is lost. SIGTERM /
+ * and answers the agent's lifecycle.stop/status, health.*, config.* and
+ * collector.resync (de_collector, the same code the simulator runs).
+ * Events wait in the collector's outbox until the agent acknowledges them
+ * (its heartbeats carry what it processed): they go out as the bus takes
+ * them, again after a reconnect, and a cycle does not start while the
+ * last one's events still wait (the interval stretches). SIGTERM /
  * SIGINT / lifecycle.stop: flush and exit 0. Bad arguments: exit 2.
  * Started by the agent, it gets SIGTERM when the agent dies.
  */
@@ -44,7 +46,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: procmond --connect ADDR --id ID [--interval-ms N] "
 	           "[--no-hash]\n"
-	           "                [--max-processes N] [--cycles N]\n"
+	           "                [--max-processes N] [--cycles N] "
+	           "[--retain-mib N]\n"
 	           "  --connect ADDR     the broker: a Unix socket path or "
 	           "HOST:PORT\n"
 	           "  --id ID            registers as collector.process.ID\n"
@@ -53,7 +56,9 @@ static void usage(FILE *f)
 	           "  --no-hash          do not hash executables\n"
 	           "  --max-processes N  at most N processes per cycle "
 	           "(default: all)\n"
-	           "  --cycles N         exit after N cycles (measuring)\n");
+	           "  --cycles N         exit after N cycles (measuring)\n"
+	           "  --retain-mib N     events kept until the agent has "
+	           "them, MiB (default 64)\n");
 }
 
 static uint64_t now_ns(void *host)
@@ -99,11 +104,8 @@ static void shutdown_pm(struct pm *p)
 	bus_client_close(p->bc); /* writes what is buffered first */
 }
 
-static void on_cycle(uv_timer_t *t)
+static void run_cycle(struct pm *p)
 {
-	struct pm *p = t->data;
-	if (bus_client_state(p->bc) != BUS_CLIENT_READY || p->closing)
-		return; /* the next cycle after the reconnect diffs from here */
 	struct de_snapshot s;
 	de_snapshot_init(&s);
 	s.taken_ns = uv_hrtime();
@@ -117,6 +119,24 @@ static void on_cycle(uv_timer_t *t)
 	de_collector_cycle(&p->col, &s);
 	if (p->cycles_max && p->col.stats.cycles >= p->cycles_max)
 		shutdown_pm(p);
+}
+
+static void on_cycle(uv_timer_t *t)
+{
+	struct pm *p = t->data;
+	/* connected or not: the events wait in the outbox; but not while the
+	 * last cycle's still wait (the interval stretches until on_drain) */
+	if (!p->closing && de_collector_cycle_due(&p->col))
+		run_cycle(p);
+}
+
+/* The bus takes more: the outbox goes on, and a delayed cycle runs. */
+static void on_drain(struct bus_client *c, void *arg)
+{
+	(void)c;
+	struct pm *p = arg;
+	if (de_collector_pump(&p->col) && !p->closing)
+		run_cycle(p);
 }
 
 static void interval_changed(void *host, uint32_t ms)
@@ -158,9 +178,13 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 	if (st == BUS_CLIENT_READY) {
 		static const char *masks[] = {"control/collector/#"};
 		bus_client_subscribe(c, masks, 1, NULL, NULL);
+		/* what the agent has not acknowledged goes again, in order */
+		bool due = de_collector_on_ready(&p->col);
 		if (p->col.stats.cycles == 0)
 			uv_timer_start(&p->timer, on_cycle, 0,
 			               p->col.scan_interval_ms);
+		else if (due && !p->closing)
+			run_cycle(p);
 	} else if (st == BUS_CLIENT_DISCONNECTED && reason) {
 		fprintf(stderr, "procmond: disconnected: %s; reconnecting\n",
 		        bus_client_net_error(c));
@@ -221,10 +245,11 @@ int main(int argc, char **argv)
 		{"no-hash", no_argument, NULL, 'H'},
 		{"max-processes", required_argument, NULL, 'm'},
 		{"cycles", required_argument, NULL, 'n'},
+		{"retain-mib", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	const char *addr = NULL, *id = NULL;
-	uint32_t interval = 1000, maxp = 0, cycles = 0;
+	uint32_t interval = 1000, maxp = 0, cycles = 0, retain_mib = 64;
 	bool hashes = true;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -244,6 +269,10 @@ int main(int argc, char **argv)
 		case 'n':
 			if (!parse_u32(optarg, 1, UINT32_MAX, &cycles))
 				bad = "--cycles";
+			break;
+		case 'r':
+			if (!parse_u32(optarg, 1, 65536, &retain_mib))
+				bad = "--retain-mib (1..65536)";
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -278,8 +307,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uv_loop_init(&p->loop);
-	struct de_collector_ops ops = {now_ns, wall_ms, publish,
-	                               interval_changed, stop_requested};
+	struct de_collector_ops ops = {.now = now_ns, .wall_ms = wall_ms,
+	                               .publish = publish,
+	                               .interval_changed = interval_changed,
+	                               .stop = stop_requested};
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t incarnation = (uint64_t)ts.tv_sec * 1000000000ull +
@@ -288,6 +319,7 @@ int main(int argc, char **argv)
 	p->col.scan_interval_ms = interval;
 	p->col.compute_hashes = hashes;
 	p->col.max_processes = maxp;
+	p->col.outbox.bytes_max = (uint64_t)retain_mib << 20;
 	p->cycles_max = cycles;
 	uv_timer_init(&p->loop, &p->timer);
 	p->timer.data = p;
@@ -301,7 +333,11 @@ int main(int argc, char **argv)
 	struct bus_client_config cfg;
 	bus_client_config_defaults(&cfg);
 	cfg.name = p->col.bus_name;
-	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, NULL, p};
+	/* the outbox holds the backlog: the client's buffer stays small, so
+	 * answers to the agent are never far behind events */
+	cfg.out_bytes_max = 1u << 20;
+	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, on_drain,
+	                                p};
 	int rc = bus_client_open(&p->loop, addr, &cfg, &h, &p->bc);
 	if (rc) {
 		fprintf(stderr, "procmond: %s: %s\n", addr, bus_strerror(rc));
@@ -321,11 +357,17 @@ int main(int argc, char **argv)
 	const struct de_collector_stats *st = &p->col.stats;
 	fprintf(stderr,
 	        "procmond: {\"cycles\": %llu, \"events\": %llu, "
-	        "\"events_failed\": %llu, \"acked\": %llu, \"ack_failed\": %llu, "
+	        "\"events_failed\": %llu, \"events_lost\": %llu, "
+	        "\"unsent\": %llu, \"cycles_delayed\": %llu, "
+	        "\"resends\": %llu, \"acked\": %llu, \"ack_failed\": %llu, "
 	        "\"processes\": %llu, \"hashed\": %llu, \"hash_hits\": %llu, "
 	        "\"seconds\": %.3f}\n",
 	        (unsigned long long)st->cycles, (unsigned long long)st->events,
 	        (unsigned long long)st->events_failed,
+	        (unsigned long long)st->events_lost,
+	        (unsigned long long)de_outbox_unsent(&p->col.outbox),
+	        (unsigned long long)st->cycles_delayed,
+	        (unsigned long long)st->resends,
 	        (unsigned long long)p->acked, (unsigned long long)p->ack_failed,
 	        (unsigned long long)st->processes,
 	        (unsigned long long)p->fs.hashed,

@@ -9,7 +9,8 @@
  *     core asks queue__blocker for a receiver of it past that mark (or the
  *     sender itself, when the frame wants an answer and its own queue is
  *     full; or, when the broker-wide total is full, the receiver holding
- *     the most). If there is one, the frame stays unread in the sender's
+ *     the most; the sender's own queue counts under every policy). If
+ *     there is one, the frame stays unread in the sender's
  *     input, the sender waits for that receiver (a FIFO of waiters per
  *     receiver) and its reading pauses. Nothing is dropped.
  *   - A receiver below its low-water mark (low_water_percent of its
@@ -233,8 +234,10 @@ struct bus_conn *queue__blocker(struct bus_core *core, struct bus_conn *sender,
 		    (t->q_inflight && BUS_BUGGIFY(BUS_SITE_CORE_QUEUE_FULL)))
 			return t;
 	}
-	if (answer && queue__policy(core, sender) == BUS_SLOW_BLOCK &&
-	    !queue__room(core, sender, BUS_ACK_BYTES))
+	/* under every policy: a client that does not read its own answers
+	 * waits for itself, rather than be cut (or have them dropped) for
+	 * what it asked for */
+	if (answer && !queue__room(core, sender, BUS_ACK_BYTES))
 		return sender;
 	if (any && !total_room(core, len))
 		return largest_blocking_queue(core);
@@ -386,13 +389,23 @@ static void plant_queue(struct bus_core *core, struct bus_conn *c,
 	}
 }
 
+/* A frame of the protocol itself (a handshake answer, an ACK): dropping
+ * one would wedge the client (its ACKs are matched in order), so
+ * drop_newest never drops it; it may take twice the limits, like any
+ * broker frame under block, and past that the receiver is cut. */
+static bool essential(const struct bus_core *core, const struct bus_msg *m)
+{
+	return m->len == 1 || m == core->m_greeting ||
+	       (m->len == BUS_ACK_BYTES && m->data[0] == BUS_OP_ACK);
+}
+
 /* Would m overflow c's queue? Under block, a sender's frame was checked
  * by queue__blocker before (it has room); a broker frame may take up to
  * twice the limits. */
 static bool overflows(const struct bus_core *core, const struct bus_conn *c,
-                      const struct bus_msg *m, bool block)
+                      const struct bus_msg *m, bool twice)
 {
-	if (block)
+	if (twice)
 		return !room_k(core, c, m->len, 2);
 	return BUS_BUGGIFY(BUS_SITE_CORE_QUEUE_FULL) ||
 	       !queue__room(core, c, m->len) ||
@@ -419,7 +432,9 @@ enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
 	/* a full queue, or no memory to grow it: the policy decides (a frame
 	 * silently dropped under disconnect would be lost to a receiver that
 	 * believes it got everything) */
-	if (!overflows(core, c, m, block) && q_push(core, c, m) == 0) {
+	bool twice = block || (policy == BUS_SLOW_DROP_NEWEST &&
+	                       essential(core, m));
+	if (!overflows(core, c, m, twice) && q_push(core, c, m) == 0) {
 		if (planted_pub)
 			plant_queue(core, c, m);
 		if (realtime)
@@ -428,12 +443,12 @@ enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
 			queue__mark_dirty(core, c);
 		return QUEUE_OK;
 	}
-	if (policy == BUS_SLOW_DROP_NEWEST) {
+	if (policy == BUS_SLOW_DROP_NEWEST && !essential(core, m)) {
 		core->st.drops_slow++;
 		BUS_SIM_POLICY(c->ctx, m->data, m->len);
 		return QUEUE_DROPPED;
 	}
-	/* disconnect; or block, and c is not reading at all */
+	/* disconnect; or block or drop_newest, and c is not reading at all */
 	core->st.disconnects_slow++;
 	report_cut(c, m);
 	bus__conn_abort(core, c);

@@ -24,47 +24,170 @@ int de_collector_init(struct de_collector *c, const char *id,
 	c->ops = *ops;
 	c->host = host;
 	c->started_ns = ops->now(host);
-	c->src = (struct de_event_source){c->bus_name, incarnation, 0};
+	c->src = (struct de_event_source){c->bus_name, incarnation, 0, 0};
 	de_procdiff_init(&c->diff, ticks_per_s);
+	de_outbox_init(&c->outbox, DE_RETAIN_BYTES_DEFAULT);
 	return 0;
 }
 
 void de_collector_free(struct de_collector *c)
 {
 	de_procdiff_free(&c->diff);
+	de_outbox_free(&c->outbox);
 }
 
-struct cycle_ctx {
-	struct de_collector *c;
-	int64_t now_ms;
-};
+/* ---- events: made in order, kept until the agent has them ------------------- */
+/* Keeps one packed event (its sequence just taken). No room: it and the
+ * rest of this cycle are lost, and a gap marker will say so. */
+static void keep(struct de_collector *c, enum de_event_type type,
+                 const char *topic, const struct de_proc *p, uint8_t *buf,
+                 size_t len)
+{
+	uint64_t seq = c->src.sequence;
+	if (de_outbox_add(&c->outbox, seq, topic, buf, len, false) != 0) {
+		c->src.sequence--; /* unused: the gap marker takes it */
+		c->losing = true;
+		c->stats.events_lost++;
+		return;
+	}
+	c->stats.events++;
+	if (c->ops.made)
+		c->ops.made(c->host, seq, type, topic, p, buf, len);
+}
 
 static void emit(void *arg, enum de_event_type type, const char *topic,
                  const struct de_proc *p)
 {
-	struct cycle_ctx *x = arg;
-	struct de_collector *c = x->c;
+	struct de_collector *c = arg;
+	if (c->losing) { /* no room left in this cycle (outbox full) */
+		c->stats.events_lost++;
+		return;
+	}
 	size_t len;
 	uint8_t *buf = de_event_pack(&c->src, topic, type, p,
-	                             c->diff.cycles + 1, x->now_ms, &len);
-	c->publishing = p;
-	c->publishing_type = type;
-	if (!buf || c->ops.publish(c->host, topic, buf, len) != 0)
-		c->stats.events_failed++;
-	else
-		c->stats.events++;
-	c->publishing = NULL;
-	free(buf);
+	                             c->diff.cycles + 1, c->cycle_ms, &len);
+	if (!buf) { /* out of memory: lost, and said so */
+		c->losing = true;
+		c->stats.events_lost++;
+		return;
+	}
+	keep(c, type, topic, p, buf, len);
+}
+
+/* After events were lost: a gap marker, past the bound (it is small), so
+ * the agent asks for a full resync. */
+static void declare_gap(struct de_collector *c)
+{
+	if (!c->losing)
+		return;
+	size_t len;
+	uint64_t seq = c->src.sequence + 1;
+	uint8_t *buf = de_event_pack_gap(&c->src, seq, DE_TOPIC_LIFECYCLE,
+	                                 c->cycle_ms, &len);
+	if (!buf || de_outbox_add(&c->outbox, seq, DE_TOPIC_LIFECYCLE, buf,
+	                          len, true) != 0)
+		return; /* still losing: the next event tries again */
+	c->src.sequence = seq;
+	c->losing = false;
+	c->stats.gaps_declared++;
+	if (c->ops.made)
+		c->ops.made(c->host, c->src.sequence, DE_UPDATE,
+		            DE_TOPIC_LIFECYCLE, NULL, buf, len);
+}
+
+static int out_publish(void *arg, const char *topic, const uint8_t *data,
+                       size_t len)
+{
+	struct de_collector *c = arg;
+	return c->ops.publish(c->host, topic, data, len);
+}
+
+/* The event the bus will never take (a limit): a gap marker takes its
+ * place, under its sequence, so the agent learns of the loss and asks for
+ * a full resync (passing it over would reorder, and a re-send request for
+ * it would never end). */
+static void replace_by_gap(struct de_collector *c)
+{
+	struct de_outbox_entry *e =
+	        &c->outbox.v[(c->outbox.head + c->outbox.sent) % c->outbox.cap];
+	size_t len;
+	uint8_t *buf = de_event_pack_gap(&c->src, e->seq, DE_TOPIC_LIFECYCLE,
+	                                 c->ops.wall_ms(c->host), &len);
+	c->stats.events_failed++;
+	if (!buf)
+		return; /* out of memory: tried again at the next pump */
+	c->outbox.bytes += len - e->len;
+	free(e->data);
+	e->data = buf;
+	e->len = (uint32_t)len;
+	e->topic = DE_TOPIC_LIFECYCLE;
+	c->stats.gaps_declared++;
+	if (c->ops.made)
+		c->ops.made(c->host, e->seq, DE_UPDATE, DE_TOPIC_LIFECYCLE, NULL,
+		            buf, len);
+}
+
+bool de_collector_pump(struct de_collector *c)
+{
+	for (int tries = 0;; tries++) {
+		int rc = de_outbox_pump(&c->outbox, out_publish, c);
+		if (rc == 0)
+			return c->cycle_waiting;
+		if (rc == BUS_EAGAIN && BUS_PLANTED(BUS_PLANT_DROP_ON_EAGAIN)) {
+			/* planted: what the bus refused is forgotten (with all
+			 * before it), as procmond did before the outbox */
+			const struct de_outbox_entry *e = &c->outbox.v[
+				(c->outbox.head + c->outbox.sent) % c->outbox.cap];
+			c->outbox.sent++;
+			de_outbox_ack(&c->outbox, e->seq);
+			continue;
+		}
+		/* EAGAIN: on_drain; ECLOSED: the reconnect; ENOMEM: the next
+		 * pump (a cycle's, a heartbeat's) */
+		if (rc == BUS_EAGAIN || rc == BUS_ECLOSED || rc == BUS_ENOMEM ||
+		    tries > 0)
+			return false;
+		replace_by_gap(c);
+	}
+}
+
+bool de_collector_on_ready(struct de_collector *c)
+{
+	if (BUS_PLANTED(BUS_PLANT_NO_RESEND) && c->outbox.sent) {
+		/* planted: what was sent is taken as delivered */
+		const struct de_outbox_entry *e = &c->outbox.v[
+			(c->outbox.head + c->outbox.sent - 1) % c->outbox.cap];
+		de_outbox_ack(&c->outbox, e->seq);
+	}
+	c->stats.resends += c->outbox.sent;
+	c->outbox.sent = 0; /* all the agent has not acknowledged, again */
+	return de_collector_pump(c);
+}
+
+bool de_collector_cycle_due(struct de_collector *c)
+{
+	de_collector_pump(c); /* what an out-of-memory left behind */
+	if (de_outbox_unsent(&c->outbox)) {
+		if (!c->cycle_waiting)
+			c->stats.cycles_delayed++;
+		c->cycle_waiting = true;
+		return false;
+	}
+	c->cycle_waiting = false;
+	return true;
 }
 
 void de_collector_cycle(struct de_collector *c, struct de_snapshot *s)
 {
 	uint64_t t0 = c->ops.now(c->host);
-	struct cycle_ctx x = {c, c->ops.wall_ms(c->host)};
+	c->cycle_waiting = false;
+	c->cycle_ms = c->ops.wall_ms(c->host);
 	c->stats.processes = s->n;
-	de_procdiff_cycle(&c->diff, s, emit, &x);
+	de_procdiff_cycle(&c->diff, s, emit, c);
+	declare_gap(c);
 	c->stats.cycles++;
 	c->stats.last_cycle_ns = c->ops.now(c->host) - t0;
+	de_collector_pump(c);
 }
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -204,17 +327,25 @@ static double uptime_s(const struct de_collector *c)
 }
 
 /* The metrics both health.check and health.metrics report. */
-#define METRICS_N 7
+#define METRICS_N 16
 static void metrics(const struct de_collector *c, const char **k, double *v)
 {
-	const char *keys[METRICS_N] = {"cycles", "events", "events_failed",
-	                               "processes", "last_cycle_ms",
-	                               "scan_interval_ms", "uptime_s"};
+	const char *keys[METRICS_N] = {
+		"cycles", "events", "events_failed", "processes",
+		"last_cycle_ms", "scan_interval_ms", "uptime_s",
+		"cycles_delayed", "events_lost", "gaps_declared", "resends",
+		"resyncs_full", "resyncs_replayed", "retained",
+		"retained_bytes", "retained_forgotten"};
+	const struct de_collector_stats *st = &c->stats;
 	double vals[METRICS_N] = {
-		(double)c->stats.cycles, (double)c->stats.events,
-		(double)c->stats.events_failed, (double)c->stats.processes,
-		(double)c->stats.last_cycle_ns / 1e6,
-		(double)c->scan_interval_ms, uptime_s(c)};
+		(double)st->cycles, (double)st->events,
+		(double)st->events_failed, (double)st->processes,
+		(double)st->last_cycle_ns / 1e6, (double)c->scan_interval_ms,
+		uptime_s(c), (double)st->cycles_delayed,
+		(double)st->events_lost, (double)st->gaps_declared,
+		(double)st->resends, (double)st->resyncs_full,
+		(double)st->resyncs_replayed, (double)c->outbox.n,
+		(double)c->outbox.bytes, (double)c->outbox.forgotten};
 	memcpy(k, keys, sizeof(keys));
 	memcpy(v, vals, sizeof(vals));
 }
@@ -229,11 +360,12 @@ static int h_health_check(void *ctx, const char *sender,
 		return a->code;
 	Daemoneye__HealthCheckResponse__MetricsEntry e[METRICS_N], *ep[METRICS_N];
 	Daemoneye__HealthCheckResponse r = DAEMONEYE__HEALTH_CHECK_RESPONSE__INIT;
-	bool degraded = c->stats.events_failed > 0;
+	bool degraded = c->stats.events_failed + c->stats.events_lost > 0;
 	r.status = degraded
 	                   ? DAEMONEYE__HEALTH_CHECK_RESPONSE__HEALTH_STATUS__DEGRADED
 	                   : DAEMONEYE__HEALTH_CHECK_RESPONSE__HEALTH_STATUS__HEALTHY;
-	r.message = degraded ? "some events could not be published" : "ok";
+	r.message = degraded ? "some events could not be kept (gaps declared)"
+	                     : "ok";
 	r.uptime_seconds = (int64_t)uptime_s(c);
 	const char *k[METRICS_N];
 	double v[METRICS_N];
@@ -257,11 +389,18 @@ static int h_heartbeat(void *ctx, const char *sender,
 	(void)sender;
 	struct de_collector *c = ctx;
 	const Daemoneye__HeartbeatRequest *q = (const void *)req;
+	if (q->acked_incarnation == c->incarnation && q->acked_sequence) {
+		de_outbox_ack(&c->outbox, q->acked_sequence);
+		c->acked = q->acked_sequence;
+	}
 	Daemoneye__HeartbeatResponse r = DAEMONEYE__HEARTBEAT_RESPONSE__INIT;
 	r.collector_id = c->id;
 	r.sequence = q->sequence;
 	r.incarnation = c->incarnation;
 	r.timestamp_ms = c->ops.wall_ms(c->host);
+	de_collector_pump(c); /* before the reply: last_sequence counts it */
+	r.last_sequence = de_outbox_last_sent(&c->outbox, c->src.sequence);
+	r.retained = c->outbox.n;
 	return de_answer_msg(a, &r.base);
 }
 
@@ -334,7 +473,44 @@ static int h_stop(void *ctx, const char *sender, const ProtobufCMessage *req,
 	return de_answer_msg(a, &r.base);
 }
 
+/* collector.resync: a re-send from from_sequence when it is still kept,
+ * else a DISCOVERY of every live process, marked with the request's id. */
+static int h_resync(void *ctx, const char *sender, const ProtobufCMessage *req,
+                    struct de_answer *a)
+{
+	(void)sender;
+	struct de_collector *c = ctx;
+	const Daemoneye__ResyncRequest *q = (const void *)req;
+	if (wrong_id(c, q->collector_id, a))
+		return a->code;
+	Daemoneye__ResyncResponse r = DAEMONEYE__RESYNC_RESPONSE__INIT;
+	r.incarnation = c->incarnation;
+	if (!q->full && q->incarnation == c->incarnation &&
+	    q->from_sequence >= 1 &&
+	    de_outbox_rewind(&c->outbox, q->from_sequence)) {
+		r.replayed = true;
+		r.first_sequence = q->from_sequence;
+		r.last_sequence = c->src.sequence;
+		c->stats.resyncs_replayed++;
+	} else {
+		c->src.resync = q->resync_id ? q->resync_id : 1;
+		c->cycle_ms = c->ops.wall_ms(c->host);
+		r.first_sequence = c->src.sequence + 1;
+		const struct de_snapshot *t = &c->diff.prev;
+		for (size_t i = 0; i < t->n; i++)
+			emit(c, DE_DISCOVERY, DE_TOPIC_ENUMERATION, &t->v[i]);
+		declare_gap(c);
+		c->src.resync = 0;
+		r.last_sequence = c->src.sequence;
+		r.processes = (uint32_t)t->n;
+		c->stats.resyncs_full++;
+	}
+	de_collector_pump(c); /* the events go before the reply */
+	return de_answer_msg(a, &r.base);
+}
+
 static const struct de_handler collector_handlers[] = {
+	{"collector.resync", h_resync},
 	{"lifecycle.stop", h_stop},
 	{"lifecycle.status", h_status},
 	{"health.check", h_health_check},
@@ -344,6 +520,18 @@ static const struct de_handler collector_handlers[] = {
 	{"config.validate", h_config_validate},
 	{"config.update", h_config_update},
 };
+
+int de_collector_call(struct de_collector *c, const char *method,
+                      const char *sender, const ProtobufCMessage *req,
+                      struct de_answer *a)
+{
+	for (size_t i = 0;
+	     i < sizeof(collector_handlers) / sizeof(collector_handlers[0]); i++)
+		if (!strcmp(collector_handlers[i].method, method))
+			return collector_handlers[i].fn(c, sender, req, a);
+	return de_answer_error(a, BUS_RPC_ERR_METHOD_NOT_FOUND,
+	                       "method not served here: %s", method);
+}
 
 void de_collector_serve(struct de_collector *c, struct bus_client *bc,
                         const struct bus_rpc_request *q,

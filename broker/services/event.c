@@ -26,6 +26,19 @@ static size_t split_args(const struct de_proc *p, char **argv)
 	return n;
 }
 
+/* "<collector>/<incarnation>/<seq>" into id (DE_BUS_NAME_BYTES_MAX + 48). */
+static void event_id(const struct de_event_source *src, uint64_t seq,
+                     char *id)
+{
+	size_t cl = strnlen(src->collector, DE_BUS_NAME_BYTES_MAX - 1);
+	memcpy(id, src->collector, cl);
+	char *w = id + cl;
+	*w++ = '/';
+	w = bus_put_u64(w, src->incarnation, 1);
+	*w++ = '/';
+	*bus_put_u64(w, seq, 1) = 0;
+}
+
 uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
                        enum de_event_type type, const struct de_proc *p,
                        uint64_t cycle, int64_t now_ms, size_t *len)
@@ -55,17 +68,11 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 
 	/* "cycle-N" and "<collector>/<incarnation>/<seq>", by hand: printf
 	 * was a tenth of an event's cost */
-	char cycle_id[32], event_id[DE_BUS_NAME_BYTES_MAX + 48];
+	char cycle_id[32], event_id_[DE_BUS_NAME_BYTES_MAX + 48];
 	memcpy(cycle_id, "cycle-", 6);
 	*bus_put_u64(cycle_id + 6, cycle, 1) = 0;
 	uint64_t seq = src->sequence + 1;
-	size_t cl = strnlen(src->collector, DE_BUS_NAME_BYTES_MAX - 1);
-	memcpy(event_id, src->collector, cl);
-	char *w = event_id + cl;
-	*w++ = '/';
-	w = bus_put_u64(w, src->incarnation, 1);
-	*w++ = '/';
-	*bus_put_u64(w, seq, 1) = 0;
+	event_id(src, seq, event_id_);
 
 	Daemoneye__ProcessEvent pe = DAEMONEYE__PROCESS_EVENT__INIT;
 	pe.process = &rec;
@@ -73,7 +80,7 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 	pe.event_type = (Daemoneye__ProcessEvent__EventType)type;
 
 	Daemoneye__BusrtEvent ev = DAEMONEYE__BUSRT_EVENT__INIT;
-	ev.event_id = event_id;
+	ev.event_id = event_id_;
 	ev.correlation_id = cycle_id;
 	ev.timestamp_ms = now_ms;
 	ev.source_collector = (char *)src->collector;
@@ -83,9 +90,28 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 	ev.schema_version = DE_SCHEMA_VERSION;
 	ev.incarnation = src->incarnation;
 	ev.sequence = seq;
+	ev.resync = src->resync;
 	uint8_t *out = bus_pb_pack(&ev.base, len);
 	free(argv);
 	if (out)
 		src->sequence = seq; /* numbers have no gaps a reader can see */
 	return out;
+}
+
+uint8_t *de_event_pack_gap(const struct de_event_source *src, uint64_t seq,
+                           const char *topic, int64_t now_ms, size_t *len)
+{
+	char id[DE_BUS_NAME_BYTES_MAX + 48];
+	event_id(src, seq, id);
+	Daemoneye__BusrtEvent ev = DAEMONEYE__BUSRT_EVENT__INIT;
+	ev.event_id = id;
+	ev.correlation_id = "gap";
+	ev.timestamp_ms = now_ms;
+	ev.source_collector = (char *)src->collector;
+	ev.topic = (char *)topic;
+	ev.schema_version = DE_SCHEMA_VERSION;
+	ev.incarnation = src->incarnation;
+	ev.sequence = seq;
+	ev.gap = true;
+	return bus_pb_pack(&ev.base, len);
 }

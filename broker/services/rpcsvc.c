@@ -26,6 +26,10 @@ void de_policies_defaults(struct de_policies *p)
 	                                    .backoff_max_ns = 4 * S,
 	                                    .total_ns = 15 * S};
 	p->heartbeat = (struct bus_rpc_policy){.timeout_ns = 2 * S, .retries = 1};
+	/* one attempt: a failed resync is asked again by the intake, which
+	 * knows whether it is still needed */
+	p->resync = (struct bus_rpc_policy){.timeout_ns = 5 * S};
+	p->resync_retry_ns = 1 * S;
 	p->heartbeat_interval_ns = 5 * S;
 	p->health_check_interval_ns = 30 * S;
 	p->heartbeat_dead_after = 3;
@@ -56,6 +60,7 @@ const struct de_method de_methods[] = {
 	  validate_config_response),
 	M("config.update", DE_SVC_CONFIG, update_config_request,
 	  update_config_response),
+	M("collector.resync", DE_SVC_EVENTS, resync_request, resync_response),
 };
 #undef M
 const size_t de_methods_count = sizeof(de_methods) / sizeof(de_methods[0]);
@@ -80,6 +85,8 @@ const struct bus_rpc_policy *de_policy_for(const struct de_policies *p,
 		return &p->health;
 	case DE_SVC_CONFIG:
 		return &p->config;
+	case DE_SVC_EVENTS:
+		return &p->resync;
 	}
 	return &p->lifecycle;
 }

@@ -95,7 +95,7 @@ static uint8_t *make_event(int i, int j, int *kind, size_t *len)
 	*kind = kinds[(i + j) % 4];
 	char name[32];
 	snprintf(name, sizeof(name), "producer-%d", i);
-	struct de_event_source src = {name, 1000 + (uint64_t)i, (uint64_t)j};
+	struct de_event_source src = {name, 1000 + (uint64_t)i, (uint64_t)j, 0};
 	struct de_proc p = {.pid = (uint32_t)(j + 1), .ppid = 1,
 	                    .name = "x", .exe = "/bin/x", .cmdline = "",
 	                    .accessible = true};

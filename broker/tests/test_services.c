@@ -38,9 +38,9 @@ static void test_methods_and_policies(void **state)
 		"lifecycle.start", "lifecycle.stop", "lifecycle.restart",
 		"lifecycle.status", "health.check", "health.heartbeat",
 		"health.metrics", "config.get", "config.validate",
-		"config.update"};
-	assert_int_equal(de_methods_count, 10);
-	for (size_t i = 0; i < 10; i++)
+		"config.update", "collector.resync"};
+	assert_int_equal(de_methods_count, 11);
+	for (size_t i = 0; i < 11; i++)
 		assert_non_null(de_method_find(names[i]));
 	assert_null(de_method_find("health"));
 	assert_null(de_method_find(NULL));
@@ -66,6 +66,11 @@ static void test_methods_and_policies(void **state)
 	assert_int_equal(hb->backoff_ns, 0);
 	assert_int_equal(p.heartbeat_interval_ns, 5 * S);
 	assert_int_equal(p.heartbeat_dead_after, 3);
+	const struct bus_rpc_policy *rs =
+		de_policy_for(&p, de_method_find("collector.resync"));
+	assert_int_equal(rs->timeout_ns, 5 * S);
+	assert_int_equal(rs->retries, 0);
+	assert_int_equal(p.resync_retry_ns, 1 * S);
 }
 
 /* ---- serving and calling ------------------------------------------------------ */
@@ -345,7 +350,7 @@ static void test_procdiff(void **state)
 static void test_event_pack(void **state)
 {
 	(void)state;
-	struct de_event_source src = {"collector.process.p1", 77, 0};
+	struct de_event_source src = {"collector.process.p1", 77, 0, 0};
 	struct de_proc p = {.pid = 42, .ppid = 7, .uid = 1000,
 	                    .start_time_ms = 1234, .memory_bytes = 4096,
 	                    .accessible = true, .file_exists = true,

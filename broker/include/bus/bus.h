@@ -102,6 +102,11 @@ enum bus_plant {
 	BUS_PLANT_CORRUPT = 1 << 7,      /* a published payload's bit flipped */
 	BUS_PLANT_CHILD_FIRST = 1 << 8,  /* a new child's DISCOVERY before its
 	                                    new parent's */
+	BUS_PLANT_DROP_ON_EAGAIN = 1 << 9, /* the collector forgets the event
+	                                      the bus refused (EAGAIN) */
+	BUS_PLANT_NO_RESEND = 1 << 10,   /* at a reconnect, the collector
+	                                    forgets what the agent has not
+	                                    acknowledged */
 };
 /* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
  * build may force a rare path that is correct but seldom taken. The

@@ -28,6 +28,8 @@ struct de_policies {
 	struct bus_rpc_policy health;    /* 5 s, 3 retries at once */
 	struct bus_rpc_policy config;    /* 15 s overall, backoff 0.5 s .. 4 s */
 	struct bus_rpc_policy heartbeat; /* 2 s, one immediate retry */
+	struct bus_rpc_policy resync;    /* collector.resync: 5 s, one attempt */
+	uint64_t resync_retry_ns;        /* a failed resync again after: 1 s */
 	uint64_t heartbeat_interval_ns;  /* 5 s */
 	uint64_t health_check_interval_ns; /* health.check each running
 	                                      collector: 30 s (0: never) */
@@ -43,6 +45,7 @@ enum de_service {
 	DE_SVC_LIFECYCLE = 0, /* CollectorLifecycleService */
 	DE_SVC_HEALTH = 1,    /* HealthCheckService */
 	DE_SVC_CONFIG = 2,    /* ConfigurationService */
+	DE_SVC_EVENTS = 3,    /* ours, end to end: collector.resync */
 };
 
 struct de_method {
@@ -180,11 +183,61 @@ struct de_event_source {
 	const char *collector; /* bus name */
 	uint64_t incarnation;
 	uint64_t sequence;     /* of the last event packed */
+	uint64_t resync;       /* stamped on events packed now (a full
+	                          resync's DISCOVERYs); 0 otherwise */
 };
 /* A malloc'd BusrtEvent with a ProcessEvent payload; NULL on ENOMEM. */
 uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
                        enum de_event_type type, const struct de_proc *p,
                        uint64_t cycle, int64_t now_ms, size_t *len);
+
+/* A gap marker (BusrtEvent.gap, no payload) under sequence seq: events
+ * before it were lost at the collector. NULL on ENOMEM. */
+uint8_t *de_event_pack_gap(const struct de_event_source *src, uint64_t seq,
+                           const char *topic, int64_t now_ms, size_t *len);
+
+/* ---- the collector's outbox (outbox.c) -------------------------------------
+ * Events get their sequence number when packed and wait here, in order,
+ * until the agent says it processed them (HeartbeatRequest.acked_*):
+ * unsent ones go out as the bus takes them (BUS_EAGAIN: on_drain goes
+ * on), sent ones are kept to be re-sent after a reconnect or when the agent
+ * asks (collector.resync). Bounded in bytes: past the bound the oldest
+ * sent events are forgotten (a later request for them gets a full
+ * resync); unsent ones never are — adding is refused, and the collector
+ * declares a gap instead. */
+typedef int (*de_publish_fn)(void *host, const char *topic,
+                             const uint8_t *data, size_t len);
+struct de_outbox_entry {
+	uint64_t seq;
+	const char *topic; /* static */
+	uint8_t *data;     /* owned */
+	uint32_t len;
+};
+struct de_outbox {
+	struct de_outbox_entry *v;
+	size_t cap, head, n;
+	size_t sent;        /* the first `sent` entries were handed to the bus */
+	uint64_t bytes, bytes_max;
+	uint64_t forgotten; /* sent, unacknowledged, dropped for room */
+};
+void de_outbox_init(struct de_outbox *o, uint64_t bytes_max);
+void de_outbox_free(struct de_outbox *o);
+/* Takes data (malloc'd) over, freeing it on failure: BUS_ELIMIT when the
+ * bound leaves no room (force: past the bound, for a gap marker). */
+int de_outbox_add(struct de_outbox *o, uint64_t seq, const char *topic,
+                  uint8_t *data, size_t len, bool force);
+/* The agent processed everything up to seq. */
+void de_outbox_ack(struct de_outbox *o, uint64_t seq);
+/* Entries from from_seq on are to be sent again; false if from_seq is no
+ * longer (or not yet) kept. */
+bool de_outbox_rewind(struct de_outbox *o, uint64_t from_seq);
+/* Hands unsent entries to publish in order until it refuses: 0 when
+ * nothing is left, else its refusal. */
+int de_outbox_pump(struct de_outbox *o, de_publish_fn publish, void *host);
+size_t de_outbox_unsent(const struct de_outbox *o);
+/* The sequence of the last event handed to the bus (last_made: the
+ * collector's last sequence, for an outbox with nothing unsent). */
+uint64_t de_outbox_last_sent(const struct de_outbox *o, uint64_t last_made);
 
 /* ---- a process collector: procmond's logic, sans I/O ----------------------
  * Its configuration, its cycle (diff, events) and the services it answers
@@ -194,9 +247,15 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 struct de_collector_ops {
 	uint64_t (*now)(void *host);     /* monotonic ns */
 	int64_t (*wall_ms)(void *host);  /* ms since the epoch */
-	/* Publish an event; 0, or an error (counted as a failed event). */
-	int (*publish)(void *host, const char *topic, const uint8_t *data,
-	               size_t len);
+	/* Hand an event to the bus: 0, or why not now (BUS_EAGAIN: the host
+	 * calls de_collector_pump at on_drain; BUS_ECLOSED: at READY). It
+	 * may be called again for the same bytes (a re-send). */
+	de_publish_fn publish;
+	/* An event was made (NULL: not told): what the simulator's checkers
+	 * read without decoding. p NULL for a gap marker. */
+	void (*made)(void *host, uint64_t seq, enum de_event_type type,
+	             const char *topic, const struct de_proc *p,
+	             const uint8_t *data, size_t len);
 	void (*interval_changed)(void *host, uint32_t scan_interval_ms);
 	void (*stop)(void *host);        /* lifecycle.stop was answered */
 };
@@ -205,6 +264,10 @@ struct de_collector_stats {
 	uint64_t cycles, events, events_failed, processes;
 	uint64_t last_cycle_ns;          /* how long the last diff+publish took */
 	uint64_t requests, request_errors;
+	uint64_t cycles_delayed;         /* a cycle due while events waited */
+	uint64_t events_lost;            /* not kept: outbox full (a gap was
+	                                    declared), or could not be packed */
+	uint64_t gaps_declared, resends, resyncs_full, resyncs_replayed;
 };
 
 struct de_collector {
@@ -221,18 +284,37 @@ struct de_collector {
 	struct de_collector_stats stats;
 	struct de_collector_ops ops;
 	void *host;
-	/* during ops.publish: the process and event type being published
-	 * (what the simulator's checkers read without decoding the bytes) */
-	const struct de_proc *publishing;
-	enum de_event_type publishing_type;
+	struct de_outbox outbox;         /* retain_bytes_max: 64 MiB */
+	bool cycle_waiting;              /* a cycle is due once it drains */
+	bool losing;                     /* this cycle's events no longer fit:
+	                                    a gap marker ends it */
+	int64_t cycle_ms;                /* wall clock of the cycle running */
+	uint64_t acked;                  /* the agent's last acknowledgement */
 };
+#define DE_RETAIN_BYTES_DEFAULT (64ull << 20)
 /* BUS_EINVAL for a bad id. */
 int de_collector_init(struct de_collector *c, const char *id,
                       uint64_t incarnation, uint32_t ticks_per_s,
                       const struct de_collector_ops *ops, void *host);
 void de_collector_free(struct de_collector *c);
-/* One cycle over a table read now (taken over). */
+/* Whether a cycle may run now: not while events of the last one still
+ * wait for the bus (the interval stretches; counted once per delayed
+ * cycle in cycles_delayed). */
+bool de_collector_cycle_due(struct de_collector *c);
+/* One cycle over a table read now (taken over): its events go into the
+ * outbox and out as the bus takes them. */
 void de_collector_cycle(struct de_collector *c, struct de_snapshot *s);
+/* Hands waiting events to the bus (at on_drain). True when a cycle that
+ * was delayed is due now (the host runs it at once). */
+bool de_collector_pump(struct de_collector *c);
+/* The connection is READY (again): every event the agent has not
+ * acknowledged is sent again, in order, with the same bytes. */
+bool de_collector_on_ready(struct de_collector *c);
+/* One decoded request to the collector's handler for method, without a
+ * bus (tests): the answer in *a (its buf malloc'd); returns a->code. */
+int de_collector_call(struct de_collector *c, const char *method,
+                      const char *sender, const ProtobufCMessage *req,
+                      struct de_answer *a);
 /* Serves one request addressed to the collector. */
 void de_collector_serve(struct de_collector *c, struct bus_client *bc,
                         const struct bus_rpc_request *q,
@@ -246,6 +328,105 @@ struct de_config_error {
  * DE_CONFIG_ERRORS_MAX) and returns how many. */
 size_t de_collector_validate(const Daemoneye__CollectorConfig *cfg,
                              struct de_config_error *errs);
+
+/* ---- the agent's intake of events: end to end (intake.c) ---------------------
+ * Per collector (by the broker-stamped sender name), the incarnation and
+ * the next sequence the agent will process. Events are processed in
+ * sequence order only (go-back-N): an event already processed is a
+ * duplicate (a re-send) and ignored; one ahead of the next is a gap — it
+ * is ignored too, and the agent asks the collector to re-send from the
+ * next (collector.resync), which falls back to a full resync (a DISCOVERY
+ * of every live process, marked with the request's id) when it no longer
+ * keeps them; the first event of that resync is accepted past the gap
+ * (counted, with the events lost). A gap marker asks for a full resync.
+ * The heartbeat carries what was processed (the collector forgets it) and
+ * its reply the collector's last sequence sent (a tail lost in flight is
+ * a gap too). The processed events keep a view of each collector's
+ * process table: what the simulator's convergence check compares with
+ * the truth. */
+struct de_view_proc {
+	uint32_t pid, ppid, uid;
+	int64_t start_ms;
+	char *name, *exe, *cmdline; /* cmdline: arguments joined by ' ' */
+	char hash[65];
+	bool live;                  /* false: a free slot (deleted) */
+};
+struct de_view {                /* open addressing on (pid, start_ms) */
+	struct de_view_proc *v;
+	size_t cap, n, used;
+	uint64_t overflow;          /* DISCOVERYs past DE_VIEW_MAX */
+};
+#define DE_VIEW_MAX (1u << 22)  /* processes per collector (pid_max) */
+const struct de_view_proc *de_view_find(const struct de_view *w,
+                                        uint32_t pid, int64_t start_ms);
+
+struct de_stream_stats {
+	uint64_t events, duplicates, stale, gaps, events_lost, resyncs;
+	uint64_t resyncs_failed, malformed;
+};
+struct de_stream {
+	char name[DE_BUS_NAME_BYTES_MAX];
+	uint64_t incarnation;
+	uint64_t next_seq;          /* the next sequence to process */
+	bool resync_inflight;       /* asked, not answered */
+	bool resync_wanted;         /* to ask (again) at resync_at_ns */
+	bool resync_full;           /* the one asked */
+	bool want_full;             /* the next to ask is a full one */
+	uint64_t resync_id, resync_from, resync_at_ns;
+	uint64_t resync_accept;     /* a full resync whose first event is
+	                               still to come (0: none) */
+	struct de_view view;
+	struct de_stream_stats st;
+};
+struct de_intake_ops {
+	/* Call collector.resync on st->name with q; report the outcome with
+	 * de_intake_resync_done. */
+	void (*resync)(void *host, const struct de_stream *st,
+	               const Daemoneye__ResyncRequest *q);
+	/* An event processed, in sequence (NULL: not told). */
+	void (*processed)(void *host, const struct de_stream *st,
+	                  const Daemoneye__BusrtEvent *ev, const uint8_t *data,
+	                  size_t len);
+	/* A gap, a resync, a new incarnation: worth a log line. */
+	void (*note)(void *host, const struct de_stream *st, const char *what,
+	             const char *detail);
+};
+#define DE_STREAMS_MAX 256
+struct de_intake {
+	struct de_intake_ops ops;
+	void *host;
+	struct de_stream *s;
+	size_t n, cap;
+	uint64_t resync_retry_ns;   /* a failed resync is asked again after */
+	uint64_t resync_seq;        /* ids of our requests */
+	uint64_t unknown_senders;   /* events past DE_STREAMS_MAX streams */
+};
+void de_intake_init(struct de_intake *in, const struct de_intake_ops *ops,
+                    void *host, uint64_t resync_retry_ns);
+void de_intake_free(struct de_intake *in);
+/* An event delivered from sender: 1 processed, 0 not (a duplicate, a
+ * stale incarnation, past a gap), BUS_EPROTO malformed. */
+int de_intake_event(struct de_intake *in, const char *sender,
+                    const uint8_t *data, size_t len, uint64_t now);
+/* The acknowledgement for a heartbeat request to name (0, 0: none). */
+void de_intake_ack(const struct de_intake *in, const char *name,
+                   uint64_t *incarnation, uint64_t *sequence);
+/* A heartbeat reply of name: its incarnation and last sequence sent. */
+void de_intake_heartbeat(struct de_intake *in, const char *name,
+                         uint64_t incarnation, uint64_t last_sequence,
+                         uint64_t now);
+/* The outcome of a resync request (resp NULL: the call failed). */
+void de_intake_resync_done(struct de_intake *in, const char *name,
+                           uint64_t resync_id,
+                           const Daemoneye__ResyncResponse *resp,
+                           uint64_t now);
+void de_intake_tick(struct de_intake *in, uint64_t now);
+uint64_t de_intake_next_deadline(const struct de_intake *in);
+struct de_stream *de_intake_find(const struct de_intake *in, const char *name);
+/* A heartbeat request to name, acknowledging what was processed. */
+void de_heartbeat_request(const struct de_intake *in, const char *name,
+                          uint64_t seq, int64_t now_ms,
+                          Daemoneye__HeartbeatRequest *q);
 
 /* ---- the agent's collector supervision -----------------------------------
  * The agent's decisions about its collectors: start, stop, restart after a
