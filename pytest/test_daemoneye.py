@@ -2,12 +2,10 @@
 standalone busrtd) supervising a real procmond over /proc, with timings
 scaled down. Events and RPC payloads are decoded with Python protobuf
 classes that protoc generates from proto/daemoneye.proto for this run."""
-import importlib
 import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -18,18 +16,6 @@ from busclient import BIN, Busrtd, connect
 AGENT = os.path.join(BIN, "daemoneye-agent")
 PROCMOND = os.path.join(BIN, "procmond")
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-
-
-@pytest.fixture(scope="session")
-def pb():
-    out = tempfile.mkdtemp(prefix="pb", dir="/tmp")
-    subprocess.run(["protoc", f"--proto_path={ROOT}/proto", f"--python_out={out}",
-                    "daemoneye.proto"], check=True)
-    sys.path.insert(0, out)
-    try:
-        return importlib.import_module("daemoneye_pb2")
-    finally:
-        sys.path.remove(out)
 
 
 def wait_for(pred, timeout=10.0, step=0.05, what="condition"):
@@ -72,8 +58,9 @@ agent:
 
 
 class Agent:
-    def __init__(self, mode):
+    def __init__(self, mode, pb=None):
         self.mode = mode
+        self.pb = pb
         self.dir = tempfile.mkdtemp(prefix="ag", dir="/tmp")
         self.sock = os.path.join(self.dir, "b.sock")
         self.audit = os.path.join(self.dir, "audit.jsonl")

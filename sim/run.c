@@ -1397,7 +1397,7 @@ static void intake_note(void *host, const struct de_stream *st,
                         const char *what, const char *detail)
 {
 	struct sim *s = host;
-	if (!strcmp(what, "gap"))
+	if (!strcmp(what, "gap")) /* lost for good (the stream check fails) */
 		s->r->gaps++;
 	sim_trace(s, "intake %s %s (%s)", st->name, what, detail);
 }

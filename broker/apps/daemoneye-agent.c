@@ -469,6 +469,7 @@ static void fill_status(struct agent *a, size_t i,
 		st->events = s->st.events;
 		st->duplicates = s->st.duplicates;
 		st->gaps = s->st.gaps;
+		st->missing = s->st.missing;
 		st->resyncs = s->st.resyncs;
 		st->last_sequence = s->next_seq - 1;
 		st->processes = (uint32_t)s->view.n;

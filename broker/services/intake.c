@@ -11,7 +11,8 @@
  *   - below next_seq: a duplicate (a re-send), ignored;
  *   - at next_seq: processed (DISCOVERY and UPDATE set the process in the
  *     view, TERMINATION removes it; a gap marker asks for a full resync);
- *   - above next_seq: a gap. Ignored, and a resync from next_seq is asked
+ *   - above next_seq: missing events. Ignored, and a resync from next_seq
+ *     is asked
  *     (one at a time; again after resync_retry_ns if it fails) — except
  *     the first event of the full resync asked for (its resync id), which
  *     is accepted past the gap: the view starts again from it.
@@ -348,6 +349,12 @@ int de_intake_event(struct de_intake *in, const char *sender,
 	 * past the gap it fills if there is one */
 	bool restart = ev->resync && ev->resync == st->resync_accept;
 	if (ev->sequence > st->next_seq && !restart) {
+		if (!st->resync_inflight) {
+			st->st.missing++;
+			note(in, st, "missing", "sequence %llu came, %llu was next",
+			     (unsigned long long)ev->sequence,
+			     (unsigned long long)st->next_seq);
+		}
 		want_resync(in, st, false, now); /* go back to next_seq */
 		goto out;
 	}
@@ -417,9 +424,9 @@ void de_intake_heartbeat(struct de_intake *in, const char *name,
 	/* the reply travels behind every event sent before it: one at or
 	 * past next_seq that is not here was lost */
 	if (last_sequence >= st->next_seq && !st->resync_inflight) {
-		st->st.gaps++;
-		note(in, st, "gap", "the collector sent up to %llu, processed "
-		     "up to %llu", (unsigned long long)last_sequence,
+		st->st.missing++; /* a re-send may still fill it */
+		note(in, st, "missing", "the collector sent up to %llu, "
+		     "processed up to %llu", (unsigned long long)last_sequence,
 		     (unsigned long long)(st->next_seq - 1));
 		want_resync(in, st, false, now);
 	}

@@ -361,8 +361,12 @@ const struct de_view_proc *de_view_find(const struct de_view *w,
                                         uint32_t pid, int64_t start_ms);
 
 struct de_stream_stats {
-	uint64_t events, duplicates, stale, gaps, events_lost, resyncs;
-	uint64_t resyncs_failed, malformed;
+	uint64_t events, duplicates, stale;
+	uint64_t missing;     /* found missing (ahead, or by a heartbeat): a
+	                         re-send was asked */
+	uint64_t gaps;        /* lost for good: a full resync's jump, or a
+	                         gap the collector declared */
+	uint64_t events_lost, resyncs, resyncs_failed, malformed;
 };
 struct de_stream {
 	char name[DE_BUS_NAME_BYTES_MAX];
