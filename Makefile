@@ -90,6 +90,12 @@ $(O)/bin/busrt-bench: $(O)/obj/bench/busrt-bench.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
+# the peer brokers' clients (NATS, Redis, MQTT): make bench only, with its
+# own dependencies (ci/deps.sh bench)
+$(O)/bin/busrt-peers: bench/peers.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< -lnats -lhiredis -lmosquitto -pthread
+
 $(O)/tests/%: $(O)/obj/broker/tests/%.o $(TEST_SUPPORT) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(TEST_SUPPORT) $(LIB) $(LDLIBS_ALL) -lcmocka
@@ -195,7 +201,7 @@ coverage-check: coverage
 # socket bound and the embedded internal path (bench/run.py); BENCH_ARGS=--quick
 bench:
 	@ci/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(O)/bin/busrt-peers
 	$(PYTHON) bench/run.py --bin $(O)/bin $(BENCH_ARGS)
 
 # ASan+UBSan: the same sources in build/asan; unit and integration tests.

@@ -11,8 +11,10 @@
  *                                      (the first 8 payload bytes carry
  *                                      its sequence number from 1)
  *   sub -s ADDR -n NAME --mask M --expect N [--slow-us U --slow-for-ms T]
- *                                      checks every publisher's sequence
+ *       [--idle-ms I]                  checks every publisher's sequence
  *                                      (lost, duplicated, reordered);
+ *                                      stops at N, or I ms (10000) after
+ *                                      the last message (the rest lost);
  *                                      --slow-us: takes U us per frame
  *                                      for its first T ms (a slow
  *                                      consumer: the loop is busy)
@@ -46,7 +48,8 @@
 static const char *opt_addr, *opt_name = "bench", *opt_topic = "bench/t",
                   *opt_mask = "bench/#", *opt_target = "bench.server",
                   *opt_method = "echo";
-static uint64_t opt_n = 1000000, opt_size = 100, opt_slow_us, opt_slow_ms;
+static uint64_t opt_n = 1000000, opt_size = 100, opt_slow_us, opt_slow_ms,
+                opt_idle_ms = 10000;
 
 static void die(const char *what, int rc)
 {
@@ -301,6 +304,19 @@ static int cmd_pub(void)
 	return r.sent == opt_n ? 0 : 1;
 }
 
+static void sub_report(struct run *r)
+{
+	char extra[300];
+	snprintf(extra, sizeof(extra),
+	         "\"messages\": %llu, \"seconds\": %.6f, "
+	         "\"lost\": %llu, \"duplicated\": %llu, ",
+	         (unsigned long long)r->got, (r->t1 - r->t0) / 1e9,
+	         (unsigned long long)r->lost, (unsigned long long)r->dups);
+	print_host(r->c, extra);
+	fflush(stdout);
+	close_when(r);
+}
+
 /* A publisher's sequence: each frame must be its last + 1. */
 static void sub_check_seq(struct run *r, const struct bus_delivery *d)
 {
@@ -339,19 +355,24 @@ static void sub_delivery(struct bus_client *c, const struct bus_delivery *d,
 	sub_check_seq(r, d);
 	if (opt_slow_us && uv_hrtime() < r->slow_until)
 		usleep((useconds_t)opt_slow_us); /* the loop reads nothing */
-	if (r->got == opt_n) {
-		r->t1 = uv_hrtime();
-		char extra[300];
-		snprintf(extra, sizeof(extra),
-		         "\"messages\": %llu, \"seconds\": %.6f, "
-		         "\"lost\": %llu, \"duplicated\": %llu, ",
-		         (unsigned long long)r->got, (r->t1 - r->t0) / 1e9,
-		         (unsigned long long)r->lost,
-		         (unsigned long long)r->dups);
-		print_host(r->c, extra);
-		fflush(stdout);
-		close_when(r);
+	r->t1 = uv_hrtime();
+	if (r->got == opt_n)
+		sub_report(r);
+}
+
+/* --idle-ms: nothing for that long after the first message: what did not
+ * come is lost. */
+static void sub_idle(uv_timer_t *t)
+{
+	struct run *r = t->data;
+	if (r->got && !r->done &&
+	    uv_hrtime() - r->t1 > opt_idle_ms * 1000000u) {
+		if (opt_n - r->got > r->lost) /* past the last one seen too */
+			r->lost = opt_n - r->got;
+		sub_report(r);
 	}
+	if (r->done)
+		uv_close((uv_handle_t *)t, NULL);
 }
 
 static void sub_subscribed(struct bus_client *c, int status, void *arg)
@@ -387,6 +408,10 @@ static int cmd_sub(void)
 	int rc = bus_client_open(&loop, opt_addr, &cfg, &h, &r.c);
 	if (rc)
 		die("open", rc);
+	uv_timer_t idle;
+	uv_timer_init(&loop, &idle);
+	idle.data = &r;
+	uv_timer_start(&idle, sub_idle, 100, 100);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	return 0;
@@ -801,6 +826,7 @@ int main(int argc, char **argv)
 	    {"method", required_argument, NULL, 'M'},
 	    {"slow-us", required_argument, NULL, 'u'},
 	    {"slow-for-ms", required_argument, NULL, 'U'},
+	    {"idle-ms", required_argument, NULL, 'I'},
 	    {NULL, 0, NULL, 0}};
 	if (argc < 2) {
 		fprintf(stderr, "usage: busrt-bench COMMAND [options] (see the "
@@ -841,6 +867,9 @@ int main(int argc, char **argv)
 			break;
 		case 'U':
 			opt_slow_ms = strtoull(optarg, NULL, 10);
+			break;
+		case 'I':
+			opt_idle_ms = strtoull(optarg, NULL, 10);
 			break;
 		default:
 			return 2;

@@ -51,7 +51,7 @@ static void usage(FILE *f)
 	        "                        [--netlink] [--name NAME] [--out FILE]\n"
 	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
 	        "no-resubscribe, no-restart, miscount, lifecycle, corrupt,\n"
-	        "                        child-first\n"
+	        "                        child-first, drop-on-eagain, no-resend\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
 	        "all checks hold, 1 a check failed, 2 bad input.\n");
 }

@@ -700,7 +700,7 @@ static int scenario_load(const char *path, const char *text, size_t len,
 	memset(s, 0, sizeof(*s));
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	de_policies_defaults(&s->policies);
-	/* the simulator's defaults: DESIGN.md's timings scaled down */
+	/* the simulator's defaults: the agent's timings scaled down */
 	s->policies.heartbeat_interval_ns = 1 * SIM_S;
 	s->policies.heartbeat.timeout_ns = 300 * SIM_MS;
 	s->policies.restart_delay_ns = 200 * SIM_MS;

@@ -1,7 +1,7 @@
 /*
- * sim.h — busrt-sim, the deterministic simulator (DESIGN.md "The
- * simulator"). The real broker core, client core, RPC policies, procmond's
- * collector code and the agent's supervision run over a simulated network
+ * sim.h — busrt-sim, the deterministic simulator (README "busrt-sim").
+ * The real broker core, client core, RPC policies, procmond's collector
+ * code and the agent's supervision and intake run over a simulated network
  * and a virtual clock; one 64-bit seed drives every choice through our own
  * generator, one stream per subsystem. No wall clock, no unseeded
  * randomness, no order that depends on addresses: the same scenario, fault
@@ -195,7 +195,7 @@ void sim_plan_print(FILE *f, const struct sim_plan *p);
 /* ---- a run ------------------------------------------------------------------- */
 struct sim;
 
-/* What the agent subscribes to (DESIGN.md): every collector's events. */
+/* What the agent subscribes to: every collector's events. */
 #define SIM_AGENT_MASK "events/#"
 
 /* BUS/RT mask matching as the oracle does it (check.c, written apart from

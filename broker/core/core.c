@@ -422,13 +422,6 @@ static void route_collect(struct bus_core *core, struct route_ctx *r)
 			route_visit(core->names[i], r); /* implicit */
 }
 
-/* Delivers one encoded frame to every collected receiver. */
-static void fan_out(struct bus_core *core, struct bus_msg *m, bool realtime)
-{
-	for (uint32_t i = 0; i < core->rcv_count; i++)
-		queue__deliver(core, core->rcv[i], m, realtime);
-}
-
 /* The bytes of a delivered frame: header, sender \0, [topic \0], data. */
 static size_t delivered_len(size_t slen, size_t tlen, bool topic, size_t dlen)
 {
@@ -451,7 +444,7 @@ static bool must_wait(struct bus_core *core, struct bus_conn *sender,
  * no receiver got it (the frame could not be built). */
 static int publish(struct bus_core *core, const char *sname, size_t slen,
                    const struct route_ctx *r, const uint8_t *data,
-                   size_t dlen, bool realtime)
+                   size_t dlen, bool realtime, bool checked)
 {
 	if (core->rcv_count == 0)
 		return 0;
@@ -462,7 +455,7 @@ static int publish(struct bus_core *core, const char *sname, size_t slen,
 		core->st.drops_slow += core->rcv_count;
 		return BUS_ENOMEM;
 	}
-	fan_out(core, m, realtime);
+	queue__fan_out(core, m, realtime, checked);
 	bus__msg_unref(&core->a, m);
 	return 0;
 }
@@ -473,7 +466,7 @@ void bus__route_publish_from_broker(struct bus_core *core, const char *topic,
 	struct route_ctx r = {core, topic, strlen(topic), NULL, 0};
 	route_collect(core, &r);
 	publish(core, BUS_BROKER_NAME, sizeof(BUS_BROKER_NAME) - 1, &r, data,
-	        len, false);
+	        len, false, false);
 }
 
 static bool topic_within_limits(const struct bus_core *core, const char *t,
@@ -536,7 +529,7 @@ static bool on_publish(struct bus_core *core, struct bus_conn *c,
 		return false;
 	/* not built, delivered to nobody: the publisher hears so, never OK */
 	int rc = publish(core, c->name, c->name_len, &r, p, len,
-	                 f->qos & BUS_QOS_REALTIME);
+	                 f->qos & BUS_QOS_REALTIME, true);
 	send_ack(core, c, f->op_id, f->qos,
 	         rc ? BUS_RES_NOT_DELIVERED : BUS_RES_OK);
 	return true;
@@ -613,7 +606,7 @@ static bool on_broadcast(struct bus_core *core, struct bus_conn *c,
 		    bus__msg_delivery(&core->a, BUS_OP_BROADCAST, rt, c->name,
 		                      c->name_len, NULL, 0, p, len);
 		if (m) {
-			fan_out(core, m, rt);
+			queue__fan_out(core, m, rt, true);
 			bus__msg_unref(&core->a, m);
 		} else { /* delivered to nobody: never ACKed OK */
 			core->st.drops_slow += core->rcv_count;

@@ -298,13 +298,12 @@ _Static_assert(BUS_IOV_BATCH >= 1, "a write carries at least one frame");
 enum queue_res { QUEUE_OK, QUEUE_DROPPED, QUEUE_CUT };
 void queue__mark_dirty(struct bus_core *core, struct bus_conn *c);
 void queue__unmark_dirty(struct bus_core *core, struct bus_conn *c);
-enum bus_slow_policy queue__policy(const struct bus_core *core,
-                                   const struct bus_conn *c);
 uint64_t queue__block_deadline_ns(const struct bus_core *core);
-/* Room for a frame of len bytes in c's queue (block: below its high-water
- * mark); an empty queue takes any frame. */
-bool queue__room(const struct bus_core *core, const struct bus_conn *c,
-                 size_t len);
+/* Delivers m to every receiver collected in core->rcv; checked: a
+ * sender's frame that queue__blocker let through (the block receivers
+ * have room). */
+void queue__fan_out(struct bus_core *core, struct bus_msg *m, bool realtime,
+                    bool checked);
 /* Queues m for c, or applies c's policy (drop it, or cut c). */
 enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
                               struct bus_msg *m, bool realtime);
@@ -336,6 +335,24 @@ uint64_t queue__stall_deadline(const struct bus_core *core,
 void bus__deliver_broker(struct bus_core *core, struct bus_conn *c,
                          struct bus_msg *m);
 uint64_t bus__unix_ns(const struct bus_core *core);
+
+/* ---- small queue facts, inline for the hot loops (queue.c) ------------- */
+static inline enum bus_slow_policy queue__policy(const struct bus_core *core,
+                                                 const struct bus_conn *c)
+{
+	return c->kind == BUS_KIND_INTERNAL ? core->cfg.internal_slow_policy
+	                                    : core->cfg.slow_policy;
+}
+
+/* Room for a frame of len bytes in c's queue (block: below its high-water
+ * mark); an empty queue takes any frame. */
+static inline bool queue__room(const struct bus_core *core,
+                               const struct bus_conn *c, size_t len)
+{
+	const struct bus_limits *l = &core->cfg.limits;
+	return c->q_count < l->queue_frames_max &&
+	       (c->q_bytes == 0 || c->q_bytes + len <= l->queue_bytes_max);
+}
 
 /* ---- the .broker RPC endpoint (brpc.c) --------------------------------- */
 #define BUS_BROKER_NAME ".broker"

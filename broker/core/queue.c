@@ -80,11 +80,7 @@ static bool room_k(const struct bus_core *core, const struct bus_conn *c,
 	       (c->q_bytes == 0 || c->q_bytes + len <= k * l->queue_bytes_max);
 }
 
-bool queue__room(const struct bus_core *core, const struct bus_conn *c,
-                 size_t len)
-{
-	return room_k(core, c, len, 1);
-}
+/* queue__room is room_k(1), inline in internal.h for the hot loops */
 
 /* Room in the broker-wide total for a frame not queued anywhere yet. */
 static bool total_room(const struct bus_core *core, size_t len)
@@ -101,13 +97,6 @@ static bool below_low_water(const struct bus_core *core,
 	uint32_t p = core->cfg.low_water_percent;
 	return c->q_count <= share(l->queue_frames_max, p) &&
 	       c->q_bytes <= share(l->queue_bytes_max, p);
-}
-
-enum bus_slow_policy queue__policy(const struct bus_core *core,
-                                   const struct bus_conn *c)
-{
-	return c->kind == BUS_KIND_INTERNAL ? core->cfg.internal_slow_policy
-	                                    : core->cfg.slow_policy;
 }
 
 uint64_t queue__block_deadline_ns(const struct bus_core *core)
@@ -143,7 +132,7 @@ static int q_push(struct bus_core *core, struct bus_conn *c, struct bus_msg *m)
 }
 
 /* A frame leaves c's queue (written, or dropped with it). */
-static void q_release(struct bus_core *core, struct bus_conn *c,
+static inline void q_release(struct bus_core *core, struct bus_conn *c,
                       struct bus_msg *m)
 {
 	BUS_ASSERT(m->queues > 0);
@@ -410,6 +399,25 @@ static bool overflows(const struct bus_core *core, const struct bus_conn *c,
 	return BUS_BUGGIFY(BUS_SITE_CORE_QUEUE_FULL) ||
 	       !queue__room(core, c, m->len) ||
 	       (m->queues == 0 && !total_room(core, m->len));
+}
+
+void queue__fan_out(struct bus_core *core, struct bus_msg *m, bool realtime,
+                    bool checked)
+{
+	for (uint32_t i = 0; i < core->rcv_count; i++) {
+		struct bus_conn *c = core->rcv[i];
+		/* the fast path: block, with room (queue__blocker said so) */
+		if (checked && !BUS_PLANTED(~0u) && c->close == BUS_CLOSE_NONE &&
+		    queue__policy(core, c) == BUS_SLOW_BLOCK &&
+		    q_push(core, c, m) == 0) {
+			if (realtime)
+				queue__write(core, c);
+			else
+				queue__mark_dirty(core, c);
+			continue;
+		}
+		queue__deliver(core, c, m, realtime);
+	}
 }
 
 enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,

@@ -548,7 +548,7 @@ static void test_shared_frame_counts_once_broker_wide(void **state)
 	struct memhost *mh = new_host(&cfg);
 	int r[10];
 	for (int i = 0; i < 10; i++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof(name), "r%d", i);
 		r[i] = mh_client(mh, name, LOCAL);
 		sub(mh, r[i], "t");

@@ -1,9 +1,8 @@
 /*
- * daemoneye.h — DaemonEye on the bus (../shared/spec/busrt-architecture.md,
- * DESIGN.md "Names on the bus, and timings"): the RPC method table and its
- * policies, serving and calling with protobuf payloads, procmond's
- * enumeration diff and event packing, and the agent's collector
- * supervision.
+ * daemoneye.h — DaemonEye on the bus (README "DaemonEye on the bus"): the
+ * RPC method table and its policies, serving and calling with protobuf
+ * payloads, procmond's enumeration diff, event packing and outbox, and the
+ * agent's collector supervision and event intake.
  *
  * Everything here is sans-I/O: time comes in as arguments, effects go out
  * through callbacks, so the simulator runs this code, not a model of it.
@@ -22,7 +21,7 @@
 #define DE_BUS_NAME_BYTES_MAX 128 /* collector.<type>.<id>, NUL included */
 #define DE_COLLECTORS_MAX 64      /* per agent (the design's embedded limit) */
 
-/* ---- RPC policies (DESIGN.md defaults; every value is configuration) ---- */
+/* ---- RPC policies (README defaults; every value is configuration) ---- */
 struct de_policies {
 	struct bus_rpc_policy lifecycle; /* 30 s, no retry */
 	struct bus_rpc_policy health;    /* 5 s, 3 retries at once */
