@@ -3,7 +3,7 @@
 # Usage: ci/deps.sh [build|test|bench|fuzz|coverage|perf]   (each includes build)
 set -euo pipefail
 set_name=${1:-build}
-build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev protobuf-c-compiler libprotobuf-c-dev libssl-dev)
+build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev protobuf-c-compiler libprotobuf-c-dev libssl-dev libpcre2-dev)
 test=(libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf)
 bench=(python3 nats-server libnats-dev redis-server libhiredis-dev mosquitto libmosquitto-dev python3-msgpack python3-protobuf protobuf-compiler)
 fuzz=(afl++ clang libclang-rt-14-dev python3-msgpack)

@@ -5,7 +5,9 @@
  * exactly one level, anything else literally).
  *
  * Input: lines; a line starting with 'M' is a mask, others are names;
- * every mask is checked against every name.
+ * every mask is checked against every name, and every name it matches
+ * must start with its literal prefix (bus__bcast_prefix: the broker
+ * looks only at the sorted names in that range).
  */
 #include "fuzz.h"
 #include "../broker/core/internal.h"
@@ -65,6 +67,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(core == ref, "mask '%.*s' name '%.*s': %d",
 			           (int)ml[i], masks[i], (int)nl_[j], names[j],
 			           core);
+			/* the broker only looks at names that start with the
+			 * mask's literal prefix: every match must */
+			size_t pl = bus__bcast_prefix(masks[i], ml[i]);
+			FUZZ_CHECK(pl <= ml[i], "prefix past the mask");
+			FUZZ_CHECK(!ref || (nl_[j] >= pl &&
+			                    !memcmp(names[j], masks[i], pl)),
+			           "mask '%.*s' matches '%.*s' outside its "
+			           "prefix of %zu", (int)ml[i], masks[i],
+			           (int)nl_[j], names[j], pl);
 		}
 	return 0;
 }

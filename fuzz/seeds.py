@@ -172,7 +172,13 @@ for i, m in enumerate(methods):
     write("rpc", f"broker-built-{i}", bytes([2, i]))
 params = [msgpack.packb({"filter": "^a"}), msgpack.packb({"filter": "("}), msgpack.packb({"filter": 5}),
           msgpack.packb([1, 2]), b"\xc1", msgpack.packb({"x": {"y": [1, {"z": None}]}}),
-          b"\x81\xa6filter\xd9", b"\xdf\xff\xff\xff\xff"]
+          b"\x81\xa6filter\xd9", b"\xdf\xff\xff\xff\xff",
+          # past PCRE2's budgets: glibc's regcomp spent 1.1 GiB on the first
+          msgpack.packb({"filter": "((a{1,100}){1,100}){1,100}"}),
+          msgpack.packb({"filter": "^(a|a?)+$"}), msgpack.packb({"filter": "(" * 40 + ")" * 40}),
+          # an array of nils at and past the params budget (64 KiB)
+          b"\xdd" + (65531).to_bytes(4, "big") + b"\xc0" * 65531,
+          b"\xdd" + (65532).to_bytes(4, "big") + b"\xc0" * 65532]
 for i, p in enumerate(params):
     write("rpc", f"client-list-params-{i}", bytes([2, 3]) + p)
 write("rpc", "broker-raw-request", b"\x00" + rpc_req("info"))

@@ -3,7 +3,9 @@
  * trie and its mask matcher must agree with a deliberately naive reference
  * written here from PROTOCOL.md §4 (split on '/', '+' one level, '#' one or
  * more remaining levels, '#' ends a mask, '*' = '+' when star_is_plus,
- * nothing else special). Any disagreement aborts.
+ * nothing else special). Any disagreement aborts; so does a walk that
+ * enters more nodes than the trie has, and an exclusion check
+ * (bus__trie_any) that disagrees with "some mask matches".
  *
  * Input: lines ('\n'); the first byte's bit 0 is star_is_plus; a line
  * starting with 'M' is a mask (the rest), 'R' removes the mask of that
@@ -72,7 +74,14 @@ static void compare(struct bus_trie *t, const char *topic, size_t tn,
                     bool star)
 {
 	struct seen s = {{0}};
+	uint64_t v0 = t->visits;
 	bus__trie_match(t, topic, tn, visit, &s);
+	/* a walk enters each node at most once */
+	FUZZ_CHECK(t->visits - v0 <= t->nodes + 1,
+	           "a walk entered %llu nodes of %llu",
+	           (unsigned long long)(t->visits - v0),
+	           (unsigned long long)t->nodes + 1);
+	bool any_ref = false;
 	for (int i = 0; i < nmasks; i++) {
 		if (!masks[i].live)
 			continue;
@@ -83,7 +92,11 @@ static void compare(struct bus_trie *t, const char *topic, size_t tn,
 		FUZZ_CHECK(s.hit[i] == ref, "trie: mask '%.*s' topic '%.*s': %d",
 		           (int)masks[i].rlen, masks[i].raw, (int)tn, topic,
 		           s.hit[i]);
+		any_ref |= ref;
 	}
+	/* the exclusion check: "does any mask match", stopping early */
+	FUZZ_CHECK(bus__trie_any(t, topic, tn) == any_ref,
+	           "bus__trie_any('%.*s') disagrees", (int)tn, topic);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

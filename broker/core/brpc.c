@@ -8,11 +8,16 @@
  * Params and results are MessagePack maps with named fields (msgpack-c).
  * msgpack-c's buffers use libc malloc, not the core's allocator hook: this
  * path is not the hot path and its output is bounded by the client count.
+ * client.list's filter is a PCRE2 pattern compiled and matched under
+ * budgets (memory, match steps, backtracking depth), never glibc's regcomp,
+ * whose cost a 26-byte pattern can drive past a gigabyte.
  */
 #include "internal.h"
 
 #include <msgpack.h>
-#include <regex.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define RPC_NOTIFICATION 0x00
@@ -169,49 +174,144 @@ out:
 	return rc;
 }
 
+/* ---- a bounded regex for client.list's filter ---------------------------
+ * Everything PCRE2 allocates for one call (the compiled pattern, the match
+ * data, the backtracking frames) comes from a budget; a pattern or a match
+ * past a budget is the caller's error (-32602), and the loop goes on. */
+#define FILTER_MEM_BYTES_MAX (256u << 10)
+#define FILTER_MATCH_STEPS_MAX 100000u /* per name: a 256-byte name needs
+                                          a few hundred with a sane pattern */
+#define FILTER_DEPTH_MAX 1000u
+#define FILTER_PARENS_MAX 32u
+
+struct filter_mem {
+	size_t used;
+};
+
+static void *filter_malloc(size_t n, void *data)
+{
+	struct filter_mem *fm = data;
+	if (n > FILTER_MEM_BYTES_MAX - fm->used)
+		return NULL;
+	size_t *p = malloc(sizeof(size_t) + n);
+	if (!p)
+		return NULL;
+	*p = n;
+	fm->used += n;
+	return p + 1;
+}
+
+static void filter_free(void *ptr, void *data)
+{
+	if (!ptr)
+		return;
+	struct filter_mem *fm = data;
+	size_t *p = (size_t *)ptr - 1;
+	fm->used -= *p;
+	free(p);
+}
+
+struct filter {
+	struct filter_mem mem;
+	pcre2_general_context *gc;
+	pcre2_compile_context *cc;
+	pcre2_match_context *mc;
+	pcre2_code *code;
+	pcre2_match_data *md;
+};
+
+static void filter_end(struct filter *f)
+{
+	pcre2_match_data_free(f->md);
+	pcre2_code_free(f->code);
+	pcre2_match_context_free(f->mc);
+	pcre2_compile_context_free(f->cc);
+	pcre2_general_context_free(f->gc);
+}
+
+/* 0, or -1: the pattern does not compile within the budgets. */
+static int filter_compile(struct filter *f, const char *pattern)
+{
+	memset(f, 0, sizeof(*f));
+	f->gc = pcre2_general_context_create(filter_malloc, filter_free,
+	                                     &f->mem);
+	f->cc = f->gc ? pcre2_compile_context_create(f->gc) : NULL;
+	f->mc = f->gc ? pcre2_match_context_create(f->gc) : NULL;
+	if (!f->cc || !f->mc)
+		return -1;
+	pcre2_set_parens_nest_limit(f->cc, FILTER_PARENS_MAX);
+	pcre2_set_max_pattern_length(f->cc, FILTER_BYTES_MAX);
+	pcre2_set_match_limit(f->mc, FILTER_MATCH_STEPS_MAX);
+	pcre2_set_depth_limit(f->mc, FILTER_DEPTH_MAX);
+	pcre2_set_heap_limit(f->mc, FILTER_MEM_BYTES_MAX / 1024);
+	int err;
+	PCRE2_SIZE off;
+	/* names are valid UTF-8 (the handshake checks): the pattern is UTF */
+	f->code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+	                        PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C, &err,
+	                        &off, f->cc);
+	f->md = f->code ? pcre2_match_data_create_from_pattern(f->code, f->gc)
+	                : NULL;
+	return f->md ? 0 : -1;
+}
+
+/* 1 match, 0 no match, -1 past a budget. */
+static int filter_match(struct filter *f, const char *name, size_t len)
+{
+	int rc = pcre2_match(f->code, (PCRE2_SPTR)name, len, 0,
+	                     PCRE2_NO_UTF_CHECK, f->md, f->mc);
+	if (rc >= 0)
+		return 1;
+	return rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
+}
+
 static int pack_client_list(struct bus_core *core, msgpack_packer *pk,
                             const uint8_t *params, size_t len)
 {
-	char *filter;
-	if (parse_filter(params, len, &filter) != 0)
+	char *pattern;
+	if (parse_filter(params, len, &pattern) != 0)
 		return RPC_ERR_PARAMS;
-	regex_t re;
-	if (filter && regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0) {
-		free(filter);
-		return RPC_ERR_PARAMS;
-	}
+	struct filter f;
+	bool filtered = pattern != NULL;
+	int rc = filtered ? filter_compile(&f, pattern) : 0;
+	free(pattern);
+	/* matched once, before anything is packed: a pattern past its
+	 * budget on any name is refused as a whole */
 	uint32_t n = 0;
-	for (int pass = 0; pass < 2; pass++) {
-		if (pass == 1) {
-			msgpack_pack_map(pk, 1);
-			pack_str(pk, "clients");
-			msgpack_pack_array(pk, n);
-		}
-		for (uint32_t i = 0; i < core->names_count; i++) {
-			struct bus_conn *c = core->names[i];
-			if (c->primary ||
-			    (filter && regexec(&re, c->name, 0, NULL, 0) != 0))
-				continue;
-			if (pass == 0) {
-				n++;
-				continue;
-			}
-			msgpack_pack_map(pk, 10);
-			pack_kv_str(pk, "name", c->name);
-			pack_kv_str(pk, "kind", kind_name(c->kind));
-			pack_kv_str(pk, "source", c->source);
-			pack_kv_str(pk, "port", c->port);
-			pack_kv_u64(pk, "r_frames", c->r_frames);
-			pack_kv_u64(pk, "r_bytes", c->r_bytes);
-			pack_kv_u64(pk, "w_frames", c->w_frames);
-			pack_kv_u64(pk, "w_bytes", c->w_bytes);
-			pack_kv_u64(pk, "queue", c->q_count);
-			pack_kv_u64(pk, "instances", c->secondaries + 1u);
-		}
+	for (uint32_t i = 0; i < core->names_count && rc == 0; i++) {
+		struct bus_conn *c = core->names[i];
+		c->listed = false;
+		if (c->primary)
+			continue;
+		int m = filtered ? filter_match(&f, c->name, c->name_len) : 1;
+		if (m < 0)
+			rc = -1;
+		c->listed = m == 1;
+		n += m == 1;
 	}
-	if (filter)
-		regfree(&re);
-	free(filter);
+	if (filtered)
+		filter_end(&f);
+	if (rc != 0)
+		return RPC_ERR_PARAMS;
+	msgpack_pack_map(pk, 1);
+	pack_str(pk, "clients");
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < core->names_count; i++) {
+		struct bus_conn *c = core->names[i];
+		if (!c->listed)
+			continue;
+		msgpack_pack_map(pk, 10);
+		pack_kv_str(pk, "name", c->name);
+		pack_kv_str(pk, "kind", kind_name(c->kind));
+		pack_kv_str(pk, "source", c->source);
+		pack_kv_str(pk, "port", c->port);
+		pack_kv_u64(pk, "r_frames", c->r_frames);
+		pack_kv_u64(pk, "r_bytes", c->r_bytes);
+		pack_kv_u64(pk, "w_frames", c->w_frames);
+		pack_kv_u64(pk, "w_bytes", c->w_bytes);
+		pack_kv_u64(pk, "queue", c->q_count);
+		pack_kv_u64(pk, "instances", c->secondaries + 1u);
+	}
 	return 0;
 }
 
@@ -244,10 +344,13 @@ void bus__brpc_handle(struct bus_core *core, struct bus_conn *c,
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	int err = 0;
+	/* the budget comes before any unpacking: msgpack-c allocates about
+	 * 24 bytes per item, so 16 MiB of one-byte items would cost 400 MiB */
+	bool too_big = plen > core->cfg.limits.rpc_params_bytes_max;
 	bool no_params = method_is(method, mlen, "test") ||
 	                 method_is(method, mlen, "info") ||
 	                 method_is(method, mlen, "stats");
-	if (no_params && plen != 0) {
+	if ((no_params && plen != 0) || too_big) {
 		err = RPC_ERR_PARAMS;
 	} else if (method_is(method, mlen, "benchmark.test")) {
 		msgpack_sbuffer_write(&sb, (const char *)params, plen);
@@ -266,10 +369,13 @@ void bus__brpc_handle(struct bus_core *core, struct bus_conn *c,
 	} else {
 		err = RPC_ERR_METHOD;
 	}
-	if (err)
+	if (err) {
+		core->st.rejects_rpc++;
 		rpc_error(core, c, call_id, (int16_t)err,
 		          err == RPC_ERR_METHOD ? "method not found"
+		          : too_big             ? "params too large"
 		                                : "invalid params");
+	}
 	else if (call_id != 0)
 		send_from_broker(core, c, &sb);
 	msgpack_sbuffer_destroy(&sb);

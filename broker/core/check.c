@@ -22,28 +22,30 @@ static bool live(const struct bus_core *core, const struct bus_conn *x)
 }
 
 /* Counts subscription entries below n; every one must be a live,
- * registered connection. Returns -1 on a dead one. */
-static long trie_entries(const struct bus_core *core, const struct bus_tnode *n)
+ * registered connection (owner NULL), or owner (a client's own trie).
+ * Returns -1 on another. */
+static long trie_entries(const struct bus_core *core, const struct bus_tnode *n,
+                         const struct bus_conn *owner)
 {
 	long total = 0;
 	const struct bus_subset *sets[2] = {&n->end, &n->hash};
 	for (int s = 0; s < 2; s++)
 		for (uint32_t i = 0; i < sets[s]->count; i++) {
 			const struct bus_conn *c = sets[s]->items[i];
-			if (!live(core, c) || !c->registered)
+			if (owner ? c != owner : !live(core, c) || !c->registered)
 				return -1;
 			total++;
 		}
 	for (uint32_t i = 0; i < n->children.cap; i++) {
 		if (!bus__strmap_live(&n->children, i))
 			continue;
-		long k = trie_entries(core, n->children.slots[i].value);
+		long k = trie_entries(core, n->children.slots[i].value, owner);
 		if (k < 0)
 			return -1;
 		total += k;
 	}
 	if (n->plus) {
-		long k = trie_entries(core, n->plus);
+		long k = trie_entries(core, n->plus, owner);
 		if (k < 0)
 			return -1;
 		total += k;
@@ -58,6 +60,7 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 	uint32_t conns = 0, registered = 0, internal = 0;
 	uint64_t queued = 0, prev_serial = 0;
 	long subs = 0;
+	uint64_t masks = 0;
 	const struct bus_conn *prev = NULL;
 	for (const struct bus_conn *c = core->first; c; c = c->next) {
 		if (c->prev != prev)
@@ -123,7 +126,14 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 		    c->excl.count > lim->exclusions_max)
 			FAIL("%s: over the subscription limits", c->name);
 		subs += c->subs.count;
+		masks += c->mask_bytes;
+		if (trie_entries(core, &c->excl_trie.root, c) != c->excl.count)
+			FAIL("%s: exclusion trie and set disagree", c->name);
 	}
+	if (masks != core->mask_bytes)
+		FAIL("mask_bytes %llu, clients hold %llu",
+		     (unsigned long long)core->mask_bytes,
+		     (unsigned long long)masks);
 	/* a frame shared by several queues counts once broker-wide */
 	for (const struct bus_conn *c = core->first; c; c = c->next)
 		for (uint32_t i = 0; i < c->q_count; i++)
@@ -160,7 +170,7 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 		     (unsigned long long)queued);
 	/* the cap holds for what senders queue; broker frames may pass it
 	 * under block, so the check is on per-queue limits above */
-	long entries = trie_entries(core, &core->trie.root);
+	long entries = trie_entries(core, &core->trie.root, NULL);
 	if (entries < 0)
 		FAIL("a subscription owned by a dead or unregistered client");
 	if (entries != subs)

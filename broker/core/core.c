@@ -30,11 +30,14 @@ void bus_core_config_defaults(struct bus_core_config *cfg, bool embedded)
 	    .topic_levels_max = 128,
 	    .subscriptions_max = 1024,
 	    .exclusions_max = 1024,
+	    .subscriptions_bytes_max = 4u << 20,
+	    .subscriptions_bytes_total_max = embedded ? 64u << 20 : 256u << 20,
 	    .connections_max = embedded ? 64 : 1000,
 	    .queue_frames_max = 10000,
 	    .queue_bytes_max = 32u << 20,
 	    .queued_bytes_total_max = 512u << 20,
 	    .read_bytes_per_turn_max = 256u << 10,
+	    .rpc_params_bytes_max = 64u << 10,
 	};
 	cfg->timeout_ns = 5000000000ull;
 	cfg->slow_policy = BUS_SLOW_BLOCK;
@@ -62,11 +65,15 @@ int bus_core_config_check(const struct bus_core_config *cfg, const char **what)
 	CHECK(l->topic_levels_max > 0 && l->topic_levels_max <= 4096,
 	      "topic_levels_max");
 	CHECK(l->connections_max > 0, "connections_max");
+	CHECK(l->subscriptions_bytes_max >= 4096, "subscriptions_bytes_max");
+	CHECK(l->subscriptions_bytes_total_max >= l->subscriptions_bytes_max,
+	      "subscriptions_bytes_total_max");
 	CHECK(l->queue_frames_max >= 2, "queue_frames_max");
 	CHECK(l->queue_bytes_max >= 64, "queue_bytes_max");
 	CHECK(l->queued_bytes_total_max >= l->queue_bytes_max,
 	      "queued_bytes_total_max");
 	CHECK(l->read_bytes_per_turn_max >= 1, "read_bytes_per_turn_max");
+	CHECK(l->rpc_params_bytes_max >= 64, "rpc_params_bytes_max");
 	CHECK(cfg->timeout_ns >= 1000000ull, "timeout");
 	CHECK(cfg->slow_policy <= BUS_SLOW_BLOCK, "queue_policy");
 	CHECK(cfg->internal_slow_policy <= BUS_SLOW_BLOCK,
@@ -258,6 +265,9 @@ static void conn_unregister(struct bus_core *core, struct bus_conn *c)
 			                 c->subs.slots[i].key_len, c);
 	bus__strmap_free(&core->a, &c->subs);
 	bus__strmap_free(&core->a, &c->excl);
+	bus__trie_free(&core->a, &c->excl_trie);
+	core->mask_bytes -= c->mask_bytes;
+	c->mask_bytes = 0;
 	if (c->primary) {
 		c->primary->secondaries--;
 		return;
@@ -386,16 +396,6 @@ static void rcv_add(struct bus_core *core, struct bus_conn *c)
 	core->rcv[core->rcv_count++] = c; /* route_mark: once per frame */
 }
 
-static bool excluded(const struct bus_conn *c, const char *topic, size_t len)
-{
-	for (uint32_t i = 0; i < c->excl.cap; i++)
-		if (bus__strmap_live(&c->excl, i) &&
-		    bus__mask_match(c->excl.slots[i].key,
-		                    c->excl.slots[i].key_len, topic, len))
-			return true;
-	return false;
-}
-
 static void route_visit(struct bus_conn *c, void *arg)
 {
 	struct route_ctx *r = arg;
@@ -405,7 +405,8 @@ static void route_visit(struct bus_conn *c, void *arg)
 	if (r->for_name && (c->primary_len != r->for_len ||
 	                    memcmp(c->name, r->for_name, r->for_len) != 0))
 		return;
-	if (c->excl.count && excluded(c, r->topic, r->topic_len))
+	if (c->excl.count &&
+	    bus__trie_any(&c->excl_trie, r->topic, r->topic_len))
 		return;
 	rcv_add(r->core, c);
 }
@@ -469,11 +470,19 @@ void bus__route_publish_from_broker(struct bus_core *core, const char *topic,
 	        len, false, false);
 }
 
+/* A topic's or mask's limits (levels separated by sep: '/' for topics,
+ * '.' for broadcast masks over client names). */
+static bool topic_within_limits_sep(const struct bus_core *core, const char *t,
+                                    size_t len, char sep)
+{
+	return len <= core->cfg.limits.topic_bytes_max &&
+	       bus__levels_sep(t, len, sep) <= core->cfg.limits.topic_levels_max;
+}
+
 static bool topic_within_limits(const struct bus_core *core, const char *t,
                                 size_t len)
 {
-	return len <= core->cfg.limits.topic_bytes_max &&
-	       bus__levels(t, len) <= core->cfg.limits.topic_levels_max;
+	return topic_within_limits_sep(core, t, len, '/');
 }
 
 /* ---- frame handlers ---------------------------------------------------- */
@@ -520,6 +529,11 @@ static bool on_publish(struct bus_core *core, struct bus_conn *c,
 	if (!topic_within_limits(core, topic, tlen)) {
 		core->st.rejects_limit++;
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_DATA);
+		return true;
+	}
+	if (bus__topic_is_broker(topic, tlen)) { /* whatever an ACL says */
+		core->st.rejects_access++;
+		send_ack(core, c, f->op_id, f->qos, BUS_RES_ACCESS);
 		return true;
 	}
 	struct route_ctx r = {core, topic, tlen, forname, flen};
@@ -590,9 +604,20 @@ static bool on_broadcast(struct bus_core *core, struct bus_conn *c,
 		proto_error(core, c);
 		return true;
 	}
+	if (!topic_within_limits_sep(core, mask, mlen, '.')) {
+		core->st.rejects_limit++;
+		send_ack(core, c, f->op_id, f->qos, BUS_RES_DATA);
+		return true;
+	}
+	/* only the sorted names that start with the mask's literal prefix:
+	 * a mask costs the names it may match, not every client */
 	core->rcv_count = 0;
-	for (uint32_t i = 0; i < core->names_count; i++) {
+	size_t pl = bus__bcast_prefix(mask, mlen);
+	for (uint32_t i = names_lower(core, mask, pl); i < core->names_count;
+	     i++) {
 		struct bus_conn *t = core->names[i];
+		if (t->name_len < pl || memcmp(t->name, mask, pl) != 0)
+			break;
 		if (bus__bcast_match(mask, mlen, t->name, t->name_len))
 			rcv_add(core, t);
 	}
@@ -619,7 +644,8 @@ static bool on_broadcast(struct bus_core *core, struct bus_conn *c,
 
 /* SUBSCRIBE / UNSUBSCRIBE / EXCLUDE / UNEXCLUDE: masks separated by \0.
  * Every mask is validated before any is applied, so a rejected frame
- * changes nothing. */
+ * changes nothing: the count limits, and the bytes charged for masks
+ * (bus__mask_charge) against the client's and the broker-wide budget. */
 static bool on_masks(struct bus_core *core, struct bus_conn *c,
                      const struct bus_frame *f)
 {
@@ -627,6 +653,7 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 	bool adding = f->op == BUS_OP_SUBSCRIBE || f->op == BUS_OP_EXCLUDE;
 	bool subs = f->op == BUS_OP_SUBSCRIBE || f->op == BUS_OP_UNSUBSCRIBE;
 	struct bus_strmap *set = subs ? &c->subs : &c->excl;
+	struct bus_trie *trie = subs ? &core->trie : &c->excl_trie;
 	uint32_t max = subs ? l->subscriptions_max : l->exclusions_max;
 	const char *buf = (const char *)f->payload;
 	size_t len = f->len;
@@ -640,6 +667,7 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 		return true;
 	}
 	uint32_t fresh = 0;
+	uint64_t charge = 0;
 	bool ok = true, nomem = false;
 	for (int pass = 0; pass < 2 && ok; pass++) {
 		size_t pos = 0;
@@ -649,11 +677,13 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 			size_t ml = end - pos;
 			size_t nl = bus__mask_normalize(
 			    buf + pos, ml, core->cfg.star_is_plus, norm);
+			uint64_t cost = bus__mask_charge(nl, bus__levels(norm, nl));
 			bool known = bus__strmap_get(set, norm, nl) != NULL;
 			if (pass == 0 && adding) {
 				if (!topic_within_limits(core, buf + pos, ml))
 					ok = false;
 				fresh += !known;
+				charge += known ? 0 : cost;
 			} else if (pass == 1 && adding && !known) {
 				if (bus__strmap_put(&core->a, set, norm, nl,
 				                    NULL) != 0) {
@@ -661,24 +691,29 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 					nomem = true;
 					break;
 				}
-				if (subs && bus__trie_add(&core->a, &core->trie,
-				                          norm, nl, c) != 0) {
+				if (bus__trie_add(&core->a, trie, norm, nl, c) !=
+				    0) {
 					bus__strmap_del(&core->a, set, norm, nl);
 					ok = false;
 					nomem = true;
 					break;
 				}
+				c->mask_bytes += cost;
+				core->mask_bytes += cost;
 			} else if (pass == 1 && !adding && known) {
-				if (subs)
-					bus__trie_remove(&core->a, &core->trie,
-					                 norm, nl, c);
+				bus__trie_remove(&core->a, trie, norm, nl, c);
 				bus__strmap_del(&core->a, set, norm, nl);
+				c->mask_bytes -= cost;
+				core->mask_bytes -= cost;
 			}
 			if (!z)
 				break;
 			pos = end + 1;
 		}
-		if (pass == 0 && adding && (uint64_t)set->count + fresh > max)
+		if (pass == 0 && adding &&
+		    ((uint64_t)set->count + fresh > max ||
+		     c->mask_bytes + charge > l->subscriptions_bytes_max ||
+		     core->mask_bytes + charge > l->subscriptions_bytes_total_max))
 			ok = false;
 	}
 	bus__free(&core->a, norm);
@@ -882,6 +917,7 @@ static void conn_free(struct bus_core *core, struct bus_conn *c)
 	bus__free(&core->a, c->name);
 	bus__strmap_free(&core->a, &c->subs);
 	bus__strmap_free(&core->a, &c->excl);
+	bus__trie_free(&core->a, &c->excl_trie);
 	bus__free(&core->a, c);
 }
 
@@ -1104,6 +1140,7 @@ void bus_core_stats(const struct bus_core *core, struct bus_stats *out)
 	out->connections = core->conn_count;
 	out->clients = core->names_count;
 	out->queued_bytes = core->queued_bytes;
+	out->subscriptions_bytes = core->mask_bytes;
 	uint64_t frames = 0;
 	for (const struct bus_conn *c = core->first; c; c = c->next)
 		frames += c->q_count;

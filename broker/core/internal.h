@@ -143,8 +143,22 @@ uint32_t bus__get_u32le(const uint8_t *p);
  * returns the new length. */
 size_t bus__mask_normalize(const char *mask, size_t len, bool star_is_plus,
                            char *out);
-/* Counts '/'-separated levels (an empty string is one level). */
+/* Counts '/'-separated levels (an empty string is one level); _sep: levels
+ * separated by sep ('.' in broadcast masks and client names). */
 uint32_t bus__levels(const char *s, size_t len);
+uint32_t bus__levels_sep(const char *s, size_t len, char sep);
+/* What a mask of len bytes and levels costs the broker, charged against
+ * the subscription budgets: its text twice (the client's set, a trie
+ * level) and, per level, a trie node with its map slot and the
+ * allocator's overhead: 369 bytes per level measured on 1,024 masks of
+ * 128 levels (bench/hostile.py masks). */
+#define BUS_MASK_LEVEL_CHARGE 368u
+static inline uint64_t bus__mask_charge(size_t len, uint32_t levels)
+{
+	return 2 * (uint64_t)len + (uint64_t)levels * BUS_MASK_LEVEL_CHARGE;
+}
+/* True for ".broker" and every topic under ".broker/": the broker's own. */
+bool bus__topic_is_broker(const char *t, size_t len);
 /* Matches a normalised mask against a topic (the reference the trie must
  * agree with; used directly for exclusions). */
 bool bus__mask_match(const char *mask, size_t mlen, const char *topic,
@@ -153,6 +167,10 @@ bool bus__mask_match(const char *mask, size_t mlen, const char *topic,
  * "?" exactly one. */
 bool bus__bcast_match(const char *mask, size_t mlen, const char *name,
                       size_t nlen);
+/* The literal part of a broadcast mask: the bytes before its first '?'
+ * or '*' level (all of it if none). Every name the mask matches starts
+ * with them. */
+size_t bus__bcast_prefix(const char *mask, size_t mlen);
 
 struct bus_subset {
 	struct bus_conn **items;
@@ -172,6 +190,7 @@ struct bus_tnode {
 struct bus_trie {
 	struct bus_tnode root;
 	uint64_t visits; /* nodes entered by matching, for shape tests */
+	uint64_t nodes;  /* below the root */
 };
 
 int bus__trie_add(const struct bus_allocator *a, struct bus_trie *t,
@@ -184,6 +203,8 @@ void bus__trie_free(const struct bus_allocator *a, struct bus_trie *t);
 typedef void (*bus_trie_visit_fn)(struct bus_conn *c, void *arg);
 void bus__trie_match(struct bus_trie *t, const char *topic, size_t len,
                      bus_trie_visit_fn fn, void *arg);
+/* Does any mask in t match topic? Stops at the first. */
+bool bus__trie_any(struct bus_trie *t, const char *topic, size_t len);
 
 /* ---- connections and the core (core.c) --------------------------------- */
 enum bus_conn_state {
@@ -215,6 +236,7 @@ struct bus_conn {
 	size_t primary_len; /* prefix before "%%", or name_len */
 	struct bus_conn *primary; /* for a secondary */
 	uint32_t secondaries;
+	bool listed; /* scratch of client.list: matched its filter */
 	char source[64];
 	char port[16];
 	/* input */
@@ -236,8 +258,11 @@ struct bus_conn {
 	struct bus_conn *wait_on;
 	struct bus_conn *wait_prev, *wait_next;
 	struct bus_conn *waiters_first, *waiters_last;
-	/* subscriptions: normalised mask -> 1 */
+	/* subscriptions: normalised mask -> 1; exclusions also in a trie of
+	 * their own (a check costs the topic's depth, not a scan) */
 	struct bus_strmap subs, excl;
+	struct bus_trie excl_trie;
+	uint64_t mask_bytes; /* charged for its masks (bus__mask_charge) */
 	uint64_t route_mark;
 	uint64_t r_frames, r_bytes, w_frames, w_bytes;
 };
@@ -275,6 +300,7 @@ struct bus_core {
 	struct bus_iov *iov; /* scratch for writes */
 	uint32_t iov_cap;
 	uint64_t queued_bytes;
+	uint64_t mask_bytes; /* every client's, charged */
 	bool shutting_down;
 	struct bus_stats st;
 	/* shared single-byte and empty frames */

@@ -390,15 +390,83 @@ static bool essential(const struct bus_core *core, const struct bus_msg *m)
 
 /* Would m overflow c's queue? Under block, a sender's frame was checked
  * by queue__blocker before (it has room); a broker frame may take up to
- * twice the limits. */
+ * twice the limits. (The broker-wide total is total_make_room's.) */
 static bool overflows(const struct bus_core *core, const struct bus_conn *c,
                       const struct bus_msg *m, bool twice)
 {
 	if (twice)
 		return !room_k(core, c, m->len, 2);
 	return BUS_BUGGIFY(BUS_SITE_CORE_QUEUE_FULL) ||
-	       !queue__room(core, c, m->len) ||
-	       (m->queues == 0 && !total_room(core, m->len));
+	       !queue__room(core, c, m->len);
+}
+
+/* drop_newest on c for the broker-wide total: c's newest frames that are
+ * not being written and not the protocol's own go, newest first, until a
+ * frame of len fits (or nothing of c's can go). Each one is counted and
+ * reported as a drop_newest drop is. */
+static void shed_newest(struct bus_core *core, struct bus_conn *c, size_t len)
+{
+	uint32_t kept = c->q_count;
+	for (uint32_t i = c->q_count; i > c->q_inflight; i--) {
+		if (total_room(core, len))
+			break;
+		struct bus_msg **slot = &c->q[(c->q_head + i - 1) % c->q_cap];
+		if (essential(core, *slot))
+			continue;
+		core->st.drops_slow++;
+		BUS_SIM_POLICY(c->ctx, (*slot)->data, (*slot)->len);
+		q_release(core, c, *slot);
+		*slot = NULL;
+		kept--;
+	}
+	uint32_t j = c->q_inflight;
+	for (uint32_t i = c->q_inflight; i < c->q_count; i++) {
+		struct bus_msg *m = c->q[(c->q_head + i) % c->q_cap];
+		if (m)
+			c->q[(c->q_head + j++) % c->q_cap] = m;
+	}
+	BUS_ASSERT(j == kept);
+	c->q_count = kept;
+}
+
+/* The largest queue a policy other than block may act on (block queues
+ * are bounded by their senders waiting), or NULL. First in connection
+ * order among equals: deterministic. */
+static struct bus_conn *largest_shedding_queue(struct bus_core *core)
+{
+	struct bus_conn *best = NULL;
+	for (struct bus_conn *c = core->first; c; c = c->next)
+		if (c->close == BUS_CLOSE_NONE && c->q_bytes > c->q_inflight_bytes &&
+		    queue__policy(core, c) != BUS_SLOW_BLOCK &&
+		    (!best || c->q_bytes > best->q_bytes))
+			best = c;
+	return best;
+}
+
+/* A new frame of len for c does not fit the broker-wide total: the
+ * slow-consumer policy acts on the receivers holding the most, never on
+ * one smaller than c would be with the frame (a 16 MiB frame to 40
+ * receivers is one allocation; the total does not cut the 40). True
+ * when the frame now fits; false: the policy is c's. */
+static bool total_make_room(struct bus_core *core, struct bus_conn *c,
+                            size_t len)
+{
+	while (!total_room(core, len)) {
+		struct bus_conn *big = largest_shedding_queue(core);
+		if (!big || big == c || big->q_bytes < c->q_bytes + len)
+			return false;
+		if (queue__policy(core, big) == BUS_SLOW_DROP_NEWEST) {
+			uint64_t before = big->q_bytes;
+			shed_newest(core, big, len);
+			if (big->q_bytes == before)
+				return false; /* nothing of it could go */
+		} else {
+			core->st.disconnects_slow++;
+			report_cut(big, NULL);
+			bus__conn_abort(core, big);
+		}
+	}
+	return true;
 }
 
 void queue__fan_out(struct bus_core *core, struct bus_msg *m, bool realtime,
@@ -442,7 +510,10 @@ enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
 	 * believes it got everything) */
 	bool twice = block || (policy == BUS_SLOW_DROP_NEWEST &&
 	                       essential(core, m));
-	if (!overflows(core, c, m, twice) && q_push(core, c, m) == 0) {
+	bool fits = twice || m->queues > 0 || total_make_room(core, c, m->len);
+	if (c->close != BUS_CLOSE_NONE)
+		return QUEUE_DROPPED; /* defensive: c is never the one cut */
+	if (fits && !overflows(core, c, m, twice) && q_push(core, c, m) == 0) {
 		if (planted_pub)
 			plant_queue(core, c, m);
 		if (realtime)

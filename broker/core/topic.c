@@ -30,12 +30,24 @@ static size_t level_end(const char *s, size_t len, size_t pos, char sep)
 	return e ? (size_t)(e - s) : len;
 }
 
-uint32_t bus__levels(const char *s, size_t len)
+uint32_t bus__levels_sep(const char *s, size_t len, char sep)
 {
 	uint32_t n = 1;
 	for (size_t i = 0; i < len; i++)
-		n += s[i] == '/';
+		n += s[i] == sep;
 	return n;
+}
+
+uint32_t bus__levels(const char *s, size_t len)
+{
+	return bus__levels_sep(s, len, '/');
+}
+
+bool bus__topic_is_broker(const char *t, size_t len)
+{
+	size_t n = sizeof(BUS_BROKER_NAME) - 1;
+	return len >= n && memcmp(t, BUS_BROKER_NAME, n) == 0 &&
+	       (len == n || t[n] == '/');
 }
 
 size_t bus__mask_normalize(const char *mask, size_t len, bool star_is_plus,
@@ -97,6 +109,19 @@ bool bus__bcast_match(const char *mask, size_t mlen, const char *name,
 	return wild_match(mask, mlen, name, nlen, '.', '?', '*');
 }
 
+size_t bus__bcast_prefix(const char *mask, size_t mlen)
+{
+	size_t pos = 0;
+	for (;;) {
+		size_t end = level_end(mask, mlen, pos, '.');
+		if (end - pos == 1 && (mask[pos] == '?' || mask[pos] == '*'))
+			return pos;
+		if (end == mlen)
+			return mlen;
+		pos = end + 1;
+	}
+}
+
 /* ---- subscriber sets --------------------------------------------------- */
 static int subset_add(const struct bus_allocator *a, struct bus_subset *s,
                       struct bus_conn *c)
@@ -137,7 +162,8 @@ static bool tnode_empty(const struct bus_tnode *n)
 	       n->hash.count == 0;
 }
 
-static void tnode_prune(const struct bus_allocator *a, struct bus_tnode *n)
+static void tnode_prune(const struct bus_allocator *a, struct bus_trie *t,
+                        struct bus_tnode *n)
 {
 	while (n->parent && tnode_empty(n)) {
 		struct bus_tnode *p = n->parent;
@@ -149,13 +175,14 @@ static void tnode_prune(const struct bus_allocator *a, struct bus_tnode *n)
 		bus__strmap_free(a, &n->children);
 		bus__free(a, n->level);
 		bus__free(a, n);
+		t->nodes--;
 		n = p;
 	}
 }
 
 static struct bus_tnode *tnode_child(const struct bus_allocator *a,
-                                     struct bus_tnode *n, const char *lv,
-                                     size_t len)
+                                     struct bus_trie *t, struct bus_tnode *n,
+                                     const char *lv, size_t len)
 {
 	bool plus = len == 1 && lv[0] == '+';
 	if (plus && n->plus)
@@ -179,6 +206,7 @@ static struct bus_tnode *tnode_child(const struct bus_allocator *a,
 	}
 	if (plus)
 		n->plus = c;
+	t->nodes++;
 	return c;
 }
 
@@ -200,7 +228,7 @@ static struct bus_tnode *trie_walk(const struct bus_allocator *a,
 			return n;
 		}
 		if (create) {
-			n = tnode_child(a, n, mask + pos, ll);
+			n = tnode_child(a, t, n, mask + pos, ll);
 		} else if (ll == 1 && mask[pos] == '+') {
 			n = n->plus;
 		} else {
@@ -222,7 +250,7 @@ int bus__trie_add(const struct bus_allocator *a, struct bus_trie *t,
 		return BUS_ENOMEM; /* nodes made on the way stay: harmless */
 	int rc = subset_add(a, hash ? &n->hash : &n->end, c);
 	if (rc)
-		tnode_prune(a, n);
+		tnode_prune(a, t, n);
 	return rc;
 }
 
@@ -233,7 +261,7 @@ void bus__trie_remove(const struct bus_allocator *a, struct bus_trie *t,
 	struct bus_tnode *n = trie_walk(a, t, mask, len, false, &hash);
 	BUS_ASSERT(n != NULL);
 	subset_remove(a, hash ? &n->hash : &n->end, c);
-	tnode_prune(a, n);
+	tnode_prune(a, t, n);
 }
 
 static void tnode_free(const struct bus_allocator *a, struct bus_tnode *n)
@@ -261,37 +289,52 @@ void bus__trie_free(const struct bus_allocator *a, struct bus_trie *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static void subset_visit(const struct bus_subset *s, bus_trie_visit_fn fn,
+/* fn NULL: "is there anyone?" (the walk stops at the first). */
+static bool subset_visit(const struct bus_subset *s, bus_trie_visit_fn fn,
                          void *arg)
 {
+	if (!fn)
+		return s->count > 0;
 	for (uint32_t i = 0; i < s->count; i++)
 		fn(s->items[i], arg);
+	return false;
 }
 
-static void trie_match(struct bus_trie *t, const struct bus_tnode *n,
+/* Each node lies on one path from the root, and the walk enters a node
+ * only while every level above it matched the topic: a node is entered
+ * at most once per walk, and only for a mask that matches the topic up
+ * to that node's level. So a walk enters at most (topic levels + 1) x
+ * (distinct masks matching so far) nodes, whatever the number of
+ * subscribers; the broker's subscription budgets bound the masks. True:
+ * stop (fn NULL and someone found). */
+static bool trie_match(struct bus_trie *t, const struct bus_tnode *n,
                        const char *topic, size_t len, size_t pos, bool more,
                        bus_trie_visit_fn fn, void *arg)
 {
 	t->visits++;
-	if (!more) {
-		subset_visit(&n->end, fn, arg);
-		return;
-	}
-	subset_visit(&n->hash, fn, arg);
+	if (!more)
+		return subset_visit(&n->end, fn, arg);
+	if (subset_visit(&n->hash, fn, arg))
+		return true;
 	size_t end = level_end(topic, len, pos, '/');
 	bool next_more = end < len;
 	if (n->children.count) {
 		void **v = bus__strmap_get(&n->children, topic + pos, end - pos);
-		if (v)
-			trie_match(t, *v, topic, len, end + 1, next_more, fn,
-			           arg);
+		if (v && trie_match(t, *v, topic, len, end + 1, next_more, fn,
+		                    arg))
+			return true;
 	}
-	if (n->plus)
-		trie_match(t, n->plus, topic, len, end + 1, next_more, fn, arg);
+	return n->plus && trie_match(t, n->plus, topic, len, end + 1,
+	                             next_more, fn, arg);
 }
 
 void bus__trie_match(struct bus_trie *t, const char *topic, size_t len,
                      bus_trie_visit_fn fn, void *arg)
 {
 	trie_match(t, &t->root, topic, len, 0, true, fn, arg);
+}
+
+bool bus__trie_any(struct bus_trie *t, const char *topic, size_t len)
+{
+	return trie_match(t, &t->root, topic, len, 0, true, NULL, NULL);
 }

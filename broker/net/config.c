@@ -12,10 +12,7 @@
  *   internal_queue_policy: block | disconnect | drop_newest (ours)
  *   block_deadline_ms, low_water_percent, star_is_plus, force_register,
  *   socket_mode (ours)
- *   limits: { payload_bytes_max, name_bytes_max, topic_bytes_max,
- *             topic_levels_max, subscriptions_max, exclusions_max,
- *             queue_bytes_max, queued_bytes_total_max,
- *             read_bytes_per_turn_max }    (ours)
+ *   limits: { every key of bus.h's BUS_LIMITS_MAP } (ours)
  *   embedded:   { max_connections, buffer_size,
  *                 transport: { type: unix_socket, path } }
  *   standalone: { address, socket (ours), max_connections, buffer_size,
@@ -172,30 +169,30 @@ static int unknown(struct ld *l, const yaml_node_t *v, const char *full)
 	return fail(l, v, full, "unknown key");
 }
 
+/* One reader per limit type; the ranges and relations are
+ * bus_core_config_check's (it names the key). */
+static int get_limit_uint32_t(struct ld *l, const yaml_node_t *v,
+                              const char *f, uint32_t *out)
+{
+	return get_u32(l, v, f, 0, UINT32_MAX, out);
+}
+
+static int get_limit_uint64_t(struct ld *l, const yaml_node_t *v,
+                              const char *f, uint64_t *out)
+{
+	return get_u64(l, v, f, 0, UINT64_MAX / 2, out);
+}
+
+/* Every key of bus.h's BUS_LIMITS_MAP. */
 static int on_limits(struct ld *l, const char *k, const yaml_node_t *v,
                      const char *f)
 {
 	struct bus_limits *x = &l->cfg->core.limits;
-	if (!strcmp(k, "payload_bytes_max"))
-		return get_u32(l, v, f, 1, UINT32_MAX, &x->payload_bytes_max);
-	if (!strcmp(k, "name_bytes_max"))
-		return get_u32(l, v, f, 1, 65535, &x->name_bytes_max);
-	if (!strcmp(k, "topic_bytes_max"))
-		return get_u32(l, v, f, 1, UINT32_MAX, &x->topic_bytes_max);
-	if (!strcmp(k, "topic_levels_max"))
-		return get_u32(l, v, f, 1, 4096, &x->topic_levels_max);
-	if (!strcmp(k, "subscriptions_max"))
-		return get_u32(l, v, f, 0, UINT32_MAX, &x->subscriptions_max);
-	if (!strcmp(k, "exclusions_max"))
-		return get_u32(l, v, f, 0, UINT32_MAX, &x->exclusions_max);
-	if (!strcmp(k, "queue_bytes_max"))
-		return get_u64(l, v, f, 64, UINT64_MAX / 2, &x->queue_bytes_max);
-	if (!strcmp(k, "queued_bytes_total_max"))
-		return get_u64(l, v, f, 64, UINT64_MAX / 2,
-		               &x->queued_bytes_total_max);
-	if (!strcmp(k, "read_bytes_per_turn_max"))
-		return get_u32(l, v, f, 1, UINT32_MAX,
-		               &x->read_bytes_per_turn_max);
+#define LIMIT_KEY(type, name, what)                                          \
+	if (!strcmp(k, #name))                                               \
+		return get_limit_##type(l, v, f, &x->name);
+	BUS_LIMITS_MAP(LIMIT_KEY)
+#undef LIMIT_KEY
 	return unknown(l, v, f);
 }
 

@@ -563,6 +563,107 @@ static void test_shared_frame_counts_once_broker_wide(void **state)
 	end_host(mh);
 }
 
+/* The broker-wide total under disconnect: one 16 MiB publish to 40
+ * receivers that do not read is one allocation, and cuts none of them
+ * (it cut 9 when every receiver's share counted). */
+static void test_total_cap_does_not_cut_receivers_of_one_frame(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, false);
+	cfg.slow_policy = BUS_SLOW_DISCONNECT;
+	struct memhost *mh = new_host(&cfg);
+	mh->skip_checks = true;
+	int r[40];
+	for (int i = 0; i < 40; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "r%d", i);
+		r[i] = mh_client(mh, name, LOCAL);
+		sub(mh, r[i], "t");
+		drain_count(mh, r[i], 0);
+		mh->c[r[i]].stalled = true;
+	}
+	int p = mh_client(mh, "p", LOCAL);
+	size_t n = (16u << 20) - 16;
+	uint8_t *big = calloc(1, n);
+	memcpy(big, "t", 2);
+	uint32_t id = mh_frame(mh, p, BUS_OP_PUBLISH, 1, big, n);
+	free(big);
+	assert_int_equal(mh_ack(mh, p, id), BUS_RES_OK);
+	struct bus_stats st = stats(mh);
+	assert_int_equal(st.disconnects_slow, 0);
+	assert_int_equal(st.clients, 41);
+	for (int i = 0; i < 40; i++)
+		assert_false(mh->c[r[i]].close_requested);
+	end_host(mh);
+}
+
+/* A hog with a full queue of its own frames, a small receiver: a frame
+ * for the small one that does not fit the broker-wide total makes the
+ * policy act on the hog (cut, or its newest frames shed), never on the
+ * small one. */
+static void run_total_cap(enum bus_slow_policy pol, struct bus_stats *st,
+                          bool *hog_cut, int *small_got)
+{
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.slow_policy = pol;
+	cfg.limits.queue_bytes_max = 4096;
+	cfg.limits.queued_bytes_total_max = 6000;
+	struct memhost *mh = new_host(&cfg);
+	int hog = mh_client(mh, "hog", LOCAL);
+	int small = mh_client(mh, "small", LOCAL);
+	int p = mh_client(mh, "p", LOCAL);
+	drain_count(mh, hog, 0);
+	drain_count(mh, small, 0);
+	mh->c[hog].stalled = true;
+	mh->c[small].stalled = true;
+	static uint8_t buf[2000];
+	char data[1600];
+	memset(data, 'x', sizeof(data));
+	data[900] = 0;
+	size_t n = mh_join(buf, "hog", data, NULL);
+	for (int i = 0; i < 4; i++) /* one in flight, three queued */
+		assert_int_equal(mh_ack(mh, p, mh_frame(mh, p, BUS_OP_MESSAGE,
+		                                        1, buf, n)),
+		                 BUS_RES_OK);
+	n = mh_join(buf, "small", data, NULL);
+	assert_int_equal(mh_ack(mh, p, mh_frame(mh, p, BUS_OP_MESSAGE, 1,
+	                                        buf, n)),
+	                 BUS_RES_OK);
+	data[900] = 'x';
+	data[1500] = 0; /* 5 * ~925 + ~1525 > 6000 */
+	n = mh_join(buf, "small", data, NULL);
+	assert_int_equal(mh_ack(mh, p, mh_frame(mh, p, BUS_OP_MESSAGE, 1,
+	                                        buf, n)),
+	                 BUS_RES_OK);
+	*st = stats(mh);
+	*hog_cut = mh->c[hog].close_requested;
+	assert_false(mh->c[small].close_requested);
+	mh->c[small].stalled = false;
+	mh_run(mh);
+	*small_got = drain_count(mh, small, BUS_OP_MESSAGE);
+	end_host(mh);
+}
+
+static void test_total_cap_acts_on_the_largest_holder(void **state)
+{
+	(void)state;
+	struct bus_stats st;
+	bool cut;
+	int got;
+	run_total_cap(BUS_SLOW_DISCONNECT, &st, &cut, &got);
+	assert_true(cut);
+	assert_int_equal(st.disconnects_slow, 1);
+	assert_int_equal(got, 2);
+	/* drop_newest: the hog's newest frame goes, nothing else */
+	run_total_cap(BUS_SLOW_DROP_NEWEST, &st, &cut, &got);
+	assert_false(cut);
+	assert_int_equal(st.drops_slow, 1);
+	assert_int_equal(st.disconnects_slow, 0);
+	assert_int_equal(got, 2);
+}
+
 static void test_allocations_per_publish_do_not_grow_with_receivers(void **state)
 {
 	(void)state;
@@ -605,6 +706,8 @@ static void test_trie_visits_bounded_by_depth(void **state)
 	struct bus_core_config cfg;
 	bus_core_config_defaults(&cfg, true);
 	cfg.limits.subscriptions_max = 200000;
+	cfg.limits.subscriptions_bytes_max = 1u << 30;
+	cfg.limits.subscriptions_bytes_total_max = 1u << 30;
 	struct memhost *mh = new_host(&cfg);
 	int s = mh_client(mh, "s", LOCAL);
 	char mask[64];
@@ -629,6 +732,63 @@ static void test_trie_visits_bounded_by_depth(void **state)
 }
 
 /* The checker that runs after every memhost/memnet step can fail. */
+/* The adversarial set: every mask of 10 levels over {a, +}, then "z".
+ * A publish on a/a/.../a/y matches none, and the walk enters each of
+ * the trie's nodes once (2^11 - 1 with the root), never a node twice:
+ * within (levels + 1) x distinct masks, and the same for 20 clients
+ * holding the set as for one. The subscription budgets bound the set
+ * (bus__mask_charge; here the count limit, 1,024, comes first). */
+static uint64_t adversarial_visits(int clients, uint64_t *accepted)
+{
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.subscriptions_bytes_total_max = 1u << 30;
+	struct memhost *mh = new_host(&cfg);
+	mh->skip_checks = true;
+	*accepted = 0;
+	for (int k = 0; k < clients; k++) {
+		char name[16];
+		snprintf(name, sizeof(name), "s%d", k);
+		int s = mh_client(mh, name, LOCAL);
+		for (unsigned bits = 0; bits < 1024; bits++) {
+			char mask[64];
+			size_t n = 0;
+			for (int lv = 0; lv < 10; lv++) {
+				mask[n++] = bits >> lv & 1 ? '+' : 'a';
+				mask[n++] = '/';
+			}
+			mask[n++] = 'z';
+			mask[n] = 0;
+			*accepted += mh_ack(mh, s, sub(mh, s, mask)) == BUS_RES_OK;
+		}
+		drain_count(mh, s, 0);
+	}
+	int p = mh_client(mh, "p", LOCAL);
+	uint64_t before = bus_core_trie_visits(mh->core);
+	pub(mh, p, "a/a/a/a/a/a/a/a/a/a/y", "x", 0);
+	uint64_t visits = bus_core_trie_visits(mh->core) - before;
+	mh->skip_checks = false;
+	mh_run(mh);
+	end_host(mh);
+	return visits;
+}
+
+static void test_trie_visits_bounded_on_adversarial_masks(void **state)
+{
+	(void)state;
+	uint64_t one_accepted, many_accepted;
+	uint64_t one = adversarial_visits(1, &one_accepted);
+	uint64_t many = adversarial_visits(20, &many_accepted);
+	/* a client's budget (4 MiB) or the count limit, whichever first */
+	uint64_t cost = bus__mask_charge(21, 11);
+	uint64_t want = (4u << 20) / cost < 1024 ? (4u << 20) / cost : 1024;
+	assert_int_equal(one_accepted, want);
+	assert_int_equal(many_accepted, 20 * one_accepted);
+	assert_true(one <= 12 * one_accepted);
+	assert_true(one < 2048);  /* every node at most once */
+	assert_int_equal(many, one); /* shared masks, shared nodes */
+}
+
 static void test_invariant_checker_catches_breakage(void **state)
 {
 	(void)state;
@@ -733,10 +893,13 @@ int main(void)
 	    cmocka_unit_test(test_block_waiters_take_turns),
 	    cmocka_unit_test(test_block_sender_waits_for_its_own_acks),
 	    cmocka_unit_test(test_shared_frame_counts_once_broker_wide),
+	    cmocka_unit_test(test_total_cap_does_not_cut_receivers_of_one_frame),
+	    cmocka_unit_test(test_total_cap_acts_on_the_largest_holder),
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
 	    cmocka_unit_test(test_alloc_failure_in_publish_is_never_silent),
 	    cmocka_unit_test(test_alloc_failure_in_subscribe_cuts),
 	    cmocka_unit_test(test_trie_visits_bounded_by_depth),
+	    cmocka_unit_test(test_trie_visits_bounded_on_adversarial_masks),
 	    cmocka_unit_test(test_invariant_checker_catches_breakage),
 	    cmocka_unit_test(test_keepalive_nops_and_idle_drop),
 	    cmocka_unit_test(test_handshake_step_timeout),

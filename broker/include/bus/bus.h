@@ -187,6 +187,10 @@ enum bus_conn_kind {
 	X(uint32_t, topic_levels_max, "levels of a topic or mask")            \
 	X(uint32_t, subscriptions_max, "masks per client (subscribe)")        \
 	X(uint32_t, exclusions_max, "masks per client (exclude)")             \
+	X(uint64_t, subscriptions_bytes_max, "masks per client, subscribe "    \
+	                                     "and exclude: bytes charged")   \
+	X(uint64_t, subscriptions_bytes_total_max, "all clients' masks, "     \
+	                                           "bytes charged")          \
 	X(uint32_t, connections_max, "registered socket clients (internal "   \
 	                             "clients do not count)")                 \
 	X(uint32_t, queue_frames_max, "outgoing queue, frames per client "    \
@@ -196,7 +200,9 @@ enum bus_conn_kind {
 	X(uint64_t, queued_bytes_total_max, "all queues together (a frame "   \
 	                                    "shared by receivers once)")      \
 	X(uint32_t, read_bytes_per_turn_max, "fairness: bytes read per "      \
-	                                     "connection per loop turn")
+	                                     "connection per loop turn")     \
+	X(uint32_t, rpc_params_bytes_max, "params of a .broker call, "        \
+	                                  "checked before unpacking")
 
 struct bus_limits {
 #define BUS__LIMITS_FIELD(type, name, what) type name;
@@ -292,6 +298,7 @@ bool bus_core_has_pending_writes(const struct bus_core *core);
 	X(clients, "registered clients")                                      \
 	X(queued_frames, "frames in outgoing queues")                         \
 	X(queued_bytes, "bytes in outgoing queues (a shared frame once)")     \
+	X(subscriptions_bytes, "bytes charged for masks (subscribe, exclude)") \
 	X(drops_slow, "frames dropped: drop_newest, or a frame not built")    \
 	X(disconnects_slow, "receivers cut for queue overflow (disconnect)")  \
 	X(disconnects_stalled, "receivers cut: no progress while others "    \
@@ -300,6 +307,8 @@ bool bus_core_has_pending_writes(const struct bus_core *core);
 	X(disconnects_idle, "clients cut for silence")                        \
 	X(disconnects_proto, "clients cut for protocol errors")               \
 	X(rejects_limit, "frames answered 0x72 for a limit")                  \
+	X(rejects_access, "frames refused 0x79: a publish to .broker/*")      \
+	X(rejects_rpc, ".broker calls answered with an error")               \
 	X(rejects_connections, "handshakes refused: connections_max")         \
 	X(rejects_handshake, "other refused handshakes")
 
