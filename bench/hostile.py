@@ -170,6 +170,24 @@ def probe_broadcast():
     return out
 
 
+def probe_idle_input():
+    """Ten connections each send one 16 MiB frame, then stay idle: the
+    broker's resident memory after, over its start."""
+    with Busrtd() as b:
+        base = vm(b.proc.pid, "VmRSS")
+        cl = [b.client(f"big{k}") for k in range(10)]
+        data = b"x" * (16 * 1024 * 1024 - 64)
+        for c in cl:
+            assert c.publish("nobody", data) == 1
+        time.sleep(0.2)
+        st = cl[0].rpc("stats")[1]
+        out = {"idle_rss_growth_mib": round((vm(b.proc.pid, "VmRSS") - base) / 1024, 1),
+               "peak_growth_mib": round((vm(b.proc.pid, "VmHWM") - base) / 1024, 1)}
+        if "input_bytes" in st:
+            out["input_bytes"] = st["input_bytes"]
+        return out
+
+
 PROBES = {name[6:]: fn for name, fn in globals().items() if name.startswith("probe_")}
 
 

@@ -3,8 +3,10 @@ the broker spend is bounded, and what a client sees at a bound is an
 answer, not a stall or a cut bystander. Each test failed against the
 broker before its fix (run with BUSRT_BIN pointing at an older build)."""
 import struct
+import threading
+import time
 
-from busclient import ACCESS, DATA, OK
+from busclient import ACCESS, DATA, OK, OP_PUBLISH, Busrtd, frame
 
 
 def vm(pid, key):
@@ -161,3 +163,58 @@ def test_broadcast_masks_are_limited_and_ranged(broker):
         for c in rx.values():
             c.expect_nothing(timeout=0.05)
     assert p.rpc("stats")[1]["rejects_limit"] == 2
+
+
+def test_input_buffers_shrink_after_use(broker):
+    """After one 16 MiB frame each, ten idle connections kept 160 MiB of
+    input buffers; empty buffers now go back."""
+    base = vm(broker.proc.pid, "VmRSS")
+    cl = [broker.client(f"big{k}") for k in range(10)]
+    data = b"x" * (16 * 1024 * 1024 - 64)
+    for c in cl:
+        assert c.publish("nobody", data) == OK
+    st = cl[0].rpc("stats")[1]
+    assert st["input_bytes"] == 0
+    grown = vm(broker.proc.pid, "VmRSS") - base
+    assert grown < 48 * 1024, f"idle RSS grew {grown} KiB"
+
+
+def test_input_budget_pauses_readers_not_the_broker():
+    """Past input_bytes_total_max (here 16 MiB) a connection that needs
+    more input pauses; the others, and the broker, go on; every frame
+    arrives once its turn comes."""
+    cfg = "broker:\n  limits:\n    input_bytes_total_max: 16777216\n"
+    with Busrtd(config=cfg) as b:
+        sub = b.client("sub")
+        assert sub.subscribe("big") == OK
+        pubs = [b.client(f"p{k}") for k in range(4)]
+        n = 10 * 1024 * 1024
+        frames = [frame(OP_PUBLISH, b"big\x00" + bytes([65 + k]) * n, 1, 1)
+                  for k in range(4)]
+        go = threading.Event()
+
+        def send(p, f):  # half-way, then the rest when told
+            p.sock.settimeout(30)
+            p.send(f[: len(f) // 2])
+            go.wait(30)
+            p.send(f[len(f) // 2:])
+        threads = [threading.Thread(target=send, args=(p, f), daemon=True)
+                   for p, f in zip(pubs, frames)]
+        for t in threads:
+            t.start()
+        by = b.client("bystander")
+        for _ in range(200):  # four halves need 32 MiB of buffers: pauses
+            st = by.rpc("stats")[1]
+            if st["input_pauses"] >= 1:
+                break
+            time.sleep(0.05)
+        assert st["input_pauses"] >= 1, st
+        assert by.rpc("test")[0] == "reply"  # the broker answers meanwhile
+        assert st["input_bytes"] <= 2 * 16 * 1024 * 1024 + n, st
+        go.set()
+        got = sorted(sub.read_frame(timeout=20)[3][:1] for _ in range(4))
+        assert got == [b"A", b"B", b"C", b"D"]
+        for p in pubs:
+            assert p.ack(1, timeout=20) == OK
+        st = by.rpc("stats")[1]
+        assert st["disconnects_input"] == 0 and st["input_bytes"] == 0, st

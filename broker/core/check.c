@@ -60,7 +60,7 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 	uint32_t conns = 0, registered = 0, internal = 0;
 	uint64_t queued = 0, prev_serial = 0;
 	long subs = 0;
-	uint64_t masks = 0;
+	uint64_t masks = 0, rx = 0;
 	const struct bus_conn *prev = NULL;
 	for (const struct bus_conn *c = core->first; c; c = c->next) {
 		if (c->prev != prev)
@@ -127,9 +127,31 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 			FAIL("%s: over the subscription limits", c->name);
 		subs += c->subs.count;
 		masks += c->mask_bytes;
+		rx += c->rx_cap;
+		if (c->rx_len > c->rx_cap)
+			FAIL("%s: rx holds more than its capacity",
+			     c->name ? c->name : "?");
+		if (c->close == BUS_CLOSE_NONE &&
+		    c->reading_paused != (c->wait_on || c->input_paused))
+			FAIL("%s: reading %s, waiting %d, input paused %d",
+			     c->name ? c->name : "?",
+			     c->reading_paused ? "paused" : "on", !!c->wait_on,
+			     c->input_paused);
+		bool in_fifo = false;
+		for (const struct bus_conn *q = core->in_first; q; q = q->in_next)
+			in_fifo |= q == c;
+		if (in_fifo != c->input_paused)
+			FAIL("%s: input paused %d, in the FIFO %d",
+			     c->name ? c->name : "?", c->input_paused, in_fifo);
 		if (trie_entries(core, &c->excl_trie.root, c) != c->excl.count)
 			FAIL("%s: exclusion trie and set disagree", c->name);
 	}
+	if (rx != core->rx_bytes)
+		FAIL("rx_bytes %llu, connections hold %llu",
+		     (unsigned long long)core->rx_bytes,
+		     (unsigned long long)rx);
+	if (core->in_owner && !live(core, core->in_owner))
+		FAIL("the input budget's owner is dead");
 	if (masks != core->mask_bytes)
 		FAIL("mask_bytes %llu, clients hold %llu",
 		     (unsigned long long)core->mask_bytes,

@@ -38,6 +38,7 @@ void bus_core_config_defaults(struct bus_core_config *cfg, bool embedded)
 	    .queued_bytes_total_max = 512u << 20,
 	    .read_bytes_per_turn_max = 256u << 10,
 	    .rpc_params_bytes_max = 64u << 10,
+	    .input_bytes_total_max = embedded ? 64u << 20 : 256u << 20,
 	};
 	cfg->timeout_ns = 5000000000ull;
 	cfg->slow_policy = BUS_SLOW_BLOCK;
@@ -74,6 +75,8 @@ int bus_core_config_check(const struct bus_core_config *cfg, const char **what)
 	      "queued_bytes_total_max");
 	CHECK(l->read_bytes_per_turn_max >= 1, "read_bytes_per_turn_max");
 	CHECK(l->rpc_params_bytes_max >= 64, "rpc_params_bytes_max");
+	CHECK(l->input_bytes_total_max >= l->payload_bytes_max,
+	      "input_bytes_total_max");
 	CHECK(cfg->timeout_ns >= 1000000ull, "timeout");
 	CHECK(cfg->slow_policy <= BUS_SLOW_BLOCK, "queue_policy");
 	CHECK(cfg->internal_slow_policy <= BUS_SLOW_BLOCK,
@@ -204,10 +207,7 @@ static void conn_close_after_flush(struct bus_core *core, struct bus_conn *c)
 		return;
 	c->close = BUS_CLOSE_AFTER_FLUSH;
 	c->deadline_ns = core->now_ns + core->cfg.timeout_ns;
-	if (!c->reading_paused) {
-		c->reading_paused = true;
-		core->ops.set_reading(core->host, c->ctx, false);
-	}
+	bus__conn_reading(core, c);
 	queue__wait_end(core, c); /* it takes no more frames */
 	if (c->q_count == 0)
 		conn_request_close(core, c);
@@ -831,6 +831,126 @@ static size_t conn_process(struct bus_core *core, struct bus_conn *c,
 	return pos;
 }
 
+/* ---- the input budget --------------------------------------------------
+ * Every connection's rx counts (its capacity: what it holds in memory).
+ * Past input_bytes_total_max a connection that needs more pauses, in a
+ * FIFO, except one, the owner, which goes on so that its frame completes
+ * and the budget frees; the total stays within twice the budget plus a
+ * frame. The owner that completes no frame for the block deadline while
+ * others wait is cut (disconnects_input): a slow sender cannot hold the
+ * others. */
+#define RX_KEEP_BYTES 4096u /* an empty rx this small stays allocated */
+#define RX_FREE_NOW_BYTES (1u << 20) /* larger: shrunk at once after use;
+                                        smaller: freed empty at a tick
+                                        (no churn on the hot path) */ /* an empty rx this small stays allocated */
+
+void bus__conn_reading(struct bus_core *core, struct bus_conn *c)
+{
+	bool want = c->close == BUS_CLOSE_NONE && !c->wait_on &&
+	            !c->input_paused;
+	if (want != c->reading_paused)
+		return; /* the host already does what we want */
+	c->reading_paused = !want;
+	core->ops.set_reading(core->host, c->ctx, want);
+}
+
+static void rx_set_cap(struct bus_core *core, struct bus_conn *c, size_t cap)
+{
+	core->rx_bytes = core->rx_bytes - c->rx_cap + cap;
+	c->rx_cap = cap;
+}
+
+static void input_admit(struct bus_core *core)
+{
+	uint64_t max = core->cfg.limits.input_bytes_total_max;
+	while (core->in_first && (!core->in_owner || core->rx_bytes < max)) {
+		struct bus_conn *c = core->in_first;
+		core->in_first = c->in_next;
+		if (!core->in_first)
+			core->in_last = NULL;
+		c->in_next = NULL;
+		c->input_paused = false;
+		if (core->rx_bytes >= max) {
+			core->in_owner = c;
+			core->in_owner_since_ns = core->now_ns;
+		}
+		bus__conn_reading(core, c);
+	}
+}
+
+/* c handled input or holds less now: the owner's turn ends when its
+ * large frame is done; the paused may go on. */
+static void input_released(struct bus_core *core, struct bus_conn *c)
+{
+	if (core->in_owner == c && c->rx_len <= RX_KEEP_BYTES)
+		core->in_owner = NULL;
+	input_admit(core);
+}
+
+/* c's rx grew: past the budget, it pauses unless it is (or becomes) the
+ * owner. */
+static void input_grew(struct bus_core *core, struct bus_conn *c)
+{
+	if (core->rx_bytes <= core->cfg.limits.input_bytes_total_max ||
+	    c->input_paused || core->in_owner == c)
+		return;
+	if (!core->in_owner) {
+		core->in_owner = c;
+		core->in_owner_since_ns = core->now_ns;
+		return;
+	}
+	c->input_paused = true;
+	c->in_next = NULL;
+	if (core->in_last)
+		core->in_last->in_next = c;
+	else
+		core->in_first = c;
+	core->in_last = c;
+	core->st.input_pauses++;
+	bus__conn_reading(core, c);
+}
+
+static void input_forget(struct bus_core *core, struct bus_conn *c)
+{
+	if (c->input_paused) {
+		struct bus_conn **pp = &core->in_first, *prev = NULL;
+		while (*pp != c) {
+			prev = *pp;
+			pp = &(*pp)->in_next;
+		}
+		*pp = c->in_next;
+		if (core->in_last == c)
+			core->in_last = prev;
+		c->input_paused = false;
+	}
+	bus__free(&core->a, c->rx);
+	c->rx = NULL;
+	c->rx_len = 0;
+	rx_set_cap(core, c, 0);
+	if (core->in_owner == c)
+		core->in_owner = NULL;
+	input_admit(core);
+}
+
+static uint64_t input_deadline(const struct bus_core *core)
+{
+	if (!core->in_owner || !core->in_first)
+		return UINT64_MAX;
+	return core->in_owner_since_ns + queue__block_deadline_ns(core);
+}
+
+static void input_stall_check(struct bus_core *core)
+{
+	struct bus_conn *o = core->in_owner;
+	if (o && core->now_ns >= input_deadline(core) &&
+	    o->close == BUS_CLOSE_NONE) {
+		core->st.disconnects_input++;
+		bus__conn_abort(core, o); /* its input goes at its close */
+		core->in_owner = NULL;
+		input_admit(core);
+	}
+}
+
 static void rx_keep(struct bus_core *core, struct bus_conn *c,
                     const uint8_t *rest, size_t len)
 {
@@ -844,10 +964,34 @@ static void rx_keep(struct bus_core *core, struct bus_conn *c,
 			return;
 		}
 		c->rx = n;
-		c->rx_cap = ncap;
+		rx_set_cap(core, c, ncap);
+		input_grew(core, c);
 	}
 	memcpy(c->rx + c->rx_len, rest, len);
 	c->rx_len += len;
+}
+
+/* After a large frame the buffer goes back: an idle connection does not
+ * keep 16 MiB. Past RX_FREE_NOW_BYTES: freed when empty, shrunk when a
+ * quarter used; smaller ones empty at a tick (idle) are freed. */
+static void rx_shrink(struct bus_core *core, struct bus_conn *c, bool idle)
+{
+	if (c->rx_cap <= (idle ? RX_KEEP_BYTES : RX_FREE_NOW_BYTES))
+		return;
+	if (c->rx_len == 0) {
+		bus__free(&core->a, c->rx);
+		c->rx = NULL;
+		rx_set_cap(core, c, 0);
+	} else if (!idle && c->rx_len <= c->rx_cap / 4) {
+		size_t ncap = c->rx_cap / 2;
+		while (ncap / 2 >= c->rx_len * 2 && ncap / 2 >= RX_KEEP_BYTES)
+			ncap /= 2;
+		uint8_t *n = bus__realloc(&core->a, c->rx, ncap);
+		if (!n)
+			return; /* keeps the larger one: harmless */
+		c->rx = n;
+		rx_set_cap(core, c, ncap);
+	}
 }
 
 /* Processes the buffered input of c and keeps only what is left. */
@@ -860,6 +1004,11 @@ void bus__rx_drain(struct bus_core *core, struct bus_conn *c)
 		return;
 	memmove(c->rx, c->rx + used, c->rx_len - used);
 	c->rx_len -= used;
+	if (used && core->in_owner == c)
+		core->in_owner_since_ns = core->now_ns; /* a frame done */
+	rx_shrink(core, c, false);
+	if (used && (core->in_owner == c || core->in_first))
+		input_released(core, c);
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
@@ -913,7 +1062,7 @@ static void conn_free(struct bus_core *core, struct bus_conn *c)
 	c->q_inflight = 0;
 	queue__truncate(core, c, 0);
 	bus__free(&core->a, c->q);
-	bus__free(&core->a, c->rx);
+	input_forget(core, c);
 	bus__free(&core->a, c->name);
 	bus__strmap_free(&core->a, &c->subs);
 	bus__strmap_free(&core->a, &c->excl);
@@ -925,6 +1074,9 @@ void bus_core_free(struct bus_core *core)
 {
 	if (!core)
 		return;
+	core->in_first = core->in_last = core->in_owner = NULL;
+	for (struct bus_conn *c = core->first; c; c = c->next)
+		c->input_paused = false; /* nobody is admitted at the end */
 	while (core->first) {
 		struct bus_conn *c = core->first;
 		core->first = c->next;
@@ -1068,6 +1220,10 @@ void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 		}
 		if (c->close != BUS_CLOSE_NONE)
 			continue;
+		if (c->rx_len == 0 && c->rx_cap > RX_KEEP_BYTES) {
+			rx_shrink(core, c, true);
+			input_released(core, c);
+		}
 		if (c->state != BUS_CS_READY) {
 			if (now_ns >= c->deadline_ns) {
 				core->st.rejects_handshake++;
@@ -1086,6 +1242,7 @@ void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 		}
 	}
 	queue__stall_check(core);
+	input_stall_check(core);
 	core_end(core);
 }
 
@@ -1110,6 +1267,7 @@ uint64_t bus_core_next_deadline(const struct bus_core *core)
 			MIN_INTO(queue__stall_deadline(core, c));
 		}
 	}
+	MIN_INTO(input_deadline(core));
 #undef MIN_INTO
 	return d;
 }
@@ -1141,6 +1299,7 @@ void bus_core_stats(const struct bus_core *core, struct bus_stats *out)
 	out->clients = core->names_count;
 	out->queued_bytes = core->queued_bytes;
 	out->subscriptions_bytes = core->mask_bytes;
+	out->input_bytes = core->rx_bytes;
 	uint64_t frames = 0;
 	for (const struct bus_conn *c = core->first; c; c = c->next)
 		frames += c->q_count;

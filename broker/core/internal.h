@@ -239,9 +239,12 @@ struct bus_conn {
 	bool listed; /* scratch of client.list: matched its filter */
 	char source[64];
 	char port[16];
-	/* input */
+	/* input: rx_cap counts in the broker-wide input budget; a reader
+	 * past it pauses (input_paused) in the FIFO in_next */
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
+	bool input_paused;
+	struct bus_conn *in_next;
 	/* output queue: a ring of shared frames */
 	struct bus_msg **q;
 	uint32_t q_cap, q_head, q_count, q_inflight;
@@ -301,6 +304,12 @@ struct bus_core {
 	uint32_t iov_cap;
 	uint64_t queued_bytes;
 	uint64_t mask_bytes; /* every client's, charged */
+	/* the input budget: what every rx holds; the one reader that may go
+	 * past it (so that a frame completes) and since when; the paused */
+	uint64_t rx_bytes;
+	struct bus_conn *in_owner;
+	uint64_t in_owner_since_ns;
+	struct bus_conn *in_first, *in_last;
 	bool shutting_down;
 	struct bus_stats st;
 	/* shared single-byte and empty frames */
@@ -316,6 +325,9 @@ struct bus_conn *bus__find_name(struct bus_core *core, const char *name,
 void bus__conn_abort(struct bus_core *core, struct bus_conn *c);
 /* Processes what c has buffered (a waiter that goes on). */
 void bus__rx_drain(struct bus_core *core, struct bus_conn *c);
+/* Tells the host to read c or not: it reads exactly when nothing holds
+ * it (a receiver it waits for, the input budget, a close). */
+void bus__conn_reading(struct bus_core *core, struct bus_conn *c);
 
 /* ---- outgoing queues, policies, backpressure (queue.c) ------------------ */
 #define BUS_IOV_BATCH 1024u /* frames per write at most */

@@ -248,10 +248,7 @@ void queue__wait(struct bus_core *core, struct bus_conn *s, struct bus_conn *r)
 	}
 	r->waiters_last = s;
 	core->st.backpressure_waits++;
-	if (!s->reading_paused) {
-		s->reading_paused = true;
-		core->ops.set_reading(core->host, s->ctx, false);
-	}
+	bus__conn_reading(core, s);
 }
 
 /* s stops waiting (it closes). */
@@ -279,10 +276,7 @@ static void resume(struct bus_core *core, struct bus_conn *s)
 		return;
 	s->last_rx_ns = core->now_ns; /* paused by us: not silent */
 	bus__rx_drain(core, s);
-	if (s->close == BUS_CLOSE_NONE && !s->wait_on && s->reading_paused) {
-		s->reading_paused = false;
-		core->ops.set_reading(core->host, s->ctx, true);
-	}
+	bus__conn_reading(core, s);
 }
 
 /* r's waiters go on, the first of them last. The chain is detached first:

@@ -296,9 +296,10 @@ bool mh_next(struct memhost *mh, int i, struct mh_msg *m)
 			memcpy(m->topic, p, (size_t)(z - p));
 			p = z + 1;
 		}
-		m->data_len = (size_t)(end - p);
-		assert(m->data_len <= sizeof(m->data));
-		memcpy(m->data, p, m->data_len);
+		m->data_len = (size_t)(end - p); /* data keeps the first 4 KiB */
+		memcpy(m->data, p,
+		       m->data_len < sizeof(m->data) ? m->data_len
+		                                     : sizeof(m->data));
 		mh_take(mh, i, 6 + len, NULL);
 		return true;
 	}

@@ -64,7 +64,7 @@ struct mh_msg {
 	uint32_t op_id;  /* ack */
 	uint8_t result;  /* ack */
 	char sender[300], topic[2048];
-	uint8_t data[4096];
+	uint8_t data[4096]; /* the first 4 KiB of data_len */
 	size_t data_len;
 	uint8_t realtime;
 };

@@ -664,6 +664,93 @@ static void test_total_cap_acts_on_the_largest_holder(void **state)
 	assert_int_equal(got, 2);
 }
 
+/* Three publishers each half-way through a 60 KB frame with a 64 KiB
+ * input budget: the first fits, the second goes past it and owns the
+ * budget, the third pauses. Nothing is cut, the broker goes on, every
+ * frame arrives; with the owner silent, it is cut at the block deadline
+ * and the paused one goes on. */
+struct inb {
+	struct memhost *mh;
+	int s, p[3];
+	uint8_t *fr;
+	size_t len;
+};
+
+static struct inb inb_open(void)
+{
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.payload_bytes_max = 64u << 10;
+	cfg.limits.input_bytes_total_max = 64u << 10;
+	struct inb b = {new_host(&cfg), 0, {0, 0, 0}, NULL, 0};
+	b.s = mh_client(b.mh, "s", LOCAL);
+	sub(b.mh, b.s, "t");
+	drain_count(b.mh, b.s, 0);
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "p%d", i);
+		b.p[i] = mh_client(b.mh, name, LOCAL);
+	}
+	size_t plen = 2 + 60000;
+	b.len = 9 + plen;
+	b.fr = calloc(1, b.len);
+	uint32_t l = (uint32_t)plen;
+	b.fr[4] = BUS_OP_PUBLISH; /* QoS 0 */
+	memcpy(b.fr + 5, &l, 4);
+	memcpy(b.fr + 9, "t", 2);
+	for (int i = 0; i < 3; i++)
+		mh_send(b.mh, b.p[i], b.fr, 40000);
+	return b;
+}
+
+static void test_input_budget_pauses_a_reader_not_the_broker(void **state)
+{
+	(void)state;
+	struct inb b = inb_open();
+	struct bus_stats st = stats(b.mh);
+	assert_int_equal(st.input_pauses, 1);
+	assert_false(b.mh->c[b.p[2]].reading);
+	assert_true(b.mh->c[b.p[1]].reading); /* the owner goes on */
+	assert_true(st.input_bytes > (64u << 10));
+	/* the paused one's rest waits in its socket */
+	mh_send(b.mh, b.p[2], b.fr + 40000, b.len - 40000);
+	mh_send(b.mh, b.p[0], b.fr + 40000, b.len - 40000);
+	assert_false(b.mh->c[b.p[2]].reading);
+	mh_send(b.mh, b.p[1], b.fr + 40000, b.len - 40000);
+	/* the owner's frame done: the budget frees, the paused goes on */
+	assert_true(b.mh->c[b.p[2]].reading);
+	assert_int_equal(drain_count(b.mh, b.s, BUS_OP_PUBLISH), 3);
+	st = stats(b.mh);
+	assert_int_equal(st.disconnects_input, 0);
+	assert_true(st.input_bytes > 0); /* small buffers stay a while */
+	mh_advance(b.mh, 3 * SEC);       /* a tick: idle ones go back */
+	st = stats(b.mh);
+	assert_int_equal(st.input_bytes, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(bus_conn_input_pending(b.mh->c[b.p[i]].conn), 0);
+	free(b.fr);
+	end_host(b.mh);
+}
+
+static void test_input_budget_owner_that_stalls_is_cut(void **state)
+{
+	(void)state;
+	struct inb b = inb_open();
+	mh_send(b.mh, b.p[2], b.fr + 40000, b.len - 40000);
+	mh_send(b.mh, b.p[0], b.fr + 40000, b.len - 40000);
+	/* p1 owns the budget and sends nothing more */
+	mh_advance(b.mh, 4 * SEC);
+	assert_false(b.mh->c[b.p[1]].close_requested);
+	mh_advance(b.mh, 2 * SEC);
+	assert_true(b.mh->c[b.p[1]].close_requested);
+	struct bus_stats st = stats(b.mh);
+	assert_int_equal(st.disconnects_input, 1);
+	assert_int_equal(st.disconnects_idle, 0);
+	assert_int_equal(drain_count(b.mh, b.s, BUS_OP_PUBLISH), 2);
+	free(b.fr);
+	end_host(b.mh);
+}
+
 static void test_allocations_per_publish_do_not_grow_with_receivers(void **state)
 {
 	(void)state;
@@ -895,6 +982,8 @@ int main(void)
 	    cmocka_unit_test(test_shared_frame_counts_once_broker_wide),
 	    cmocka_unit_test(test_total_cap_does_not_cut_receivers_of_one_frame),
 	    cmocka_unit_test(test_total_cap_acts_on_the_largest_holder),
+	    cmocka_unit_test(test_input_budget_pauses_a_reader_not_the_broker),
+	    cmocka_unit_test(test_input_budget_owner_that_stalls_is_cut),
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
 	    cmocka_unit_test(test_alloc_failure_in_publish_is_never_silent),
 	    cmocka_unit_test(test_alloc_failure_in_subscribe_cuts),

@@ -201,6 +201,8 @@ enum bus_conn_kind {
 	                                    "shared by receivers once)")      \
 	X(uint32_t, read_bytes_per_turn_max, "fairness: bytes read per "      \
 	                                     "connection per loop turn")     \
+	X(uint64_t, input_bytes_total_max, "all connections' buffered "       \
+	                                   "input (past it, readers pause)") \
 	X(uint32_t, rpc_params_bytes_max, "params of a .broker call, "        \
 	                                  "checked before unpacking")
 
@@ -298,6 +300,7 @@ bool bus_core_has_pending_writes(const struct bus_core *core);
 	X(clients, "registered clients")                                      \
 	X(queued_frames, "frames in outgoing queues")                         \
 	X(queued_bytes, "bytes in outgoing queues (a shared frame once)")     \
+	X(input_bytes, "bytes of buffered input (partial or waiting frames)") \
 	X(subscriptions_bytes, "bytes charged for masks (subscribe, exclude)") \
 	X(drops_slow, "frames dropped: drop_newest, or a frame not built")    \
 	X(disconnects_slow, "receivers cut for queue overflow (disconnect)")  \
@@ -305,6 +308,9 @@ bool bus_core_has_pending_writes(const struct bus_core *core);
 	                       "waited for them (block)")                     \
 	X(backpressure_waits, "times a sender waited for a full receiver")   \
 	X(disconnects_idle, "clients cut for silence")                        \
+	X(disconnects_input, "clients cut: held the input budget while "     \
+	                     "others waited, no frame done (block deadline)") \
+	X(input_pauses, "times a reader paused for the input budget")        \
 	X(disconnects_proto, "clients cut for protocol errors")               \
 	X(rejects_limit, "frames answered 0x72 for a limit")                  \
 	X(rejects_access, "frames refused 0x79: a publish to .broker/*")      \
