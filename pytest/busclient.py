@@ -212,7 +212,7 @@ class Busrtd:
     """busrtd as a context manager: a short temp dir, a socket, SIGTERM at
     the end with the exit status checked."""
 
-    def __init__(self, *args, tcp=False, config=None, env=None):
+    def __init__(self, *args, tcp=False, config=None, env=None, preexec=None):
         self.dir = tempfile.mkdtemp(prefix="bt", dir="/tmp")
         self.path = os.path.join(self.dir, "b.sock")
         self.args = list(args)
@@ -220,6 +220,7 @@ class Busrtd:
         self.config = config
         self.env = env
         self.tcp = tcp
+        self.preexec = preexec  # run in the child before exec (limits)
 
     def __enter__(self):
         argv = [BUSRTD, "-B", self.path]
@@ -237,7 +238,8 @@ class Busrtd:
         argv += self.args
         self.stderr_path = os.path.join(self.dir, "stderr")
         self.stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(argv, stderr=self.stderr, env=self.env)
+        self.proc = subprocess.Popen(argv, stderr=self.stderr, env=self.env,
+                                     preexec_fn=self.preexec)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -265,3 +265,21 @@ def test_listen_reconnects_and_resubscribes_after_broker_restart():
         assert frames[1][:3] == ("publish", ".broker", ".broker/warn")
     finally:
         b2.__exit__(None, None, None)
+
+
+def test_listen_escapes_peer_names_and_topics(broker):
+    """A client name or topic with ESC sequences and newlines once reached
+    the terminal raw and forged output lines; text output escapes every
+    control character (the JSON output escapes them its own way)."""
+    p = listener(broker.path, "t/#", "plain", "--count", "2")
+    evil = broker.client("evil\x1b[2J\nFAKE 2026 publish root x ok")
+    evil.publish("t/\x1b]0;owned\x07/\u0085x\\y", b"data")
+    evil.publish("plain", b"\x1b[31mred")  # data that is not printable: hex
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    assert "\x1b" not in out and "\x07" not in out and "\u0085" not in out
+    lines = out.splitlines()
+    assert len(lines) == 2, lines
+    assert "evil\\x1b[2J\\x0aFAKE 2026 publish root x ok" in lines[0]
+    assert "t/\\x1b]0;owned\\x07/\\xc2\\x85x\\\\y data" in lines[0]
+    assert lines[1].endswith("plain hex:1b5b33316d726564")

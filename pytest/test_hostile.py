@@ -218,3 +218,50 @@ def test_input_budget_pauses_readers_not_the_broker():
             assert p.ack(1, timeout=20) == OK
         st = by.rpc("stats")[1]
         assert st["disconnects_input"] == 0 and st["input_bytes"] == 0, st
+
+
+def test_accept_at_the_descriptor_limit():
+    """Out of descriptors, connections were dropped silently; now the
+    reserve descriptor takes each one and closes it (the client sees the
+    close, not a hang), every refusal is counted and logged once a
+    second, and the listener lives on."""
+    import os
+    import resource
+    import socket
+
+    def low_nofile():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
+    b = Busrtd(preexec=low_nofile)
+    b.__enter__()
+    try:
+        first = b.client("first")
+        socks = []
+        for _ in range(60):
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(2)
+            s.connect(b.path)
+            socks.append(s)
+        greeted = closed = 0
+        for s in socks:
+            try:
+                data = s.recv(3)
+            except ConnectionResetError:
+                data = b""
+            greeted += len(data) == 3
+            closed += data == b""
+        assert greeted + closed == 60  # none hangs
+        assert closed > 0 and greeted > 0
+        st = first.rpc("stats")[1]
+        assert st["rejects_accept"] >= closed, st
+        for s in socks:
+            s.close()
+        for _ in range(100):  # the closes reach the broker
+            if first.rpc("stats")[1]["connections"] == 1:
+                break
+            time.sleep(0.02)
+        later = [b.client(f"later{k}") for k in range(5)]
+        assert all(c.rpc("test")[0] == "reply" for c in later)
+        assert "refused connections" in b.log()
+        assert os.path.exists(b.path)
+    finally:
+        b.__exit__(None, None, None)

@@ -355,6 +355,9 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	gmtime_r(&ts.tv_sec, &tm);
 	char t[40];
 	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* names and topics are the peers': escaped (json.h) in text output */
+	char sender[1100], topic[4200];
+#define SAFE(buf, str) bus_text_escape(buf, sizeof(buf), str, strlen(str))
 	ProtobufCMessage *ev = NULL;
 	if (k->proto && d->kind == BUS_OP_PUBLISH)
 		ev = bus_pb_unpack(&daemoneye__busrt_event__descriptor, d->data,
@@ -370,7 +373,8 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 			fputs(", \"event\": ", stdout);
 		} else {
 			printf("%s.%06ldZ %s %s %s ", t, ts.tv_nsec / 1000,
-			       kind_name(d->kind), d->sender, d->topic);
+			       kind_name(d->kind), SAFE(sender, d->sender),
+			       SAFE(topic, d->topic));
 		}
 		bus_pb_json(stdout, ev);
 		fputs(k->json ? "}\n" : "\n", stdout);
@@ -394,7 +398,8 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 		fputs("}\n", stdout);
 	} else {
 		printf("%s.%06ldZ %s %s %s ", t, ts.tv_nsec / 1000,
-		       kind_name(d->kind), d->sender, d->topic ? d->topic : "-");
+		       kind_name(d->kind), SAFE(sender, d->sender),
+		       d->topic ? SAFE(topic, d->topic) : "-");
 		if (text)
 			printf("%.*s\n", (int)d->len, (const char *)d->data);
 		else {
@@ -403,6 +408,7 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 			fputc('\n', stdout);
 		}
 	}
+#undef SAFE
 	fflush(stdout);
 	if (k->count && ++k->seen >= k->count)
 		finish(k, 0);
@@ -462,9 +468,9 @@ static void print_clients(const uint8_t *p, size_t n)
 				           key->via.str.size))
 					continue;
 				if (v->type == MSGPACK_OBJECT_STR)
-					snprintf(cols[c], 64, "%.*s",
-					         (int)v->via.str.size,
-					         v->via.str.ptr);
+					bus_text_escape(cols[c], 64,
+					                v->via.str.ptr,
+					                v->via.str.size);
 				else if (v->type ==
 				         MSGPACK_OBJECT_POSITIVE_INTEGER)
 					snprintf(cols[c], 64, "%" PRIu64,

@@ -230,10 +230,11 @@ int main(int argc, char **argv)
 	bus_core_stats(bus_server_core(a.srv), &st);
 	if (level >= 2)
 		fprintf(stderr,
-		        "busrtd: exit stats: accepts=%llu reads=%llu writes=%llu "
-		        "r_frames=%llu w_frames=%llu drops_slow=%llu "
+		        "busrtd: exit stats: accepts=%llu refused=%llu reads=%llu "
+		        "writes=%llu r_frames=%llu w_frames=%llu drops_slow=%llu "
 		        "disconnects_slow=%llu\n",
 		        (unsigned long long)hs.accepts,
+		        (unsigned long long)hs.refused,
 		        (unsigned long long)hs.reads,
 		        (unsigned long long)hs.writes,
 		        (unsigned long long)st.r_frames,

@@ -99,12 +99,18 @@ static void logf_(struct agent *a, int level, const char *fmt, ...)
 {
 	if (level > a->log_level)
 		return;
+	/* lines carry peers' strings (collector names, topics): escaped as
+	 * a whole, so none can forge a line or a terminal sequence */
+	char line[2048], safe[4 * sizeof(line)];
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("daemoneye-agent: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
+	size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	fprintf(stderr, "daemoneye-agent: %s\n",
+	        bus_text_escape(safe, sizeof(safe), line, len));
 }
 
 static int64_t wall_ms(void)

@@ -1292,6 +1292,11 @@ bool bus_core_has_pending_writes(const struct bus_core *core)
 	return false;
 }
 
+void bus_core_count_refused(struct bus_core *core)
+{
+	core->st.rejects_accept++;
+}
+
 void bus_core_stats(const struct bus_core *core, struct bus_stats *out)
 {
 	*out = core->st;

@@ -17,12 +17,13 @@
  * (uv_prepare) and after I/O (uv_check) — never inside a core call — and
  * keeps the loop spinning (uv_idle) while either side has more to move.
  */
-#define _DEFAULT_SOURCE
+#define _GNU_SOURCE /* accept4 */
 #include "bus/net.h"
 #include "bus/client.h"
 #include "bus/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,11 +78,18 @@ struct iclient {
 	struct iclient *next;
 };
 
+/* A listening socket of ours: accept4 in our loop (uv_poll), so that
+ * every refusal is seen, counted and logged (libuv's own accept loop
+ * refuses silently at EMFILE). */
 struct listener {
-	union stream u;
+	uv_poll_t poll;
+	uv_timer_t retry; /* accept failed for want of memory: poll again */
+	int fd;
 	struct bus_server *srv;
 	bool tcp;
+	int closing; /* handles still to close */
 	char *path; /* unix socket file to remove at shutdown */
+	char name[128];
 };
 
 struct bus_server {
@@ -100,6 +108,10 @@ struct bus_server {
 	uint8_t *rbuf;
 	bool rbuf_busy;
 	struct hconn *pending; /* throttled or failed-write connections */
+	int reserve_fd;        /* closed to accept-and-close at EMFILE */
+	uint64_t refuse_log_ns; /* refusals are logged once a second */
+	uint32_t refuse_unlogged;
+	int refuse_err;
 	int open_handles;      /* handles whose close callback is pending */
 	uint32_t live_conns;
 	bool shutting_down;
@@ -652,26 +664,48 @@ static void peer_of(struct hconn *c, char *src, size_t sl, char *port,
 	}
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* A refusal: counted (the host's and the core's stats) and logged, at
+ * most once a second with the count since the last line. */
+static void refused(struct bus_server *s, const struct listener *l, int err)
 {
-	struct listener *l = server->data;
-	struct bus_server *s = l->srv;
-	if (status < 0 || s->shutting_down)
+	s->hst.refused++;
+	bus_core_count_refused(s->core);
+	s->refuse_unlogged++;
+	s->refuse_err = err;
+	uint64_t now = now_ns(s);
+	if (s->refuse_log_ns && now - s->refuse_log_ns < 1000000000ull)
 		return;
+	logf_(s, 1, "%s: refused connections (%u since the last report): %s",
+	      l->name, s->refuse_unlogged, uv_strerror(err));
+	s->refuse_log_ns = now;
+	s->refuse_unlogged = 0;
+}
+
+/* A connection accepted (fd, non-blocking): into a libuv stream and the
+ * core. 0, or a libuv error (fd then closed). */
+static int conn_open(struct bus_server *s, struct listener *l, int fd)
+{
 	struct hconn *c = calloc(1, sizeof(*c));
-	if (!c)
-		return;
+	if (!c) {
+		close(fd);
+		return UV_ENOMEM;
+	}
 	c->srv = s;
-	if (l->tcp)
+	int rc;
+	if (l->tcp) {
 		uv_tcp_init(s->loop, &c->u.tcp);
-	else
+		rc = uv_tcp_open(&c->u.tcp, fd);
+	} else {
 		uv_pipe_init(s->loop, &c->u.pipe, 0);
+		rc = uv_pipe_open(&c->u.pipe, fd);
+	}
 	c->u.h.data = c;
 	s->live_conns++;
-	if (uv_accept(server, &c->u.s) != 0) {
+	if (rc != 0) {
+		close(fd);
 		c->closing = true;
 		uv_close(&c->u.h, conn_closed_cb);
-		return;
+		return rc;
 	}
 	s->hst.accepts++;
 	char src[64], port[16];
@@ -687,28 +721,113 @@ static void on_connection(uv_stream_t *server, int status)
 	if (!c->conn) {
 		c->closing = true;
 		uv_close(&c->u.h, conn_closed_cb);
-		return;
+		return UV_ENOMEM;
 	}
 	if (!c->closing)
 		uv_read_start(&c->u.s, alloc_cb, read_cb);
+	return 0;
+}
+
+static void on_listener(uv_poll_t *h, int status, int events);
+
+static void listener_retry(uv_timer_t *t)
+{
+	struct listener *l = t->data;
+	if (!l->closing)
+		uv_poll_start(&l->poll, UV_READABLE, on_listener);
+}
+
+/* The listener is readable: connections wait. Up to 64 a turn (the loop
+ * goes on to the others). Out of descriptors, the reserve one is closed
+ * to take the connection and close it (the client sees the close at
+ * once, not a hang) and opened again; out of memory (the kernel's or
+ * ours), the connection is closed, or the listener rests 100 ms: it is
+ * never left dead. Every refusal is counted and logged. */
+static void on_listener(uv_poll_t *h, int status, int events)
+{
+	(void)events;
+	struct listener *l = h->data;
+	struct bus_server *s = l->srv;
+	if (status < 0) {
+		refused(s, l, status);
+		return;
+	}
+	for (int n = 0; n < 64 && !s->shutting_down; n++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			int rc = conn_open(s, l, fd);
+			if (rc != 0)
+				refused(s, l, rc);
+			continue;
+		}
+		int e = errno;
+		if (e == EAGAIN || e == EWOULDBLOCK)
+			return;
+		if (e == EINTR || e == ECONNABORTED)
+			continue;
+		if ((e == EMFILE || e == ENFILE) && s->reserve_fd >= 0) {
+			close(s->reserve_fd);
+			fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0)
+				close(fd);
+			s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			refused(s, l, uv_translate_sys_error(e));
+			if (fd >= 0)
+				continue;
+		} else {
+			refused(s, l, uv_translate_sys_error(e));
+		}
+		uv_poll_stop(&l->poll);
+		uv_timer_start(&l->retry, listener_retry, 100, 0);
+		return;
+	}
 }
 
 static void listener_closed(uv_handle_t *h)
 {
 	struct listener *l = h->data;
 	struct bus_server *s = l->srv;
+	if (--l->closing > 0)
+		return;
+	close(l->fd);
 	free(l);
 	s->open_handles--;
 	maybe_done(s);
 }
 
-static int add_listener(struct bus_server *s, struct listener *l)
+static void listener_close(struct bus_server *s, struct listener *l)
 {
-	if (s->listener_count == LISTENERS_MAX)
-		return BUS_ELIMIT;
+	s->open_handles++;
+	l->closing = 2;
+	uv_close((uv_handle_t *)&l->poll, listener_closed);
+	uv_close((uv_handle_t *)&l->retry, listener_closed);
+}
+
+/* Our bound socket l->fd: listen and poll it. 0, or a libuv error (the
+ * listener is then closed and freed). */
+static int listener_start(struct bus_server *s, struct listener *l)
+{
+	int rc = listen(l->fd, 1024) == 0 ? 0 : uv_translate_sys_error(errno);
+	if (rc == 0)
+		rc = uv_poll_init(s->loop, &l->poll, l->fd);
+	if (rc != 0) {
+		close(l->fd);
+		free(l);
+		return rc;
+	}
+	uv_timer_init(s->loop, &l->retry);
+	l->poll.data = l->retry.data = l;
+	rc = s->listener_count == LISTENERS_MAX
+	         ? UV_EMFILE
+	         : uv_poll_start(&l->poll, UV_READABLE, on_listener);
+	if (rc != 0) {
+		listener_close(s, l);
+		return rc;
+	}
 	s->listeners[s->listener_count++] = l;
 	return 0;
 }
+
 
 /* Is a live broker answering on path? */
 static int unix_probe(const char *path)
@@ -757,23 +876,25 @@ int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
 	if (!l)
 		return BUS_ENOMEM;
 	l->srv = s;
-	uv_pipe_init(s->loop, &l->u.pipe, 0);
-	l->u.h.data = l;
-	int rc = uv_pipe_bind(&l->u.pipe, path);
-	if (rc == 0)
-		rc = chmod(path, (mode_t)mode) == 0 ? 0 : uv_translate_sys_error(errno);
-	if (rc == 0)
-		rc = uv_listen(&l->u.s, 1024, on_connection);
-	if (rc == 0 && (l->path = strdup(path)) == NULL)
+	snprintf(l->name, sizeof(l->name), "%s", path);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int rc = 0;
+	if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    chmod(path, (mode_t)mode) != 0)
+		rc = uv_translate_sys_error(errno);
+	else if ((l->path = strdup(path)) == NULL)
 		rc = UV_ENOMEM;
-	if (rc == 0)
-		rc = add_listener(s, l) == 0 ? 0 : UV_EMFILE;
+	if (rc != 0) {
+		if (l->fd >= 0)
+			close(l->fd);
+		free(l);
+	} else if ((rc = listener_start(s, l)) != 0) {
+		unlink(path);
+	}
 	if (rc != 0) {
 		snprintf(err, errlen, "%s: %s", path, uv_strerror(rc));
-		free(l->path);
-		l->path = NULL;
-		s->open_handles++;
-		uv_close(&l->u.h, listener_closed);
 		return BUS_EIO;
 	}
 	return 0;
@@ -793,17 +914,24 @@ int bus_server_listen_tcp(struct bus_server *s, const char *host, int port,
 		return BUS_ENOMEM;
 	l->srv = s;
 	l->tcp = true;
-	uv_tcp_init(s->loop, &l->u.tcp);
-	l->u.h.data = l;
-	int rc = uv_tcp_bind(&l->u.tcp, (struct sockaddr *)&ss, 0);
-	if (rc == 0)
-		rc = uv_listen(&l->u.s, 1024, on_connection);
-	if (rc == 0)
-		rc = add_listener(s, l) == 0 ? 0 : UV_EMFILE;
+	snprintf(l->name, sizeof(l->name), "%s:%d", host, port);
+	socklen_t sl = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                       : sizeof(struct sockaddr_in6);
+	int one = 1, rc = 0;
+	l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	               0);
+	if (l->fd < 0 ||
+	    setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(l->fd, (struct sockaddr *)&ss, sl) != 0) {
+		rc = uv_translate_sys_error(errno);
+		if (l->fd >= 0)
+			close(l->fd);
+		free(l);
+	} else {
+		rc = listener_start(s, l);
+	}
 	if (rc != 0) {
 		snprintf(err, errlen, "%s:%d: %s", host, port, uv_strerror(rc));
-		s->open_handles++;
-		uv_close(&l->u.h, listener_closed);
 		return BUS_EIO;
 	}
 	return 0;
@@ -819,6 +947,7 @@ int bus_server_new(uv_loop_t *loop, const struct bus_core_config *cfg,
 	s->loop = loop;
 	s->log_level = 1;
 	s->rbuf = malloc(READ_BUF_BYTES);
+	s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t rt = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -827,6 +956,8 @@ int bus_server_new(uv_loop_t *loop, const struct bus_core_config *cfg,
 		int rc = s->core ? BUS_ENOMEM : BUS_ECONFIG;
 		bus_core_free(s->core);
 		free(s->rbuf);
+		if (s->reserve_fd >= 0)
+			close(s->reserve_fd);
 		free(s);
 		return rc;
 	}
@@ -851,6 +982,9 @@ void bus_server_shutdown(struct bus_server *s,
 	s->shutting_down = true;
 	s->done_cb = done_cb;
 	s->done_arg = arg;
+	if (s->refuse_unlogged)
+		logf_(s, 1, "refused connections (%u since the last report): %s",
+		      s->refuse_unlogged, uv_strerror(s->refuse_err));
 	for (int i = 0; i < s->listener_count; i++) {
 		struct listener *l = s->listeners[i];
 		if (l->path) {
@@ -858,8 +992,7 @@ void bus_server_shutdown(struct bus_server *s,
 			free(l->path);
 			l->path = NULL;
 		}
-		s->open_handles++;
-		uv_close(&l->u.h, listener_closed);
+		listener_close(s, l);
 	}
 	s->listener_count = 0;
 	/* the timer keeps running (it enforces the flush deadline) and the
@@ -881,6 +1014,8 @@ void bus_server_free(struct bus_server *s)
 		return;
 	bus_core_free(s->core);
 	free(s->rbuf);
+	if (s->reserve_fd >= 0)
+		close(s->reserve_fd);
 	free(s);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../core/internal.h"
+#include "bus/json.h"
 
 #define N 512
 
@@ -138,6 +139,26 @@ static void test_msgpack_check(void **state)
 	assert_int_equal(bus__msgpack_check(never, 1, 4), 0);
 }
 
+/* A peer's string for a terminal: no control character survives, UTF-8
+ * text does, and a short buffer ends in "..." */
+static void test_text_escape(void **state)
+{
+	(void)state;
+	char out[64];
+	static const char evil[] = "a\x1b[2J\nb\\c\x7f\xc2\x85\xc3\xa9\xff\xe2\x82";
+	bus_text_escape(out, sizeof(out), evil, sizeof(evil) - 1);
+	assert_string_equal(out, "a\\x1b[2J\\x0ab\\\\c\\x7f\\xc2\\x85\xc3\xa9"
+	                         "\\xff\\xe2\\x82");
+	/* overlong and surrogate forms are not text */
+	bus_text_escape(out, sizeof(out), "\xc0\xaf\xed\xa0\x80", 5);
+	assert_string_equal(out, "\\xc0\\xaf\\xed\\xa0\\x80");
+	char small[8];
+	bus_text_escape(small, sizeof(small), "abcdefghij", 10);
+	assert_string_equal(small, "abcd...");
+	bus_text_escape(small, sizeof(small), "abc", 3);
+	assert_string_equal(small, "abc");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +166,7 @@ int main(void)
 		cmocka_unit_test(test_splitmix64_is_seeded_and_stable),
 		cmocka_unit_test(test_msgpack_check),
 		cmocka_unit_test(test_put_u64_matches_printf),
+		cmocka_unit_test(test_text_escape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

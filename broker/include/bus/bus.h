@@ -316,7 +316,9 @@ bool bus_core_has_pending_writes(const struct bus_core *core);
 	X(rejects_access, "frames refused 0x79: a publish to .broker/*")      \
 	X(rejects_rpc, ".broker calls answered with an error")               \
 	X(rejects_connections, "handshakes refused: connections_max")         \
-	X(rejects_handshake, "other refused handshakes")
+	X(rejects_handshake, "other refused handshakes")                      \
+	X(rejects_accept, "times the host refused connections at accept "     \
+	                  "(no descriptor: every waiting one; no memory)")
 
 struct bus_stats {
 #define BUS__STATS_FIELD(name, what) uint64_t name;
@@ -324,6 +326,9 @@ struct bus_stats {
 #undef BUS__STATS_FIELD
 };
 void bus_core_stats(const struct bus_core *core, struct bus_stats *out);
+/* The host refused connections before the core saw them (accept failed:
+ * no descriptor, no memory): counted in rejects_accept. */
+void bus_core_count_refused(struct bus_core *core);
 const struct bus_core_config *bus_core_config_get(const struct bus_core *core);
 /* Counter of trie nodes visited by routing (for the shape tests). */
 uint64_t bus_core_trie_visits(const struct bus_core *core);

@@ -11,4 +11,11 @@
 
 void bus_json_str(FILE *f, const char *s, size_t n);
 
+/* A peer's string (a client name, a topic) made safe for a terminal or a
+ * log line: control characters (C0, DEL, C1), backslashes and bytes that
+ * are not UTF-8 become \xNN (\\ for a backslash), so no ESC sequence or
+ * newline reaches the output. Writes at most cap bytes with the NUL (cut
+ * short with "..."); returns out. */
+char *bus_text_escape(char *out, size_t cap, const char *s, size_t n);
+
 #endif

@@ -64,6 +64,8 @@ struct bus_host_stats {
 	uint64_t writes;   /* uv_write calls (one writev each, or more) */
 	uint64_t reads;    /* read callbacks with data */
 	uint64_t accepts;
+	uint64_t refused;  /* connections refused at accept (also in the
+	                      core's stats: rejects_accept) */
 };
 void bus_server_host_stats(const struct bus_server *s,
                            struct bus_host_stats *out);
