@@ -48,12 +48,16 @@ static void usage(FILE *f)
 	           "[--no-hash]\n"
 	           "                [--max-processes N] [--cycles N] "
 	           "[--retain-mib N]\n"
+	           "                [--hash-max-mib N]\n"
 	           "  --connect ADDR     the broker: a Unix socket path or "
 	           "HOST:PORT\n"
 	           "  --id ID            registers as collector.process.ID\n"
 	           "  --interval-ms N    enumeration interval, 10..3600000 "
 	           "(default 1000)\n"
 	           "  --no-hash          do not hash executables\n"
+	           "  --hash-max-mib N   larger executables are not hashed "
+	           "(hash_skipped\n"
+	           "                     \"too_large\"), 1..65536 (default 64)\n"
 	           "  --max-processes N  at most N processes per cycle "
 	           "(default: all)\n"
 	           "  --cycles N         exit after N cycles (measuring)\n"
@@ -246,10 +250,12 @@ int main(int argc, char **argv)
 		{"max-processes", required_argument, NULL, 'm'},
 		{"cycles", required_argument, NULL, 'n'},
 		{"retain-mib", required_argument, NULL, 'r'},
+		{"hash-max-mib", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	const char *addr = NULL, *id = NULL;
 	uint32_t interval = 1000, maxp = 0, cycles = 0, retain_mib = 64;
+	uint32_t hash_mib = DE_HASH_BYTES_MAX_DEFAULT >> 20;
 	bool hashes = true;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -273,6 +279,10 @@ int main(int argc, char **argv)
 		case 'r':
 			if (!parse_u32(optarg, 1, 65536, &retain_mib))
 				bad = "--retain-mib (1..65536)";
+			break;
+		case 'M':
+			if (!parse_u32(optarg, 1, 65536, &hash_mib))
+				bad = "--hash-max-mib (1..65536)";
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -306,6 +316,7 @@ int main(int argc, char **argv)
 		free(p);
 		return 1;
 	}
+	p->fs.hash_bytes_max = (uint64_t)hash_mib << 20;
 	uv_loop_init(&p->loop);
 	struct de_collector_ops ops = {.now = now_ns, .wall_ms = wall_ms,
 	                               .publish = publish,

@@ -53,6 +53,7 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 	rec.memory_usage = p->memory_bytes;
 	rec.executable_hash = (char *)p->hash;
 	rec.hash_algorithm = p->hash[0] ? "sha256" : "";
+	rec.hash_skipped = (char *)(p->hash_skipped ? p->hash_skipped : "");
 	rec.user_id = p->uid;
 	rec.accessible = p->accessible;
 	rec.file_exists = p->file_exists;

@@ -4,7 +4,10 @@
  * Per process: /proc/PID/stat (name, parent, times, start, RSS; the name
  * sits in parentheses and may itself contain ") ", so the fields are
  * parsed after the LAST ')'), the directory's owner (effective uid),
- * /proc/PID/exe (a " (deleted)" suffix means the file is gone) and
+ * /proc/PID/exe, opened: fstat of that descriptor says whether the file
+ * is gone (st_nlink 0; the link's " (deleted)" suffix is then not part
+ * of the path, and a file really named "x (deleted)" keeps its name),
+ * keys the hash cache, and the hash is of that same open file, and
  * /proc/PID/cmdline. ENOENT anywhere: the process vanished, leave it out.
  * EACCES on exe (another user's process without privileges): keep it,
  * accessible = false. A zombie (state Z), a task flagged PF_EXITING, and
@@ -56,6 +59,7 @@ int de_procfs_init(struct de_procfs *f, const char *root, bool hashes,
 	memset(f, 0, sizeof(*f));
 	snprintf(f->root, sizeof(f->root), "%s", root ? root : "/proc");
 	f->hashes = hashes;
+	f->hash_bytes_max = DE_HASH_BYTES_MAX_DEFAULT;
 	long t = sysconf(_SC_CLK_TCK), p = sysconf(_SC_PAGESIZE);
 	f->ticks_per_s = t > 0 ? (uint32_t)t : 100;
 	f->page_bytes = p > 0 ? (uint64_t)p : 4096;
@@ -133,38 +137,61 @@ static uint64_t mix(uint64_t h, uint64_t v)
 	return h;
 }
 
-/* The executable's hash via /proc/PID/exe (the file the process runs,
- * even if its path was replaced or deleted). */
-static void hash_exe(struct de_procfs *f, const char *exe_link,
-                     struct de_proc *p)
+/* The executable, opened through /proc/PID/exe (the file the process
+ * runs, even if its path was replaced or deleted): whether it is still
+ * on disk, and with hashes on its SHA-256, from the cache when fstat of
+ * the descriptor matches (device, inode, size, mtime, ctime). -1: it
+ * cannot be opened (the caller falls back to the link's text). */
+static int open_exe(struct de_procfs *f, const char *exe_link,
+                    struct de_proc *p)
 {
+	int fd = open(exe_link, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	if (stat(exe_link, &st) != 0)
-		return;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	p->file_exists = st.st_nlink > 0;
+	if (!f->hashes) {
+		close(fd);
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > f->hash_bytes_max) {
+		p->hash_skipped = S_ISREG(st.st_mode) ? "too_large" : "not_regular";
+		f->hash_skipped++;
+		close(fd);
+		return 0;
+	}
 	uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
 	              (uint64_t)st.st_mtim.tv_nsec;
-	uint64_t h = mix(mix(mix(mix(0, st.st_dev), st.st_ino), st.st_size), mt);
+	uint64_t ct = (uint64_t)st.st_ctim.tv_sec * 1000000000ull +
+	              (uint64_t)st.st_ctim.tv_nsec;
+	uint64_t h = mix(mix(mix(mix(mix(0, st.st_dev), st.st_ino), st.st_size),
+	                     mt), ct);
 	size_t mask = DE_HASH_CACHE_SLOTS - 1, i = h & mask;
 	for (size_t probe = 0; probe < 16; probe++, i = (i + 1) & mask) {
 		struct de_hash_entry *e = &f->cache[i];
 		if (!e->used)
 			break;
 		if (e->dev == st.st_dev && e->ino == st.st_ino &&
-		    e->size == (uint64_t)st.st_size && e->mtime_ns == mt) {
+		    e->size == (uint64_t)st.st_size && e->mtime_ns == mt &&
+		    e->ctime_ns == ct) {
 			memcpy(p->hash, e->hex, sizeof(p->hash));
 			f->hash_hits++;
-			return;
+			close(fd);
+			return 0;
 		}
 	}
-	int fd = open(exe_link, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || de_sha256_fd(fd, p->hash) != 0) {
-		if (fd >= 0)
-			close(fd);
-		p->hash[0] = 0;
-		f->hash_failures++;
-		return;
-	}
+	int rc = de_sha256_fd(fd, p->hash);
 	close(fd);
+	if (rc != 0) {
+		p->hash[0] = 0;
+		p->hash_skipped = "unreadable";
+		f->hash_failures++;
+		return 0;
+	}
 	f->hashed++;
 	if (f->cache_used >= DE_HASH_CACHE_SLOTS / 2) {
 		memset(f->cache, 0, DE_HASH_CACHE_SLOTS * sizeof(*f->cache));
@@ -175,11 +202,12 @@ static void hash_exe(struct de_procfs *f, const char *exe_link,
 		if (e->used)
 			continue; /* at most half full: a free slot exists */
 		*e = (struct de_hash_entry){st.st_dev, st.st_ino,
-		                            (uint64_t)st.st_size, mt, "", true};
+		                            (uint64_t)st.st_size, mt, ct, "", true};
 		memcpy(e->hex, p->hash, sizeof(e->hex));
 		f->cache_used++;
 		break;
 	}
+	return 0;
 }
 
 /* Fields of /proc/PID/stat after the name: 0 is state (field 3).
@@ -259,14 +287,21 @@ static int read_proc(struct de_procfs *f, uint32_t pid, struct de_snapshot *s)
 		p.file_exists = false;
 	}
 	exe[el] = 0;
+	/* the kernel appends " (deleted)" to the link of a file gone: the
+	 * opened file says whether that is the case; if it cannot be opened,
+	 * the link's text is all there is */
 	static const char deleted[] = " (deleted)";
 	size_t dl = sizeof(deleted) - 1;
-	if ((size_t)el > dl && !strcmp(exe + el - dl, deleted)) {
-		exe[el - dl] = 0;
-		p.file_exists = false;
+	bool suffix = (size_t)el > dl && !strcmp(exe + el - dl, deleted);
+	if (exe[0] && open_exe(f, path, &p) != 0) {
+		p.file_exists = !suffix;
+		if (f->hashes) {
+			p.hash_skipped = "unreadable";
+			f->hash_skipped++;
+		}
 	}
-	if (f->hashes && p.file_exists && exe[0])
-		hash_exe(f, path, &p);
+	if (suffix && !p.file_exists)
+		exe[el - dl] = 0;
 	snprintf(path, sizeof(path), "%s/%u/cmdline", f->root, pid);
 	rc = read_file(path, buf, sizeof(buf), &n);
 	if (rc == -ENOENT || rc == -ESRCH)

@@ -120,6 +120,8 @@ struct de_proc {
 	char *cmdline;          /* arguments, each NUL-terminated */
 	size_t cmdline_len;     /* bytes of cmdline */
 	char hash[65];          /* hex SHA-256 of exe, "" if not computed */
+	const char *hash_skipped; /* why hash is "" (a static string), or
+	                             NULL */
 };
 
 struct de_snapshot {

@@ -12,21 +12,28 @@
 #define DE_HASH_CACHE_SLOTS 4096 /* power of two; full: cleared */
 #define DE_CMDLINE_BYTES_MAX 8192 /* kept per process */
 
+/* The cache's key is what fstat says of the executable procmond opened
+ * and hashed: ctime with the rest, since an unprivileged user can set
+ * mtime back (utime) but not ctime. */
 struct de_hash_entry {
-	uint64_t dev, ino, size, mtime_ns;
+	uint64_t dev, ino, size, mtime_ns, ctime_ns;
 	char hex[65];
 	bool used;
 };
 
+#define DE_HASH_BYTES_MAX_DEFAULT (64ull << 20)
+
 struct de_procfs {
 	char root[64];          /* "/proc" */
 	bool hashes;            /* compute executable hashes */
+	uint64_t hash_bytes_max; /* larger executables: hash_skipped
+	                            "too_large" (DE_HASH_BYTES_MAX_DEFAULT) */
 	uint32_t ticks_per_s;
 	uint64_t page_bytes;
 	int64_t boot_time_ms;   /* /proc/stat btime */
 	struct de_hash_entry *cache; /* DE_HASH_CACHE_SLOTS */
 	size_t cache_used;
-	uint64_t hashed, hash_hits, hash_failures, vanished;
+	uint64_t hashed, hash_hits, hash_failures, hash_skipped, vanished;
 };
 
 /* root NULL: "/proc". Returns 0, or BUS_EIO when root/stat is unreadable

@@ -1,0 +1,131 @@
+"""A local process must not be able to hide from procmond or fool it: the
+executable is judged by the file procmond opened (/proc/PID/exe), not by
+the link's text or a timestamp its owner can set back."""
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from busclient import BIN, Busrtd, connect
+
+PROCMOND = os.path.join(BIN, "procmond")
+SLEEP = shutil.which("sleep")
+
+
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Watch:
+    """procmond alone on a broker, and a subscriber to its events."""
+
+    def __init__(self, pb, *args):
+        self.pb = pb
+        self.args = args
+
+    def __enter__(self):
+        self.b = Busrtd().__enter__()
+        self.w = connect(self.b.path, "test.watch")
+        assert self.w.subscribe("events/process/#") == 1
+        self.p = subprocess.Popen([PROCMOND, "--connect", self.b.path, "--id", "h",
+                                   "--interval-ms", "50", *self.args],
+                                  stderr=subprocess.DEVNULL)
+        return self
+
+    def discovery(self, pid, seconds=10):
+        """The first DISCOVERY of pid."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                f = self.w.read_frame(timeout=max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if f[0] != "publish":
+                continue
+            e = self.pb.BusrtEvent.FromString(f[3])
+            pe = e.process_event
+            if pe.event_type == self.pb.ProcessEvent.DISCOVERY and pe.process.pid == pid:
+                return pe.process
+        raise AssertionError(f"no discovery of {pid}")
+
+    def __exit__(self, *a):
+        self.p.terminate()
+        self.p.wait(timeout=10)
+        self.w.close()
+        self.b.__exit__(None, None, None)
+
+
+def run(path):
+    return subprocess.Popen([path, "30"])
+
+
+def test_deleted_is_decided_by_the_opened_file(pb, tmp_path):
+    """A file really named "x (deleted)" was reported as "x", gone and not
+    hashed; a deleted executable is now hashed from the open file."""
+    named = tmp_path / "x (deleted)"
+    shutil.copy(SLEEP, named)
+    gone = tmp_path / "gone"
+    shutil.copy(SLEEP, gone)
+    digest = sha(gone)
+    a, b = run(str(named)), run(str(gone))
+    try:
+        time.sleep(0.1)
+        os.unlink(gone)
+        with Watch(pb) as w:
+            pa = w.discovery(a.pid)
+            assert pa.executable_path == str(named)
+            assert pa.file_exists and pa.executable_hash == sha(named)
+            pb_ = w.discovery(b.pid)
+            assert pb_.executable_path == str(gone)
+            assert not pb_.file_exists
+            assert pb_.executable_hash == digest  # the running file's
+    finally:
+        a.kill(), b.kill(), a.wait(), b.wait()
+
+
+def test_hash_cache_cannot_be_fooled_by_utime(pb, tmp_path):
+    """Rewritten in place with its mtime set back, a binary was reported
+    with its old hash; the cache key now has ctime (not settable)."""
+    z = tmp_path / "z"
+    shutil.copy(SLEEP, z)
+    with Watch(pb) as w:
+        p = run(str(z))
+        first = w.discovery(p.pid).executable_hash
+        p.kill(), p.wait()
+        assert first == sha(z)
+        st = os.stat(z)
+        with open(z, "r+b") as f:  # e_ident padding: the kernel ignores it
+            f.seek(10)
+            f.write(b"\x5a")
+        os.utime(z, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert os.stat(z).st_mtime_ns == st.st_mtime_ns
+        assert os.stat(z).st_size == st.st_size
+        p = run(str(z))
+        second = w.discovery(p.pid).executable_hash
+        p.kill(), p.wait()
+    assert second == sha(z) != first
+
+
+def test_large_executable_is_not_hashed(pb, tmp_path):
+    """Past --hash-max-mib the executable is reported, with why its hash
+    is missing."""
+    big = tmp_path / "big"
+    shutil.copy(SLEEP, big)
+    with open(big, "ab") as f:
+        f.truncate(os.path.getsize(big) + 3 * 1024 * 1024)  # sparse tail
+    small = tmp_path / "small"
+    shutil.copy(SLEEP, small)
+    a, b = run(str(big)), run(str(small))
+    try:
+        with Watch(pb, "--hash-max-mib", "2") as w:
+            pa = w.discovery(a.pid)
+            assert pa.executable_hash == "" and pa.hash_skipped == "too_large"
+            assert pa.file_exists and pa.executable_path == str(big)
+            pb_ = w.discovery(b.pid)
+            assert pb_.executable_hash == sha(small) and pb_.hash_skipped == ""
+    finally:
+        a.kill(), b.kill(), a.wait(), b.wait()
