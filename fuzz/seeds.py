@@ -250,6 +250,10 @@ configs = {
     "tls-on": "broker:\n  standalone:\n    tls:\n      enabled: true\n",
     "inconsistent": "broker:\n  limits:\n    queue_bytes_max: 10\n    queued_bytes_total_max: 5\n",
     "deep": "broker:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(50)),
+    # nesting at and past the depth limit (8), and the quadratic-scanner shape
+    "depth-8": "a: " + "[" * 7 + "]" * 7 + "\n",
+    "depth-9": "a: " + "[" * 8 + "]" * 8 + "\n",
+    "brackets": "broker: " + "[" * 4096 + "\n",
 }
 for name, text in configs.items():
     write("config", name, text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)

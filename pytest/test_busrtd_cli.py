@@ -36,6 +36,11 @@ def test_bad_arguments_exit_2(args):
     ("broker:\n  standalone:\n    tls:\n      enabled: true\n", "c.yaml:4: broker.standalone.tls.enabled: TLS is not supported"),
     ("broker: [1, 2\n", "YAML error"),
     ("broker:\n  limits: &a [*a, *a, *a]\n  embedded: *a\n", "broker.limits: expected a mapping"),
+    # libyaml's scanner is quadratic in nesting: refused at the first event
+    # past 8 levels (this 64 KiB file took 6 s to load before)
+    ("broker: " + "[" * 32768 + "]" * 32768 + "\n", "c.yaml:1: nested deeper than 8 levels"),
+    ("a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 9)) + "  " * 9 + "v: 1\n",
+     "nested deeper than 8 levels"),
 ])
 def test_bad_config_names_file_line_key(config, needle):
     rc, err = run(config=config)

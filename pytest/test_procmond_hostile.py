@@ -129,3 +129,31 @@ def test_large_executable_is_not_hashed(pb, tmp_path):
             assert pb_.executable_hash == sha(small) and pb_.hash_skipped == ""
     finally:
         a.kill(), b.kill(), a.wait(), b.wait()
+
+
+def test_name_taken_is_said_and_backed_off():
+    """A second procmond with the same --id said 'disconnected: ;
+    reconnecting'; it now names the conflict and retries with backoff."""
+    with Busrtd() as b:
+        first = subprocess.Popen([PROCMOND, "--connect", b.path, "--id", "dup", "--no-hash"],
+                                 stderr=subprocess.DEVNULL)
+        try:
+            c = connect(b.path, "test.wait")
+            for _ in range(100):
+                names = [x["name"] for x in c.rpc("client.list")[1]["clients"]]
+                if "collector.process.dup" in names:
+                    break
+                time.sleep(0.02)
+            second = subprocess.Popen([PROCMOND, "--connect", b.path, "--id", "dup",
+                                       "--no-hash"], stderr=subprocess.PIPE, text=True)
+            time.sleep(1.5)
+            second.terminate()
+            err = second.communicate(timeout=10)[1]
+            lines = [l for l in err.splitlines() if "already registered" in l]
+            assert lines, err
+            assert lines[0] == ("procmond: collector.process.dup: name already registered; "
+                                "trying again"), lines[0]
+            assert len(lines) <= 8, len(lines)  # 100 ms doubling: about 4 in 1.5 s
+        finally:
+            first.terminate()
+            first.wait(timeout=10)

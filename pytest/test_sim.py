@@ -46,6 +46,21 @@ def test_bad_input_exits_2_and_says_where(tmp_path):
     bad.write_text("version: 1\nfaults:\n  - {at_ms: 5, kind: meteor}\n")
     p = sim("run", "default", "--faults", str(bad))
     assert p.returncode == 2 and "unknown fault kind" in p.stderr
+    # what a scenario may cost: nesting, and its tables as held (one copy per
+    # poll: this 240 KB file once took 1.9 GB)
+    bad.write_text("a: " + "[" * 13 + "]" * 13 + "\n")
+    p = sim("run", str(bad))
+    assert p.returncode == 2 and f"{bad}:1: nested deeper than 12 levels" in p.stderr, p.stderr
+    head = ("version: 1\nname: big\nduration_ms: 100\ncollectors:\n  - id: p1\n"
+            "    poll_ms: 100\n    table:\n      - at_ms: 0\n        add:\n")
+    rows = "".join(f"          - [{1000 + i}, 1, 1, 0, p, /p, p]\n" for i in range(3000))
+    polls = "".join(f"      - {{at_ms: {t}}}\n" for t in range(1, 400))
+    bad.write_text(head + rows + polls)
+    p = sim("run", str(bad))
+    assert p.returncode == 2 and "more than 1,000,000 process entries" in p.stderr, p.stderr
+    bad.write_text("# padding\n" * (900 * 1024))
+    p = sim("run", str(bad))
+    assert p.returncode == 2 and "of at most 8 MiB" in p.stderr, p.stderr
     for args in (["run", "default", "--seed", "x"], ["sweep", "default"],
                  ["sweep", "default", "--seeds", "5..1"], ["run"], ["fly", "default"],
                  ["run", "default", "--plant", "gremlin"], ["record", "--poll-ms", "0"]):

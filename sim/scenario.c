@@ -5,9 +5,12 @@
  * per poll and rebuilt here into a full table per poll.
  */
 #include "sim.h"
+#include "bus/config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <yaml.h>
 
@@ -29,7 +32,17 @@ struct ld {
 	/* strings of every table live here, freed with the scenario */
 	char **pool;
 	size_t pool_n, pool_cap;
+	size_t entries; /* process entries of every table so far */
 };
+
+/* What a scenario may cost before it is refused, with a message: its
+ * file, its nesting (checked before libyaml builds the document: the
+ * format needs 7 levels) and its tables as the simulator holds them (one
+ * copy per poll: the shipped scenarios hold under 4,000 entries; a
+ * million is 128 MiB). */
+#define SCENARIO_BYTES_MAX (8u << 20)
+#define SCENARIO_DEPTH_MAX 12u
+#define SCENARIO_ENTRIES_MAX 1000000u
 
 static int fail(struct ld *l, const yaml_node_t *n, const char *what,
                 const char *key)
@@ -321,6 +334,12 @@ static int parse_poll(struct ld *l, struct sim_collector_spec *c,
 	t = &t[c->n_tables++];
 	t->at_ns = at * SIM_MS;
 	t->n = w->n;
+	l->entries += w->n;
+	if (l->entries > SCENARIO_ENTRIES_MAX) {
+		t->v = NULL;
+		return fail(l, n, "the tables hold more than 1,000,000 process "
+		            "entries (every poll's table counts)", "table");
+	}
 	t->v = malloc((w->n ? w->n : 1) * sizeof(*t->v));
 	if (!t->v)
 		return fail(l, n, "out of memory", NULL);
@@ -657,7 +676,8 @@ static int parse_top(struct ld *l, struct sim_scenario *s, const yaml_node_t *r)
 	return 0;
 }
 
-/* Parses text (or, when text is NULL, the file at path) into l->doc. */
+/* Parses text (or, when text is NULL, the file at path) into l->doc,
+ * within the size and depth limits. */
 static int load(const char *path, const char *text, size_t len, struct ld *l,
                 char *err, size_t errlen)
 {
@@ -665,18 +685,45 @@ static int load(const char *path, const char *text, size_t len, struct ld *l,
 	l->path = path;
 	l->err = err;
 	l->errlen = errlen;
-	FILE *f = NULL;
-	if (!text && !(f = fopen(path, "rb"))) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	char *buf = NULL;
+	if (!text) {
+		FILE *f = fopen(path, "rb");
+		struct stat st;
+		if (!f) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			return 2;
+		}
+		if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+		    st.st_size > SCENARIO_BYTES_MAX) {
+			snprintf(err, errlen, "%s: not a regular file of at most "
+			         "%u MiB", path, SCENARIO_BYTES_MAX >> 20);
+			fclose(f);
+			return 2;
+		}
+		buf = malloc((size_t)st.st_size + 1);
+		len = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+		bool bad = !buf || ferror(f);
+		fclose(f);
+		if (bad) {
+			snprintf(err, errlen, "%s: %s", path,
+			         buf ? "read error" : "out of memory");
+			free(buf);
+			return 2;
+		}
+		text = buf;
+	} else if (len > SCENARIO_BYTES_MAX) {
+		snprintf(err, errlen, "%s: over %u MiB", path,
+		         SCENARIO_BYTES_MAX >> 20);
+		return 2;
+	}
+	if (bus_yaml_depth_check(text, len, path, SCENARIO_DEPTH_MAX, err,
+	                         errlen)) {
+		free(buf);
 		return 2;
 	}
 	yaml_parser_t parser;
 	yaml_parser_initialize(&parser);
-	if (f)
-		yaml_parser_set_input_file(&parser, f);
-	else
-		yaml_parser_set_input_string(&parser, (const unsigned char *)text,
-		                             len);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	int rc = 0;
 	if (!yaml_parser_load(&parser, &l->doc)) {
 		snprintf(err, errlen, "%s:%zu: YAML error: %s", path,
@@ -689,8 +736,7 @@ static int load(const char *path, const char *text, size_t len, struct ld *l,
 		rc = 2;
 	}
 	yaml_parser_delete(&parser);
-	if (f)
-		fclose(f);
+	free(buf);
 	return rc;
 }
 

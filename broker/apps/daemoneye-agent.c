@@ -659,7 +659,7 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 		}
 	} else if (st == BUS_CLIENT_DISCONNECTED && reason) {
 		logf_(a, 1, "broker connection lost (%s); reconnecting",
-		      bus_strerror(reason));
+		      bus_client_reason(c, reason));
 	} else if (st == BUS_CLIENT_CLOSED) {
 		a->bc = NULL;
 		if (!a->stopping) {

@@ -190,8 +190,10 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 		else if (due && !p->closing)
 			run_cycle(p);
 	} else if (st == BUS_CLIENT_DISCONNECTED && reason) {
-		fprintf(stderr, "procmond: disconnected: %s; reconnecting\n",
-		        bus_client_net_error(c));
+		/* the client backs off (100 ms doubling to 5 s) between tries */
+		fprintf(stderr, "procmond: %s: %s; trying again\n",
+		        reason == BUS_EBUSY ? bus_client_name(c) : "disconnected",
+		        bus_client_reason(c, reason));
 	} else if (st == BUS_CLIENT_CLOSED) {
 		if (!p->closing) {
 			fprintf(stderr, "procmond: connection closed: %s\n",

@@ -3,7 +3,8 @@
  * API. Every key is known: an unknown key, a wrong type or a value out of
  * range is an error naming file, line and key. Aliases are never expanded
  * (the walker only looks at the fixed shape below), so alias bombs are
- * harmless; files over 1 MiB are refused before parsing.
+ * harmless; files over 1 MiB are refused before parsing, and nesting
+ * past BUS_CONFIG_DEPTH_MAX before a document is built (config.h).
  *
  * broker:
  *   mode: embedded | standalone
@@ -547,9 +548,51 @@ void bus_config_defaults(struct bus_file_config *cfg, bool embedded)
 	cfg->socket_mode = 0600;
 }
 
+int bus_yaml_depth_check(const char *text, size_t len, const char *name,
+                         unsigned depth_max, char *err, size_t errlen)
+{
+	yaml_parser_t parser;
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	unsigned depth = 0;
+	int rc = 0;
+	for (;;) {
+		yaml_event_t ev;
+		if (!yaml_parser_parse(&parser, &ev)) {
+			snprintf(err, errlen, "%s:%zu: YAML error: %s", name,
+			         parser.problem_mark.line + 1,
+			         parser.problem ? parser.problem : "unknown");
+			rc = BUS_ECONFIG;
+			break;
+		}
+		yaml_event_type_t t = ev.type;
+		size_t line = ev.start_mark.line + 1;
+		yaml_event_delete(&ev);
+		if (t == YAML_MAPPING_START_EVENT || t == YAML_SEQUENCE_START_EVENT) {
+			if (++depth > depth_max) {
+				snprintf(err, errlen, "%s:%zu: nested deeper than "
+				         "%u levels (the format needs fewer)", name,
+				         line, depth_max);
+				rc = BUS_ECONFIG;
+				break;
+			}
+		} else if (t == YAML_MAPPING_END_EVENT ||
+		           t == YAML_SEQUENCE_END_EVENT) {
+			depth--;
+		} else if (t == YAML_STREAM_END_EVENT) {
+			break;
+		}
+	}
+	yaml_parser_delete(&parser);
+	return rc;
+}
+
 int bus_config_parse(const char *text, size_t len, const char *name,
                      struct bus_file_config *cfg, char *err, size_t errlen)
 {
+	if (bus_yaml_depth_check(text, len, name, BUS_CONFIG_DEPTH_MAX, err,
+	                         errlen))
+		return BUS_ECONFIG;
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_parser_initialize(&parser);

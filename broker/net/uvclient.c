@@ -311,6 +311,14 @@ const char *bus_client_net_error(const struct bus_client *c)
 	return u->err;
 }
 
+const char *bus_client_reason(const struct bus_client *c, int reason)
+{
+	const struct uvclient *u = bus_client_host(c);
+	if ((reason == BUS_EIO || reason == BUS_ECLOSED) && u->err[0])
+		return u->err;
+	return bus_strerror(reason);
+}
+
 void bus_client_host_stats(const struct bus_client *c,
                            struct bus_host_stats *out)
 {

@@ -71,6 +71,14 @@ int bus_config_load(const char *path, struct bus_file_config *cfg, char *err,
 /* The same from memory; name stands for the file in messages. */
 int bus_config_parse(const char *text, size_t len, const char *name,
                      struct bus_file_config *cfg, char *err, size_t errlen);
+/* Refuses YAML nested deeper than depth_max before any document is
+ * built: libyaml's event parser is run until the first event past it
+ * (its scanner costs O(depth) per token, so deep nesting costs its depth
+ * squared: a 64 KiB file of brackets took 12 s). 0, or BUS_ECONFIG with
+ * err naming the file and line (a YAML error, too, is reported). */
+#define BUS_CONFIG_DEPTH_MAX 8u /* the configuration's schema uses 5 */
+int bus_yaml_depth_check(const char *text, size_t len, const char *name,
+                         unsigned depth_max, char *err, size_t errlen);
 /* Parses "5", "0.5" seconds into ns; false if not a positive number. */
 bool bus_config_parse_seconds(const char *s, uint64_t *ns);
 /* Parses a decimal unsigned integer within [min, max]. */

@@ -87,6 +87,10 @@ int bus_client_open(uv_loop_t *loop, const char *address,
 /* Why the last connection attempt or connection of a socket client failed,
  * with the address ("connect /tmp/x.sock: no such file or directory"). */
 const char *bus_client_net_error(const struct bus_client *c);
+/* Why the connection failed, for a log line: the network's words for a
+ * network failure, else the library's (BUS_EBUSY: "name already
+ * registered"). */
+const char *bus_client_reason(const struct bus_client *c, int reason);
 /* Syscall-level counters of a socket client's host. */
 void bus_client_host_stats(const struct bus_client *c,
                            struct bus_host_stats *out);
