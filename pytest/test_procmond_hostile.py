@@ -157,3 +157,35 @@ def test_name_taken_is_said_and_backed_off():
         finally:
             first.terminate()
             first.wait(timeout=10)
+
+
+def test_names_that_are_not_utf8_are_reported_exactly(pb, tmp_path):
+    """comm, the executable's path and arguments went raw into proto3
+    strings: a process named with bytes that are not UTF-8 made events no
+    conforming decoder accepts, so it was never seen. The strings now
+    carry an escaped form and the _raw fields the exact bytes."""
+    exe = os.path.join(os.fsencode(tmp_path), b"sl\xff\xfeep")
+    shutil.copy(shutil.which("sh"), exe)  # a shell ignores extra arguments
+    args = [exe, b"-c", b"sleep 30; :", b"\xc3\x28", b"ok"]
+    p = subprocess.Popen(args)
+    try:
+        with Watch(pb) as w:
+            r = w.discovery(p.pid)  # Python's protobuf checks UTF-8: it decodes
+            assert r.name_raw == b"sl\xff\xfeep"
+            assert r.name == "sl\\xff\\xfeep"
+            assert r.executable_path_raw == exe
+            assert r.executable_path == os.fsdecode(tmp_path) + "/sl\\xff\\xfeep"
+            assert list(r.command_line_raw) == args
+            assert list(r.command_line)[1:] == ["-c", "sleep 30; :", "\\xc3(", "ok"]
+            assert r.executable_hash == sha(exe)
+        # a process whose strings are UTF-8 carries no _raw fields
+        with Watch(pb) as w:
+            q = subprocess.Popen([SLEEP, "30"])
+            try:
+                r = w.discovery(q.pid)
+                assert r.name_raw == b"" and r.executable_path_raw == b""
+                assert len(r.command_line_raw) == 0
+            finally:
+                q.kill(), q.wait()
+    finally:
+        p.kill(), p.wait()

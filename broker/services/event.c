@@ -5,6 +5,8 @@
  * unique without a random source; correlation_id names the cycle.
  */
 #include "bus/daemoneye.h"
+#include "bus/json.h"
+#include "../core/internal.h" /* bus__utf8_valid */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,44 @@ static size_t split_args(const struct de_proc *p, char **argv)
 	return n;
 }
 
+/* proto3 strings are UTF-8 and a process's need not be: a value that is
+ * not is sent escaped (json.h) in the string and exactly in its _raw
+ * twin, so that no process is ever undecodable. Returns what the string
+ * field carries (s itself if it is UTF-8; else a buffer added to *owned),
+ * NULL for no memory. */
+struct owned {
+	char **v;
+	size_t n;
+};
+
+static char *text_field(const char *s, bool *escaped, struct owned *own)
+{
+	size_t n = strlen(s);
+	if (bus__utf8_valid((const uint8_t *)s, n))
+		return (char *)s;
+	char **v = realloc(own->v, (own->n + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	own->v = v;
+	size_t cap = 4 * n + 4; /* never cut: a byte is at most 4 */
+	if (!(v[own->n] = malloc(cap)))
+		return NULL;
+	*escaped = true;
+	return bus_text_escape(v[own->n++], cap, s, n);
+}
+
+static ProtobufCBinaryData raw_of(const char *s)
+{
+	return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
+}
+
+static void owned_free(struct owned *own)
+{
+	for (size_t i = 0; i < own->n; i++)
+		free(own->v[i]);
+	free(own->v);
+}
+
 /* "<collector>/<incarnation>/<seq>" into id (DE_BUS_NAME_BYTES_MAX + 48). */
 static void event_id(const struct de_event_source *src, uint64_t seq,
                      char *id)
@@ -44,10 +84,16 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
                        uint64_t cycle, int64_t now_ms, size_t *len)
 {
 	Daemoneye__ProcessRecord rec = DAEMONEYE__PROCESS_RECORD__INIT;
+	struct owned own = {NULL, 0};
 	rec.pid = p->pid;
 	rec.ppid = p->ppid;
-	rec.name = p->name;
-	rec.executable_path = p->exe;
+	bool bad_name = false, bad_exe = false;
+	rec.name = text_field(p->name, &bad_name, &own);
+	rec.executable_path = text_field(p->exe, &bad_exe, &own);
+	if (bad_name) /* proto3: an empty bytes field is an absent one */
+		rec.name_raw = raw_of(p->name);
+	if (bad_exe)
+		rec.executable_path_raw = raw_of(p->exe);
 	rec.start_time = p->start_time_ms;
 	rec.cpu_usage = p->cpu_usage;
 	rec.memory_usage = p->memory_bytes;
@@ -60,12 +106,27 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 	rec.collection_time = now_ms;
 	size_t nargs = split_args(p, NULL); /* not ARGS_MAX (32 KiB) each */
 	char **argv = malloc((nargs ? nargs : 1) * sizeof(*argv));
-	if (!argv)
+	ProtobufCBinaryData *raw = malloc((nargs ? nargs : 1) * sizeof(*raw));
+	if (!argv || !raw || !rec.name || !rec.executable_path) {
+		free(argv), free(raw), owned_free(&own);
 		return NULL;
+	}
 	/* the last argument may lack its NUL if the table was cut short: the
 	 * snapshot always NUL-terminates the whole buffer, so strnlen stops */
 	rec.n_command_line = split_args(p, argv);
 	rec.command_line = argv;
+	bool any_raw = false;
+	for (size_t i = 0; i < rec.n_command_line; i++) {
+		raw[i] = raw_of(argv[i]);
+		if (!(argv[i] = text_field(argv[i], &any_raw, &own))) {
+			free(argv), free(raw), owned_free(&own);
+			return NULL;
+		}
+	}
+	if (any_raw) { /* every argument's bytes, so the list is whole */
+		rec.n_command_line_raw = rec.n_command_line;
+		rec.command_line_raw = raw;
+	}
 
 	/* "cycle-N" and "<collector>/<incarnation>/<seq>", by hand: printf
 	 * was a tenth of an event's cost */
@@ -94,6 +155,8 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 	ev.resync = src->resync;
 	uint8_t *out = bus_pb_pack(&ev.base, len);
 	free(argv);
+	free(raw);
+	owned_free(&own);
 	if (out)
 		src->sequence = seq; /* numbers have no gaps a reader can see */
 	return out;

@@ -109,21 +109,42 @@ static char *dup_or_empty(const char *s)
 	return strdup(s ? s : "");
 }
 
+/* A text field as the process had it: its exact bytes when the collector
+ * sent them (they were not UTF-8), else the string. */
+static char *dup_exact(const char *s, ProtobufCBinaryData raw)
+{
+	if (!raw.len)
+		return dup_or_empty(s);
+	char *d = malloc(raw.len + 1);
+	if (d) {
+		memcpy(d, raw.data, raw.len);
+		d[raw.len] = 0;
+	}
+	return d;
+}
+
 /* The command line joined by spaces, as the simulator's scenarios write
- * it. */
+ * it; each argument exact (command_line_raw) when the collector sent the
+ * bytes. */
 static char *join_args(const Daemoneye__ProcessRecord *r)
 {
+	bool exact = r->n_command_line_raw == r->n_command_line;
 	size_t n = 1;
 	for (size_t i = 0; i < r->n_command_line; i++)
-		n += strlen(r->command_line[i]) + 1;
+		n += (exact ? r->command_line_raw[i].len
+		            : strlen(r->command_line[i])) + 1;
 	char *s = malloc(n), *w = s;
 	if (!s)
 		return NULL;
 	for (size_t i = 0; i < r->n_command_line; i++) {
-		size_t k = strlen(r->command_line[i]);
+		const void *a = exact ? (const void *)r->command_line_raw[i].data
+		                      : r->command_line[i];
+		size_t k = exact ? r->command_line_raw[i].len
+		                 : strlen(r->command_line[i]);
 		if (i)
 			*w++ = ' ';
-		memcpy(w, r->command_line[i], k);
+		if (k)
+			memcpy(w, a, k);
 		w += k;
 	}
 	*w = 0;
@@ -145,7 +166,8 @@ static void view_set(struct de_view *w, const Daemoneye__ProcessRecord *r)
 		}
 		p = view_lookup(w, r->pid, r->start_time, &found);
 	}
-	char *name = dup_or_empty(r->name), *exe = dup_or_empty(r->executable_path);
+	char *name = dup_exact(r->name, r->name_raw);
+	char *exe = dup_exact(r->executable_path, r->executable_path_raw);
 	char *cmd = join_args(r);
 	if (!name || !exe || !cmd) {
 		free(name), free(exe), free(cmd);

@@ -687,7 +687,7 @@ static struct inb inb_open(void)
 	sub(b.mh, b.s, "t");
 	drain_count(b.mh, b.s, 0);
 	for (int i = 0; i < 3; i++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof(name), "p%d", i);
 		b.p[i] = mh_client(b.mh, name, LOCAL);
 	}

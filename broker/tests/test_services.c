@@ -390,6 +390,53 @@ static void test_event_pack(void **state)
 	bus_pb_free(&ev->base);
 }
 
+/* A process whose name, path and arguments are not UTF-8 still makes an
+ * event our validating decoder (and any conforming one) accepts: the
+ * strings escaped, the exact bytes beside them; UTF-8 ones carry none. */
+static void test_event_pack_bytes_that_are_not_utf8(void **state)
+{
+	(void)state;
+	struct de_event_source src = {"collector.process.p1", 77, 0, 0};
+	struct de_proc p = {.pid = 42, .accessible = true, .file_exists = true,
+	                    .name = "a\xff", .exe = "/x/\xc3\x28",
+	                    .cmdline = "ok\0" "\xfe\\", .cmdline_len = 6};
+	size_t len;
+	uint8_t *b = de_event_pack(&src, DE_TOPIC_LIFECYCLE, DE_DISCOVERY, &p, 1,
+	                           999, &len);
+	assert_non_null(b);
+	Daemoneye__BusrtEvent *ev = (void *)bus_pb_unpack(
+		&daemoneye__busrt_event__descriptor, b, len, BUS_PB_BUDGET_DEFAULT);
+	free(b);
+	assert_non_null(ev);
+	Daemoneye__ProcessRecord *r = ev->process_event->process;
+	assert_string_equal(r->name, "a\\xff");
+	assert_int_equal(r->name_raw.len, 2);
+	assert_memory_equal(r->name_raw.data, "a\xff", 2);
+	assert_string_equal(r->executable_path, "/x/\\xc3(");
+	assert_int_equal(r->executable_path_raw.len, 5);
+	assert_int_equal(r->n_command_line, 2);
+	assert_string_equal(r->command_line[0], "ok");
+	assert_string_equal(r->command_line[1], "\\xfe\\\\");
+	assert_int_equal(r->n_command_line_raw, 2);
+	assert_int_equal(r->command_line_raw[1].len, 2);
+	assert_memory_equal(r->command_line_raw[1].data, "\xfe\\", 2);
+	bus_pb_free(&ev->base);
+	p.name = "fine";
+	p.exe = "/usr/bin/fine";
+	p.cmdline = "fine";
+	p.cmdline_len = 5;
+	b = de_event_pack(&src, DE_TOPIC_LIFECYCLE, DE_DISCOVERY, &p, 1, 999,
+	                  &len);
+	ev = (void *)bus_pb_unpack(&daemoneye__busrt_event__descriptor, b, len,
+	                           BUS_PB_BUDGET_DEFAULT);
+	free(b);
+	r = ev->process_event->process;
+	assert_int_equal(r->name_raw.len, 0);
+	assert_int_equal(r->executable_path_raw.len, 0);
+	assert_int_equal(r->n_command_line_raw, 0);
+	bus_pb_free(&ev->base);
+}
+
 /* ---- the /proc reader, on a fabricated tree ----------------------------------- */
 static void put(const char *dir, const char *name, const char *text, size_t n)
 {
@@ -767,6 +814,7 @@ int main(void)
 		cmocka_unit_test(test_serve_and_call),
 		cmocka_unit_test(test_procdiff),
 		cmocka_unit_test(test_event_pack),
+		cmocka_unit_test(test_event_pack_bytes_that_are_not_utf8),
 		cmocka_unit_test(test_procfs_fabricated),
 		cmocka_unit_test(test_procfs_self),
 		cmocka_unit_test(test_supervision),
