@@ -189,3 +189,61 @@ def test_names_that_are_not_utf8_are_reported_exactly(pb, tmp_path):
                 q.kill(), q.wait()
     finally:
         p.kill(), p.wait()
+
+
+def test_hashing_does_not_stall_the_loop(pb, tmp_path):
+    """Whole files were hashed inside procmond's loop: big executables made
+    its heartbeats fail. Hashing is on libuv's work queue now, within a
+    per-cycle budget (the rest next cycle): health checks are answered
+    while it hashes, and every executable gets its hash in the end."""
+    procs, digests = [], {}
+    for k in range(24):  # 24 x 60 MiB: far over one cycle's 256 MiB
+        exe = tmp_path / f"big{k}"
+        shutil.copy(SLEEP, exe)
+        with open(exe, "ab") as f:
+            f.write(bytes([k]) * 64)  # each file its own hash
+            f.truncate(60 * 1024 * 1024)
+        digests[str(exe)] = sha(exe)
+    try:
+        procs = [run(str(tmp_path / f"big{k}")) for k in range(24)]
+        with Busrtd() as b:
+            pm = subprocess.Popen([PROCMOND, "--connect", b.path, "--id", "hb",
+                                   "--interval-ms", "50"], stderr=subprocess.DEVNULL)
+            try:
+                c = connect(b.path, "test.hc")
+                req = pb.HealthCheckRequest(collector_id="hb").SerializeToString()
+                answered = 0
+                for _ in range(200):  # registered?
+                    names = [x["name"] for x in c.rpc("client.list")[1]["clients"]]
+                    if "collector.process.hb" in names:
+                        break
+                    time.sleep(0.01)
+                for _ in range(6):  # while the first cycles hash
+                    r = c.rpc("health.check", req, target="collector.process.hb",
+                              timeout=0.5)
+                    answered += r[0] == "reply"
+                assert answered == 6
+                assert c.subscribe("events/process/#") == 1
+                c.close()
+            finally:
+                pm.terminate()
+                pm.wait(timeout=20)
+        # and the hashes came, a cycle or a few later
+        with Watch(pb) as w:
+            got = {}
+            deadline = time.monotonic() + 20
+            while len(got) < 24 and time.monotonic() < deadline:
+                try:
+                    f = w.w.read_frame(timeout=1)
+                except TimeoutError:
+                    continue
+                if f[0] != "publish":
+                    continue
+                r = pb.BusrtEvent.FromString(f[3]).process_event.process
+                if r.executable_path in digests and r.executable_hash:
+                    got[r.executable_path] = r.executable_hash
+            assert got == digests
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

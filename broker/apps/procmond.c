@@ -36,6 +36,11 @@ struct pm {
 	struct bus_client *bc;
 	struct de_collector col;
 	struct de_procfs fs;
+	/* a cycle whose executables are being hashed on libuv's work queue:
+	 * its table waits here, and the loop goes on answering */
+	uv_work_t work;
+	bool hashing;
+	struct de_snapshot hsnap;
 	uint64_t cycles_max; /* 0: run until stopped */
 	bool closing;
 	uint64_t acked, ack_failed;
@@ -48,7 +53,7 @@ static void usage(FILE *f)
 	           "[--no-hash]\n"
 	           "                [--max-processes N] [--cycles N] "
 	           "[--retain-mib N]\n"
-	           "                [--hash-max-mib N]\n"
+	           "                [--hash-max-mib N] [--hash-cycle-mib N]\n"
 	           "  --connect ADDR     the broker: a Unix socket path or "
 	           "HOST:PORT\n"
 	           "  --id ID            registers as collector.process.ID\n"
@@ -58,6 +63,9 @@ static void usage(FILE *f)
 	           "  --hash-max-mib N   larger executables are not hashed "
 	           "(hash_skipped\n"
 	           "                     \"too_large\"), 1..65536 (default 64)\n"
+	           "  --hash-cycle-mib N hashed per cycle at most, on a worker "
+	           "thread; the rest\n"
+	           "                     next cycle, 1..65536 (default 256)\n"
 	           "  --max-processes N  at most N processes per cycle "
 	           "(default: all)\n"
 	           "  --cycles N         exit after N cycles (measuring)\n"
@@ -108,21 +116,63 @@ static void shutdown_pm(struct pm *p)
 	bus_client_close(p->bc); /* writes what is buffered first */
 }
 
+static void cycle_end(struct pm *p, struct de_snapshot *s)
+{
+	de_collector_cycle(&p->col, s);
+	if (p->cycles_max && p->col.stats.cycles >= p->cycles_max)
+		shutdown_pm(p);
+}
+
+static void hash_work(uv_work_t *w)
+{
+	struct pm *p = w->data;
+	de_procfs_hash_jobs(&p->fs); /* a worker thread: the jobs only */
+}
+
+static void hash_done(uv_work_t *w, int status)
+{
+	struct pm *p = w->data;
+	(void)status;
+	p->hashing = false;
+	de_procfs_hash_apply(&p->fs, &p->hsnap);
+	if (p->closing) {
+		de_snapshot_free(&p->hsnap);
+		return;
+	}
+	cycle_end(p, &p->hsnap);
+}
+
 static void run_cycle(struct pm *p)
 {
+	if (p->hashing) { /* the last cycle is still hashing: it runs later */
+		p->col.stats.cycles_delayed++;
+		return;
+	}
 	struct de_snapshot s;
 	de_snapshot_init(&s);
 	s.taken_ns = uv_hrtime();
 	s.taken_ms = wall_ms(p);
 	p->fs.hashes = p->col.compute_hashes;
+	p->fs.defer = true;
 	if (de_procfs_read(&p->fs, &s, p->col.max_processes) != 0) {
 		fprintf(stderr, "procmond: reading /proc failed\n");
+		p->fs.n_jobs = 0;
 		de_snapshot_free(&s);
 		return;
 	}
-	de_collector_cycle(&p->col, &s);
-	if (p->cycles_max && p->col.stats.cycles >= p->cycles_max)
-		shutdown_pm(p);
+	if (p->fs.n_jobs == 0) {
+		cycle_end(p, &s);
+		return;
+	}
+	p->hsnap = s;
+	p->hashing = true;
+	p->work.data = p;
+	if (uv_queue_work(&p->loop, &p->work, hash_work, hash_done) != 0) {
+		p->hashing = false; /* no worker: hashed here, as before */
+		de_procfs_hash_jobs(&p->fs);
+		de_procfs_hash_apply(&p->fs, &p->hsnap);
+		cycle_end(p, &p->hsnap);
+	}
 }
 
 static void on_cycle(uv_timer_t *t)
@@ -253,11 +303,13 @@ int main(int argc, char **argv)
 		{"cycles", required_argument, NULL, 'n'},
 		{"retain-mib", required_argument, NULL, 'r'},
 		{"hash-max-mib", required_argument, NULL, 'M'},
+		{"hash-cycle-mib", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	const char *addr = NULL, *id = NULL;
 	uint32_t interval = 1000, maxp = 0, cycles = 0, retain_mib = 64;
 	uint32_t hash_mib = DE_HASH_BYTES_MAX_DEFAULT >> 20;
+	uint32_t cycle_mib = DE_HASH_CYCLE_BYTES_DEFAULT >> 20;
 	bool hashes = true;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -285,6 +337,10 @@ int main(int argc, char **argv)
 		case 'M':
 			if (!parse_u32(optarg, 1, 65536, &hash_mib))
 				bad = "--hash-max-mib (1..65536)";
+			break;
+		case 'B':
+			if (!parse_u32(optarg, 1, 65536, &cycle_mib))
+				bad = "--hash-cycle-mib (1..65536)";
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -319,6 +375,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	p->fs.hash_bytes_max = (uint64_t)hash_mib << 20;
+	p->fs.hash_cycle_bytes_max = (uint64_t)cycle_mib << 20;
 	uv_loop_init(&p->loop);
 	struct de_collector_ops ops = {.now = now_ns, .wall_ms = wall_ms,
 	                               .publish = publish,

@@ -60,6 +60,7 @@ int de_procfs_init(struct de_procfs *f, const char *root, bool hashes,
 	snprintf(f->root, sizeof(f->root), "%s", root ? root : "/proc");
 	f->hashes = hashes;
 	f->hash_bytes_max = DE_HASH_BYTES_MAX_DEFAULT;
+	f->hash_cycle_bytes_max = DE_HASH_CYCLE_BYTES_DEFAULT;
 	long t = sysconf(_SC_CLK_TCK), p = sysconf(_SC_PAGESIZE);
 	f->ticks_per_s = t > 0 ? (uint32_t)t : 100;
 	f->page_bytes = p > 0 ? (uint64_t)p : 4096;
@@ -92,6 +93,9 @@ void de_procfs_free(struct de_procfs *f)
 {
 	free(f->cache);
 	f->cache = NULL;
+	free(f->jobs);
+	f->jobs = NULL;
+	f->n_jobs = f->jobs_cap = 0;
 }
 
 int de_sha256_fd(int fd, char out[65])
@@ -137,13 +141,70 @@ static uint64_t mix(uint64_t h, uint64_t v)
 	return h;
 }
 
+static uint64_t key_hash(const struct de_hash_entry *k)
+{
+	return mix(mix(mix(mix(mix(0, k->dev), k->ino), k->size), k->mtime_ns),
+	           k->ctime_ns);
+}
+
+static bool key_eq(const struct de_hash_entry *a, const struct de_hash_entry *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+static void key_of(const struct stat *st, struct de_hash_entry *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->dev = st->st_dev;
+	k->ino = st->st_ino;
+	k->size = (uint64_t)st->st_size;
+	k->mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000ull +
+	              (uint64_t)st->st_mtim.tv_nsec;
+	k->ctime_ns = (uint64_t)st->st_ctim.tv_sec * 1000000000ull +
+	              (uint64_t)st->st_ctim.tv_nsec;
+}
+
+static const struct de_hash_entry *cache_get(const struct de_procfs *f,
+                                             const struct de_hash_entry *k)
+{
+	size_t mask = DE_HASH_CACHE_SLOTS - 1, i = key_hash(k) & mask;
+	for (size_t probe = 0; probe < 16; probe++, i = (i + 1) & mask) {
+		const struct de_hash_entry *e = &f->cache[i];
+		if (!e->used)
+			return NULL;
+		if (key_eq(e, k))
+			return e;
+	}
+	return NULL;
+}
+
+static void cache_put(struct de_procfs *f, const struct de_hash_entry *k)
+{
+	if (f->cache_used >= DE_HASH_CACHE_SLOTS / 2) {
+		memset(f->cache, 0, DE_HASH_CACHE_SLOTS * sizeof(*f->cache));
+		f->cache_used = 0; /* bounded: start over rather than grow */
+	}
+	size_t mask = DE_HASH_CACHE_SLOTS - 1;
+	for (size_t i = key_hash(k) & mask;; i = (i + 1) & mask) {
+		struct de_hash_entry *e = &f->cache[i];
+		if (e->used)
+			continue; /* at most half full: a free slot exists */
+		*e = *k;
+		e->used = true;
+		f->cache_used++;
+		return;
+	}
+}
+
 /* The executable, opened through /proc/PID/exe (the file the process
  * runs, even if its path was replaced or deleted): whether it is still
- * on disk, and with hashes on its SHA-256, from the cache when fstat of
- * the descriptor matches (device, inode, size, mtime, ctime). -1: it
- * cannot be opened (the caller falls back to the link's text). */
+ * on disk, and with hashes on its SHA-256: from the cache when fstat of
+ * the descriptor matches, else hashed now or (defer) left as a job for
+ * the snapshot's entry idx. -1: it cannot be opened (the caller falls
+ * back to the link's text); BUS_ENOMEM. */
 static int open_exe(struct de_procfs *f, const char *exe_link,
-                    struct de_proc *p)
+                    struct de_proc *p, size_t idx)
 {
 	int fd = open(exe_link, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -164,50 +225,88 @@ static int open_exe(struct de_procfs *f, const char *exe_link,
 		close(fd);
 		return 0;
 	}
-	uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
-	              (uint64_t)st.st_mtim.tv_nsec;
-	uint64_t ct = (uint64_t)st.st_ctim.tv_sec * 1000000000ull +
-	              (uint64_t)st.st_ctim.tv_nsec;
-	uint64_t h = mix(mix(mix(mix(mix(0, st.st_dev), st.st_ino), st.st_size),
-	                     mt), ct);
-	size_t mask = DE_HASH_CACHE_SLOTS - 1, i = h & mask;
-	for (size_t probe = 0; probe < 16; probe++, i = (i + 1) & mask) {
-		struct de_hash_entry *e = &f->cache[i];
-		if (!e->used)
-			break;
-		if (e->dev == st.st_dev && e->ino == st.st_ino &&
-		    e->size == (uint64_t)st.st_size && e->mtime_ns == mt &&
-		    e->ctime_ns == ct) {
-			memcpy(p->hash, e->hex, sizeof(p->hash));
-			f->hash_hits++;
-			close(fd);
-			return 0;
-		}
+	struct de_hash_entry k;
+	key_of(&st, &k);
+	const struct de_hash_entry *e = cache_get(f, &k);
+	if (e) {
+		memcpy(p->hash, e->hex, sizeof(p->hash));
+		f->hash_hits++;
+		close(fd);
+		return 0;
 	}
-	int rc = de_sha256_fd(fd, p->hash);
+	if (f->defer) {
+		close(fd);
+		if (f->n_jobs == f->jobs_cap) {
+			size_t nc = f->jobs_cap ? 2 * f->jobs_cap : 64;
+			struct de_hash_job *j = realloc(f->jobs, nc * sizeof(*j));
+			if (!j)
+				return BUS_ENOMEM;
+			f->jobs = j;
+			f->jobs_cap = nc;
+		}
+		f->jobs[f->n_jobs++] = (struct de_hash_job){idx, p->pid, k, 0};
+		return 0;
+	}
+	int rc = de_sha256_fd(fd, k.hex);
 	close(fd);
 	if (rc != 0) {
-		p->hash[0] = 0;
 		p->hash_skipped = "unreadable";
 		f->hash_failures++;
 		return 0;
 	}
+	memcpy(p->hash, k.hex, sizeof(p->hash));
 	f->hashed++;
-	if (f->cache_used >= DE_HASH_CACHE_SLOTS / 2) {
-		memset(f->cache, 0, DE_HASH_CACHE_SLOTS * sizeof(*f->cache));
-		f->cache_used = 0; /* bounded: start over rather than grow */
-	}
-	for (i = h & mask;; i = (i + 1) & mask) {
-		struct de_hash_entry *e = &f->cache[i];
-		if (e->used)
-			continue; /* at most half full: a free slot exists */
-		*e = (struct de_hash_entry){st.st_dev, st.st_ino,
-		                            (uint64_t)st.st_size, mt, ct, "", true};
-		memcpy(e->hex, p->hash, sizeof(e->hex));
-		f->cache_used++;
-		break;
-	}
+	cache_put(f, &k);
 	return 0;
+}
+
+void de_procfs_hash_jobs(struct de_procfs *f)
+{
+	uint64_t spent = 0;
+	for (size_t i = 0; i < f->n_jobs; i++) {
+		struct de_hash_job *j = &f->jobs[i];
+		if (spent + j->key.size > f->hash_cycle_bytes_max && spent) {
+			j->result = 1; /* next cycle: the cache still misses */
+			continue;
+		}
+		char path[128];
+		snprintf(path, sizeof(path), "%s/%u/exe", f->root, j->pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		struct de_hash_entry now;
+		j->result = -1;
+		if (fd < 0)
+			continue;
+		/* the same file as when the table was read, or nothing */
+		if (fstat(fd, &st) == 0 && (key_of(&st, &now), key_eq(&now, &j->key)) &&
+		    de_sha256_fd(fd, j->key.hex) == 0) {
+			j->result = 0;
+			spent += j->key.size;
+		}
+		close(fd);
+	}
+}
+
+void de_procfs_hash_apply(struct de_procfs *f, struct de_snapshot *s)
+{
+	for (size_t i = 0; i < f->n_jobs; i++) {
+		struct de_hash_job *j = &f->jobs[i];
+		if (j->idx >= s->n || s->v[j->idx].pid != j->pid)
+			continue; /* never: the jobs are this snapshot's */
+		struct de_proc *p = &s->v[j->idx];
+		if (j->result == 0) {
+			memcpy(p->hash, j->key.hex, sizeof(p->hash));
+			f->hashed++;
+			cache_put(f, &j->key);
+		} else {
+			p->hash_skipped = j->result == 1 ? "budget" : "unreadable";
+			if (j->result == 1)
+				f->hash_skipped++;
+			else
+				f->hash_failures++;
+		}
+	}
+	f->n_jobs = 0;
 }
 
 /* Fields of /proc/PID/stat after the name: 0 is state (field 3).
@@ -293,7 +392,11 @@ static int read_proc(struct de_procfs *f, uint32_t pid, struct de_snapshot *s)
 	static const char deleted[] = " (deleted)";
 	size_t dl = sizeof(deleted) - 1;
 	bool suffix = (size_t)el > dl && !strcmp(exe + el - dl, deleted);
-	if (exe[0] && open_exe(f, path, &p) != 0) {
+	size_t jobs = f->n_jobs; /* this process's job goes if it vanishes */
+	rc = exe[0] ? open_exe(f, path, &p, s->n) : 0;
+	if (rc == BUS_ENOMEM)
+		return rc;
+	if (rc != 0) {
 		p.file_exists = !suffix;
 		if (f->hashes) {
 			p.hash_skipped = "unreadable";
@@ -304,8 +407,10 @@ static int read_proc(struct de_procfs *f, uint32_t pid, struct de_snapshot *s)
 		exe[el - dl] = 0;
 	snprintf(path, sizeof(path), "%s/%u/cmdline", f->root, pid);
 	rc = read_file(path, buf, sizeof(buf), &n);
-	if (rc == -ENOENT || rc == -ESRCH)
+	if (rc == -ENOENT || rc == -ESRCH) {
+		f->n_jobs = jobs;
 		return 1;
+	}
 	if (rc) {
 		n = 0;
 		p.accessible = false;
@@ -314,7 +419,10 @@ static int read_proc(struct de_procfs *f, uint32_t pid, struct de_snapshot *s)
 	p.exe = exe;
 	p.cmdline = buf;
 	p.cmdline_len = n;
-	return de_snapshot_add(s, &p);
+	rc = de_snapshot_add(s, &p);
+	if (rc)
+		f->n_jobs = jobs;
+	return rc;
 }
 
 int de_procfs_read_one(struct de_procfs *f, uint32_t pid,
