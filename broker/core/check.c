@@ -94,9 +94,10 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 			     c->name ? c->name : "?",
 			     (unsigned long long)c->q_bytes,
 			     (unsigned long long)qb);
-		/* block lets broker frames take up to twice the limits; a
-		 * frame of any size fits an empty queue */
-		uint64_t k = queue__policy(core, c) == BUS_SLOW_BLOCK ? 2 : 1;
+		/* block lets broker frames take up to twice the limits, and
+		 * drop_newest the protocol's own frames (ACKs); a frame of any
+		 * size fits an empty queue */
+		uint64_t k = queue__policy(core, c) == BUS_SLOW_DISCONNECT ? 1 : 2;
 		uint64_t first = c->q_count ? c->q[c->q_head]->len : 0;
 		if (c->q_count > k * lim->queue_frames_max ||
 		    (c->q_bytes > k * lim->queue_bytes_max &&

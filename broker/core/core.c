@@ -1180,6 +1180,9 @@ void bus_core_on_close(struct bus_core *core, struct bus_conn *c,
                        uint64_t now_ns)
 {
 	core->now_ns = now_ns;
+	/* gone: before its waiters go on (they may route a frame to it
+	 * again), nobody may queue for it or wait for it */
+	c->close = BUS_CLOSE_REQUESTED;
 	conn_unregister(core, c);
 	queue__unmark_dirty(core, c);
 	if (c->prev)

@@ -103,6 +103,8 @@ int mh_connect(struct memhost *mh, enum bus_conn_kind kind)
 static void append(uint8_t **buf, size_t *len, size_t *cap, const void *p,
                    size_t n)
 {
+	if (n == 0)
+		return;
 	if (*len + n > *cap) {
 		*cap = (*len + n) * 2;
 		*buf = realloc(*buf, *cap);
