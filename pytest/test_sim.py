@@ -58,6 +58,17 @@ def test_bad_input_exits_2_and_says_where(tmp_path):
     bad.write_text(head + rows + polls)
     p = sim("run", str(bad))
     assert p.returncode == 2 and "more than 1,000,000 process entries" in p.stderr, p.stderr
+    # a process's text that is not UTF-8 is written !bytes '...' (\xNN)
+    table = ("version: 1\nname: b\nduration_ms: 100\ncollectors:\n  - id: p1\n"
+             "    poll_ms: 100\n    table:\n      - at_ms: 0\n        add:\n"
+             "          - [5, 1, 1, 0, !bytes '%s', /x, x]\n")
+    for val, why in (("a\\q", "!bytes: \\xNN (not 00)"), ("a\\x00", "!bytes"),
+                     ("a\\xg1", "!bytes")):
+        bad.write_text(table % val)
+        p = sim("run", str(bad))
+        assert p.returncode == 2 and f"{bad}:10: add.name: {why}" in p.stderr, p.stderr
+    bad.write_text(table % "ok\\xff\\\\")
+    assert sim("run", str(bad), "--faults", "none").returncode == 0
     bad.write_text("# padding\n" * (900 * 1024))
     p = sim("run", str(bad))
     assert p.returncode == 2 and "of at most 8 MiB" in p.stderr, p.stderr

@@ -16,6 +16,7 @@
 #define _DEFAULT_SOURCE
 #include "sim.h"
 #include "bus/procfs.h"
+#include "../broker/core/internal.h" /* bus__utf8_valid */
 
 #include <errno.h>
 #include <linux/cn_proc.h>
@@ -40,6 +41,24 @@ static uint64_t mono_ns(void)
 /* A YAML double-quoted scalar. */
 void sim_yq(FILE *f, const char *s, size_t n)
 {
+	if (!bus__utf8_valid((const uint8_t *)s, n)) {
+		/* YAML strings are UTF-8, a process's text need not be: the
+		 * scenario's !bytes, every byte past printable ASCII as \xNN */
+		fputs("!bytes '", f);
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if (c == '\'')
+				fputs("''", f);
+			else if (c == '\\')
+				fputs("\\\\", f);
+			else if (c < 0x20 || c >= 0x7f)
+				fprintf(f, "\\x%02x", c);
+			else
+				fputc(c, f);
+		}
+		fputc('\'', f);
+		return;
+	}
 	fputc('"', f);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];

@@ -6,6 +6,7 @@
  */
 #include "sim.h"
 #include "bus/config.h"
+#include "../broker/core/internal.h" /* bus__utf8_valid */
 
 #include <errno.h>
 #include <stdio.h>
@@ -151,6 +152,63 @@ static struct sim_proc *find(struct work *w, uint32_t pid, uint64_t start)
 }
 
 /* [pid, start, ppid, uid, name, exe, cmdline] */
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+/* A process's text (name, path, command line) into the pool: a YAML
+ * string, or, since a process's need not be UTF-8 and YAML's must,
+ * !bytes 'text' where \xNN is the byte NN and \\ a backslash (what
+ * sim_yq writes for text that is not UTF-8). NULL: l->err says why. */
+static char *text_field(struct ld *l, const yaml_node_t *n, const char *key,
+                        size_t *len)
+{
+	const char *v = scalar(n);
+	if (!v) {
+		fail(l, n, "expected a string", key);
+		return NULL;
+	}
+	size_t vl = strlen(v);
+	const char *tag = (const char *)n->tag;
+	if (!tag || strcmp(tag, "!bytes") != 0) {
+		*len = vl;
+		char *d = pooled(l, v, vl);
+		if (!d)
+			fail(l, n, "out of memory", NULL);
+		return d;
+	}
+	char *d = pooled(l, v, vl); /* decoded in place: never longer */
+	if (!d) {
+		fail(l, n, "out of memory", NULL);
+		return NULL;
+	}
+	size_t o = 0;
+	for (size_t i = 0; i < vl; i++) {
+		int hi = v[i] == '\\' && v[i + 1] == 'x' ? hexval(v[i + 2]) : -1;
+		int lo = hi >= 0 ? hexval(v[i + 3]) : -1;
+		if (v[i] != '\\') {
+			d[o++] = v[i];
+		} else if (v[i + 1] == '\\') {
+			d[o++] = '\\';
+			i++;
+		} else if (lo >= 0 && (hi | lo)) {
+			d[o++] = (char)(hi << 4 | lo);
+			i += 3;
+		} else {
+			fail(l, n, "!bytes: \\xNN (not 00) or \\\\ after a "
+			           "backslash", key);
+			return NULL;
+		}
+	}
+	d[o] = 0;
+	*len = o;
+	return d;
+}
+
 static int parse_add(struct ld *l, struct work *w, const yaml_node_t *e)
 {
 	const yaml_node_t *f[7];
@@ -179,9 +237,12 @@ static int parse_add(struct ld *l, struct work *w, const yaml_node_t *e)
 	if (find(w, (uint32_t)pid, start))
 		return fail(l, e, "this process (pid, start) is already there",
 		            "add");
-	const char *name = scalar(f[4]), *exe = scalar(f[5]), *cmd = scalar(f[6]);
-	if (!name || !exe || !cmd)
-		return fail(l, e, "name, exe and cmdline are strings", "add");
+	size_t nl, xl, cl;
+	char *name = text_field(l, f[4], "add.name", &nl);
+	char *exe = name ? text_field(l, f[5], "add.exe", &xl) : NULL;
+	char *cmd = exe ? text_field(l, f[6], "add.cmdline", &cl) : NULL;
+	if (!cmd)
+		return 2;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 64;
 		struct sim_proc *v = realloc(w->v, cap * sizeof(*v));
@@ -196,13 +257,10 @@ static int parse_add(struct ld *l, struct work *w, const yaml_node_t *e)
 	p->start = start;
 	p->ppid = (uint32_t)ppid;
 	p->uid = (uint32_t)uid;
-	p->name = pooled(l, name, strlen(name));
-	p->exe = pooled(l, exe, strlen(exe));
+	p->name = name;
+	p->exe = exe;
 	/* arguments are separated by spaces in the file, by NULs here */
-	size_t cl = strlen(cmd);
-	p->cmdline = pooled(l, cmd, cl);
-	if (!p->name || !p->exe || !p->cmdline)
-		return fail(l, e, "out of memory", NULL);
+	p->cmdline = cmd;
 	for (size_t i = 0; i < cl; i++)
 		if (p->cmdline[i] == ' ')
 			p->cmdline[i] = 0;
@@ -255,19 +313,22 @@ static int parse_set(struct ld *l, struct work *w, const yaml_node_t *e)
 	if (!field || !v)
 		return fail(l, e, "field and value are scalars", "set");
 	uint64_t x;
-	if (!strcmp(field, "name"))
-		p->name = pooled(l, v, strlen(v));
-	else if (!strcmp(field, "exe"))
-		p->exe = pooled(l, v, strlen(v));
-	else if (!strcmp(field, "hash"))
+	size_t tl;
+	if (!strcmp(field, "name")) {
+		if (!(p->name = text_field(l, fv[1], "set.name", &tl)))
+			return 2;
+	} else if (!strcmp(field, "exe")) {
+		if (!(p->exe = text_field(l, fv[1], "set.exe", &tl)))
+			return 2;
+	} else if (!strcmp(field, "hash")) {
 		snprintf(p->hash, sizeof(p->hash), "%s", v);
-	else if (!strcmp(field, "cmdline")) {
-		size_t cl = strlen(v);
-		p->cmdline = pooled(l, v, cl);
-		for (size_t i = 0; p->cmdline && i < cl; i++)
+	} else if (!strcmp(field, "cmdline")) {
+		if (!(p->cmdline = text_field(l, fv[1], "set.cmdline", &tl)))
+			return 2;
+		for (size_t i = 0; i < tl; i++)
 			if (p->cmdline[i] == ' ')
 				p->cmdline[i] = 0;
-		p->cmdline_len = cl ? cl + 1 : 0;
+		p->cmdline_len = tl ? tl + 1 : 0;
 	} else if (!strcmp(field, "ppid") || !strcmp(field, "uid")) {
 		if ((rc = get_u64(l, fv[1], "set", UINT32_MAX, &x)))
 			return rc;
