@@ -92,7 +92,7 @@ $(O)/bin/busrt-bench: $(O)/obj/bench/busrt-bench.o $(LIB)
 
 # the peer brokers' clients (NATS, Redis, MQTT): make bench only, with its
 # own dependencies (ci/deps.sh bench)
-$(O)/bin/busrt-peers: bench/peers.c
+$(O)/bin/busrt-peers: bench/peers.c bench/latency.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< -lnats -lhiredis -lmosquitto -pthread
 

@@ -45,6 +45,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "latency.h"
+
 static const char *opt_addr, *opt_name = "bench", *opt_topic = "bench/t",
                   *opt_mask = "bench/#", *opt_target = "bench.server",
                   *opt_method = "echo";
@@ -139,21 +141,6 @@ static int cmd_raw_stream(void)
 	printf("{\"messages\": %llu, \"seconds\": %.6f, \"rate\": %.0f}\n",
 	       (unsigned long long)got, s, (double)got / s);
 	return got == opt_n ? 0 : 1;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void print_latencies(uint64_t *lat, uint64_t n)
-{
-	qsort(lat, n, sizeof(*lat), cmp_u64);
-	printf("{\"calls\": %llu, \"p50_us\": %.2f, \"p99_us\": %.2f, "
-	       "\"p999_us\": %.2f}\n",
-	       (unsigned long long)n, lat[n / 2] / 1e3, lat[n * 99 / 100] / 1e3,
-	       lat[n * 999 / 1000] / 1e3);
 }
 
 static int cmd_raw_pingpong(void)

@@ -16,15 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pytest"))
-from busclient import OP_BROADCAST, OP_PUBLISH, Busrtd, frame  # noqa: E402
-
-
-def vm(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise KeyError(key)
+from busclient import OP_BROADCAST, OP_PUBLISH, Busrtd, frame, vm  # noqa: E402
 
 
 def probe_rpc_params():

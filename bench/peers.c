@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "latency.h"
+
 static const char *o_proto, *o_addr, *o_topic = "bench/p0", *o_mask = "bench/#";
 static uint64_t o_n = 100000, o_size = 100, o_idle_ms = 2000;
 static volatile sig_atomic_t stop_flag;
@@ -144,21 +146,6 @@ static void stamp(uint8_t *p, uint64_t seq)
 {
 	if (o_size >= 8)
 		memcpy(p, &seq, 8);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void print_latencies(uint64_t *lat, uint64_t n)
-{
-	qsort(lat, n, sizeof(*lat), cmp_u64);
-	printf("{\"calls\": %llu, \"p50_us\": %.2f, \"p99_us\": %.2f, "
-	       "\"p999_us\": %.2f}\n",
-	       (unsigned long long)n, lat[n / 2] / 1e3, lat[n * 99 / 100] / 1e3,
-	       lat[n * 999 / 1000] / 1e3);
 }
 
 /* ---- NATS ------------------------------------------------------------------- */

@@ -321,13 +321,7 @@ def daemoneye(bindir, calls, events, seconds, reps):
         pm.wait(timeout=10)
         b.stop()
     d = tempfile.mkdtemp(prefix="de", dir="/tmp")
-    cfg = os.path.join(d, "agent.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"broker:\n  embedded:\n    transport:\n      type: unix_socket\n"
-                f"      path: {d}/b.sock\nagent:\n  collectors:\n    - id: p1\n"
-                f"      command: [{os.path.join(bindir, 'procmond')}]\n")
-    ag = subprocess.Popen([os.path.join(bindir, "daemoneye-agent"), "--config", cfg],
-                          stderr=subprocess.DEVNULL)
+    ag = start_agent(bindir, d)
     try:
         time.sleep(min(seconds, 3))
         _, rss, hwm = proc_cpu_rss(ag.pid)
@@ -340,6 +334,18 @@ def daemoneye(bindir, calls, events, seconds, reps):
 
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def start_agent(bindir, d):
+    """daemoneye-agent at its defaults, its embedded broker on d/b.sock,
+    supervising one procmond (p1)."""
+    cfg = os.path.join(d, "agent.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"broker:\n  embedded:\n    transport:\n      type: unix_socket\n"
+                f"      path: {d}/b.sock\nagent:\n  collectors:\n    - id: p1\n"
+                f"      command: [{os.path.join(bindir, 'procmond')}]\n")
+    return subprocess.Popen([os.path.join(bindir, "daemoneye-agent"), "--config", cfg],
+                            stderr=subprocess.DEVNULL)
 
 
 def protobuf_module():
@@ -363,13 +369,7 @@ def burst(bindir, nproc, arg_bytes, timeout=120):
     pb = protobuf_module()
     d = tempfile.mkdtemp(prefix="db", dir="/tmp")
     sock = os.path.join(d, "b.sock")
-    cfg = os.path.join(d, "agent.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"broker:\n  embedded:\n    transport:\n      type: unix_socket\n"
-                f"      path: {sock}\nagent:\n  collectors:\n    - id: p1\n"
-                f"      command: [{os.path.join(bindir, 'procmond')}]\n")
-    ag = subprocess.Popen([os.path.join(bindir, "daemoneye-agent"), "--config", cfg],
-                          stderr=subprocess.DEVNULL)
+    ag = start_agent(bindir, d)
     procs = []
     try:
         deadline = time.monotonic() + 10
@@ -392,18 +392,12 @@ def burst(bindir, nproc, arg_bytes, timeout=120):
             born[p.pid] = time.monotonic()
         spawn_s = time.monotonic() - t0
         seen = {}
-        end = time.monotonic() + timeout
-        while len(seen) < nproc and time.monotonic() < end:
-            try:
-                f = w.read_frame(timeout=max(0.01, end - time.monotonic()))
-            except TimeoutError:
-                break
-            if f[0] != "publish":
-                continue
-            e = pb.BusrtEvent.FromString(f[3])
+        for e in busclient.events(pb, w, timeout):
             pid = e.process_event.process.pid
             if e.process_event.event_type == pb.ProcessEvent.DISCOVERY and pid in born:
                 seen.setdefault(pid, time.monotonic())
+                if len(seen) == nproc:
+                    break
         delays = sorted(seen[p] - born[p] for p in seen)
         span = max(seen.values()) - min(seen.values()) if seen else 0
         # the agent's own view: its stream of p1, complete and without gaps

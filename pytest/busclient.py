@@ -201,6 +201,31 @@ class Client:
             return ("error", code, body[7:].decode())
 
 
+def vm(pid, key):
+    """A /proc/PID/status figure in KiB (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def events(pb, c, seconds):
+    """Yields each BusrtEvent (pb: the generated module) c receives until
+    seconds pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            f = c.read_frame(timeout=max(0.01, left))
+        except TimeoutError:
+            return
+        if f[0] == "publish":
+            yield pb.BusrtEvent.FromString(f[3])
+
+
 def connect(address, name, timeout=3.0):
     c = Client(address, timeout)
     code = c.handshake(name)

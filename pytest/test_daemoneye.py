@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from busclient import BIN, Busrtd, connect
+from busclient import BIN, Busrtd, connect, events
 
 AGENT = os.path.join(BIN, "daemoneye-agent")
 PROCMOND = os.path.join(BIN, "procmond")
@@ -143,16 +143,7 @@ def agent(request, pb):
 
 def read_events(pb, c, seconds):
     """Every BusrtEvent c receives within seconds."""
-    evs = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            f = c.read_frame(timeout=max(0.01, deadline - time.monotonic()))
-        except TimeoutError:
-            break
-        if f[0] == "publish":
-            evs.append(pb.BusrtEvent.FromString(f[3]))
-    return evs
+    return list(events(pb, c, seconds))
 
 
 def test_discovery_and_termination_of_exactly_our_processes(agent):

@@ -7,16 +7,7 @@ import struct
 import threading
 import time
 
-from busclient import ACCESS, DATA, OK, OP_PUBLISH, Busrtd, frame
-
-
-def vm(pid, key):
-    """A /proc/PID/status figure in KiB (VmRSS, VmHWM)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise KeyError(key)
+from busclient import ACCESS, DATA, OK, OP_PUBLISH, Busrtd, frame, vm
 
 
 def test_publish_to_broker_topics_is_refused(broker):

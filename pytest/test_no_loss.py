@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from busclient import BUSRTD, Busrtd, connect
+from busclient import BUSRTD, Busrtd, connect, events
 from test_daemoneye import AGENT, PROCMOND, Agent, wait_for
 
 ARG = "x" * 25000  # 701 x 25 KB: past the 16 MiB a client could buffer
@@ -19,18 +19,12 @@ ARG = "x" * 25000  # 701 x 25 KB: past the 16 MiB a client could buffer
 def drain_events(pb, c, pids, seconds):
     """DISCOVERYs of pids seen by c within seconds (raw deliveries)."""
     seen = set()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not pids <= seen:
-        try:
-            f = c.read_frame(timeout=max(0.01, deadline - time.monotonic()))
-        except TimeoutError:
-            break
-        if f[0] != "publish":
-            continue
-        e = pb.BusrtEvent.FromString(f[3])
+    for e in events(pb, c, seconds):
         p = e.process_event.process
         if e.process_event.event_type == pb.ProcessEvent.DISCOVERY and p.pid in pids:
             seen.add(p.pid)
+            if pids <= seen:
+                break
     return seen
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from busclient import BIN, Busrtd, connect
+from busclient import BIN, Busrtd, connect, events
 
 PROCMOND = os.path.join(BIN, "procmond")
 SLEEP = shutil.which("sleep")
@@ -38,15 +38,7 @@ class Watch:
 
     def discovery(self, pid, seconds=10):
         """The first DISCOVERY of pid."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                f = self.w.read_frame(timeout=max(0.01, deadline - time.monotonic()))
-            except TimeoutError:
-                break
-            if f[0] != "publish":
-                continue
-            e = self.pb.BusrtEvent.FromString(f[3])
+        for e in events(self.pb, self.w, seconds):
             pe = e.process_event
             if pe.event_type == self.pb.ProcessEvent.DISCOVERY and pe.process.pid == pid:
                 return pe.process
@@ -231,17 +223,12 @@ def test_hashing_does_not_stall_the_loop(pb, tmp_path):
         # and the hashes came, a cycle or a few later
         with Watch(pb) as w:
             got = {}
-            deadline = time.monotonic() + 20
-            while len(got) < 24 and time.monotonic() < deadline:
-                try:
-                    f = w.w.read_frame(timeout=1)
-                except TimeoutError:
-                    continue
-                if f[0] != "publish":
-                    continue
-                r = pb.BusrtEvent.FromString(f[3]).process_event.process
+            for e in events(pb, w.w, 20):
+                r = e.process_event.process
                 if r.executable_path in digests and r.executable_hash:
                     got[r.executable_path] = r.executable_hash
+                    if len(got) == 24:
+                        break
             assert got == digests
     finally:
         for p in procs:

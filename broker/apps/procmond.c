@@ -153,7 +153,6 @@ static void run_cycle(struct pm *p)
 	s.taken_ns = uv_hrtime();
 	s.taken_ms = wall_ms(p);
 	p->fs.hashes = p->col.compute_hashes;
-	p->fs.defer = true;
 	if (de_procfs_read(&p->fs, &s, p->col.max_processes) != 0) {
 		fprintf(stderr, "procmond: reading /proc failed\n");
 		p->fs.n_jobs = 0;
@@ -375,6 +374,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	p->fs.hash_bytes_max = (uint64_t)hash_mib << 20;
+	p->fs.defer = true; /* hashed on the work queue (run_cycle) */
 	p->fs.hash_cycle_bytes_max = (uint64_t)cycle_mib << 20;
 	uv_loop_init(&p->loop);
 	struct de_collector_ops ops = {.now = now_ns, .wall_ms = wall_ms,

@@ -53,6 +53,18 @@ static long trie_entries(const struct bus_core *core, const struct bus_tnode *n,
 	return total;
 }
 
+/* What a client's set of masks is charged (bus__mask_charge). */
+static uint64_t set_charge(const struct bus_strmap *m)
+{
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < m->cap; i++)
+		if (bus__strmap_live(m, i))
+			sum += bus__mask_charge(m->slots[i].key_len,
+			                        bus__levels(m->slots[i].key,
+			                                    m->slots[i].key_len));
+	return sum;
+}
+
 int bus_core_check_invariants(const struct bus_core *core, char *why,
                               size_t len)
 {
@@ -127,6 +139,12 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 		    c->excl.count > lim->exclusions_max)
 			FAIL("%s: over the subscription limits", c->name);
 		subs += c->subs.count;
+		if (c->mask_bytes != set_charge(&c->subs) + set_charge(&c->excl))
+			FAIL("%s: mask_bytes %llu, its masks cost %llu",
+			     c->name ? c->name : "?",
+			     (unsigned long long)c->mask_bytes,
+			     (unsigned long long)(set_charge(&c->subs) +
+			                          set_charge(&c->excl)));
 		masks += c->mask_bytes;
 		rx += c->rx_cap;
 		if (c->rx_len > c->rx_cap)

@@ -27,6 +27,9 @@ char *bus__strndup(const struct bus_allocator *a, const char *s, size_t len);
 
 /* ---- UTF-8 ------------------------------------------------------------- */
 bool bus__utf8_valid(const uint8_t *s, size_t len);
+/* The length (1..4) of the UTF-8 character at s, or 0 if none starts
+ * there (overlong forms, surrogates and past U+10FFFF are none). */
+size_t bus__utf8_seq(const uint8_t *s, size_t len);
 
 /* ---- string-keyed open-addressing map (lookups only: its iteration order
  * is a function of the keys and the insertion history, never of addresses,

@@ -196,12 +196,17 @@ void queue__write(struct bus_core *core, struct bus_conn *c)
 }
 
 /* ---- backpressure ---------------------------------------------------------- */
-static struct bus_conn *largest_blocking_queue(struct bus_core *core)
+/* The largest queue under block (block: the one a sender waits for when
+ * the broker-wide total is full; its senders bound it), or under another
+ * policy with frames not being written (the one that policy acts on), or
+ * NULL. First in connection order among equals: deterministic. */
+static struct bus_conn *largest_queue(struct bus_core *core, bool block)
 {
 	struct bus_conn *best = NULL;
 	for (struct bus_conn *c = core->first; c; c = c->next)
-		if (c->close == BUS_CLOSE_NONE && c->q_bytes &&
-		    queue__policy(core, c) == BUS_SLOW_BLOCK &&
+		if (c->close == BUS_CLOSE_NONE &&
+		    c->q_bytes > (block ? 0 : c->q_inflight_bytes) &&
+		    (queue__policy(core, c) == BUS_SLOW_BLOCK) == block &&
 		    (!best || c->q_bytes > best->q_bytes))
 			best = c;
 	return best;
@@ -229,7 +234,7 @@ struct bus_conn *queue__blocker(struct bus_core *core, struct bus_conn *sender,
 	if (answer && !queue__room(core, sender, BUS_ACK_BYTES))
 		return sender;
 	if (any && !total_room(core, len))
-		return largest_blocking_queue(core);
+		return largest_queue(core, true);
 	return NULL;
 }
 
@@ -423,20 +428,6 @@ static void shed_newest(struct bus_core *core, struct bus_conn *c, size_t len)
 	c->q_count = kept;
 }
 
-/* The largest queue a policy other than block may act on (block queues
- * are bounded by their senders waiting), or NULL. First in connection
- * order among equals: deterministic. */
-static struct bus_conn *largest_shedding_queue(struct bus_core *core)
-{
-	struct bus_conn *best = NULL;
-	for (struct bus_conn *c = core->first; c; c = c->next)
-		if (c->close == BUS_CLOSE_NONE && c->q_bytes > c->q_inflight_bytes &&
-		    queue__policy(core, c) != BUS_SLOW_BLOCK &&
-		    (!best || c->q_bytes > best->q_bytes))
-			best = c;
-	return best;
-}
-
 /* A new frame of len for c does not fit the broker-wide total: the
  * slow-consumer policy acts on the receivers holding the most, never on
  * one smaller than c would be with the frame (a 16 MiB frame to 40
@@ -446,7 +437,7 @@ static bool total_make_room(struct bus_core *core, struct bus_conn *c,
                             size_t len)
 {
 	while (!total_room(core, len)) {
-		struct bus_conn *big = largest_shedding_queue(core);
+		struct bus_conn *big = largest_queue(core, false);
 		if (!big || big == c || big->q_bytes < c->q_bytes + len)
 			return false;
 		if (queue__policy(core, big) == BUS_SLOW_DROP_NEWEST) {
@@ -505,8 +496,6 @@ enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
 	bool twice = block || (policy == BUS_SLOW_DROP_NEWEST &&
 	                       essential(core, m));
 	bool fits = twice || m->queues > 0 || total_make_room(core, c, m->len);
-	if (c->close != BUS_CLOSE_NONE)
-		return QUEUE_DROPPED; /* defensive: c is never the one cut */
 	if (fits && !overflows(core, c, m, twice) && q_push(core, c, m) == 0) {
 		if (planted_pub)
 			plant_queue(core, c, m);

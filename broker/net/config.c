@@ -548,6 +548,14 @@ void bus_config_defaults(struct bus_file_config *cfg, bool embedded)
 	cfg->socket_mode = 0600;
 }
 
+static int yaml_error(const yaml_parser_t *p, const char *name, char *err,
+                      size_t errlen)
+{
+	snprintf(err, errlen, "%s:%zu: YAML error: %s", name,
+	         p->problem_mark.line + 1, p->problem ? p->problem : "unknown");
+	return BUS_ECONFIG;
+}
+
 int bus_yaml_depth_check(const char *text, size_t len, const char *name,
                          unsigned depth_max, char *err, size_t errlen)
 {
@@ -559,10 +567,7 @@ int bus_yaml_depth_check(const char *text, size_t len, const char *name,
 	for (;;) {
 		yaml_event_t ev;
 		if (!yaml_parser_parse(&parser, &ev)) {
-			snprintf(err, errlen, "%s:%zu: YAML error: %s", name,
-			         parser.problem_mark.line + 1,
-			         parser.problem ? parser.problem : "unknown");
-			rc = BUS_ECONFIG;
+			rc = yaml_error(&parser, name, err, errlen);
 			break;
 		}
 		yaml_event_type_t t = ev.type;
@@ -599,10 +604,7 @@ int bus_config_parse(const char *text, size_t len, const char *name,
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	int rc;
 	if (!yaml_parser_load(&parser, &doc)) {
-		snprintf(err, errlen, "%s:%zu: YAML error: %s", name,
-		         parser.problem_mark.line + 1,
-		         parser.problem ? parser.problem : "unknown");
-		rc = BUS_ECONFIG;
+		rc = yaml_error(&parser, name, err, errlen);
 	} else {
 		struct ld l = {&doc, name, err, errlen, cfg, NULL, NULL, NULL};
 		yaml_node_t *root = yaml_document_get_root_node(&doc);

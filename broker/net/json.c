@@ -2,6 +2,7 @@
  * json.c — JSON string output (json.h).
  */
 #include "bus/json.h"
+#include "../core/internal.h" /* bus__utf8_seq */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,27 +27,6 @@ void bus_json_str(FILE *f, const char *s, size_t n)
 	fputc('"', f);
 }
 
-/* Length of the UTF-8 sequence at p (1..4), or 0 if it is not one, nor a
- * character worth printing (overlong forms, surrogates, past U+10FFFF). */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
-	                   : (c >> 3) == 30 ? 4 : 0;
-	if (!k || k > n)
-		return 0;
-	uint32_t cp = k == 1 ? c : c & (0x7Fu >> k);
-	for (size_t j = 1; j < k; j++) {
-		if ((p[j] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[j] & 0x3F);
-	}
-	static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-	if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return k;
-}
-
 char *bus_text_escape(char *out, size_t cap, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -54,7 +34,7 @@ char *bus_text_escape(char *out, size_t cap, const char *s, size_t n)
 	if (cap == 0)
 		return out;
 	for (size_t i = 0; i < n;) {
-		size_t k = utf8_seq(p + i, n - i);
+		size_t k = bus__utf8_seq(p + i, n - i);
 		bool control = k == 1 ? p[i] < 0x20 || p[i] == 0x7f
 		                      : k == 2 && p[i] == 0xC2 && p[i + 1] < 0xA0;
 		char esc[16];

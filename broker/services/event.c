@@ -38,25 +38,32 @@ struct owned {
 	size_t n;
 };
 
-static char *text_field(const char *s, bool *escaped, struct owned *own)
+static ProtobufCBinaryData raw_of(const char *s)
 {
-	size_t n = strlen(s);
-	if (bus__utf8_valid((const uint8_t *)s, n))
+	return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
+}
+
+static bool is_text(const char *s)
+{
+	return bus__utf8_valid((const uint8_t *)s, strlen(s));
+}
+
+/* raw (if not NULL) gets s's bytes when s is not text. */
+static char *text_field(const char *s, ProtobufCBinaryData *raw,
+                        struct owned *own)
+{
+	if (is_text(s))
 		return (char *)s;
 	char **v = realloc(own->v, (own->n + 1) * sizeof(*v));
 	if (!v)
 		return NULL;
 	own->v = v;
-	size_t cap = 4 * n + 4; /* never cut: a byte is at most 4 */
+	size_t n = strlen(s), cap = 4 * n + 4; /* never cut: a byte is at most 4 */
 	if (!(v[own->n] = malloc(cap)))
 		return NULL;
-	*escaped = true;
+	if (raw)
+		*raw = raw_of(s);
 	return bus_text_escape(v[own->n++], cap, s, n);
-}
-
-static ProtobufCBinaryData raw_of(const char *s)
-{
-	return (ProtobufCBinaryData){strlen(s), (uint8_t *)s};
 }
 
 static void owned_free(struct owned *own)
@@ -87,13 +94,9 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 	struct owned own = {NULL, 0};
 	rec.pid = p->pid;
 	rec.ppid = p->ppid;
-	bool bad_name = false, bad_exe = false;
-	rec.name = text_field(p->name, &bad_name, &own);
-	rec.executable_path = text_field(p->exe, &bad_exe, &own);
-	if (bad_name) /* proto3: an empty bytes field is an absent one */
-		rec.name_raw = raw_of(p->name);
-	if (bad_exe)
-		rec.executable_path_raw = raw_of(p->exe);
+	/* proto3: an empty bytes field is an absent one */
+	rec.name = text_field(p->name, &rec.name_raw, &own);
+	rec.executable_path = text_field(p->exe, &rec.executable_path_raw, &own);
 	rec.start_time = p->start_time_ms;
 	rec.cpu_usage = p->cpu_usage;
 	rec.memory_usage = p->memory_bytes;
@@ -106,24 +109,25 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 	rec.collection_time = now_ms;
 	size_t nargs = split_args(p, NULL); /* not ARGS_MAX (32 KiB) each */
 	char **argv = malloc((nargs ? nargs : 1) * sizeof(*argv));
-	ProtobufCBinaryData *raw = malloc((nargs ? nargs : 1) * sizeof(*raw));
-	if (!argv || !raw || !rec.name || !rec.executable_path) {
-		free(argv), free(raw), owned_free(&own);
-		return NULL;
-	}
+	ProtobufCBinaryData *raw = NULL;
+	if (!argv || !rec.name || !rec.executable_path)
+		goto fail;
 	/* the last argument may lack its NUL if the table was cut short: the
 	 * snapshot always NUL-terminates the whole buffer, so strnlen stops */
 	rec.n_command_line = split_args(p, argv);
 	rec.command_line = argv;
-	bool any_raw = false;
-	for (size_t i = 0; i < rec.n_command_line; i++) {
-		raw[i] = raw_of(argv[i]);
-		if (!(argv[i] = text_field(argv[i], &any_raw, &own))) {
-			free(argv), free(raw), owned_free(&own);
-			return NULL;
+	size_t bad = 0;
+	for (size_t i = 0; i < rec.n_command_line; i++)
+		bad += !is_text(argv[i]);
+	if (bad) { /* every argument's bytes, so the list is whole */
+		raw = malloc(rec.n_command_line * sizeof(*raw));
+		if (!raw)
+			goto fail;
+		for (size_t i = 0; i < rec.n_command_line; i++) {
+			raw[i] = raw_of(argv[i]);
+			if (!(argv[i] = text_field(argv[i], NULL, &own)))
+				goto fail;
 		}
-	}
-	if (any_raw) { /* every argument's bytes, so the list is whole */
 		rec.n_command_line_raw = rec.n_command_line;
 		rec.command_line_raw = raw;
 	}
@@ -160,6 +164,11 @@ uint8_t *de_event_pack(struct de_event_source *src, const char *topic,
 	if (out)
 		src->sequence = seq; /* numbers have no gaps a reader can see */
 	return out;
+fail:
+	free(argv);
+	free(raw);
+	owned_free(&own);
+	return NULL;
 }
 
 uint8_t *de_event_pack_gap(const struct de_event_source *src, uint64_t seq,

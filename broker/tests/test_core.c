@@ -538,6 +538,20 @@ static void test_block_sender_waits_for_its_own_acks(void **state)
 	end_host(b.mh);
 }
 
+/* n clients r0.. subscribed to mask that read nothing more. */
+static void stalled_subscribers(struct memhost *mh, int *r, int n,
+                                const char *mask)
+{
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "r%d", i);
+		r[i] = mh_client(mh, name, LOCAL);
+		sub(mh, r[i], mask);
+		drain_count(mh, r[i], 0);
+		mh->c[r[i]].stalled = true;
+	}
+}
+
 /* One frame shared by many receivers is one allocation: it counts once
  * in the broker-wide total. */
 static void test_shared_frame_counts_once_broker_wide(void **state)
@@ -547,14 +561,7 @@ static void test_shared_frame_counts_once_broker_wide(void **state)
 	bus_core_config_defaults(&cfg, true);
 	struct memhost *mh = new_host(&cfg);
 	int r[10];
-	for (int i = 0; i < 10; i++) {
-		char name[16];
-		snprintf(name, sizeof(name), "r%d", i);
-		r[i] = mh_client(mh, name, LOCAL);
-		sub(mh, r[i], "t");
-		drain_count(mh, r[i], 0);
-		mh->c[r[i]].stalled = true;
-	}
+	stalled_subscribers(mh, r, 10, "t");
 	int p = mh_client(mh, "p", LOCAL);
 	uint64_t before = stats(mh).queued_bytes;
 	pub(mh, p, "t", "0123456789", 0);
@@ -575,14 +582,7 @@ static void test_total_cap_does_not_cut_receivers_of_one_frame(void **state)
 	struct memhost *mh = new_host(&cfg);
 	mh->skip_checks = true;
 	int r[40];
-	for (int i = 0; i < 40; i++) {
-		char name[16];
-		snprintf(name, sizeof(name), "r%d", i);
-		r[i] = mh_client(mh, name, LOCAL);
-		sub(mh, r[i], "t");
-		drain_count(mh, r[i], 0);
-		mh->c[r[i]].stalled = true;
-	}
+	stalled_subscribers(mh, r, 40, "t");
 	int p = mh_client(mh, "p", LOCAL);
 	size_t n = (16u << 20) - 16;
 	uint8_t *big = calloc(1, n);
