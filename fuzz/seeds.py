@@ -110,6 +110,12 @@ core_seeds = {
     "limits": base + b"".join(sub(1, "m%d" % i) for i in range(10)),
     "many-conns": b"".join(cmd(0, 0) + hello(i, "n%d" % i) for i in range(10)),
     "realtime": base + sub(1, "#") + pub(0, "rt", b"now", qos=3),
+    # masks that cover one another (the mask books): covered ones come back
+    # when their cover goes
+    "covers": base + sub(1, "a/b") + sub(1, "+/b") + sub(1, "a/#") + sub(1, "#")
+    + cmd(3, 1, 1, 1, 1, b"#") + pub(0, "a/b", b"1") + cmd(3, 1, 1, 1, 3, b"a/#")
+    + cmd(3, 1, 2, 1, 3, b"x/+") + cmd(3, 1, 2, 1, 3, b"x/#") + cmd(3, 1, 3, 1, 3, b"x/#")
+    + pub(0, "x/y", b"2") + cmd(11, 1),
 }
 for i, (name, data) in enumerate(core_seeds.items()):
     cfgb = bytes([i & 1, 8 + i, 0x41 + i, 0x30 + i])
@@ -128,6 +134,7 @@ topic_seeds = [
     b"\x01M+\n\nx\nx/y\n",
     b"\x01M+/+\na/b\na\na/b/c\n",
     b"\x01Ma/+/c\nMa/#\nRa/#\na/b/c\na/b\n",
+    b"\x01Ma/b\nM+/b\nMa/#\nM+/#\nM#\nM+/+\nM*/b/#\na/b\nc/b\na/b/c\n",
     b"\x01Ma+\na+\nab\n",
     b"\x00M*\n*\nx\n",
     b"\x01M*\n*\nx\n",

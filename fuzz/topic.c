@@ -5,7 +5,8 @@
  * more remaining levels, '#' ends a mask, '*' = '+' when star_is_plus,
  * nothing else special). Any disagreement aborts; so does a walk that
  * enters more nodes than the trie has, and an exclusion check
- * (bus__trie_any) that disagrees with "some mask matches".
+ * (bus__trie_any) that disagrees with "some mask matches", and a mask said
+ * to cover another (bus__mask_covers) that misses a topic the other matches.
  *
  * Input: lines ('\n'); the first byte's bit 0 is star_is_plus; a line
  * starting with 'M' is a mask (the rest), 'R' removes the mask of that
@@ -93,6 +94,19 @@ static void compare(struct bus_trie *t, const char *topic, size_t tn,
 		           (int)masks[i].rlen, masks[i].raw, (int)tn, topic,
 		           s.hit[i]);
 		any_ref |= ref;
+		/* a cover matches whatever it covers matches */
+		for (int j = 0; ref && j < nmasks; j++) {
+			uint64_t steps = 0;
+			if (!masks[j].live ||
+			    !bus__mask_covers(masks[j].norm, masks[j].nlen,
+			                      masks[i].norm, masks[i].nlen, &steps))
+				continue;
+			FUZZ_CHECK(bus__mask_match(masks[j].norm, masks[j].nlen,
+			                           topic, tn),
+			           "'%.*s' covers '%.*s' but not on '%.*s'",
+			           (int)masks[j].nlen, masks[j].norm,
+			           (int)masks[i].nlen, masks[i].norm, (int)tn, topic);
+		}
 	}
 	/* the exclusion check: "does any mask match", stopping early */
 	FUZZ_CHECK(bus__trie_any(t, topic, tn) == any_ref,

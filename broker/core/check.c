@@ -65,6 +65,31 @@ static uint64_t set_charge(const struct bus_strmap *m)
 	return sum;
 }
 
+/* A book (core.c): no mask in both maps, and every covered mask has a
+ * cover among the masks in the trie. NULL, or what is wrong. */
+static const char *book_fault(const struct bus_strmap *in,
+                              const struct bus_strmap *cov)
+{
+	for (uint32_t i = 0; i < cov->cap; i++) {
+		if (!bus__strmap_live(cov, i))
+			continue;
+		const char *k = cov->slots[i].key;
+		size_t kl = cov->slots[i].key_len;
+		if (bus__strmap_get(in, k, kl))
+			return "a mask both in the trie and covered";
+		bool covered = false;
+		uint64_t steps = 0;
+		for (uint32_t j = 0; j < in->cap && !covered; j++)
+			covered = bus__strmap_live(in, j) &&
+			          bus__mask_covers(in->slots[j].key,
+			                           in->slots[j].key_len, k, kl,
+			                           &steps);
+		if (!covered)
+			return "a covered mask without a cover in the trie";
+	}
+	return NULL;
+}
+
 int bus_core_check_invariants(const struct bus_core *core, char *why,
                               size_t len)
 {
@@ -93,7 +118,8 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 			if (c->primary && (!live(core, c->primary) ||
 			                   !c->primary->registered))
 				FAIL("%s: secondary of a dead primary", c->name);
-		} else if (c->subs.count || c->excl.count) {
+		} else if (c->subs.count || c->excl.count ||
+		           c->subs_cov.count || c->excl_cov.count) {
 			FAIL("unregistered connection with subscriptions");
 		}
 		if (c->q_count > c->q_cap || c->q_inflight > c->q_count)
@@ -135,16 +161,22 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 				FAIL("waiters of %s: wrong tail",
 				     c->name ? c->name : "?");
 		}
-		if (c->subs.count > lim->subscriptions_max ||
-		    c->excl.count > lim->exclusions_max)
+		if (c->subs.count + c->subs_cov.count > lim->subscriptions_max ||
+		    c->excl.count + c->excl_cov.count > lim->exclusions_max)
 			FAIL("%s: over the subscription limits", c->name);
 		subs += c->subs.count;
-		if (c->mask_bytes != set_charge(&c->subs) + set_charge(&c->excl))
+		uint64_t charge = set_charge(&c->subs) + set_charge(&c->subs_cov) +
+		                  set_charge(&c->excl) + set_charge(&c->excl_cov);
+		if (c->mask_bytes != charge)
 			FAIL("%s: mask_bytes %llu, its masks cost %llu",
 			     c->name ? c->name : "?",
 			     (unsigned long long)c->mask_bytes,
-			     (unsigned long long)(set_charge(&c->subs) +
-			                          set_charge(&c->excl)));
+			     (unsigned long long)charge);
+		const char *bf = book_fault(&c->subs, &c->subs_cov);
+		if (!bf)
+			bf = book_fault(&c->excl, &c->excl_cov);
+		if (bf)
+			FAIL("%s: %s", c->name ? c->name : "?", bf);
 		masks += c->mask_bytes;
 		rx += c->rx_cap;
 		if (c->rx_len > c->rx_cap)

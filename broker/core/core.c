@@ -264,7 +264,9 @@ static void conn_unregister(struct bus_core *core, struct bus_conn *c)
 			                 c->subs.slots[i].key,
 			                 c->subs.slots[i].key_len, c);
 	bus__strmap_free(&core->a, &c->subs);
+	bus__strmap_free(&core->a, &c->subs_cov);
 	bus__strmap_free(&core->a, &c->excl);
+	bus__strmap_free(&core->a, &c->excl_cov);
 	bus__trie_free(&core->a, &c->excl_trie);
 	core->mask_bytes -= c->mask_bytes;
 	c->mask_bytes = 0;
@@ -642,6 +644,179 @@ static bool on_broadcast(struct bus_core *core, struct bus_conn *c,
 	return true;
 }
 
+/* ---- mask books ---------------------------------------------------------
+ * A client receives a frame once however many of its masks match it (and
+ * is spared it once however many exclusions match), so a mask that another
+ * of the same set covers (bus__mask_covers) is kept aside, out of the trie:
+ * the book's "in" map holds what the trie holds, "cov" the covered rest,
+ * each with a cover in "in". Without this, the 1,024 masks of 10 levels
+ * over {a, +} then "z" made every publish on a/.../a/y enter 2,047 nodes;
+ * with it, "+/+/.../z" covers them all and the walk enters 12.
+ *
+ * What "in" keeps is an antichain (no mask covers another), as far as the
+ * work allowed for: one frame's checks may compare BUS_COVER_STEPS mask
+ * levels, and a set with more than BUS_COVER_SCAN masks in the trie is not
+ * scanned. Past either, masks simply go to the trie: every answer is the
+ * same, only the walk is longer (by the plain trie's bound, the masks'
+ * nodes). A covered mask is moved only on a check that held, so the rule
+ * "every covered mask has a cover in the trie" holds whatever the budget. */
+#define BUS_COVER_STEPS (1u << 22)
+#define BUS_COVER_SCAN 1024u
+
+struct mask_book {
+	struct bus_strmap *in, *cov;
+	struct bus_trie *trie;
+};
+
+static bool cover_check(struct bus_core *core, const char *r, size_t rl,
+                        const char *s, size_t sl, bool *sure)
+{
+	if (core->cover_steps >= BUS_COVER_STEPS) {
+		*sure = false;
+		return false;
+	}
+	return bus__mask_covers(r, rl, s, sl, &core->cover_steps);
+}
+
+/* Is m covered by a mask in the trie? False when unsure. */
+static bool book_covered(struct bus_core *core, const struct mask_book *b,
+                         const char *m, size_t ml)
+{
+	const struct bus_strmap *in = b->in;
+	bool sure = true;
+	if (in->count > BUS_COVER_SCAN)
+		return false;
+	for (uint32_t i = 0; i < in->cap && sure; i++)
+		if (bus__strmap_live(in, i) &&
+		    cover_check(core, in->slots[i].key, in->slots[i].key_len, m,
+		                ml, &sure))
+			return true;
+	return false;
+}
+
+/* Adds m, in neither map: covered, or into the trie; there, with shadow,
+ * the masks of the trie it covers move aside. */
+static int book_add(struct bus_core *core, struct bus_conn *c,
+                    const struct mask_book *b, const char *m, size_t ml,
+                    bool shadow)
+{
+	const struct bus_allocator *a = &core->a;
+	if (book_covered(core, b, m, ml))
+		return bus__strmap_put(a, b->cov, m, ml, NULL);
+	if (bus__strmap_put(a, b->in, m, ml, NULL) != 0)
+		return BUS_ENOMEM;
+	if (bus__trie_add(a, b->trie, m, ml, c) != 0) {
+		bus__strmap_del(a, b->in, m, ml);
+		return BUS_ENOMEM;
+	}
+	struct bus_strmap *in = b->in;
+	bool sure = true;
+	if (!shadow || in->count > BUS_COVER_SCAN + 1)
+		return 0;
+	/* deleting leaves a tombstone: the slots stay where they are */
+	for (uint32_t i = 0; i < in->cap && sure; i++) {
+		if (!bus__strmap_live(in, i))
+			continue;
+		const char *k = in->slots[i].key;
+		size_t kl = in->slots[i].key_len;
+		if ((kl == ml && memcmp(k, m, ml) == 0) ||
+		    !cover_check(core, m, ml, k, kl, &sure))
+			continue;
+		if (bus__strmap_put(a, b->cov, k, kl, NULL) != 0)
+			continue; /* stays in the trie: harmless */
+		bus__trie_remove(a, b->trie, k, kl, c);
+		bus__strmap_del(a, in, k, kl);
+	}
+	return 0;
+}
+
+/* Ranks masks so that a cover always comes before what it covers: fewer
+ * literal levels, then ending in "#", then fewer levels. */
+struct mask_ranked {
+	char *key;
+	size_t len;
+	uint32_t literal, open, levels;
+};
+
+static int ranked_cmp(const void *x, const void *y)
+{
+	const struct mask_ranked *p = x, *q = y;
+	if (p->literal != q->literal)
+		return p->literal < q->literal ? -1 : 1;
+	if (p->open != q->open)
+		return p->open > q->open ? -1 : 1;
+	if (p->levels != q->levels)
+		return p->levels < q->levels ? -1 : 1;
+	size_t n = p->len < q->len ? p->len : q->len;
+	int d = memcmp(p->key, q->key, n);
+	return d ? d : (p->len > q->len) - (p->len < q->len);
+}
+
+static void mask_rank(struct mask_ranked *r)
+{
+	r->literal = r->open = 0;
+	r->levels = 1;
+	size_t start = 0;
+	for (size_t i = 0; i <= r->len; i++) {
+		if (i < r->len && r->key[i] != '/')
+			continue;
+		size_t n = i - start;
+		if (n == 1 && r->key[start] == '#')
+			r->open = 1;
+		else if (!(n == 1 && r->key[start] == '+'))
+			r->literal++;
+		r->levels += i < r->len;
+		start = i + 1;
+	}
+}
+
+/* Removes m from the book. If it was in the trie, the masks it covered
+ * that have no other cover there take its place, covers first (so the
+ * antichain stays one: what m covered covers nothing m did not). */
+static int book_remove(struct bus_core *core, struct bus_conn *c,
+                       const struct mask_book *b, const char *m, size_t ml)
+{
+	const struct bus_allocator *a = &core->a;
+	if (bus__strmap_del(a, b->cov, m, ml))
+		return 0;
+	bus__trie_remove(a, b->trie, m, ml, c);
+	bus__strmap_del(a, b->in, m, ml);
+	struct bus_strmap *cov = b->cov;
+	if (cov->count == 0)
+		return 0;
+	struct mask_ranked *out = bus__alloc(a, sizeof(*out) * cov->count);
+	if (!out)
+		return BUS_ENOMEM;
+	uint32_t n = 0;
+	int rc = 0;
+	bool sure = true;
+	for (uint32_t i = 0; i < cov->cap; i++) {
+		if (!bus__strmap_live(cov, i))
+			continue;
+		const char *k = cov->slots[i].key;
+		size_t kl = cov->slots[i].key_len;
+		if (sure && !cover_check(core, m, ml, k, kl, &sure) && sure)
+			continue; /* its cover is another */
+		out[n] = (struct mask_ranked){.key = bus__strndup(a, k, kl),
+		                              .len = kl};
+		if (!out[n].key) {
+			rc = BUS_ENOMEM;
+			break;
+		}
+		mask_rank(&out[n++]);
+		bus__strmap_del(a, cov, k, kl);
+	}
+	if (n > 1)
+		qsort(out, n, sizeof(*out), ranked_cmp);
+	for (uint32_t i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = book_add(core, c, b, out[i].key, out[i].len, false);
+		bus__free(a, out[i].key);
+	}
+	bus__free(a, out);
+	return rc;
+}
+
 /* SUBSCRIBE / UNSUBSCRIBE / EXCLUDE / UNEXCLUDE: masks separated by \0.
  * Every mask is validated before any is applied, so a rejected frame
  * changes nothing: the count limits, and the bytes charged for masks
@@ -652,8 +827,11 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 	const struct bus_limits *l = &core->cfg.limits;
 	bool adding = f->op == BUS_OP_SUBSCRIBE || f->op == BUS_OP_EXCLUDE;
 	bool subs = f->op == BUS_OP_SUBSCRIBE || f->op == BUS_OP_UNSUBSCRIBE;
-	struct bus_strmap *set = subs ? &c->subs : &c->excl;
-	struct bus_trie *trie = subs ? &core->trie : &c->excl_trie;
+	struct mask_book book = {
+	    .in = subs ? &c->subs : &c->excl,
+	    .cov = subs ? &c->subs_cov : &c->excl_cov,
+	    .trie = subs ? &core->trie : &c->excl_trie,
+	};
 	uint32_t max = subs ? l->subscriptions_max : l->exclusions_max;
 	const char *buf = (const char *)f->payload;
 	size_t len = f->len;
@@ -668,6 +846,7 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 	}
 	uint32_t fresh = 0;
 	uint64_t charge = 0;
+	core->cover_steps = 0;
 	bool ok = true, nomem = false;
 	for (int pass = 0; pass < 2 && ok; pass++) {
 		size_t pos = 0;
@@ -678,22 +857,16 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 			size_t nl = bus__mask_normalize(
 			    buf + pos, ml, core->cfg.star_is_plus, norm);
 			uint64_t cost = bus__mask_charge(nl, bus__levels(norm, nl));
-			bool known = bus__strmap_get(set, norm, nl) != NULL;
+			bool known = bus__strmap_get(book.in, norm, nl) ||
+			             bus__strmap_get(book.cov, norm, nl);
 			if (pass == 0 && adding) {
 				if (!topic_within_limits(core, buf + pos, ml))
 					ok = false;
 				fresh += !known;
 				charge += known ? 0 : cost;
 			} else if (pass == 1 && adding && !known) {
-				if (bus__strmap_put(&core->a, set, norm, nl,
-				                    NULL) != 0) {
-					ok = false;
-					nomem = true;
-					break;
-				}
-				if (bus__trie_add(&core->a, trie, norm, nl, c) !=
+				if (book_add(core, c, &book, norm, nl, true) !=
 				    0) {
-					bus__strmap_del(&core->a, set, norm, nl);
 					ok = false;
 					nomem = true;
 					break;
@@ -701,17 +874,20 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 				c->mask_bytes += cost;
 				core->mask_bytes += cost;
 			} else if (pass == 1 && !adding && known) {
-				bus__trie_remove(&core->a, trie, norm, nl, c);
-				bus__strmap_del(&core->a, set, norm, nl);
 				c->mask_bytes -= cost;
 				core->mask_bytes -= cost;
+				if (book_remove(core, c, &book, norm, nl) != 0) {
+					ok = false;
+					nomem = true;
+					break;
+				}
 			}
 			if (!z)
 				break;
 			pos = end + 1;
 		}
 		if (pass == 0 && adding &&
-		    ((uint64_t)set->count + fresh > max ||
+		    ((uint64_t)book.in->count + book.cov->count + fresh > max ||
 		     c->mask_bytes + charge > l->subscriptions_bytes_max ||
 		     core->mask_bytes + charge > l->subscriptions_bytes_total_max))
 			ok = false;
@@ -1065,7 +1241,9 @@ static void conn_free(struct bus_core *core, struct bus_conn *c)
 	input_forget(core, c);
 	bus__free(&core->a, c->name);
 	bus__strmap_free(&core->a, &c->subs);
+	bus__strmap_free(&core->a, &c->subs_cov);
 	bus__strmap_free(&core->a, &c->excl);
+	bus__strmap_free(&core->a, &c->excl_cov);
 	bus__trie_free(&core->a, &c->excl_trie);
 	bus__free(&core->a, c);
 }

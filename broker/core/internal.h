@@ -166,6 +166,10 @@ bool bus__topic_is_broker(const char *t, size_t len);
  * agree with; used directly for exclusions). */
 bool bus__mask_match(const char *mask, size_t mlen, const char *topic,
                      size_t tlen);
+/* Does mask r cover mask s (both normalised): does every topic s matches
+ * match r too? Adds the levels compared to *steps. */
+bool bus__mask_covers(const char *r, size_t rl, const char *s, size_t sl,
+                      uint64_t *steps);
 /* Broadcast: names split on '.', "*" matches one or more remaining levels,
  * "?" exactly one. */
 bool bus__bcast_match(const char *mask, size_t mlen, const char *name,
@@ -264,9 +268,11 @@ struct bus_conn {
 	struct bus_conn *wait_on;
 	struct bus_conn *wait_prev, *wait_next;
 	struct bus_conn *waiters_first, *waiters_last;
-	/* subscriptions: normalised mask -> 1; exclusions also in a trie of
-	 * their own (a check costs the topic's depth, not a scan) */
-	struct bus_strmap subs, excl;
+	/* subscriptions and exclusions: normalised mask -> NULL, in a trie
+	 * (the broker's; for exclusions the client's own, so a check costs
+	 * the topic's depth, not a scan); _cov: the masks another of the
+	 * same set covers, kept out of the trie (see core.c, mask books) */
+	struct bus_strmap subs, excl, subs_cov, excl_cov;
 	struct bus_trie excl_trie;
 	uint64_t mask_bytes; /* charged for its masks (bus__mask_charge) */
 	uint64_t route_mark;
@@ -307,6 +313,7 @@ struct bus_core {
 	uint32_t iov_cap;
 	uint64_t queued_bytes;
 	uint64_t mask_bytes; /* every client's, charged */
+	uint64_t cover_steps; /* mask levels compared for this frame's books */
 	/* the input budget: what every rx holds; the one reader that may go
 	 * past it (so that a frame completes) and since when; the paused */
 	uint64_t rx_bytes;

@@ -103,6 +103,36 @@ bool bus__mask_match(const char *mask, size_t mlen, const char *topic,
 	return wild_match(mask, mlen, topic, tlen, '/', '+', '#');
 }
 
+/* Level by level: "#" in r covers whatever s has from there on (s has a
+ * level there, or it would have ended before); "#" in s is covered only
+ * by "#"; "+" in r covers a literal or "+"; a literal only itself; and
+ * without "#" both must end together. */
+bool bus__mask_covers(const char *r, size_t rl, const char *s, size_t sl,
+                      uint64_t *steps)
+{
+	size_t rp = 0, sp = 0;
+	for (;;) {
+		size_t re = level_end(r, rl, rp, '/');
+		size_t se = level_end(s, sl, sp, '/');
+		size_t rn = re - rp, sn = se - sp;
+		++*steps;
+		if (rn == 1 && r[rp] == '#')
+			return true;
+		if (sn == 1 && s[sp] == '#')
+			return false;
+		if (!(rn == 1 && r[rp] == '+') &&
+		    !(rn == sn && memcmp(r + rp, s + sp, rn) == 0))
+			return false;
+		bool r_more = re < rl, s_more = se < sl;
+		if (r_more != s_more)
+			return false;
+		if (!r_more)
+			return true;
+		rp = re + 1;
+		sp = se + 1;
+	}
+}
+
 bool bus__bcast_match(const char *mask, size_t mlen, const char *name,
                       size_t nlen)
 {
@@ -305,8 +335,9 @@ static bool subset_visit(const struct bus_subset *s, bus_trie_visit_fn fn,
  * at most once per walk, and only for a mask that matches the topic up
  * to that node's level. So a walk enters at most (topic levels + 1) x
  * (distinct masks matching so far) nodes, whatever the number of
- * subscribers; the broker's subscription budgets bound the masks. True:
- * stop (fn NULL and someone found). */
+ * subscribers; the broker's subscription budgets bound the masks, and a
+ * client's masks that another of its masks covers are not in the trie
+ * (core.c, mask books). True: stop (fn NULL and someone found). */
 static bool trie_match(struct bus_trie *t, const struct bus_tnode *n,
                        const char *topic, size_t len, size_t pos, bool more,
                        bus_trie_visit_fn fn, void *arg)

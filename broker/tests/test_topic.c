@@ -120,6 +120,65 @@ static void test_trie_agrees_with_reference(void **state)
 	bus__trie_free(&a, &t);
 }
 
+/* Every string of up to n levels over the given level texts, joined by
+ * '/'; returns the count. */
+static int strings_of(const char *const *lv, int nlv, int n, char out[][16])
+{
+	int count = 0, first = 0;
+	out[count++][0] = 0; /* grown below; removed at the end */
+	for (int len = 1; len <= n; len++) {
+		int end = count;
+		for (int i = first; i < end; i++)
+			for (int k = 0; k < nlv; k++) {
+				char one[16];
+				snprintf(one, sizeof(one), "%s%s%s", out[i],
+				         len > 1 ? "/" : "", lv[k]);
+				memcpy(out[count++], one, sizeof(one));
+			}
+		first = end;
+	}
+	memmove(out, out + 1, sizeof(out[0]) * (size_t)(count - 1));
+	return count - 1;
+}
+
+/* bus__mask_covers(r, s) holds exactly when every topic s matches, r
+ * matches: checked over every mask of up to 3 levels over {a, b, +, #} and
+ * every topic of up to 4 levels over {a, b, c, ""} (c stands for any other
+ * literal, and a topic one level longer than any mask is enough). */
+static void test_covers_is_exact(void **state)
+{
+	(void)state;
+	static char masks[1 + 4 + 16 + 64][16],
+	    topics[1 + 4 + 16 + 64 + 256][16];
+	static const char *const mlv[] = {"a", "b", "+", "#"};
+	static const char *const tlv[] = {"a", "b", "c", ""};
+	int nm = strings_of(mlv, 4, 3, masks);
+	int nt = strings_of(tlv, 4, 4, topics);
+	int covers = 0;
+	for (int i = 0; i < nm; i++) {
+		char r[16];
+		size_t rl = bus__mask_normalize(masks[i], strlen(masks[i]), true, r);
+		for (int j = 0; j < nm; j++) {
+			char s[16];
+			size_t sl = bus__mask_normalize(masks[j], strlen(masks[j]),
+			                                true, s);
+			bool want = true;
+			for (int t = 0; t < nt && want; t++) {
+				size_t tl = strlen(topics[t]);
+				want = !bus__mask_match(s, sl, topics[t], tl) ||
+				       bus__mask_match(r, rl, topics[t], tl);
+			}
+			uint64_t steps = 0;
+			bool got = bus__mask_covers(r, rl, s, sl, &steps);
+			if (got != want)
+				fail_msg("covers('%s', '%s') = %d", r, s, got);
+			assert_true(steps >= 1 && steps <= 3);
+			covers += got;
+		}
+	}
+	assert_true(covers > nm); /* more than each mask itself */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -127,6 +186,7 @@ int main(void)
 	    cmocka_unit_test(test_normalize),
 	    cmocka_unit_test(test_broadcast),
 	    cmocka_unit_test(test_trie_agrees_with_reference),
+	    cmocka_unit_test(test_covers_is_exact),
 	};
 	return cmocka_run_group_tests_name("topic", tests, NULL, NULL);
 }
