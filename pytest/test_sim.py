@@ -4,6 +4,7 @@ determinism, sweeps, planted bugs, the ledger — run in make test's sim
 stage, scripts/sim-test.sh.)"""
 import json
 import os
+import resource
 import subprocess
 
 from busclient import BIN
@@ -46,18 +47,33 @@ def test_bad_input_exits_2_and_says_where(tmp_path):
     bad.write_text("version: 1\nfaults:\n  - {at_ms: 5, kind: meteor}\n")
     p = sim("run", "default", "--faults", str(bad))
     assert p.returncode == 2 and "unknown fault kind" in p.stderr
-    # what a scenario may cost: nesting, and its tables as held (one copy per
-    # poll: this 240 KB file once took 1.9 GB)
+    # what a scenario may cost: nesting, and its tables' changes as held
     bad.write_text("a: " + "[" * 13 + "]" * 13 + "\n")
     p = sim("run", str(bad))
     assert p.returncode == 2 and f"{bad}:1: nested deeper than 12 levels" in p.stderr, p.stderr
     head = ("version: 1\nname: big\nduration_ms: 100\ncollectors:\n  - id: p1\n"
             "    poll_ms: 100\n    table:\n      - at_ms: 0\n        add:\n")
+    # 3,000 processes over 1,200 polls: a table copy per poll (3.6 million
+    # entries) was refused, and 300 polls took 123 MB; one replayed table
+    # takes a few
     rows = "".join(f"          - [{1000 + i}, 1, 1, 0, p, /p, p]\n" for i in range(3000))
-    polls = "".join(f"      - {{at_ms: {t}}}\n" for t in range(1, 400))
+    polls = "".join(f"      - {{at_ms: {t}}}\n" for t in range(1, 1200))
+    bad.write_text(head + rows + polls)
+    def data_64mib():  # heap and private mappings: the tables' memory
+        if not os.environ.get("BUSRT_ASAN"):  # its shadow maps terabytes
+            resource.setrlimit(resource.RLIMIT_DATA, (64 << 20, 64 << 20))
+    p = subprocess.run([SIM, "run", str(bad), "--faults", "none"], cwd=ROOT, text=True,
+                       capture_output=True, timeout=120, preexec_fn=data_64mib)
+    assert p.returncode == 0, p.stderr
+    # changes are capped: an alias counts its list at every poll naming it
+    sets = ", ".join(f"[{1000 + i}, 1, uid, 7]" for i in range(1000))
+    polls = f"      - {{at_ms: 1, set: &s [{sets}]}}\n" + \
+        "".join(f"      - {{at_ms: {t}, set: *s}}\n" for t in range(2, 1002))
+    rows = "".join(f"          - [{1000 + i}, 1, 1, 0, p, /p, p]\n" for i in range(1000))
     bad.write_text(head + rows + polls)
     p = sim("run", str(bad))
-    assert p.returncode == 2 and "more than 1,000,000 process entries" in p.stderr, p.stderr
+    assert p.returncode == 2 and "the tables change more than 1,000,000 times" in p.stderr, \
+        p.stderr
     # a process's text that is not UTF-8 is written !bytes '...' (\xNN)
     table = ("version: 1\nname: b\nduration_ms: 100\ncollectors:\n  - id: p1\n"
              "    poll_ms: 100\n    table:\n      - at_ms: 0\n        add:\n"

@@ -545,7 +545,7 @@ static void stream(struct sim *s, struct sim_report *r)
 static void convergence(struct sim *s, struct sim_report *r)
 {
 	for (int i = 0; i < s->n_cols; i++) {
-		const struct collector *c = &s->cols[i];
+		struct collector *c = &s->cols[i];
 		const char *name = s->links[c->link].name;
 		if (!c->alive) {
 			fail(r, SIM_C_CONVERGENCE, s->now, "%s is not running at "
@@ -561,7 +561,7 @@ static void convergence(struct sim *s, struct sim_report *r)
 		}
 		struct de_snapshot truth;
 		de_snapshot_init(&truth);
-		sim_table_snapshot(c->spec, sim_table_at(c->spec, s->now), &truth);
+		sim_table_snapshot(&c->truth, sim_table_at(c->spec, s->now), &truth);
 		size_t same = 0;
 		for (size_t k = 0; k < truth.n; k++) {
 			const struct de_proc *t = &truth.v[k];

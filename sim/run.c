@@ -1098,10 +1098,10 @@ static struct bus_client *make_client(struct sim *s, struct link *l)
 
 long sim_table_at(const struct sim_collector_spec *cs, uint64_t t)
 {
-	size_t lo = 0, hi = cs->n_tables;
+	size_t lo = 0, hi = cs->n_polls;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (cs->tables[mid].at_ns <= t)
+		if (cs->polls[mid].at_ns <= t)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -1122,7 +1122,7 @@ static void col_cycle(struct sim *s, int i)
 	struct de_snapshot snap;
 	de_snapshot_init(&snap);
 	snap.taken_ns = s->now;
-	sim_table_snapshot(co->spec, idx, &snap);
+	sim_table_snapshot(&co->table, idx, &snap);
 	de_collector_cycle(&co->col, &snap);
 	co->last_table = idx;
 }
@@ -1823,6 +1823,8 @@ static void setup(struct sim *s)
 		snprintf(name, sizeof(name), "collector.process.%s",
 		         sc->collectors[i].id);
 		s->cols[i].spec = &sc->collectors[i];
+		sim_replay_init(&s->cols[i].table, s->cols[i].spec);
+		sim_replay_init(&s->cols[i].truth, s->cols[i].spec);
 		s->cols[i].link = new_link(s, LK_COLLECTOR, i, name);
 	}
 	for (int i = 0; i < (int)sc->n_monitors; i++) {
@@ -1870,9 +1872,12 @@ static void teardown_all(struct sim *s)
 			bus_client_free(l->cl);
 		l->cl = NULL;
 	}
-	for (int i = 0; i < s->n_cols; i++)
+	for (int i = 0; i < s->n_cols; i++) {
 		if (s->cols[i].col_init)
 			de_collector_free(&s->cols[i].col);
+		sim_replay_free(&s->cols[i].table);
+		sim_replay_free(&s->cols[i].truth);
+	}
 	if (s->core)
 		bus_core_free(s->core);
 	for (int i = 0; i < s->n_recv; i++) {

@@ -1,8 +1,10 @@
 /*
  * scenario.c — scenario and fault-plan files (scenarios/README.md), YAML
  * read with libyaml's document API. Every key is known; an error names the
- * file, the line and what is wrong. Process tables are stored as deltas
- * per poll and rebuilt here into a full table per poll.
+ * file, the line and what is wrong. Process tables are written as deltas
+ * per poll and held so: each collector's changes in time order (struct
+ * sim_op), from which one table is replayed forward (struct sim_replay) —
+ * memory in the changes, never a table per poll.
  */
 #include "sim.h"
 #include "bus/config.h"
@@ -33,14 +35,14 @@ struct ld {
 	/* strings of every table live here, freed with the scenario */
 	char **pool;
 	size_t pool_n, pool_cap;
-	size_t entries; /* process entries of every table so far */
+	size_t entries; /* changes of every table so far */
 };
 
 /* What a scenario may cost before it is refused, with a message: its
  * file, its nesting (checked before libyaml builds the document: the
- * format needs 7 levels) and its tables as the simulator holds them (one
- * copy per poll: the shipped scenarios hold under 4,000 entries; a
- * million is 128 MiB). */
+ * format needs 7 levels) and its tables' changes as the simulator holds
+ * them (the shipped scenarios hold under 4,000; a million is 136 MiB;
+ * aliases make a list count at every poll that names it). */
 #define SCENARIO_BYTES_MAX (8u << 20)
 #define SCENARIO_DEPTH_MAX 12u
 #define SCENARIO_ENTRIES_MAX 1000000u
@@ -209,7 +211,34 @@ static char *text_field(struct ld *l, const yaml_node_t *n, const char *key,
 	return d;
 }
 
-static int parse_add(struct ld *l, struct work *w, const yaml_node_t *e)
+/* Doubles an array when n reaches a power of two. */
+static bool grow_pow2(void **v, size_t n, size_t each)
+{
+	if (n & (n - 1))
+		return true;
+	void *nv = realloc(*v, (n ? 2 * n : 1) * each);
+	if (!nv)
+		return false;
+	*v = nv;
+	return true;
+}
+
+/* Records a change of c's table: p's record as it is now, or its
+ * deletion. */
+static int op_push(struct ld *l, struct sim_collector_spec *c,
+                   const yaml_node_t *e, const struct sim_proc *p, bool del)
+{
+	if (++l->entries > SCENARIO_ENTRIES_MAX)
+		return fail(l, e, "the tables change more than 1,000,000 times "
+		            "(every add, set and del counts)", "table");
+	if (!grow_pow2((void **)&c->ops, c->n_ops, sizeof(*c->ops)))
+		return fail(l, e, "out of memory", NULL);
+	c->ops[c->n_ops++] = (struct sim_op){.p = *p, .del = del};
+	return 0;
+}
+
+static int parse_add(struct ld *l, struct sim_collector_spec *c,
+                     struct work *w, const yaml_node_t *e)
 {
 	const yaml_node_t *f[7];
 	int k = 0;
@@ -265,8 +294,9 @@ static int parse_add(struct ld *l, struct work *w, const yaml_node_t *e)
 		if (p->cmdline[i] == ' ')
 			p->cmdline[i] = 0;
 	p->cmdline_len = cl ? cl + 1 : 0;
+	int rc2 = op_push(l, c, e, p, false);
 	qsort(w->v, w->n, sizeof(*w->v), cmp_proc);
-	return 0;
+	return rc2;
 }
 
 static int parse_key(struct ld *l, struct work *w, const yaml_node_t *e,
@@ -302,7 +332,8 @@ static int parse_key(struct ld *l, struct work *w, const yaml_node_t *e,
 	return 0;
 }
 
-static int parse_set(struct ld *l, struct work *w, const yaml_node_t *e)
+static int parse_set(struct ld *l, struct sim_collector_spec *c,
+                     struct work *w, const yaml_node_t *e)
 {
 	const yaml_node_t *fv[2];
 	struct sim_proc *p;
@@ -339,15 +370,17 @@ static int parse_set(struct ld *l, struct work *w, const yaml_node_t *e)
 	} else
 		return fail(l, fv[0], "field is name, exe, cmdline, ppid, uid or "
 		                      "hash", "set");
-	return p->name && p->exe && p->cmdline ? 0
-	                                       : fail(l, e, "out of memory", NULL);
+	if (!p->name || !p->exe || !p->cmdline)
+		return fail(l, e, "out of memory", NULL);
+	return op_push(l, c, e, p, false);
 }
 
-static int parse_del(struct ld *l, struct work *w, const yaml_node_t *e)
+static int parse_del(struct ld *l, struct sim_collector_spec *c,
+                     struct work *w, const yaml_node_t *e)
 {
 	struct sim_proc *p;
 	int rc = parse_key(l, w, e, 2, "del", NULL, &p);
-	if (rc)
+	if (rc || (rc = op_push(l, c, e, p, true)))
 		return rc;
 	size_t i = (size_t)(p - w->v);
 	memmove(&w->v[i], &w->v[i + 1], (w->n - i - 1) * sizeof(*w->v));
@@ -363,6 +396,7 @@ static int parse_poll(struct ld *l, struct sim_collector_spec *c,
 	const char *k;
 	yaml_node_t *v, *e;
 	uint64_t at = UINT64_MAX;
+	size_t first = c->n_ops;
 	int rc;
 	FOR_PAIRS(l, n, k, v) {
 		if (!k)
@@ -375,11 +409,11 @@ static int parse_poll(struct ld *l, struct sim_collector_spec *c,
 		if (!is_seq(v))
 			return fail(l, v, "expected a list", k);
 		if (!strcmp(k, "add")) {
-			FOR_ITEMS(l, v, e) if ((rc = parse_add(l, w, e))) return rc;
+			FOR_ITEMS(l, v, e) if ((rc = parse_add(l, c, w, e))) return rc;
 		} else if (!strcmp(k, "del")) {
-			FOR_ITEMS(l, v, e) if ((rc = parse_del(l, w, e))) return rc;
+			FOR_ITEMS(l, v, e) if ((rc = parse_del(l, c, w, e))) return rc;
 		} else if (!strcmp(k, "set")) {
-			FOR_ITEMS(l, v, e) if ((rc = parse_set(l, w, e))) return rc;
+			FOR_ITEMS(l, v, e) if ((rc = parse_set(l, c, w, e))) return rc;
 		} else
 			return fail(l, v, "unknown key (at_ms, add, del, set)", k);
 	}
@@ -388,24 +422,10 @@ static int parse_poll(struct ld *l, struct sim_collector_spec *c,
 	if (*last != UINT64_MAX && at * SIM_MS <= *last)
 		return fail(l, n, "polls must be in increasing at_ms", "table");
 	*last = at * SIM_MS;
-	struct sim_table *t = realloc(c->tables, (c->n_tables + 1) * sizeof(*t));
-	if (!t)
+	if (!grow_pow2((void **)&c->polls, c->n_polls, sizeof(*c->polls)))
 		return fail(l, n, "out of memory", NULL);
-	c->tables = t;
-	t = &t[c->n_tables++];
-	t->at_ns = at * SIM_MS;
-	t->n = w->n;
-	l->entries += w->n;
-	if (l->entries > SCENARIO_ENTRIES_MAX) {
-		t->v = NULL;
-		return fail(l, n, "the tables hold more than 1,000,000 process "
-		            "entries (every poll's table counts)", "table");
-	}
-	t->v = malloc((w->n ? w->n : 1) * sizeof(*t->v));
-	if (!t->v)
-		return fail(l, n, "out of memory", NULL);
-	if (w->n)
-		memcpy(t->v, w->v, w->n * sizeof(*t->v));
+	c->polls[c->n_polls++] = (struct sim_poll){
+	    .at_ns = at * SIM_MS, .first = first, .count = c->n_ops - first};
 	return 0;
 }
 
@@ -848,9 +868,8 @@ int sim_scenario_parse(const char *text, size_t len, const char *name,
 void sim_scenario_free(struct sim_scenario *s)
 {
 	for (size_t i = 0; i < s->n_collectors; i++) {
-		for (size_t t = 0; t < s->collectors[i].n_tables; t++)
-			free(s->collectors[i].tables[t].v);
-		free(s->collectors[i].tables);
+		free(s->collectors[i].polls);
+		free(s->collectors[i].ops);
 	}
 	free(s->collectors);
 	free(s->monitors);
@@ -1020,15 +1039,73 @@ int sim_save_failure(const char *src_path, const struct sim_plan *plan,
 	return rc;
 }
 
-/* ---- scenarios in memory: printed back, reduced (busrt-sim shrink) ------------ */
-void sim_table_snapshot(const struct sim_collector_spec *cs, long idx,
+/* ---- scenarios in memory: replayed, printed back, reduced (shrink) ----------- */
+void sim_replay_init(struct sim_replay *r, const struct sim_collector_spec *cs)
+{
+	*r = (struct sim_replay){.cs = cs, .at = -1};
+}
+
+void sim_replay_free(struct sim_replay *r)
+{
+	free(r->v);
+	*r = (struct sim_replay){.at = -1};
+}
+
+static void replay_apply(struct sim_replay *r, const struct sim_op *o)
+{
+	size_t lo = 0, hi = r->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmp_proc(&r->v[mid], &o->p) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	bool here = lo < r->n && cmp_proc(&r->v[lo], &o->p) == 0;
+	if (o->del) {
+		if (!here)
+			abort(); /* the loader checked every del */
+		memmove(&r->v[lo], &r->v[lo + 1], (r->n - lo - 1) * sizeof(*r->v));
+		r->n--;
+		return;
+	}
+	if (!here) {
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 64;
+			struct sim_proc *v = realloc(r->v, cap * sizeof(*v));
+			if (!v)
+				abort();
+			r->v = v;
+			r->cap = cap;
+		}
+		memmove(&r->v[lo + 1], &r->v[lo], (r->n - lo) * sizeof(*r->v));
+		r->n++;
+	}
+	r->v[lo] = o->p;
+}
+
+void sim_replay_seek(struct sim_replay *r, long idx)
+{
+	if (idx < r->at) {
+		r->n = 0;
+		r->at = -1;
+	}
+	while (r->at < idx) {
+		const struct sim_poll *pl = &r->cs->polls[++r->at];
+		for (size_t i = 0; i < pl->count; i++)
+			replay_apply(r, &r->cs->ops[pl->first + i]);
+	}
+}
+
+void sim_table_snapshot(struct sim_replay *r, long idx,
                         struct de_snapshot *snap)
 {
-	const struct sim_table *tab = idx >= 0 ? &cs->tables[idx] : NULL;
-	if (tab && de_snapshot_reserve(snap, snap->n + tab->n))
+	const struct sim_collector_spec *cs = r->cs;
+	sim_replay_seek(r, idx);
+	if (de_snapshot_reserve(snap, snap->n + r->n))
 		abort();
-	for (size_t i = 0; tab && i < tab->n; i++) {
-		const struct sim_proc *p = &tab->v[i];
+	for (size_t i = 0; i < r->n; i++) {
+		const struct sim_proc *p = &r->v[i];
 		struct de_proc d = {
 			.pid = p->pid, .ppid = p->ppid, .uid = p->uid,
 			.start_ticks = p->start,
@@ -1083,18 +1160,21 @@ void sim_scenario_print(FILE *f, const struct sim_scenario *s)
 		        c->ticks_per_s, sim_qos_names[c->qos & 3],
 		        c->out_bytes_max >> 10,
 		        (unsigned long long)(c->retain_bytes_max >> 10),
-		        c->n_tables ? "" : " []");
+		        c->n_polls ? "" : " []");
+		struct sim_replay r;
+		sim_replay_init(&r, c);
 		struct de_snapshot prev, cur;
 		de_snapshot_init(&prev);
-		for (size_t t = 0; t < c->n_tables; t++) {
+		for (size_t t = 0; t < c->n_polls; t++) {
 			de_snapshot_init(&cur);
-			sim_table_snapshot(c, (long)t, &cur);
-			sim_write_delta(f, c->tables[t].at_ns / SIM_MS, &prev, &cur,
+			sim_table_snapshot(&r, (long)t, &cur);
+			sim_write_delta(f, c->polls[t].at_ns / SIM_MS, &prev, &cur,
 			                t == 0);
 			de_snapshot_free(&prev);
 			prev = cur;
 		}
 		de_snapshot_free(&prev);
+		sim_replay_free(&r);
 	}
 }
 
@@ -1108,29 +1188,36 @@ static int key_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Every process in some table after a poll: one put in that poll, and
+ * still there at its end. */
 size_t sim_scenario_procs(const struct sim_scenario *s,
                           struct sim_proc_key **out)
 {
-	size_t n = 0, cap = 0;
+	size_t n = 0;
 	struct sim_proc_key *v = NULL;
-	for (size_t c = 0; c < s->n_collectors; c++)
-		for (size_t t = 0; t < s->collectors[c].n_tables; t++) {
-			const struct sim_table *tab = &s->collectors[c].tables[t];
-			for (size_t i = 0; i < tab->n; i++) {
-				if (n == cap) {
-					cap = cap ? cap * 2 : 256;
-					struct sim_proc_key *nv = realloc(v, cap * sizeof(*v));
-					if (!nv) {
-						free(v);
-						*out = NULL;
-						return 0;
-					}
-					v = nv;
+	for (size_t c = 0; c < s->n_collectors; c++) {
+		const struct sim_collector_spec *cs = &s->collectors[c];
+		struct sim_replay r;
+		sim_replay_init(&r, cs);
+		for (size_t t = 0; t < cs->n_polls; t++) {
+			sim_replay_seek(&r, (long)t);
+			const struct sim_poll *pl = &cs->polls[t];
+			for (size_t i = 0; i < pl->count; i++) {
+				const struct sim_op *o = &cs->ops[pl->first + i];
+				if (o->del || !r.n ||
+				    !bsearch(&o->p, r.v, r.n, sizeof(*r.v), cmp_proc))
+					continue;
+				if (!grow_pow2((void **)&v, n, sizeof(*v))) {
+					free(v);
+					sim_replay_free(&r);
+					*out = NULL;
+					return 0;
 				}
-				v[n++] = (struct sim_proc_key){c, tab->v[i].pid,
-				                               tab->v[i].start};
+				v[n++] = (struct sim_proc_key){c, o->p.pid, o->p.start};
 			}
 		}
+		sim_replay_free(&r);
+	}
 	if (n)
 		qsort(v, n, sizeof(*v), key_cmp);
 	size_t u = 0;
@@ -1174,30 +1261,27 @@ int sim_scenario_reduce(const struct sim_scenario *src, const bool *keep_mon,
 		const struct sim_collector_spec *sc = &src->collectors[c];
 		struct sim_collector_spec *dc = &out->collectors[out->n_collectors++];
 		*dc = *sc;
-		dc->n_tables = 0;
-		dc->tables = calloc(sc->n_tables ? sc->n_tables : 1,
-		                    sizeof(*dc->tables));
-		if (!dc->tables) {
+		dc->n_polls = dc->n_ops = 0;
+		dc->polls = calloc(sc->n_polls ? sc->n_polls : 1, sizeof(*dc->polls));
+		dc->ops = calloc(sc->n_ops ? sc->n_ops : 1, sizeof(*dc->ops));
+		if (!dc->polls || !dc->ops) {
 			rc = BUS_ENOMEM;
 			break;
 		}
-		for (size_t t = 0; t < sc->n_tables; t++) {
-			const struct sim_table *st = &sc->tables[t];
-			struct sim_table *dt = &dc->tables[dc->n_tables++];
-			dt->at_ns = st->at_ns;
-			dt->n = 0;
-			dt->v = malloc((st->n ? st->n : 1) * sizeof(*dt->v));
-			if (!dt->v) {
-				rc = BUS_ENOMEM;
-				break;
-			}
-			for (size_t i = 0; i < st->n; i++) {
-				struct sim_proc_key k = {c, st->v[i].pid, st->v[i].start};
+		/* a process's changes go with it */
+		for (size_t t = 0; t < sc->n_polls; t++) {
+			const struct sim_poll *sp = &sc->polls[t];
+			struct sim_poll *dp = &dc->polls[dc->n_polls++];
+			*dp = (struct sim_poll){.at_ns = sp->at_ns, .first = dc->n_ops};
+			for (size_t i = 0; i < sp->count; i++) {
+				const struct sim_op *o = &sc->ops[sp->first + i];
+				struct sim_proc_key k = {c, o->p.pid, o->p.start};
 				struct sim_proc_key *hit =
 					bsearch(&k, keys, nk, sizeof(k), key_cmp);
 				if (hit && keep_proc[hit - keys])
-					dt->v[dt->n++] = st->v[i];
+					dc->ops[dc->n_ops++] = *o;
 			}
+			dp->count = dc->n_ops - dp->first;
 		}
 	}
 	free(keys);

@@ -47,11 +47,17 @@ struct sim_proc {
 	char hash[65];
 };
 
-/* The table after one poll: a sorted array (pid, start). */
-struct sim_table {
+/* A collector's table is kept as its changes, in time order: each is a
+ * process put (added, or its record after a set) or deleted (only pid
+ * and start count), and each poll is a run of them. One table is then
+ * replayed from them (struct sim_replay), never a copy per poll. */
+struct sim_op {
+	struct sim_proc p;
+	bool del;
+};
+struct sim_poll {
 	uint64_t at_ns;
-	struct sim_proc *v;
-	size_t n;
+	size_t first, count; /* its changes: ops[first .. first + count) */
 };
 
 struct sim_collector_spec {
@@ -63,8 +69,20 @@ struct sim_collector_spec {
 	uint32_t out_bytes_max;   /* its client's output limit (out_kib;
 	                             procmond's 1 MiB) */
 	uint64_t retain_bytes_max; /* its outbox (retain_kib; 64 MiB) */
-	struct sim_table *tables; /* reconstructed from the deltas, by time */
-	size_t n_tables;
+	struct sim_poll *polls; /* by time */
+	size_t n_polls;
+	struct sim_op *ops;
+	size_t n_ops;
+};
+
+/* One collector's table as it stands after poll at (-1: before the
+ * first): a sorted array (pid, start), moved forward a poll's changes at
+ * a time (and replayed from the start to go back). */
+struct sim_replay {
+	const struct sim_collector_spec *cs;
+	long at;
+	struct sim_proc *v;
+	size_t n, cap;
 };
 
 struct sim_monitor_spec {
@@ -157,12 +175,15 @@ size_t sim_scenario_procs(const struct sim_scenario *s,
 int sim_scenario_reduce(const struct sim_scenario *src, const bool *keep_mon,
                         const bool *keep_col, const bool *keep_proc,
                         struct sim_scenario *out);
-/* The index of collector cs's table in force at t (the latest at or
+/* The index of collector cs's poll in force at t (the latest at or
  * before it), -1 before the first. */
 long sim_table_at(const struct sim_collector_spec *cs, uint64_t t);
-/* The table of collector cs in force at index idx (-1: empty), as the
- * collector code reads it. */
-void sim_table_snapshot(const struct sim_collector_spec *cs, long idx,
+void sim_replay_init(struct sim_replay *r, const struct sim_collector_spec *cs);
+/* Moves r to the table after poll idx (-1: empty). */
+void sim_replay_seek(struct sim_replay *r, long idx);
+void sim_replay_free(struct sim_replay *r);
+/* The table after poll idx, as the collector code reads it (r moves). */
+void sim_table_snapshot(struct sim_replay *r, long idx,
                         struct de_snapshot *snap);
 
 /* record.c: pieces of the scenario format */

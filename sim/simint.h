@@ -137,6 +137,8 @@ struct collector {
 	struct de_collector col;
 	bool col_init;
 	long last_table;           /* table of the last cycle */
+	struct sim_replay table;   /* its table, replayed for its cycles */
+	struct sim_replay truth;   /* the same for the convergence check */
 	uint64_t last_hb_ok;       /* the agent's last answered heartbeat */
 	uint64_t healed_hb_ok;     /* its first after the last fault healed */
 	uint64_t last_hc_ok;       /* the same of health checks */
