@@ -148,6 +148,29 @@ def probe_adversarial_trie():
     return out
 
 
+def probe_mask_books():
+    """What one client's frames cost while its masks are compared: 1,023
+    masks none of which covers another in one frame; their removal; and
+    the removal of a cover ("#") over all of them (the ACK's wait, ms)."""
+    masks = ["/".join(["a"] * 10) + f"/z{i}" for i in range(1023)]
+    with Busrtd() as b:
+        c = b.client("s")
+        t = time.perf_counter()
+        c.subscribe(*masks)
+        sub_ms = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        c.unsubscribe(*masks)
+        unsub_ms = (time.perf_counter() - t) * 1e3
+        c.subscribe(*masks)
+        c.subscribe("#")
+        time.sleep(0.5)
+        t = time.perf_counter()
+        c.unsubscribe("#")
+        cover_ms = (time.perf_counter() - t) * 1e3
+    return {"subscribe_ms": round(sub_ms, 1), "unsubscribe_ms": round(unsub_ms, 1),
+            "cover_gone_ms": round(cover_ms, 1)}
+
+
 def probe_broadcast():
     """With 201 registered clients: a broadcast whose mask is 16 MiB (the
     whole payload), the time until its ACK; and broadcasts per second

@@ -58,11 +58,19 @@ static void shutdown_done(struct bus_server *s, void *arg)
 {
 	(void)s;
 	struct app *a = arg;
+	/* shutting down already: a second SIGTERM must not kill the exit.
+	 * Closing the handles restores the default action, so the signals
+	 * are blocked until they are ignored (a test caught one in between) */
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, &old);
 	uv_close((uv_handle_t *)&a->sigterm, signal_closed);
 	uv_close((uv_handle_t *)&a->sigint, signal_closed);
-	/* shutting down already: a second SIGTERM must not kill the exit */
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -202,6 +210,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bus_server_set_log_level(a.srv, level);
+	/* the handlers come first: a SIGTERM right after the socket appears
+	 * (a supervisor's, a test's) is a shutdown, not a kill */
+	uv_signal_init(&a.loop, &a.sigterm);
+	uv_signal_init(&a.loop, &a.sigint);
+	a.sigterm.data = a.sigint.data = &a;
+	a.signals_open = 2;
+	uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&a.sigint, on_signal, SIGINT);
 	int status = 0;
 	if (nbinds) {
 		for (int i = 0; i < nbinds && !status; i++)
@@ -212,15 +228,9 @@ int main(int argc, char **argv)
 		if (!status && fc.address[0])
 			status = bind_one(&a, fc.address, fc.socket_mode);
 	}
-	uv_signal_init(&a.loop, &a.sigterm);
-	uv_signal_init(&a.loop, &a.sigint);
-	a.sigterm.data = a.sigint.data = &a;
-	a.signals_open = 2;
 	if (status) {
+		a.stopping = true;
 		bus_server_shutdown(a.srv, shutdown_done, &a);
-	} else {
-		uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-		uv_signal_start(&a.sigint, on_signal, SIGINT);
 	}
 	uv_run(&a.loop, UV_RUN_DEFAULT);
 	/* figures for make bench and for operators, at info level */

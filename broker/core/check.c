@@ -65,31 +65,6 @@ static uint64_t set_charge(const struct bus_strmap *m)
 	return sum;
 }
 
-/* A book (core.c): no mask in both maps, and every covered mask has a
- * cover among the masks in the trie. NULL, or what is wrong. */
-static const char *book_fault(const struct bus_strmap *in,
-                              const struct bus_strmap *cov)
-{
-	for (uint32_t i = 0; i < cov->cap; i++) {
-		if (!bus__strmap_live(cov, i))
-			continue;
-		const char *k = cov->slots[i].key;
-		size_t kl = cov->slots[i].key_len;
-		if (bus__strmap_get(in, k, kl))
-			return "a mask both in the trie and covered";
-		bool covered = false;
-		uint64_t steps = 0;
-		for (uint32_t j = 0; j < in->cap && !covered; j++)
-			covered = bus__strmap_live(in, j) &&
-			          bus__mask_covers(in->slots[j].key,
-			                           in->slots[j].key_len, k, kl,
-			                           &steps);
-		if (!covered)
-			return "a covered mask without a cover in the trie";
-	}
-	return NULL;
-}
-
 int bus_core_check_invariants(const struct bus_core *core, char *why,
                               size_t len)
 {
@@ -118,8 +93,7 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 			if (c->primary && (!live(core, c->primary) ||
 			                   !c->primary->registered))
 				FAIL("%s: secondary of a dead primary", c->name);
-		} else if (c->subs.count || c->excl.count ||
-		           c->subs_cov.count || c->excl_cov.count) {
+		} else if (c->subs.set.count || c->excl.set.count) {
 			FAIL("unregistered connection with subscriptions");
 		}
 		if (c->q_count > c->q_cap || c->q_inflight > c->q_count)
@@ -161,20 +135,24 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 				FAIL("waiters of %s: wrong tail",
 				     c->name ? c->name : "?");
 		}
-		if (c->subs.count + c->subs_cov.count > lim->subscriptions_max ||
-		    c->excl.count + c->excl_cov.count > lim->exclusions_max)
+		if (c->subs.set.count > lim->subscriptions_max ||
+		    c->excl.set.count > lim->exclusions_max)
 			FAIL("%s: over the subscription limits", c->name);
-		subs += c->subs.count;
-		uint64_t charge = set_charge(&c->subs) + set_charge(&c->subs_cov) +
-		                  set_charge(&c->excl) + set_charge(&c->excl_cov);
+		subs += c->subs.in_trie;
+		uint64_t charge = set_charge(&c->subs.set) + set_charge(&c->excl.set);
 		if (c->mask_bytes != charge)
 			FAIL("%s: mask_bytes %llu, its masks cost %llu",
 			     c->name ? c->name : "?",
 			     (unsigned long long)c->mask_bytes,
 			     (unsigned long long)charge);
-		const char *bf = book_fault(&c->subs, &c->subs_cov);
+		const char *bf = bus__book_fault(&c->subs);
 		if (!bf)
-			bf = book_fault(&c->excl, &c->excl_cov);
+			bf = bus__book_fault(&c->excl);
+		bool work = c->subs.work_first || c->excl.work_first;
+		if (!bf && work && !c->book_listed &&
+		    c->subs.in_trie <= BUS_BOOK_COMPARE_MAX &&
+		    c->excl.in_trie <= BUS_BOOK_COMPARE_MAX)
+			bf = "comparisons left and not on the book list";
 		if (bf)
 			FAIL("%s: %s", c->name ? c->name : "?", bf);
 		masks += c->mask_bytes;
@@ -194,7 +172,7 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 		if (in_fifo != c->input_paused)
 			FAIL("%s: input paused %d, in the FIFO %d",
 			     c->name ? c->name : "?", c->input_paused, in_fifo);
-		if (trie_entries(core, &c->excl_trie.root, c) != c->excl.count)
+		if (trie_entries(core, &c->excl_trie.root, c) != c->excl.in_trie)
 			FAIL("%s: exclusion trie and set disagree", c->name);
 	}
 	if (rx != core->rx_bytes)

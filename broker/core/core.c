@@ -191,6 +191,7 @@ static void conn_request_close(struct bus_core *core, struct bus_conn *c)
 }
 
 static void conn_unregister(struct bus_core *core, struct bus_conn *c);
+static void books_unlist(struct bus_core *core, struct bus_conn *c);
 
 void bus__conn_abort(struct bus_core *core, struct bus_conn *c)
 {
@@ -258,15 +259,9 @@ static void conn_unregister(struct bus_core *core, struct bus_conn *c)
 		return;
 	c->registered = false;
 	names_remove(core, c);
-	for (uint32_t i = 0; i < c->subs.cap; i++)
-		if (bus__strmap_live(&c->subs, i))
-			bus__trie_remove(&core->a, &core->trie,
-			                 c->subs.slots[i].key,
-			                 c->subs.slots[i].key_len, c);
-	bus__strmap_free(&core->a, &c->subs);
-	bus__strmap_free(&core->a, &c->subs_cov);
-	bus__strmap_free(&core->a, &c->excl);
-	bus__strmap_free(&core->a, &c->excl_cov);
+	books_unlist(core, c);
+	bus__book_free(&core->a, &c->subs, c);
+	bus__book_free(&core->a, &c->excl, c);
 	bus__trie_free(&core->a, &c->excl_trie);
 	core->mask_bytes -= c->mask_bytes;
 	c->mask_bytes = 0;
@@ -407,7 +402,7 @@ static void route_visit(struct bus_conn *c, void *arg)
 	if (r->for_name && (c->primary_len != r->for_len ||
 	                    memcmp(c->name, r->for_name, r->for_len) != 0))
 		return;
-	if (c->excl.count &&
+	if (c->excl.set.count &&
 	    bus__trie_any(&c->excl_trie, r->topic, r->topic_len))
 		return;
 	rcv_add(r->core, c);
@@ -644,177 +639,62 @@ static bool on_broadcast(struct bus_core *core, struct bus_conn *c,
 	return true;
 }
 
-/* ---- mask books ---------------------------------------------------------
- * A client receives a frame once however many of its masks match it (and
- * is spared it once however many exclusions match), so a mask that another
- * of the same set covers (bus__mask_covers) is kept aside, out of the trie:
- * the book's "in" map holds what the trie holds, "cov" the covered rest,
- * each with a cover in "in". Without this, the 1,024 masks of 10 levels
- * over {a, +} then "z" made every publish on a/.../a/y enter 2,047 nodes;
- * with it, "+/+/.../z" covers them all and the walk enters 12.
- *
- * What "in" keeps is an antichain (no mask covers another), as far as the
- * work allowed for: one frame's checks may compare BUS_COVER_STEPS mask
- * levels, and a set with more than BUS_COVER_SCAN masks in the trie is not
- * scanned. Past either, masks simply go to the trie: every answer is the
- * same, only the walk is longer (by the plain trie's bound, the masks'
- * nodes). A covered mask is moved only on a check that held, so the rule
- * "every covered mask has a cover in the trie" holds whatever the budget. */
-#define BUS_COVER_STEPS (1u << 22)
-#define BUS_COVER_SCAN 1024u
+/* ---- mask books (book.c): their comparisons --------------------------
+ * Right after a frame that queued some, and then at ticks 10 ms apart
+ * while any are left, in slices of so many mask levels compared: no frame
+ * stalls the broker for more than a slice (64 K levels, about 1 ms; plus
+ * the comparisons of the mask at hand), and a client that keeps queueing
+ * comparisons (a cover added and removed in a loop) holds at most a
+ * tenth of the broker's time, and only while it does. */
+#define BUS_BOOK_SLICE_STEPS (1u << 16)
+#define BUS_BOOK_TICK_NS 10000000ull
 
-struct mask_book {
-	struct bus_strmap *in, *cov;
-	struct bus_trie *trie;
-};
-
-static bool cover_check(struct bus_core *core, const char *r, size_t rl,
-                        const char *s, size_t sl, bool *sure)
+static bool books_work(struct bus_core *core, struct bus_conn *c,
+                       uint64_t *steps, uint64_t limit)
 {
-	if (core->cover_steps >= BUS_COVER_STEPS) {
-		*sure = false;
-		return false;
-	}
-	return bus__mask_covers(r, rl, s, sl, &core->cover_steps);
+	bool left = bus__book_work(&core->a, &c->subs, c, steps, limit);
+	return bus__book_work(&core->a, &c->excl, c, steps, limit) || left;
 }
 
-/* Is m covered by a mask in the trie? False when unsure. */
-static bool book_covered(struct bus_core *core, const struct mask_book *b,
-                         const char *m, size_t ml)
+static void books_list(struct bus_core *core, struct bus_conn *c)
 {
-	const struct bus_strmap *in = b->in;
-	bool sure = true;
-	if (in->count > BUS_COVER_SCAN)
-		return false;
-	for (uint32_t i = 0; i < in->cap && sure; i++)
-		if (bus__strmap_live(in, i) &&
-		    cover_check(core, in->slots[i].key, in->slots[i].key_len, m,
-		                ml, &sure))
-			return true;
-	return false;
+	if (c->book_listed)
+		return;
+	c->book_listed = true;
+	c->book_next = NULL;
+	if (core->book_last)
+		core->book_last->book_next = c;
+	else
+		core->book_first = c;
+	core->book_last = c;
 }
 
-/* Adds m, in neither map: covered, or into the trie; there, with shadow,
- * the masks of the trie it covers move aside. */
-static int book_add(struct bus_core *core, struct bus_conn *c,
-                    const struct mask_book *b, const char *m, size_t ml,
-                    bool shadow)
+static void books_unlist(struct bus_core *core, struct bus_conn *c)
 {
-	const struct bus_allocator *a = &core->a;
-	if (book_covered(core, b, m, ml))
-		return bus__strmap_put(a, b->cov, m, ml, NULL);
-	if (bus__strmap_put(a, b->in, m, ml, NULL) != 0)
-		return BUS_ENOMEM;
-	if (bus__trie_add(a, b->trie, m, ml, c) != 0) {
-		bus__strmap_del(a, b->in, m, ml);
-		return BUS_ENOMEM;
+	if (!c->book_listed)
+		return;
+	struct bus_conn **pp = &core->book_first, *prev = NULL;
+	while (*pp != c) {
+		prev = *pp;
+		pp = &(*pp)->book_next;
 	}
-	struct bus_strmap *in = b->in;
-	bool sure = true;
-	if (!shadow || in->count > BUS_COVER_SCAN + 1)
-		return 0;
-	/* deleting leaves a tombstone: the slots stay where they are */
-	for (uint32_t i = 0; i < in->cap && sure; i++) {
-		if (!bus__strmap_live(in, i))
-			continue;
-		const char *k = in->slots[i].key;
-		size_t kl = in->slots[i].key_len;
-		if ((kl == ml && memcmp(k, m, ml) == 0) ||
-		    !cover_check(core, m, ml, k, kl, &sure))
-			continue;
-		if (bus__strmap_put(a, b->cov, k, kl, NULL) != 0)
-			continue; /* stays in the trie: harmless */
-		bus__trie_remove(a, b->trie, k, kl, c);
-		bus__strmap_del(a, in, k, kl);
-	}
-	return 0;
+	*pp = c->book_next;
+	if (core->book_last == c)
+		core->book_last = prev;
+	c->book_listed = false;
+	c->book_next = NULL;
 }
 
-/* Ranks masks so that a cover always comes before what it covers: fewer
- * literal levels, then ending in "#", then fewer levels. */
-struct mask_ranked {
-	char *key;
-	size_t len;
-	uint32_t literal, open, levels;
-};
-
-static int ranked_cmp(const void *x, const void *y)
+/* At a tick: one slice, shared by the listed clients in turn. */
+static void books_tick(struct bus_core *core)
 {
-	const struct mask_ranked *p = x, *q = y;
-	if (p->literal != q->literal)
-		return p->literal < q->literal ? -1 : 1;
-	if (p->open != q->open)
-		return p->open > q->open ? -1 : 1;
-	if (p->levels != q->levels)
-		return p->levels < q->levels ? -1 : 1;
-	size_t n = p->len < q->len ? p->len : q->len;
-	int d = memcmp(p->key, q->key, n);
-	return d ? d : (p->len > q->len) - (p->len < q->len);
-}
-
-static void mask_rank(struct mask_ranked *r)
-{
-	r->literal = r->open = 0;
-	r->levels = 1;
-	size_t start = 0;
-	for (size_t i = 0; i <= r->len; i++) {
-		if (i < r->len && r->key[i] != '/')
-			continue;
-		size_t n = i - start;
-		if (n == 1 && r->key[start] == '#')
-			r->open = 1;
-		else if (!(n == 1 && r->key[start] == '+'))
-			r->literal++;
-		r->levels += i < r->len;
-		start = i + 1;
+	uint64_t steps = 0;
+	while (core->book_first && steps < BUS_BOOK_SLICE_STEPS) {
+		struct bus_conn *c = core->book_first;
+		books_unlist(core, c);
+		if (books_work(core, c, &steps, BUS_BOOK_SLICE_STEPS))
+			books_list(core, c); /* to the back */
 	}
-}
-
-/* Removes m from the book. If it was in the trie, the masks it covered
- * that have no other cover there take its place, covers first (so the
- * antichain stays one: what m covered covers nothing m did not). */
-static int book_remove(struct bus_core *core, struct bus_conn *c,
-                       const struct mask_book *b, const char *m, size_t ml)
-{
-	const struct bus_allocator *a = &core->a;
-	if (bus__strmap_del(a, b->cov, m, ml))
-		return 0;
-	bus__trie_remove(a, b->trie, m, ml, c);
-	bus__strmap_del(a, b->in, m, ml);
-	struct bus_strmap *cov = b->cov;
-	if (cov->count == 0)
-		return 0;
-	struct mask_ranked *out = bus__alloc(a, sizeof(*out) * cov->count);
-	if (!out)
-		return BUS_ENOMEM;
-	uint32_t n = 0;
-	int rc = 0;
-	bool sure = true;
-	for (uint32_t i = 0; i < cov->cap; i++) {
-		if (!bus__strmap_live(cov, i))
-			continue;
-		const char *k = cov->slots[i].key;
-		size_t kl = cov->slots[i].key_len;
-		if (sure && !cover_check(core, m, ml, k, kl, &sure) && sure)
-			continue; /* its cover is another */
-		out[n] = (struct mask_ranked){.key = bus__strndup(a, k, kl),
-		                              .len = kl};
-		if (!out[n].key) {
-			rc = BUS_ENOMEM;
-			break;
-		}
-		mask_rank(&out[n++]);
-		bus__strmap_del(a, cov, k, kl);
-	}
-	if (n > 1)
-		qsort(out, n, sizeof(*out), ranked_cmp);
-	for (uint32_t i = 0; i < n; i++) {
-		if (rc == 0)
-			rc = book_add(core, c, b, out[i].key, out[i].len, false);
-		bus__free(a, out[i].key);
-	}
-	bus__free(a, out);
-	return rc;
 }
 
 /* SUBSCRIBE / UNSUBSCRIBE / EXCLUDE / UNEXCLUDE: masks separated by \0.
@@ -827,11 +707,7 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 	const struct bus_limits *l = &core->cfg.limits;
 	bool adding = f->op == BUS_OP_SUBSCRIBE || f->op == BUS_OP_EXCLUDE;
 	bool subs = f->op == BUS_OP_SUBSCRIBE || f->op == BUS_OP_UNSUBSCRIBE;
-	struct mask_book book = {
-	    .in = subs ? &c->subs : &c->excl,
-	    .cov = subs ? &c->subs_cov : &c->excl_cov,
-	    .trie = subs ? &core->trie : &c->excl_trie,
-	};
+	struct bus_book *book = subs ? &c->subs : &c->excl;
 	uint32_t max = subs ? l->subscriptions_max : l->exclusions_max;
 	const char *buf = (const char *)f->payload;
 	size_t len = f->len;
@@ -846,7 +722,6 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 	}
 	uint32_t fresh = 0;
 	uint64_t charge = 0;
-	core->cover_steps = 0;
 	bool ok = true, nomem = false;
 	for (int pass = 0; pass < 2 && ok; pass++) {
 		size_t pos = 0;
@@ -857,15 +732,14 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 			size_t nl = bus__mask_normalize(
 			    buf + pos, ml, core->cfg.star_is_plus, norm);
 			uint64_t cost = bus__mask_charge(nl, bus__levels(norm, nl));
-			bool known = bus__strmap_get(book.in, norm, nl) ||
-			             bus__strmap_get(book.cov, norm, nl);
+			bool known = bus__book_has(book, norm, nl);
 			if (pass == 0 && adding) {
 				if (!topic_within_limits(core, buf + pos, ml))
 					ok = false;
 				fresh += !known;
 				charge += known ? 0 : cost;
 			} else if (pass == 1 && adding && !known) {
-				if (book_add(core, c, &book, norm, nl, true) !=
+				if (bus__book_add(&core->a, book, norm, nl, c) !=
 				    0) {
 					ok = false;
 					nomem = true;
@@ -876,7 +750,8 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 			} else if (pass == 1 && !adding && known) {
 				c->mask_bytes -= cost;
 				core->mask_bytes -= cost;
-				if (book_remove(core, c, &book, norm, nl) != 0) {
+				if (bus__book_remove(&core->a, book, norm, nl,
+				                     c) != 0) {
 					ok = false;
 					nomem = true;
 					break;
@@ -887,7 +762,7 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 			pos = end + 1;
 		}
 		if (pass == 0 && adding &&
-		    ((uint64_t)book.in->count + book.cov->count + fresh > max ||
+		    ((uint64_t)book->set.count + fresh > max ||
 		     c->mask_bytes + charge > l->subscriptions_bytes_max ||
 		     core->mask_bytes + charge > l->subscriptions_bytes_total_max))
 			ok = false;
@@ -901,6 +776,9 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 	}
 	if (!ok)
 		core->st.rejects_limit++;
+	uint64_t steps = 0;
+	if (books_work(core, c, &steps, BUS_BOOK_SLICE_STEPS))
+		books_list(core, c);
 	send_ack(core, c, f->op_id, f->qos, ok ? BUS_RES_OK : BUS_RES_DATA);
 	return true;
 }
@@ -1240,10 +1118,9 @@ static void conn_free(struct bus_core *core, struct bus_conn *c)
 	bus__free(&core->a, c->q);
 	input_forget(core, c);
 	bus__free(&core->a, c->name);
-	bus__strmap_free(&core->a, &c->subs);
-	bus__strmap_free(&core->a, &c->subs_cov);
-	bus__strmap_free(&core->a, &c->excl);
-	bus__strmap_free(&core->a, &c->excl_cov);
+	books_unlist(core, c);
+	bus__book_free(&core->a, &c->subs, c);
+	bus__book_free(&core->a, &c->excl, c);
 	bus__trie_free(&core->a, &c->excl_trie);
 	bus__free(&core->a, c);
 }
@@ -1298,6 +1175,8 @@ struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
 	c->serial = ++core->next_serial;
 	c->kind = kind;
 	c->state = BUS_CS_GREETING;
+	c->subs.trie = &core->trie;
+	c->excl.trie = &c->excl_trie;
 	c->last_rx_ns = now_ns;
 	c->deadline_ns = now_ns + core->cfg.timeout_ns;
 	snprintf(c->source, sizeof(c->source), "%s", source ? source : "");
@@ -1424,6 +1303,7 @@ void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 	}
 	queue__stall_check(core);
 	input_stall_check(core);
+	books_tick(core);
 	core_end(core);
 }
 
@@ -1449,6 +1329,8 @@ uint64_t bus_core_next_deadline(const struct bus_core *core)
 		}
 	}
 	MIN_INTO(input_deadline(core));
+	if (core->book_first)
+		MIN_INTO(core->now_ns + BUS_BOOK_TICK_NS);
 #undef MIN_INTO
 	return d;
 }

@@ -55,6 +55,9 @@ int bus__strmap_put(const struct bus_allocator *a, struct bus_strmap *m,
 bool bus__strmap_del(const struct bus_allocator *a, struct bus_strmap *m,
                      const char *key, size_t len);
 void bus__strmap_free(const struct bus_allocator *a, struct bus_strmap *m);
+/* The map's own copy of key (stable until the key is deleted), or NULL. */
+const char *bus__strmap_key(const struct bus_strmap *m, const char *key,
+                            size_t len);
 /* Iteration: for (i = 0; i < m->cap; i++) if (bus__strmap_live(m, i)) ... */
 bool bus__strmap_live(const struct bus_strmap *m, uint32_t i);
 
@@ -213,6 +216,33 @@ void bus__trie_match(struct bus_trie *t, const char *topic, size_t len,
 /* Does any mask in t match topic? Stops at the first. */
 bool bus__trie_any(struct bus_trie *t, const char *topic, size_t len);
 
+/* ---- mask books (book.c): a client's subscriptions or exclusions, with
+ * in the trie only the masks no other of the book covers ----------------- */
+#define BUS_BOOK_COMPARE_MAX 1024u /* masks in the trie a book compares */
+struct bus_mask_ent;
+struct bus_book {
+	struct bus_strmap set; /* normalised mask -> its entry (book.c) */
+	struct bus_trie *trie; /* where the masks no other covers are */
+	uint32_t in_trie;
+	struct bus_mask_ent *work_first, *work_last; /* still to compare */
+};
+bool bus__book_has(const struct bus_book *b, const char *m, size_t ml);
+/* Both 0 or BUS_ENOMEM; after a failed remove the book is only fit to be
+ * freed (the caller cuts the client). */
+int bus__book_add(const struct bus_allocator *a, struct bus_book *b,
+                  const char *m, size_t ml, struct bus_conn *c);
+int bus__book_remove(const struct bus_allocator *a, struct bus_book *b,
+                     const char *m, size_t ml, struct bus_conn *c);
+/* Compares queued masks while *steps (mask levels compared) is under
+ * limit; a mask's comparisons, once begun, finish. True: work is left. */
+bool bus__book_work(const struct bus_allocator *a, struct bus_book *b,
+                    struct bus_conn *c, uint64_t *steps, uint64_t limit);
+/* Takes its masks out of the trie and frees them. */
+void bus__book_free(const struct bus_allocator *a, struct bus_book *b,
+                    struct bus_conn *c);
+/* NULL, or what is wrong with the book's structure. */
+const char *bus__book_fault(const struct bus_book *b);
+
 /* ---- connections and the core (core.c) --------------------------------- */
 enum bus_conn_state {
 	BUS_CS_GREETING,  /* waiting for the 3 echoed greeting bytes */
@@ -268,11 +298,12 @@ struct bus_conn {
 	struct bus_conn *wait_on;
 	struct bus_conn *wait_prev, *wait_next;
 	struct bus_conn *waiters_first, *waiters_last;
-	/* subscriptions and exclusions: normalised mask -> NULL, in a trie
-	 * (the broker's; for exclusions the client's own, so a check costs
-	 * the topic's depth, not a scan); _cov: the masks another of the
-	 * same set covers, kept out of the trie (see core.c, mask books) */
-	struct bus_strmap subs, excl, subs_cov, excl_cov;
+	/* subscriptions (their trie: the broker's) and exclusions (a trie of
+	 * their own, so a check costs the topic's depth, not a scan); books
+	 * with comparisons left are on the core's book list */
+	struct bus_book subs, excl;
+	bool book_listed;
+	struct bus_conn *book_next;
 	struct bus_trie excl_trie;
 	uint64_t mask_bytes; /* charged for its masks (bus__mask_charge) */
 	uint64_t route_mark;
@@ -313,7 +344,7 @@ struct bus_core {
 	uint32_t iov_cap;
 	uint64_t queued_bytes;
 	uint64_t mask_bytes; /* every client's, charged */
-	uint64_t cover_steps; /* mask levels compared for this frame's books */
+	struct bus_conn *book_first, *book_last; /* books with work left */
 	/* the input budget: what every rx holds; the one reader that may go
 	 * past it (so that a frame completes) and since when; the paused */
 	uint64_t rx_bytes;

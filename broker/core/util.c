@@ -182,6 +182,17 @@ void **bus__strmap_get(const struct bus_strmap *m, const char *key, size_t len)
 	return NULL;
 }
 
+const char *bus__strmap_key(const struct bus_strmap *m, const char *key,
+                            size_t len)
+{
+	void **v = bus__strmap_get(m, key, len);
+	if (!v)
+		return NULL;
+	return ((struct bus_strmap_slot *)((char *)v -
+	                                   offsetof(struct bus_strmap_slot,
+	                                            value)))->key;
+}
+
 static int strmap_grow(const struct bus_allocator *a, struct bus_strmap *m)
 {
 	uint32_t ncap = m->cap ? m->cap * 2 : 8;
