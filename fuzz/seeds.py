@@ -261,6 +261,18 @@ configs = {
     "depth-8": "a: " + "[" * 7 + "]" * 7 + "\n",
     "depth-9": "a: " + "[" * 8 + "]" * 8 + "\n",
     "brackets": "broker: " + "[" * 4096 + "\n",
+    # broker.acl: rules of every shape, open, and the default's groups
+    "acl-rules": ("broker:\n  acl:\n"
+                  "    - who: [{uid: 0}, {gid: 4242}]\n      names: [collector.*]\n"
+                  "      publish: ['events/{1}/#']\n"
+                  "      subscribe: {allow: ['#'], deny: [secret/#]}\n"
+                  "    - who: {from: 10.1.0.0/16, cn: a.example}\n"
+                  "      names: {allow: ['net.*'], deny: [net.bad]}\n"
+                  "      send: ['{name}', '{9}']\n      broadcast: [net.?]\n"
+                  "    - names: [monitor.?]\n      subscribe: [events/+/anomaly]\n"),
+    "acl-open": "broker:\n  acl: open\n",
+    "acl-groups": "broker:\n  trusted_group: root\n  monitor_group: nogroup\n",
+    "acl-v6": "broker:\n  acl:\n    - {who: {from: '::1/128'}, names: ['*']}\n",
 }
 for name, text in configs.items():
     write("config", name, text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)

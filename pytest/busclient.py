@@ -233,16 +233,29 @@ def connect(address, name, timeout=3.0):
     return c
 
 
+# TCP peers have no credentials, so the default ACL refuses them; the
+# tests that use TCP allow this machine's loopback address, and root
+ALL_GRANTS = """      names: ["*"]
+      publish: ["#"]
+      subscribe: ["#"]
+      send: ["*"]
+      broadcast: ["*"]
+"""
+LOOPBACK_ACL = ("broker:\n  acl:\n    - who: {from: 127.0.0.1}\n" + ALL_GRANTS +
+                "    - who: {uid: 0}\n" + ALL_GRANTS)
+
+
 class Busrtd:
     """busrtd as a context manager: a short temp dir, a socket, SIGTERM at
-    the end with the exit status checked."""
+    the end with the exit status checked. With tcp and no config, the
+    ACL is LOOPBACK_ACL."""
 
     def __init__(self, *args, tcp=False, config=None, env=None, preexec=None):
         self.dir = tempfile.mkdtemp(prefix="bt", dir="/tmp")
         self.path = os.path.join(self.dir, "b.sock")
         self.args = list(args)
         self.tcp_port = None
-        self.config = config
+        self.config = LOOPBACK_ACL if tcp and config is None else config
         self.env = env
         self.tcp = tcp
         self.preexec = preexec  # run in the child before exec (limits)

@@ -58,9 +58,10 @@ agent:
 
 
 class Agent:
-    def __init__(self, mode, pb=None):
+    def __init__(self, mode, pb=None, broker_extra=""):
         self.mode = mode
         self.pb = pb
+        self.broker_extra = broker_extra  # more broker: keys, indented
         self.dir = tempfile.mkdtemp(prefix="ag", dir="/tmp")
         self.sock = os.path.join(self.dir, "b.sock")
         self.audit = os.path.join(self.dir, "audit.jsonl")
@@ -73,7 +74,8 @@ class Agent:
         self.cfg = os.path.join(self.dir, "agent.yaml")
         with open(self.cfg, "w") as f:
             f.write(AGENT_CONFIG.format(mode=self.mode, sock=self.sock, audit=self.audit,
-                                        procmond=PROCMOND))
+                                        procmond=PROCMOND)
+                    .replace("broker:\n", "broker:\n" + self.broker_extra, 1))
         self.errpath = os.path.join(self.dir, "stderr")
         self.err = open(self.errpath, "w")
         self.proc = subprocess.Popen([AGENT, "--config", self.cfg, "--log-level", "info"],
@@ -329,7 +331,9 @@ def test_bad_input_is_an_error_or_a_counted_drop(agent):
     assert r[0] == "error" and r[1] == -32602
     r = agent.ctl.rpc("no.such", b"", target="daemoneye-agent")
     assert r[0] == "error" and r[1] == -32601
-    rogue = connect(agent.sock, "test.rogue")
+    # what a collector sends that does not decode is dropped, counted (a
+    # collector's name: under acl: default only collectors publish events)
+    rogue = connect(agent.sock, "collector.process.rogue")
     assert rogue.publish("events/process/lifecycle", b"\xff\x01garbage") == 1
     wait_for(lambda: "dropped a malformed event" in agent.log(), what="the drop")
     # everything still answers

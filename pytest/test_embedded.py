@@ -55,17 +55,17 @@ def test_socket_and_internal_clients_together():
         assert c.subscribe("events/#") == OK
         # internal publisher -> socket client
         f = c.read_frame(timeout=5)
-        assert f[0] == "publish" and f[1] == "demo.publisher"
+        assert f[0] == "publish" and f[1] == "collector.process.demo"
         assert f[2] == "events/process/lifecycle" and f[3].startswith(b"seq=")
         # both internal clients are listed with kind "internal"
         clients = {x["name"]: x for x in c.rpc("client.list")[1]["clients"]}
-        assert clients["demo.publisher"]["kind"] == "internal"
+        assert clients["collector.process.demo"]["kind"] == "internal"
         assert clients["demo.subscriber"]["kind"] == "internal"
         assert clients["py.socket"]["kind"] == "local_ipc"
         # socket client -> internal subscriber (publish) and RPC into it
         before = int(rpc_to(c, "demo.subscriber", "count")[2])
         for i in range(5):
-            assert c.publish("events/socket", b"from py %d" % i) == OK
+            assert c.publish("demo/socket", b"from py %d" % i) == OK
         assert rpc_to(c, "demo.subscriber", "echo", b"ping")[2] == b"ping"
         after = int(rpc_to(c, "demo.subscriber", "count")[2])
         assert after >= before + 5
@@ -77,7 +77,7 @@ def test_socket_and_internal_clients_together():
         rc = d.stop()
         assert rc == 0, d.err
         assert "AddressSanitizer" not in d.err and "runtime error" not in d.err
-        assert "[internal demo.subscriber] events/socket py.socket: from py 4" in d.out
+        assert "[internal demo.subscriber] demo/socket py.socket: from py 4" in d.out
         assert not os.path.exists(d.path)
         # the socket client saw the shutdown announcement
         warn = None

@@ -24,7 +24,9 @@ def test_json_report_and_plan():
     r = json.loads(p.stdout)
     assert r["ok"] and r["seed"] == 3 and len(r["trace_hash"]) == 16
     assert set(r["checks"]) == {"ordering", "lifecycle", "delivery", "equivalence",
-                                "liveness", "accounting", "stream", "convergence"}
+                                "liveness", "accounting", "stream", "convergence",
+                                "access"}
+    assert r["access_denied"] >= 6  # the intruder's tries and the impostor's
     assert r["end_to_end_checked"] and r["processed"] > 0
     assert r["delivered"] == r["oracle_delivered"] or sum(r["faults"].values()) > 0
     plan = sim("plan", "default", "--seed", "3")
@@ -170,7 +172,9 @@ def test_policy_losses_are_excused_exactly(tmp_path):
     cut.write_text(text.replace("liveness_ms: 10000\n", "liveness_ms: 10000\nbroker:\n"
                                 "  queue_policy: disconnect\n  queue_frames_max: 8\n", 1))
     trace = tmp_path / "t.txt"
-    p = sim("run", str(cut), "--faults", "none", "--buggify", "none", "--trace", str(trace))
+    # seed 10: a run whose interleaving overflows monitor.all's 8 frames
+    p = sim("run", str(cut), "--faults", "none", "--buggify", "none", "--seed", "10",
+            "--trace", str(trace))
     assert p.returncode == 0, p.stdout
     t = trace.read_text()
     assert "policy cut monitor.all" in t and "policy drop monitor.all" in t

@@ -62,6 +62,7 @@ corrupt        delivery     none
 child-first    lifecycle    none
 drop-on-eagain stream       none   burst-overflow
 no-resend      stream       $crash burst-overflow
+acl-open       access       none
 PLANTS
 
 # The ledger: every failure that ever exposed a bug, replayed; all pass now.

@@ -40,7 +40,7 @@
 
 const char *const sim_check_names[SIM_C_N] = {
 	"ordering", "lifecycle", "delivery", "equivalence", "liveness",
-	"accounting", "stream", "convergence",
+	"accounting", "stream", "convergence", "access",
 };
 
 /* BUS/RT masks, with '*' as '+' (our broker's default): '+' one level,
@@ -614,6 +614,10 @@ void sim_check_all(struct sim *s, struct sim_report *r)
 	}
 	liveness(s, r);
 	accounting(s, r);
+	/* another uid's tries: every one refused, none reached anyone */
+	r->access_denied = s->access_denied;
+	if (s->access_fault[0])
+		fail(r, SIM_C_ACCESS, s->access_fault_at, "%s", s->access_fault);
 	/* drop_newest drops for a full receiver whatever comes, the agent's
 	 * re-sends and RPC replies among them: its stream recovers only as
 	 * far as its queue lets them through, so end to end is promised

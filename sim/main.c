@@ -51,7 +51,8 @@ static void usage(FILE *f)
 	        "                        [--netlink] [--name NAME] [--out FILE]\n"
 	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
 	        "no-resubscribe, no-restart, miscount, lifecycle, corrupt,\n"
-	        "                        child-first, drop-on-eagain, no-resend\n"
+	        "                        child-first, drop-on-eagain, no-resend, "
+	        "acl-open\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
 	        "all checks hold, 1 a check failed, 2 bad input.\n");
 }
@@ -71,6 +72,7 @@ static const struct {
 	{"child-first", BUS_PLANT_CHILD_FIRST},
 	{"drop-on-eagain", BUS_PLANT_DROP_ON_EAGAIN},
 	{"no-resend", BUS_PLANT_NO_RESEND},
+	{"acl-open", BUS_PLANT_ACL_OPEN},
 };
 
 static const char *plant_name = ""; /* for saved failures */
@@ -320,10 +322,12 @@ static void json_report(const struct sim_scenario *sc,
 		printf("\"}");
 	}
 	printf("}, \"accounting_compared\": %s, \"end_to_end_checked\": %s, "
+	       "\"access_denied\": %llu, "
 	       "\"resent\": %llu, \"redelivered\": %llu, \"processed\": %llu, "
 	       "\"gaps\": %llu, \"resyncs\": %llu, \"ok\": %s}\n",
 	       r->accounting_compared ? "true" : "false",
 	       r->end_to_end_checked ? "true" : "false",
+	       (unsigned long long)r->access_denied,
 	       (unsigned long long)r->resent, (unsigned long long)r->redelivered,
 	       (unsigned long long)r->processed, (unsigned long long)r->gaps,
 	       (unsigned long long)r->resyncs, all_ok(r) ? "true" : "false");
@@ -374,10 +378,14 @@ static void table_report(const struct sim_scenario *sc,
 	       "deliveries/CPU-s (the whole simulated run), the in-process "
 	       "channel %.0f/CPU-s: ratio %.3f\n",
 	       th->broker, th->oracle, th->ratio);
+	char denied[64];
+	snprintf(denied, sizeof(denied), " (another uid's %llu tries refused)",
+	         (unsigned long long)r->access_denied);
 	for (int c = 0; c < SIM_C_N; c++)
 		printf("  %-12s %s%s%s%s\n", sim_check_names[c],
 		       r->ok[c] ? "ok" : "FAILED", r->ok[c] ? "" : ": ",
 		       r->why[c],
+		       c == SIM_C_ACCESS && r->ok[c] ? denied :
 		       c == SIM_C_ACCOUNTING && r->ok[c] && !r->accounting_compared
 		               ? " (not compared: bytes died in flight)"
 		       : (c == SIM_C_STREAM || c == SIM_C_CONVERGENCE) &&

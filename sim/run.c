@@ -14,6 +14,7 @@
  * core from inside one of its calls: core and client effects become events.
  */
 #include "simint.h"
+#include "bus/config.h" /* the ACL: bus_config_parse, bus_acl_defaults */
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -365,7 +366,8 @@ static void teardown(struct sim *s, struct link *l, enum end how,
 {
 	if (how == END_CLIENT_CLOSED && l->conn)
 		deliver_all(s, l, 0);
-	if (how == END_BROKER_CLOSED && l->cl && l->conn)
+	if (how == END_BROKER_CLOSED && l->conn &&
+	    (l->cl || l->kind == LK_IMPOSTOR)) /* its refusal, then the close */
 		deliver_all(s, l, 1);
 	struct bus_conn *conn = l->conn;
 	bool had = conn != NULL || l->cl != NULL;
@@ -378,6 +380,8 @@ static void teardown(struct sim *s, struct link *l, enum end how,
 			s->acc_lossy = true;
 	} else if (l->counted) {
 		s->acc_lossy = true; /* its client is gone: counts unknown */
+	} else if (l->kind == LK_INTRUDER && (l->c2b.bytes || l->b2c.bytes)) {
+		s->acc_lossy = true; /* its tries or their answers in flight */
 	}
 	/* frames the broker had read but not handled (a sender waiting for
 	 * a full receiver) die with the connection */
@@ -509,7 +513,8 @@ static void b_close(void *host, void *ctx)
 	push(s, s->now, EV_CLOSE_B, (int)(intptr_t)ctx, 0);
 }
 
-static const struct bus_core_ops b_ops = {b_write, b_set_reading, b_close};
+static const struct bus_core_ops b_ops = {b_write, b_set_reading, b_close,
+                                          NULL};
 
 static void broker_start(struct sim *s)
 {
@@ -638,19 +643,125 @@ static void rogue_frame(struct sim *s, struct link *l)
 	sim_trace(s, "rogue %s sends a malformed frame (%zu)", l->name, k);
 }
 
+/* ---- the intruder and the impostor ---------------------------------------------
+ * Another uid in every run: the intruder registers as a monitor (its
+ * group is the monitor group) and tries, at each connection, everything a
+ * monitor may not do; the impostor tries to take the first collector's
+ * name (or the agent's). Every try must be answered 0x79 (the access
+ * check), and nothing either sends may reach anyone. */
+#define SIM_NOBODY 65534u
+#define INTRUDER_NAME "monitor.intruder"
+
+static void acl_build(struct sim *s, const struct sim_scenario *sc);
+
+static void access_fault(struct sim *s, const char *what, const char *who)
+{
+	if (s->access_fault[0])
+		return;
+	snprintf(s->access_fault, sizeof(s->access_fault), "%s%s", what, who);
+	s->access_fault_at = s->now;
+}
+
+static void frame_out(struct sim *s, struct link *l, uint32_t id, uint8_t op,
+                      const char *a, size_t al, const char *b, size_t bl)
+{
+	uint8_t f[9 + 160];
+	size_t len = al + (b ? 1 + bl : 0);
+	memcpy(f, &id, 4);
+	f[4] = (uint8_t)(op | BUS_QOS_PROCESSED << 6);
+	for (int k = 0; k < 4; k++)
+		f[5 + k] = (uint8_t)(len >> (8 * k));
+	memcpy(f + 9, a, al);
+	if (b) {
+		f[9 + al] = 0;
+		memcpy(f + 10 + al, b, bl);
+	}
+	struct bus_iov v = {f, 9 + len};
+	pipe_push(s, l, 0, &v, 1);
+	s->acc_out++; /* the broker reads it, then refuses it */
+}
+
+static void intrude(struct sim *s, struct link *l)
+{
+	/* (a monitor may call a collector's health.*: a collector's own
+	 * services decide what it serves to whom) */
+	static const char rpc_stop[] = "\x01\x01\0\0\0lifecycle.stop";
+	frame_out(s, l, 1, BUS_OP_PUBLISH, "events/process/lifecycle", 24,
+	          "forged", 6);
+	frame_out(s, l, 2, BUS_OP_PUBLISH, "control/collector/stop", 22, "x", 1);
+	frame_out(s, l, 3, BUS_OP_SUBSCRIBE, "events/#", 8, NULL, 0);
+	frame_out(s, l, 4, BUS_OP_MESSAGE, DE_AGENT_NAME, strlen(DE_AGENT_NAME),
+	          rpc_stop, sizeof(rpc_stop));
+	static const char pub_for[] = "events/process/lifecycle\0" DE_AGENT_NAME;
+	frame_out(s, l, 5, BUS_OP_PUBLISH_FOR, pub_for, sizeof(pub_for) - 1,
+	          "forged", 6);
+	frame_out(s, l, 6, BUS_OP_BROADCAST, "*", 1, "hi", 2);
+	sim_trace(s, "intruder %s tries 6 forbidden frames", l->name);
+}
+
+/* What the broker sends the intruder after its registration: ACKs (each
+ * must be 0x79) and deliveries (announcements, keepalives). */
+static void intruder_rx(struct sim *s, struct link *l, uint8_t byte)
+{
+	if (l->rx_skip) {
+		l->rx_skip--;
+		return;
+	}
+	l->rx_hdr[l->rx_hdr_n++] = byte;
+	if (l->rx_hdr[0] == BUS_OP_ACK && l->rx_hdr_n == 6) {
+		l->rx_hdr_n = 0;
+		s->acc_in++;
+		if (l->rx_hdr[5] == BUS_RES_ACCESS) {
+			s->access_denied++;
+			return;
+		}
+		char what[64];
+		snprintf(what, sizeof(what), "frame %u answered 0x%02x, not 0x79: ",
+		         l->rx_hdr[1], l->rx_hdr[5]);
+		access_fault(s, what, l->name);
+	} else if (l->rx_hdr[0] != BUS_OP_ACK && l->rx_hdr_n == 5) {
+		l->rx_hdr_n = 0;
+		l->rx_skip = (uint32_t)l->rx_hdr[1] | (uint32_t)l->rx_hdr[2] << 8 |
+		             (uint32_t)l->rx_hdr[3] << 16 |
+		             (uint32_t)l->rx_hdr[4] << 24;
+		s->acc_in += l->rx_hdr[0] != BUS_OP_NOP;
+	}
+}
+
 /* Bytes the broker sent a raw connection: the rogue waits for its
- * registration (greeting 3 bytes, then OK, then OK) before its frame. */
+ * registration (greeting 3 bytes, then OK, then OK) before its frame;
+ * the intruder before its tries; the impostor's registration must be
+ * refused. */
 static void raw_rx(struct sim *s, struct link *l, const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n && l->kind == LK_ROGUE; i++)
-		if (++l->raw_rx == 5 && p[i] == BUS_RES_OK)
+	for (size_t i = 0; i < n; i++) {
+		if (l->raw_rx >= 5 && l->kind == LK_INTRUDER) {
+			intruder_rx(s, l, p[i]);
+			continue;
+		}
+		if (++l->raw_rx != 5)
+			continue;
+		if (l->kind == LK_ROGUE && p[i] == BUS_RES_OK)
 			rogue_frame(s, l);
+		if (l->kind == LK_INTRUDER && p[i] == BUS_RES_OK)
+			intrude(s, l);
+		else if (l->kind == LK_INTRUDER)
+			access_fault(s, "refused its monitor's registration: ",
+			             l->name);
+		if (l->kind == LK_IMPOSTOR && p[i] == BUS_RES_ACCESS)
+			s->access_denied++;
+		else if (l->kind == LK_IMPOSTOR)
+			access_fault(s, "another uid registered as ", l->name);
+	}
 }
 
 static void on_connect(struct sim *s, struct link *l)
 {
-	if (!l->cl && l->kind != LK_ROGUE && l->kind != LK_HOG)
+	if (!l->cl && l->kind != LK_ROGUE && l->kind != LK_HOG &&
+	    l->kind != LK_INTRUDER && l->kind != LK_IMPOSTOR)
 		return;
+	if (l->conn)
+		return; /* still connected (a connect queued before) */
 	if (!s->broker_up) {
 		sim_trace(s, "refused %s", l->name);
 		if (l->cl)
@@ -664,10 +775,15 @@ static void on_connect(struct sim *s, struct link *l)
 			bus_client_on_close(l->cl, BUS_EIO);
 		return;
 	}
+	bool other = l->kind == LK_INTRUDER || l->kind == LK_IMPOSTOR;
+	struct bus_ident id = {.cred = true, .uid = other ? SIM_NOBODY : 0,
+	                       .gid = other ? SIM_NOBODY : 0,
+	                       .pid = 1 + (uint32_t)l->idx};
+	bus_core_set_ident(s->core, l->conn, &id);
 	sim_trace(s, "connect %s", l->name);
-	l->raw_rx = 0;
+	l->raw_rx = l->rx_hdr_n = l->rx_skip = 0;
 	l->c2b_written = l->c2b_read = l->c_inflight = 0;
-	if (l->kind == LK_HOG) {
+	if (l->kind == LK_HOG || other) {
 		raw_handshake(s, l);
 		return;
 	}
@@ -772,6 +888,8 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	(void)c;
 	struct link *l = arg;
 	struct sim *s = l->s;
+	if (!strcmp(d->sender, INTRUDER_NAME))
+		access_fault(s, "the intruder's frame reached ", l->name);
 	if (d->kind != BUS_OP_PUBLISH || l->kind == LK_COLLECTOR)
 		return;
 	struct receiver *r = recv_of(s, l);
@@ -1036,6 +1154,8 @@ static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
 {
 	struct link *l = arg;
 	struct sim *s = l->s;
+	if (!strcmp(q->sender, INTRUDER_NAME))
+		access_fault(s, "the intruder's call reached ", l->name);
 	if (l->kind != LK_COLLECTOR || !s->cols[l->actor].col_init)
 		return;
 	struct de_served sv;
@@ -1475,7 +1595,11 @@ static void fault(struct sim *s, size_t i, bool begin)
 		sim_trace(s, "fault end %s", sim_fault_names[f->kind]);
 		if (f->kind == SIM_F_BROKER_CRASH && !s->broker_up &&
 		    s->now >= s->broker_down_until)
+		{
 			broker_start(s); /* the last of overlapping crashes */
+			push(s, s->now + SIM_MS, EV_CONNECT, s->intruder, 0);
+			push(s, s->now + SIM_MS, EV_CONNECT, s->impostor, 0);
+		}
 		if (f->kind == SIM_F_AGENT_CRASH && s->agent_down &&
 		    s->now >= s->agent_down_until) {
 			sim_trace(s, "agent up");
@@ -1798,6 +1922,8 @@ static void setup(struct sim *s)
 		(void *)(intptr_t)BUS_SITE_CORE_ALLOC};
 	s->core_cfg.slow_policy = sc->slow_policy;
 	s->core_cfg.limits.queue_frames_max = sc->queue_frames_max;
+	acl_build(s, sc);
+	s->core_cfg.acl = &s->acl;
 	s->core_cfg.timeout_ns = 2 * SIM_S;
 	s->next_pid = 1000;
 	s->agent_link = -1;
@@ -1809,7 +1935,7 @@ static void setup(struct sim *s)
 	 * fills the broker */
 	s->core_cfg.limits.connections_max = (uint32_t)(s->n_cols + s->n_recv + 2);
 	broker_start(s);
-	s->cap_links = s->n_cols + s->n_recv;
+	s->cap_links = s->n_cols + s->n_recv + 2; /* + intruder, impostor */
 	for (size_t i = 0; s->plan && i < s->plan->n; i++)
 		s->cap_links += s->plan->v[i].kind == SIM_F_CONN_LIMIT
 		                        ? (int)s->core_cfg.limits.connections_max
@@ -1857,8 +1983,51 @@ static void setup(struct sim *s)
 		bus_client_on_tick(l->cl);
 	}
 	agent_boot(s);
+	s->intruder = new_link(s, LK_INTRUDER, -1, INTRUDER_NAME);
+	s->impostor = new_link(s, LK_IMPOSTOR, -1,
+	                       s->n_cols ? s->links[s->cols[0].link].name
+	                                 : DE_AGENT_NAME);
+	push(s, SIM_MS, EV_CONNECT, s->intruder, 0);
+	push(s, SIM_MS, EV_CONNECT, s->impostor, 0);
 	for (size_t i = 0; s->plan && i < s->plan->n; i++)
 		push(s, s->plan->v[i].at_ns, EV_FAULT, -1, i);
+}
+
+/* The broker's ACL: the default rules (the broker and every actor root,
+ * the intruder and impostor uid and group 65534, the monitor group),
+ * after one rule for the scenario's own monitors, which hold any masks a
+ * scenario gives them. */
+static void acl_build(struct sim *s, const struct sim_scenario *sc)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		abort();
+	fputs("broker:\n  acl:\n    - who: {uid: 0}\n      subscribe: ['#']\n"
+	      "      send: ['*']\n      names: [", f);
+	for (size_t i = 0; i < sc->n_monitors; i++) {
+		fputs(i ? ", " : "", f);
+		sim_yq(f, sc->monitors[i].name, strlen(sc->monitors[i].name));
+	}
+	fputs("]\n", f);
+	fclose(f);
+	struct bus_file_config fc;
+	char err[256];
+	bus_config_defaults(&fc, true);
+	uint32_t nobody = SIM_NOBODY;
+	if (sc->n_monitors == 0) {
+		memset(&s->acl, 0, sizeof(s->acl));
+	} else if (bus_config_parse(text, len, "sim acl", &fc, err,
+	                            sizeof(err)) != 0) {
+		fprintf(stderr, "busrt-sim: %s\n", err);
+		abort(); /* the names were validated: a bug */
+	} else {
+		s->acl = fc.acl;
+	}
+	free(text);
+	if (bus_acl_defaults(&s->acl, 0, NULL, &nobody))
+		abort();
 }
 
 static void teardown_all(struct sim *s)
@@ -1880,6 +2049,7 @@ static void teardown_all(struct sim *s)
 	}
 	if (s->core)
 		bus_core_free(s->core);
+	bus_acl_free(&s->acl);
 	for (int i = 0; i < s->n_recv; i++) {
 		free(s->recv[i].v);
 		free(s->recv[i].downs);

@@ -263,6 +263,7 @@ enum sim_check {
 	SIM_C_ACCOUNTING,
 	SIM_C_STREAM,
 	SIM_C_CONVERGENCE,
+	SIM_C_ACCESS,
 	SIM_C_N
 };
 extern const char *const sim_check_names[SIM_C_N];
@@ -288,6 +289,7 @@ struct sim_report {
 	                              counters could not be compared */
 	bool end_to_end_checked;   /* false: drop_newest (the stream and
 	                              convergence checks do not apply) */
+	uint64_t access_denied;    /* the intruder's tries, every one refused */
 	uint32_t buggify;          /* the armed sites */
 	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N];
 };

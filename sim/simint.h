@@ -101,7 +101,8 @@ struct pipe {
 /* LK_ROGUE: a raw connection that sends a malformed frame (a malformed
  * fault); LK_HOG: a raw connection that registers and holds a place (a
  * conn_limit fault fills the broker's connections_max with them). */
-enum link_kind { LK_COLLECTOR, LK_AGENT, LK_MONITOR, LK_ROGUE, LK_HOG };
+enum link_kind { LK_COLLECTOR, LK_AGENT, LK_MONITOR, LK_ROGUE, LK_HOG,
+                 LK_INTRUDER, LK_IMPOSTOR };
 
 struct link {
 	struct sim *s;
@@ -118,6 +119,8 @@ struct link {
 	bool b_closing;            /* the broker asked to close: no more reads */
 	bool c_closing;            /* the client asked to close */
 	uint32_t raw_rx;           /* rogue: handshake bytes the broker sent */
+	uint8_t rx_hdr[6];         /* intruder: the frame header being read */
+	uint32_t rx_hdr_n, rx_skip;
 	/* when a receiver's subscriptions take effect: the broker has read
 	 * every byte the client had written or queued when it became READY
 	 * (its resubscribe frames among them) */
@@ -201,6 +204,14 @@ struct sim {
 	/* accounting of the current broker incarnation */
 	uint64_t acc_out, acc_in;  /* frames of connections that ended */
 	bool acc_lossy;            /* bytes died in flight */
+	/* the intruder (another uid, a monitor's rights) and the impostor
+	 * (another uid taking a collector's name): every try must be
+	 * refused, nothing they send may reach anyone */
+	struct bus_acl acl;
+	int intruder, impostor;    /* their links */
+	uint64_t access_denied;
+	char access_fault[200];
+	uint64_t access_fault_at;
 	bool finishing;            /* tearing down: callbacks do nothing */
 	bool quiet;                /* building a core: no fault site fires */
 	/* every payload sent, by hash: (pubinc << 32 | index) + 1, 0 empty */

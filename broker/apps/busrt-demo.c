@@ -8,8 +8,10 @@
  *   busrt-demo [--socket PATH] [--config FILE] [--seconds S] [--rate HZ]
  *              [--cli PATH-TO-busrt-cli]
  *
- * The internal subscriber also answers RPC: "echo" (params back) and
- * "count" (events seen), so socket clients can call into the process.
+ * The internal subscriber (events/# and demo/#) also answers RPC: "echo"
+ * (params back) and "count" (events seen), so socket clients can call into
+ * the process. The publisher registers as collector.process.demo: under
+ * the default ACL only a collector may publish events.
  * Exit 0 when every event published was acknowledged and reached the
  * internal subscriber (and the listener, when started, printed some);
  * 1 otherwise; 2 for bad arguments.
@@ -356,16 +358,17 @@ int main(int argc, char **argv)
 	fprintf(stderr, "busrt-demo: embedded broker on %s\n", d.socket);
 	struct bus_client_config cc;
 	bus_client_config_defaults(&cc);
-	cc.name = "demo.publisher";
+	/* the publisher stands for a process collector: the default ACL lets
+	 * collector.process.* publish events/process/# and nobody else */
 	struct bus_client_handlers ph = {NULL, NULL, sub_state, NULL, &d};
-	cc.name = "demo.publisher";
+	cc.name = "collector.process.demo";
 	bus_server_client_open(d.srv, &cc, &ph, &d.pub);
 	cc.name = "demo.subscriber";
 	struct bus_client_handlers sh = {sub_delivery, sub_rpc, sub_state, NULL,
 	                                 &d};
 	bus_server_client_open(d.srv, &cc, &sh, &d.sub);
-	const char *mask[] = {"events/#"};
-	bus_client_subscribe(d.sub, mask, 1, NULL, NULL); /* recorded */
+	const char *mask[] = {"events/#", "demo/#"};
+	bus_client_subscribe(d.sub, mask, 2, NULL, NULL); /* recorded */
 	uv_timer_init(&d.loop, &d.tick);
 	uv_timer_init(&d.loop, &d.stop);
 	uv_signal_init(&d.loop, &d.sigint);

@@ -8,7 +8,9 @@
  * built-in defaults < --config FILE < flags. Without -B it binds what
  * broker.standalone says (socket, default /tmp/daemoneye-broker.sock, and
  * address). SIGTERM/SIGINT: announce shutdown, flush, close, remove the
- * socket files, exit 0. Bad arguments: usage, exit 2.
+ * socket files, exit 0. SIGHUP: read --config again and put its ACL in
+ * force (connections stay; a client the new ACL no longer allows is cut;
+ * a file with an error changes nothing). Bad arguments: usage, exit 2.
  */
 #define _DEFAULT_SOURCE
 #include "bus/config.h"
@@ -43,10 +45,45 @@ static void usage(FILE *f)
 struct app {
 	uv_loop_t loop;
 	struct bus_server *srv;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sighup;
 	int signals_open;
 	bool stopping;
+	const char *config; /* --config, for SIGHUP */
 };
+
+/* SIGHUP: the ACL again from --config (the rest needs a restart). */
+static void on_hup(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	struct app *a = h->data;
+	if (!a->config || a->stopping) {
+		fprintf(stderr, "busrtd: SIGHUP: %s\n",
+		        a->config ? "shutting down" : "no --config to read again");
+		return;
+	}
+	struct bus_file_config *nf = malloc(sizeof(*nf));
+	char err[512] = "";
+	if (!nf) {
+		fprintf(stderr, "busrtd: SIGHUP: out of memory; nothing changed\n");
+		return;
+	}
+	bus_config_defaults(nf, false);
+	if (bus_config_load(a->config, nf, err, sizeof(err)) != 0 ||
+	    bus_config_finish(nf, err, sizeof(err)) != 0 ||
+	    bus_server_set_acl(a->srv, nf->core.acl ? &nf->acl : NULL) != 0) {
+		fprintf(stderr, "busrtd: SIGHUP: %s; nothing changed\n",
+		        err[0] ? err : "out of memory");
+		bus_config_free(nf);
+		free(nf);
+		return;
+	}
+	fprintf(stderr, "busrtd: SIGHUP: %s: ACL %s\n", a->config,
+	        nf->acl_mode == BUS_ACL_RULES     ? "from the file"
+	        : nf->acl_mode == BUS_ACL_DEFAULT ? "the defaults"
+	                                          : "open");
+	bus_config_free(nf);
+	free(nf);
+}
 
 static void signal_closed(uv_handle_t *h)
 {
@@ -65,11 +102,14 @@ static void shutdown_done(struct bus_server *s, void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, &old);
 	uv_close((uv_handle_t *)&a->sigterm, signal_closed);
 	uv_close((uv_handle_t *)&a->sigint, signal_closed);
+	uv_close((uv_handle_t *)&a->sighup, signal_closed);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -199,12 +239,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "busrtd: inconsistent configuration: %s\n", what);
 		return 2;
 	}
+	if (bus_config_finish(&fc, err, sizeof(err)) != 0) {
+		fprintf(stderr, "busrtd: %s%s%s\n", config ? config : "",
+		        config ? ": " : "", err);
+		bus_config_free(&fc);
+		return 2;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	struct app a;
 	memset(&a, 0, sizeof(a));
+	a.config = config;
 	uv_loop_init(&a.loop);
+	struct bus_acl *acl = fc.core.acl ? &fc.acl : NULL;
+	fc.core.acl = NULL; /* the server's own copy, below */
 	int rc = bus_server_new(&a.loop, &fc.core, &a.srv);
+	if (!rc)
+		rc = bus_server_set_acl(a.srv, acl);
+	bus_config_free(&fc);
 	if (rc) {
 		fprintf(stderr, "busrtd: %s\n", bus_strerror(rc));
 		return 1;
@@ -214,10 +266,12 @@ int main(int argc, char **argv)
 	 * (a supervisor's, a test's) is a shutdown, not a kill */
 	uv_signal_init(&a.loop, &a.sigterm);
 	uv_signal_init(&a.loop, &a.sigint);
-	a.sigterm.data = a.sigint.data = &a;
-	a.signals_open = 2;
+	uv_signal_init(&a.loop, &a.sighup);
+	a.sigterm.data = a.sigint.data = a.sighup.data = &a;
+	a.signals_open = 3;
 	uv_signal_start(&a.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&a.sigint, on_signal, SIGINT);
+	uv_signal_start(&a.sighup, on_hup, SIGHUP);
 	int status = 0;
 	if (nbinds) {
 		for (int i = 0; i < nbinds && !status; i++)

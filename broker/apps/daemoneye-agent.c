@@ -148,6 +148,27 @@ static void audit(struct agent *a, const char *dir, const char *sender,
 	fflush(a->audit);
 }
 
+/* The embedded broker's refusals (ACL denials), in the same trail. */
+static void broker_audit(void *arg, const struct bus_audit *d)
+{
+	struct agent *a = arg;
+	char name[257], obj[1025], detail[160];
+	size_t nl = d->name_len < 256 ? d->name_len : 256;
+	size_t ol = d->object_len < 1024 ? d->object_len : 1024;
+	memcpy(name, d->name, nl);
+	name[nl] = 0;
+	memcpy(obj, d->object, ol);
+	obj[ol] = 0;
+	if (d->ident->cred)
+		snprintf(detail, sizeof(detail), "uid %u gid %u pid %u; rule %s",
+		         d->ident->uid, d->ident->gid, d->ident->pid,
+		         d->rule[0] ? d->rule : "none");
+	else
+		snprintf(detail, sizeof(detail), "no credentials; rule %s",
+		         d->rule[0] ? d->rule : "none");
+	audit(a, "denied", name, obj, d->what, BUS_RES_ACCESS, detail);
+}
+
 /* ---- supervision host ---------------------------------------------------------- */
 static void arm(struct agent *a);
 
@@ -800,6 +821,8 @@ static int open_bus(struct agent *a, char *err, size_t errlen)
 		                        a->fc.socket_path, &a->srv, err, errlen);
 		if (rc)
 			return rc;
+		if (a->audit)
+			bus_server_set_audit(a->srv, broker_audit, a);
 		rc = bus_server_client_open(a->srv, &cfg, &h, &a->bc);
 	} else {
 		rc = bus_client_open(&a->loop, a->connect_addr, &cfg, &h, &a->bc);
@@ -854,7 +877,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (a->ac->audit_log[0] &&
-	    !(a->audit = fopen(a->ac->audit_log, "a"))) {
+	    !(a->audit = fopen(a->ac->audit_log, "ae"))) { /* close-on-exec */
 		fprintf(stderr, "daemoneye-agent: %s: cannot open the audit "
 		                "log\n", a->ac->audit_log);
 		return 2;

@@ -300,8 +300,19 @@ static int pack_client_list(struct bus_core *core, msgpack_packer *pk,
 		struct bus_conn *c = core->names[i];
 		if (!c->listed)
 			continue;
-		msgpack_pack_map(pk, 10);
+		bool cred = c->ident.cred;
+		msgpack_pack_map(pk, 10 + (cred ? 3 : 0) + !!c->ident.cn[0] +
+		                         !!c->rule);
 		pack_kv_str(pk, "name", c->name);
+		if (cred) {
+			pack_kv_u64(pk, "uid", c->ident.uid);
+			pack_kv_u64(pk, "gid", c->ident.gid);
+			pack_kv_u64(pk, "pid", c->ident.pid);
+		}
+		if (c->ident.cn[0])
+			pack_kv_str(pk, "cn", c->ident.cn);
+		if (c->rule)
+			pack_kv_str(pk, "rule", c->rule->label);
 		pack_kv_str(pk, "kind", kind_name(c->kind));
 		pack_kv_str(pk, "source", c->source);
 		pack_kv_str(pk, "port", c->port);

@@ -192,6 +192,7 @@ static void conn_request_close(struct bus_core *core, struct bus_conn *c)
 
 static void conn_unregister(struct bus_core *core, struct bus_conn *c);
 static void books_unlist(struct bus_core *core, struct bus_conn *c);
+static void core_end(struct bus_core *core);
 
 void bus__conn_abort(struct bus_core *core, struct bus_conn *c)
 {
@@ -286,6 +287,78 @@ static void conn_unregister(struct bus_core *core, struct bus_conn *c)
 	announce_later(core, BROKER_INFO_TOPIC, "unreg", c->name);
 }
 
+/* ---- the ACL (acl.c matches) ------------------------------------------ */
+static void audit(struct bus_core *core, const struct bus_conn *c,
+                  const char *what, const char *name, size_t nl,
+                  const char *obj, size_t ol)
+{
+	if (!core->ops.audit)
+		return;
+	struct bus_audit a = {what, name, nl, obj, ol, &c->ident,
+	                      c->rule ? c->rule->label : ""};
+	core->ops.audit(core->host, &a);
+}
+
+/* May c do k with s? If not: counted, audited, answered 0x79 (at QoS >= 1)
+ * and not done. */
+static bool acl_permits(struct bus_core *core, struct bus_conn *c,
+                        enum bus_acl_kind k, const char *s, size_t len,
+                        const struct bus_frame *f)
+{
+	if (!c->rule ||
+	    (BUS_PLANTED(BUS_PLANT_ACL_OPEN) && k == BUS_ACL_PUBLISH) ||
+	    bus_acl_allows(c->rule, k, c->name, c->primary_len, s, len))
+		return true;
+	uint64_t *n[BUS_ACL_KINDS] = {
+	    &core->st.denied_register, &core->st.denied_publish,
+	    &core->st.denied_subscribe, &core->st.denied_send,
+	    &core->st.denied_broadcast};
+	(*n[k])++;
+	audit(core, c, bus_acl_kind_names[k], c->name, c->name_len, s, len);
+	send_ack(core, c, f->op_id, f->qos, BUS_RES_ACCESS);
+	return false;
+}
+
+void bus_core_set_ident(struct bus_core *core, struct bus_conn *conn,
+                        const struct bus_ident *id)
+{
+	(void)core;
+	conn->ident = *id;
+	if (conn->ident.n_groups > BUS_IDENT_GROUPS_MAX)
+		conn->ident.n_groups = BUS_IDENT_GROUPS_MAX;
+}
+
+/* Does c's rule still allow every mask it holds? */
+static bool acl_keeps_masks(const struct bus_conn *c)
+{
+	const struct bus_strmap *m = &c->subs.set;
+	for (uint32_t i = 0; i < m->cap; i++)
+		if (bus__strmap_live(m, i) &&
+		    !bus_acl_allows(c->rule, BUS_ACL_SUBSCRIBE, c->name,
+		                    c->primary_len, m->slots[i].key,
+		                    m->slots[i].key_len))
+			return false;
+	return true;
+}
+
+void bus_core_set_acl(struct bus_core *core, const struct bus_acl *acl)
+{
+	core->cfg.acl = acl;
+	for (struct bus_conn *c = core->first; c; c = c->next) {
+		if (!c->registered)
+			continue;
+		c->rule = acl ? bus_acl_find(acl, &c->ident, c->name,
+		                             c->primary_len)
+		              : NULL;
+		if (!acl || (c->rule && acl_keeps_masks(c)))
+			continue;
+		core->st.disconnects_acl++;
+		audit(core, c, "revoked", c->name, c->name_len, "", 0);
+		bus__conn_abort(core, c);
+	}
+	core_end(core);
+}
+
 static void handshake_refuse(struct bus_core *core, struct bus_conn *c,
                              uint8_t code, bool limit)
 {
@@ -312,9 +385,23 @@ static void conn_register(struct bus_core *core, struct bus_conn *c,
 			sep = (const char *)name + i;
 			break;
 		}
+	size_t plen = sep ? (size_t)(sep - (const char *)name) : len;
+	const struct bus_acl_rule *rule = NULL;
+	if (cfg->acl) {
+		rule = bus_acl_find(cfg->acl, &c->ident, (const char *)name,
+		                    plen);
+		if (!rule) { /* before BUSY: whether the name is taken is
+		                none of this peer's business */
+			core->st.denied_register++;
+			audit(core, c, "register", (const char *)name, len, "",
+			      0);
+			send_byte(core, c, BUS_RES_ACCESS);
+			conn_close_after_flush(core, c);
+			return;
+		}
+	}
 	struct bus_conn *primary = NULL;
 	if (sep) {
-		size_t plen = (size_t)(sep - (const char *)name);
 		primary = bus__find_name(core, (const char *)name, plen);
 		if (!primary || primary->primary) {
 			handshake_refuse(core, c, BUS_RES_NOT_REGISTERED, false);
@@ -347,8 +434,9 @@ static void conn_register(struct bus_core *core, struct bus_conn *c,
 		bus__conn_abort(core, c);
 		return;
 	}
-	c->primary_len = sep ? (size_t)(sep - (const char *)name) : len;
+	c->primary_len = plen;
 	c->primary = primary;
+	c->rule = rule;
 	c->registered = true;
 	c->state = BUS_CS_READY;
 	c->next_nop_ns = core->now_ns + cfg->timeout_ns / 2;
@@ -533,6 +621,9 @@ static bool on_publish(struct bus_core *core, struct bus_conn *c,
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_ACCESS);
 		return true;
 	}
+	if (!acl_permits(core, c, BUS_ACL_PUBLISH, topic, tlen, f) ||
+	    (for_op && !acl_permits(core, c, BUS_ACL_SEND, forname, flen, f)))
+		return true;
 	struct route_ctx r = {core, topic, tlen, forname, flen};
 	route_collect(core, &r);
 	if (must_wait(core, c, delivered_len(c->name_len, tlen, true, len),
@@ -566,6 +657,8 @@ static bool on_message(struct bus_core *core, struct bus_conn *c,
 		bus__brpc_handle(core, c, p, len);
 		return true;
 	}
+	if (!acl_permits(core, c, BUS_ACL_SEND, target, tlen, f))
+		return true; /* before the lookup: no probing for names */
 	struct bus_conn *t = bus__find_name(core, target, tlen);
 	if (!t) {
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_NOT_REGISTERED);
@@ -606,6 +699,8 @@ static bool on_broadcast(struct bus_core *core, struct bus_conn *c,
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_DATA);
 		return true;
 	}
+	if (!acl_permits(core, c, BUS_ACL_BROADCAST, mask, mlen, f))
+		return true;
 	/* only the sorted names that start with the mask's literal prefix:
 	 * a mask costs the names it may match, not every client */
 	core->rcv_count = 0;
@@ -722,7 +817,8 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 	}
 	uint32_t fresh = 0;
 	uint64_t charge = 0;
-	bool ok = true, nomem = false;
+	bool ok = true, nomem = false, denied = false;
+	bool check_acl = c->rule && f->op == BUS_OP_SUBSCRIBE;
 	for (int pass = 0; pass < 2 && ok; pass++) {
 		size_t pos = 0;
 		for (;;) {
@@ -733,6 +829,14 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 			    buf + pos, ml, core->cfg.star_is_plus, norm);
 			uint64_t cost = bus__mask_charge(nl, bus__levels(norm, nl));
 			bool known = bus__book_has(book, norm, nl);
+			if (pass == 0 && check_acl && !denied &&
+			    !bus_acl_allows(c->rule, BUS_ACL_SUBSCRIBE, c->name,
+			                    c->primary_len, norm, nl)) {
+				denied = true;
+				ok = false;
+				audit(core, c, "subscribe", c->name, c->name_len,
+				      buf + pos, ml);
+			}
 			if (pass == 0 && adding) {
 				if (!topic_within_limits(core, buf + pos, ml))
 					ok = false;
@@ -774,12 +878,15 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 		bus__conn_abort(core, c);
 		return true;
 	}
-	if (!ok)
+	if (denied)
+		core->st.denied_subscribe++;
+	else if (!ok)
 		core->st.rejects_limit++;
 	uint64_t steps = 0;
 	if (books_work(core, c, &steps, BUS_BOOK_SLICE_STEPS))
 		books_list(core, c);
-	send_ack(core, c, f->op_id, f->qos, ok ? BUS_RES_OK : BUS_RES_DATA);
+	send_ack(core, c, f->op_id, f->qos,
+	         ok ? BUS_RES_OK : denied ? BUS_RES_ACCESS : BUS_RES_DATA);
 	return true;
 }
 

@@ -173,6 +173,11 @@ bool bus__mask_match(const char *mask, size_t mlen, const char *topic,
  * match r too? Adds the levels compared to *steps. */
 bool bus__mask_covers(const char *r, size_t rl, const char *s, size_t sl,
                       uint64_t *steps);
+/* The same for broadcast masks ('.', '?' one level, '*' the rest). */
+bool bus__bcast_covers(const char *r, size_t rl, const char *s, size_t sl);
+/* Is there a topic (a name) both masks match? */
+bool bus__mask_overlap(const char *a, size_t al, const char *b, size_t bl);
+bool bus__bcast_overlap(const char *a, size_t al, const char *b, size_t bl);
 /* Broadcast: names split on '.', "*" matches one or more remaining levels,
  * "?" exactly one. */
 bool bus__bcast_match(const char *mask, size_t mlen, const char *name,
@@ -302,6 +307,8 @@ struct bus_conn {
 	 * their own, so a check costs the topic's depth, not a scan); books
 	 * with comparisons left are on the core's book list */
 	struct bus_book subs, excl;
+	struct bus_ident ident;             /* who the host says it is */
+	const struct bus_acl_rule *rule;    /* its ACL rule (NULL: no ACL) */
 	bool book_listed;
 	struct bus_conn *book_next;
 	struct bus_trie excl_trie;

@@ -103,24 +103,24 @@ bool bus__mask_match(const char *mask, size_t mlen, const char *topic,
 	return wild_match(mask, mlen, topic, tlen, '/', '+', '#');
 }
 
-/* Level by level: "#" in r covers whatever s has from there on (s has a
- * level there, or it would have ended before); "#" in s is covered only
- * by "#"; "+" in r covers a literal or "+"; a literal only itself; and
- * without "#" both must end together. */
-bool bus__mask_covers(const char *r, size_t rl, const char *s, size_t sl,
-                      uint64_t *steps)
+/* Level by level: "rest" ('#') in r covers whatever s has from there on
+ * (s has a level there, or it would have ended before); "rest" in s is
+ * covered only by "rest"; "one" ('+') in r covers a literal or "one"; a
+ * literal only itself; and without "rest" both must end together. */
+static bool wild_covers(const char *r, size_t rl, const char *s, size_t sl,
+                        char sep, char one, char rest, uint64_t *steps)
 {
 	size_t rp = 0, sp = 0;
 	for (;;) {
-		size_t re = level_end(r, rl, rp, '/');
-		size_t se = level_end(s, sl, sp, '/');
+		size_t re = level_end(r, rl, rp, sep);
+		size_t se = level_end(s, sl, sp, sep);
 		size_t rn = re - rp, sn = se - sp;
 		++*steps;
-		if (rn == 1 && r[rp] == '#')
+		if (rn == 1 && r[rp] == rest)
 			return true;
-		if (sn == 1 && s[sp] == '#')
+		if (sn == 1 && s[sp] == rest)
 			return false;
-		if (!(rn == 1 && r[rp] == '+') &&
+		if (!(rn == 1 && r[rp] == one) &&
 		    !(rn == sn && memcmp(r + rp, s + sp, rn) == 0))
 			return false;
 		bool r_more = re < rl, s_more = se < sl;
@@ -131,6 +131,54 @@ bool bus__mask_covers(const char *r, size_t rl, const char *s, size_t sl,
 		rp = re + 1;
 		sp = se + 1;
 	}
+}
+
+/* Is there a name or topic both match? Level by level: "rest" in either
+ * matches whatever the other has from there on (it has a level there);
+ * two literals must be equal; both must end together otherwise. */
+static bool wild_overlap(const char *a, size_t al, const char *b, size_t bl,
+                         char sep, char one, char rest)
+{
+	size_t ap = 0, bp = 0;
+	for (;;) {
+		size_t ae = level_end(a, al, ap, sep);
+		size_t be = level_end(b, bl, bp, sep);
+		size_t an = ae - ap, bn = be - bp;
+		bool aw = an == 1 && a[ap] == one, bw = bn == 1 && b[bp] == one;
+		if ((an == 1 && a[ap] == rest) || (bn == 1 && b[bp] == rest))
+			return true;
+		if (!aw && !bw && !(an == bn && memcmp(a + ap, b + bp, an) == 0))
+			return false;
+		bool a_more = ae < al, b_more = be < bl;
+		if (a_more != b_more)
+			return false;
+		if (!a_more)
+			return true;
+		ap = ae + 1;
+		bp = be + 1;
+	}
+}
+
+bool bus__mask_covers(const char *r, size_t rl, const char *s, size_t sl,
+                      uint64_t *steps)
+{
+	return wild_covers(r, rl, s, sl, '/', '+', '#', steps);
+}
+
+bool bus__bcast_covers(const char *r, size_t rl, const char *s, size_t sl)
+{
+	uint64_t steps = 0;
+	return wild_covers(r, rl, s, sl, '.', '?', '*', &steps);
+}
+
+bool bus__mask_overlap(const char *a, size_t al, const char *b, size_t bl)
+{
+	return wild_overlap(a, al, b, bl, '/', '+', '#');
+}
+
+bool bus__bcast_overlap(const char *a, size_t al, const char *b, size_t bl)
+{
+	return wild_overlap(a, al, b, bl, '.', '?', '*');
 }
 
 bool bus__bcast_match(const char *mask, size_t mlen, const char *name,

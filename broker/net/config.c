@@ -27,7 +27,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../core/internal.h" /* bus__utf8_valid */
+
+#include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #define CONFIG_BYTES_MAX (1u << 20)
@@ -275,6 +281,243 @@ static int on_standalone(struct ld *l, const char *k, const yaml_node_t *v,
 	return unknown(l, v, f);
 }
 
+/* ---- broker.acl ---------------------------------------------------------- */
+#define ACL_RULES_MAX 256u
+#define ACL_MASKS_MAX 256u
+
+static int acl_masks(struct ld *l, const yaml_node_t *v, const char *f,
+                     char ***out, uint32_t *n)
+{
+	if (!v || v->type != YAML_SEQUENCE_NODE)
+		return fail(l, v, f, "expected a list of masks");
+	for (yaml_node_item_t *it = v->data.sequence.items.start;
+	     it < v->data.sequence.items.top; it++) {
+		const yaml_node_t *e = yaml_document_get_node(l->doc, *it);
+		const char *m = scalar(e);
+		if (!m || !*m || strlen(m) > 1024 ||
+		    !bus__utf8_valid((const uint8_t *)m, strlen(m)))
+			return fail(l, e, f, "a mask is a non-empty UTF-8 string "
+			                     "of at most 1024 bytes");
+		if (*n >= ACL_MASKS_MAX)
+			return fail(l, e, f, "more than 256 masks");
+		char **nv = realloc(*out, (*n + 1) * sizeof(*nv));
+		char *d = strdup(m);
+		if (nv)
+			*out = nv;
+		if (!nv || !d) {
+			free(d);
+			return fail(l, e, f, "out of memory");
+		}
+		(*out)[(*n)++] = d;
+	}
+	return 0;
+}
+
+/* [masks] (all allowed) or {allow: [masks], deny: [masks]} */
+static int acl_list(struct ld *l, const yaml_node_t *v, const char *f,
+                    struct bus_acl_list *out)
+{
+	if (v && v->type == YAML_SEQUENCE_NODE)
+		return acl_masks(l, v, f, &out->allow, &out->n_allow);
+	if (!v || v->type != YAML_MAPPING_NODE)
+		return fail(l, v, f, "expected a list of masks or {allow, deny}");
+	for (yaml_node_pair_t *p = v->data.mapping.pairs.start;
+	     p < v->data.mapping.pairs.top; p++) {
+		const yaml_node_t *kn = yaml_document_get_node(l->doc, p->key);
+		const yaml_node_t *vn = yaml_document_get_node(l->doc, p->value);
+		const char *k = scalar(kn);
+		char full[256];
+		snprintf(full, sizeof(full), "%.160s.%.64s", f, k ? k : "?");
+		int rc;
+		if (k && !strcmp(k, "allow"))
+			rc = acl_masks(l, vn, full, &out->allow, &out->n_allow);
+		else if (k && !strcmp(k, "deny"))
+			rc = acl_masks(l, vn, full, &out->deny, &out->n_deny);
+		else
+			rc = fail(l, kn, full, "unknown key (allow, deny)");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static bool parse_cidr(const char *s, struct bus_acl_who *w)
+{
+	char a[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if (n >= sizeof(a))
+		return false;
+	memcpy(a, s, n);
+	a[n] = 0;
+	unsigned max;
+	if (inet_pton(AF_INET, a, w->addr) == 1) {
+		w->family = 4;
+		max = 32;
+	} else if (inet_pton(AF_INET6, a, w->addr) == 1) {
+		w->family = 6;
+		max = 128;
+	} else {
+		return false;
+	}
+	uint64_t p = max;
+	if (slash && !bus_config_parse_u64(slash + 1, 0, max, &p))
+		return false;
+	w->prefix = (uint8_t)p;
+	return true;
+}
+
+static int acl_who_one(struct ld *l, const yaml_node_t *v, const char *f,
+                       struct bus_acl_who *w)
+{
+	if (!v || v->type != YAML_MAPPING_NODE)
+		return fail(l, v, f, "expected {uid, gid, user, group, cn, from}");
+	for (yaml_node_pair_t *p = v->data.mapping.pairs.start;
+	     p < v->data.mapping.pairs.top; p++) {
+		const yaml_node_t *kn = yaml_document_get_node(l->doc, p->key);
+		const yaml_node_t *vn = yaml_document_get_node(l->doc, p->value);
+		const char *k = scalar(kn), *s = scalar(vn);
+		char full[256];
+		snprintf(full, sizeof(full), "%.160s.%.64s", f, k ? k : "?");
+		uint64_t x;
+		int rc = 0;
+		if (!k) {
+			rc = fail(l, kn, f, "keys must be strings");
+		} else if (!strcmp(k, "uid") || !strcmp(k, "gid")) {
+			if (!(rc = get_u64(l, vn, full, 0, UINT32_MAX - 1, &x))) {
+				if (k[0] == 'u')
+					w->uid_set = true, w->uid = (uint32_t)x;
+				else
+					w->gid_set = true, w->gid = (uint32_t)x;
+			}
+		} else if (!strcmp(k, "user")) {
+			struct passwd *pw = s ? getpwnam(s) : NULL;
+			if (!pw)
+				rc = fail(l, vn, full, "no such user");
+			else
+				w->uid_set = true, w->uid = pw->pw_uid;
+		} else if (!strcmp(k, "group")) {
+			struct group *gr = s ? getgrnam(s) : NULL;
+			if (!gr)
+				rc = fail(l, vn, full, "no such group");
+			else
+				w->gid_set = true, w->gid = gr->gr_gid;
+		} else if (!strcmp(k, "cn")) {
+			rc = get_str(l, vn, full, w->cn, sizeof(w->cn));
+		} else if (!strcmp(k, "from")) {
+			if (!s || !parse_cidr(s, w))
+				rc = fail(l, vn, full, "expected an address or "
+				                       "CIDR (10.0.0.0/8, ::1)");
+		} else {
+			rc = fail(l, kn, full, "unknown key (uid, gid, user, group, "
+			                       "cn, from)");
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int acl_who(struct ld *l, const yaml_node_t *v, const char *f,
+                   struct bus_acl_rule *r)
+{
+	const yaml_node_t *one[1] = {v};
+	size_t n = 1;
+	const yaml_node_t **items = one;
+	yaml_node_item_t *start = NULL;
+	if (v && v->type == YAML_SEQUENCE_NODE) {
+		start = v->data.sequence.items.start;
+		n = (size_t)(v->data.sequence.items.top - start);
+		items = NULL;
+	}
+	if (n > 64)
+		return fail(l, v, f, "more than 64 alternatives");
+	if (r->who)
+		return fail(l, v, f, "given twice in one rule");
+	r->who = calloc(n ? n : 1, sizeof(*r->who));
+	if (!r->who)
+		return fail(l, v, f, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const yaml_node_t *e =
+		    items ? items[i] : yaml_document_get_node(l->doc, start[i]);
+		int rc = acl_who_one(l, e, f, &r->who[r->n_who++]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int acl_rule(struct ld *l, const yaml_node_t *v, const char *f,
+                    struct bus_acl_rule *r)
+{
+	if (!v || v->type != YAML_MAPPING_NODE)
+		return fail(l, v, f, "a rule is a mapping (who, names, publish, "
+		                     "subscribe, send, broadcast)");
+	snprintf(r->label, sizeof(r->label), "%s:%zu", l->path,
+	         v->start_mark.line + 1);
+	bool names = false;
+	for (yaml_node_pair_t *p = v->data.mapping.pairs.start;
+	     p < v->data.mapping.pairs.top; p++) {
+		const yaml_node_t *kn = yaml_document_get_node(l->doc, p->key);
+		const yaml_node_t *vn = yaml_document_get_node(l->doc, p->value);
+		const char *k = scalar(kn);
+		char full[256];
+		snprintf(full, sizeof(full), "%.160s.%.64s", f, k ? k : "?");
+		int rc = -1;
+		if (k && !strcmp(k, "who"))
+			rc = acl_who(l, vn, full, r);
+		for (int i = 0; rc == -1 && k && i < BUS_ACL_KINDS; i++)
+			if (!strcmp(k, bus_acl_kind_names[i])) {
+				names |= i == BUS_ACL_NAMES;
+				rc = acl_list(l, vn, full, &r->l[i]);
+			}
+		if (rc == -1)
+			rc = fail(l, kn, full, "unknown key (who, names, publish, "
+			                       "subscribe, send, broadcast)");
+		if (rc)
+			return rc;
+	}
+	if (!names)
+		return fail(l, v, f, "a rule needs names (the client names it "
+		                     "applies to)");
+	return 0;
+}
+
+static int on_acl(struct ld *l, const yaml_node_t *v, const char *f)
+{
+	struct bus_file_config *c = l->cfg;
+	bus_acl_free(&c->acl);
+	const char *s = scalar(v);
+	if (s && !strcmp(s, "open")) {
+		c->acl_mode = BUS_ACL_OPEN;
+		return 0;
+	}
+	if (s && !strcmp(s, "default")) {
+		c->acl_mode = BUS_ACL_DEFAULT;
+		return 0;
+	}
+	if (!v || v->type != YAML_SEQUENCE_NODE)
+		return fail(l, v, f, "expected open, default, or a list of rules");
+	size_t n = (size_t)(v->data.sequence.items.top -
+	                    v->data.sequence.items.start);
+	if (n > ACL_RULES_MAX)
+		return fail(l, v, f, "more than 256 rules");
+	c->acl.rules = calloc(n ? n : 1, sizeof(*c->acl.rules));
+	if (!c->acl.rules)
+		return fail(l, v, f, "out of memory");
+	c->acl_mode = BUS_ACL_RULES;
+	for (size_t i = 0; i < n; i++) {
+		char full[64];
+		snprintf(full, sizeof(full), "%s[%zu]", f, i);
+		const yaml_node_t *e =
+		    yaml_document_get_node(l->doc, v->data.sequence.items.start[i]);
+		int rc = acl_rule(l, e, full, &c->acl.rules[c->acl.n_rules++]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int on_broker(struct ld *l, const char *k, const yaml_node_t *v,
                      const char *f)
 {
@@ -316,6 +559,12 @@ static int on_broker(struct ld *l, const char *k, const yaml_node_t *v,
 		c->socket_mode = (int)m;
 		return 0;
 	}
+	if (!strcmp(k, "acl"))
+		return on_acl(l, v, f);
+	if (!strcmp(k, "trusted_group"))
+		return get_str(l, v, f, c->trusted_group, sizeof(c->trusted_group));
+	if (!strcmp(k, "monitor_group"))
+		return get_str(l, v, f, c->monitor_group, sizeof(c->monitor_group));
 	if (!strcmp(k, "limits"))
 		return walk_map(l, v, f, on_limits);
 	if (!strcmp(k, "embedded"))
@@ -546,6 +795,133 @@ void bus_config_defaults(struct bus_file_config *cfg, bool embedded)
 	bus_core_config_defaults(&cfg->core, embedded);
 	cfg->embedded = embedded;
 	cfg->socket_mode = 0600;
+}
+
+void bus_config_free(struct bus_file_config *cfg)
+{
+	bus_acl_free(&cfg->acl);
+	cfg->core.acl = NULL;
+}
+
+/* ---- the default ACL: the design's boundaries ------------------------------ */
+struct acl_default {
+	const char *label;
+	int who; /* 0 trusted, 1 root, 2 trusted + the monitor group */
+	const char *l[BUS_ACL_KINDS][4];   /* allow */
+	const char *deny[BUS_ACL_KINDS][4];
+};
+
+static const struct acl_default acl_defaults[] = {
+    {"default agent", 0,
+     {{"daemoneye-agent"}, {"control/collector/#", "control/agent/#"},
+      {"#"}, {"*"}, {"*"}}, {{0}}},
+    {"default collector", 0,
+     {{"collector.*"}, {"events/{1}/#"}, {"control/collector/#"},
+      {"*"}, {0}}, {{0}}},
+    {"default admin", 1,
+     {{"admin.*"}, {0}, {0}, {"daemoneye-agent"}, {0}}, {{0}}},
+    {"default monitor", 2,
+     {{"monitor.*"}, {0}, {"events/+/anomaly"}, {"collector.*"}, {0}},
+     {{0}}},
+    /* the trusted uid's other tools: anything but forging events or
+     * control messages (and never under .broker/: the core's) */
+    {"default trusted", 0,
+     {{"*"}, {"#"}, {"#"}, {"*"}, {"*"}},
+     {{0}, {"events/#", "control/#"}}},
+};
+
+static int strv_add(char ***v, uint32_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	char *d = strdup(s);
+	if (nv)
+		*v = nv;
+	if (!nv || !d) {
+		free(d);
+		return BUS_ENOMEM;
+	}
+	(*v)[(*n)++] = d;
+	return 0;
+}
+
+int bus_acl_defaults(struct bus_acl *acl, uint32_t me,
+                     const uint32_t *trusted_gid, const uint32_t *monitor_gid)
+{
+	bool has_trusted_gid = trusted_gid, has_monitor_gid = monitor_gid;
+	size_t n = sizeof(acl_defaults) / sizeof(acl_defaults[0]);
+	struct bus_acl_rule *nr =
+	    realloc(acl->rules, (acl->n_rules + n) * sizeof(*acl->rules));
+	if (!nr)
+		return BUS_ENOMEM;
+	acl->rules = nr;
+	memset(nr + acl->n_rules, 0, n * sizeof(*nr));
+	for (size_t i = 0; i < n; i++) {
+		const struct acl_default *d = &acl_defaults[i];
+		struct bus_acl_rule *r = &acl->rules[acl->n_rules++];
+		snprintf(r->label, sizeof(r->label), "%s", d->label);
+		r->who = calloc(4, sizeof(*r->who));
+		if (!r->who)
+			return BUS_ENOMEM;
+		r->who[r->n_who++] = (struct bus_acl_who){.uid_set = true, .uid = 0};
+		if (d->who != 1) {
+			if (me != 0)
+				r->who[r->n_who++] =
+				    (struct bus_acl_who){.uid_set = true, .uid = me};
+			if (has_trusted_gid)
+				r->who[r->n_who++] = (struct bus_acl_who){
+				    .gid_set = true, .gid = *trusted_gid};
+		}
+		if (d->who == 2 && has_monitor_gid)
+			r->who[r->n_who++] =
+			    (struct bus_acl_who){.gid_set = true, .gid = *monitor_gid};
+		for (int k = 0; k < BUS_ACL_KINDS; k++) {
+			for (int j = 0; j < 4 && d->l[k][j]; j++)
+				if (strv_add(&r->l[k].allow, &r->l[k].n_allow,
+				             d->l[k][j]))
+					return BUS_ENOMEM;
+			for (int j = 0; j < 4 && d->deny[k][j]; j++)
+				if (strv_add(&r->l[k].deny, &r->l[k].n_deny,
+				             d->deny[k][j]))
+					return BUS_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int bus_config_finish(struct bus_file_config *cfg, char *err, size_t errlen)
+{
+	cfg->core.acl = NULL;
+	if (cfg->acl_mode == BUS_ACL_OPEN || cfg->acl_mode == BUS_ACL_UNSET)
+		return 0;
+	if (cfg->acl_mode == BUS_ACL_DEFAULT) {
+		bus_acl_free(&cfg->acl);
+		const char *tg = cfg->trusted_group[0] ? cfg->trusted_group
+		                                       : "daemoneye";
+		struct group *g = getgrnam(tg);
+		if (!g && cfg->trusted_group[0]) {
+			snprintf(err, errlen, "broker.trusted_group: no group %s",
+			         tg);
+			return BUS_ECONFIG;
+		}
+		uint32_t tgid = g ? g->gr_gid : 0;
+		struct group *m = cfg->monitor_group[0]
+		                      ? getgrnam(cfg->monitor_group)
+		                      : NULL;
+		if (cfg->monitor_group[0] && !m) {
+			snprintf(err, errlen, "broker.monitor_group: no group %s",
+			         cfg->monitor_group);
+			return BUS_ECONFIG;
+		}
+		uint32_t mgid = m ? m->gr_gid : 0;
+		if (bus_acl_defaults(&cfg->acl, (uint32_t)geteuid(),
+		                     g ? &tgid : NULL, m ? &mgid : NULL)) {
+			bus_acl_free(&cfg->acl);
+			snprintf(err, errlen, "out of memory");
+			return BUS_ECONFIG;
+		}
+	}
+	cfg->core.acl = &cfg->acl;
+	return 0;
 }
 
 static int yaml_error(const yaml_parser_t *p, const char *name, char *err,

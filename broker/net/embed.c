@@ -82,11 +82,23 @@ int bus_embedded_start(uv_loop_t *loop, const char *config_path,
 	const char *what;
 	if (bus_core_config_check(&fc.core, &what)) {
 		snprintf(err, errlen, "inconsistent configuration: %s", what);
+		bus_config_free(&fc);
+		return BUS_ECONFIG;
+	}
+	if (bus_config_finish(&fc, err, errlen)) {
+		bus_config_free(&fc);
 		return BUS_ECONFIG;
 	}
 	struct bus_server *s;
+	struct bus_acl *acl = fc.core.acl ? &fc.acl : NULL;
+	fc.core.acl = NULL; /* the server's own copy, below */
 	int rc = bus_server_new(loop, &fc.core, &s);
+	if (!rc)
+		rc = bus_server_set_acl(s, acl);
+	bus_config_free(&fc);
 	if (rc) {
+		if (s)
+			bus_server_free(s);
 		snprintf(err, errlen, "%s", bus_strerror(rc));
 		return rc;
 	}

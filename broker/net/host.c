@@ -21,6 +21,7 @@
 #include "bus/net.h"
 #include "bus/client.h"
 #include "bus/config.h"
+#include "bus/json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,6 +121,13 @@ struct bus_server {
 	void *done_arg;
 	int log_level;
 	struct bus_host_stats hst;
+	/* refusals for the audit trail: to fn, or logged (at most 10 a
+	 * second, the rest counted into the next line) */
+	void (*audit_fn)(void *arg, const struct bus_audit *a);
+	void *audit_arg;
+	struct bus_acl *acl; /* in force, owned */
+	uint64_t audit_log_ns;
+	uint32_t audit_logged, audit_unlogged;
 };
 
 static uint64_t now_ns(const struct bus_server *s)
@@ -349,8 +357,104 @@ static void op_close(void *host, void *ctx)
 	uv_close(&c->u.h, conn_closed_cb);
 }
 
+static void op_audit(void *host, const struct bus_audit *a)
+{
+	struct bus_server *s = host;
+	if (s->audit_fn) {
+		s->audit_fn(s->audit_arg, a);
+		return;
+	}
+	uint64_t now = now_ns(s);
+	if (now - s->audit_log_ns >= 1000000000ull) {
+		s->audit_log_ns = now;
+		s->audit_logged = 0;
+	}
+	if (s->audit_logged >= 10) {
+		s->audit_unlogged++;
+		return;
+	}
+	s->audit_logged++;
+	char name[256], obj[512];
+	bus_text_escape(name, sizeof(name), a->name, a->name_len);
+	bus_text_escape(obj, sizeof(obj), a->object, a->object_len);
+	char who[64] = "no credentials";
+	if (a->ident->cred)
+		snprintf(who, sizeof(who), "uid %u gid %u pid %u", a->ident->uid,
+		         a->ident->gid, a->ident->pid);
+	logf_(s, 1, "denied %s %s%s%s (%s%s%s)%s", a->what, name,
+	      obj[0] ? ": " : "", obj, who, a->rule[0] ? ", rule " : "",
+	      a->rule, s->audit_unlogged ? " (and earlier ones not logged)" : "");
+	s->audit_unlogged = 0;
+}
+
 static const struct bus_core_ops host_ops = {op_write, op_set_reading,
-                                             op_close};
+                                             op_close, op_audit};
+
+/* Who a peer is: SO_PEERCRED and SO_PEERGROUPS for a unix socket, the
+ * source address for TCP. */
+static void ident_of(int fd, bool tcp, struct bus_ident *id)
+{
+	memset(id, 0, sizeof(*id));
+	if (tcp) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+			return;
+		if (ss.ss_family == AF_INET) {
+			id->family = 4;
+			memcpy(id->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		} else if (ss.ss_family == AF_INET6) {
+			id->family = 6;
+			memcpy(id->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		}
+		return;
+	}
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0)
+		return;
+	id->cred = true;
+	id->uid = uc.uid;
+	id->gid = uc.gid;
+	id->pid = (uint32_t)uc.pid;
+#ifdef SO_PEERGROUPS
+	gid_t g[BUS_IDENT_GROUPS_MAX];
+	len = sizeof(g);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) == 0)
+		for (size_t i = 0; i < len / sizeof(gid_t); i++)
+			id->groups[id->n_groups++] = g[i];
+#endif
+}
+
+static void pump(struct bus_server *s);
+
+int bus_server_set_acl(struct bus_server *s, struct bus_acl *acl)
+{
+	struct bus_acl *h = NULL;
+	if (acl) {
+		h = malloc(sizeof(*h));
+		if (!h)
+			return BUS_ENOMEM;
+		*h = *acl;
+		memset(acl, 0, sizeof(*acl));
+	}
+	bus_core_set_acl(s->core, getenv("BUSRT_NOACL") ? NULL : h);
+	if (s->acl) {
+		bus_acl_free(s->acl);
+		free(s->acl);
+	}
+	s->acl = h;
+	pump(s); /* clients it cut: their closes, and what is queued */
+	return 0;
+}
+
+void bus_server_set_audit(struct bus_server *s,
+                          void (*fn)(void *arg, const struct bus_audit *a),
+                          void *arg)
+{
+	s->audit_fn = fn;
+	s->audit_arg = arg;
+}
 
 /* ---- turns and time ---------------------------------------------------- */
 static void timer_cb(uv_timer_t *t);
@@ -521,6 +625,10 @@ static bool ilink_step(struct bus_server *s, struct iclient *ic)
 			bus_client_on_close(ic->cl, BUS_ECLOSED);
 			return true;
 		}
+		/* an internal client is this process */
+		struct bus_ident id = {.cred = true, .uid = geteuid(),
+		                       .gid = getegid(), .pid = (uint32_t)getpid()};
+		bus_core_set_ident(s->core, ic->conn, &id);
 		bus_client_on_connected(ic->cl);
 	}
 	size_t budget = bus_core_config_get(s->core)->limits.read_bytes_per_turn_max;
@@ -723,6 +831,9 @@ static int conn_open(struct bus_server *s, struct listener *l, int fd)
 		uv_close(&c->u.h, conn_closed_cb);
 		return UV_ENOMEM;
 	}
+	struct bus_ident id;
+	ident_of(fd, l->tcp, &id);
+	bus_core_set_ident(s->core, c->conn, &id);
 	if (!c->closing)
 		uv_read_start(&c->u.s, alloc_cb, read_cb);
 	return 0;
@@ -1013,6 +1124,10 @@ void bus_server_free(struct bus_server *s)
 	if (!s)
 		return;
 	bus_core_free(s->core);
+	if (s->acl) {
+		bus_acl_free(s->acl);
+		free(s->acl);
+	}
 	free(s->rbuf);
 	if (s->reserve_fd >= 0)
 		close(s->reserve_fd);

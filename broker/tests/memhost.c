@@ -36,8 +36,17 @@ static void op_close(void *host, void *ctx)
 	c->close_requested = true;
 }
 
+static void op_audit(void *host, const struct bus_audit *a)
+{
+	struct memhost *mh = host;
+	mh->audits++;
+	snprintf(mh->last_audit, sizeof(mh->last_audit), "%s %.*s %.*s",
+	         a->what, (int)a->name_len, a->name, (int)a->object_len,
+	         a->object);
+}
+
 static const struct bus_core_ops mh_ops = {op_write, op_set_reading,
-                                           op_close};
+                                           op_close, op_audit};
 
 static void *a_alloc(void *ctx, size_t n)
 {

@@ -37,6 +37,8 @@ struct memhost {
 	uint64_t fail_once;  /* fail only the allocation of this number
 	                        (allocs + 1 at the call); 0: none */
 	bool skip_checks;    /* no invariant walk after each run (bulk setup) */
+	uint32_t audits;     /* refusals the core reported */
+	char last_audit[160]; /* "what name object" of the last */
 };
 
 void mh_init(struct memhost *mh, struct bus_core_config *cfg);

@@ -59,7 +59,8 @@ static void b_close(void *host, void *ctx)
 	l->broker_close = true;
 }
 
-static const struct bus_core_ops b_ops = {b_write, b_set_reading, b_close};
+static const struct bus_core_ops b_ops = {b_write, b_set_reading, b_close,
+                                          NULL};
 
 /* ---- client side ------------------------------------------------------- */
 static uint64_t c_now(void *host)

@@ -107,6 +107,7 @@ enum bus_plant {
 	BUS_PLANT_NO_RESEND = 1 << 10,   /* at a reconnect, the collector
 	                                    forgets what the agent has not
 	                                    acknowledged */
+	BUS_PLANT_ACL_OPEN = 1 << 11,    /* the ACL forgets to check publishes */
 };
 /* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
  * build may force a rare path that is correct but seldom taken. The
@@ -212,6 +213,98 @@ struct bus_limits {
 #undef BUS__LIMITS_FIELD
 };
 
+/* ---- who a peer is, and what it may do (acl.c) -------------------------
+ * The host tells the core who each connection is (bus_core_set_ident):
+ * SO_PEERCRED for unix sockets, the process itself for internal clients,
+ * the source address (and a verified TLS client certificate's CN) for
+ * TCP. An ACL is an ordered list of rules; the first whose "who" holds for
+ * the peer and whose "names" allow the name it registers is its rule for
+ * the whole connection, and no rule means the registration is refused
+ * (0x79). A rule's lists grant, each by allow and deny masks (deny wins):
+ *   names      client names it may register (broadcast-mask syntax:
+ *              collector.*, monitor.?)
+ *   publish    topics it may publish on (topic masks: a topic is allowed
+ *              when an allow mask matches it and no deny mask does)
+ *   subscribe  masks it may subscribe (allowed when an allow mask covers
+ *              the mask and no deny mask could match a topic with it)
+ *   send       names it may send one-to-one frames (and RPCs) to
+ *   broadcast  broadcast masks it may send (covered, as subscribe)
+ * In a list's masks "{N}" stands for the N-th '.'-level of the client's
+ * name (0 first) and "{name}" for the whole: events/{1}/# for
+ * collector.process.p1 is events/process/#. .broker calls are always
+ * allowed; publishing under .broker/ never (whatever the ACL). */
+#define BUS_IDENT_GROUPS_MAX 32
+struct bus_ident {
+	bool cred;                /* uid, gid, pid known */
+	uint32_t uid, gid, pid;
+	uint32_t n_groups;        /* supplementary groups (SO_PEERGROUPS) */
+	uint32_t groups[BUS_IDENT_GROUPS_MAX];
+	char cn[64];              /* verified client certificate CN, or "" */
+	uint8_t family;           /* 4 or 6: addr holds the source; else 0 */
+	uint8_t addr[16];
+};
+
+/* One alternative of a rule's "who": every field set must hold. */
+struct bus_acl_who {
+	bool uid_set, gid_set;
+	uint32_t uid, gid;        /* gid: primary or supplementary */
+	char cn[64];              /* "" = any */
+	uint8_t family, prefix;   /* family 0 = any address */
+	uint8_t addr[16];
+};
+
+enum bus_acl_kind {
+	BUS_ACL_NAMES,
+	BUS_ACL_PUBLISH,
+	BUS_ACL_SUBSCRIBE,
+	BUS_ACL_SEND,
+	BUS_ACL_BROADCAST,
+	BUS_ACL_KINDS
+};
+extern const char *const bus_acl_kind_names[BUS_ACL_KINDS];
+
+struct bus_acl_list {
+	char **allow, **deny;
+	uint32_t n_allow, n_deny;
+};
+
+struct bus_acl_rule {
+	struct bus_acl_who *who;  /* any of them; none: anyone */
+	uint32_t n_who;
+	struct bus_acl_list l[BUS_ACL_KINDS];
+	char label[96];           /* for audits: "file:line" or "default agent" */
+};
+
+struct bus_acl {
+	struct bus_acl_rule *rules;
+	uint32_t n_rules;
+};
+
+/* Does the peer match the rule's "who"? Is s allowed by the rule's list
+ * (name: the client's, for {N})? The core's checks, for tests and tools. */
+bool bus_acl_who_match(const struct bus_acl_rule *r, const struct bus_ident *id);
+bool bus_acl_allows(const struct bus_acl_rule *r, enum bus_acl_kind k,
+                    const char *name, size_t name_len, const char *s,
+                    size_t len);
+/* The first rule that lets id register name, or NULL. */
+const struct bus_acl_rule *bus_acl_find(const struct bus_acl *acl,
+                                        const struct bus_ident *id,
+                                        const char *name, size_t len);
+/* Frees what an ACL holds (rules, lists, strings: all malloc'd). */
+void bus_acl_free(struct bus_acl *acl);
+
+/* What the core reports to the host's audit trail: a refusal. */
+struct bus_audit {
+	const char *what;         /* register, publish, subscribe, send,
+	                             broadcast, revoked (an ACL reload) */
+	const char *name;         /* the client's (or the one it asked for) */
+	size_t name_len;
+	const char *object;       /* topic, mask or target */
+	size_t object_len;
+	const struct bus_ident *ident;
+	const char *rule;         /* its rule's label, or "" */
+};
+
 struct bus_core_config {
 	struct bus_limits limits;
 	uint64_t timeout_ns;          /* handshake steps, keepalive (-t) */
@@ -225,6 +318,8 @@ struct bus_core_config {
 	                                 share of its limits (50) */
 	bool star_is_plus;            /* '*' mask level means '+' */
 	bool force_register;          /* a new client takes over a busy name */
+	const struct bus_acl *acl;    /* NULL: every client may do anything;
+	                                 the caller keeps it alive */
 	struct bus_allocator allocator; /* zeroed: libc */
 };
 
@@ -250,6 +345,8 @@ struct bus_core_ops {
 	void (*set_reading)(void *host, void *conn_ctx, bool reading);
 	/* Close the connection; the host later calls bus_core_on_close. */
 	void (*close)(void *host, void *conn_ctx);
+	/* A refusal for the audit trail (may be NULL). */
+	void (*audit)(void *host, const struct bus_audit *a);
 };
 
 struct bus_core;
@@ -267,6 +364,14 @@ struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
                                      enum bus_conn_kind kind,
                                      const char *source, const char *port,
                                      uint64_t now_ns);
+/* Who the connection is (copied); before its first bytes. Without it a
+ * connection has no credentials and matches only rules for anyone. */
+void bus_core_set_ident(struct bus_core *core, struct bus_conn *conn,
+                        const struct bus_ident *id);
+/* Replaces the ACL (the caller keeps the new one alive and may free the
+ * old one after): every registered client's rule is found again, and a
+ * client whose name its identity no longer allows is cut. */
+void bus_core_set_acl(struct bus_core *core, const struct bus_acl *acl);
 /* Bytes read; any split works. */
 void bus_core_on_bytes(struct bus_core *core, struct bus_conn *conn,
                        const void *data, size_t len, uint64_t now_ns);
@@ -314,6 +419,12 @@ bool bus_core_has_pending_writes(const struct bus_core *core);
 	X(disconnects_proto, "clients cut for protocol errors")               \
 	X(rejects_limit, "frames answered 0x72 for a limit")                  \
 	X(rejects_access, "frames refused 0x79: a publish to .broker/*")      \
+	X(denied_register, "registrations refused 0x79 by the ACL")          \
+	X(denied_publish, "publishes refused by the ACL")                     \
+	X(denied_subscribe, "subscribe frames refused by the ACL")            \
+	X(denied_send, "one-to-one frames refused by the ACL")                \
+	X(denied_broadcast, "broadcasts refused by the ACL")                  \
+	X(disconnects_acl, "clients cut by an ACL reload")                    \
 	X(rejects_rpc, ".broker calls answered with an error")               \
 	X(rejects_connections, "handshakes refused: connections_max")         \
 	X(rejects_handshake, "other refused handshakes")                      \

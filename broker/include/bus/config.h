@@ -22,6 +22,14 @@ struct bus_file_config {
 	char tls_cert_file[256], tls_key_file[256];
 	/* the agent: section (daemoneye-agent); NULL: validated, ignored */
 	struct bus_agent_config *agent;
+	/* broker.acl: absent (open, for now: see the README), "open",
+	 * "default" (built by bus_config_finish from trusted_group and
+	 * monitor_group), or rules */
+	enum { BUS_ACL_UNSET, BUS_ACL_OPEN, BUS_ACL_DEFAULT, BUS_ACL_RULES }
+	    acl_mode;
+	struct bus_acl acl;
+	char trusted_group[64]; /* "": "daemoneye" if that group exists */
+	char monitor_group[64]; /* "": monitors only from trusted peers */
 };
 
 /* daemoneye-agent's own section:
@@ -64,6 +72,18 @@ void bus_agent_config_defaults(struct bus_agent_config *a);
 
 /* Defaults for the embedded or the standalone deployment. */
 void bus_config_defaults(struct bus_file_config *cfg, bool embedded);
+/* After defaults, load and overrides: builds the default ACL if asked
+ * for (trusted: this process's uid, root, and trusted_group) and points
+ * cfg->core.acl at the ACL (NULL: open, or no acl section). 0, or
+ * BUS_ECONFIG with err (a group that does not exist). */
+int bus_config_finish(struct bus_file_config *cfg, char *err, size_t errlen);
+/* Appends the default ACL's rules to acl (README: the defaults): trusted
+ * is root, uid me, and trusted_gid if not NULL; monitors also come from
+ * monitor_gid if not NULL. 0 or BUS_ENOMEM. */
+int bus_acl_defaults(struct bus_acl *acl, uint32_t me,
+                     const uint32_t *trusted_gid, const uint32_t *monitor_gid);
+/* Frees what a configuration holds (its ACL). */
+void bus_config_free(struct bus_file_config *cfg);
 /* Loads path over cfg (which holds defaults). Returns 0, or BUS_ECONFIG /
  * BUS_EIO with err naming the file, line and key. */
 int bus_config_load(const char *path, struct bus_file_config *cfg, char *err,

@@ -72,6 +72,15 @@ void bus_server_host_stats(const struct bus_server *s,
 
 /* Log verbosity of the host: 0 error, 1 warn, 2 info, 3 debug. */
 void bus_server_set_log_level(struct bus_server *s, int level);
+/* Puts acl in force, taking what it holds (the caller's struct is left
+ * empty); NULL: open. The server frees it when replaced or freed. 0, or
+ * BUS_ENOMEM (nothing changed). */
+int bus_server_set_acl(struct bus_server *s, struct bus_acl *acl);
+/* Refusals (bus_audit) go to fn; without it each is a warning in the log
+ * (at most 10 a second). */
+void bus_server_set_audit(struct bus_server *s,
+                          void (*fn)(void *arg, const struct bus_audit *a),
+                          void *arg);
 /* "error", "warn", "info", "debug" (or "trace", as debug) to 0..3; -1. */
 int bus_log_level_parse(const char *name);
 

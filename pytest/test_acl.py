@@ -1,0 +1,141 @@
+"""Who may do what on the bus, against the real binaries, with peers under
+another uid (root runs the tests and drops to nobody with setpriv): the
+default ACL's boundaries, every refusal counted and written down, a
+reload with SIGHUP, and the impersonation of a restarting collector."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from busclient import Busrtd, connect, ACCESS, OK
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to nobody")
+
+
+def as_nobody(sock, name, *ops):
+    """Runs acl_peer.py as uid/gid 65534; returns its results."""
+    p = subprocess.run(NOBODY + [sys.executable, os.path.join(HERE, "acl_peer.py"), sock,
+                                 name, json.dumps(list(ops))],
+                       capture_output=True, text=True, timeout=30,
+                       env={**os.environ, "PYTHONPATH": HERE})
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def open_to_all(b):
+    os.chmod(b.dir, 0o755)  # the socket is 0666 by configuration
+
+
+SHARED = "broker:\n  socket_mode: '0666'\n  monitor_group: nogroup\n  acl: default\n"
+
+
+def test_default_boundaries_for_another_uid():
+    with Busrtd(config=SHARED) as b:
+        open_to_all(b)
+        # nobody takes none of the design's names, nor any other
+        for name in ("daemoneye-agent", "collector.process.p1", "admin.x", "tool"):
+            assert as_nobody(b.path, name)["register"] == ACCESS, name
+        # a monitor (the monitor group): events/+/anomaly and nothing else
+        col = connect(b.path, "collector.process.p1")  # root: trusted
+        r = as_nobody(b.path, "monitor.n", ["sub", "events/#"], ["sub", "events/+/anomaly"],
+                      ["pub", "events/process/anomaly"], ["msg", "daemoneye-agent"],
+                      ["bcast", "*"], ["list"])
+        assert r["register"] == OK
+        assert r["results"][:5] == [ACCESS, OK, ACCESS, ACCESS, ACCESS]
+        mine = [x for x in r["results"][5] if x["name"] == "monitor.n"][0]
+        assert (mine["uid"], mine["gid"], mine["rule"]) == (65534, 65534, "default monitor")
+        assert mine["pid"] > 1
+        # what a collector publishes on its topics reaches the monitor
+        mon = subprocess.Popen(NOBODY + [sys.executable, os.path.join(HERE, "acl_peer.py"),
+                                         b.path, "monitor.m",
+                                         json.dumps([["sub", "events/+/anomaly"],
+                                                     ["read", 1.5]])],
+                               stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": HERE})
+        deadline = time.monotonic() + 10
+        ctl = connect(b.path, "tool")
+        while time.monotonic() < deadline:
+            names = [x["name"] for x in ctl.rpc("client.list")[1]["clients"]]
+            if "monitor.m" in names:
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert col.publish("events/process/anomaly", b"seen") == OK
+        assert col.publish("events/network/anomaly", b"not its type") == ACCESS
+        assert ctl.publish("events/process/anomaly", b"forged") == ACCESS
+        out, _ = mon.communicate(timeout=20)
+        got = json.loads(out)["results"][1]
+        assert got == [["publish", "collector.process.p1", "events/process/anomaly"]]
+        st = ctl.rpc("stats")[1]
+        assert st["denied_register"] == 4
+        assert st["denied_subscribe"] == 1 and st["denied_publish"] == 3
+        assert st["denied_send"] == 1 and st["denied_broadcast"] == 1
+        log = open(b.stderr_path).read()
+    assert "denied register collector.process.p1 (uid 65534 gid 65534" in log, log
+    assert "denied publish tool: events/process/anomaly (uid 0" in log, log
+
+
+def test_sighup_reload_cuts_and_a_bad_file_changes_nothing(tmp_path):
+    with Busrtd(config=SHARED) as b:
+        open_to_all(b)
+        cfg = os.path.join(b.dir, "broker.yaml")
+        mon = connect(b.path, "monitor.a")
+        tool = connect(b.path, "tool")
+        with open(cfg, "w") as f:  # a broken file: nothing changes
+            f.write(SHARED.replace("  acl: default\n", "") +
+                    "  acl: [{names: [x], who: {from: nowhere}}]\n")
+        b.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert tool.rpc("test")[0] == "reply" and mon.rpc("test")[0] == "reply"
+        with open(cfg, "w") as f:  # tools only: the monitor is cut
+            f.write(SHARED.replace("  acl: default\n", "") +
+                    "  acl:\n    - {who: {uid: 0}, names: [tool], send: ['*']}\n")
+        b.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while not mon.is_closed() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mon.is_closed()
+        assert tool.rpc("stats")[1]["disconnects_acl"] == 1
+        assert as_nobody(b.path, "monitor.n")["register"] == ACCESS
+        log = open(b.stderr_path).read()
+    assert "SIGHUP" in log and "broker.acl[0].who.from: expected an address" in log, log
+    assert "nothing changed" in log and "ACL from the file" in log, log
+
+
+def test_tcp_without_credentials_is_refused_by_default():
+    with Busrtd(tcp=True, config="broker: {acl: default}\n") as b:
+        from busclient import Client
+        c = Client(("127.0.0.1", b.tcp_port))
+        assert c.handshake("tool") == ACCESS
+
+
+def test_impersonating_a_restarting_collector_is_refused_and_audited(pb):
+    """The attack: kill procmond, take its name during the restart delay,
+    answer the agent's heartbeats. Under the default ACL another uid
+    cannot take the name, ever; the agent's audit trail has each try."""
+    from test_daemoneye import Agent, wait_for
+    a = Agent("embedded", pb, broker_extra="  socket_mode: '0666'\n  acl: default\n")
+    with a:
+        os.chmod(a.dir, 0o755)
+        before = a.status("p1")
+        os.kill(before.pid, signal.SIGKILL)
+        tries = [as_nobody(a.sock, "collector.process.p1")["register"] for _ in range(4)]
+        assert tries == [ACCESS] * 4
+        assert as_nobody(a.sock, "daemoneye-agent")["register"] == ACCESS
+        after = wait_for(lambda: (lambda s: s if s.state == pb.CollectorStatus.RUNNING
+                                  and s.pid != before.pid else None)(a.status("p1")),
+                         what="the real procmond back")
+        assert after.pid != before.pid
+        trail = [json.loads(x) for x in open(a.audit)]
+        denied = [x for x in trail if x["dir"] == "denied"]
+        assert len(denied) == 5, denied
+        assert all(x["method"] == "register" and x["result"] == ACCESS and
+                   x["detail"].startswith("uid 65534 gid 65534") for x in denied)
+        assert [x["sender"] for x in denied].count("collector.process.p1") == 4
