@@ -331,8 +331,11 @@ def test_bad_input_is_an_error_or_a_counted_drop(agent):
     assert r[0] == "error" and r[1] == -32602
     r = agent.ctl.rpc("no.such", b"", target="daemoneye-agent")
     assert r[0] == "error" and r[1] == -32601
-    # what a collector sends that does not decode is dropped, counted (a
-    # collector's name: under acl: default only collectors publish events)
+    # a tool may not forge events (the default ACL: 0x79) ...
+    tool = connect(agent.sock, "test.rogue")
+    assert tool.publish("events/process/lifecycle", b"\xff\x01garbage") == 0x79
+    tool.close()
+    # ... and what a collector sends that does not decode is dropped, counted
     rogue = connect(agent.sock, "collector.process.rogue")
     assert rogue.publish("events/process/lifecycle", b"\xff\x01garbage") == 1
     wait_for(lambda: "dropped a malformed event" in agent.log(), what="the drop")

@@ -66,6 +66,8 @@ def test_socket_and_internal_clients_together():
         before = int(rpc_to(c, "demo.subscriber", "count")[2])
         for i in range(5):
             assert c.publish("demo/socket", b"from py %d" % i) == OK
+        # the default ACL: a tool may not forge events
+        assert c.publish("events/socket", b"forged") == 0x79
         assert rpc_to(c, "demo.subscriber", "echo", b"ping")[2] == b"ping"
         after = int(rpc_to(c, "demo.subscriber", "count")[2])
         assert after >= before + 5
@@ -78,6 +80,7 @@ def test_socket_and_internal_clients_together():
         assert rc == 0, d.err
         assert "AddressSanitizer" not in d.err and "runtime error" not in d.err
         assert "[internal demo.subscriber] demo/socket py.socket: from py 4" in d.out
+        assert "forged" not in d.out
         assert not os.path.exists(d.path)
         # the socket client saw the shutdown announcement
         warn = None

@@ -308,6 +308,8 @@ struct bus_conn {
 	 * with comparisons left are on the core's book list */
 	struct bus_book subs, excl;
 	struct bus_ident ident;             /* who the host says it is */
+	bool out_dead; /* a write to it failed: it receives nothing more,
+	                  but the frames it sent are still handled */
 	const struct bus_acl_rule *rule;    /* its ACL rule (NULL: no ACL) */
 	bool book_listed;
 	struct bus_conn *book_next;

@@ -178,7 +178,8 @@ void queue__complete(struct bus_core *core, struct bus_conn *c, bool ok)
 
 void queue__write(struct bus_core *core, struct bus_conn *c)
 {
-	if (c->q_inflight || c->q_count == 0 || c->close == BUS_CLOSE_REQUESTED)
+	if (c->q_inflight || c->q_count == 0 || c->close == BUS_CLOSE_REQUESTED ||
+	    c->out_dead)
 		return;
 	uint32_t n = 0;
 	uint64_t bytes = 0;
@@ -476,7 +477,7 @@ void queue__fan_out(struct bus_core *core, struct bus_msg *m, bool realtime,
 enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
                               struct bus_msg *m, bool realtime)
 {
-	if (c->close != BUS_CLOSE_NONE)
+	if (c->close != BUS_CLOSE_NONE || c->out_dead)
 		return QUEUE_DROPPED;
 	bool planted_pub = BUS_PLANTED(~0u) && m->len > 6 &&
 	                   m->data[0] == BUS_OP_PUBLISH;

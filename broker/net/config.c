@@ -891,9 +891,9 @@ int bus_acl_defaults(struct bus_acl *acl, uint32_t me,
 int bus_config_finish(struct bus_file_config *cfg, char *err, size_t errlen)
 {
 	cfg->core.acl = NULL;
-	if (cfg->acl_mode == BUS_ACL_OPEN || cfg->acl_mode == BUS_ACL_UNSET)
+	if (cfg->acl_mode == BUS_ACL_OPEN)
 		return 0;
-	if (cfg->acl_mode == BUS_ACL_DEFAULT) {
+	if (cfg->acl_mode == BUS_ACL_DEFAULT || cfg->acl_mode == BUS_ACL_UNSET) {
 		bus_acl_free(&cfg->acl);
 		const char *tg = cfg->trusted_group[0] ? cfg->trusted_group
 		                                       : "daemoneye";

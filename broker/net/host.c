@@ -438,7 +438,7 @@ int bus_server_set_acl(struct bus_server *s, struct bus_acl *acl)
 		*h = *acl;
 		memset(acl, 0, sizeof(*acl));
 	}
-	bus_core_set_acl(s->core, getenv("BUSRT_NOACL") ? NULL : h);
+	bus_core_set_acl(s->core, h);
 	if (s->acl) {
 		bus_acl_free(s->acl);
 		free(s->acl);

@@ -189,8 +189,9 @@ static void test_default_rules(void **state)
 	load(&fc, "broker: {acl: open}\n");
 	assert_null(fc.core.acl);
 	bus_config_free(&fc);
-	load(&fc, "broker: {mode: standalone}\n"); /* no acl: open, for now */
-	assert_null(fc.core.acl);
+	load(&fc, "broker: {mode: standalone}\n"); /* no acl: the defaults */
+	assert_non_null(fc.core.acl);
+	assert_string_equal(fc.core.acl->rules[0].label, "default agent");
 	bus_config_free(&fc);
 }
 
@@ -216,7 +217,7 @@ static void test_config_errors_name_file_line_and_key(void **state)
 	     "t.yaml:5: broker.acl[0].who: given twice"},
 	    {"broker:\n  acl:\n    - names: ['']\n",
 	     "t.yaml:3: broker.acl[0].names: a mask is a non-empty"},
-	    {"broker:\n  acl: default\n  monitor_group: no-such-group-x\n",
+	    {"broker:\n  monitor_group: no-such-group-x\n",
 	     "broker.monitor_group: no group no-such-group-x"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -22,9 +22,9 @@ struct bus_file_config {
 	char tls_cert_file[256], tls_key_file[256];
 	/* the agent: section (daemoneye-agent); NULL: validated, ignored */
 	struct bus_agent_config *agent;
-	/* broker.acl: absent (open, for now: see the README), "open",
-	 * "default" (built by bus_config_finish from trusted_group and
-	 * monitor_group), or rules */
+	/* broker.acl: absent or "default" (the defaults, built by
+	 * bus_config_finish from trusted_group and monitor_group), "open",
+	 * or rules */
 	enum { BUS_ACL_UNSET, BUS_ACL_OPEN, BUS_ACL_DEFAULT, BUS_ACL_RULES }
 	    acl_mode;
 	struct bus_acl acl;
@@ -72,9 +72,9 @@ void bus_agent_config_defaults(struct bus_agent_config *a);
 
 /* Defaults for the embedded or the standalone deployment. */
 void bus_config_defaults(struct bus_file_config *cfg, bool embedded);
-/* After defaults, load and overrides: builds the default ACL if asked
- * for (trusted: this process's uid, root, and trusted_group) and points
- * cfg->core.acl at the ACL (NULL: open, or no acl section). 0, or
+/* After defaults, load and overrides: builds the default ACL unless
+ * another was configured (trusted: this process's uid, root, and
+ * trusted_group) and points cfg->core.acl at the ACL (NULL: open). 0, or
  * BUS_ECONFIG with err (a group that does not exist). */
 int bus_config_finish(struct bus_file_config *cfg, char *err, size_t errlen);
 /* Appends the default ACL's rules to acl (README: the defaults): trusted
