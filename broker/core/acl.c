@@ -108,21 +108,26 @@ static bool one_allows(enum bus_acl_kind k, const char *pat, const char *name,
 {
 	char buf[2048];
 	size_t pl;
-	if (!expand(pat, name, nl, buf, sizeof(buf), &pl))
+	const char *m = buf;
+	if (!strchr(pat, '{')) { /* nothing to expand: as written */
+		m = pat;
+		pl = strlen(pat);
+	} else if (!expand(pat, name, nl, buf, sizeof(buf), &pl)) {
 		return false;
+	}
 	uint64_t steps = 0;
 	switch (k) {
 	case BUS_ACL_NAMES:
 	case BUS_ACL_SEND:
-		return bus__bcast_match(buf, pl, s, len);
+		return bus__bcast_match(m, pl, s, len);
 	case BUS_ACL_PUBLISH:
-		return bus__mask_match(buf, pl, s, len);
+		return bus__mask_match(m, pl, s, len);
 	case BUS_ACL_SUBSCRIBE:
-		return deny ? bus__mask_overlap(buf, pl, s, len)
-		            : bus__mask_covers(buf, pl, s, len, &steps);
+		return deny ? bus__mask_overlap(m, pl, s, len)
+		            : bus__mask_covers(m, pl, s, len, &steps);
 	case BUS_ACL_BROADCAST:
-		return deny ? bus__bcast_overlap(buf, pl, s, len)
-		            : bus__bcast_covers(buf, pl, s, len);
+		return deny ? bus__bcast_overlap(m, pl, s, len)
+		            : bus__bcast_covers(m, pl, s, len);
 	default:
 		return false;
 	}

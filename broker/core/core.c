@@ -306,9 +306,18 @@ static bool acl_permits(struct bus_core *core, struct bus_conn *c,
                         const struct bus_frame *f)
 {
 	if (!c->rule ||
-	    (BUS_PLANTED(BUS_PLANT_ACL_OPEN) && k == BUS_ACL_PUBLISH) ||
-	    bus_acl_allows(c->rule, k, c->name, c->primary_len, s, len))
+	    (BUS_PLANTED(BUS_PLANT_ACL_OPEN) && k == BUS_ACL_PUBLISH))
 		return true;
+	bool pub = k == BUS_ACL_PUBLISH;
+	if (pub && len == c->acl_pub_len && memcmp(s, c->acl_pub, len) == 0)
+		return true; /* the same topic as last time: the same answer */
+	if (bus_acl_allows(c->rule, k, c->name, c->primary_len, s, len)) {
+		if (pub && len <= sizeof(c->acl_pub)) {
+			memcpy(c->acl_pub, s, len);
+			c->acl_pub_len = (uint32_t)len;
+		}
+		return true;
+	}
 	uint64_t *n[BUS_ACL_KINDS] = {
 	    &core->st.denied_register, &core->st.denied_publish,
 	    &core->st.denied_subscribe, &core->st.denied_send,
@@ -350,6 +359,7 @@ void bus_core_set_acl(struct bus_core *core, const struct bus_acl *acl)
 		c->rule = acl ? bus_acl_find(acl, &c->ident, c->name,
 		                             c->primary_len)
 		              : NULL;
+		c->acl_pub_len = UINT32_MAX; /* the new rule decides again */
 		if (!acl || (c->rule && acl_keeps_masks(c)))
 			continue;
 		core->st.disconnects_acl++;
@@ -1284,6 +1294,7 @@ struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
 	c->state = BUS_CS_GREETING;
 	c->subs.trie = &core->trie;
 	c->excl.trie = &c->excl_trie;
+	c->acl_pub_len = UINT32_MAX;
 	c->last_rx_ns = now_ns;
 	c->deadline_ns = now_ns + core->cfg.timeout_ns;
 	snprintf(c->source, sizeof(c->source), "%s", source ? source : "");

@@ -311,6 +311,10 @@ struct bus_conn {
 	bool out_dead; /* a write to it failed: it receives nothing more,
 	                  but the frames it sent are still handled */
 	const struct bus_acl_rule *rule;    /* its ACL rule (NULL: no ACL) */
+	/* the last topic its rule let it publish on (a publisher repeats
+	 * its topics): acl_pub_len > sizeof acl_pub means none */
+	uint32_t acl_pub_len;
+	char acl_pub[96];
 	bool book_listed;
 	struct bus_conn *book_next;
 	struct bus_trie excl_trie;

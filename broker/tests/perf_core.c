@@ -7,9 +7,12 @@
  *   perf_core 1to1 | 1to4
  *
  * 20,000 QoS-0 publishes of 100 bytes on "bench/t", fed 100 frames per
- * read; 1 subscriber of "bench/#", or 4 of "bench/+".
+ * read; 1 subscriber of "bench/#", or 4 of "bench/+". The broker's
+ * default configuration, as busrtd ships it: the default ACL, every
+ * client the broker's own uid (PERF_ACL=open: without it, to compare).
  */
 #include "memhost.h"
+#include "bus/config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +56,17 @@ __attribute__((noinline)) void workload(struct memhost *mh, int pub,
 	}
 }
 
+/* A client as busrtd sees a local one of its own uid. */
+static int client(struct memhost *mh, const char *name)
+{
+	static const struct bus_ident me = {.cred = true, .uid = 0, .pid = 1};
+	int i = mh_connect(mh, BUS_KIND_LOCAL_IPC);
+	bus_core_set_ident(mh->core, mh->c[i].conn, &me);
+	if (mh_handshake(mh, i, name, strlen(name)) != BUS_RES_OK)
+		exit(1);
+	return i;
+}
+
 int main(int argc, char **argv)
 {
 	int fanout = argc > 1 && !strcmp(argv[1], "1to4") ? 4 : 1;
@@ -63,12 +77,19 @@ int main(int argc, char **argv)
 	static struct memhost mh;
 	struct bus_core_config cfg;
 	bus_core_config_defaults(&cfg, false);
+	static struct bus_acl acl;
+	const char *open = getenv("PERF_ACL");
+	if (!(open && !strcmp(open, "open"))) {
+		if (bus_acl_defaults(&acl, 0, NULL, NULL))
+			return 1;
+		cfg.acl = &acl;
+	}
 	mh_init(&mh, &cfg);
 	int subs[4];
 	for (int i = 0; i < fanout; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "sub%d", i);
-		subs[i] = mh_client(&mh, name, BUS_KIND_LOCAL_IPC);
+		subs[i] = client(&mh, name);
 		uint8_t f[32] = {1, 0, 0, 0, 0x42, 0, 0, 0, 0};
 		const char *mask = fanout == 1 ? "bench/#" : "bench/+";
 		f[5] = (uint8_t)strlen(mask);
@@ -76,7 +97,7 @@ int main(int argc, char **argv)
 		mh_send(&mh, subs[i], f, 9 + strlen(mask));
 		mh_take(&mh, subs[i], mh.c[subs[i]].out_len, NULL);
 	}
-	int pub = mh_client(&mh, "pub", BUS_KIND_LOCAL_IPC);
+	int pub = client(&mh, "pub");
 	for (int i = 0; i < fanout; i++) /* the .broker/info announcement */
 		mh_take(&mh, subs[i], mh.c[subs[i]].out_len, NULL);
 	size_t blen = make_batch();
@@ -88,5 +109,6 @@ int main(int argc, char **argv)
 	bus_core_stats(mh.core, &st);
 	printf("delivered %d\n", MESSAGES * fanout);
 	mh_free(&mh);
+	bus_acl_free(&acl);
 	return 0;
 }

@@ -386,7 +386,7 @@ static void test_a_sender_that_cannot_hear_still_gets_its_frames_delivered(
 	size_t n = mh_join(buf, "t", "0", NULL);
 	mh_frame(mh, b.p, BUS_OP_PUBLISH, 1, buf, n); /* an ACK to p: a write */
 	for (int i = 1; i <= 20; i++) {
-		char d[8];
+		char d[16];
 		snprintf(d, sizeof(d), "%d", i);
 		n = mh_join(buf, "t", d, NULL);
 		mh_frame(mh, b.p, BUS_OP_PUBLISH, 0, buf, n);
