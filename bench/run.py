@@ -67,6 +67,14 @@ class Broker:
             s.close()
             argv += ["-B", f"127.0.0.1:{port}"]
             self.addr = f"127.0.0.1:{port}"
+            # the defaults refuse TCP peers (no credentials): the default
+            # configuration plus one rule for this machine's loopback
+            sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pytest"))
+            from busclient import LOOPBACK_ACL
+            cfg = os.path.join(self.dir, "tcp.yaml")
+            with open(cfg, "w") as f:
+                f.write(LOOPBACK_ACL)
+            argv += ["--config", cfg]
         self.err = open(os.path.join(self.dir, "err"), "w+")
         self.proc = subprocess.Popen(argv, stderr=self.err)
         deadline = time.monotonic() + 10
