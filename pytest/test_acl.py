@@ -139,3 +139,78 @@ def test_impersonating_a_restarting_collector_is_refused_and_audited(pb):
         assert all(x["method"] == "register" and x["result"] == ACCESS and
                    x["detail"].startswith("uid 65534 gid 65534") for x in denied)
         assert [x["sender"] for x in denied].count("collector.process.p1") == 4
+
+
+# ---- a socket nobody can squat ------------------------------------------------------
+FAKE_BROKER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(1)
+print("ready", flush=True)
+s.settimeout(10)
+c, _ = s.accept()
+c.settimeout(1.5)
+got = b""
+try:
+    while True:
+        b = c.recv(4096)
+        if not b:
+            break
+        got += b
+except socket.timeout:
+    pass
+print(len(got), flush=True)
+"""
+
+
+def test_clients_refuse_a_broker_that_is_somebody_else(tmp_path):
+    """Another uid binds the socket first and plays broker: our clients
+    check its credentials (SO_PEERCRED) and send it nothing, not even a
+    name; the build before registered with it."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="sq", dir="/tmp")  # traversable by nobody
+    os.chmod(d, 0o777)
+    path = os.path.join(d, "b.sock")
+    fake = subprocess.Popen(NOBODY + [sys.executable, "-c", FAKE_BROKER, path],
+                            stdout=subprocess.PIPE, text=True)
+    assert fake.stdout.readline().strip() == "ready"
+    cli = subprocess.run([os.path.join(HERE, "..", "build", "bin", "busrt-cli")
+                          if not os.environ.get("BUSRT_BIN") else
+                          os.path.join(os.environ["BUSRT_BIN"], "busrt-cli"),
+                          "-s", path, "publish", "t", "x"],
+                         capture_output=True, text=True, timeout=20)
+    got = int(fake.stdout.readline().strip())
+    fake.wait(timeout=10)
+    assert cli.returncode != 0
+    assert "runs as uid 65534, neither root nor us (0): not registering" in cli.stderr, \
+        cli.stderr
+    assert got == 0, f"the fake broker received {got} bytes"
+    os.unlink(path)
+    os.rmdir(d)
+
+
+def test_the_socket_directory_and_mode(tmp_path):
+    from busclient import BUSRTD
+    d = tmp_path / "open"
+    d.mkdir()
+    os.chmod(d, 0o777)  # others could replace the socket: refused
+    p = subprocess.run([BUSRTD, "-B", str(d / "b.sock")], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode != 0 and "group- or world-writable (mode 0777)" in p.stderr, p.stderr
+    # a missing directory is made 0750; the socket has its mode from bind
+    with Busrtd(config="broker:\n  socket_mode: '0660'\n") as b:
+        st = os.stat(b.path)
+        assert oct(st.st_mode & 0o777) == oct(0o660)
+        sub = os.path.join(b.dir, "run")
+        q = subprocess.Popen([BUSRTD, "-B", os.path.join(sub, "x.sock")],
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(os.path.join(sub, "x.sock")):
+                assert time.monotonic() < deadline and q.poll() is None
+                time.sleep(0.02)
+            assert oct(os.stat(sub).st_mode & 0o777) == oct(0o750)
+        finally:
+            q.send_signal(signal.SIGTERM)
+            q.wait(timeout=10)
+            os.rmdir(sub)  # busrtd removed its socket

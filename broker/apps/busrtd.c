@@ -6,7 +6,7 @@
  *
  * BUS/RT's own flags where they exist, so ours is a drop-in. Precedence:
  * built-in defaults < --config FILE < flags. Without -B it binds what
- * broker.standalone says (socket, default /tmp/daemoneye-broker.sock, and
+ * broker.standalone says (socket, default /run/daemoneye/broker.sock, and
  * address). SIGTERM/SIGINT: announce shutdown, flush, close, remove the
  * socket files, exit 0. SIGHUP: read --config again and put its ACL in
  * force (connections stay; a client the new ACL no longer allows is cut;

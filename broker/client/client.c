@@ -230,6 +230,7 @@ void bus_client_config_defaults(struct bus_client_config *cfg)
 		.reconnect_min_ns = 100000000ull,
 		.reconnect_max_ns = 5000000000ull,
 		.reconnect_jitter_pct = 20,
+		.broker_uid = -1,
 		.flush_bytes = 64u << 10,
 		.out_bytes_max = 16u << 20,
 		.payload_bytes_max = 64u << 20,

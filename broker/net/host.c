@@ -953,6 +953,48 @@ static int unix_probe(const char *path)
 	return rc;
 }
 
+/* The socket's directory: created 0750 if missing (one level: the
+ * default /run/daemoneye); refused if another user owns it, or if others
+ * may write in it without the sticky bit (they could replace the socket
+ * between our bind and a client's connect). */
+static int socket_dir_ok(const char *path, char *err, size_t errlen)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = 0;
+	else
+		*slash = 0;
+	struct stat st;
+	if (stat(dir, &st) != 0 && errno == ENOENT && mkdir(dir, 0750) != 0) {
+		snprintf(err, errlen, "%s: cannot create the socket's directory: "
+		         "%s", dir, strerror(errno));
+		return BUS_EIO;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: the socket's directory: %s", dir,
+		         strerror(errno ? errno : ENOTDIR));
+		return BUS_EIO;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(err, errlen, "%s: the socket's directory belongs to uid "
+		         "%u, not to us or root: refusing it", dir,
+		         (unsigned)st.st_uid);
+		return BUS_EINVAL;
+	}
+	if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)) {
+		snprintf(err, errlen, "%s: the socket's directory is group- or "
+		         "world-writable (mode %04o): another user could replace "
+		         "the socket; refusing it", dir,
+		         (unsigned)(st.st_mode & 07777));
+		return BUS_EINVAL;
+	}
+	return 0;
+}
+
 int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
                            char *err, size_t errlen)
 {
@@ -962,6 +1004,9 @@ int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
 		         path, sizeof(probe.sun_path) - 1);
 		return BUS_EINVAL;
 	}
+	int drc = socket_dir_ok(path, err, errlen);
+	if (drc)
+		return drc;
 	struct stat st;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
@@ -992,9 +1037,16 @@ int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int rc = 0;
-	if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    chmod(path, (mode_t)mode) != 0)
+	/* the mode is the socket's from its first instant (a chmod after the
+	 * bind leaves a window with the umask's) */
+	mode_t old_umask = umask((mode_t)(~mode & 0777));
+	int brc = l->fd < 0 ? -1 : bind(l->fd, (struct sockaddr *)&sa, sizeof(sa));
+	int berr = errno;
+	umask(old_umask);
+	if (brc != 0) {
+		errno = berr;
 		rc = uv_translate_sys_error(errno);
+	}
 	else if ((l->path = strdup(path)) == NULL)
 		rc = UV_ENOMEM;
 	if (rc != 0) {

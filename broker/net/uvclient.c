@@ -5,8 +5,12 @@
  * the loop blocks, and after I/O). Everything that decides anything is in
  * the sans-I/O core; this file only moves bytes and reports events.
  */
+#define _GNU_SOURCE /* struct ucred */
 #include "bus/net.h"
 #include "netint.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,7 @@ struct uvclient {
 	struct bus_client *c;
 	struct bus_addr addr;
 	char spec[300];
+	int64_t broker_uid; /* cfg's */
 	union cstream u;
 	bool stream_open;   /* u is initialised and not yet closed */
 	bool connected;
@@ -172,6 +177,35 @@ static void write_cb(uv_write_t *req, int status)
 	bus_client_on_written(u->c, status < 0 ? BUS_EIO : 0);
 }
 
+/* Is the process behind the socket the broker we mean? Anyone who
+ * could bind the path first (a /tmp socket) would otherwise receive our
+ * registration and answer as the broker. */
+static bool broker_trusted(struct uvclient *u)
+{
+	uv_os_fd_t fd;
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	if (uv_fileno(&u->u.h, &fd) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0) {
+		snprintf(u->err, sizeof(u->err), "%s: cannot tell who the broker "
+		         "is (SO_PEERCRED)", u->spec);
+		return false;
+	}
+	int64_t want = u->broker_uid;
+	uid_t me = geteuid();
+	if (want >= 0 ? (int64_t)uc.uid == want : (uc.uid == 0 || uc.uid == me))
+		return true;
+	if (want >= 0)
+		snprintf(u->err, sizeof(u->err), "%s: the broker there runs as uid "
+		         "%u, not %lld: not registering", u->spec,
+		         (unsigned)uc.uid, (long long)want);
+	else
+		snprintf(u->err, sizeof(u->err), "%s: the broker there runs as uid "
+		         "%u, neither root nor us (%u): not registering", u->spec,
+		         (unsigned)uc.uid, (unsigned)me);
+	return false;
+}
+
 static void connect_cb(uv_connect_t *req, int status)
 {
 	struct uvclient *u = req->data;
@@ -183,6 +217,10 @@ static void connect_cb(uv_connect_t *req, int status)
 	}
 	if (uv_is_closing(&u->u.h))
 		return;
+	if (u->addr.is_unix && !broker_trusted(u)) {
+		stream_close(u, BUS_EIO); /* nothing was sent: not even a name */
+		return;
+	}
 	u->connected = true;
 	if (!u->addr.is_unix)
 		uv_tcp_nodelay(&u->u.tcp, 1);
@@ -282,6 +320,7 @@ int bus_client_open(uv_loop_t *loop, const char *address,
 	}
 	snprintf(u->spec, sizeof(u->spec), "%s", address);
 	u->loop = loop;
+	u->broker_uid = cfg->broker_uid;
 	u->rng = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32);
 	u->rbuf = malloc(READ_BUF_BYTES);
 	u->c = u->rbuf ? bus_client_new(cfg, &uv_ops, u, h) : NULL;

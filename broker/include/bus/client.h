@@ -136,6 +136,10 @@ struct bus_client_config {
 	uint32_t calls_max;           /* RPC calls in flight (65535 max) */
 	struct bus_rpc_policy rpc;    /* default policy (5 s, no retry) */
 	struct bus_allocator allocator; /* zeroed: libc */
+	int64_t broker_uid;           /* a Unix socket's broker must run as
+	                                 this uid (SO_PEERCRED), or the client
+	                                 sends nothing and fails; -1 (the
+	                                 default): root or the client's own */
 };
 void bus_client_config_defaults(struct bus_client_config *cfg);
 

@@ -8,7 +8,7 @@
 #include "bus/bus.h"
 #include "bus/daemoneye.h"
 
-#define BUS_DEFAULT_SOCKET "/tmp/daemoneye-broker.sock"
+#define BUS_DEFAULT_SOCKET "/run/daemoneye/broker.sock"
 
 struct bus_file_config {
 	struct bus_core_config core;
