@@ -214,3 +214,23 @@ def test_the_socket_directory_and_mode(tmp_path):
             q.send_signal(signal.SIGTERM)
             q.wait(timeout=10)
             os.rmdir(sub)  # busrtd removed its socket
+
+
+def test_audit_trail_rotates_and_is_not_inherited(pb):
+    """The agent's audit trail: rotated by size (audit_max_bytes, keeping
+    audit_keep files), every line valid UTF-8 JSON, and not open in the
+    collectors it starts (close-on-exec)."""
+    from test_daemoneye import Agent, wait_for
+    a = Agent("embedded", pb, agent_extra="  audit_max_bytes: 4096\n  audit_keep: 2\n")
+    with a:
+        wait_for(lambda: os.path.exists(a.audit + ".2"), timeout=30, what="two rotations")
+        a.ctl = connect(a.sock, "test.ctl2")  # the first went idle meanwhile
+        pid = a.status("p1").pid
+        fds = [os.readlink(f"/proc/{pid}/fd/{x}") for x in os.listdir(f"/proc/{pid}/fd")]
+        assert not [x for x in fds if "audit" in x], fds
+    assert not os.path.exists(a.audit + ".3")
+    for path in (a.audit, a.audit + ".1", a.audit + ".2"):
+        data = open(path, "rb").read()
+        assert len(data) < 4096 + 1024, (path, len(data))
+        for line in data.decode("utf-8").splitlines():
+            json.loads(line)

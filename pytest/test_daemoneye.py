@@ -58,10 +58,11 @@ agent:
 
 
 class Agent:
-    def __init__(self, mode, pb=None, broker_extra=""):
+    def __init__(self, mode, pb=None, broker_extra="", agent_extra=""):
         self.mode = mode
         self.pb = pb
         self.broker_extra = broker_extra  # more broker: keys, indented
+        self.agent_extra = agent_extra    # more agent: keys, indented
         self.dir = tempfile.mkdtemp(prefix="ag", dir="/tmp")
         self.sock = os.path.join(self.dir, "b.sock")
         self.audit = os.path.join(self.dir, "audit.jsonl")
@@ -75,7 +76,8 @@ class Agent:
         with open(self.cfg, "w") as f:
             f.write(AGENT_CONFIG.format(mode=self.mode, sock=self.sock, audit=self.audit,
                                         procmond=PROCMOND)
-                    .replace("broker:\n", "broker:\n" + self.broker_extra, 1))
+                    .replace("broker:\n", "broker:\n" + self.broker_extra, 1)
+                    .replace("agent:\n", "agent:\n" + self.agent_extra, 1))
         self.errpath = os.path.join(self.dir, "stderr")
         self.err = open(self.errpath, "w")
         self.proc = subprocess.Popen([AGENT, "--config", self.cfg, "--log-level", "info"],

@@ -19,6 +19,7 @@
  */
 #define _DEFAULT_SOURCE
 #include "bus/config.h"
+#include "bus/rotlog.h"
 #include "bus/json.h"
 #include "bus/net.h"
 
@@ -61,7 +62,8 @@ struct agent {
 	                                   gaps resynced, each collector's view */
 	int64_t started_ms[DE_COLLECTORS_MAX];
 	uint64_t incarnation[DE_COLLECTORS_MAX]; /* from heartbeat replies */
-	FILE *audit;
+	FILE *audit;                    /* alog.f: NULL without an audit log */
+	struct bus_rotlog alog;
 	int log_level;
 	bool ready_once, stopping, closed;
 	uint64_t events_in, events_bad;
@@ -145,7 +147,8 @@ static void audit(struct agent *a, const char *dir, const char *sender,
 	fprintf(a->audit, ", \"result\": %d, \"detail\": ", code);
 	bus_json_str(a->audit, detail, strlen(detail));
 	fputs("}\n", a->audit);
-	fflush(a->audit);
+	bus_rotlog_line_done(&a->alog); /* flushed; rotated past the size */
+	a->audit = a->alog.f;
 }
 
 /* The embedded broker's refusals (ACL denials), in the same trail. */
@@ -876,11 +879,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "daemoneye-agent: %s\n", err);
 		return 2;
 	}
-	if (a->ac->audit_log[0] &&
-	    !(a->audit = fopen(a->ac->audit_log, "ae"))) { /* close-on-exec */
-		fprintf(stderr, "daemoneye-agent: %s: cannot open the audit "
-		                "log\n", a->ac->audit_log);
-		return 2;
+	if (a->ac->audit_log[0]) { /* close-on-exec: collectors must not
+	                              inherit it */
+		int e = bus_rotlog_open(&a->alog, a->ac->audit_log,
+		                        a->ac->audit_max_bytes, a->ac->audit_keep);
+		if (e) {
+			fprintf(stderr, "daemoneye-agent: %s: cannot open the "
+			                "audit log: %s\n", a->ac->audit_log,
+			        strerror(-e));
+			return 2;
+		}
+		a->audit = a->alog.f;
 	}
 	if (child_env_init(a)) {
 		fprintf(stderr, "daemoneye-agent: out of memory\n");
@@ -908,8 +917,7 @@ int main(int argc, char **argv)
 	      (unsigned long long)a->events_in,
 	      (unsigned long long)a->events_bad);
 	uv_loop_close(&a->loop);
-	if (a->audit)
-		fclose(a->audit);
+	bus_rotlog_close(&a->alog);
 	de_intake_free(&a->intake);
 	free(a->child_env);
 	return a->exit_code;

@@ -747,6 +747,10 @@ static int on_agent(struct ld *l, const char *k, const yaml_node_t *v,
 			return a->audit_log[0] = 0, 0;
 		return get_str(l, v, f, a->audit_log, sizeof(a->audit_log));
 	}
+	if (!strcmp(k, "audit_max_bytes"))
+		return get_u64(l, v, f, 0, UINT64_MAX / 2, &a->audit_max_bytes);
+	if (!strcmp(k, "audit_keep"))
+		return get_u32(l, v, f, 0, 1000, &a->audit_keep);
 	if (!strcmp(k, "heartbeat"))
 		return walk_map(l, v, f, on_heartbeat);
 	if (!strcmp(k, "health_check"))
@@ -764,6 +768,8 @@ void bus_agent_config_defaults(struct bus_agent_config *a)
 {
 	memset(a, 0, sizeof(*a));
 	snprintf(a->name, sizeof(a->name), "%s", DE_AGENT_NAME);
+	a->audit_max_bytes = 64u << 20;
+	a->audit_keep = 4;
 	de_policies_defaults(&a->policies);
 }
 

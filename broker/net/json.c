@@ -10,9 +10,17 @@
 
 void bus_json_str(FILE *f, const char *s, size_t n)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
+	for (size_t i = 0; i < n;) {
+		unsigned char ch = p[i];
+		size_t k = ch < 0x80 ? 1 : bus__utf8_seq(p + i, n - i);
+		if (k == 0) { /* not UTF-8: the byte as text, so the line stays
+		                 valid UTF-8 whatever a peer sent */
+			fprintf(f, "\\\\x%02x", ch);
+			i++;
+			continue;
+		}
 		if (ch == '"' || ch == '\\')
 			fprintf(f, "\\%c", ch);
 		else if (ch == '\n')
@@ -22,7 +30,8 @@ void bus_json_str(FILE *f, const char *s, size_t n)
 		else if (ch < 0x20 || ch == 0x7f)
 			fprintf(f, "\\u%04x", ch);
 		else
-			fputc(ch, f);
+			fwrite(p + i, 1, k, f);
+		i += k;
 	}
 	fputc('"', f);
 }

@@ -141,6 +141,22 @@ static void test_msgpack_check(void **state)
 
 /* A peer's string for a terminal: no control character survives, UTF-8
  * text does, and a short buffer ends in "..." */
+/* JSON strings of a peer's bytes are valid UTF-8 (audit lines). */
+static void test_json_str_is_valid_utf8(void **state)
+{
+	(void)state;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	assert_non_null(f);
+	static const char in[] = "a\xff\xc3\xa9\"\n\x01\xe2\x82";
+	bus_json_str(f, in, sizeof(in) - 1);
+	fclose(f);
+	assert_string_equal(out, "\"a\\\\xff\xc3\xa9\\\"\\n\\u0001"
+	                         "\\\\xe2\\\\x82\"");
+	free(out);
+}
+
 static void test_text_escape(void **state)
 {
 	(void)state;
@@ -167,6 +183,7 @@ int main(void)
 		cmocka_unit_test(test_msgpack_check),
 		cmocka_unit_test(test_put_u64_matches_printf),
 		cmocka_unit_test(test_text_escape),
+		cmocka_unit_test(test_json_str_is_valid_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,8 @@ struct bus_file_config {
  * agent:
  *   name: daemoneye-agent
  *   audit_log: /var/log/daemoneye/audit.jsonl   ("" = none)
+ *   audit_max_bytes: 67108864   # rotated past this (0: never)
+ *   audit_keep: 4               # rotated files kept (audit.jsonl.1 ...)
  *   heartbeat: { interval_ms, timeout_ms, retries, dead_after }
  *   restart:   { delay_ms, delay_max_ms, stop_timeout_ms }
  *   rpc: { lifecycle|health|config:
@@ -64,6 +66,8 @@ struct bus_collector_config {
 struct bus_agent_config {
 	char name[DE_BUS_NAME_BYTES_MAX];
 	char audit_log[256];
+	uint64_t audit_max_bytes;
+	uint32_t audit_keep;
 	struct de_policies policies;
 	struct bus_collector_config collectors[DE_COLLECTORS_MAX];
 	size_t n_collectors;

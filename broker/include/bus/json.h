@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* s as a JSON string: quotes, backslashes and control characters
+ * escaped, and each byte that is not part of valid UTF-8 written as the
+ * text \xNN, so the output is valid UTF-8 whatever s holds. */
 void bus_json_str(FILE *f, const char *s, size_t n);
 
 /* A peer's string (a client name, a topic) made safe for a terminal or a
