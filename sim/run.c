@@ -1932,8 +1932,19 @@ static void setup(struct sim *s)
 	s->n_cols = (int)sc->n_collectors;
 	s->cols = calloc((size_t)s->n_cols, sizeof(*s->cols));
 	/* room for every actor and two more, so a conn_limit fault is what
-	 * fills the broker */
-	s->core_cfg.limits.connections_max = (uint32_t)(s->n_cols + s->n_recv + 2);
+	 * fills the broker: the ACL's reserved places (the agent's and the
+	 * collectors', which only they take), and the shared rest for the
+	 * monitors, the intruder and two more */
+	uint32_t reserved = 0;
+	for (uint32_t i = 0; i < s->acl.n_rules; i++)
+		reserved += s->acl.rules[i].reserved;
+	uint32_t col_res = 0;
+	for (uint32_t i = 0; i < s->acl.n_rules; i++)
+		if (!strcmp(s->acl.rules[i].label, "default collector"))
+			col_res = s->acl.rules[i].reserved;
+	s->core_cfg.limits.connections_max =
+	    reserved + (uint32_t)sc->n_monitors + 3 +
+	    ((uint32_t)s->n_cols > col_res ? (uint32_t)s->n_cols - col_res : 0);
 	broker_start(s);
 	s->cap_links = s->n_cols + s->n_recv + 2; /* + intruder, impostor */
 	for (size_t i = 0; s->plan && i < s->plan->n; i++)

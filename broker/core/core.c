@@ -369,6 +369,43 @@ void bus_core_set_acl(struct bus_core *core, const struct bus_acl *acl)
 	core_end(core);
 }
 
+/* Is there a place among connections_max for a socket client under
+ * rule? A rule may reserve places that only its clients take (the
+ * agent's and the collectors' in the defaults): 64 junk clients of
+ * another rule fill the shared rest, never those. */
+static bool place_free(const struct bus_core *core,
+                       const struct bus_acl_rule *rule)
+{
+	uint32_t max = core->cfg.limits.connections_max;
+	uint32_t used = core->names_count - core->internal_names;
+	const struct bus_acl *acl = core->cfg.acl;
+	if (!acl || acl->n_rules == 0)
+		return used < max;
+	uint32_t counts[256] = {0}, n = acl->n_rules < 256 ? acl->n_rules : 256;
+	uint64_t reserved = 0;
+	for (uint32_t i = 0; i < n; i++)
+		reserved += acl->rules[i].reserved;
+	if (reserved >= max) /* no room left to share: places are not kept */
+		return used < max;
+	for (uint32_t i = 0; i < core->names_count; i++) {
+		const struct bus_conn *x = core->names[i];
+		if (x->kind != BUS_KIND_INTERNAL && x->rule &&
+		    x->rule >= acl->rules && x->rule < acl->rules + n)
+			counts[x->rule - acl->rules]++;
+	}
+	uint64_t shared_used = used;
+	for (uint32_t i = 0; i < n; i++) /* what sits in reserved places */
+		shared_used -= counts[i] < acl->rules[i].reserved
+		                   ? counts[i]
+		                   : acl->rules[i].reserved;
+	size_t k = rule && rule >= acl->rules && rule < acl->rules + n
+	               ? (size_t)(rule - acl->rules)
+	               : SIZE_MAX;
+	if (k != SIZE_MAX && counts[k] < rule->reserved)
+		return true; /* one of its own places */
+	return used < max && shared_used < max - reserved;
+}
+
 static void handshake_refuse(struct bus_core *core, struct bus_conn *c,
                              uint8_t code, bool limit)
 {
@@ -425,9 +462,7 @@ static void conn_register(struct bus_core *core, struct bus_conn *c,
 	}
 	/* the limit is on socket clients: the embedding process's own
 	 * internal clients do not take a collector's place */
-	if (!old && c->kind != BUS_KIND_INTERNAL &&
-	    core->names_count - core->internal_names >=
-	            cfg->limits.connections_max) {
+	if (!old && c->kind != BUS_KIND_INTERNAL && !place_free(core, rule)) {
 		handshake_refuse(core, c, BUS_RES_BUSY, true);
 		return;
 	}

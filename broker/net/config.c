@@ -466,6 +466,8 @@ static int acl_rule(struct ld *l, const yaml_node_t *v, const char *f,
 		int rc = -1;
 		if (k && !strcmp(k, "who"))
 			rc = acl_who(l, vn, full, r);
+		if (k && !strcmp(k, "reserved"))
+			rc = get_u32(l, vn, full, 0, 1000000, &r->reserved);
 		for (int i = 0; rc == -1 && k && i < BUS_ACL_KINDS; i++)
 			if (!strcmp(k, bus_acl_kind_names[i])) {
 				names |= i == BUS_ACL_NAMES;
@@ -473,7 +475,8 @@ static int acl_rule(struct ld *l, const yaml_node_t *v, const char *f,
 			}
 		if (rc == -1)
 			rc = fail(l, kn, full, "unknown key (who, names, publish, "
-			                       "subscribe, send, broadcast)");
+			                       "subscribe, send, broadcast, "
+			                       "reserved)");
 		if (rc)
 			return rc;
 	}
@@ -813,25 +816,26 @@ void bus_config_free(struct bus_file_config *cfg)
 struct acl_default {
 	const char *label;
 	int who; /* 0 trusted, 1 root, 2 trusted + the monitor group */
+	uint32_t reserved;
 	const char *l[BUS_ACL_KINDS][4];   /* allow */
 	const char *deny[BUS_ACL_KINDS][4];
 };
 
 static const struct acl_default acl_defaults[] = {
-    {"default agent", 0,
+    {"default agent", 0, 1,
      {{"daemoneye-agent"}, {"control/collector/#", "control/agent/#"},
       {"#"}, {"*"}, {"*"}}, {{0}}},
-    {"default collector", 0,
+    {"default collector", 0, 8,
      {{"collector.*"}, {"events/{1}/#"}, {"control/collector/#"},
       {"*"}, {0}}, {{0}}},
-    {"default admin", 1,
+    {"default admin", 1, 0,
      {{"admin.*"}, {0}, {0}, {"daemoneye-agent"}, {0}}, {{0}}},
-    {"default monitor", 2,
+    {"default monitor", 2, 0,
      {{"monitor.*"}, {0}, {"events/+/anomaly"}, {"collector.*"}, {0}},
      {{0}}},
     /* the trusted uid's other tools: anything but forging events or
      * control messages (and never under .broker/: the core's) */
-    {"default trusted", 0,
+    {"default trusted", 0, 0,
      {{"*"}, {"#"}, {"#"}, {"*"}, {"*"}},
      {{0}, {"events/#", "control/#"}}},
 };
@@ -865,6 +869,7 @@ int bus_acl_defaults(struct bus_acl *acl, uint32_t me,
 		const struct acl_default *d = &acl_defaults[i];
 		struct bus_acl_rule *r = &acl->rules[acl->n_rules++];
 		snprintf(r->label, sizeof(r->label), "%s", d->label);
+		r->reserved = d->reserved;
 		r->who = calloc(4, sizeof(*r->who));
 		if (!r->who)
 			return BUS_ENOMEM;

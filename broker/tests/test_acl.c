@@ -382,6 +382,41 @@ static void test_reload_cuts_what_is_no_longer_allowed(void **state)
 	bus_config_free(&core_fc);
 }
 
+/* Reserved places: with 12 places, the defaults keep 1 for the agent
+ * and 8 for collectors; junk clients fill the 3 shared ones and no more,
+ * and the agent and the collectors still come in. */
+static void test_reserved_places_are_kept_for_the_design_s_names(void **state)
+{
+	(void)state;
+	struct memhost *mh = acl_host("broker:\n  acl: default\n"
+	                              "  standalone: {max_connections: 12}\n");
+	int res, junk[4];
+	char name[32];
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "junk.%d", i);
+		junk[i] = as(mh, &ROOT, name, &res);
+		assert_int_equal(res, i < 3 ? BUS_RES_OK : BUS_RES_BUSY);
+	}
+	as(mh, &ROOT, "daemoneye-agent", &res);
+	assert_int_equal(res, BUS_RES_OK);
+	for (int i = 0; i < 9; i++) {
+		snprintf(name, sizeof(name), "collector.process.c%d", i);
+		as(mh, &ROOT, name, &res);
+		assert_int_equal(res, i < 8 ? BUS_RES_OK : BUS_RES_BUSY);
+	}
+	as(mh, &ROOT, "monitor.m", &res);
+	assert_int_equal(res, BUS_RES_BUSY);
+	/* a shared place freed: the next one to ask takes it */
+	mh_drop(mh, junk[0]);
+	mh_run(mh);
+	as(mh, &ROOT, "collector.process.c8", &res);
+	assert_int_equal(res, BUS_RES_OK);
+	struct bus_stats st;
+	bus_core_stats(mh->core, &st);
+	assert_int_equal(st.rejects_connections, 3);
+	end(mh);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +425,7 @@ int main(void)
 	    cmocka_unit_test(test_config_errors_name_file_line_and_key),
 	    cmocka_unit_test(test_core_denies_and_audits),
 	    cmocka_unit_test(test_reload_cuts_what_is_no_longer_allowed),
+	    cmocka_unit_test(test_reserved_places_are_kept_for_the_design_s_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

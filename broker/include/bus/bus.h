@@ -272,6 +272,9 @@ struct bus_acl_rule {
 	struct bus_acl_who *who;  /* any of them; none: anyone */
 	uint32_t n_who;
 	struct bus_acl_list l[BUS_ACL_KINDS];
+	uint32_t reserved;        /* places of connections_max only this
+	                             rule's clients take (the rest of them,
+	                             and every other client, share the rest) */
 	char label[96];           /* for audits: "file:line" or "default agent" */
 };
 
