@@ -33,6 +33,7 @@ void bus_core_config_defaults(struct bus_core_config *cfg, bool embedded)
 	    .subscriptions_bytes_max = 4u << 20,
 	    .subscriptions_bytes_total_max = embedded ? 64u << 20 : 256u << 20,
 	    .connections_max = embedded ? 64 : 1000,
+	    .connections_per_peer_max = embedded ? 32 : 256,
 	    .queue_frames_max = 10000,
 	    .queue_bytes_max = 32u << 20,
 	    .queued_bytes_total_max = 512u << 20,
@@ -373,6 +374,29 @@ void bus_core_set_acl(struct bus_core *core, const struct bus_acl *acl)
  * rule? A rule may reserve places that only its clients take (the
  * agent's and the collectors' in the defaults): 64 junk clients of
  * another rule fill the shared rest, never those. */
+/* The same peer: a uid (root aside: it is everything anyway), or a TCP
+ * address. */
+static bool same_peer(const struct bus_ident *a, const struct bus_ident *b)
+{
+	if (a->cred && b->cred)
+		return a->uid != 0 && a->uid == b->uid;
+	return a->family && a->family == b->family &&
+	       memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16) == 0;
+}
+
+/* A peer's registered clients: at most connections_per_peer_max. */
+static bool peer_place_free(const struct bus_core *core,
+                            const struct bus_conn *c)
+{
+	uint32_t n = 0, max = core->cfg.limits.connections_per_peer_max;
+	if (!max || (!(c->ident.cred && c->ident.uid != 0) && !c->ident.family))
+		return true;
+	for (uint32_t i = 0; i < core->names_count; i++)
+		n += core->names[i]->kind != BUS_KIND_INTERNAL &&
+		     same_peer(&core->names[i]->ident, &c->ident);
+	return n < max;
+}
+
 static bool place_free(const struct bus_core *core,
                        const struct bus_acl_rule *rule)
 {
@@ -462,7 +486,8 @@ static void conn_register(struct bus_core *core, struct bus_conn *c,
 	}
 	/* the limit is on socket clients: the embedding process's own
 	 * internal clients do not take a collector's place */
-	if (!old && c->kind != BUS_KIND_INTERNAL && !place_free(core, rule)) {
+	if (!old && c->kind != BUS_KIND_INTERNAL &&
+	    (!place_free(core, rule) || !peer_place_free(core, c))) {
 		handshake_refuse(core, c, BUS_RES_BUSY, true);
 		return;
 	}

@@ -417,6 +417,35 @@ static void test_reserved_places_are_kept_for_the_design_s_names(void **state)
 	end(mh);
 }
 
+/* One uid (root aside) or one TCP address registers at most
+ * connections_per_peer_max clients. */
+static void test_one_peer_takes_a_bounded_share(void **state)
+{
+	(void)state;
+	struct memhost *mh = acl_host("broker:\n  acl: [{names: ['*']}]\n"
+	                              "  limits: {connections_per_peer_max: 2}\n");
+	int res;
+	char name[32];
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		as(mh, &NOBODY, name, &res);
+		assert_int_equal(res, i < 2 ? BUS_RES_OK : BUS_RES_BUSY);
+		snprintf(name, sizeof(name), "r%d", i);
+		as(mh, &ROOT, name, &res);
+		assert_int_equal(res, BUS_RES_OK); /* root: everything anyway */
+	}
+	struct bus_ident tcp = {.family = 4, .addr = {10, 0, 0, 7}};
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "t%d", i);
+		as(mh, &tcp, name, &res);
+		assert_int_equal(res, i < 2 ? BUS_RES_OK : BUS_RES_BUSY);
+	}
+	tcp.addr[3] = 8; /* another address */
+	as(mh, &tcp, "t-other", &res);
+	assert_int_equal(res, BUS_RES_OK);
+	end(mh);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,6 +455,7 @@ int main(void)
 	    cmocka_unit_test(test_core_denies_and_audits),
 	    cmocka_unit_test(test_reload_cuts_what_is_no_longer_allowed),
 	    cmocka_unit_test(test_reserved_places_are_kept_for_the_design_s_names),
+	    cmocka_unit_test(test_one_peer_takes_a_bounded_share),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -194,6 +194,9 @@ enum bus_conn_kind {
 	                                           "bytes charged")          \
 	X(uint32_t, connections_max, "registered socket clients (internal "   \
 	                             "clients do not count)")                 \
+	X(uint32_t, connections_per_peer_max, "registered clients of one "    \
+	                                      "uid (root aside) or one TCP "  \
+	                                      "address")                      \
 	X(uint32_t, queue_frames_max, "outgoing queue, frames per client "    \
 	                              "(block: the high-water mark)")         \
 	X(uint64_t, queue_bytes_max, "outgoing queue, bytes per client "      \
