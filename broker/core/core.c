@@ -699,11 +699,16 @@ static bool on_publish(struct bus_core *core, struct bus_conn *c,
 	if (must_wait(core, c, delivered_len(c->name_len, tlen, true, len),
 	              false))
 		return false;
-	/* not built, delivered to nobody: the publisher hears so, never OK */
+	/* not built (no memory), delivered to nobody: never ACKed OK, and
+	 * the publisher is cut, so that none of its later frames overtakes
+	 * this one (it sends again from its first unacknowledged; the
+	 * simulator caught the agent getting 904 before 903) */
 	int rc = publish(core, c->name, c->name_len, &r, p, len,
 	                 f->qos & BUS_QOS_REALTIME, true);
 	send_ack(core, c, f->op_id, f->qos,
 	         rc ? BUS_RES_NOT_DELIVERED : BUS_RES_OK);
+	if (rc)
+		bus__conn_abort(core, c);
 	return true;
 }
 
@@ -742,8 +747,9 @@ static bool on_message(struct bus_core *core, struct bus_conn *c,
 	struct bus_msg *m = bus__msg_delivery(&core->a, BUS_OP_MESSAGE, rt,
 	                                      c->name, c->name_len, NULL, 0, p,
 	                                      len);
-	if (!m) {
+	if (!m) { /* no memory: cut, as a publish (its order stands) */
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_NOT_DELIVERED);
+		bus__conn_abort(core, c);
 		return true;
 	}
 	bool ok = queue__deliver(core, t, m, rt) == QUEUE_OK;
@@ -795,12 +801,15 @@ static bool on_broadcast(struct bus_core *core, struct bus_conn *c,
 		if (m) {
 			queue__fan_out(core, m, rt, true);
 			bus__msg_unref(&core->a, m);
-		} else { /* delivered to nobody: never ACKed OK */
+		} else { /* delivered to nobody: never ACKed OK, and cut, as
+		          * a publish (its order stands) */
 			core->st.drops_slow += core->rcv_count;
 			res = BUS_RES_NOT_DELIVERED;
 		}
 	}
 	send_ack(core, c, f->op_id, f->qos, res);
+	if (res == BUS_RES_NOT_DELIVERED)
+		bus__conn_abort(core, c);
 	return true;
 }
 
