@@ -1938,10 +1938,10 @@ static void setup(struct sim *s)
 	uint32_t reserved = 0;
 	for (uint32_t i = 0; i < s->acl.n_rules; i++)
 		reserved += s->acl.rules[i].reserved;
-	uint32_t col_res = 0;
-	for (uint32_t i = 0; i < s->acl.n_rules; i++)
-		if (!strcmp(s->acl.rules[i].label, "default collector"))
-			col_res = s->acl.rules[i].reserved;
+	static const struct bus_ident root = {.cred = true};
+	const struct bus_acl_rule *cr =
+	    bus_acl_find(&s->acl, &root, "collector.x", 11); /* theirs */
+	uint32_t col_res = cr ? cr->reserved : 0;
 	s->core_cfg.limits.connections_max =
 	    reserved + (uint32_t)sc->n_monitors + 3 +
 	    ((uint32_t)s->n_cols > col_res ? (uint32_t)s->n_cols - col_res : 0);

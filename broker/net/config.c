@@ -47,6 +47,10 @@ struct ld {
 	struct bus_agent_config *agent;       /* agent: being parsed */
 	struct bus_collector_config *collector; /* agent.collectors[i] */
 	struct bus_rpc_policy *policy;        /* agent.rpc.<service> */
+	struct bus_acl_rule *rule;            /* broker.acl[i] */
+	bool rule_names;                      /* its names were given */
+	struct bus_acl_list *list;            /* one of its lists */
+	struct bus_acl_who *who;              /* one of its who */
 };
 
 static int fail(struct ld *l, const yaml_node_t *n, const char *key,
@@ -313,6 +317,16 @@ static int acl_masks(struct ld *l, const yaml_node_t *v, const char *f,
 	return 0;
 }
 
+static int on_acl_list(struct ld *l, const char *k, const yaml_node_t *v,
+                       const char *f)
+{
+	if (!strcmp(k, "allow"))
+		return acl_masks(l, v, f, &l->list->allow, &l->list->n_allow);
+	if (!strcmp(k, "deny"))
+		return acl_masks(l, v, f, &l->list->deny, &l->list->n_deny);
+	return fail(l, v, f, "unknown key (allow, deny)");
+}
+
 /* [masks] (all allowed) or {allow: [masks], deny: [masks]} */
 static int acl_list(struct ld *l, const yaml_node_t *v, const char *f,
                     struct bus_acl_list *out)
@@ -321,24 +335,8 @@ static int acl_list(struct ld *l, const yaml_node_t *v, const char *f,
 		return acl_masks(l, v, f, &out->allow, &out->n_allow);
 	if (!v || v->type != YAML_MAPPING_NODE)
 		return fail(l, v, f, "expected a list of masks or {allow, deny}");
-	for (yaml_node_pair_t *p = v->data.mapping.pairs.start;
-	     p < v->data.mapping.pairs.top; p++) {
-		const yaml_node_t *kn = yaml_document_get_node(l->doc, p->key);
-		const yaml_node_t *vn = yaml_document_get_node(l->doc, p->value);
-		const char *k = scalar(kn);
-		char full[256];
-		snprintf(full, sizeof(full), "%.160s.%.64s", f, k ? k : "?");
-		int rc;
-		if (k && !strcmp(k, "allow"))
-			rc = acl_masks(l, vn, full, &out->allow, &out->n_allow);
-		else if (k && !strcmp(k, "deny"))
-			rc = acl_masks(l, vn, full, &out->deny, &out->n_deny);
-		else
-			rc = fail(l, kn, full, "unknown key (allow, deny)");
-		if (rc)
-			return rc;
-	}
-	return 0;
+	l->list = out;
+	return walk_map(l, v, f, on_acl_list);
 }
 
 static bool parse_cidr(const char *s, struct bus_acl_who *w)
@@ -367,55 +365,53 @@ static bool parse_cidr(const char *s, struct bus_acl_who *w)
 	return true;
 }
 
+static int on_acl_who(struct ld *l, const char *k, const yaml_node_t *v,
+                      const char *f)
+{
+	struct bus_acl_who *w = l->who;
+	const char *s = scalar(v);
+	uint64_t x;
+	int rc = 0;
+	if (!strcmp(k, "uid") || !strcmp(k, "gid")) {
+		if (!(rc = get_u64(l, v, f, 0, UINT32_MAX - 1, &x))) {
+			if (k[0] == 'u')
+				w->uid_set = true, w->uid = (uint32_t)x;
+			else
+				w->gid_set = true, w->gid = (uint32_t)x;
+		}
+		return rc;
+	}
+	if (!strcmp(k, "user")) {
+		struct passwd *pw = s ? getpwnam(s) : NULL;
+		if (!pw)
+			return fail(l, v, f, "no such user");
+		w->uid_set = true, w->uid = pw->pw_uid;
+		return 0;
+	}
+	if (!strcmp(k, "group")) {
+		struct group *gr = s ? getgrnam(s) : NULL;
+		if (!gr)
+			return fail(l, v, f, "no such group");
+		w->gid_set = true, w->gid = gr->gr_gid;
+		return 0;
+	}
+	if (!strcmp(k, "cn"))
+		return get_str(l, v, f, w->cn, sizeof(w->cn));
+	if (!strcmp(k, "from"))
+		return s && parse_cidr(s, w)
+		           ? 0
+		           : fail(l, v, f, "expected an address or CIDR "
+		                           "(10.0.0.0/8, ::1)");
+	return fail(l, v, f, "unknown key (uid, gid, user, group, cn, from)");
+}
+
 static int acl_who_one(struct ld *l, const yaml_node_t *v, const char *f,
                        struct bus_acl_who *w)
 {
 	if (!v || v->type != YAML_MAPPING_NODE)
 		return fail(l, v, f, "expected {uid, gid, user, group, cn, from}");
-	for (yaml_node_pair_t *p = v->data.mapping.pairs.start;
-	     p < v->data.mapping.pairs.top; p++) {
-		const yaml_node_t *kn = yaml_document_get_node(l->doc, p->key);
-		const yaml_node_t *vn = yaml_document_get_node(l->doc, p->value);
-		const char *k = scalar(kn), *s = scalar(vn);
-		char full[256];
-		snprintf(full, sizeof(full), "%.160s.%.64s", f, k ? k : "?");
-		uint64_t x;
-		int rc = 0;
-		if (!k) {
-			rc = fail(l, kn, f, "keys must be strings");
-		} else if (!strcmp(k, "uid") || !strcmp(k, "gid")) {
-			if (!(rc = get_u64(l, vn, full, 0, UINT32_MAX - 1, &x))) {
-				if (k[0] == 'u')
-					w->uid_set = true, w->uid = (uint32_t)x;
-				else
-					w->gid_set = true, w->gid = (uint32_t)x;
-			}
-		} else if (!strcmp(k, "user")) {
-			struct passwd *pw = s ? getpwnam(s) : NULL;
-			if (!pw)
-				rc = fail(l, vn, full, "no such user");
-			else
-				w->uid_set = true, w->uid = pw->pw_uid;
-		} else if (!strcmp(k, "group")) {
-			struct group *gr = s ? getgrnam(s) : NULL;
-			if (!gr)
-				rc = fail(l, vn, full, "no such group");
-			else
-				w->gid_set = true, w->gid = gr->gr_gid;
-		} else if (!strcmp(k, "cn")) {
-			rc = get_str(l, vn, full, w->cn, sizeof(w->cn));
-		} else if (!strcmp(k, "from")) {
-			if (!s || !parse_cidr(s, w))
-				rc = fail(l, vn, full, "expected an address or "
-				                       "CIDR (10.0.0.0/8, ::1)");
-		} else {
-			rc = fail(l, kn, full, "unknown key (uid, gid, user, group, "
-			                       "cn, from)");
-		}
-		if (rc)
-			return rc;
-	}
-	return 0;
+	l->who = w;
+	return walk_map(l, v, f, on_acl_who);
 }
 
 static int acl_who(struct ld *l, const yaml_node_t *v, const char *f,
@@ -447,6 +443,23 @@ static int acl_who(struct ld *l, const yaml_node_t *v, const char *f,
 	return 0;
 }
 
+static int on_acl_rule(struct ld *l, const char *k, const yaml_node_t *v,
+                       const char *f)
+{
+	struct bus_acl_rule *r = l->rule;
+	if (!strcmp(k, "who"))
+		return acl_who(l, v, f, r);
+	if (!strcmp(k, "reserved"))
+		return get_u32(l, v, f, 0, 1000000, &r->reserved);
+	for (int i = 0; i < BUS_ACL_KINDS; i++)
+		if (!strcmp(k, bus_acl_kind_names[i])) {
+			l->rule_names |= i == BUS_ACL_NAMES;
+			return acl_list(l, v, f, &r->l[i]);
+		}
+	return fail(l, v, f, "unknown key (who, names, publish, subscribe, "
+	                     "send, broadcast, reserved)");
+}
+
 static int acl_rule(struct ld *l, const yaml_node_t *v, const char *f,
                     struct bus_acl_rule *r)
 {
@@ -455,35 +468,13 @@ static int acl_rule(struct ld *l, const yaml_node_t *v, const char *f,
 		                     "subscribe, send, broadcast)");
 	snprintf(r->label, sizeof(r->label), "%s:%zu", l->path,
 	         v->start_mark.line + 1);
-	bool names = false;
-	for (yaml_node_pair_t *p = v->data.mapping.pairs.start;
-	     p < v->data.mapping.pairs.top; p++) {
-		const yaml_node_t *kn = yaml_document_get_node(l->doc, p->key);
-		const yaml_node_t *vn = yaml_document_get_node(l->doc, p->value);
-		const char *k = scalar(kn);
-		char full[256];
-		snprintf(full, sizeof(full), "%.160s.%.64s", f, k ? k : "?");
-		int rc = -1;
-		if (k && !strcmp(k, "who"))
-			rc = acl_who(l, vn, full, r);
-		if (k && !strcmp(k, "reserved"))
-			rc = get_u32(l, vn, full, 0, 1000000, &r->reserved);
-		for (int i = 0; rc == -1 && k && i < BUS_ACL_KINDS; i++)
-			if (!strcmp(k, bus_acl_kind_names[i])) {
-				names |= i == BUS_ACL_NAMES;
-				rc = acl_list(l, vn, full, &r->l[i]);
-			}
-		if (rc == -1)
-			rc = fail(l, kn, full, "unknown key (who, names, publish, "
-			                       "subscribe, send, broadcast, "
-			                       "reserved)");
-		if (rc)
-			return rc;
-	}
-	if (!names)
+	l->rule = r;
+	l->rule_names = false;
+	int rc = walk_map(l, v, f, on_acl_rule);
+	if (rc == 0 && !l->rule_names)
 		return fail(l, v, f, "a rule needs names (the client names it "
 		                     "applies to)");
-	return 0;
+	return rc;
 }
 
 static int on_acl(struct ld *l, const yaml_node_t *v, const char *f)
@@ -993,7 +984,8 @@ int bus_config_parse(const char *text, size_t len, const char *name,
 	if (!yaml_parser_load(&parser, &doc)) {
 		rc = yaml_error(&parser, name, err, errlen);
 	} else {
-		struct ld l = {&doc, name, err, errlen, cfg, NULL, NULL, NULL};
+		struct ld l = {.doc = &doc, .path = name, .err = err, .errlen = errlen,
+		             .cfg = cfg};
 		yaml_node_t *root = yaml_document_get_root_node(&doc);
 		rc = root ? walk_map(&l, root, "(top)", on_top) : 0; /* empty ok */
 		const char *what;

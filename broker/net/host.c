@@ -390,25 +390,10 @@ static void op_audit(void *host, const struct bus_audit *a)
 static const struct bus_core_ops host_ops = {op_write, op_set_reading,
                                              op_close, op_audit};
 
-/* Who a peer is: SO_PEERCRED and SO_PEERGROUPS for a unix socket, the
- * source address for TCP. */
-static void ident_of(int fd, bool tcp, struct bus_ident *id)
+/* Who a unix socket's peer is: SO_PEERCRED and SO_PEERGROUPS (a TCP
+ * peer's address is peer_of's). */
+static void ident_of(int fd, struct bus_ident *id)
 {
-	memset(id, 0, sizeof(*id));
-	if (tcp) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
-			return;
-		if (ss.ss_family == AF_INET) {
-			id->family = 4;
-			memcpy(id->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-		} else if (ss.ss_family == AF_INET6) {
-			id->family = 6;
-			memcpy(id->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-		}
-		return;
-	}
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0)
@@ -754,7 +739,7 @@ int bus_server_client_open(struct bus_server *s,
 
 /* ---- listeners --------------------------------------------------------- */
 static void peer_of(struct hconn *c, char *src, size_t sl, char *port,
-                    size_t pl)
+                    size_t pl, struct bus_ident *id)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
@@ -765,10 +750,14 @@ static void peer_of(struct hconn *c, char *src, size_t sl, char *port,
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 		uv_ip4_name(a, src, sl);
 		snprintf(port, pl, "%u", ntohs(a->sin_port));
+		id->family = 4;
+		memcpy(id->addr, &a->sin_addr, 4);
 	} else if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 		uv_ip6_name(a, src, sl);
 		snprintf(port, pl, "%u", ntohs(a->sin6_port));
+		id->family = 6;
+		memcpy(id->addr, &a->sin6_addr, 16);
 	}
 }
 
@@ -817,10 +806,11 @@ static int conn_open(struct bus_server *s, struct listener *l, int fd)
 	}
 	s->hst.accepts++;
 	char src[64], port[16];
+	struct bus_ident id = {0};
 	src[0] = port[0] = '\0';
 	if (l->tcp) {
 		uv_tcp_nodelay(&c->u.tcp, 1);
-		peer_of(c, src, sizeof(src), port, sizeof(port));
+		peer_of(c, src, sizeof(src), port, sizeof(port), &id);
 	}
 	c->reading = true;
 	c->conn = bus_core_on_connect(s->core, c,
@@ -831,8 +821,8 @@ static int conn_open(struct bus_server *s, struct listener *l, int fd)
 		uv_close(&c->u.h, conn_closed_cb);
 		return UV_ENOMEM;
 	}
-	struct bus_ident id;
-	ident_of(fd, l->tcp, &id);
+	if (!l->tcp)
+		ident_of(fd, &id);
 	bus_core_set_ident(s->core, c->conn, &id);
 	if (!c->closing)
 		uv_read_start(&c->u.s, alloc_cb, read_cb);
