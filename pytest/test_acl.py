@@ -109,6 +109,65 @@ def test_sighup_reload_cuts_and_a_bad_file_changes_nothing(tmp_path):
     assert "nothing changed" in log and "ACL from the file" in log, log
 
 
+def test_busrtd_audit_file(tmp_path):
+    """broker.audit_log: busrtd writes every refusal as a JSON line (who,
+    what, the rule), 0600; a file it cannot open is exit 2 naming it."""
+    audit = os.path.join(str(tmp_path), "busrtd.audit.jsonl")
+    with Busrtd(config=SHARED + f"  audit_log: {audit}\n") as b:
+        open_to_all(b)
+        assert as_nobody(b.path, "collector.process.p1")["register"] == ACCESS
+        tool = connect(b.path, "tool")
+        assert tool.publish("events/process/lifecycle", b"\xffforged") == ACCESS
+        tool.close()
+        time.sleep(0.2)
+    recs = [json.loads(x) for x in open(audit, encoding="utf-8").read().splitlines()]
+    assert [(x["dir"], x["method"], x["sender"], x["target"], x["result"]) for x in recs] == [
+        ("denied", "register", "collector.process.p1", "", 0x79),
+        ("denied", "publish", "tool", "events/process/lifecycle", 0x79)], recs
+    assert recs[0]["detail"].startswith("uid 65534 gid 65534 pid ")
+    assert recs[1]["detail"].endswith("rule default trusted"), recs[1]
+    assert oct(os.stat(audit).st_mode & 0o777) == "0o600"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("broker:\n  audit_log: /nonexistent/dir/a.jsonl\n")
+    from busclient import BUSRTD
+    r = subprocess.run([BUSRTD, "-B", str(tmp_path / "s.sock"), "--config", str(bad)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "/nonexistent/dir/a.jsonl: cannot open" in r.stderr, \
+        r.stderr
+
+
+def test_expected_broker_uid(tmp_path):
+    """A client told the broker's uid (--broker-uid, broker.uid) refuses a
+    broker that runs as another, even root; a uid that matches is fine."""
+    from busclient import BIN
+    cli = os.path.join(BIN, "busrt-cli")
+    with Busrtd() as b:  # root
+        r = subprocess.run([cli, "-s", b.path, "--broker-uid", "65534", "broker", "test"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode != 0 and "uid 0" in r.stderr and "65534" in r.stderr, r.stderr
+        r = subprocess.run([cli, "-s", b.path, "--broker-uid", "0", "broker", "test"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run([cli, "-s", b.path, "--broker-uid", "x", "broker", "test"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 2 and "--broker-uid" in r.stderr
+        # procmond the same way (and it keeps trying, as for a broker down)
+        p = subprocess.Popen([os.path.join(BIN, "procmond"), "--connect", b.path, "--id", "u",
+                              "--broker-uid", "65534"], stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        names = [x["name"] for x in connect(b.path, "tool").rpc("client.list")[1]["clients"]]
+        p.terminate()
+        err = p.communicate(timeout=10)[1]
+        assert "collector.process.u" not in names
+        assert "runs as uid 0, not 65534: not registering" in err, err
+    # broker.uid is checked at load: a user that does not exist is an error
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text("broker:\n  uid: no-such-user-here\n")
+    r = subprocess.run([os.path.join(BIN, "daemoneye-agent"), "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and f"{cfg}:2: broker.uid" in r.stderr, r.stderr
+
+
 def test_tcp_without_credentials_is_refused_by_default():
     with Busrtd(tcp=True, config="broker: {acl: default}\n") as b:
         from busclient import Client
@@ -224,10 +283,12 @@ def test_audit_trail_rotates_and_is_not_inherited(pb):
     a = Agent("embedded", pb, agent_extra="  audit_max_bytes: 4096\n  audit_keep: 2\n")
     with a:
         wait_for(lambda: os.path.exists(a.audit + ".2"), timeout=30, what="two rotations")
-        a.ctl = connect(a.sock, "test.ctl2")  # the first went idle meanwhile
+        a.ctl = connect(a.sock, "admin.test2")  # the first went idle meanwhile
         pid = a.status("p1").pid
         fds = [os.readlink(f"/proc/{pid}/fd/{x}") for x in os.listdir(f"/proc/{pid}/fd")]
-        assert not [x for x in fds if "audit" in x], fds
+        # the agent's trail is not open there (procmond has its own)
+        assert not [x for x in fds if x.startswith(a.audit)], fds
+        assert [x for x in fds if x.endswith("collector.process.p1.audit.jsonl")], fds
     assert not os.path.exists(a.audit + ".3")
     for path in (a.audit, a.audit + ".1", a.audit + ".2"):
         data = open(path, "rb").read()

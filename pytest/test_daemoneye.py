@@ -16,6 +16,7 @@ from busclient import BIN, Busrtd, connect, events
 AGENT = os.path.join(BIN, "daemoneye-agent")
 PROCMOND = os.path.join(BIN, "procmond")
 ROOT = os.path.join(os.path.dirname(__file__), "..")
+ADMIN = "admin.test"  # agent.admins' default is admin.*
 
 
 def wait_for(pred, timeout=10.0, step=0.05, what="condition"):
@@ -95,8 +96,8 @@ class Agent:
     def _connect(self):
         if self.proc.poll() is not None:
             raise AssertionError(f"agent exited {self.proc.returncode}: {self.log()}")
-        try:
-            return connect(self.sock, "test.ctl")
+        try:  # root may register admin.*: the agent's lifecycle.* callers
+            return connect(self.sock, ADMIN)
         except OSError:
             return None
 
@@ -104,9 +105,27 @@ class Agent:
         self.err.flush()
         return open(self.errpath).read()
 
-    def call(self, target, method, msg):
+    def call(self, target, method, msg, via=None):
+        """method on target: the agent's as ADMIN (self.ctl); a collector's
+        health.* as a monitor; anything else as via (default test.ctl, a
+        trusted tool a collector refuses)."""
         data = msg.SerializeToString() if msg is not None else b""
-        return self.ctl.rpc(method, data, target=target)
+        if via is None and target == "daemoneye-agent":
+            return self.ctl.rpc(method, data, target=target)
+        if via is None:
+            via = "monitor.test" if method.startswith("health.") else "test.ctl"
+        c = connect(self.sock, via)
+        try:
+            return c.rpc(method, data, target=target)
+        finally:
+            c.close()
+
+    def collector_audit(self, cid):
+        """What collector cid served, from its own audit file."""
+        path = os.path.join(self.dir, f"collector.process.{cid}.audit.jsonl")
+        if not os.path.exists(path):
+            return []
+        return [json.loads(x) for x in open(path).read().splitlines()]
 
     def status(self, cid):
         r = self.call("daemoneye-agent", "lifecycle.status",
@@ -243,46 +262,132 @@ def test_sigstop_declared_dead_and_restarted(agent):
     assert after.restarts > before.restarts
 
 
-def test_config_and_health_round_trip(agent):
+def test_health_to_monitors_config_only_to_the_agent(agent):
+    """A collector answers health.* to the agent and to monitors, and its
+    config.* and lifecycle.* only to the agent: anyone else gets -32003
+    (access denied) and the refusal is in the collector's audit file."""
     pb, p1 = agent.pb, "collector.process.p1"
-    r = agent.call(p1, "config.get", pb.GetConfigRequest())
-    assert pb.GetConfigResponse.FromString(r[2]).config.scan_interval_ms == 100
-    bad = pb.CollectorConfig(collector_type="process", scan_interval_ms=5)
-    r = agent.call(p1, "config.validate", pb.ValidateConfigRequest(config=bad))
-    v = pb.ValidateConfigResponse.FromString(r[2])
-    assert not v.valid and v.validation_errors[0].field == "scan_interval_ms"
-    r = agent.call(p1, "config.update", pb.UpdateConfigRequest(new_config=bad))
-    u = pb.UpdateConfigResponse.FromString(r[2])
-    assert not u.success and u.validation_errors
-    good = pb.CollectorConfig(collector_type="process", scan_interval_ms=50,
-                              compute_hashes=True)
-    r = agent.call(p1, "config.validate", pb.ValidateConfigRequest(config=good))
-    assert pb.ValidateConfigResponse.FromString(r[2]).valid
-    r = agent.call(p1, "config.update", pb.UpdateConfigRequest(new_config=good))
-    assert pb.UpdateConfigResponse.FromString(r[2]).success
-    r = agent.call(p1, "config.get", pb.GetConfigRequest(collector_id="p1"))
-    assert pb.GetConfigResponse.FromString(r[2]).config.scan_interval_ms == 50
     r = agent.call(p1, "health.check", pb.HealthCheckRequest(include_metrics=True))
     h = pb.HealthCheckResponse.FromString(r[2])
     assert h.status == pb.HealthCheckResponse.HEALTHY
-    assert h.metrics["cycles"] >= 1 and h.metrics["scan_interval_ms"] == 50
+    assert h.metrics["cycles"] >= 1 and h.metrics["scan_interval_ms"] == 100
     r = agent.call(p1, "health.metrics", pb.MetricsRequest())
     assert pb.MetricsResponse.FromString(r[2]).metrics["events_failed"] == 0
-    # the same through busrt-cli --proto: key=value in, JSON out
+    good = pb.CollectorConfig(collector_type="process", scan_interval_ms=5000)
+    for via in ("test.ctl", "monitor.test"):
+        r = agent.call(p1, "config.update", pb.UpdateConfigRequest(new_config=good),
+                       via=via)
+        assert r[0] == "error" and r[1] == -32003, r
+        assert r[2] == f"access denied: {via} may not call config.update", r
+    r = agent.call(p1, "config.get", pb.GetConfigRequest())
+    assert r[0] == "error" and r[1] == -32003, r
+    r = agent.call(p1, "lifecycle.stop", pb.StopCollectorRequest())
+    assert r[0] == "error" and r[1] == -32003, r
+    r = agent.call(p1, "health.check", pb.HealthCheckRequest(), via="test.ctl")
+    assert r[0] == "error" and r[1] == -32003, r
+    # nothing changed: the interval is the agent's, the collector runs on
+    r = agent.call(p1, "health.check", pb.HealthCheckRequest(include_metrics=True))
+    assert pb.HealthCheckResponse.FromString(r[2]).metrics["scan_interval_ms"] == 100
+    assert agent.status("p1").state == pb.CollectorStatus.RUNNING
+    # busrt-cli --proto as a monitor: key=value in, JSON out
     cli = os.path.join(BIN, "busrt-cli")
-    out = subprocess.run([cli, "-s", agent.sock, "--proto", "rpc", "call", p1,
-                          "config.update", "new_config.scan_interval_ms=80"],
+    out = subprocess.run([cli, "-s", agent.sock, "-n", "monitor.cli", "--proto", "rpc",
+                          "call", p1, "health.check", "include_metrics=true"],
                          capture_output=True, text=True, timeout=10)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["success"] is True
-    out = subprocess.run([cli, "-s", agent.sock, "--proto", "rpc", "call", p1,
-                          "health.check", "include_metrics=true"],
-                         capture_output=True, text=True, timeout=10)
-    got = json.loads(out.stdout)
-    assert got["status"] == "HEALTHY" and got["metrics"]["scan_interval_ms"] == 80
+    assert json.loads(out.stdout)["status"] == "HEALTHY"
     # another collector's id is refused, not silently answered
     r = agent.call(p1, "health.check", pb.HealthCheckRequest(collector_id="p9"))
     assert r[0] == "error" and r[1] == -32001
+    recs = agent.collector_audit("p1")
+    denied = [x for x in recs if x["dir"] == "denied"]
+    assert {(x["sender"], x["method"]) for x in denied} >= {
+        ("test.ctl", "config.update"), ("monitor.test", "config.update"),
+        ("test.ctl", "config.get"), ("test.ctl", "lifecycle.stop"),
+        ("test.ctl", "health.check")}, recs
+    assert all(x["result"] == -32003 and x["target"] == p1 for x in denied)
+    assert any(x["dir"] == "served" and x["sender"] == "daemoneye-agent" and
+               x["method"] == "health.heartbeat" for x in recs)
+    assert any(x["dir"] == "served" and x["sender"] == "monitor.cli" for x in recs)
+
+
+def test_config_round_trip_from_its_agent(pb, tmp_path):
+    """procmond alone on busrtd, its agent named by --agent: that name's
+    config.* is served (validated, applied); another's is not."""
+    with Busrtd() as b:
+        audit = str(tmp_path / "p.audit.jsonl")
+        p = subprocess.Popen([PROCMOND, "--connect", b.path, "--id", "solo",
+                              "--agent", "test.agent", "--audit", audit,
+                              "--interval-ms", "100"], stderr=subprocess.PIPE)
+        try:
+            ag = wait_for(lambda: _try_connect(b.path, "test.agent"), what="busrtd")
+            solo = "collector.process.solo"
+
+            def call(method, msg):
+                return ag.rpc(method, msg.SerializeToString(), target=solo)
+            def registered():
+                try:  # NOT_REGISTERED (an assertion) until it is
+                    return call("config.get", pb.GetConfigRequest())[0] == "reply"
+                except AssertionError:
+                    return False
+            wait_for(registered, what="procmond registered")
+            r = call("config.get", pb.GetConfigRequest())
+            assert pb.GetConfigResponse.FromString(r[2]).config.scan_interval_ms == 100
+            bad = pb.CollectorConfig(collector_type="process", scan_interval_ms=5)
+            r = call("config.validate", pb.ValidateConfigRequest(config=bad))
+            v = pb.ValidateConfigResponse.FromString(r[2])
+            assert not v.valid and v.validation_errors[0].field == "scan_interval_ms"
+            r = call("config.update", pb.UpdateConfigRequest(new_config=bad))
+            u = pb.UpdateConfigResponse.FromString(r[2])
+            assert not u.success and u.validation_errors
+            good = pb.CollectorConfig(collector_type="process", scan_interval_ms=50,
+                                      compute_hashes=True)
+            r = call("config.validate", pb.ValidateConfigRequest(config=good))
+            assert pb.ValidateConfigResponse.FromString(r[2]).valid
+            r = call("config.update", pb.UpdateConfigRequest(new_config=good))
+            assert pb.UpdateConfigResponse.FromString(r[2]).success
+            r = call("config.get", pb.GetConfigRequest(collector_id="solo"))
+            assert pb.GetConfigResponse.FromString(r[2]).config.scan_interval_ms == 50
+            # through busrt-cli --proto as the agent: key=value in, JSON out
+            ag.close()
+            cli = os.path.join(BIN, "busrt-cli")
+            out = subprocess.run([cli, "-s", b.path, "-n", "test.agent", "--proto",
+                                  "rpc", "call", solo, "config.update",
+                                  "new_config.scan_interval_ms=80"],
+                                 capture_output=True, text=True, timeout=10)
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout)["success"] is True
+            ag = connect(b.path, "test.agent")
+            # daemoneye-agent is nobody to this one
+            other = connect(b.path, "test.other")
+            r = other.rpc("config.update", good.SerializeToString(), target=solo)
+            assert r[0] == "error" and r[1] == -32003, r
+            other.close()
+            r = call("config.get", pb.GetConfigRequest())
+            assert pb.GetConfigResponse.FromString(r[2]).config.scan_interval_ms == 80
+            ag.close()
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+        recs = [json.loads(x) for x in open(audit).read().splitlines()]
+        assert [x["method"] for x in recs if x["dir"] == "denied"] == ["config.update"]
+        assert sum(x["dir"] == "served" and x["method"] == "config.update" for x in recs) == 3
+        assert oct(os.stat(audit).st_mode & 0o777) == "0o600"
+    # a bad --agent or an audit file it cannot open: exit 2, said why
+    r = subprocess.run([PROCMOND, "--connect", "/tmp/x", "--id", "x", "--agent", ""],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "--agent" in r.stderr, r.stderr
+    r = subprocess.run([PROCMOND, "--connect", "/tmp/x", "--id", "x", "--audit",
+                        "/nonexistent/dir/a.jsonl"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "/nonexistent/dir/a.jsonl" in r.stderr, r.stderr
+
+
+def _try_connect(path, name):
+    try:
+        return connect(path, name)
+    except OSError:
+        return None
 
 
 def test_lifecycle_start_stop_restart(agent):
@@ -295,7 +400,7 @@ def test_lifecycle_start_stop_restart(agent):
              what="spare running")
     r = agent.call("collector.process.spare", "lifecycle.status",
                    pb.CollectorStatusRequest())
-    assert pb.CollectorStatusResponse.FromString(r[2]).collectors[0].collector_id == "spare"
+    assert r[0] == "error" and r[1] == -32003, r  # only the agent may ask
     r = agent.call("daemoneye-agent", "lifecycle.stop",
                    pb.StopCollectorRequest(collector_id="spare"))
     assert pb.StopCollectorResponse.FromString(r[2]).success
@@ -314,7 +419,7 @@ def test_lifecycle_start_stop_restart(agent):
     lines = open(agent.audit).read().splitlines()
     recs = [json.loads(x) for x in lines]
     assert any(x["dir"] == "in" and x["method"] == "lifecycle.restart" and
-               x["sender"] == "test.ctl" and x["result"] == 0 for x in recs)
+               x["sender"] == ADMIN and x["result"] == 0 for x in recs)
     assert any(x["dir"] == "in" and x["method"] == "lifecycle.start" and
                x["result"] == -32001 for x in recs)
     assert any(x["dir"] == "out" and x["method"] == "health.heartbeat" and
@@ -327,8 +432,10 @@ def test_lifecycle_start_stop_restart(agent):
 
 def test_bad_input_is_an_error_or_a_counted_drop(agent):
     pb = agent.pb
-    r = agent.ctl.rpc("health.check", b"\xff\xff\xff", target="collector.process.p1")
+    mon = connect(agent.sock, "monitor.bad")
+    r = mon.rpc("health.check", b"\xff\xff\xff", target="collector.process.p1")
     assert r[0] == "error" and r[1] == -32602
+    mon.close()
     r = agent.ctl.rpc("lifecycle.status", b"\x0a\x05ab", target="daemoneye-agent")
     assert r[0] == "error" and r[1] == -32602
     r = agent.ctl.rpc("no.such", b"", target="daemoneye-agent")
@@ -403,9 +510,10 @@ def test_lifecycle_requests_checked(agent):
     wait_for(lambda: agent.status("spare").state == pb.CollectorStatus.RUNNING,
              what="spare running")
     # it runs with what the request said
-    r = agent.call("collector.process.spare", "config.get", pb.GetConfigRequest())
-    cfg = pb.GetConfigResponse.FromString(r[2]).config
-    assert (cfg.scan_interval_ms, cfg.compute_hashes, cfg.max_processes) == (70, False, 5)
+    r = agent.call("collector.process.spare", "health.check",
+                   pb.HealthCheckRequest(include_metrics=True))
+    m = pb.HealthCheckResponse.FromString(r[2]).metrics
+    assert m["scan_interval_ms"] == 70 and m["processes"] <= 5, m
     r = agent.call(ag, "lifecycle.status", pb.CollectorStatusRequest())
     assert {c.collector_id for c in pb.CollectorStatusResponse.FromString(r[2]).collectors} \
         == {"p1", "spare"}
@@ -419,13 +527,15 @@ def test_lifecycle_requests_checked(agent):
                    ("lifecycle.status", pb.CollectorStatusRequest(collector_id="x"))):
         r = agent.call(ag, m, msg)
         assert r[0] == "error" and r[1] == -32001, (m, r)
-    # a collector asked to stop itself replies, then exits; the agent,
-    # which did not ask, restarts it
+    # a collector asked to stop itself by anyone but the agent refuses
     old = agent.status("p1").pid
     r = agent.call("collector.process.p1", "lifecycle.stop", pb.StopCollectorRequest())
-    assert pb.StopCollectorResponse.FromString(r[2]).success
-    wait_for(lambda: (lambda s: s.state == pb.CollectorStatus.RUNNING and s.pid != old)(
-        agent.status("p1")), what="p1 back")
+    assert r[0] == "error" and r[1] == -32003, r
+    # and admin.* may not even send it one (the default ACL: the agent only)
+    stop = b"\x01\x01\x00\x00\x00lifecycle.stop\x00"
+    assert agent.ctl.message("collector.process.p1", stop, qos=1) == 0x79
+    time.sleep(0.3)
+    assert agent.status("p1").pid == old
 
 
 def test_procmond_alone(tmp_path):

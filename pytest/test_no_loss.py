@@ -75,6 +75,12 @@ def test_broker_sigkill_midstream_leaves_no_gap(pb):
             churn.append(subprocess.Popen(["sleep", "0.05"]))
             time.sleep(0.01)
             if not killed and time.monotonic() > stop - 2:
+                # while procmond holds events the agent has not acknowledged
+                # (heartbeats acknowledge, every 200 ms): those must come again
+                r = a.call("collector.process.p1", "health.metrics",
+                           a.pb.MetricsRequest(collector_id="p1"))
+                if a.pb.MetricsResponse.FromString(r[2]).metrics["retained"] == 0:
+                    continue
                 b.proc.kill()  # SIGKILL: no goodbye, the socket file stays
                 b.proc.wait()
                 killed = True
@@ -82,6 +88,7 @@ def test_broker_sigkill_midstream_leaves_no_gap(pb):
                 b.proc = subprocess.Popen([BUSRTD, "-B", b.path], stderr=b.stderr)
         for p in churn:
             p.wait()
+        assert killed, "procmond never held an unacknowledged event"
         a.ctl.close()
         a.ctl = wait_for(a._connect, what="the restarted broker")
         wait_for(a._p1_running, timeout=15, what="procmond back")

@@ -210,10 +210,12 @@ def test_hashing_does_not_stall_the_loop(pb, tmp_path):
                     if "collector.process.hb" in names:
                         break
                     time.sleep(0.01)
+                m = connect(b.path, "monitor.hc")  # health.*: agent, monitors
                 for _ in range(6):  # while the first cycles hash
-                    r = c.rpc("health.check", req, target="collector.process.hb",
+                    r = m.rpc("health.check", req, target="collector.process.hb",
                               timeout=0.5)
                     answered += r[0] == "reply"
+                m.close()
                 assert answered == 6
                 assert c.subscribe("events/process/#") == 1
                 c.close()

@@ -14,6 +14,10 @@ cleanup() {
 }
 trap cleanup EXIT
 cli() { "$BIN/busrt-cli" -s "$D/b.sock" --proto "$@"; }
+# the agent serves lifecycle.* to admin.* (root, or the broker's own uid);
+# a collector serves health.* to the agent and monitors
+admin() { cli -n "admin.demo$$" "$@"; }
+monitor() { cli -n "monitor.demo$$" "$@"; }
 field() { sed -E "s/.*\"$1\": \"?([^\",}]*)\"?.*/\1/"; }
 
 cat > "$D/agent.yaml" <<EOF
@@ -36,7 +40,7 @@ echo "== daemoneye-agent --config $D/agent.yaml (embedded broker at $D/b.sock)"
 "$BIN/daemoneye-agent" --config "$D/agent.yaml" --log-level info 2> >(sed -u 's/^/   | /' >&2) &
 AGENT_PID=$!
 for _ in $(seq 100); do
-  st=$(cli rpc call daemoneye-agent lifecycle.status 2>/dev/null || true)
+  st=$(admin rpc call daemoneye-agent lifecycle.status 2>/dev/null || true)
   case "$st" in *'"RUNNING"'*) break ;; esac
   sleep 0.1
 done
@@ -59,13 +63,13 @@ n=$(grep -c "\"pid\": $SLEEP," "$D/events" || true)
 [ "$n" = 2 ] || { echo "expected DISCOVERY and TERMINATION for pid $SLEEP, got $n events" >&2; exit 1; }
 
 echo "== health.check on collector.process.procmond-1"
-echo "   $(cli rpc call collector.process.procmond-1 health.check include_metrics=true)"
+echo "   $(monitor rpc call collector.process.procmond-1 health.check include_metrics=true)"
 
 old=$(echo "$st" | field pid)
 echo "== kill -9 procmond (pid $old): the agent sees SIGCHLD and restarts it"
 kill -9 "$old"
 for _ in $(seq 100); do
-  st=$(cli rpc call daemoneye-agent lifecycle.status 2>/dev/null || true)
+  st=$(admin rpc call daemoneye-agent lifecycle.status 2>/dev/null || true)
   new=$(echo "$st" | field pid)
   case "$st" in *'"RUNNING"'*) [ "$new" != "$old" ] && break ;; esac
   sleep 0.1

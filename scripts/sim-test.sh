@@ -63,6 +63,7 @@ child-first    lifecycle    none
 drop-on-eagain stream       none   burst-overflow
 no-resend      stream       $crash burst-overflow
 acl-open       access       none
+svc-open       access       none
 PLANTS
 
 # The ledger: every failure that ever exposed a bug, replayed; all pass now.

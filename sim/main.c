@@ -52,7 +52,7 @@ static void usage(FILE *f)
 	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
 	        "no-resubscribe, no-restart, miscount, lifecycle, corrupt,\n"
 	        "                        child-first, drop-on-eagain, no-resend, "
-	        "acl-open\n"
+	        "acl-open, svc-open\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
 	        "all checks hold, 1 a check failed, 2 bad input.\n");
 }
@@ -73,6 +73,7 @@ static const struct {
 	{"drop-on-eagain", BUS_PLANT_DROP_ON_EAGAIN},
 	{"no-resend", BUS_PLANT_NO_RESEND},
 	{"acl-open", BUS_PLANT_ACL_OPEN},
+	{"svc-open", BUS_PLANT_SVC_OPEN},
 };
 
 static const char *plant_name = ""; /* for saved failures */

@@ -699,6 +699,21 @@ static void intrude(struct sim *s, struct link *l)
 	sim_trace(s, "intruder %s tries 6 forbidden frames", l->name);
 }
 
+/* The ACL lets a monitor send to collectors (their health.*): at each
+ * collector's registration the intruder, when it is in, calls its
+ * lifecycle.stop, which the collector's service must refuse itself
+ * (-32003, on_rpc). */
+static void intrude_collector(struct sim *s, const struct link *co)
+{
+	static const char rpc_stop[] = "\x01\x07\0\0\0lifecycle.stop";
+	struct link *l = &s->links[s->intruder];
+	if (!l->conn || l->raw_rx < 5)
+		return;
+	frame_out(s, l, 7, BUS_OP_MESSAGE, co->name, strlen(co->name),
+	          rpc_stop, sizeof(rpc_stop));
+	sim_trace(s, "intruder %s calls %s lifecycle.stop", l->name, co->name);
+}
+
 /* What the broker sends the intruder after its registration: ACKs (each
  * must be 0x79) and deliveries (announcements, keepalives). */
 static void intruder_rx(struct sim *s, struct link *l, uint8_t byte)
@@ -715,11 +730,20 @@ static void intruder_rx(struct sim *s, struct link *l, uint8_t byte)
 			s->access_denied++;
 			return;
 		}
+		/* frame 7 goes through, to a collector (on_rpc: refused
+		 * there), or to nobody while it is down, or not at all when
+		 * the collector's queue is full */
+		if (l->rx_hdr[1] == 7 &&
+		    (l->rx_hdr[5] == BUS_RES_OK ||
+		     l->rx_hdr[5] == BUS_RES_NOT_REGISTERED ||
+		     l->rx_hdr[5] == BUS_RES_NOT_DELIVERED))
+			return;
 		char what[64];
 		snprintf(what, sizeof(what), "frame %u answered 0x%02x, not 0x79: ",
 		         l->rx_hdr[1], l->rx_hdr[5]);
 		access_fault(s, what, l->name);
-	} else if (l->rx_hdr[0] != BUS_OP_ACK && l->rx_hdr_n == 5) {
+	} else if (l->rx_hdr[0] != BUS_OP_ACK && l->rx_hdr_n == 6) {
+		/* a delivered frame: kind, u32 length of the rest, reserved */
 		l->rx_hdr_n = 0;
 		l->rx_skip = (uint32_t)l->rx_hdr[1] | (uint32_t)l->rx_hdr[2] << 8 |
 		             (uint32_t)l->rx_hdr[3] << 16 |
@@ -1154,12 +1178,17 @@ static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
 {
 	struct link *l = arg;
 	struct sim *s = l->s;
-	if (!strcmp(q->sender, INTRUDER_NAME))
+	bool intruder = !strcmp(q->sender, INTRUDER_NAME);
+	if (intruder && l->kind != LK_COLLECTOR)
 		access_fault(s, "the intruder's call reached ", l->name);
 	if (l->kind != LK_COLLECTOR || !s->cols[l->actor].col_init)
 		return;
 	struct de_served sv;
 	de_collector_serve(&s->cols[l->actor].col, c, q, &sv);
+	if (intruder && sv.denied)
+		s->access_denied++;
+	else if (intruder && strncmp(sv.method, "health.", 7))
+		access_fault(s, "a collector served the intruder's ", sv.method);
 }
 
 static void col_cycle(struct sim *s, int i);
@@ -1177,6 +1206,8 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 	struct collector *co = l->kind == LK_COLLECTOR ? &s->cols[l->actor]
 	                                               : NULL;
 	/* what the agent has not acknowledged goes again, in order */
+	if (co && st == BUS_CLIENT_READY)
+		intrude_collector(s, l);
 	if (co && co->col_init && st == BUS_CLIENT_READY && !s->finishing &&
 	    de_collector_on_ready(&co->col))
 		col_cycle(s, l->actor); /* one that was delayed, now */

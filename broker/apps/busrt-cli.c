@@ -40,7 +40,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: busrt-cli [-s PATH|HOST:PORT] [-n NAME] [--timeout SEC] "
-	        "[--json] COMMAND\n"
+	        "[--json]\n"
+	        "                 [--broker-uid UID] COMMAND\n"
 	        "  listen MASK... [--count N] [--seconds S] [--reconnect]\n"
 	        "  publish TOPIC DATA [--qos N]\n"
 	        "  send TARGET DATA [--qos N]\n"
@@ -50,7 +51,9 @@ static void usage(FILE *f)
 	        "  broker test|info|stats|clients\n"
 	        "--proto: DaemonEye protobuf payloads (events, RPC params and "
 	        "replies)\n"
-	        "DATA: a literal, @FILE, or - for stdin. Default socket: %s\n",
+	        "DATA: a literal, @FILE, or - for stdin. Default socket: %s\n"
+	        "--broker-uid: the broker must run as UID (default: root or "
+	        "our own uid)\n",
 	        BUS_DEFAULT_SOCKET);
 }
 
@@ -349,12 +352,8 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	struct cli *k = arg;
 	if (k->cmd != C_LISTEN || k->finished)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
 	char t[40];
-	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+	bus_utc_now(t, sizeof(t));
 	/* names and topics are the peers': escaped (json.h) in text output */
 	char sender[1100], topic[4200];
 #define SAFE(buf, str) bus_text_escape(buf, sizeof(buf), str, strlen(str))
@@ -365,14 +364,13 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	bool text = printable(d->data, d->len, k->json);
 	if (ev) {
 		if (k->json) {
-			printf("{\"time\": \"%s.%06ldZ\", \"sender\": ", t,
-			       ts.tv_nsec / 1000);
+			printf("{\"time\": \"%s\", \"sender\": ", t);
 			bus_json_str(stdout, d->sender, strlen(d->sender));
 			fputs(", \"topic\": ", stdout);
 			bus_json_str(stdout, d->topic, strlen(d->topic));
 			fputs(", \"event\": ", stdout);
 		} else {
-			printf("%s.%06ldZ %s %s %s ", t, ts.tv_nsec / 1000,
+			printf("%s %s %s %s ", t,
 			       kind_name(d->kind), SAFE(sender, d->sender),
 			       SAFE(topic, d->topic));
 		}
@@ -380,8 +378,8 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 		fputs(k->json ? "}\n" : "\n", stdout);
 		bus_pb_free(ev);
 	} else if (k->json) {
-		printf("{\"time\": \"%s.%06ldZ\", \"kind\": \"%s\", \"sender\": ",
-		       t, ts.tv_nsec / 1000, kind_name(d->kind));
+		printf("{\"time\": \"%s\", \"kind\": \"%s\", \"sender\": ",
+		       t, kind_name(d->kind));
 		bus_json_str(stdout, d->sender, strlen(d->sender));
 		if (d->topic) {
 			fputs(", \"topic\": ", stdout);
@@ -397,7 +395,7 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 		}
 		fputs("}\n", stdout);
 	} else {
-		printf("%s.%06ldZ %s %s %s ", t, ts.tv_nsec / 1000,
+		printf("%s %s %s %s ", t,
 		       kind_name(d->kind), SAFE(sender, d->sender),
 		       d->topic ? SAFE(topic, d->topic) : "-");
 		if (text)
@@ -630,6 +628,7 @@ int main(int argc, char **argv)
 	    {"seconds", required_argument, NULL, 'S'},
 	    {"raw", required_argument, NULL, 'r'},
 	    {"reconnect", no_argument, NULL, 'R'},
+	    {"broker-uid", required_argument, NULL, 'U'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct cli k;
@@ -641,6 +640,7 @@ int main(int argc, char **argv)
 	snprintf(name, sizeof(name), "busrt-cli.%d", (int)getpid());
 	const char *raw = NULL;
 	bool reconnect = false;
+	int64_t broker_uid = -1;
 	int opt;
 	uint64_t u;
 	while ((opt = getopt_long(argc, argv, "s:n:h", longopts, NULL)) != -1) {
@@ -687,6 +687,12 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			reconnect = true;
+			break;
+		case 'U':
+			if (!bus_config_parse_u64(optarg, 0, UINT32_MAX - 1, &u))
+				return bad("--broker-uid: '%s' is not a uid",
+				           optarg);
+			broker_uid = (int64_t)u;
 			break;
 		case 'h':
 			usage(stdout);
@@ -772,6 +778,7 @@ int main(int argc, char **argv)
 	struct bus_client_config cfg;
 	bus_client_config_defaults(&cfg);
 	cfg.name = name;
+	cfg.broker_uid = broker_uid;
 	cfg.reconnect = reconnect && k.cmd == C_LISTEN;
 	cfg.op_timeout_ns = k.timeout_ns;
 	struct bus_client_handlers h = {on_delivery, NULL, on_state, NULL, &k};

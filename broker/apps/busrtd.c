@@ -15,6 +15,7 @@
 #define _DEFAULT_SOURCE
 #include "bus/config.h"
 #include "bus/net.h"
+#include "bus/rotlog.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -49,7 +50,14 @@ struct app {
 	int signals_open;
 	bool stopping;
 	const char *config; /* --config, for SIGHUP */
+	struct bus_rotlog alog; /* broker.audit_log (f NULL: none) */
 };
+
+static void on_audit(void *arg, const struct bus_audit *d)
+{
+	struct app *a = arg;
+	bus_audit_denied(&a->alog, d);
+}
 
 /* SIGHUP: the ACL again from --config (the rest needs a restart). */
 static void on_hup(uv_signal_t *h, int signum)
@@ -262,6 +270,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bus_server_set_log_level(a.srv, level);
+	if (fc.audit_log[0]) { /* close-on-exec, 0600 */
+		int e = bus_rotlog_open(&a.alog, fc.audit_log, fc.audit_max_bytes,
+		                        fc.audit_keep);
+		if (e) {
+			fprintf(stderr, "busrtd: %s: cannot open the audit log: "
+			                "%s\n", fc.audit_log, strerror(-e));
+			bus_server_free(a.srv);
+			uv_loop_close(&a.loop);
+			return 2;
+		}
+		bus_server_set_audit(a.srv, on_audit, &a);
+	}
 	/* the handlers come first: a SIGTERM right after the socket appears
 	 * (a supervisor's, a test's) is a shutdown, not a kill */
 	uv_signal_init(&a.loop, &a.sigterm);
@@ -307,5 +327,6 @@ int main(int argc, char **argv)
 		        (unsigned long long)st.disconnects_slow);
 	bus_server_free(a.srv);
 	uv_loop_close(&a.loop);
+	bus_rotlog_close(&a.alog);
 	return status;
 }

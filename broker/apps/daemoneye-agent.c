@@ -62,13 +62,15 @@ struct agent {
 	                                   gaps resynced, each collector's view */
 	int64_t started_ms[DE_COLLECTORS_MAX];
 	uint64_t incarnation[DE_COLLECTORS_MAX]; /* from heartbeat replies */
-	FILE *audit;                    /* alog.f: NULL without an audit log */
-	struct bus_rotlog alog;
+	struct bus_rotlog alog;         /* f NULL without an audit log */
 	int log_level;
 	bool ready_once, stopping, closed;
 	uint64_t events_in, events_bad;
 	int exit_code;
 	char **child_env;               /* ours + DAEMONEYE_AGENT_PID */
+	/* who may call lifecycle.*: agent.admins (default admin.*) */
+	const char *admins[BUS_AGENT_ADMINS_MAX + 1];
+	struct de_access access;
 	char pid_env[48];
 };
 
@@ -128,48 +130,14 @@ static void audit(struct agent *a, const char *dir, const char *sender,
                   const char *target, const char *method, int code,
                   const char *detail)
 {
-	if (!a->audit)
-		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char t[40];
-	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(a->audit, "{\"time\": \"%s.%06ldZ\", \"dir\": \"%s\", ", t,
-	        ts.tv_nsec / 1000, dir);
-	fputs("\"sender\": ", a->audit);
-	bus_json_str(a->audit, sender, strlen(sender));
-	fputs(", \"target\": ", a->audit);
-	bus_json_str(a->audit, target, strlen(target));
-	fputs(", \"method\": ", a->audit);
-	bus_json_str(a->audit, method, strlen(method));
-	fprintf(a->audit, ", \"result\": %d, \"detail\": ", code);
-	bus_json_str(a->audit, detail, strlen(detail));
-	fputs("}\n", a->audit);
-	bus_rotlog_line_done(&a->alog); /* flushed; rotated past the size */
-	a->audit = a->alog.f;
+	bus_audit_line(&a->alog, dir, sender, target, method, code, detail);
 }
 
 /* The embedded broker's refusals (ACL denials), in the same trail. */
 static void broker_audit(void *arg, const struct bus_audit *d)
 {
 	struct agent *a = arg;
-	char name[257], obj[1025], detail[160];
-	size_t nl = d->name_len < 256 ? d->name_len : 256;
-	size_t ol = d->object_len < 1024 ? d->object_len : 1024;
-	memcpy(name, d->name, nl);
-	name[nl] = 0;
-	memcpy(obj, d->object, ol);
-	obj[ol] = 0;
-	if (d->ident->cred)
-		snprintf(detail, sizeof(detail), "uid %u gid %u pid %u; rule %s",
-		         d->ident->uid, d->ident->gid, d->ident->pid,
-		         d->rule[0] ? d->rule : "none");
-	else
-		snprintf(detail, sizeof(detail), "no credentials; rule %s",
-		         d->rule[0] ? d->rule : "none");
-	audit(a, "denied", name, obj, d->what, BUS_RES_ACCESS, detail);
+	bus_audit_denied(&a->alog, d);
 }
 
 /* ---- supervision host ---------------------------------------------------------- */
@@ -201,8 +169,8 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 {
 	struct agent *a = host;
 	const struct bus_collector_config *cc = &a->ac->collectors[idx];
-	char *argv[BUS_COLLECTOR_ARGS_MAX + 12];
-	char interval[16], maxp[16];
+	char *argv[BUS_COLLECTOR_ARGS_MAX + 16];
+	char interval[16], maxp[16], audit_path[512];
 	size_t n = 0;
 	for (uint32_t i = 0; i < cc->argc; i++)
 		argv[n++] = (char *)cc->argv[i];
@@ -212,6 +180,8 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 	argv[n++] = a->connect_addr;
 	argv[n++] = "--id";
 	argv[n++] = (char *)cc->id;
+	argv[n++] = "--agent"; /* the one caller of its lifecycle.*, config.* */
+	argv[n++] = a->ac->name;
 	argv[n++] = "--interval-ms";
 	argv[n++] = interval;
 	if (!cc->compute_hashes)
@@ -219,6 +189,15 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 	if (cc->max_processes) {
 		argv[n++] = "--max-processes";
 		argv[n++] = maxp;
+	}
+	if (a->ac->audit_log[0]) { /* what it serves, beside our trail */
+		const char *slash = strrchr(a->ac->audit_log, '/');
+		int dl = slash ? (int)(slash - a->ac->audit_log + 1) : 0;
+		snprintf(audit_path, sizeof(audit_path),
+		         "%.*scollector.%s.%s.audit.jsonl", dl, a->ac->audit_log,
+		         cc->type, cc->id);
+		argv[n++] = "--audit";
+		argv[n++] = audit_path;
 	}
 	argv[n] = NULL;
 	struct child *ch = calloc(1, sizeof(*ch));
@@ -635,7 +614,11 @@ static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
 	struct agent *a = arg;
 	struct de_served sv;
 	de_serve(c, q, agent_handlers,
-	         sizeof(agent_handlers) / sizeof(agent_handlers[0]), a, &sv);
+	         sizeof(agent_handlers) / sizeof(agent_handlers[0]), a,
+	         &a->access, &sv);
+	if (sv.denied)
+		logf_(a, 1, "refused %s from %s: not in agent.admins",
+		      sv.method, q->sender);
 	if (sv.answered)
 		audit(a, "in", q->sender, a->ac->name, sv.method, sv.code,
 		      sv.message);
@@ -788,6 +771,10 @@ static int load_config(struct agent *a, char *err, size_t errlen)
 	                 : a->fc.address[0]   ? a->fc.address
 	                                      : BUS_DEFAULT_SOCKET;
 	snprintf(a->connect_addr, sizeof(a->connect_addr), "%s", to);
+	for (uint32_t i = 0; i < ac.n_admins; i++)
+		a->admins[i] = ac.admins[i];
+	a->admins[ac.n_admins] = NULL;
+	a->access.callers[DE_SVC_LIFECYCLE] = a->admins;
 	return 0;
 }
 
@@ -817,6 +804,7 @@ static int open_bus(struct agent *a, char *err, size_t errlen)
 	struct bus_client_config cfg;
 	bus_client_config_defaults(&cfg);
 	cfg.name = a->ac->name;
+	cfg.broker_uid = a->fc.broker_uid; /* standalone: broker.uid */
 	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, NULL, a};
 	int rc;
 	if (a->fc.embedded) {
@@ -824,7 +812,7 @@ static int open_bus(struct agent *a, char *err, size_t errlen)
 		                        a->fc.socket_path, &a->srv, err, errlen);
 		if (rc)
 			return rc;
-		if (a->audit)
+		if (a->alog.f)
 			bus_server_set_audit(a->srv, broker_audit, a);
 		rc = bus_server_client_open(a->srv, &cfg, &h, &a->bc);
 	} else {
@@ -889,7 +877,6 @@ int main(int argc, char **argv)
 			        strerror(-e));
 			return 2;
 		}
-		a->audit = a->alog.f;
 	}
 	if (child_env_init(a)) {
 		fprintf(stderr, "daemoneye-agent: out of memory\n");

@@ -19,6 +19,7 @@
 #include "bus/daemoneye.h"
 #include "bus/net.h"
 #include "bus/procfs.h"
+#include "bus/rotlog.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -45,6 +46,7 @@ struct pm {
 	bool closing;
 	uint64_t acked, ack_failed;
 	int exit_code;
+	struct bus_rotlog alog; /* --audit: every RPC served (f NULL: none) */
 };
 
 static void usage(FILE *f)
@@ -70,7 +72,15 @@ static void usage(FILE *f)
 	           "(default: all)\n"
 	           "  --cycles N         exit after N cycles (measuring)\n"
 	           "  --retain-mib N     events kept until the agent has "
-	           "them, MiB (default 64)\n");
+	           "them, MiB (default 64)\n"
+	           "  --agent NAME       the only caller of lifecycle.*, "
+	           "config.*, collector.resync\n"
+	           "                     (default daemoneye-agent; health.* "
+	           "also monitor.*)\n"
+	           "  --audit FILE       every RPC served, as JSON lines "
+	           "(rotated at 64 MiB, 4 kept)\n"
+	           "  --broker-uid UID   the broker must run as UID "
+	           "(default: root or our own)\n");
 }
 
 static uint64_t now_ns(void *host)
@@ -212,6 +222,10 @@ static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
 	struct pm *p = arg;
 	struct de_served sv;
 	de_collector_serve(&p->col, c, q, &sv);
+	if (sv.answered)
+		bus_audit_line(&p->alog, sv.denied ? "denied" : "served",
+		               q->sender, p->col.bus_name, sv.method, sv.code,
+		               sv.message);
 	if (sv.code)
 		fprintf(stderr, "procmond: %s from %s: error %d: %s\n",
 		        sv.method, q->sender, sv.code, sv.message);
@@ -303,9 +317,14 @@ int main(int argc, char **argv)
 		{"retain-mib", required_argument, NULL, 'r'},
 		{"hash-max-mib", required_argument, NULL, 'M'},
 		{"hash-cycle-mib", required_argument, NULL, 'B'},
+		{"agent", required_argument, NULL, 'a'},
+		{"audit", required_argument, NULL, 'A'},
+		{"broker-uid", required_argument, NULL, 'U'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
-	const char *addr = NULL, *id = NULL;
+	const char *addr = NULL, *id = NULL, *agent = DE_AGENT_NAME;
+	const char *audit_path = NULL;
+	int64_t broker_uid = -1;
 	uint32_t interval = 1000, maxp = 0, cycles = 0, retain_mib = 64;
 	uint32_t hash_mib = DE_HASH_BYTES_MAX_DEFAULT >> 20;
 	uint32_t cycle_mib = DE_HASH_CYCLE_BYTES_DEFAULT >> 20;
@@ -341,6 +360,15 @@ int main(int argc, char **argv)
 			if (!parse_u32(optarg, 1, 65536, &cycle_mib))
 				bad = "--hash-cycle-mib (1..65536)";
 			break;
+		case 'a': agent = optarg; break;
+		case 'A': audit_path = optarg; break;
+		case 'U': {
+			uint32_t u;
+			if (!parse_u32(optarg, 0, UINT32_MAX - 1, &u))
+				bad = "--broker-uid (a uid)";
+			broker_uid = u;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -386,6 +414,27 @@ int main(int argc, char **argv)
 	uint64_t incarnation = (uint64_t)ts.tv_sec * 1000000000ull +
 	                       (uint64_t)ts.tv_nsec;
 	de_collector_init(&p->col, id, incarnation, p->fs.ticks_per_s, &ops, p);
+	if (de_collector_set_agent(&p->col, agent) != 0) {
+		fprintf(stderr, "procmond: bad --agent %s: a bus name, without "
+		                "'*' or '?'\n", agent);
+		de_collector_free(&p->col);
+		de_procfs_free(&p->fs);
+		uv_loop_close(&p->loop);
+		free(p);
+		return 2;
+	}
+	if (audit_path) { /* close-on-exec, 0600 */
+		int e = bus_rotlog_open(&p->alog, audit_path, 64u << 20, 4);
+		if (e) {
+			fprintf(stderr, "procmond: %s: cannot open the audit "
+			                "log: %s\n", audit_path, strerror(-e));
+			de_collector_free(&p->col);
+			de_procfs_free(&p->fs);
+			uv_loop_close(&p->loop);
+			free(p);
+			return 2;
+		}
+	}
 	p->col.scan_interval_ms = interval;
 	p->col.compute_hashes = hashes;
 	p->col.max_processes = maxp;
@@ -403,6 +452,7 @@ int main(int argc, char **argv)
 	struct bus_client_config cfg;
 	bus_client_config_defaults(&cfg);
 	cfg.name = p->col.bus_name;
+	cfg.broker_uid = broker_uid;
 	/* the outbox holds the backlog: the client's buffer stays small, so
 	 * answers to the agent are never far behind events */
 	cfg.out_bytes_max = 1u << 20;
@@ -416,6 +466,7 @@ int main(int argc, char **argv)
 		uv_close((uv_handle_t *)&p->sigint, NULL);
 		uv_run(&p->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&p->loop);
+		bus_rotlog_close(&p->alog);
 		de_collector_free(&p->col);
 		de_procfs_free(&p->fs);
 		free(p);
@@ -443,6 +494,7 @@ int main(int argc, char **argv)
 	        (unsigned long long)p->fs.hashed,
 	        (unsigned long long)p->fs.hash_hits, secs);
 	int code = p->exit_code;
+	bus_rotlog_close(&p->alog);
 	uv_loop_close(&p->loop);
 	de_collector_free(&p->col);
 	de_procfs_free(&p->fs);

@@ -5,11 +5,30 @@
  */
 #include "internal.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *const bus_acl_kind_names[BUS_ACL_KINDS] = {
     "names", "publish", "subscribe", "send", "broadcast"};
+
+void bus_ident_text(const struct bus_ident *id, char *out, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN] = "";
+	if (id->family)
+		inet_ntop(id->family == 4 ? AF_INET : AF_INET6, id->addr, a,
+		          sizeof(a));
+	if (id->cred)
+		snprintf(out, cap, "uid %u gid %u pid %u", id->uid, id->gid,
+		         id->pid);
+	else if (id->cn[0])
+		snprintf(out, cap, "cn %s from %s", id->cn, a);
+	else if (a[0])
+		snprintf(out, cap, "from %s", a);
+	else
+		snprintf(out, cap, "no credentials");
+}
 
 static bool addr_in(const struct bus_acl_who *w, const struct bus_ident *id)
 {

@@ -187,6 +187,11 @@ bool bus__bcast_match(const char *mask, size_t mlen, const char *name,
 	return wild_match(mask, mlen, name, nlen, '.', '?', '*');
 }
 
+bool bus_name_mask_match(const char *mask, const char *name)
+{
+	return bus__bcast_match(mask, strlen(mask), name, strlen(name));
+}
+
 size_t bus__bcast_prefix(const char *mask, size_t mlen)
 {
 	size_t pos = 0;

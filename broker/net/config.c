@@ -512,6 +512,44 @@ static int on_acl(struct ld *l, const yaml_node_t *v, const char *f)
 	return 0;
 }
 
+/* audit_log ("" none), audit_max_bytes, audit_keep: the broker's and
+ * the agent's trails (bus/rotlog.h). path holds 256 bytes. */
+static int on_audit_keys(struct ld *l, const char *k, const yaml_node_t *v,
+                         const char *f, char *path, uint64_t *max_bytes,
+                         uint32_t *keep, bool *handled)
+{
+	*handled = true;
+	if (!strcmp(k, "audit_log")) {
+		if (scalar(v) && !*scalar(v))
+			return path[0] = 0, 0;
+		return get_str(l, v, f, path, 256);
+	}
+	if (!strcmp(k, "audit_max_bytes"))
+		return get_u64(l, v, f, 0, UINT64_MAX / 2, max_bytes);
+	if (!strcmp(k, "audit_keep"))
+		return get_u32(l, v, f, 0, 1000, keep);
+	*handled = false;
+	return 0;
+}
+
+/* A uid, or a user name (looked up now). */
+static int get_uid(struct ld *l, const yaml_node_t *v, const char *f,
+                   int64_t *out)
+{
+	const char *s = scalar(v);
+	uint64_t u;
+	if (s && bus_config_parse_u64(s, 0, UINT32_MAX - 1, &u)) {
+		*out = (int64_t)u;
+		return 0;
+	}
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (!s || !*s || getpwnam_r(s, &pw, buf, sizeof(buf), &res) || !res)
+		return fail(l, v, f, "expected a uid or an existing user name");
+	*out = res->pw_uid;
+	return 0;
+}
+
 static int on_broker(struct ld *l, const char *k, const yaml_node_t *v,
                      const char *f)
 {
@@ -559,6 +597,13 @@ static int on_broker(struct ld *l, const char *k, const yaml_node_t *v,
 		return get_str(l, v, f, c->trusted_group, sizeof(c->trusted_group));
 	if (!strcmp(k, "monitor_group"))
 		return get_str(l, v, f, c->monitor_group, sizeof(c->monitor_group));
+	bool handled;
+	int rc = on_audit_keys(l, k, v, f, c->audit_log, &c->audit_max_bytes,
+	                       &c->audit_keep, &handled);
+	if (handled)
+		return rc;
+	if (!strcmp(k, "uid"))
+		return get_uid(l, v, f, &c->broker_uid);
 	if (!strcmp(k, "limits"))
 		return walk_map(l, v, f, on_limits);
 	if (!strcmp(k, "embedded"))
@@ -730,21 +775,43 @@ static int on_collectors(struct ld *l, const yaml_node_t *v, const char *f)
 	return 0;
 }
 
+static int get_admins(struct ld *l, const yaml_node_t *v, const char *f,
+                      struct bus_agent_config *a)
+{
+	if (!v || v->type != YAML_SEQUENCE_NODE)
+		return fail(l, v, f, "expected a list of name masks");
+	a->n_admins = 0;
+	for (yaml_node_item_t *it = v->data.sequence.items.start;
+	     it < v->data.sequence.items.top; it++) {
+		const yaml_node_t *e = yaml_document_get_node(l->doc, *it);
+		if (a->n_admins == BUS_AGENT_ADMINS_MAX)
+			return fail(l, e, f, "too many name masks (8)");
+		const char *m = scalar(e);
+		if (!m || !*m || !bus__utf8_valid((const uint8_t *)m, strlen(m)))
+			return fail(l, e, f, "a name mask is a non-empty UTF-8 "
+			                     "string");
+		int rc = get_str(l, e, f, a->admins[a->n_admins],
+		                 sizeof(a->admins[0]));
+		if (rc)
+			return rc;
+		a->n_admins++;
+	}
+	return 0;
+}
+
 static int on_agent(struct ld *l, const char *k, const yaml_node_t *v,
                     const char *f)
 {
 	struct bus_agent_config *a = l->agent;
 	if (!strcmp(k, "name"))
 		return get_str(l, v, f, a->name, sizeof(a->name));
-	if (!strcmp(k, "audit_log")) {
-		if (scalar(v) && !*scalar(v))
-			return a->audit_log[0] = 0, 0;
-		return get_str(l, v, f, a->audit_log, sizeof(a->audit_log));
-	}
-	if (!strcmp(k, "audit_max_bytes"))
-		return get_u64(l, v, f, 0, UINT64_MAX / 2, &a->audit_max_bytes);
-	if (!strcmp(k, "audit_keep"))
-		return get_u32(l, v, f, 0, 1000, &a->audit_keep);
+	bool handled;
+	int rc = on_audit_keys(l, k, v, f, a->audit_log, &a->audit_max_bytes,
+	                       &a->audit_keep, &handled);
+	if (handled)
+		return rc;
+	if (!strcmp(k, "admins"))
+		return get_admins(l, v, f, a);
 	if (!strcmp(k, "heartbeat"))
 		return walk_map(l, v, f, on_heartbeat);
 	if (!strcmp(k, "health_check"))
@@ -764,6 +831,8 @@ void bus_agent_config_defaults(struct bus_agent_config *a)
 	snprintf(a->name, sizeof(a->name), "%s", DE_AGENT_NAME);
 	a->audit_max_bytes = 64u << 20;
 	a->audit_keep = 4;
+	snprintf(a->admins[0], sizeof(a->admins[0]), "admin.*");
+	a->n_admins = 1;
 	de_policies_defaults(&a->policies);
 }
 
@@ -795,6 +864,9 @@ void bus_config_defaults(struct bus_file_config *cfg, bool embedded)
 	bus_core_config_defaults(&cfg->core, embedded);
 	cfg->embedded = embedded;
 	cfg->socket_mode = 0600;
+	cfg->audit_max_bytes = 64u << 20;
+	cfg->audit_keep = 4;
+	cfg->broker_uid = -1;
 }
 
 void bus_config_free(struct bus_file_config *cfg)
@@ -806,7 +878,9 @@ void bus_config_free(struct bus_file_config *cfg)
 /* ---- the default ACL: the design's boundaries ------------------------------ */
 struct acl_default {
 	const char *label;
-	int who; /* 0 trusted, 1 root, 2 trusted + the monitor group */
+	int who; /* 0 trusted, 1 root and the broker's uid (not
+	            trusted_group: a broker run as root has root alone),
+	            2 trusted + the monitor group */
 	uint32_t reserved;
 	const char *l[BUS_ACL_KINDS][4];   /* allow */
 	const char *deny[BUS_ACL_KINDS][4];
@@ -828,7 +902,7 @@ static const struct acl_default acl_defaults[] = {
      * control messages (and never under .broker/: the core's) */
     {"default trusted", 0, 0,
      {{"*"}, {"#"}, {"#"}, {"*"}, {"*"}},
-     {{0}, {"events/#", "control/#"}}},
+     {{"admin.*"}, {"events/#", "control/#"}}},
 };
 
 static int strv_add(char ***v, uint32_t *n, const char *s)
@@ -865,10 +939,10 @@ int bus_acl_defaults(struct bus_acl *acl, uint32_t me,
 		if (!r->who)
 			return BUS_ENOMEM;
 		r->who[r->n_who++] = (struct bus_acl_who){.uid_set = true, .uid = 0};
+		if (me != 0)
+			r->who[r->n_who++] =
+			    (struct bus_acl_who){.uid_set = true, .uid = me};
 		if (d->who != 1) {
-			if (me != 0)
-				r->who[r->n_who++] =
-				    (struct bus_acl_who){.uid_set = true, .uid = me};
 			if (has_trusted_gid)
 				r->who[r->n_who++] = (struct bus_acl_who){
 				    .gid_set = true, .gid = *trusted_gid};

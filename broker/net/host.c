@@ -377,10 +377,8 @@ static void op_audit(void *host, const struct bus_audit *a)
 	char name[256], obj[512];
 	bus_text_escape(name, sizeof(name), a->name, a->name_len);
 	bus_text_escape(obj, sizeof(obj), a->object, a->object_len);
-	char who[64] = "no credentials";
-	if (a->ident->cred)
-		snprintf(who, sizeof(who), "uid %u gid %u pid %u", a->ident->uid,
-		         a->ident->gid, a->ident->pid);
+	char who[128];
+	bus_ident_text(a->ident, who, sizeof(who));
 	logf_(s, 1, "denied %s %s%s%s (%s%s%s)%s", a->what, name,
 	      obj[0] ? ": " : "", obj, who, a->rule[0] ? ", rule " : "",
 	      a->rule, s->audit_unlogged ? " (and earlier ones not logged)" : "");

@@ -6,7 +6,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 void bus_json_str(FILE *f, const char *s, size_t n)
 {
@@ -70,5 +72,17 @@ char *bus_text_escape(char *out, size_t cap, const char *s, size_t n)
 		i += k;
 	}
 	out[o < cap ? o : cap - 1] = '\0';
+	return out;
+}
+
+char *bus_utc_now(char *out, size_t cap)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char t[32];
+	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, cap, "%s.%06ldZ", t, ts.tv_nsec / 1000);
 	return out;
 }

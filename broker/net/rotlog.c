@@ -2,10 +2,14 @@
  * rotlog.c — the audit trail's file, rotated by size (bus/rotlog.h).
  */
 #include "bus/rotlog.h"
+#include "bus/bus.h"
+#include "bus/json.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -73,4 +77,42 @@ void bus_rotlog_close(struct bus_rotlog *l)
 	if (l->f)
 		fclose(l->f);
 	l->f = NULL;
+}
+
+void bus_audit_line(struct bus_rotlog *l, const char *dir, const char *sender,
+                    const char *target, const char *method, int code,
+                    const char *detail)
+{
+	FILE *f = l->f;
+	if (!f)
+		return;
+	char t[40];
+	fprintf(f, "{\"time\": \"%s\", \"dir\": \"%s\", ",
+	        bus_utc_now(t, sizeof(t)), dir);
+	fputs("\"sender\": ", f);
+	bus_json_str(f, sender, strlen(sender));
+	fputs(", \"target\": ", f);
+	bus_json_str(f, target, strlen(target));
+	fputs(", \"method\": ", f);
+	bus_json_str(f, method, strlen(method));
+	fprintf(f, ", \"result\": %d, \"detail\": ", code);
+	bus_json_str(f, detail, strlen(detail));
+	fputs("}\n", f);
+	bus_rotlog_line_done(l); /* flushed; rotated past the size */
+}
+
+void bus_audit_denied(struct bus_rotlog *l, const struct bus_audit *d)
+{
+	char name[257], obj[1025], detail[256];
+	size_t nl = d->name_len < 256 ? d->name_len : 256;
+	size_t ol = d->object_len < 1024 ? d->object_len : 1024;
+	memcpy(name, d->name, nl);
+	name[nl] = 0;
+	memcpy(obj, d->object, ol);
+	obj[ol] = 0;
+	char who[128];
+	bus_ident_text(d->ident, who, sizeof(who));
+	snprintf(detail, sizeof(detail), "%s; rule %s", who,
+	         d->rule[0] ? d->rule : "none");
+	bus_audit_line(l, "denied", name, obj, d->what, BUS_RES_ACCESS, detail);
 }

@@ -27,6 +27,22 @@ int de_collector_init(struct de_collector *c, const char *id,
 	c->src = (struct de_event_source){c->bus_name, incarnation, 0, 0};
 	de_procdiff_init(&c->diff, ticks_per_s);
 	de_outbox_init(&c->outbox, DE_RETAIN_BYTES_DEFAULT);
+	c->only_agent[0] = c->agent_monitors[0] = c->agent;
+	c->agent_monitors[1] = "monitor.*";
+	c->access.callers[DE_SVC_LIFECYCLE] = c->only_agent;
+	c->access.callers[DE_SVC_CONFIG] = c->only_agent;
+	c->access.callers[DE_SVC_EVENTS] = c->only_agent;
+	c->access.callers[DE_SVC_HEALTH] = c->agent_monitors;
+	return de_collector_set_agent(c, DE_AGENT_NAME);
+}
+
+int de_collector_set_agent(struct de_collector *c, const char *agent)
+{
+	/* a name, matched exactly: no mask levels */
+	if (!agent || !*agent || strlen(agent) >= sizeof(c->agent) ||
+	    strpbrk(agent, "*?"))
+		return BUS_EINVAL;
+	snprintf(c->agent, sizeof(c->agent), "%s", agent);
 	return 0;
 }
 
@@ -525,6 +541,11 @@ int de_collector_call(struct de_collector *c, const char *method,
                       const char *sender, const ProtobufCMessage *req,
                       struct de_answer *a)
 {
+	const struct de_method *m = de_method_find(method);
+	if (m && !de_access_allows(&c->access, m->service, sender))
+		return de_answer_error(a, BUS_RPC_ERR_ACCESS,
+		                       "access denied: %s may not call %s",
+		                       sender ? sender : "?", method);
 	for (size_t i = 0;
 	     i < sizeof(collector_handlers) / sizeof(collector_handlers[0]); i++)
 		if (!strcmp(collector_handlers[i].method, method))
@@ -540,11 +561,13 @@ void de_collector_serve(struct de_collector *c, struct bus_client *bc,
 	bool was_stopping = c->stopping;
 	de_serve(bc, q, collector_handlers,
 	         sizeof(collector_handlers) / sizeof(collector_handlers[0]), c,
-	         out);
+	         &c->access, out);
 	if (out->answered) {
 		c->stats.requests++;
 		if (out->code)
 			c->stats.request_errors++;
+		if (out->denied)
+			c->stats.requests_denied++;
 	}
 	/* the reply is buffered: the host stops after writing it */
 	if (c->stopping && !was_stopping && c->ops.stop)

@@ -115,9 +115,23 @@ int de_answer_error(struct de_answer *a, int code, const char *fmt, ...)
 	return a->code;
 }
 
+bool de_access_allows(const struct de_access *acc, enum de_service svc,
+                      const char *sender)
+{
+	if (BUS_PLANTED(BUS_PLANT_SVC_OPEN) && svc == DE_SVC_LIFECYCLE)
+		return true;
+	const char *const *l = acc && (unsigned)svc < DE_SVC_COUNT
+	                           ? acc->callers[svc]
+	                           : NULL;
+	for (; l && *l; l++)
+		if (sender && bus_name_mask_match(*l, sender))
+			return true;
+	return false;
+}
+
 void de_serve(struct bus_client *c, const struct bus_rpc_request *q,
               const struct de_handler *h, size_t n, void *ctx,
-              struct de_served *out)
+              const struct de_access *acc, struct de_served *out)
 {
 	struct de_answer a = {0};
 	*out = (struct de_served){.answered = q->call_id != 0};
@@ -133,6 +147,12 @@ void de_serve(struct bus_client *c, const struct bus_rpc_request *q,
 	if (!hit) {
 		de_answer_error(&a, BUS_RPC_ERR_METHOD_NOT_FOUND,
 		                "method not served here: %s", q->method);
+	} else if (!de_access_allows(acc, m->service, q->sender)) {
+		/* before the params are even decoded */
+		out->denied = true;
+		de_answer_error(&a, BUS_RPC_ERR_ACCESS,
+		                "access denied: %s may not call %s", q->sender,
+		                m->name);
 	} else {
 		ProtobufCMessage *req = bus_pb_unpack(
 			m->request, q->params, q->params_len, BUS_PB_BUDGET_DEFAULT);

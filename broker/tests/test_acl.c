@@ -183,9 +183,22 @@ static void test_default_rules(void **state)
 	                            "events/#", 8));
 	assert_false(bus_acl_allows(m, BUS_ACL_PUBLISH, "monitor.m", 9,
 	                            "events/process/anomaly", 22));
-	/* admin.*: root only */
+	/* admin.*: root (and the broker's uid, here root too) */
 	assert_non_null(bus_acl_find(acl, &ROOT, "admin.me", 8));
+	assert_null(bus_acl_find(acl, &NOBODY, "admin.me", 8));
 	bus_config_free(&fc);
+	/* a broker run by uid 1000 with trusted_group 50: uid 1000 is an
+	 * admin (it could take the agent's name anyway), the group is not */
+	struct bus_acl d = {0};
+	uint32_t gid = 50;
+	assert_int_equal(bus_acl_defaults(&d, 1000, &gid, NULL), 0);
+	struct bus_ident me = {.cred = true, .uid = 1000, .gid = 1000};
+	struct bus_ident grp = {.cred = true, .uid = 2000, .gid = 50};
+	assert_non_null(bus_acl_find(&d, &me, "admin.me", 8));
+	assert_null(bus_acl_find(&d, &grp, "admin.me", 8));
+	assert_non_null(bus_acl_find(&d, &grp, cp, strlen(cp)));
+	assert_non_null(bus_acl_find(&d, &ROOT, "admin.me", 8));
+	bus_acl_free(&d);
 	load(&fc, "broker: {acl: open}\n");
 	assert_null(fc.core.acl);
 	bus_config_free(&fc);

@@ -427,9 +427,58 @@ static void test_new_incarnation_and_stale_events(void **state)
 	wire_free(&w);
 }
 
+/* A collector serves its lifecycle, config and resync only to the agent,
+ * health.* also to monitors; anyone else is answered -32003 and its
+ * request is not acted on. */
+static void test_collector_serves_by_caller(void **state)
+{
+	(void)state;
+	struct wire w;
+	wire_init(&w);
+	struct de_answer a = {0};
+	Daemoneye__StopCollectorRequest sq = DAEMONEYE__STOP_COLLECTOR_REQUEST__INIT;
+	assert_int_equal(de_collector_call(&w.col, "lifecycle.stop", "admin.x",
+	                                   &sq.base, &a),
+	                 BUS_RPC_ERR_ACCESS);
+	assert_false(w.col.stopping);
+	Daemoneye__UpdateConfigRequest uq = DAEMONEYE__UPDATE_CONFIG_REQUEST__INIT;
+	assert_int_equal(de_collector_call(&w.col, "config.update",
+	                                   "monitor.m", &uq.base, &a),
+	                 BUS_RPC_ERR_ACCESS);
+	Daemoneye__ResyncRequest rq = DAEMONEYE__RESYNC_REQUEST__INIT;
+	assert_int_equal(de_collector_call(&w.col, "collector.resync",
+	                                   "collector.process.other", &rq.base,
+	                                   &a),
+	                 BUS_RPC_ERR_ACCESS);
+	Daemoneye__HealthCheckRequest hq = DAEMONEYE__HEALTH_CHECK_REQUEST__INIT;
+	assert_int_equal(de_collector_call(&w.col, "health.check", "monitor.m",
+	                                   &hq.base, &a),
+	                 0);
+	assert_int_equal(de_collector_call(&w.col, "health.check", "tool",
+	                                   &hq.base, &a),
+	                 BUS_RPC_ERR_ACCESS);
+	/* another agent name: the old one is nobody now */
+	assert_int_equal(de_collector_set_agent(&w.col, "agent-2"), 0);
+	assert_int_equal(de_collector_call(&w.col, "lifecycle.status",
+	                                   DE_AGENT_NAME, &hq.base, &a),
+	                 BUS_RPC_ERR_ACCESS);
+	Daemoneye__CollectorStatusRequest cq =
+		DAEMONEYE__COLLECTOR_STATUS_REQUEST__INIT;
+	assert_int_equal(de_collector_call(&w.col, "lifecycle.status",
+	                                   "agent-2", &cq.base, &a),
+	                 0);
+	assert_int_equal(de_collector_call(&w.col, "lifecycle.stop", "agent-2",
+	                                   &sq.base, &a),
+	                 0);
+	assert_true(w.col.stopping);
+	free(a.buf);
+	wire_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_collector_serves_by_caller),
 		cmocka_unit_test(test_outbox_keeps_until_acknowledged),
 		cmocka_unit_test(test_outbox_bound_forgets_sent_never_unsent),
 		cmocka_unit_test(test_eagain_keeps_events_and_delays_the_cycle),

@@ -102,11 +102,17 @@ static const struct de_handler handlers[] = {
 };
 
 static struct de_served last_served;
+static const char *const only_agent[] = {"daemoneye-agent", NULL};
+static const char *const agent_monitors[] = {"daemoneye-agent", "monitor.*",
+                                             NULL};
+static const struct de_access svc_access = {
+	.callers = {[DE_SVC_HEALTH] = agent_monitors,
+	            [DE_SVC_CONFIG] = only_agent}};
 static void serve_hook(struct bus_client *c, const struct bus_rpc_request *r,
                        void *arg)
 {
 	(void)arg;
-	de_serve(c, r, handlers, 2, NULL, &last_served);
+	de_serve(c, r, handlers, 2, NULL, &svc_access, &last_served);
 }
 
 struct got {
@@ -214,6 +220,29 @@ static void test_serve_and_call(void **state)
 	                         &g),
 	                 BUS_EINVAL);
 
+	/* the caller's name decides: a monitor may call health.*, not
+	 * config.*; another name neither; refused before the params are
+	 * decoded, and said so to the server (to audit) */
+	int m = mn_client(&n, "monitor.one", NULL);
+	int x = mn_client(&n, "tool.x", NULL);
+	q.collector_id = "p1";
+	de_call(mn_cl(&n, m), "collector.process.p1", "health.check", &q.base,
+	        &pol, got_cb, &g);
+	mn_run(&n);
+	assert_int_equal(g.status, 0);
+	assert_false(last_served.denied);
+	de_call(mn_cl(&n, m), "collector.process.p1", "config.get", &gq.base,
+	        &pol, got_cb, &g);
+	mn_run(&n);
+	assert_int_equal(g.code, BUS_RPC_ERR_ACCESS);
+	assert_true(last_served.denied);
+	assert_int_equal(last_served.code, BUS_RPC_ERR_ACCESS);
+	assert_string_equal(last_served.message,
+	                    "access denied: monitor.one may not call config.get");
+	bus_client_rpc_call(mn_cl(&n, x), "collector.process.p1", "health.check",
+	                    "\xff\xff", 2, NULL, got_cb, &g);
+	mn_run(&n);
+	assert_int_equal(g.code, BUS_RPC_ERR_ACCESS);
 	/* a heartbeat to nobody fails (with its one retry), never succeeds */
 	pol.heartbeat.timeout_ns = 20 * MS;
 	Daemoneye__HeartbeatRequest hq = DAEMONEYE__HEARTBEAT_REQUEST__INIT;

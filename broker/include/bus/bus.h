@@ -108,6 +108,8 @@ enum bus_plant {
 	                                    forgets what the agent has not
 	                                    acknowledged */
 	BUS_PLANT_ACL_OPEN = 1 << 11,    /* the ACL forgets to check publishes */
+	BUS_PLANT_SVC_OPEN = 1 << 12,    /* a service forgets to check who
+	                                    calls its lifecycle.* */
 };
 /* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
  * build may force a rare path that is correct but seldom taken. The
@@ -247,6 +249,10 @@ struct bus_ident {
 	uint8_t addr[16];
 };
 
+/* "uid U gid G pid P", "cn CN from ADDR", "from ADDR" or "no
+ * credentials": a peer in logs and audit lines. */
+void bus_ident_text(const struct bus_ident *id, char *out, size_t cap);
+
 /* One alternative of a rule's "who": every field set must hold. */
 struct bus_acl_who {
 	bool uid_set, gid_set;
@@ -296,6 +302,9 @@ bool bus_acl_allows(const struct bus_acl_rule *r, enum bus_acl_kind k,
 const struct bus_acl_rule *bus_acl_find(const struct bus_acl *acl,
                                         const struct bus_ident *id,
                                         const char *name, size_t len);
+/* Does a name mask ('.' levels, '?' one level, '*' one or more) match
+ * name? The broadcast masks' and the ACL's name lists' matching. */
+bool bus_name_mask_match(const char *mask, const char *name);
 /* Frees what an ACL holds (rules, lists, strings: all malloc'd). */
 void bus_acl_free(struct bus_acl *acl);
 

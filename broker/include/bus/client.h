@@ -51,6 +51,8 @@ enum {
 #define BUS_RPC_ERR_INVALID_PARAMS (-32602)
 #define BUS_RPC_ERR_INTERNAL (-32603)
 #define BUS_RPC_ERR_NOT_FOUND (-32001)
+/* the service refused the caller (DaemonEye's services: de_access) */
+#define BUS_RPC_ERR_ACCESS (-32003)
 /* Transport failures: -32000 minus the BUS/RT result code (0x71..0x79). */
 #define BUS_RPC_ERR_TRANSPORT(res) (-32000 - (int)(res))
 

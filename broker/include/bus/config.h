@@ -29,6 +29,16 @@ struct bus_file_config {
 	    acl_mode;
 	struct bus_acl acl;
 	char trusted_group[64]; /* "": "daemoneye" if that group exists */
+	/* broker.audit_log: every refusal as a JSON line (bus/rotlog.h),
+	 * rotated past audit_max_bytes (64 MiB), audit_keep (4) kept; ""
+	 * none (busrtd logs them, at most 10 a second). The agent's embedded
+	 * broker writes to the agent's trail instead. */
+	char audit_log[256];
+	uint64_t audit_max_bytes;
+	uint32_t audit_keep;
+	/* broker.uid: the uid a client of this file (the agent in standalone
+	 * mode) expects the broker to run as; -1: root or its own */
+	int64_t broker_uid;
 	char monitor_group[64]; /* "": monitors only from trusted peers */
 };
 
@@ -39,6 +49,7 @@ struct bus_file_config {
  *   audit_log: /var/log/daemoneye/audit.jsonl   ("" = none)
  *   audit_max_bytes: 67108864   # rotated past this (0: never)
  *   audit_keep: 4               # rotated files kept (audit.jsonl.1 ...)
+ *   admins: ['admin.*']         # names that may call lifecycle.* ([]: none)
  *   heartbeat: { interval_ms, timeout_ms, retries, dead_after }
  *   restart:   { delay_ms, delay_max_ms, stop_timeout_ms }
  *   rpc: { lifecycle|health|config:
@@ -54,6 +65,7 @@ struct bus_file_config {
  *       enabled: true               # started with the agent
  */
 #define BUS_COLLECTOR_ARGS_MAX 16
+#define BUS_AGENT_ADMINS_MAX 8
 struct bus_collector_config {
 	char id[DE_ID_BYTES_MAX], type[DE_TYPE_BYTES_MAX];
 	char argv[BUS_COLLECTOR_ARGS_MAX][256];
@@ -68,6 +80,8 @@ struct bus_agent_config {
 	char audit_log[256];
 	uint64_t audit_max_bytes;
 	uint32_t audit_keep;
+	char admins[BUS_AGENT_ADMINS_MAX][DE_BUS_NAME_BYTES_MAX];
+	uint32_t n_admins;
 	struct de_policies policies;
 	struct bus_collector_config collectors[DE_COLLECTORS_MAX];
 	size_t n_collectors;

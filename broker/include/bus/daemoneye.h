@@ -46,6 +46,7 @@ enum de_service {
 	DE_SVC_CONFIG = 2,    /* ConfigurationService */
 	DE_SVC_EVENTS = 3,    /* ours, end to end: collector.resync */
 };
+#define DE_SVC_COUNT 4
 
 struct de_method {
 	const char *name; /* "lifecycle.start", ... */
@@ -83,16 +84,29 @@ struct de_handler {
 	de_handler_fn fn;
 };
 
+/* Who may call each service: per service a NULL-terminated list of
+ * name masks (bus_name_mask_match: "daemoneye-agent", "admin.*"); a NULL
+ * list refuses every caller. The sender's name is the one the broker
+ * stamped, and the ACL decides who may register which name, so a name is
+ * an identity. A refused call is answered BUS_RPC_ERR_ACCESS (-32003)
+ * before its params are decoded. */
+struct de_access {
+	const char *const *callers[DE_SVC_COUNT];
+};
+bool de_access_allows(const struct de_access *acc, enum de_service svc,
+                      const char *sender);
+
 /* What de_serve did, for the caller's audit log and counters. */
 struct de_served {
 	char method[64];    /* as received (cut), "" for a notification */
 	int code;           /* 0, or the RPC error code sent */
 	char message[256];  /* the error message sent, "" on success */
 	bool answered;      /* false: a notification, nothing sent */
+	bool denied;        /* refused: the sender may not call it */
 };
 void de_serve(struct bus_client *c, const struct bus_rpc_request *q,
               const struct de_handler *h, size_t n, void *ctx,
-              struct de_served *out);
+              const struct de_access *acc, struct de_served *out);
 
 /* ---- calling ---------------------------------------------------------------
  * Packs req and calls method on target with the method's policy from p.
@@ -264,7 +278,7 @@ struct de_collector_ops {
 struct de_collector_stats {
 	uint64_t cycles, events, events_failed, processes;
 	uint64_t last_cycle_ns;          /* how long the last diff+publish took */
-	uint64_t requests, request_errors;
+	uint64_t requests, request_errors, requests_denied;
 	uint64_t cycles_delayed;         /* a cycle due while events waited */
 	uint64_t events_lost;            /* not kept: outbox full (a gap was
 	                                    declared), or could not be packed */
@@ -291,6 +305,11 @@ struct de_collector {
 	                                    a gap marker ends it */
 	int64_t cycle_ms;                /* wall clock of the cycle running */
 	uint64_t acked;                  /* the agent's last acknowledgement */
+	/* who may call: lifecycle.*, config.* and collector.resync only the
+	 * agent, health.* the agent and monitor.* (de_collector_set_agent) */
+	char agent[DE_BUS_NAME_BYTES_MAX];
+	const char *only_agent[2], *agent_monitors[3];
+	struct de_access access;
 };
 #define DE_RETAIN_BYTES_DEFAULT (64ull << 20)
 /* BUS_EINVAL for a bad id. */
@@ -298,6 +317,9 @@ int de_collector_init(struct de_collector *c, const char *id,
                       uint64_t incarnation, uint32_t ticks_per_s,
                       const struct de_collector_ops *ops, void *host);
 void de_collector_free(struct de_collector *c);
+/* The agent's bus name (DE_AGENT_NAME unless set): the one caller of its
+ * lifecycle, config and resync services. BUS_EINVAL if too long. */
+int de_collector_set_agent(struct de_collector *c, const char *agent);
 /* Whether a cycle may run now: not while events of the last one still
  * wait for the bus (the interval stretches; counted once per delayed
  * cycle in cycles_delayed). */

@@ -21,4 +21,8 @@ void bus_json_str(FILE *f, const char *s, size_t n);
  * short with "..."); returns out. */
 char *bus_text_escape(char *out, size_t cap, const char *s, size_t n);
 
+/* Now, UTC to the microsecond, as the tools print it:
+ * "2026-12-02T05:25:48.364872Z" (cap >= 32). Returns out. */
+char *bus_utc_now(char *out, size_t cap);
+
 #endif

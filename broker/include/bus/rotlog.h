@@ -26,4 +26,17 @@ int bus_rotlog_open(struct bus_rotlog *l, const char *path, uint64_t max_bytes,
 void bus_rotlog_line_done(struct bus_rotlog *l);
 void bus_rotlog_close(struct bus_rotlog *l);
 
+/* One line of the audit trail (README: the audit trail), JSON with every
+ * string escaped to valid UTF-8 whatever the peer sent:
+ * {"time": UTC to the microsecond, "dir": in|out|served|denied,
+ *  "sender", "target", "method", "result": 0 or the error code,
+ *  "detail"}. Nothing when the log is not open. */
+void bus_audit_line(struct bus_rotlog *l, const char *dir, const char *sender,
+                    const char *target, const char *method, int code,
+                    const char *detail);
+/* A broker's refusal (bus_core_ops.audit) as such a line: dir "denied",
+ * the client's name, the object refused, the peer's identity and rule. */
+struct bus_audit;
+void bus_audit_denied(struct bus_rotlog *l, const struct bus_audit *d);
+
 #endif
