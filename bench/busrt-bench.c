@@ -251,12 +251,15 @@ static void pub_drain(struct bus_client *c, void *arg)
 	pump_pub(arg);
 }
 
+static struct bus_tls_config opt_tls; /* -s tls://: --tls-ca FILE */
+
 static struct bus_client_config client_cfg(const char *name)
 {
 	struct bus_client_config cfg;
 	bus_client_config_defaults(&cfg);
 	cfg.name = name;
 	cfg.reconnect = false;
+	cfg.tls = &opt_tls;
 	return cfg;
 }
 
@@ -814,6 +817,7 @@ int main(int argc, char **argv)
 	    {"slow-us", required_argument, NULL, 'u'},
 	    {"slow-for-ms", required_argument, NULL, 'U'},
 	    {"idle-ms", required_argument, NULL, 'I'},
+	    {"tls-ca", required_argument, NULL, 'A'},
 	    {NULL, 0, NULL, 0}};
 	if (argc < 2) {
 		fprintf(stderr, "usage: busrt-bench COMMAND [options] (see the "
@@ -857,6 +861,9 @@ int main(int argc, char **argv)
 			break;
 		case 'I':
 			opt_idle_ms = strtoull(optarg, NULL, 10);
+			break;
+		case 'A':
+			opt_tls.ca_file = optarg;
 			break;
 		default:
 			return 2;

@@ -35,6 +35,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pytest"))
+from busclient import LOOPBACK_ACL, free_port  # noqa: E402
+
+
 def machine_line():
     cpu = "?"
     try:
@@ -49,31 +53,60 @@ def machine_line():
             f"{os.cpu_count()} CPUs ({cpu}), python {platform.python_version()}")
 
 
+_PKI = None
+
+
+def pki():
+    """A throwaway CA and a certificate for 127.0.0.1 (openssl), once."""
+    global _PKI
+    if _PKI:
+        return _PKI
+    d = tempfile.mkdtemp(prefix="bbpki", dir="/tmp")
+
+    def ossl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+         "-subj", "/CN=bench CA")
+    ossl("req", *ec, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=busrtd")
+    with open(os.path.join(d, "san"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "san")
+    _PKI = d
+    return d
+
+
 class Broker:
+    """busrtd at its defaults on a Unix socket; tcp: also 127.0.0.1 (one
+    ACL rule added for it); tcp == "tls": that listener speaks TLS."""
+
     def __init__(self, bindir, tcp=False):
         self.bindir = bindir
         self.dir = tempfile.mkdtemp(prefix="bb", dir="/tmp")
         self.path = os.path.join(self.dir, "b.sock")
         self.tcp = tcp
+        self.client_args = []
 
     def __enter__(self):
         argv = [os.path.join(self.bindir, "busrtd"), "-B", self.path]  # defaults
         self.addr = self.path
         if self.tcp:
-            import socket
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            s.close()
+            port = free_port()
             argv += ["-B", f"127.0.0.1:{port}"]
             self.addr = f"127.0.0.1:{port}"
             # the defaults refuse TCP peers (no credentials): the default
             # configuration plus one rule for this machine's loopback
-            sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pytest"))
-            from busclient import LOOPBACK_ACL
             cfg = os.path.join(self.dir, "tcp.yaml")
+            text = LOOPBACK_ACL
+            if self.tcp == "tls":
+                d = pki()
+                text += (f"  standalone:\n    tls: {{enabled: true, cert_file: {d}/srv.pem, "
+                         f"key_file: {d}/srv.key}}\n")
+                self.addr = "tls://" + self.addr
+                self.client_args = ["--tls-ca", f"{d}/ca.pem"]
             with open(cfg, "w") as f:
-                f.write(LOOPBACK_ACL)
+                f.write(text)
             argv += ["--config", cfg]
         self.err = open(os.path.join(self.dir, "err"), "w+")
         self.proc = subprocess.Popen(argv, stderr=self.err)
@@ -121,11 +154,11 @@ def pubsub(bindir, tcp, pubs, subs, mask, n):
     """n messages per publisher; each subscriber expects pubs*n."""
     with Broker(bindir, tcp) as b:
         sp = [bench(bindir, "sub", "-s", b.addr, "-n", f"sub{i}", "--mask", mask,
-                    "--expect", str(n * pubs)) for i in range(subs)]
+                    "--expect", str(n * pubs), *b.client_args) for i in range(subs)]
         for p in sp:
             wait_ready(p)
         pp = [bench(bindir, "pub", "-s", b.addr, "-n", f"pub{i}", "--topic", f"bench/p{i}",
-                    "--messages", str(n)) for i in range(pubs)]
+                    "--messages", str(n), *b.client_args) for i in range(pubs)]
         pr = [result(p) for p in pp]
         sr = [result(p) for p in sp]
         st = b.stop()
@@ -143,13 +176,6 @@ def pubsub(bindir, tcp, pubs, subs, mask, n):
 
 
 # ---- the peer brokers, each at its defaults -----------------------------------
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Peer:
@@ -236,10 +262,12 @@ PEER_NAMES = {"nats": "NATS (nats-server)", "redis": "Redis pub/sub",
 
 def rpc(bindir, tcp, calls):
     with Broker(bindir, tcp) as b:
-        srv = bench(bindir, "rpc-server", "-s", b.addr, "-n", "bench.server")
+        srv = bench(bindir, "rpc-server", "-s", b.addr, "-n", "bench.server",
+                    *b.client_args)
         wait_ready(srv)
         r = result(bench(bindir, "rpc-client", "-s", b.addr, "-n", "bench.caller",
-                         "--target", "bench.server", "--calls", str(calls)))
+                         "--target", "bench.server", "--calls", str(calls),
+                         *b.client_args))
         srv.send_signal(signal.SIGTERM)
         srv.communicate(timeout=10)
         b.stop()
@@ -525,9 +553,9 @@ def main():
     for label, pubs, subs, mask in workloads:
         per = n // 8 if pubs == 8 else n
         res = {}
-        for tcp in (False, True):
-            res["busrtd tcp" if tcp else "busrtd unix"] = runs(
-                lambda: pubsub(bindir, tcp, pubs, subs, mask, per))
+        for tcp, name in ((False, "busrtd unix"), (True, "busrtd tcp"),
+                          ("tls", "busrtd tcp+TLS")):
+            res[name] = runs(lambda: pubsub(bindir, tcp, pubs, subs, mask, per))
         for proto in PEERS:
             res[PEER_NAMES[proto]] = runs(
                 lambda: peer_pubsub(bindir, proto, pubs, subs, mask, per))
@@ -553,13 +581,13 @@ def main():
 
     lrows = [lat("raw socketpair ping-pong (bound)", rawrt),
              lat("embedded internal RPC", embrt)]
-    for tcp in (False, True):
-        lrows.append(lat(f"busrtd {'tcp' if tcp else 'unix'} RPC round trip",
+    for tcp, name in ((False, "unix"), (True, "tcp"), ("tls", "tcp+TLS")):
+        lrows.append(lat(f"busrtd {name} RPC round trip",
                          runs(lambda: rpc(bindir, tcp, calls))))
     for proto in PEERS:
         lrows.append(lat(f"{PEER_NAMES[proto]} request/reply",
                          runs(lambda: peer_rpc(bindir, proto, calls))))
-    best99 = min(r[2][0] for r in lrows[4:])
+    best99 = min(r[2][0] for r in lrows[5:])
     print(f"\n{'latency (us), sequential calls':34} {'p50':>8} {'p99':>8} {'p999':>8} "
           f"{'p99/raw':>8} {'p99/best peer':>13}")
     raw99 = lrows[0][2][0]

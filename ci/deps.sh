@@ -4,10 +4,10 @@
 set -euo pipefail
 set_name=${1:-build}
 build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev protobuf-c-compiler libprotobuf-c-dev libssl-dev libpcre2-dev)
-test=(libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf)
-bench=(python3 nats-server libnats-dev redis-server libhiredis-dev mosquitto libmosquitto-dev python3-msgpack python3-protobuf protobuf-compiler)
+test=(libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl)
+bench=(python3 openssl nats-server libnats-dev redis-server libhiredis-dev mosquitto libmosquitto-dev python3-msgpack python3-protobuf protobuf-compiler)
 fuzz=(afl++ clang libclang-rt-14-dev python3-msgpack)
-coverage=(lcov libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf)
+coverage=(lcov libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl)
 perf=(valgrind)
 case "$set_name" in
   build) want=("${build[@]}") ;;

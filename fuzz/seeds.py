@@ -273,6 +273,13 @@ configs = {
     "acl-open": "broker:\n  acl: open\n",
     "acl-groups": "broker:\n  trusted_group: root\n  monitor_group: nogroup\n",
     "acl-v6": "broker:\n  acl:\n    - {who: {from: '::1/128'}, names: ['*']}\n",
+    # TLS, the broker's audit trail and expected uid, the agent's admins
+    "tls-audit-uid": ("broker:\n  uid: root\n  audit_log: /tmp/a.jsonl\n"
+                      "  audit_max_bytes: 4096\n  audit_keep: 2\n  standalone:\n"
+                      "    address: 127.0.0.1:9924\n    tls: {enabled: true, "
+                      "cert_file: c.pem, key_file: c.key, ca_file: ca.pem, "
+                      "verify_client: true, client_cert_file: a.pem, "
+                      "client_key_file: a.key}\nagent:\n  admins: ['admin.*', ops]\n"),
 }
 for name, text in configs.items():
     write("config", name, text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)

@@ -34,11 +34,24 @@ class Closed(Exception):
     pass
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on (now)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class Client:
-    def __init__(self, address, timeout=3.0):
+    def __init__(self, address, timeout=3.0, tls=None):
+        """address: a Unix socket path or (host, port); tls: an
+        ssl.SSLContext to speak TLS over TCP with."""
         if isinstance(address, tuple):
             self.sock = socket.create_connection(address, timeout=timeout)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=address[0])
         else:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)

@@ -33,7 +33,7 @@ def test_bad_arguments_exit_2(args):
     ("broker:\n  limits:\n    topic_levels_max: many\n", "c.yaml:3: broker.limits.topic_levels_max"),
     ("broker:\n  queue_policy: lossy\n", "c.yaml:2: broker.queue_policy: expected block, disconnect or drop_newest"),
     ("broker:\n  low_water_percent: 100\n", "c.yaml:2: broker.low_water_percent"),
-    ("broker:\n  standalone:\n    tls:\n      enabled: true\n", "c.yaml:4: broker.standalone.tls.enabled: TLS is not supported"),
+    ("broker:\n  standalone:\n    tls:\n      enabled: true\n", "c.yaml:4: broker.standalone.tls: a TLS listener needs cert_file and key_file"),
     ("broker: [1, 2\n", "YAML error"),
     ("broker:\n  limits: &a [*a, *a, *a]\n  embedded: *a\n", "broker.limits: expected a mapping"),
     # libyaml's scanner is quadratic in nesting: refused at the first event

@@ -41,7 +41,8 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: busrt-cli [-s PATH|HOST:PORT] [-n NAME] [--timeout SEC] "
 	        "[--json]\n"
-	        "                 [--broker-uid UID] COMMAND\n"
+	        "                 [--broker-uid UID] [--tls-ca FILE] [--tls-cert FILE "
+	        "--tls-key FILE] COMMAND\n"
 	        "  listen MASK... [--count N] [--seconds S] [--reconnect]\n"
 	        "  publish TOPIC DATA [--qos N]\n"
 	        "  send TARGET DATA [--qos N]\n"
@@ -53,7 +54,10 @@ static void usage(FILE *f)
 	        "replies)\n"
 	        "DATA: a literal, @FILE, or - for stdin. Default socket: %s\n"
 	        "--broker-uid: the broker must run as UID (default: root or "
-	        "our own uid)\n",
+	        "our own uid)\n"
+	        "-s tls://HOST:PORT: TLS, the broker verified against --tls-ca "
+	        "(default: the system's CAs);\n"
+	        "  --tls-cert/--tls-key: our client certificate\n",
 	        BUS_DEFAULT_SOCKET);
 }
 
@@ -629,6 +633,9 @@ int main(int argc, char **argv)
 	    {"raw", required_argument, NULL, 'r'},
 	    {"reconnect", no_argument, NULL, 'R'},
 	    {"broker-uid", required_argument, NULL, 'U'},
+	    {"tls-ca", required_argument, NULL, 'A'},
+	    {"tls-cert", required_argument, NULL, 'C'},
+	    {"tls-key", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct cli k;
@@ -641,6 +648,7 @@ int main(int argc, char **argv)
 	const char *raw = NULL;
 	bool reconnect = false;
 	int64_t broker_uid = -1;
+	struct bus_tls_config tls = {0};
 	int opt;
 	uint64_t u;
 	while ((opt = getopt_long(argc, argv, "s:n:h", longopts, NULL)) != -1) {
@@ -687,6 +695,15 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			reconnect = true;
+			break;
+		case 'A':
+			tls.ca_file = optarg;
+			break;
+		case 'C':
+			tls.cert_file = optarg;
+			break;
+		case 'K':
+			tls.key_file = optarg;
 			break;
 		case 'U':
 			if (!bus_config_parse_u64(optarg, 0, UINT32_MAX - 1, &u))
@@ -773,12 +790,21 @@ int main(int argc, char **argv)
 		return bad("unknown command '%s'", cmd);
 	}
 
+	if (!strncmp(k.addr, "tls://", 6) || tls.ca_file || tls.cert_file ||
+	    tls.key_file) {
+		char terr[512];
+		if ((!tls.cert_file) != (!tls.key_file))
+			return bad("%s", "--tls-cert and --tls-key go together");
+		if (bus_tls_check(&tls, false, terr, sizeof(terr)) != 0)
+			return bad("%s", terr);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&k.loop);
 	struct bus_client_config cfg;
 	bus_client_config_defaults(&cfg);
 	cfg.name = name;
 	cfg.broker_uid = broker_uid;
+	cfg.tls = &tls;
 	cfg.reconnect = reconnect && k.cmd == C_LISTEN;
 	cfg.op_timeout_ns = k.timeout_ns;
 	struct bus_client_handlers h = {on_delivery, NULL, on_state, NULL, &k};

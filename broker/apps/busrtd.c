@@ -141,12 +141,15 @@ static void raise_nofile(void)
 	}
 }
 
-/* Binds one -B argument or configured address. */
-static int bind_one(struct app *a, const char *spec, int mode)
+/* Binds one -B argument or configured address (TCP with TLS when tls). */
+static int bind_one(struct app *a, const char *spec, int mode,
+                    const struct bus_tls_config *tls)
 {
 	char err[512];
-	int rc = bus_server_listen(a->srv, spec, mode, err, sizeof(err));
-	if (rc == BUS_EINVAL && !strchr(spec, '/') && strchr(spec, ':')) {
+	int rc = bus_server_listen_with(a->srv, spec, mode, tls, err,
+	                                sizeof(err));
+	if (rc == BUS_ECONFIG ||
+	    (rc == BUS_EINVAL && !strchr(spec, '/') && strchr(spec, ':'))) {
 		fprintf(stderr, "busrtd: %s\n", err);
 		return 2;
 	}
@@ -226,11 +229,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "busrtd: %s\n", err);
 		return 2;
 	}
-	if (fc.tls_enabled) {
-		fprintf(stderr,
-		        "busrtd: %s:%d: broker.standalone.tls.enabled: TLS is not "
-		        "supported yet\n",
-		        config, fc.tls_enabled_line);
+	/* TLS: with enabled, every TCP listener; tls://HOST:PORT whenever a
+	 * certificate is configured. Unusable files: exit 2, named. */
+	struct bus_tls_config tls = {fc.tls_cert_file, fc.tls_key_file,
+	                             fc.tls_ca_file, fc.tls_verify_client};
+	bool have_tls = fc.tls_cert_file[0] || fc.tls_key_file[0];
+	if ((fc.tls_enabled || have_tls) &&
+	    bus_tls_check(&tls, true, err, sizeof(err)) != 0) {
+		if (fc.tls_enabled_line)
+			fprintf(stderr, "busrtd: %s:%d: broker.standalone.tls: %s\n",
+			        config, fc.tls_enabled_line, err);
+		else
+			fprintf(stderr, "busrtd: %s: broker.standalone.tls: %s\n",
+			        config ? config : "-", err);
+		bus_config_free(&fc);
 		return 2;
 	}
 	if (timeout && !bus_config_parse_seconds(timeout, &fc.core.timeout_ns)) {
@@ -258,6 +270,16 @@ int main(int argc, char **argv)
 	struct app a;
 	memset(&a, 0, sizeof(a));
 	a.config = config;
+	if (fc.audit_log[0]) { /* close-on-exec, 0600 */
+		int e = bus_rotlog_open(&a.alog, fc.audit_log, fc.audit_max_bytes,
+		                        fc.audit_keep);
+		if (e) {
+			fprintf(stderr, "busrtd: %s: cannot open the audit log: "
+			                "%s\n", fc.audit_log, strerror(-e));
+			bus_config_free(&fc);
+			return 2;
+		}
+	}
 	uv_loop_init(&a.loop);
 	struct bus_acl *acl = fc.core.acl ? &fc.acl : NULL;
 	fc.core.acl = NULL; /* the server's own copy, below */
@@ -270,18 +292,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bus_server_set_log_level(a.srv, level);
-	if (fc.audit_log[0]) { /* close-on-exec, 0600 */
-		int e = bus_rotlog_open(&a.alog, fc.audit_log, fc.audit_max_bytes,
-		                        fc.audit_keep);
-		if (e) {
-			fprintf(stderr, "busrtd: %s: cannot open the audit log: "
-			                "%s\n", fc.audit_log, strerror(-e));
-			bus_server_free(a.srv);
-			uv_loop_close(&a.loop);
-			return 2;
-		}
+	if (a.alog.f)
 		bus_server_set_audit(a.srv, on_audit, &a);
-	}
 	/* the handlers come first: a SIGTERM right after the socket appears
 	 * (a supervisor's, a test's) is a shutdown, not a kill */
 	uv_signal_init(&a.loop, &a.sigterm);
@@ -293,14 +305,18 @@ int main(int argc, char **argv)
 	uv_signal_start(&a.sigint, on_signal, SIGINT);
 	uv_signal_start(&a.sighup, on_hup, SIGHUP);
 	int status = 0;
+	const struct bus_tls_config *all = fc.tls_enabled ? &tls : NULL;
 	if (nbinds) {
 		for (int i = 0; i < nbinds && !status; i++)
-			status = bind_one(&a, binds[i], fc.socket_mode);
+			status = bind_one(&a, binds[i], fc.socket_mode,
+			                  strncmp(binds[i], "tls://", 6) || !have_tls
+			                      ? all
+			                      : &tls);
 	} else {
 		if (fc.socket_path[0])
-			status = bind_one(&a, fc.socket_path, fc.socket_mode);
+			status = bind_one(&a, fc.socket_path, fc.socket_mode, NULL);
 		if (!status && fc.address[0])
-			status = bind_one(&a, fc.address, fc.socket_mode);
+			status = bind_one(&a, fc.address, fc.socket_mode, all);
 	}
 	if (status) {
 		a.stopping = true;

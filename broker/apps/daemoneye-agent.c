@@ -56,7 +56,7 @@ struct agent {
 	struct bus_file_config fc;
 	struct bus_agent_config *ac;
 	const char *config_path;
-	char connect_addr[256];         /* what collectors connect to */
+	char connect_addr[300];         /* what collectors connect to */
 	struct de_sup sup;
 	struct de_intake intake;        /* events end to end: de-duplicated,
 	                                   gaps resynced, each collector's view */
@@ -68,6 +68,7 @@ struct agent {
 	uint64_t events_in, events_bad;
 	int exit_code;
 	char **child_env;               /* ours + DAEMONEYE_AGENT_PID */
+	struct bus_tls_config tls; /* connect_addr is tls://: its files */
 	/* who may call lifecycle.*: agent.admins (default admin.*) */
 	const char *admins[BUS_AGENT_ADMINS_MAX + 1];
 	struct de_access access;
@@ -169,7 +170,7 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 {
 	struct agent *a = host;
 	const struct bus_collector_config *cc = &a->ac->collectors[idx];
-	char *argv[BUS_COLLECTOR_ARGS_MAX + 16];
+	char *argv[BUS_COLLECTOR_ARGS_MAX + 22];
 	char interval[16], maxp[16], audit_path[512];
 	size_t n = 0;
 	for (uint32_t i = 0; i < cc->argc; i++)
@@ -190,6 +191,14 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 		argv[n++] = "--max-processes";
 		argv[n++] = maxp;
 	}
+	const char *tls_args[][2] = {{"--tls-ca", a->tls.ca_file},
+	                             {"--tls-cert", a->tls.cert_file},
+	                             {"--tls-key", a->tls.key_file}};
+	for (size_t i = 0; i < 3; i++)
+		if (tls_args[i][1]) {
+			argv[n++] = (char *)tls_args[i][0];
+			argv[n++] = (char *)tls_args[i][1];
+		}
 	if (a->ac->audit_log[0]) { /* what it serves, beside our trail */
 		const char *slash = strrchr(a->ac->audit_log, '/');
 		int dl = slash ? (int)(slash - a->ac->audit_log + 1) : 0;
@@ -770,7 +779,21 @@ static int load_config(struct agent *a, char *err, size_t errlen)
 	const char *to = a->fc.socket_path[0] ? a->fc.socket_path
 	                 : a->fc.address[0]   ? a->fc.address
 	                                      : BUS_DEFAULT_SOCKET;
-	snprintf(a->connect_addr, sizeof(a->connect_addr), "%s", to);
+	/* standalone over TCP to a TLS listener: so do we and the collectors */
+	bool tls = !a->fc.embedded && !a->fc.socket_path[0] &&
+	           a->fc.address[0] && a->fc.tls_enabled;
+	snprintf(a->connect_addr, sizeof(a->connect_addr), "%s%s",
+	         tls ? "tls://" : "", to);
+	if (tls) {
+		a->tls = (struct bus_tls_config){
+		    a->fc.tls_client_cert_file[0] ? a->fc.tls_client_cert_file
+		                                  : NULL,
+		    a->fc.tls_client_key_file[0] ? a->fc.tls_client_key_file
+		                                 : NULL,
+		    a->fc.tls_ca_file[0] ? a->fc.tls_ca_file : NULL, false};
+		if (bus_tls_check(&a->tls, false, err, errlen) != 0)
+			return BUS_ECONFIG;
+	}
 	for (uint32_t i = 0; i < ac.n_admins; i++)
 		a->admins[i] = ac.admins[i];
 	a->admins[ac.n_admins] = NULL;
@@ -805,6 +828,7 @@ static int open_bus(struct agent *a, char *err, size_t errlen)
 	bus_client_config_defaults(&cfg);
 	cfg.name = a->ac->name;
 	cfg.broker_uid = a->fc.broker_uid; /* standalone: broker.uid */
+	cfg.tls = &a->tls;
 	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, NULL, a};
 	int rc;
 	if (a->fc.embedded) {

@@ -80,7 +80,10 @@ static void usage(FILE *f)
 	           "  --audit FILE       every RPC served, as JSON lines "
 	           "(rotated at 64 MiB, 4 kept)\n"
 	           "  --broker-uid UID   the broker must run as UID "
-	           "(default: root or our own)\n");
+	           "(default: root or our own)\n"
+	           "  --tls-ca FILE      --connect tls://HOST:PORT: the broker's "
+	           "CA (default: the system's)\n"
+	           "  --tls-cert FILE --tls-key FILE  our client certificate\n");
 }
 
 static uint64_t now_ns(void *host)
@@ -320,11 +323,15 @@ int main(int argc, char **argv)
 		{"agent", required_argument, NULL, 'a'},
 		{"audit", required_argument, NULL, 'A'},
 		{"broker-uid", required_argument, NULL, 'U'},
+		{"tls-ca", required_argument, NULL, 'T'},
+		{"tls-cert", required_argument, NULL, 'C'},
+		{"tls-key", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	const char *addr = NULL, *id = NULL, *agent = DE_AGENT_NAME;
 	const char *audit_path = NULL;
 	int64_t broker_uid = -1;
+	struct bus_tls_config tls = {0};
 	uint32_t interval = 1000, maxp = 0, cycles = 0, retain_mib = 64;
 	uint32_t hash_mib = DE_HASH_BYTES_MAX_DEFAULT >> 20;
 	uint32_t cycle_mib = DE_HASH_CYCLE_BYTES_DEFAULT >> 20;
@@ -361,6 +368,9 @@ int main(int argc, char **argv)
 				bad = "--hash-cycle-mib (1..65536)";
 			break;
 		case 'a': agent = optarg; break;
+		case 'T': tls.ca_file = optarg; break;
+		case 'C': tls.cert_file = optarg; break;
+		case 'K': tls.key_file = optarg; break;
 		case 'A': audit_path = optarg; break;
 		case 'U': {
 			uint32_t u;
@@ -388,6 +398,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "procmond: bad --id %s: letters, digits, '-', "
 		                "'_' only\n", id);
 		return 2;
+	}
+	if (!strncmp(addr, "tls://", 6) || tls.ca_file || tls.cert_file) {
+		char terr[512];
+		if ((!tls.cert_file) != (!tls.key_file)) {
+			fprintf(stderr, "procmond: --tls-cert and --tls-key go "
+			                "together\n");
+			return 2;
+		}
+		if (bus_tls_check(&tls, false, terr, sizeof(terr)) != 0) {
+			fprintf(stderr, "procmond: %s\n", terr);
+			return 2;
+		}
 	}
 	if (follow_agent() != 0)
 		return 0; /* the agent that started us is already gone */
@@ -453,6 +475,7 @@ int main(int argc, char **argv)
 	bus_client_config_defaults(&cfg);
 	cfg.name = p->col.bus_name;
 	cfg.broker_uid = broker_uid;
+	cfg.tls = &tls;
 	/* the outbox holds the backlog: the client's buffer stays small, so
 	 * answers to the agent are never far behind events */
 	cfg.out_bytes_max = 1u << 20;

@@ -1560,6 +1560,16 @@ void bus_core_count_refused(struct bus_core *core)
 	core->st.rejects_accept++;
 }
 
+void bus_core_count_tls(struct bus_core *core, int outcome)
+{
+	if (outcome == 0)
+		core->st.tls_handshakes++;
+	else if (outcome == 2)
+		core->st.tls_plaintext++;
+	else
+		core->st.tls_failures++;
+}
+
 void bus_core_stats(const struct bus_core *core, struct bus_stats *out)
 {
 	*out = core->st;

@@ -219,6 +219,16 @@ static int on_tls(struct ld *l, const char *k, const yaml_node_t *v,
 		return get_str(l, v, f, c->tls_cert_file, sizeof(c->tls_cert_file));
 	if (!strcmp(k, "key_file"))
 		return get_str(l, v, f, c->tls_key_file, sizeof(c->tls_key_file));
+	if (!strcmp(k, "ca_file"))
+		return get_str(l, v, f, c->tls_ca_file, sizeof(c->tls_ca_file));
+	if (!strcmp(k, "verify_client"))
+		return get_bool(l, v, f, &c->tls_verify_client);
+	if (!strcmp(k, "client_cert_file"))
+		return get_str(l, v, f, c->tls_client_cert_file,
+		               sizeof(c->tls_client_cert_file));
+	if (!strcmp(k, "client_key_file"))
+		return get_str(l, v, f, c->tls_client_key_file,
+		               sizeof(c->tls_client_key_file));
 	return unknown(l, v, f);
 }
 

@@ -13,6 +13,15 @@ int bus__addr_parse(const char *spec, struct bus_addr *a, char *err,
                     size_t errlen)
 {
 	memset(a, 0, sizeof(*a));
+	if (!strncmp(spec, "tls://", 6)) { /* HOST:PORT after it */
+		int rc = bus__addr_parse(spec + 6, a, err, errlen);
+		if (rc == 0 && a->is_unix) {
+			snprintf(err, errlen, "%s: expected tls://HOST:PORT", spec);
+			return -1;
+		}
+		a->tls = true;
+		return rc;
+	}
 	const char *colon = strrchr(spec, ':');
 	if (strchr(spec, '/') || !colon) {
 		if (!*spec) {
@@ -45,6 +54,25 @@ int bus__addr_parse(const char *spec, struct bus_addr *a, char *err,
 	}
 	a->port = (int)port;
 	return 0;
+}
+
+int bus_server_listen_with(struct bus_server *s, const char *spec, int mode,
+                           const struct bus_tls_config *tls, char *err,
+                           size_t errlen)
+{
+	struct bus_addr a;
+	if (bus__addr_parse(spec, &a, err, errlen))
+		return BUS_EINVAL;
+	if (a.is_unix)
+		return bus_server_listen_unix(s, a.path, mode, err, errlen);
+	if (a.tls && !tls) {
+		snprintf(err, errlen, "%s: TLS needs a certificate and a key "
+		                      "(broker.standalone.tls)", spec);
+		return BUS_ECONFIG;
+	}
+	if (tls)
+		return bus_server_listen_tls(s, a.host, a.port, tls, err, errlen);
+	return bus_server_listen_tcp(s, a.host, a.port, err, errlen);
 }
 
 int bus_server_listen(struct bus_server *s, const char *spec, int mode,

@@ -22,6 +22,7 @@
 #include "bus/client.h"
 #include "bus/config.h"
 #include "bus/json.h"
+#include "netint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,6 +61,22 @@ struct hconn {
 	int write_error;   /* uv_write failed synchronously */
 	bool in_pending;   /* on the server's pending list */
 	struct hconn *next_pending;
+	/* a TLS listener's connection: the core sees it once the handshake
+	 * is done (under tls_timer's deadline), with the certificate's CN */
+	struct bus_tls *tls;
+	uv_timer_t tls_timer;
+	bool timer_open, stream_closed;
+	char src[64], port[16];
+	struct bus_ident id;
+};
+
+/* A write of ciphertext: the core's (its frames, encrypted) or TLS's own
+ * (handshake, alerts, tickets); in order on the stream. */
+struct twrite {
+	uv_write_t req;
+	struct hconn *c;
+	bool core;
+	uint8_t *buf;
 };
 
 /* An internal client and its link to the broker core. */
@@ -88,6 +105,7 @@ struct listener {
 	int fd;
 	struct bus_server *srv;
 	bool tcp;
+	SSL_CTX *tls; /* a TLS listener */
 	int closing; /* handles still to close */
 	char *path; /* unix socket file to remove at shutdown */
 	char name[128];
@@ -212,16 +230,41 @@ static void pending_remove(struct bus_server *s, struct hconn *c)
 }
 
 /* ---- connection I/O ---------------------------------------------------- */
+static void hconn_free(struct hconn *c)
+{
+	struct bus_server *s = c->srv;
+	pending_remove(s, c);
+	if (c->tls) {
+		bus__tls_free(c->tls);
+		free(c->tls);
+	}
+	free(c);
+	s->live_conns--;
+	maybe_done(s);
+}
+
+static void tls_timer_closed(uv_handle_t *h)
+{
+	struct hconn *c = h->data;
+	c->timer_open = false;
+	if (c->stream_closed)
+		hconn_free(c);
+}
+
 static void conn_closed_cb(uv_handle_t *h)
 {
 	struct hconn *c = h->data;
 	struct bus_server *s = c->srv;
 	if (c->conn)
 		bus_core_on_close(s->core, c->conn, now_ns(s));
-	pending_remove(s, c);
-	free(c);
-	s->live_conns--;
-	maybe_done(s);
+	c->conn = NULL;
+	c->stream_closed = true;
+	if (c->timer_open) { /* the handshake's timer goes first */
+		if (!uv_is_closing((uv_handle_t *)&c->tls_timer))
+			uv_close((uv_handle_t *)&c->tls_timer, tls_timer_closed);
+		return;
+	}
+	hconn_free(c);
 }
 
 /* Closes from the host side (EOF, read error): the core forgets now. */
@@ -252,6 +295,8 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	buf->len = READ_BUF_BYTES;
 }
 
+static void tls_read(struct hconn *c, const void *data, size_t n);
+
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
 	struct hconn *c = st->data;
@@ -266,7 +311,7 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		conn_drop(c);
 		return;
 	}
-	if (!c->conn || c->closing)
+	if ((!c->conn && !c->tls) || c->closing)
 		return;
 	s->hst.reads++;
 	if (c->turn != s->turn) {
@@ -274,7 +319,11 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		c->turn_bytes = 0;
 	}
 	c->turn_bytes += (size_t)n;
-	bus_core_on_bytes(s->core, c->conn, buf->base, (size_t)n, now_ns(s));
+	if (c->tls)
+		tls_read(c, buf->base, (size_t)n);
+	else
+		bus_core_on_bytes(s->core, c->conn, buf->base, (size_t)n,
+		                  now_ns(s));
 	if (!c->closing && c->reading &&
 	    c->turn_bytes >= bus_core_config_get(s->core)
 	                         ->limits.read_bytes_per_turn_max) {
@@ -293,6 +342,109 @@ static void write_cb(uv_write_t *req, int status)
 	bus_core_on_written(s->core, c->conn, status, now_ns(s));
 }
 
+/* ---- TLS connections: ciphertext on the stream, plaintext to the core -- */
+static void twrite_cb(uv_write_t *req, int status)
+{
+	struct twrite *w = req->data;
+	struct hconn *c = w->c;
+	bool core = w->core;
+	free(w->buf);
+	free(w);
+	if (core && c->conn)
+		bus_core_on_written(c->srv->core, c->conn, status,
+		                    now_ns(c->srv));
+}
+
+/* Sends what TLS has for the peer. core: this is the core's write (its
+ * completion reports to the core; with nothing to send it is reported
+ * at once from the pending list). 0, or a libuv error. */
+static int tls_flush(struct hconn *c, bool core)
+{
+	size_t len;
+	uint8_t *buf = bus__tls_take(c->tls, &len);
+	if (!buf)
+		return bus__tls_waiting(c->tls) ? UV_ENOMEM : core ? UV_EPROTO : 0;
+	struct twrite *w = malloc(sizeof(*w));
+	if (!w) {
+		free(buf);
+		return UV_ENOMEM;
+	}
+	*w = (struct twrite){.c = c, .core = core, .buf = buf};
+	w->req.data = w;
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+	c->srv->hst.writes++;
+	int rc = uv_write(&w->req, &c->u.s, &b, 1, twrite_cb);
+	if (rc < 0) {
+		free(buf);
+		free(w);
+	}
+	return rc;
+}
+
+static void tls_plain(void *arg, const uint8_t *p, size_t n)
+{
+	struct hconn *c = arg;
+	if (!c->conn || c->closing) {
+		c->tls->stop = true;
+		return;
+	}
+	bus_core_on_bytes(c->srv->core, c->conn, p, n, now_ns(c->srv));
+}
+
+static void tls_fail(struct hconn *c, const char *why)
+{
+	struct bus_server *s = c->srv;
+	bus_core_count_tls(s->core, c->tls->plaintext ? 2 : 1);
+	logf_(s, c->tls->plaintext ? 1 : 2, "TLS connection from %s:%s: %s",
+	      c->src, c->port, why);
+	conn_drop(c);
+}
+
+/* The handshake is done: now the core sees the connection, known by its
+ * certificate's CN (when the listener verified one) and its address. */
+static void tls_established(struct hconn *c)
+{
+	struct bus_server *s = c->srv;
+	bus_core_count_tls(s->core, 0);
+	if (c->timer_open && !uv_is_closing((uv_handle_t *)&c->tls_timer))
+		uv_close((uv_handle_t *)&c->tls_timer, tls_timer_closed);
+	c->conn = bus_core_on_connect(s->core, c, BUS_KIND_TCP, c->src,
+	                              c->port, now_ns(s));
+	if (!c->conn) {
+		conn_drop(c);
+		return;
+	}
+	snprintf(c->id.cn, sizeof(c->id.cn), "%s", c->tls->cn);
+	bus_core_set_ident(s->core, c->conn, &c->id);
+}
+
+static void tls_read(struct hconn *c, const void *data, size_t n)
+{
+	char err[300];
+	bool ready = false;
+	int rc = bus__tls_feed(c->tls, data, n, tls_plain, c, &ready, err,
+	                       sizeof(err));
+	if (rc == 0 && ready) {
+		tls_established(c);
+		if (!c->closing) /* what came with the handshake's end */
+			rc = bus__tls_feed(c->tls, NULL, 0, tls_plain, c, &ready,
+			                   err, sizeof(err));
+	}
+	if (c->closing)
+		return;
+	if (rc == 0 && tls_flush(c, false) < 0)
+		snprintf(err, sizeof(err), "cannot write"), rc = -1;
+	if (rc != 0)
+		tls_fail(c, err);
+}
+
+static void tls_timeout(uv_timer_t *t)
+{
+	struct hconn *c = t->data;
+	if (!c->closing && !c->tls->done)
+		tls_fail(c, "no TLS handshake within the timeout");
+}
+
 static void iop_write(struct iclient *ic, const struct bus_iov *iov, size_t n);
 
 static void op_write(void *host, void *ctx, const struct bus_iov *iov,
@@ -304,6 +456,16 @@ static void op_write(void *host, void *ctx, const struct bus_iov *iov,
 		return;
 	if (c->internal) {
 		iop_write(ctx, iov, n);
+		return;
+	}
+	if (c->tls) { /* encrypted now: the core's buffers are free at once,
+	                 and its write completes with the ciphertext's */
+		int rc = bus__tls_encrypt(c->tls, iov, n) ? UV_EPROTO
+		                                           : tls_flush(c, true);
+		if (rc < 0) {
+			c->write_error = rc;
+			pending_add(s, c);
+		}
 		return;
 	}
 	uv_buf_t stackbufs[64];
@@ -811,6 +973,26 @@ static int conn_open(struct bus_server *s, struct listener *l, int fd)
 		peer_of(c, src, sizeof(src), port, sizeof(port), &id);
 	}
 	c->reading = true;
+	if (l->tls) { /* the handshake first; the core sees it after */
+		c->tls = calloc(1, sizeof(*c->tls));
+		if (!c->tls || bus__tls_start(c->tls, l->tls, true, NULL) != 0) {
+			free(c->tls);
+			c->tls = NULL;
+			c->closing = true;
+			uv_close(&c->u.h, conn_closed_cb);
+			return UV_ENOMEM;
+		}
+		snprintf(c->src, sizeof(c->src), "%s", src);
+		snprintf(c->port, sizeof(c->port), "%s", port);
+		c->id = id;
+		uv_timer_init(s->loop, &c->tls_timer);
+		c->tls_timer.data = c;
+		c->timer_open = true;
+		uint64_t ms = bus_core_config_get(s->core)->timeout_ns / 1000000;
+		uv_timer_start(&c->tls_timer, tls_timeout, ms ? ms : 1, 0);
+		uv_read_start(&c->u.s, alloc_cb, read_cb);
+		return 0;
+	}
 	c->conn = bus_core_on_connect(s->core, c,
 	                              l->tcp ? BUS_KIND_TCP : BUS_KIND_LOCAL_IPC,
 	                              src, port, now_ns(s));
@@ -889,6 +1071,7 @@ static void listener_closed(uv_handle_t *h)
 	if (--l->closing > 0)
 		return;
 	close(l->fd);
+	bus__tls_ctx_free(l->tls);
 	free(l);
 	s->open_handles--;
 	maybe_done(s);
@@ -1051,18 +1234,41 @@ int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
 	return 0;
 }
 
+static int listen_tcp(struct bus_server *s, const char *host, int port,
+                      SSL_CTX *tls, char *err, size_t errlen);
+
 int bus_server_listen_tcp(struct bus_server *s, const char *host, int port,
                           char *err, size_t errlen)
+{
+	return listen_tcp(s, host, port, NULL, err, errlen);
+}
+
+int bus_server_listen_tls(struct bus_server *s, const char *host, int port,
+                          const struct bus_tls_config *tls, char *err,
+                          size_t errlen)
+{
+	SSL_CTX *ctx = bus__tls_ctx_new(tls, true, err, errlen);
+	if (!ctx)
+		return BUS_ECONFIG;
+	return listen_tcp(s, host, port, ctx, err, errlen);
+}
+
+/* Takes tls (freed with the listener, or here on failure). */
+static int listen_tcp(struct bus_server *s, const char *host, int port,
+                      SSL_CTX *tls, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
 	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
 		snprintf(err, errlen, "%s: not an IP address", host);
+		bus__tls_ctx_free(tls);
 		return BUS_EINVAL;
 	}
 	struct listener *l = calloc(1, sizeof(*l));
-	if (!l)
+	if (!l) {
+		bus__tls_ctx_free(tls);
 		return BUS_ENOMEM;
+	}
 	l->srv = s;
 	l->tcp = true;
 	snprintf(l->name, sizeof(l->name), "%s:%d", host, port);
@@ -1079,8 +1285,11 @@ int bus_server_listen_tcp(struct bus_server *s, const char *host, int port,
 			close(l->fd);
 		free(l);
 	} else {
-		rc = listener_start(s, l);
+		rc = listener_start(s, l); /* accepts from the next turn on */
+		if (rc == 0)
+			l->tls = tls, tls = NULL;
 	}
+	bus__tls_ctx_free(tls);
 	if (rc != 0) {
 		snprintf(err, errlen, "%s:%d: %s", host, port, uv_strerror(rc));
 		return BUS_EIO;

@@ -4,18 +4,58 @@
 #ifndef BUS_NET_NETINT_H
 #define BUS_NET_NETINT_H
 
+#include "bus/client.h"
+
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A listen or connect address: a Unix socket path (it contains '/' or has
  * no ':'), or HOST:PORT / [V6ADDR]:PORT. Returns 0, or -1 with err set. */
 struct bus_addr {
 	bool is_unix;
+	bool tls;        /* tls://HOST:PORT */
 	char path[108];
 	char host[256];
 	int port;
 };
 int bus__addr_parse(const char *spec, struct bus_addr *out, char *err,
                     size_t errlen);
+
+/* ---- TLS through memory BIOs (tls.c) ----------------------------------
+ * A context from the files (server: cert and key required); NULL with err
+ * naming the key and the file that is wrong. */
+SSL_CTX *bus__tls_ctx_new(const struct bus_tls_config *tc, bool server,
+                          char *err, size_t errlen);
+void bus__tls_ctx_free(SSL_CTX *ctx);
+
+struct bus_tls {
+	SSL *ssl;
+	BIO *rbio, *wbio;  /* ciphertext in, ciphertext out (the SSL's) */
+	bool done;         /* handshake complete */
+	bool failed;
+	bool seen_any;
+	bool plaintext;    /* the first byte was not a TLS record */
+	bool stop;         /* set by the plain callback: stop reading */
+	char cn[64];       /* the verified peer certificate's CN, or "" */
+};
+/* 0, or -1 (out of memory). A client names host (verified against the
+ * certificate) and has its ClientHello ready to take. */
+int bus__tls_start(struct bus_tls *t, SSL_CTX *ctx, bool server,
+                   const char *host);
+void bus__tls_free(struct bus_tls *t);
+/* Ciphertext read: the handshake goes on (*ready once it completes; the
+ * host then feeds again with n = 0 for what came with it), or plaintext
+ * goes to plain. 0, or -1 with err (the connection must close). */
+int bus__tls_feed(struct bus_tls *t, const void *in, size_t n,
+                  void (*plain)(void *arg, const uint8_t *p, size_t n),
+                  void *arg, bool *ready, char *err, size_t errlen);
+/* Plaintext to send, encrypted into the output. 0 or -1. */
+int bus__tls_encrypt(struct bus_tls *t, const struct bus_iov *iov, size_t n);
+/* The ciphertext waiting to be sent (malloc'd; NULL when none, or out of
+ * memory with *len still 0 and bus__tls_waiting true). */
+uint8_t *bus__tls_take(struct bus_tls *t, size_t *len);
+bool bus__tls_waiting(const struct bus_tls *t);
 
 #endif

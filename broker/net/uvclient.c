@@ -46,6 +46,16 @@ struct uvclient {
 	uint64_t rng;
 	char err[512];
 	struct bus_host_stats hst;
+	SSL_CTX *tls_ctx;   /* tls://: made at open from cfg->tls */
+	struct bus_tls *tls; /* this connection's session */
+};
+
+/* A write of ciphertext (tls://): the core's, or TLS's own. */
+struct cwrite {
+	uv_write_t req;
+	struct uvclient *u;
+	bool core;
+	uint8_t *buf;
 };
 
 static void set_err(struct uvclient *u, const char *what, int uverr)
@@ -59,6 +69,7 @@ static void handle_closed(uv_handle_t *h)
 {
 	struct uvclient *u = h->data;
 	if (--u->handles_open == 0) {
+		bus__tls_ctx_free(u->tls_ctx);
 		bus_client_free(u->c);
 		free(u->rbuf);
 		free(u);
@@ -85,6 +96,11 @@ static void stream_closed(uv_handle_t *h)
 	struct uvclient *u = h->data;
 	u->stream_open = false;
 	u->connected = false;
+	if (u->tls) {
+		bus__tls_free(u->tls);
+		free(u->tls);
+		u->tls = NULL;
+	}
 	bus_client_on_close(u->c, u->close_status);
 	maybe_free(u);
 	if (!u->freeing)
@@ -150,6 +166,8 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	buf->len = READ_BUF_BYTES;
 }
 
+static void tls_in(struct uvclient *u, size_t n);
+
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
 	(void)buf;
@@ -166,7 +184,10 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	u->hst.reads++;
-	bus_client_on_bytes(u->c, u->rbuf, (size_t)n);
+	if (u->tls)
+		tls_in(u, (size_t)n);
+	else
+		bus_client_on_bytes(u->c, u->rbuf, (size_t)n);
 }
 
 static void write_cb(uv_write_t *req, int status)
@@ -176,6 +197,8 @@ static void write_cb(uv_write_t *req, int status)
 		set_err(u, "write to", status);
 	bus_client_on_written(u->c, status < 0 ? BUS_EIO : 0);
 }
+
+static int tls_send(struct uvclient *u, bool core);
 
 /* Is the process behind the socket the broker we mean? Anyone who
  * could bind the path first (a /tmp socket) would otherwise receive our
@@ -221,11 +244,97 @@ static void connect_cb(uv_connect_t *req, int status)
 		stream_close(u, BUS_EIO); /* nothing was sent: not even a name */
 		return;
 	}
-	u->connected = true;
 	if (!u->addr.is_unix)
 		uv_tcp_nodelay(&u->u.tcp, 1);
+	if (u->tls_ctx) { /* the TLS handshake first (under the core's
+	                     connect deadline), then the core's */
+		u->tls = calloc(1, sizeof(*u->tls));
+		if (!u->tls || bus__tls_start(u->tls, u->tls_ctx, false,
+		                              u->addr.host) != 0 ||
+		    tls_send(u, false) != 0) {
+			snprintf(u->err, sizeof(u->err), "%s: TLS: out of memory",
+			         u->spec);
+			stream_close(u, BUS_EIO);
+			return;
+		}
+		uv_read_start(&u->u.s, alloc_cb, read_cb);
+		return;
+	}
+	u->connected = true;
 	uv_read_start(&u->u.s, alloc_cb, read_cb);
 	bus_client_on_connected(u->c);
+}
+
+/* ---- tls:// ------------------------------------------------------------- */
+static void cwrite_cb(uv_write_t *req, int status)
+{
+	struct cwrite *w = req->data;
+	struct uvclient *u = w->u;
+	bool core = w->core;
+	free(w->buf);
+	free(w);
+	if (!core)
+		return;
+	if (status < 0 && status != UV_ECANCELED)
+		set_err(u, "write to", status);
+	bus_client_on_written(u->c, status < 0 ? BUS_EIO : 0);
+}
+
+/* Sends the ciphertext TLS has. 0, or -1 (nothing was sent). */
+static int tls_send(struct uvclient *u, bool core)
+{
+	size_t len;
+	uint8_t *buf = bus__tls_take(u->tls, &len);
+	if (!buf)
+		return bus__tls_waiting(u->tls) || core ? -1 : 0;
+	struct cwrite *w = malloc(sizeof(*w));
+	if (!w) {
+		free(buf);
+		return -1;
+	}
+	*w = (struct cwrite){.u = u, .core = core, .buf = buf};
+	w->req.data = w;
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+	u->hst.writes++;
+	if (uv_write(&w->req, &u->u.s, &b, 1, cwrite_cb) < 0) {
+		free(buf);
+		free(w);
+		return -1;
+	}
+	return 0;
+}
+
+static void tls_plain(void *arg, const uint8_t *p, size_t n)
+{
+	struct uvclient *u = arg;
+	if (uv_is_closing(&u->u.h)) {
+		u->tls->stop = true;
+		return;
+	}
+	bus_client_on_bytes(u->c, p, n);
+}
+
+static void tls_in(struct uvclient *u, size_t n)
+{
+	char err[300];
+	bool ready = false;
+	int rc = bus__tls_feed(u->tls, u->rbuf, n, tls_plain, u, &ready, err,
+	                       sizeof(err));
+	if (rc == 0 && ready) {
+		u->connected = true;
+		bus_client_on_connected(u->c);
+		if (!uv_is_closing(&u->u.h) && u->tls)
+			rc = bus__tls_feed(u->tls, NULL, 0, tls_plain, u, &ready,
+			                   err, sizeof(err));
+	}
+	if (uv_is_closing(&u->u.h) || !u->tls)
+		return;
+	if (rc == 0 && tls_send(u, false) != 0)
+		snprintf(err, sizeof(err), "TLS: cannot write"), rc = -1;
+	if (rc != 0) {
+		snprintf(u->err, sizeof(u->err), "%.200s: %.300s", u->spec, err);
+		stream_close(u, BUS_EIO);
+	}
 }
 
 /* ---- the core's requests ------------------------------------------------- */
@@ -284,6 +393,15 @@ static void op_connect(void *host)
 static void op_write(void *host, const struct bus_iov *iov, size_t n)
 {
 	struct uvclient *u = host;
+	if (u->tls) { /* encrypted now; the write completes with its
+	                 ciphertext's */
+		if (bus__tls_encrypt(u->tls, iov, n) != 0 || tls_send(u, true)) {
+			snprintf(u->err, sizeof(u->err), "%s: TLS: cannot write",
+			         u->spec);
+			stream_close(u, BUS_EIO);
+		}
+		return;
+	}
 	uv_buf_t b = uv_buf_init((char *)iov[0].base, (unsigned)iov[0].len);
 	(void)n;
 	u->wreq.data = u;
@@ -319,6 +437,13 @@ int bus_client_open(uv_loop_t *loop, const char *address,
 		return BUS_EINVAL;
 	}
 	snprintf(u->spec, sizeof(u->spec), "%s", address);
+	if (u->addr.tls) {
+		u->tls_ctx = bus__tls_ctx_new(cfg->tls, false, err, sizeof(err));
+		if (!u->tls_ctx) {
+			free(u);
+			return BUS_ECONFIG;
+		}
+	}
 	u->loop = loop;
 	u->broker_uid = cfg->broker_uid;
 	u->rng = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32);
@@ -326,6 +451,7 @@ int bus_client_open(uv_loop_t *loop, const char *address,
 	u->c = u->rbuf ? bus_client_new(cfg, &uv_ops, u, h) : NULL;
 	if (!u->c) {
 		int rc = u->rbuf ? BUS_EINVAL : BUS_ENOMEM;
+		bus__tls_ctx_free(u->tls_ctx);
 		free(u->rbuf);
 		free(u);
 		return rc;
@@ -363,4 +489,12 @@ void bus_client_host_stats(const struct bus_client *c,
 {
 	const struct uvclient *u = bus_client_host(c);
 	*out = u->hst;
+}
+
+int bus_tls_check(const struct bus_tls_config *tls, bool server, char *err,
+                  size_t errlen)
+{
+	SSL_CTX *ctx = bus__tls_ctx_new(tls, server, err, errlen);
+	bus__tls_ctx_free(ctx);
+	return ctx ? 0 : BUS_ECONFIG;
 }

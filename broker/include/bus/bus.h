@@ -444,7 +444,11 @@ bool bus_core_has_pending_writes(const struct bus_core *core);
 	X(rejects_connections, "handshakes refused: connections_max")         \
 	X(rejects_handshake, "other refused handshakes")                      \
 	X(rejects_accept, "times the host refused connections at accept "     \
-	                  "(no descriptor: every waiting one; no memory)")
+	                  "(no descriptor: every waiting one; no memory)")      \
+	X(tls_handshakes, "TLS handshakes completed")                         \
+	X(tls_failures, "TLS handshakes failed or timed out, sessions "       \
+	                "broken")                                             \
+	X(tls_plaintext, "connections to a TLS listener that spoke plaintext")
 
 struct bus_stats {
 #define BUS__STATS_FIELD(name, what) uint64_t name;
@@ -455,6 +459,9 @@ void bus_core_stats(const struct bus_core *core, struct bus_stats *out);
 /* The host refused connections before the core saw them (accept failed:
  * no descriptor, no memory): counted in rejects_accept. */
 void bus_core_count_refused(struct bus_core *core);
+/* The host's TLS outcomes, before or beside the core: 0 a handshake done,
+ * 1 failed, 2 plaintext to a TLS listener (tls_* in stats). */
+void bus_core_count_tls(struct bus_core *core, int outcome);
 const struct bus_core_config *bus_core_config_get(const struct bus_core *core);
 /* Counter of trie nodes visited by routing (for the shape tests). */
 uint64_t bus_core_trie_visits(const struct bus_core *core);

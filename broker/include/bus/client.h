@@ -123,6 +123,17 @@ struct bus_client_handlers {
 	void *arg;
 };
 
+/* TLS files (net.h: bus_server_listen_tls, tls:// clients). */
+struct bus_tls_config {
+	const char *cert_file; /* PEM chain: the listener's; a client's own */
+	const char *key_file;  /* PEM private key of cert_file */
+	const char *ca_file;   /* PEM CAs: a client verifies the broker with
+	                          them, a listener its clients */
+	bool verify_client;    /* listener: a client certificate signed by
+	                          ca_file is required; its CN is the peer's
+	                          identity (ACL `cn`) */
+};
+
 struct bus_client_config {
 	const char *name;             /* copied; required */
 	uint64_t op_timeout_ns;       /* handshake steps and ACKs (5 s) */
@@ -142,6 +153,10 @@ struct bus_client_config {
 	                                 this uid (SO_PEERCRED), or the client
 	                                 sends nothing and fails; -1 (the
 	                                 default): root or the client's own */
+	/* tls://HOST:PORT (net.h): the CA to verify the broker against (NULL
+	 * or no ca_file: the system's) and a client certificate (optional);
+	 * the caller keeps it alive. Unused by the core. */
+	const struct bus_tls_config *tls;
 };
 void bus_client_config_defaults(struct bus_client_config *cfg);
 

@@ -19,7 +19,11 @@ struct bus_file_config {
 	int socket_mode;        /* file mode of the unix socket */
 	bool tls_enabled;
 	int tls_enabled_line;   /* line of standalone.tls.enabled */
-	char tls_cert_file[256], tls_key_file[256];
+	char tls_cert_file[256], tls_key_file[256], tls_ca_file[256];
+	bool tls_verify_client;
+	/* the agent (standalone, over TCP) and the collectors it starts:
+	 * their client certificate (tls.client_cert_file/client_key_file) */
+	char tls_client_cert_file[256], tls_client_key_file[256];
 	/* the agent: section (daemoneye-agent); NULL: validated, ignored */
 	struct bus_agent_config *agent;
 	/* broker.acl: absent or "default" (the defaults, built by

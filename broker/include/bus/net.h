@@ -25,10 +25,30 @@ int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
 /* Listens on TCP host:port (TCP_NODELAY on accepted connections). */
 int bus_server_listen_tcp(struct bus_server *s, const char *host, int port,
                           char *err_text, size_t err_len);
+/* Listens on TCP host:port with TLS (OpenSSL, TLS 1.2 or later): the
+ * handshake comes first (bounded by the core's timeout), then the BUS/RT
+ * one. A client that sends plaintext, or fails the handshake, is closed
+ * and counted (bus_host_stats tls_plaintext, tls_failures). BUS_ECONFIG
+ * when a file cannot be used: err_text names the key and the file. */
+int bus_server_listen_tls(struct bus_server *s, const char *host, int port,
+                          const struct bus_tls_config *tls, char *err_text,
+                          size_t err_len);
+/* Whether the files of tls can be used (by a listener when server, else
+ * by a tls:// client): 0, or BUS_ECONFIG with err naming the key and the
+ * file (tools check before they start: bus_client_open says only
+ * BUS_ECONFIG). */
+int bus_tls_check(const struct bus_tls_config *tls, bool server, char *err,
+                  size_t errlen);
 /* Listens on spec: a Unix socket path (it contains '/' or has no ':'), or
- * HOST:PORT / [V6ADDR]:PORT for TCP. */
+ * HOST:PORT / [V6ADDR]:PORT for TCP. A client's address may also be
+ * tls://HOST:PORT (cfg->tls). */
 int bus_server_listen(struct bus_server *s, const char *spec, int mode,
                       char *err_text, size_t err_len);
+/* The same, TLS for TCP when tls is not NULL (every HOST:PORT, and
+ * tls://HOST:PORT, which without tls is BUS_ECONFIG). */
+int bus_server_listen_with(struct bus_server *s, const char *spec, int mode,
+                           const struct bus_tls_config *tls, char *err_text,
+                           size_t err_len);
 
 /* The embedded deployment (the DaemonEye default): a broker inside the
  * caller's loop, configured like busrtd from a YAML file (NULL: the
