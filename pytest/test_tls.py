@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from busclient import ACCESS, BIN, OK, Busrtd, Client, Closed, free_port
+from busclient import ACCESS, ALL_GRANTS, BIN, OK, Busrtd, Client, Closed, free_port
 
 CLI = os.path.join(BIN, "busrt-cli")
 PROCMOND = os.path.join(BIN, "procmond")
@@ -252,3 +252,54 @@ def test_bad_tls_files_name_the_file(pki, tmp_path):
     r = subprocess.run([BUSRTD, "-B", f"tls://127.0.0.1:{port}"], capture_output=True,
                        text=True, timeout=10)
     assert r.returncode == 2 and "TLS needs a certificate" in r.stderr, r.stderr
+
+
+def test_agent_standalone_over_tls(pki, pb, tmp_path):
+    """The agent in standalone mode over TCP with tls.enabled: it dials
+    tls:// with ca_file and its client certificate, and passes them to the
+    procmond it starts; both are known to busrtd by the certificate's CN."""
+    make_cert(os.path.dirname(pki("ca.pem")), "ca", "agent", "agent-host")
+    port = free_port()
+    acl = ("  acl:\n    - who: {cn: agent-host}\n" + ALL_GRANTS + "    - who: {uid: 0}\n" +
+           ALL_GRANTS)
+    with Busrtd("-B", f"127.0.0.1:{port}", config=tls_config(pki, port, acl=acl)) as b:
+        cfg = tmp_path / "agent.yaml"
+        cfg.write_text(
+            "broker:\n  mode: standalone\n  standalone:\n"
+            f"    address: 127.0.0.1:{port}\n"
+            f"    tls: {{enabled: true, ca_file: {pki('ca.pem')}, "
+            f"client_cert_file: {pki('agent.pem')}, client_key_file: {pki('agent.key')}}}\n"
+            "agent:\n  audit_log: ''\n"
+            "  heartbeat: {interval_ms: 200, timeout_ms: 150, retries: 1, dead_after: 3}\n"
+            f"  collectors:\n    - id: p1\n      command: [{PROCMOND}]\n"
+            "      scan_interval_ms: 100\n")
+        agent = subprocess.Popen([os.path.join(BIN, "daemoneye-agent"), "--config", str(cfg)],
+                                 stderr=subprocess.PIPE, text=True)
+        try:
+            c = Client(b.path)
+            assert c.handshake("admin.tls") == OK
+            deadline = time.monotonic() + 15
+            state = None
+            while time.monotonic() < deadline:
+                try:
+                    r = c.rpc("lifecycle.status",
+                              pb.CollectorStatusRequest(collector_id="p1").SerializeToString(),
+                              target="daemoneye-agent")
+                except AssertionError:  # not registered yet
+                    r = None
+                if r and r[0] == "reply":
+                    state = pb.CollectorStatusResponse.FromString(r[2]).collectors[0].state
+                    if state == pb.CollectorStatus.RUNNING:
+                        break
+                time.sleep(0.1)
+            assert state == pb.CollectorStatus.RUNNING
+            rows = {x["name"]: x for x in c.rpc("client.list")[1]["clients"]}
+            assert rows["daemoneye-agent"]["cn"] == "agent-host", rows
+            assert rows["collector.process.p1"]["cn"] == "agent-host", rows
+            assert rows["collector.process.p1"]["kind"] == "tcp"
+            c.sock.close()
+        finally:
+            agent.terminate()
+            err = agent.communicate(timeout=20)[1]
+        assert agent.returncode == 0, err
+
