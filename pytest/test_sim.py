@@ -25,8 +25,9 @@ def test_json_report_and_plan():
     assert r["ok"] and r["seed"] == 3 and len(r["trace_hash"]) == 16
     assert set(r["checks"]) == {"ordering", "lifecycle", "delivery", "equivalence",
                                 "liveness", "accounting", "stream", "convergence",
-                                "access"}
+                                "access", "invariants"}
     assert r["access_denied"] >= 6  # the intruder's tries and the impostor's
+    assert r["invariant_checks"] > 1000  # a run checks after every step
     assert r["end_to_end_checked"] and r["processed"] > 0
     assert r["delivered"] == r["oracle_delivered"] or sum(r["faults"].values()) > 0
     plan = sim("plan", "default", "--seed", "3")

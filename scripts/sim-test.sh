@@ -64,6 +64,7 @@ drop-on-eagain stream       none   burst-overflow
 no-resend      stream       $crash burst-overflow
 acl-open       access       none
 svc-open       access       none
+qbytes         invariants   none
 PLANTS
 
 # The ledger: every failure that ever exposed a bug, replayed; all pass now.

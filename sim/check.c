@@ -40,7 +40,7 @@
 
 const char *const sim_check_names[SIM_C_N] = {
 	"ordering", "lifecycle", "delivery", "equivalence", "liveness",
-	"accounting", "stream", "convergence", "access",
+	"accounting", "stream", "convergence", "access", "invariants",
 };
 
 /* BUS/RT masks, with '*' as '+' (our broker's default): '+' one level,
@@ -618,6 +618,9 @@ void sim_check_all(struct sim *s, struct sim_report *r)
 	r->access_denied = s->access_denied;
 	if (s->access_fault[0])
 		fail(r, SIM_C_ACCESS, s->access_fault_at, "%s", s->access_fault);
+	r->invariant_checks = s->inv_checks;
+	if (s->inv_fault[0])
+		fail(r, SIM_C_INVARIANTS, s->inv_fault_at, "%s", s->inv_fault);
 	/* drop_newest drops for a full receiver whatever comes, the agent's
 	 * re-sends and RPC replies among them: its stream recovers only as
 	 * far as its queue lets them through, so end to end is promised

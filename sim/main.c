@@ -43,6 +43,9 @@ static void usage(FILE *f)
 	        "       busrt-sim sweep SCENARIO --seeds A..B [-j N] "
 	        "[--faults FILE|none]\n"
 	        "       busrt-sim plan SCENARIO --seed N\n"
+	        "  --check-every N (run, sweep): the broker core's invariants "
+	        "after every Nth step\n"
+	        "                  (run: every step; sweep: every 64th)\n"
 	        "       busrt-sim replay FILE | shrink FILE [--out FILE]\n"
 	        "  run --save FILE, sweep --save-dir DIR: save failures "
 	        "(self-contained)\n"
@@ -52,7 +55,7 @@ static void usage(FILE *f)
 	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
 	        "no-resubscribe, no-restart, miscount, lifecycle, corrupt,\n"
 	        "                        child-first, drop-on-eagain, no-resend, "
-	        "acl-open, svc-open\n"
+	        "acl-open, svc-open, qbytes\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
 	        "all checks hold, 1 a check failed, 2 bad input.\n");
 }
@@ -74,6 +77,7 @@ static const struct {
 	{"no-resend", BUS_PLANT_NO_RESEND},
 	{"acl-open", BUS_PLANT_ACL_OPEN},
 	{"svc-open", BUS_PLANT_SVC_OPEN},
+	{"qbytes", BUS_PLANT_QBYTES},
 };
 
 static const char *plant_name = ""; /* for saved failures */
@@ -118,6 +122,8 @@ struct args {
 	bool buggify_set;
 	uint32_t buggify;
 	bool buggify_drawn;
+	/* the core's invariants every Nth step (run: 1, sweep: 64) */
+	uint32_t check_every;
 };
 
 /* --buggify SPEC: none, all, seed, or site,site,... */
@@ -323,12 +329,13 @@ static void json_report(const struct sim_scenario *sc,
 		printf("\"}");
 	}
 	printf("}, \"accounting_compared\": %s, \"end_to_end_checked\": %s, "
-	       "\"access_denied\": %llu, "
+	       "\"access_denied\": %llu, \"invariant_checks\": %llu, "
 	       "\"resent\": %llu, \"redelivered\": %llu, \"processed\": %llu, "
 	       "\"gaps\": %llu, \"resyncs\": %llu, \"ok\": %s}\n",
 	       r->accounting_compared ? "true" : "false",
 	       r->end_to_end_checked ? "true" : "false",
 	       (unsigned long long)r->access_denied,
+	       (unsigned long long)r->invariant_checks,
 	       (unsigned long long)r->resent, (unsigned long long)r->redelivered,
 	       (unsigned long long)r->processed, (unsigned long long)r->gaps,
 	       (unsigned long long)r->resyncs, all_ok(r) ? "true" : "false");
@@ -379,14 +386,17 @@ static void table_report(const struct sim_scenario *sc,
 	       "deliveries/CPU-s (the whole simulated run), the in-process "
 	       "channel %.0f/CPU-s: ratio %.3f\n",
 	       th->broker, th->oracle, th->ratio);
-	char denied[64];
+	char denied[64], inv[64];
 	snprintf(denied, sizeof(denied), " (another uid's %llu tries refused)",
 	         (unsigned long long)r->access_denied);
+	snprintf(inv, sizeof(inv), " (the core's, checked %llu times)",
+	         (unsigned long long)r->invariant_checks);
 	for (int c = 0; c < SIM_C_N; c++)
 		printf("  %-12s %s%s%s%s\n", sim_check_names[c],
 		       r->ok[c] ? "ok" : "FAILED", r->ok[c] ? "" : ": ",
 		       r->why[c],
 		       c == SIM_C_ACCESS && r->ok[c] ? denied :
+		       c == SIM_C_INVARIANTS && r->ok[c] ? inv :
 		       c == SIM_C_ACCOUNTING && r->ok[c] && !r->accounting_compared
 		               ? " (not compared: bytes died in flight)"
 		       : (c == SIM_C_STREAM || c == SIM_C_CONVERGENCE) &&
@@ -446,7 +456,9 @@ static int run_one(const struct args *a, const struct sim_scenario *sc,
 		.tape_len = a->tape_len, .tape_plan = a->tape && !a->faults,
 		.buggify = a->buggify_set ? a->buggify : 0,
 		.buggify_drawn = a->buggify_set ? a->buggify_drawn : !none,
-		.log = log};
+		.log = log,
+		.check_every = a->check_every ? a->check_every
+		               : !strcmp(a->cmd, "sweep") ? 64 : 1};
 	rc = sim_run(sc, &o, r);
 	bool failed = rc || !all_ok(r);
 	if (failed && (a->save || a->save_dir)) {
@@ -1082,6 +1094,7 @@ int main(int argc, char **argv)
 		{"save-dir", required_argument, NULL, 'W'},
 		{"tape", required_argument, NULL, 'T'},
 		{"buggify", required_argument, NULL, 'B'},
+		{"check-every", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	struct args a = {.seed = 1, .jobs = 1};
@@ -1148,6 +1161,13 @@ int main(int argc, char **argv)
 			if (read_tape(optarg, &a.tape, &a.tape_len))
 				return 2;
 			break;
+		case 'C': {
+			uint64_t n;
+			if (!parse_u64(optarg, &n) || n < 1 || n > 1000000000)
+				return bad("--check-every: 1..1000000000", optarg);
+			a.check_every = (uint32_t)n;
+			break;
+		}
 		case 'B':
 			if (!parse_buggify(optarg, &a))
 				return bad("--buggify: none, all, seed or sites "

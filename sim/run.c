@@ -1870,6 +1870,20 @@ static void flush_all(struct sim *s)
 			bus_client_flush(s->links[i].cl);
 }
 
+/* After a step of the loop: the broker core's invariants, every
+ * check_every-th step (the first broken one is the verdict). */
+static void step_check(struct sim *s)
+{
+	if (++s->steps % s->check_every || !s->core || s->inv_fault[0])
+		return;
+	s->inv_checks++;
+	char why[256];
+	if (bus_core_check_invariants(s->core, why, sizeof(why)) != 0) {
+		snprintf(s->inv_fault, sizeof(s->inv_fault), "%s", why);
+		s->inv_fault_at = s->now;
+	}
+}
+
 static int loop(struct sim *s)
 {
 	uint64_t same = 0, last = UINT64_MAX;
@@ -1888,9 +1902,12 @@ static int loop(struct sim *s)
 			struct sim_ev e = pop(s);
 			handle(s, &e);
 			flush_all(s);
+			step_check(s);
 		}
-		if (s->core && bus_core_next_deadline(s->core) <= s->now)
+		if (s->core && bus_core_next_deadline(s->core) <= s->now) {
 			bus_core_on_tick(s->core, s->now);
+			step_check(s);
+		}
 		for (int i = 0; i < s->n_links; i++)
 			if (s->links[i].cl &&
 			    bus_client_next_deadline(s->links[i].cl) <= s->now)
@@ -1915,6 +1932,7 @@ static void quiesce(struct sim *s)
 			struct sim_ev e = pop(s);
 			handle(s, &e);
 			flush_all(s);
+			step_check(s);
 			moved = true;
 		}
 		for (int i = 0; i < s->n_links; i++) {
@@ -2140,6 +2158,7 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 	s->hash = 0xcbf29ce484222325ull;
 	s->end = sc->duration_ns;
 	s->plan = o->plan;
+	s->check_every = o->check_every ? o->check_every : 1;
 	if (o->tape) { /* every stream reads the one tape */
 		s->tape = (struct sim_tape){o->tape, o->tape_len, 0};
 		for (int k = 0; k < SIM_RNG_N; k++)

@@ -251,6 +251,9 @@ struct sim_options {
 	uint32_t buggify;
 	bool buggify_drawn;
 	struct sim_log *log;         /* NULL: none kept */
+	/* the broker core's invariants (bus_core_check_invariants) after
+	 * every check_every-th step of the loop; 0: after every step */
+	uint32_t check_every;
 };
 
 /* Check verdicts, in report order. */
@@ -264,6 +267,7 @@ enum sim_check {
 	SIM_C_STREAM,
 	SIM_C_CONVERGENCE,
 	SIM_C_ACCESS,
+	SIM_C_INVARIANTS,
 	SIM_C_N
 };
 extern const char *const sim_check_names[SIM_C_N];
@@ -290,6 +294,7 @@ struct sim_report {
 	bool end_to_end_checked;   /* false: drop_newest (the stream and
 	                              convergence checks do not apply) */
 	uint64_t access_denied;    /* the intruder's tries, every one refused */
+	uint64_t invariant_checks; /* times the core's invariants were checked */
 	uint32_t buggify;          /* the armed sites */
 	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N];
 };

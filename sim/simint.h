@@ -212,6 +212,11 @@ struct sim {
 	uint64_t access_denied;
 	char access_fault[200];
 	uint64_t access_fault_at;
+	/* the core's invariants, checked every check_every-th step */
+	uint32_t check_every;
+	uint64_t steps, inv_checks;
+	char inv_fault[300];
+	uint64_t inv_fault_at;
 	bool finishing;            /* tearing down: callbacks do nothing */
 	bool quiet;                /* building a core: no fault site fires */
 	/* every payload sent, by hash: (pubinc << 32 | index) + 1, 0 empty */

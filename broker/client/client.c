@@ -103,14 +103,19 @@ struct bus_client {
 	uint32_t slots_cap, calls_count;
 	struct bus_heap calls;
 	uint64_t hs_deadline, reconnect_at, backoff_ns;
+	uint64_t clock_ns; /* the last now() read: time never goes back */
 	uint64_t last_tx, last_rx;
 	struct bus_client_stats stx;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
+/* The host's clock; it never goes backwards (checked at every read). */
 static uint64_t now(const struct bus_client *c)
 {
-	return c->ops.now(c->host);
+	uint64_t t = c->ops.now(c->host);
+	BUS_ASSERT(t >= c->clock_ns);
+	((struct bus_client *)c)->clock_ns = t;
+	return t;
 }
 
 static uint64_t add_sat(uint64_t a, uint64_t b)

@@ -1345,12 +1345,20 @@ void bus_core_free(struct bus_core *core)
 	bus__free(&a, core);
 }
 
+/* Every entry point's clock: time never goes backwards (a host that
+ * passes a wall clock, or mixes clocks, is caught at once). */
+static void clock_at(struct bus_core *core, uint64_t now_ns)
+{
+	BUS_ASSERT(now_ns >= core->now_ns);
+	core->now_ns = now_ns;
+}
+
 struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
                                      enum bus_conn_kind kind,
                                      const char *source, const char *port,
                                      uint64_t now_ns)
 {
-	core->now_ns = now_ns;
+	clock_at(core, now_ns);
 	if (rcv_reserve(core, core->conn_count + 1))
 		return NULL;
 	struct bus_conn *c = bus__calloc(&core->a, sizeof(*c));
@@ -1386,7 +1394,7 @@ struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
 void bus_core_on_bytes(struct bus_core *core, struct bus_conn *c,
                        const void *data, size_t len, uint64_t now_ns)
 {
-	core->now_ns = now_ns;
+	clock_at(core, now_ns);
 	if (c->close != BUS_CLOSE_NONE || len == 0)
 		return;
 	c->last_rx_ns = now_ns;
@@ -1406,7 +1414,7 @@ void bus_core_on_bytes(struct bus_core *core, struct bus_conn *c,
 void bus_core_on_written(struct bus_core *core, struct bus_conn *c,
                          int status, uint64_t now_ns)
 {
-	core->now_ns = now_ns;
+	clock_at(core, now_ns);
 	queue__complete(core, c, status >= 0);
 	if (status < 0 && c->state == BUS_CS_READY &&
 	    c->close == BUS_CLOSE_NONE && !c->out_dead) {
@@ -1436,7 +1444,7 @@ void bus_core_on_written(struct bus_core *core, struct bus_conn *c,
 void bus_core_on_close(struct bus_core *core, struct bus_conn *c,
                        uint64_t now_ns)
 {
-	core->now_ns = now_ns;
+	clock_at(core, now_ns);
 	/* gone: before its waiters go on (they may route a frame to it
 	 * again), nobody may queue for it or wait for it */
 	c->close = BUS_CLOSE_REQUESTED;
@@ -1457,7 +1465,7 @@ void bus_core_on_close(struct bus_core *core, struct bus_conn *c,
 
 void bus_core_flush(struct bus_core *core, uint64_t now_ns)
 {
-	core->now_ns = now_ns;
+	clock_at(core, now_ns);
 	while (core->dirty_first) {
 		struct bus_conn *c = core->dirty_first;
 		core->dirty_first = c->dirty_next;
@@ -1470,7 +1478,7 @@ void bus_core_flush(struct bus_core *core, uint64_t now_ns)
 
 void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 {
-	core->now_ns = now_ns;
+	clock_at(core, now_ns);
 	uint64_t idle_ns = core->cfg.timeout_ns / 4 * 5;
 	for (struct bus_conn *c = core->first; c; c = c->next) {
 		if (c->close == BUS_CLOSE_AFTER_FLUSH) {
@@ -1537,7 +1545,7 @@ uint64_t bus_core_next_deadline(const struct bus_core *core)
 
 void bus_core_shutdown(struct bus_core *core, uint64_t now_ns)
 {
-	core->now_ns = now_ns;
+	clock_at(core, now_ns);
 	if (core->shutting_down)
 		return;
 	core->shutting_down = true;

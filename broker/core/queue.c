@@ -137,7 +137,7 @@ static inline void q_release(struct bus_core *core, struct bus_conn *c,
 {
 	BUS_ASSERT(m->queues > 0);
 	BUS_ASSERT(c->q_bytes >= m->len);
-	c->q_bytes -= m->len;
+	c->q_bytes -= m->len - (BUS_PLANTED(BUS_PLANT_QBYTES) && m->len > 1);
 	if (--m->queues == 0)
 		core->queued_bytes -= m->len;
 	bus__msg_unref(&core->a, m);

@@ -110,6 +110,9 @@ enum bus_plant {
 	BUS_PLANT_ACL_OPEN = 1 << 11,    /* the ACL forgets to check publishes */
 	BUS_PLANT_SVC_OPEN = 1 << 12,    /* a service forgets to check who
 	                                    calls its lifecycle.* */
+	BUS_PLANT_QBYTES = 1 << 13,      /* a queue's byte count keeps one
+	                                    byte of each frame it lets go
+	                                    (only the invariants see it) */
 };
 /* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
  * build may force a rare path that is correct but seldom taken. The
