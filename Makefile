@@ -36,7 +36,7 @@ TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: FORCE all deps deps-test run run-broker run-daemoneye run-standalone sim-test bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
+.PHONY: FORCE all deps deps-test mutate run run-broker run-daemoneye run-standalone sim-test bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -170,6 +170,14 @@ fuzz-regress:
 	@$(ASAN_MAKE) fuzzers
 	@$(PYTHON) fuzz/seeds.py build/fuzz/seeds
 	@scripts/fuzz-regress.sh build/asan/fuzzers build/fuzz/seeds
+
+# Mutation testing of the cores (scripts/mutate.py): M mutants sampled with
+# seed MS, each rebuilt and run against the unit tests and the simulator's
+# sweeps; prints the score and every survivor. make mutate M=200
+M ?= 40
+MS ?= 1
+mutate: deps-test
+	@/usr/bin/python3 scripts/mutate.py -m $(M) --seed $(MS) $(MUTATE_ARGS)
 
 # AFL++ campaigns (fuzz/README.md): make fuzz T=frame S=300; make fuzz-all S=60
 S ?= 60

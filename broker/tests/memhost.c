@@ -57,7 +57,9 @@ static void *a_alloc(void *ctx, size_t n)
 		return NULL; /* counted: the next one succeeds */
 	if (!mh->fail_once)
 		mh->allocs++;
-	return malloc(n);
+	void *p = malloc(n);
+	mh->live += p != NULL;
+	return p;
 }
 
 static void *a_realloc(void *ctx, void *p, size_t n)
@@ -69,12 +71,15 @@ static void *a_realloc(void *ctx, void *p, size_t n)
 		return NULL; /* counted: the next one succeeds */
 	if (!mh->fail_once)
 		mh->allocs++;
-	return realloc(p, n);
+	void *q = realloc(p, n);
+	mh->live += !p && q;
+	return q;
 }
 
 static void a_free(void *ctx, void *p)
 {
-	(void)ctx;
+	struct memhost *mh = ctx;
+	mh->live -= p != NULL;
 	free(p);
 }
 
@@ -90,6 +95,8 @@ void mh_init(struct memhost *mh, struct bus_core_config *cfg)
 void mh_free(struct memhost *mh)
 {
 	bus_core_free(mh->core);
+	/* everything the core took, it gave back (a leak fails the test) */
+	assert(mh->live == 0);
 	for (int i = 0; i < mh->n; i++) {
 		free(mh->c[i].out);
 		free(mh->c[i].in);

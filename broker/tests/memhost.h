@@ -34,6 +34,7 @@ struct memhost {
 	int n;
 	uint64_t allocs; /* through the allocator hook */
 	uint64_t fail_after; /* 0: never fail */
+	int64_t live;        /* blocks the core holds (0 after bus_core_free) */
 	uint64_t fail_once;  /* fail only the allocation of this number
 	                        (allocs + 1 at the call); 0: none */
 	bool skip_checks;    /* no invariant walk after each run (bulk setup) */

@@ -208,6 +208,33 @@ static void test_default_rules(void **state)
 	bus_config_free(&fc);
 }
 
+/* A CIDR's partial byte: 10.16.0.0/12 is 10.16.0.0 to 10.31.255.255. */
+static void test_cidr_prefixes(void **state)
+{
+	(void)state;
+	struct bus_file_config fc;
+	load(&fc, "broker:\n  acl:\n    - {who: {from: 10.16.0.0/12}, names: [x]}\n"
+	          "    - {who: {from: '192.168.1.128/25'}, names: [y]}\n");
+	static const struct {
+		uint8_t a[4];
+		const char *name;
+		bool ok;
+	} cases[] = {
+	    {{10, 16, 0, 1}, "x", true},      {{10, 31, 255, 255}, "x", true},
+	    {{10, 32, 0, 1}, "x", false},     {{10, 15, 255, 255}, "x", false},
+	    {{192, 168, 1, 128}, "y", true},  {{192, 168, 1, 255}, "y", true},
+	    {{192, 168, 1, 127}, "y", false}, {{192, 168, 0, 200}, "y", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct bus_ident id = {.family = 4};
+		memcpy(id.addr, cases[i].a, 4);
+		const struct bus_acl_rule *r =
+		    bus_acl_find(fc.core.acl, &id, cases[i].name, 1);
+		assert_int_equal(r != NULL, cases[i].ok);
+	}
+	bus_config_free(&fc);
+}
+
 static void test_config_errors_name_file_line_and_key(void **state)
 {
 	(void)state;
@@ -466,6 +493,7 @@ int main(void)
 	    cmocka_unit_test(test_default_rules),
 	    cmocka_unit_test(test_config_errors_name_file_line_and_key),
 	    cmocka_unit_test(test_core_denies_and_audits),
+	    cmocka_unit_test(test_cidr_prefixes),
 	    cmocka_unit_test(test_reload_cuts_what_is_no_longer_allowed),
 	    cmocka_unit_test(test_reserved_places_are_kept_for_the_design_s_names),
 	    cmocka_unit_test(test_one_peer_takes_a_bounded_share),

@@ -547,6 +547,43 @@ static void test_close(void **state)
 	mn_free(&n);
 }
 
+/* calls_max bounds the calls in flight, not the calls ever made: each
+ * finished call gives its place back. */
+static void test_calls_max_counts_calls_in_flight(void **state)
+{
+	(void)state;
+	struct memnet n;
+	struct bus_core_config cfg = core_cfg();
+	mn_init(&n, &cfg);
+	struct bus_client_config cc;
+	bus_client_config_defaults(&cc);
+	cc.calls_max = 2;
+	int a = mn_client(&n, "alpha", &cc);
+	struct bus_client *A = mn_cl(&n, a);
+	struct rec r = {0};
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(bus_client_rpc_call(A, ".broker", "test", NULL, 0,
+		                                     NULL, rpc_cb, &r),
+		                 0);
+		mn_run(&n);
+		assert_int_equal(r.n, i + 1);
+		assert_int_equal(r.status[i], 0);
+	}
+	/* two in flight: the third is refused until one finishes */
+	assert_int_equal(bus_client_rpc_call(A, ".broker", "test", NULL, 0, NULL,
+	                                     rpc_cb, &r),
+	                 0);
+	assert_int_equal(bus_client_rpc_call(A, ".broker", "test", NULL, 0, NULL,
+	                                     rpc_cb, &r),
+	                 0);
+	assert_int_not_equal(bus_client_rpc_call(A, ".broker", "test", NULL, 0,
+	                                         NULL, rpc_cb, &r),
+	                     0);
+	mn_run(&n);
+	assert_int_equal(r.n, 8);
+	mn_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +591,7 @@ int main(void)
 		cmocka_unit_test(test_subscribe_limit_forgets),
 		cmocka_unit_test(test_ack_timeout),
 		cmocka_unit_test(test_rpc),
+		cmocka_unit_test(test_calls_max_counts_calls_in_flight),
 		cmocka_unit_test(test_rpc_survives_reconnect),
 		cmocka_unit_test(test_reconnect_every_handshake_byte),
 		cmocka_unit_test(test_backoff_and_refused),

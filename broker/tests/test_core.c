@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <msgpack.h>
 #include <string.h>
 
 #include "../core/internal.h"
@@ -295,6 +296,129 @@ static void test_alloc_failure_in_publish_is_never_silent(void **state)
 			assert_int_equal(ack, BUS_RES_OK);
 		end_host(mh);
 	}
+}
+
+/* An ACK the broker has no memory for is never silently missing: the
+ * sender is cut (it reconnects and sends again), or it gets the ACK. */
+static void test_alloc_failure_of_an_ack_cuts(void **state)
+{
+	(void)state;
+	bool cut_seen = false;
+	for (uint64_t k = 1; k <= 4; k++) {
+		struct bus_core_config cfg;
+		bus_core_config_defaults(&cfg, true);
+		struct memhost *mh = new_host(&cfg);
+		int p = mh_client(mh, "p", LOCAL);
+		mh->fail_once = mh->allocs + k;
+		uint32_t id = pub(mh, p, "nobody/listens", "data", 1);
+		mh->fail_once = 0;
+		struct mh_msg m;
+		bool acked = false;
+		while (mh_next(mh, p, &m))
+			acked |= m.kind == BUS_OP_ACK && m.op_id == id;
+		assert_true(acked || mh->c[p].close_requested);
+		cut_seen |= !acked;
+		end_host(mh);
+	}
+	assert_true(cut_seen);
+}
+
+/* A broadcast mask reaches the names it matches, found through the
+ * literal prefix before its first wildcard level. */
+static void test_broadcast_masks(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	struct memhost *mh = new_host(&cfg);
+	const char *names[] = {"grp.one", "grp.two.deep", "grpx.one", "other.one",
+	                       "grp"};
+	int c[5];
+	for (int i = 0; i < 5; i++)
+		c[i] = mh_client(mh, names[i], LOCAL);
+	int s = mh_client(mh, "sender", LOCAL);
+	static const struct {
+		const char *mask;
+		bool got[5];
+	} cases[] = {
+	    {"grp.*", {true, true, false, false, false}},
+	    {"grp.?", {true, false, false, false, false}},
+	    {"?.one", {true, false, true, true, false}},
+	    {"grp", {false, false, false, false, true}},
+	    {"grp.two.*", {false, true, false, false, false}},
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		uint8_t buf[64];
+		size_t n = mh_join(buf, cases[k].mask, "hi", NULL);
+		assert_int_equal(mh_ack(mh, s, mh_frame(mh, s, BUS_OP_BROADCAST, 1,
+		                                        buf, n)),
+		                 BUS_RES_OK);
+		for (int i = 0; i < 5; i++) {
+			struct mh_msg m;
+			bool got = false;
+			while (mh_next(mh, c[i], &m))
+				got |= m.kind == BUS_OP_BROADCAST;
+			if (got != cases[k].got[i])
+				fail_msg("%s to %s: %s", cases[k].mask, names[i],
+				         got ? "delivered" : "not delivered");
+		}
+	}
+	end_host(mh);
+}
+
+/* The stats reply is one well-formed MessagePack map, every key with its
+ * value (a wrong count would make a client read past it or stop short). */
+static void test_broker_stats_is_one_map(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	struct memhost *mh = new_host(&cfg);
+	int c = mh_client(mh, "c", LOCAL);
+	static const uint8_t buf[] = ".broker\0\x01\x02\0\0\0stats";
+	assert_int_equal(mh_ack(mh, c, mh_frame(mh, c, BUS_OP_MESSAGE, 1, buf,
+	                                        sizeof(buf))),
+	                 BUS_RES_OK);
+	struct mh_msg m;
+	assert_true(mh_next(mh, c, &m));
+	assert_int_equal(m.data[0], 0x11);
+	assert_true(m.data_len <= sizeof(m.data));
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	size_t off = 0;
+	assert_int_equal(msgpack_unpack_next(&u, (const char *)m.data + 5,
+	                                     m.data_len - 5, &off),
+	                 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(off, m.data_len - 5); /* all of it, nothing after */
+	assert_int_equal(u.data.type, MSGPACK_OBJECT_MAP);
+	struct bus_stats st;
+	bus_core_stats(mh->core, &st);
+	/* every counter, and the uptime and version beside them */
+	assert_int_equal(u.data.via.map.size, sizeof(st) / sizeof(uint64_t) + 2);
+	msgpack_unpacked_destroy(&u);
+	end_host(mh);
+}
+
+/* A .broker call is answered whatever its call id's bytes (the id's
+ * first byte is not the request type). */
+static void test_broker_rpc_any_call_id(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	struct memhost *mh = new_host(&cfg);
+	int c = mh_client(mh, "c", LOCAL);
+	static const uint8_t buf[] = ".broker\0\x01\x78\x56\x34\x12test";
+	size_t n = sizeof(buf); /* the method's NUL: the final one */
+	assert_int_equal(mh_ack(mh, c, mh_frame(mh, c, BUS_OP_MESSAGE, 1, buf, n)),
+	                 BUS_RES_OK);
+	struct mh_msg m;
+	assert_true(mh_next(mh, c, &m));
+	assert_int_equal(m.kind, BUS_OP_MESSAGE);
+	assert_string_equal(m.sender, ".broker");
+	assert_int_equal(m.data[0], 0x11); /* a reply */
+	assert_memory_equal(m.data + 1, "\x78\x56\x34\x12", 4);
+	end_host(mh);
 }
 
 /* Out of memory while applying SUBSCRIBE: the connection is cut (its
@@ -1144,6 +1268,10 @@ int main(void)
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
 	    cmocka_unit_test(test_alloc_failure_in_publish_is_never_silent),
 	    cmocka_unit_test(test_alloc_failure_in_subscribe_cuts),
+	    cmocka_unit_test(test_alloc_failure_of_an_ack_cuts),
+	    cmocka_unit_test(test_broker_rpc_any_call_id),
+	    cmocka_unit_test(test_broadcast_masks),
+	    cmocka_unit_test(test_broker_stats_is_one_map),
 	    cmocka_unit_test(test_trie_visits_bounded_by_depth),
 	    cmocka_unit_test(test_trie_visits_bounded_on_adversarial_masks),
 	    cmocka_unit_test(test_covered_masks_return_when_their_cover_goes),

@@ -684,6 +684,8 @@ static void test_supervision(void **state)
 	assert_string_equal(lastl(&l), "spawn 0 100");
 	assert_int_equal(s.c[0].state, DE_SUP_STARTING);
 	assert_int_equal(de_sup_find_pid(&s, 100), 0);
+	assert_int_equal(de_sup_find_pid(&s, 4242), -1); /* the contract: -1 */
+	assert_int_equal(de_sup_find(&s, "nobody"), -1);
 	de_sup_start(&s, 0, t); /* idempotent */
 	assert_int_equal(l.n, 1);
 	/* first heartbeat one interval after the spawn */
@@ -836,11 +838,49 @@ static void test_supervision_health_checks(void **state)
 	assert_int_equal(l.hc_calls, 4);
 }
 
+/* Every problem of a configuration is named, in order, each once. */
+static void test_collector_validate_names_each_problem(void **state)
+{
+	(void)state;
+	Daemoneye__CollectorConfig cfg = DAEMONEYE__COLLECTOR_CONFIG__INIT;
+	struct de_config_error errs[DE_CONFIG_ERRORS_MAX];
+	cfg.scan_interval_ms = 1000;
+	assert_int_equal(de_collector_validate(&cfg, errs), 0);
+	Daemoneye__CollectorConfig__SettingsEntry e1 =
+	    DAEMONEYE__COLLECTOR_CONFIG__SETTINGS_ENTRY__INIT;
+	Daemoneye__CollectorConfig__SettingsEntry e2 = e1;
+	e1.key = "colour";
+	e2.key = "flavour";
+	Daemoneye__CollectorConfig__SettingsEntry *es[] = {&e1, &e2};
+	cfg.collector_type = "network";
+	cfg.scan_interval_ms = 5;
+	cfg.max_processes = 4194305;
+	cfg.n_settings = 2;
+	cfg.settings = es;
+	assert_int_equal(de_collector_validate(&cfg, errs), 5);
+	assert_string_equal(errs[0].field, "collector_type");
+	assert_string_equal(errs[1].field, "scan_interval_ms");
+	assert_string_equal(errs[1].message, "must be 10 to 3600000, not 5");
+	assert_string_equal(errs[2].field, "max_processes");
+	assert_string_equal(errs[3].field, "settings");
+	assert_string_equal(errs[3].message, "unknown setting \"colour\"");
+	assert_string_equal(errs[4].message, "unknown setting \"flavour\"");
+	cfg.scan_interval_ms = 3600001;
+	cfg.collector_type = "process";
+	cfg.max_processes = 4194304;
+	cfg.n_settings = 0;
+	assert_int_equal(de_collector_validate(&cfg, errs), 1);
+	cfg.scan_interval_ms = 10;
+	assert_int_equal(de_collector_validate(&cfg, errs), 0);
+	assert_int_equal(de_collector_validate(NULL, errs), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_methods_and_policies),
 		cmocka_unit_test(test_serve_and_call),
+		cmocka_unit_test(test_collector_validate_names_each_problem),
 		cmocka_unit_test(test_procdiff),
 		cmocka_unit_test(test_event_pack),
 		cmocka_unit_test(test_event_pack_bytes_that_are_not_utf8),
