@@ -475,10 +475,46 @@ static void test_collector_serves_by_caller(void **state)
 	wire_free(&w);
 }
 
+/* health.metrics reports the collector's own counters, by name. */
+static void test_metrics_are_the_counters(void **state)
+{
+	(void)state;
+	struct wire w;
+	wire_init(&w);
+	cycle(&w, 100, 3);
+	Daemoneye__MetricsRequest q = DAEMONEYE__METRICS_REQUEST__INIT;
+	struct de_answer a = {0};
+	assert_int_equal(de_collector_call(&w.col, "health.metrics",
+	                                   DE_AGENT_NAME, &q.base, &a),
+	                 0);
+	Daemoneye__MetricsResponse *r =
+	    (Daemoneye__MetricsResponse *)bus_pb_unpack(
+	        &daemoneye__metrics_response__descriptor, a.buf, a.len,
+	        BUS_PB_BUDGET_DEFAULT);
+	free(a.buf);
+	assert_non_null(r);
+	double events = -1, cycles = -1, interval = -1;
+	for (size_t i = 0; i < r->n_metrics; i++) {
+		if (!strcmp(r->metrics[i]->key, "events"))
+			events = r->metrics[i]->value;
+		if (!strcmp(r->metrics[i]->key, "cycles"))
+			cycles = r->metrics[i]->value;
+		if (!strcmp(r->metrics[i]->key, "scan_interval_ms"))
+			interval = r->metrics[i]->value;
+	}
+	assert_true(w.col.stats.events >= 3);
+	assert_true(events == (double)w.col.stats.events);
+	assert_true(cycles == (double)w.col.stats.cycles);
+	assert_true(interval == (double)w.col.scan_interval_ms);
+	bus_pb_free(&r->base);
+	wire_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_collector_serves_by_caller),
+		cmocka_unit_test(test_metrics_are_the_counters),
 		cmocka_unit_test(test_outbox_keeps_until_acknowledged),
 		cmocka_unit_test(test_outbox_bound_forgets_sent_never_unsent),
 		cmocka_unit_test(test_eagain_keeps_events_and_delays_the_cycle),

@@ -137,6 +137,21 @@ static void test_msgpack_check(void **state)
 	assert_int_equal(bus__msgpack_check(all, sizeof(all), 4), sizeof(all));
 	static const uint8_t never[] = {0xc1};
 	assert_int_equal(bus__msgpack_check(never, 1, 4), 0);
+	/* map16 and map32 hold 2 items an entry, array16 and array32 one:
+	 * the object ends exactly where its last item does */
+	uint8_t m[5 + 2 * 17];
+	for (int wide = 0; wide < 2; wide++) {
+		size_t h = wide ? 5 : 3;
+		m[0] = wide ? 0xdf : 0xde;
+		memset(m + 1, 0, h - 1);
+		m[h - 1] = 17;
+		for (size_t i = 0; i < 34; i++)
+			m[h + i] = (uint8_t)i; /* positive fixints */
+		assert_int_equal(bus__msgpack_check(m, h + 34, 4), h + 34);
+		assert_int_equal(bus__msgpack_check(m, h + 33, 4), 0);
+		m[0] = wide ? 0xdd : 0xdc; /* the same count as an array */
+		assert_int_equal(bus__msgpack_check(m, h + 34, 4), h + 17);
+	}
 }
 
 /* A peer's string for a terminal: no control character survives, UTF-8
