@@ -36,7 +36,7 @@ TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: FORCE all deps deps-test mutate run run-broker run-daemoneye run-standalone sim-test bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
+.PHONY: FORCE all deps deps-test mutate asan-sim run run-broker run-daemoneye run-standalone sim-test bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -170,6 +170,10 @@ fuzz-regress:
 	@$(ASAN_MAKE) fuzzers
 	@$(PYTHON) fuzz/seeds.py build/fuzz/seeds
 	@scripts/fuzz-regress.sh build/asan/fuzzers build/fuzz/seeds
+
+# the simulator's ASan+UBSan+LSan build (ci/sim-sweep.sh's leak sample)
+asan-sim:
+	@$(ASAN_MAKE) build/asan/bin/busrt-sim
 
 # Mutation testing of the cores (scripts/mutate.py): M mutants sampled with
 # seed MS, each rebuilt and run against the unit tests and the simulator's

@@ -11,4 +11,12 @@ rc=0
 for sc in scenarios/*.yaml; do
   "$sim" sweep "$sc" --seeds "$seeds" -j 2 --save-dir build/sim-failures 2>/dev/null || rc=1
 done
+# Leaks are failures too: a sample of each sweep in the ASan+UBSan+LSan
+# build, every run checked for leaks as it ends (sim/main.c: leaked())
+make --no-print-directory -s asan-sim >/dev/null
+for sc in scenarios/*.yaml; do
+  ASAN_OPTIONS=detect_leaks=1 build/asan/bin/busrt-sim sweep "$sc" --seeds "${ASAN_SEEDS:-1..40}" \
+    -j 2 --save-dir build/sim-failures 2> >(grep -v "^busrt-sim: sweep: " >&2) \
+    | sed 's/^busrt-sim: sweep/busrt-sim (asan+lsan): sweep/' || rc=1
+done
 exit $rc

@@ -82,6 +82,21 @@ static const struct {
 
 static const char *plant_name = ""; /* for saved failures */
 
+/* Sweep workers end with _exit (no LeakSanitizer at exit): in the
+ * ASan+LSan build each seed's run is checked for leaks as it ends. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+static bool leaked(void)
+{
+	return __lsan_do_recoverable_leak_check() != 0;
+}
+#else
+static bool leaked(void)
+{
+	return false;
+}
+#endif
+
 /* A tape file: raw bytes, at most 16 MiB. */
 static int read_tape(const char *path, uint8_t **out, size_t *len)
 {
@@ -931,6 +946,11 @@ static int cmd_sweep(const struct args *a)
 				const char *label;
 				struct line ln = {.seed = s};
 				ln.rc = run_one(a, &sc, s, NULL, &r, &label, NULL);
+				if (ln.rc == 0 && leaked()) { /* the ASan build's LSan */
+					ln.rc = 1;
+					snprintf(ln.why, sizeof(ln.why), "leak: "
+					         "LeakSanitizer's report is on stderr");
+				}
 				ln.hash = r.trace_hash;
 				ln.delivered = r.delivered;
 				memcpy(ln.faults, r.faults, sizeof(ln.faults));
@@ -938,7 +958,8 @@ static int cmd_sweep(const struct args *a)
 				memcpy(ln.fired, r.fired, sizeof(ln.fired));
 				ln.buggify = r.buggify;
 				ln.compared = r.accounting_compared;
-				for (int c = 0; c < SIM_C_N && ln.rc == 1; c++)
+				for (int c = 0; c < SIM_C_N && ln.rc == 1 && !ln.why[0];
+				     c++)
 					if (!r.ok[c]) {
 						snprintf(ln.why, sizeof(ln.why), "%s: %s",
 						         sim_check_names[c], r.why[c]);
