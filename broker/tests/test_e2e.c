@@ -118,6 +118,7 @@ struct wire {
 	Daemoneye__ResyncRequest last_q;
 	uint64_t resyncs_asked;
 	bool answer_resyncs;   /* serve them (else they are never answered) */
+	char notes[1024];      /* the intake's notes: "what: detail; ..." */
 };
 
 static uint64_t w_now(void *h) { return ((struct wire *)h)->now; }
@@ -139,6 +140,15 @@ static int w_publish(void *h, const char *topic, const uint8_t *data,
 	memcpy(w->q[w->nq], data, len);
 	w->qlen[w->nq++] = len;
 	return 0;
+}
+
+static void w_note(void *h, const struct de_stream *st, const char *what,
+                   const char *detail)
+{
+	(void)st;
+	struct wire *w = h;
+	size_t n = strlen(w->notes);
+	snprintf(w->notes + n, sizeof(w->notes) - n, "%s: %s; ", what, detail);
 }
 
 static void w_resync(void *h, const struct de_stream *st,
@@ -200,7 +210,7 @@ static void wire_init(struct wire *w)
 	struct de_collector_ops ops = {.now = w_now, .wall_ms = w_wall,
 	                               .publish = w_publish};
 	assert_int_equal(de_collector_init(&w->col, "p1", 77, 100, &ops, w), 0);
-	struct de_intake_ops iops = {.resync = w_resync};
+	struct de_intake_ops iops = {.resync = w_resync, .note = w_note};
 	de_intake_init(&w->in, &iops, w, S);
 	w->answer_resyncs = true;
 }
@@ -337,6 +347,9 @@ static void test_lost_tail_shows_in_the_heartbeat(void **state)
 	heartbeat(&w);
 	assert_int_equal(w.resyncs_asked, 1);
 	assert_int_equal(w.last_q.from_sequence, 3);
+	/* and the agent's log says what is missing, in numbers */
+	assert_non_null(strstr(w.notes, "missing: the collector sent up to 3, "
+	                                "processed up to 2; "));
 	w.answer_resyncs = true;
 	serve_resync(&w); /* answered late: the re-send fills it */
 	settle(&w);

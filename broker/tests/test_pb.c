@@ -164,6 +164,22 @@ static void test_text(void **state)
 	                 BUS_EINVAL);
 	assert_int_equal(bus_pb_set(m, "nope", "1", err, sizeof(err)), BUS_EINVAL);
 	assert_non_null(strstr(err, "no field 'nope'"));
+	{ /* 64-bit fields: the whole range, and nothing past it */
+		ProtobufCMessage *rq = bus_pb_new(&daemoneye__resync_request__descriptor);
+		assert_int_equal(bus_pb_set(rq, "incarnation", "18446744073709551615",
+		                            err, sizeof(err)),
+		                 0);
+		assert_int_equal(bus_pb_set(rq, "from_sequence", "7", err, sizeof(err)),
+		                 0);
+		assert_int_equal(bus_pb_set(rq, "resync_id", "18446744073709551616",
+		                            err, sizeof(err)),
+		                 BUS_EINVAL);
+		assert_int_equal(bus_pb_set(rq, "resync_id", "-3", err, sizeof(err)),
+		                 BUS_EINVAL);
+		const Daemoneye__ResyncRequest *r = (const void *)rq;
+		assert_true(r->incarnation == UINT64_MAX && r->from_sequence == 7);
+		bus_pb_free(rq);
+	}
 	assert_int_equal(bus_pb_set(m, "new_config", "1", err, sizeof(err)),
 	                 BUS_EINVAL);
 	assert_int_equal(bus_pb_set(m, "collector_id.x", "1", err, sizeof(err)),
