@@ -6,8 +6,8 @@ test notice if it were wrong?
 
 Single-operator mutants of broker/core, broker/client and broker/services
 (relational and logical operators swapped, a statement deleted, an integer
-constant +1), a fixed sample of N drawn with seed S from every site in
-source order. Each is applied to a copy of the tree (the tracked files as
+constant +1), a sample of N drawn with seed S by a hash of each site's
+identity (file, line text, mutant), so that edits elsewhere leave it be. Each is applied to a copy of the tree (the tracked files as
 they are now), rebuilt incrementally, and run against the unit tests and
 the simulator's sweeps of every shipped scenario (faults drawn from each
 seed, and without faults). A mutant that does not build is not counted; one
@@ -19,8 +19,8 @@ and the score: killed / (built - equivalent). With --floor F, exits 1 when
 the score is below F (a ratchet for CI, like the coverage floors).
 """
 import argparse
+import hashlib
 import os
-import random
 import re
 import shutil
 import signal
@@ -128,6 +128,25 @@ def all_sites():
     return res
 
 
+def sample(every, m, seed):
+    """m sites, each drawn by a hash of what it is (file, line text,
+    mutant, which occurrence of that line), not where it is: an edit
+    elsewhere leaves the sample alone, so the score of one sample can be
+    compared from commit to commit (the CI floor)."""
+    seen = {}
+    keyed = []
+    for site in every:
+        rel, _, old, new, _ = site
+        ident = (rel, old.strip(), new.strip())
+        k = seen.get(ident, 0)
+        seen[ident] = k + 1
+        h = hashlib.sha256(f"{seed}\0{rel}\0{ident[1]}\0{ident[2]}\0{k}".encode())
+        keyed.append((h.digest(), site))
+    keyed.sort(key=lambda x: x[0])
+    chosen = [site for _, site in keyed[:m]]
+    return sorted(chosen, key=lambda x: (x[0], x[1]))
+
+
 def ledger():
     keep = set()
     if os.path.exists(LEDGER):
@@ -185,9 +204,7 @@ def main():
     a = ap.parse_args()
 
     every = all_sites()
-    rng = random.Random(a.seed)
-    sample = sorted(rng.sample(range(len(every)), min(a.m, len(every))))
-    chosen = [every[i] for i in sample]
+    chosen = sample(every, a.m, a.seed)
     print(f"mutate: {len(every)} mutation sites in {', '.join(DIRS)}; "
           f"{len(chosen)} sampled (seed {a.seed})", flush=True)
     if a.list:

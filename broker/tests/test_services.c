@@ -303,6 +303,23 @@ static void expect(const struct ev *e, enum de_event_type t,
 	assert_int_equal(e->start, start);
 }
 
+/* A process whose executable and command line cannot be read (a kernel
+ * thread, another user's) is kept with empty strings, not pointers into
+ * nothing. */
+static void test_snapshot_without_exe(void **state)
+{
+	(void)state;
+	struct de_snapshot s;
+	de_snapshot_init(&s);
+	struct de_proc p = {.pid = 2, .name = "kthreadd"};
+	assert_int_equal(de_snapshot_add(&s, &p), 0);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.v[0].name, "kthreadd");
+	assert_string_equal(s.v[0].exe, "");
+	assert_int_equal(s.v[0].cmdline_len, 0);
+	de_snapshot_free(&s);
+}
+
 static void test_procdiff(void **state)
 {
 	(void)state;
@@ -701,6 +718,8 @@ static void test_supervision(void **state)
 	/* it dies: restarted after the delay */
 	de_sup_on_exit(&s, 0, "killed by signal 9", t);
 	assert_int_equal(s.c[0].state, DE_SUP_FAILED);
+	assert_int_equal(s.c[0].pid, 0); /* no pid of a process that is gone */
+	assert_int_equal(de_sup_find_pid(&s, 100), -1);
 	assert_int_equal(s.c[0].restarts, 1);
 	assert_int_equal(de_sup_next_deadline(&s), t + 50 * MS);
 	de_sup_tick(&s, t + 49 * MS);
@@ -881,6 +900,7 @@ int main(void)
 		cmocka_unit_test(test_methods_and_policies),
 		cmocka_unit_test(test_serve_and_call),
 		cmocka_unit_test(test_collector_validate_names_each_problem),
+		cmocka_unit_test(test_snapshot_without_exe),
 		cmocka_unit_test(test_procdiff),
 		cmocka_unit_test(test_event_pack),
 		cmocka_unit_test(test_event_pack_bytes_that_are_not_utf8),
