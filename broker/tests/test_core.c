@@ -399,6 +399,43 @@ static void test_broker_stats_is_one_map(void **state)
 	end_host(mh);
 }
 
+/* client.list names every registered client, once. */
+static void test_broker_client_list(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	struct memhost *mh = new_host(&cfg);
+	int c = mh_client(mh, "lister", LOCAL);
+	mh_client(mh, "alpha", LOCAL);
+	mh_client(mh, "beta", LOCAL);
+	static const uint8_t buf[] = ".broker\0\x01\x03\0\0\0client.list";
+	assert_int_equal(mh_ack(mh, c, mh_frame(mh, c, BUS_OP_MESSAGE, 1, buf,
+	                                        sizeof(buf))),
+	                 BUS_RES_OK);
+	struct mh_msg m;
+	assert_true(mh_next(mh, c, &m));
+	assert_int_equal(m.data[0], 0x11);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	size_t off = 0;
+	assert_int_equal(msgpack_unpack_next(&u, (const char *)m.data + 5,
+	                                     m.data_len - 5, &off),
+	                 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(u.data.type, MSGPACK_OBJECT_MAP);
+	const msgpack_object *list = NULL;
+	for (uint32_t i = 0; i < u.data.via.map.size; i++)
+		if (u.data.via.map.ptr[i].key.type == MSGPACK_OBJECT_STR &&
+		    u.data.via.map.ptr[i].key.via.str.size == 7 &&
+		    !memcmp(u.data.via.map.ptr[i].key.via.str.ptr, "clients", 7))
+			list = &u.data.via.map.ptr[i].val;
+	assert_non_null(list);
+	assert_int_equal(list->type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(list->via.array.size, 3);
+	msgpack_unpacked_destroy(&u);
+	end_host(mh);
+}
+
 /* A .broker call is answered whatever its call id's bytes (the id's
  * first byte is not the request type). */
 static void test_broker_rpc_any_call_id(void **state)
@@ -1272,6 +1309,7 @@ int main(void)
 	    cmocka_unit_test(test_broker_rpc_any_call_id),
 	    cmocka_unit_test(test_broadcast_masks),
 	    cmocka_unit_test(test_broker_stats_is_one_map),
+	    cmocka_unit_test(test_broker_client_list),
 	    cmocka_unit_test(test_trie_visits_bounded_by_depth),
 	    cmocka_unit_test(test_trie_visits_bounded_on_adversarial_masks),
 	    cmocka_unit_test(test_covered_masks_return_when_their_cover_goes),
