@@ -552,11 +552,10 @@ static int get_uid(struct ld *l, const yaml_node_t *v, const char *f,
 		*out = (int64_t)u;
 		return 0;
 	}
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	if (!s || !*s || getpwnam_r(s, &pw, buf, sizeof(buf), &res) || !res)
+	struct passwd *pw = s && *s ? getpwnam(s) : NULL; /* as who.user */
+	if (!pw)
 		return fail(l, v, f, "expected a uid or an existing user name");
-	*out = res->pw_uid;
+	*out = pw->pw_uid;
 	return 0;
 }
 

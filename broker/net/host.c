@@ -70,15 +70,6 @@ struct hconn {
 	struct bus_ident id;
 };
 
-/* A write of ciphertext: the core's (its frames, encrypted) or TLS's own
- * (handshake, alerts, tickets); in order on the stream. */
-struct twrite {
-	uv_write_t req;
-	struct hconn *c;
-	bool core;
-	uint8_t *buf;
-};
-
 /* An internal client and its link to the broker core. */
 struct iclient {
 	bool internal; /* true */
@@ -343,42 +334,23 @@ static void write_cb(uv_write_t *req, int status)
 }
 
 /* ---- TLS connections: ciphertext on the stream, plaintext to the core -- */
-static void twrite_cb(uv_write_t *req, int status)
+static void tls_core_written(void *arg, int status)
 {
-	struct twrite *w = req->data;
-	struct hconn *c = w->c;
-	bool core = w->core;
-	free(w->buf);
-	free(w);
-	if (core && c->conn)
+	struct hconn *c = arg;
+	if (c->conn)
 		bus_core_on_written(c->srv->core, c->conn, status,
 		                    now_ns(c->srv));
 }
 
 /* Sends what TLS has for the peer. core: this is the core's write (its
- * completion reports to the core; with nothing to send it is reported
- * at once from the pending list). 0, or a libuv error. */
+ * completion reports to the core; it always has ciphertext). 0, or a
+ * libuv error. */
 static int tls_flush(struct hconn *c, bool core)
 {
-	size_t len;
-	uint8_t *buf = bus__tls_take(c->tls, &len);
-	if (!buf)
-		return bus__tls_waiting(c->tls) ? UV_ENOMEM : core ? UV_EPROTO : 0;
-	struct twrite *w = malloc(sizeof(*w));
-	if (!w) {
-		free(buf);
-		return UV_ENOMEM;
-	}
-	*w = (struct twrite){.c = c, .core = core, .buf = buf};
-	w->req.data = w;
-	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-	c->srv->hst.writes++;
-	int rc = uv_write(&w->req, &c->u.s, &b, 1, twrite_cb);
-	if (rc < 0) {
-		free(buf);
-		free(w);
-	}
-	return rc;
+	int rc = bus__tls_send(c->tls, &c->u.s, core ? tls_core_written : NULL,
+	                       c);
+	c->srv->hst.writes += rc > 0;
+	return rc == 0 && core ? UV_EPROTO : rc < 0 ? rc : 0;
 }
 
 static void tls_plain(void *arg, const uint8_t *p, size_t n)

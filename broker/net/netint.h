@@ -7,6 +7,7 @@
 #include "bus/client.h"
 
 #include <openssl/ssl.h>
+#include <uv.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,9 +54,11 @@ int bus__tls_feed(struct bus_tls *t, const void *in, size_t n,
                   void *arg, bool *ready, char *err, size_t errlen);
 /* Plaintext to send, encrypted into the output. 0 or -1. */
 int bus__tls_encrypt(struct bus_tls *t, const struct bus_iov *iov, size_t n);
-/* The ciphertext waiting to be sent (malloc'd; NULL when none, or out of
- * memory with *len still 0 and bus__tls_waiting true). */
-uint8_t *bus__tls_take(struct bus_tls *t, size_t *len);
-bool bus__tls_waiting(const struct bus_tls *t);
+/* Writes the ciphertext TLS has for the peer to s, as a write of its own
+ * (in order with every other write on s); done(arg, status) when it
+ * completes (NULL: TLS's own bytes, nothing to report). 1 a write
+ * started, 0 nothing to send, or a negative libuv error. */
+int bus__tls_send(struct bus_tls *t, uv_stream_t *s,
+                  void (*done)(void *arg, int status), void *arg);
 
 #endif

@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
+#include <uv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,25 +260,48 @@ int bus__tls_encrypt(struct bus_tls *t, const struct bus_iov *iov, size_t n)
 	return used ? write_all(t, buf, used) : 0;
 }
 
-uint8_t *bus__tls_take(struct bus_tls *t, size_t *len)
+/* A write of ciphertext: done(arg, status) when it completes (NULL: one
+ * of TLS's own, the handshake's or an alert). */
+struct tls_write {
+	uv_write_t req;
+	uint8_t *buf;
+	void (*done)(void *arg, int status);
+	void *arg;
+};
+
+static void tls_written(uv_write_t *req, int status)
 {
-	size_t n = BIO_ctrl_pending(t->wbio);
-	*len = 0;
-	if (!n)
-		return NULL;
-	uint8_t *b = malloc(n);
-	if (!b)
-		return NULL;
-	int got = BIO_read(t->wbio, b, (int)n);
-	if (got <= 0) {
-		free(b);
-		return NULL;
-	}
-	*len = (size_t)got;
-	return b;
+	struct tls_write *w = req->data;
+	void (*done)(void *, int) = w->done;
+	void *arg = w->arg;
+	free(w->buf);
+	free(w);
+	if (done)
+		done(arg, status);
 }
 
-bool bus__tls_waiting(const struct bus_tls *t)
+int bus__tls_send(struct bus_tls *t, uv_stream_t *s,
+                  void (*done)(void *arg, int status), void *arg)
 {
-	return BIO_ctrl_pending(t->wbio) > 0;
+	size_t n = BIO_ctrl_pending(t->wbio);
+	if (!n)
+		return 0;
+	struct tls_write *w = malloc(sizeof(*w));
+	uint8_t *b = malloc(n);
+	int got = b && w ? BIO_read(t->wbio, b, (int)n) : -1;
+	if (got <= 0) {
+		free(b);
+		free(w);
+		return UV_ENOMEM;
+	}
+	*w = (struct tls_write){.buf = b, .done = done, .arg = arg};
+	w->req.data = w;
+	uv_buf_t ub = uv_buf_init((char *)b, (unsigned)got);
+	int rc = uv_write(&w->req, s, &ub, 1, tls_written);
+	if (rc < 0) {
+		free(b);
+		free(w);
+		return rc;
+	}
+	return 1;
 }

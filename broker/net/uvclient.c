@@ -50,14 +50,6 @@ struct uvclient {
 	struct bus_tls *tls; /* this connection's session */
 };
 
-/* A write of ciphertext (tls://): the core's, or TLS's own. */
-struct cwrite {
-	uv_write_t req;
-	struct uvclient *u;
-	bool core;
-	uint8_t *buf;
-};
-
 static void set_err(struct uvclient *u, const char *what, int uverr)
 {
 	snprintf(u->err, sizeof(u->err), "%s %s: %s", what, u->spec,
@@ -266,42 +258,22 @@ static void connect_cb(uv_connect_t *req, int status)
 }
 
 /* ---- tls:// ------------------------------------------------------------- */
-static void cwrite_cb(uv_write_t *req, int status)
+static void tls_core_written(void *arg, int status)
 {
-	struct cwrite *w = req->data;
-	struct uvclient *u = w->u;
-	bool core = w->core;
-	free(w->buf);
-	free(w);
-	if (!core)
-		return;
+	struct uvclient *u = arg;
 	if (status < 0 && status != UV_ECANCELED)
 		set_err(u, "write to", status);
 	bus_client_on_written(u->c, status < 0 ? BUS_EIO : 0);
 }
 
-/* Sends the ciphertext TLS has. 0, or -1 (nothing was sent). */
+/* Sends the ciphertext TLS has (core: the core's write, which always has
+ * some). 0, or -1 (nothing was sent). */
 static int tls_send(struct uvclient *u, bool core)
 {
-	size_t len;
-	uint8_t *buf = bus__tls_take(u->tls, &len);
-	if (!buf)
-		return bus__tls_waiting(u->tls) || core ? -1 : 0;
-	struct cwrite *w = malloc(sizeof(*w));
-	if (!w) {
-		free(buf);
-		return -1;
-	}
-	*w = (struct cwrite){.u = u, .core = core, .buf = buf};
-	w->req.data = w;
-	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-	u->hst.writes++;
-	if (uv_write(&w->req, &u->u.s, &b, 1, cwrite_cb) < 0) {
-		free(buf);
-		free(w);
-		return -1;
-	}
-	return 0;
+	int rc = bus__tls_send(u->tls, &u->u.s, core ? tls_core_written : NULL,
+	                       u);
+	u->hst.writes += rc > 0;
+	return rc < 0 || (rc == 0 && core) ? -1 : 0;
 }
 
 static void tls_plain(void *arg, const uint8_t *p, size_t n)

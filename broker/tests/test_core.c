@@ -366,6 +366,27 @@ static void test_broadcast_masks(void **state)
 	end_host(mh);
 }
 
+/* A .broker call from c (frame: ".broker\0" and the RPC request): it is
+ * acknowledged, answered with a reply, and the reply is one whole
+ * MessagePack object, unpacked into u. */
+static void broker_reply(struct memhost *mh, int c, const uint8_t *frame,
+                         size_t len, msgpack_unpacked *u)
+{
+	assert_int_equal(mh_ack(mh, c, mh_frame(mh, c, BUS_OP_MESSAGE, 1, frame,
+	                                        len)),
+	                 BUS_RES_OK);
+	struct mh_msg m;
+	assert_true(mh_next(mh, c, &m));
+	assert_int_equal(m.data[0], 0x11);
+	assert_true(m.data_len <= sizeof(m.data));
+	msgpack_unpacked_init(u);
+	size_t off = 0;
+	assert_int_equal(msgpack_unpack_next(u, (const char *)m.data + 5,
+	                                     m.data_len - 5, &off),
+	                 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(off, m.data_len - 5); /* all of it, nothing after */
+}
+
 /* The stats reply is one well-formed MessagePack map, every key with its
  * value (a wrong count would make a client read past it or stop short). */
 static void test_broker_stats_is_one_map(void **state)
@@ -376,20 +397,8 @@ static void test_broker_stats_is_one_map(void **state)
 	struct memhost *mh = new_host(&cfg);
 	int c = mh_client(mh, "c", LOCAL);
 	static const uint8_t buf[] = ".broker\0\x01\x02\0\0\0stats";
-	assert_int_equal(mh_ack(mh, c, mh_frame(mh, c, BUS_OP_MESSAGE, 1, buf,
-	                                        sizeof(buf))),
-	                 BUS_RES_OK);
-	struct mh_msg m;
-	assert_true(mh_next(mh, c, &m));
-	assert_int_equal(m.data[0], 0x11);
-	assert_true(m.data_len <= sizeof(m.data));
 	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	size_t off = 0;
-	assert_int_equal(msgpack_unpack_next(&u, (const char *)m.data + 5,
-	                                     m.data_len - 5, &off),
-	                 MSGPACK_UNPACK_SUCCESS);
-	assert_int_equal(off, m.data_len - 5); /* all of it, nothing after */
+	broker_reply(mh, c, buf, sizeof(buf), &u);
 	assert_int_equal(u.data.type, MSGPACK_OBJECT_MAP);
 	struct bus_stats st;
 	bus_core_stats(mh->core, &st);
@@ -410,18 +419,8 @@ static void test_broker_client_list(void **state)
 	mh_client(mh, "alpha", LOCAL);
 	mh_client(mh, "beta", LOCAL);
 	static const uint8_t buf[] = ".broker\0\x01\x03\0\0\0client.list";
-	assert_int_equal(mh_ack(mh, c, mh_frame(mh, c, BUS_OP_MESSAGE, 1, buf,
-	                                        sizeof(buf))),
-	                 BUS_RES_OK);
-	struct mh_msg m;
-	assert_true(mh_next(mh, c, &m));
-	assert_int_equal(m.data[0], 0x11);
 	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	size_t off = 0;
-	assert_int_equal(msgpack_unpack_next(&u, (const char *)m.data + 5,
-	                                     m.data_len - 5, &off),
-	                 MSGPACK_UNPACK_SUCCESS);
+	broker_reply(mh, c, buf, sizeof(buf), &u);
 	assert_int_equal(u.data.type, MSGPACK_OBJECT_MAP);
 	const msgpack_object *list = NULL;
 	for (uint32_t i = 0; i < u.data.via.map.size; i++)
