@@ -3,11 +3,14 @@
  * random choices (scheduling, latencies, short reads, which faults fire
  * when and where), so AFL++ steers the deterministic simulator toward new
  * broker and client states. The default scenario runs with the tape's
- * plan; any checker failure, or a run that gets stuck, is a crash. An input
- * replays with: busrt-sim run default --tape FILE
+ * plan, in its topology (embedded) or BUSRT_SIM_TOPOLOGY's; any checker
+ * failure, or a run that gets stuck, is a crash. An input replays with:
+ * busrt-sim run default --tape FILE [--topology standalone]
  */
 #include "fuzz.h"
 #include "../sim/sim.h"
+
+#include <string.h>
 
 static struct sim_scenario sc;
 static bool loaded;
@@ -24,6 +27,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(sim_scenario_load(path, &sc, err, sizeof(err)) == 0,
 		           "%s (run from the repository's root, or set "
 		           "BUSRT_SIM_SCENARIO)", err);
+		const char *t = getenv("BUSRT_SIM_TOPOLOGY");
+		if (t && !strcmp(t, "standalone"))
+			sc.topology = SIM_STANDALONE;
+		else
+			FUZZ_CHECK(!t || !strcmp(t, "embedded"),
+			           "BUSRT_SIM_TOPOLOGY: embedded or standalone");
 		loaded = true;
 	}
 	struct sim_options o = {.seed = 1, .tape = data, .tape_len = size,
@@ -32,6 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(sim_run(&sc, &o, &r) == 0, "the run got stuck");
 	for (int c = 0; c < SIM_C_N; c++)
 		FUZZ_CHECK(r.ok[c], "%s: %s (replay: busrt-sim run default "
-		           "--tape FILE)", sim_check_names[c], r.why[c]);
+		           "--tape FILE --topology %s)", sim_check_names[c],
+		           r.why[c], sim_topology_names[sc.topology]);
 	return 0;
 }

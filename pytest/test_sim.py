@@ -136,12 +136,16 @@ def test_record_netlink_sees_processes_shorter_than_a_poll(tmp_path):
 
 def test_saved_failure_replays_and_shrinks(tmp_path):
     saved, small = tmp_path / "f.yaml", tmp_path / "s.yaml"
+    # standalone: embedded, the plan's broker crashes reboot the agent,
+    # which starts every collector and so masks no-restart
     p = sim("run", "default", "--plant", "no-restart", "--faults",
-            "scenarios/plans/twenty-faults.yaml", "--save", str(saved))
+            "scenarios/plans/twenty-faults.yaml", "--topology", "standalone",
+            "--save", str(saved))
     assert p.returncode == 1 and "liveness     FAILED" in p.stdout
     assert f"busrt-sim replay {saved}" in p.stdout
     text = saved.read_text()
     assert "plant: no-restart" in text and "seed: 1" in text
+    assert "topology: standalone" in text
     r = sim("replay", str(saved))
     assert r.returncode == 1 and "liveness     FAILED" in r.stdout
     s = sim("shrink", str(saved), "--out", str(small))
@@ -175,7 +179,7 @@ def test_policy_losses_are_excused_exactly(tmp_path):
     trace = tmp_path / "t.txt"
     # seed 10: a run whose interleaving overflows monitor.all's 8 frames
     p = sim("run", str(cut), "--faults", "none", "--buggify", "none", "--seed", "10",
-            "--trace", str(trace))
+            "--topology", "standalone", "--trace", str(trace))
     assert p.returncode == 0, p.stdout
     t = trace.read_text()
     assert "policy cut monitor.all" in t and "policy drop monitor.all" in t
@@ -187,3 +191,27 @@ def test_policy_losses_are_excused_exactly(tmp_path):
     q = sim("run", "drop-newest", "--faults", "none", "--plant", "drop-acked")
     assert q.returncode == 1 and "equivalence  FAILED" in q.stdout and \
         "outside every fault window" in q.stdout, q.stdout
+
+
+def test_embedded_topology_is_one_process(tmp_path):
+    """Embedded (the default): the agent's client is internal and a broker
+    crash takes the agent with it (and an agent crash the broker); both
+    come back together, and every check holds. Standalone: the broker
+    outlives the agent."""
+    trace = tmp_path / "t.txt"
+    p = sim("run", "default", "--faults", "scenarios/plans/broker-crash.yaml",
+            "--trace", str(trace))
+    assert p.returncode == 0, p.stdout
+    assert "scenario default (embedded)" in p.stdout
+    t = trace.read_text()
+    assert "connect daemoneye-agent (internal)" in t
+    crash = t.index("broker crash")
+    assert t.index("agent crash", crash) > crash and "agent up" in t[crash:]
+    s = tmp_path / "s.txt"
+    q = sim("run", "default", "--faults", "scenarios/plans/broker-crash.yaml",
+            "--topology", "standalone", "--trace", str(s))
+    assert q.returncode == 0 and "scenario default (standalone)" in q.stdout
+    u = s.read_text()
+    assert "(internal)" not in u and "agent crash" not in u
+    bad = sim("run", "default", "--topology", "cluster")
+    assert bad.returncode == 2 and "--topology" in bad.stderr

@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
-# make test's simulator stage: every shipped scenario with its fault plan
-# (its own, or the one seed 1 draws) and without faults, each run twice in
-# separate processes (determinism); one run of the ASan+UBSan build must
-# give the very same trace as the plain build; then a sweep of the default
-# scenario. Prints a line per run and the sweep's summary; exits 1 on the
+# make test's simulator stage: every shipped scenario in both topologies
+# (embedded: the broker in the agent, DaemonEye's default; standalone:
+# busrtd of its own) with its fault plan (its own, or the one seed 1 draws)
+# and without faults, each run twice in separate processes (determinism);
+# one run of the ASan+UBSan build must give the very same trace as the
+# plain build; then sweeps of the default scenario in both topologies; the
+# planted bugs, each caught in both. Prints a line per run and the sweep's summary; exits 1 on the
 # first failure, after showing the failing report.
 set -uo pipefail
 SIM=${1:-build/bin/busrt-sim}
 ASAN_SIM=${2:-build/asan/bin/busrt-sim}
 SEEDS=${SIM_SEEDS:-1..500}
 rc=0
+TOPOLOGIES="embedded standalone"
 for sc in scenarios/*.yaml; do
-  for faults in plan none; do
-    args=(run "$sc" --seed 1 --check-determinism)
-    [ "$faults" = none ] && args+=(--faults none)
-    out=$("$SIM" "${args[@]}" 2>&1); r=$?
-    verdict=$(echo "$out" | grep -c FAILED)
-    hash=$(echo "$out" | sed -n 's/.*hash \([0-9a-f]*\)$/\1/p' | head -1)
-    printf 'sim: %-28s faults %-5s %s  trace %s\n' "$(basename "$sc" .yaml)" "$faults" \
-      "$([ $r = 0 ] && echo ok || echo FAILED)" "$hash"
-    if [ $r != 0 ] || [ "$verdict" != 0 ]; then echo "$out"; rc=1; fi
+  for topo in $TOPOLOGIES; do
+    for faults in plan none; do
+      args=(run "$sc" --seed 1 --check-determinism --topology "$topo")
+      [ "$faults" = none ] && args+=(--faults none)
+      out=$("$SIM" "${args[@]}" 2>&1); r=$?
+      verdict=$(echo "$out" | grep -c FAILED)
+      hash=$(echo "$out" | sed -n 's/.*hash \([0-9a-f]*\)$/\1/p' | head -1)
+      printf 'sim: %-20s %-10s faults %-5s %s  trace %s\n' "$(basename "$sc" .yaml)" \
+        "$topo" "$faults" "$([ $r = 0 ] && echo ok || echo FAILED)" "$hash"
+      if [ $r != 0 ] || [ "$verdict" != 0 ]; then echo "$out"; rc=1; fi
+    done
   done
 done
 a=$("$SIM" run default --seed 7 --json | sed -n 's/.*"trace_hash": "\([0-9a-f]*\)".*/\1/p')
@@ -29,27 +34,32 @@ if [ -n "$a" ] && [ "$a" = "$b" ]; then
 else
   echo "sim: FAILED: seed 7 traces differ between the plain ($a) and ASan ($b) builds"; rc=1
 fi
-"$SIM" sweep default --seeds "$SEEDS" -j 2 2>/dev/null || rc=1
-# Every fault site armed in every run: each must be reached and fire, and
-# the checks must hold through them (they force rare, correct paths).
-out=$("$SIM" sweep default --seeds 1..200 -j 2 --buggify all 2>/dev/null); r=$?
-echo "$out" | sed -n 's/^  fault sites/sim: fault sites, all armed, 200 seeds:/p'
-if [ $r != 0 ] || echo "$out" | grep -q -e "never reached" -e "never fired"; then
-  echo "sim: FAILED: the fault-site sweep"; echo "$out"; rc=1
-fi
+for topo in $TOPOLOGIES; do
+  "$SIM" sweep default --seeds "$SEEDS" -j 2 --topology "$topo" 2>/dev/null || rc=1
+  # Every fault site armed in every run: each must be reached and fire,
+  # and the checks must hold through them (they force rare, correct paths).
+  out=$("$SIM" sweep default --seeds 1..200 -j 2 --buggify all --topology "$topo" 2>/dev/null); r=$?
+  echo "$out" | sed -n "s/^  fault sites/sim: fault sites, all armed, 200 seeds, $topo:/p"
+  if [ $r != 0 ] || echo "$out" | grep -q -e "never reached" -e "never fired"; then
+    echo "sim: FAILED: the fault-site sweep ($topo)"; echo "$out"; rc=1
+  fi
+done
 
 # Proof that the checks can fail: each planted bug of the simulator build
 # must be caught by its checker, which names the first offending event.
 plan=scenarios/plans/reset-and-crash.yaml
 crash=scenarios/plans/broker-crash.yaml
 while read -r bug check faults sc; do
-  out=$("$SIM" run "${sc:-default}" --plant "$bug" --faults "$faults" 2>&1); r=$?
-  line=$(echo "$out" | grep -E "^  $check +FAILED: .*\(at [0-9.]+ ms\)" | head -1)
-  if [ $r = 1 ] && [ -n "$line" ]; then
-    printf 'sim: planted %-15s caught by %-11s %s\n' "$bug" "$check" "$(echo "$line" | sed 's/.*FAILED: //' | cut -c1-90)"
-  else
-    echo "sim: FAILED: planted bug $bug was not caught by $check"; echo "$out"; rc=1
-  fi
+  for topo in $TOPOLOGIES; do
+    out=$("$SIM" run "${sc:-default}" --plant "$bug" --faults "$faults" --topology "$topo" 2>&1); r=$?
+    line=$(echo "$out" | grep -E "^  $check +FAILED: .*\(at [0-9.]+ ms\)" | head -1)
+    if [ $r = 1 ] && [ -n "$line" ]; then
+      printf 'sim: planted %-15s %-10s caught by %-11s %s\n' "$bug" "$topo" "$check" \
+        "$(echo "$line" | sed 's/.*FAILED: //' | cut -c1-80)"
+    else
+      echo "sim: FAILED: planted bug $bug ($topo) was not caught by $check"; echo "$out"; rc=1
+    fi
+  done
 done <<PLANTS
 dup            delivery     none
 swap           ordering     none
@@ -75,9 +85,11 @@ for f in scenarios/regress/*.yaml; do
 done
 
 # Shrinking: a planted bug found under a 20-fault plan shrinks to <= 3.
+# Standalone: embedded, the plan's broker crashes take the agent down too,
+# and a rebooted agent starts every collector, masking no-restart.
 tmp=$(mktemp -d /tmp/simXXXXXX)
 "$SIM" run default --plant no-restart --faults scenarios/plans/twenty-faults.yaml \
-  --save "$tmp/fail.yaml" >/dev/null 2>&1
+  --topology standalone --save "$tmp/fail.yaml" >/dev/null 2>&1
 if "$SIM" shrink "$tmp/fail.yaml" --out "$tmp/small.yaml" >"$tmp/log" 2>&1; then
   n=$(grep -c '^  - {at_ms' "$tmp/small.yaml")
   "$SIM" replay "$tmp/small.yaml" >/dev/null 2>&1; still=$?

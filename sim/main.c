@@ -46,6 +46,9 @@ static void usage(FILE *f)
 	        "  --check-every N (run, sweep): the broker core's invariants "
 	        "after every Nth step\n"
 	        "                  (run: every step; sweep: every 64th)\n"
+	        "  --topology embedded|standalone (run, sweep): where the broker "
+	        "runs (default: the\n"
+	        "                  scenario's, else embedded in the agent)\n"
 	        "       busrt-sim replay FILE | shrink FILE [--out FILE]\n"
 	        "  run --save FILE, sweep --save-dir DIR: save failures "
 	        "(self-contained)\n"
@@ -139,6 +142,7 @@ struct args {
 	bool buggify_drawn;
 	/* the core's invariants every Nth step (run: 1, sweep: 64) */
 	uint32_t check_every;
+	int topology; /* --topology, or -1: the scenario's */
 };
 
 /* --buggify SPEC: none, all, seed, or site,site,... */
@@ -193,8 +197,9 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
-static int load_scenario(const char *name, struct sim_scenario *sc)
+static int load_scenario(const struct args *a, struct sim_scenario *sc)
 {
+	const char *name = a->scenario;
 	char path[512], err[512];
 	if (access(name, R_OK) == 0 || strchr(name, '/'))
 		snprintf(path, sizeof(path), "%s", name);
@@ -204,6 +209,8 @@ static int load_scenario(const char *name, struct sim_scenario *sc)
 		fprintf(stderr, "busrt-sim: %s\n", err);
 		return 2;
 	}
+	if (a->topology >= 0)
+		sc->topology = (enum sim_topology)a->topology;
 	return 0;
 }
 
@@ -310,12 +317,13 @@ static void json_report(const struct sim_scenario *sc,
                         const struct sim_report *r, const char *plan,
                         const struct rates *th)
 {
-	printf("{\"scenario\": \"%s\", \"seed\": %llu, \"plan\": \"%s\", "
-	       "\"trace_hash\": \"%016llx\", \"events\": %llu, "
+	printf("{\"scenario\": \"%s\", \"topology\": \"%s\", \"seed\": %llu, "
+	       "\"plan\": \"%s\", \"trace_hash\": \"%016llx\", \"events\": %llu, "
 	       "\"virtual_ms\": %llu, \"published\": %llu, \"delivered\": %llu, "
 	       "\"oracle_delivered\": %llu, \"broker_restarts\": %llu, "
 	       "\"collector_restarts\": %llu, \"faults\": {",
-	       sc->name, (unsigned long long)r->seed, plan,
+	       sc->name, sim_topology_names[sc->topology],
+	       (unsigned long long)r->seed, plan,
 	       (unsigned long long)r->trace_hash, (unsigned long long)r->events,
 	       (unsigned long long)(r->virtual_ns / SIM_MS),
 	       (unsigned long long)r->published, (unsigned long long)r->delivered,
@@ -372,7 +380,8 @@ static void table_report(const struct sim_scenario *sc,
                          const struct sim_report *r, const char *plan,
                          const struct rates *th)
 {
-	printf("busrt-sim: scenario %s, seed %llu, fault plan: %s\n", sc->name,
+	printf("busrt-sim: scenario %s (%s), seed %llu, fault plan: %s\n",
+	       sc->name, sim_topology_names[sc->topology],
 	       (unsigned long long)r->seed, plan);
 	printf("  virtual time %.3f s; %llu events published, %llu deliveries "
 	       "(the oracle's: %llu)\n",
@@ -481,12 +490,14 @@ static int run_one(const struct args *a, const struct sim_scenario *sc,
 		first_failure(r, why, sizeof(why));
 		char path[600];
 		if (a->save_dir)
-			snprintf(path, sizeof(path), "%s/%s-seed-%llu.yaml",
-			         a->save_dir, sc->name, (unsigned long long)seed);
+			snprintf(path, sizeof(path), "%s/%s-%s-seed-%llu.yaml",
+			         a->save_dir, sc->name,
+			         sim_topology_names[sc->topology],
+			         (unsigned long long)seed);
 		else
 			snprintf(path, sizeof(path), "%s", a->save);
-		if (sim_save_failure(sc->path, plan, seed, plant_name, r->buggify,
-		                     why, path) == 0)
+		if (sim_save_failure(sc->path, sc->topology, plan, seed,
+		                     plant_name, r->buggify, why, path) == 0)
 			fprintf(stderr, "busrt-sim: seed %llu: failure saved in %s\n",
 			        (unsigned long long)seed, path);
 	}
@@ -561,7 +572,7 @@ static int determinism(const struct args *a, const struct sim_scenario *sc)
 static int cmd_run(const struct args *a)
 {
 	struct sim_scenario sc;
-	int rc = load_scenario(a->scenario, &sc);
+	int rc = load_scenario(a, &sc);
 	if (rc)
 		return rc;
 	FILE *trace = NULL;
@@ -627,7 +638,7 @@ static int apply_plant(const struct sim_scenario *sc)
 static int cmd_replay(struct args *a)
 {
 	struct sim_scenario sc;
-	int rc = load_scenario(a->scenario, &sc);
+	int rc = load_scenario(a, &sc);
 	if (rc)
 		return rc;
 	if ((rc = apply_plant(&sc))) {
@@ -801,7 +812,7 @@ static bool *all_set(size_t n)
 static int cmd_shrink(const struct args *a)
 {
 	struct sim_scenario sc;
-	int rc = load_scenario(a->scenario, &sc);
+	int rc = load_scenario(a, &sc);
 	if (rc)
 		return rc;
 	if ((rc = apply_plant(&sc)) || !sc.has_plan) {
@@ -898,7 +909,7 @@ static int cmd_shrink(const struct args *a)
 static int cmd_plan(const struct args *a)
 {
 	struct sim_scenario sc;
-	int rc = load_scenario(a->scenario, &sc);
+	int rc = load_scenario(a, &sc);
 	if (rc)
 		return rc;
 	struct sim_plan p;
@@ -924,7 +935,7 @@ struct line {
 static int cmd_sweep(const struct args *a)
 {
 	struct sim_scenario sc;
-	int rc = load_scenario(a->scenario, &sc);
+	int rc = load_scenario(a, &sc);
 	if (rc)
 		return rc;
 	uint64_t n = a->to - a->from + 1;
@@ -1003,9 +1014,10 @@ static int cmd_sweep(const struct args *a)
 			armed[k] += (all[i].buggify >> k) & 1;
 		}
 	}
-	printf("busrt-sim: sweep of %s, seeds %llu..%llu (%llu runs, %d jobs): "
-	       "%llu passed, %llu failed, %.1f s wall, %llu deliveries\n",
-	       sc.name, (unsigned long long)a->from, (unsigned long long)a->to,
+	printf("busrt-sim: sweep of %s (%s), seeds %llu..%llu (%llu runs, %d "
+	       "jobs): %llu passed, %llu failed, %.1f s wall, %llu deliveries\n",
+	       sc.name, sim_topology_names[sc.topology],
+	       (unsigned long long)a->from, (unsigned long long)a->to,
 	       (unsigned long long)n, jobs, (unsigned long long)(n - failed),
 	       (unsigned long long)failed,
 	       (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
@@ -1116,9 +1128,10 @@ int main(int argc, char **argv)
 		{"tape", required_argument, NULL, 'T'},
 		{"buggify", required_argument, NULL, 'B'},
 		{"check-every", required_argument, NULL, 'C'},
+		{"topology", required_argument, NULL, 'O'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
-	struct args a = {.seed = 1, .jobs = 1};
+	struct args a = {.seed = 1, .jobs = 1, .topology = -1};
 	if (argc < 2)
 		return bad("missing command", NULL);
 	a.cmd = argv[1];
@@ -1189,6 +1202,15 @@ int main(int argc, char **argv)
 			a.check_every = (uint32_t)n;
 			break;
 		}
+		case 'O':
+			if (!strcmp(optarg, "embedded"))
+				a.topology = SIM_EMBEDDED;
+			else if (!strcmp(optarg, "standalone"))
+				a.topology = SIM_STANDALONE;
+			else
+				return bad("--topology: embedded or standalone",
+				           optarg);
+			break;
 		case 'B':
 			if (!parse_buggify(optarg, &a))
 				return bad("--buggify: none, all, seed or sites "

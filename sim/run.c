@@ -369,14 +369,15 @@ static void teardown(struct sim *s, struct link *l, enum end how,
 	if (how == END_BROKER_CLOSED && l->conn &&
 	    (l->cl || l->kind == LK_IMPOSTOR)) /* its refusal, then the close */
 		deliver_all(s, l, 1);
-	struct bus_conn *conn = l->conn;
+	struct bus_conn *conn = l->internal ? l->il.conn : l->conn;
 	bool had = conn != NULL || l->cl != NULL;
 	if (l->counted && l->cl) { /* what this connection carried */
 		struct bus_client_stats st;
 		bus_client_stats(l->cl, &st);
 		s->acc_out += st.frames_out - l->base_out;
 		s->acc_in += st.frames_in - st.nops_in + st.acks - l->base_in;
-		if (l->c2b.bytes || l->b2c.bytes)
+		if (l->c2b.bytes || l->b2c.bytes || l->il.c_write ||
+		    l->il.b_write)
 			s->acc_lossy = true;
 	} else if (l->counted) {
 		s->acc_lossy = true; /* its client is gone: counts unknown */
@@ -394,6 +395,15 @@ static void teardown(struct sim *s, struct link *l, enum end how,
 	l->b_write_blocked = l->c_write_blocked = l->b_paused = false;
 	pipe_clear(&l->c2b);
 	pipe_clear(&l->b2c);
+	if (l->internal) { /* the link tells both sides */
+		if (!s->core)
+			l->il.conn = NULL; /* the core went whole */
+		if (had)
+			sim_trace(s, "close %s (%s)", l->name, why);
+		if (l->cl)
+			bus_link_drop(&l->il);
+		return;
+	}
 	if (conn && s->core)
 		bus_core_on_close(s->core, conn, s->now);
 	if (had)
@@ -487,6 +497,10 @@ static void b_write(void *host, void *ctx, const struct bus_iov *iov, size_t n)
 {
 	struct sim *s = host;
 	struct link *l = &s->links[(intptr_t)ctx];
+	if (l->internal) {
+		bus_link_b_write(&l->il, iov, n);
+		return;
+	}
 	pipe_push(s, l, 1, iov, n);
 	if (l->b2c.bytes <= SOCKBUF)
 		push(s, s->now, EV_BDONE, l->idx, 0);
@@ -501,6 +515,10 @@ static void b_set_reading(void *host, void *ctx, bool reading)
 {
 	struct sim *s = host;
 	struct link *l = &s->links[(intptr_t)ctx];
+	if (l->internal) {
+		bus_link_b_set_reading(&l->il, reading);
+		return;
+	}
 	l->b_paused = !reading;
 	if (reading)
 		arm(s, l, 0);
@@ -509,6 +527,10 @@ static void b_set_reading(void *host, void *ctx, bool reading)
 static void b_close(void *host, void *ctx)
 {
 	struct sim *s = host;
+	if (s->links[(intptr_t)ctx].internal) {
+		bus_link_b_close(&s->links[(intptr_t)ctx].il);
+		return;
+	}
 	s->links[(intptr_t)ctx].b_closing = true; /* reads no more */
 	push(s, s->now, EV_CLOSE_B, (int)(intptr_t)ctx, 0);
 }
@@ -535,15 +557,16 @@ static void broker_crash(struct sim *s)
 	if (!s->broker_up)
 		return;
 	sim_trace(s, "broker crash");
+	struct bus_core *core = s->core;
+	s->core = NULL; /* the core goes whole: no per-connection close */
 	for (int i = 0; i < s->n_links; i++) {
 		struct link *l = &s->links[i];
-		if (!l->conn)
+		if (!l->conn && !(l->internal && l->il.conn))
 			continue;
-		l->conn = NULL; /* the core goes whole: no per-connection close */
+		l->conn = NULL;
 		teardown(s, l, END_RESET, "broker crashed");
 	}
-	bus_core_free(s->core);
-	s->core = NULL;
+	bus_core_free(core);
 	s->broker_up = false;
 	s->r->broker_restarts++;
 }
@@ -588,6 +611,87 @@ static void c_close(void *host)
 
 static const struct bus_client_ops c_ops = {c_now, c_random, c_connect,
                                             c_write, c_close};
+
+static uint64_t sim_clock(void *arg) { return ((struct sim *)arg)->now; }
+
+/* The internal client's ops: the shipped link (bus/link.h), pumped by
+ * flush_all as the libuv host pumps it, outside every core call. */
+static void ic_connect(void *host)
+{
+	struct link *l = host;
+	struct sim *s = l->s;
+	l->il.core = s->broker_up ? s->core : NULL;
+	l->c2b_written = l->c2b_read = l->c_inflight = 0;
+	struct bus_client_stats st;
+	bus_client_stats(l->cl, &st);
+	l->base_out = st.frames_out;
+	l->base_in = st.frames_in - st.nops_in + st.acks;
+	l->counted = s->broker_up;
+	sim_trace(s, "connect %s (internal)", l->name);
+	bus_link_c_connect(&l->il);
+}
+
+static void ic_write(void *host, const struct bus_iov *iov, size_t n)
+{
+	struct link *l = host;
+	l->c2b_written += iov[0].len;
+	bus_link_c_write(&l->il, iov, n);
+}
+
+static void ic_close(void *host)
+{
+	bus_link_c_close(&((struct link *)host)->il);
+}
+
+static const struct bus_client_ops ic_ops = {c_now, c_random, ic_connect,
+                                             ic_write, ic_close};
+
+/* The link's shape: it changes nothing (an in-process link has no
+ * latency and no short reads); it watches the bytes the broker reads, for
+ * when a receiver's subscriptions are in effect. */
+static size_t ilink_allow(void *arg, int dir, size_t want, bool *lose)
+{
+	struct link *l = arg;
+	(void)lose;
+	if (dir == BUS_LINK_C2B)
+		l->c2b_read += want;
+	return want;
+}
+
+/* The link breaks (the broker closed it, or the client): what the
+ * connection carried goes to the accounting, as teardown does for a
+ * socket's; a write half read, or frames read and not handled, die with
+ * it. A crash's teardown has done this already (counted is false). */
+static void ilink_dropping(void *arg, const struct bus_link *il)
+{
+	struct link *l = arg;
+	struct sim *s = l->s;
+	if (!l->counted || !l->cl)
+		return;
+	struct bus_client_stats st;
+	bus_client_stats(l->cl, &st);
+	s->acc_out += st.frames_out - l->base_out;
+	s->acc_in += st.frames_in - st.nops_in + st.acks - l->base_in;
+	if ((il->c_write && il->c_off) || (il->b_write && (il->b_i || il->b_off)))
+		s->acc_lossy = true;
+	if (il->conn && s->core && bus_conn_input_pending(il->conn))
+		s->acc_lossy = true;
+	l->counted = false;
+	sim_trace(s, "close %s (%s)", l->name,
+	          il->broker_close ? "broker closed" : "client closed");
+}
+
+/* One turn of the internal link: until nothing moves, or the turn's
+ * rounds are spent (then it is busy: next_deadline says now). */
+static void ilink_pump(struct sim *s)
+{
+	if (s->agent_link < 0 || !s->links[s->agent_link].internal ||
+	    !s->links[s->agent_link].cl)
+		return;
+	struct link *l = &s->links[s->agent_link];
+	bus_link_pump(&l->il, s->core, 64);
+	sub_check(s, l);
+}
 
 /* A raw connection's handshake: greeting, then its name. */
 static void raw_handshake(struct sim *s, struct link *l)
@@ -1019,8 +1123,10 @@ static void recv_state(struct sim *s, struct link *l, enum bus_client_state st)
 	struct receiver *r = recv_of(s, l);
 	if (st == BUS_CLIENT_READY) {
 		l->sub_pending = true;
+		uint64_t inflight = !l->internal ? l->c_inflight
+		                    : l->il.c_write ? l->il.c_iov.len : 0;
 		l->sub_target = l->c2b_written + bus_client_out_pending(l->cl) -
-		                l->c_inflight;
+		                inflight;
 		sub_check(s, l);
 		return;
 	}
@@ -1240,10 +1346,14 @@ static struct bus_client *make_client(struct sim *s, struct link *l)
 	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, on_drain,
 	                                l};
 	s->quiet = true;
-	struct bus_client *c = bus_client_new(&cfg, &c_ops, l, &h);
+	struct bus_client *c = bus_client_new(&cfg, l->internal ? &ic_ops : &c_ops,
+	                                      l, &h);
 	s->quiet = false;
 	if (!c)
 		abort();
+	if (l->internal) {
+		l->il.cl = c; /* the link is idle: the last client dropped it */
+	}
 	return c;
 }
 
@@ -1584,8 +1694,9 @@ static void agent_boot(struct sim *s)
 }
 
 /* The agent dies: its connection with it, its supervision state, and its
- * collectors, which the kernel sends SIGTERM (PR_SET_PDEATHSIG). The
- * topology is standalone: the broker lives on. */
+ * collectors, which the kernel sends SIGTERM (PR_SET_PDEATHSIG). In the
+ * standalone topology the broker lives on; embedded, fault() crashes the
+ * broker with it. */
 static void agent_crash(struct sim *s)
 {
 	if (s->agent_down)
@@ -1622,6 +1733,23 @@ static void fault(struct sim *s, size_t i, bool begin)
 	const struct sim_fault *f = &s->plan->v[i];
 	uint64_t dur = f->for_ns ? f->for_ns : 500 * SIM_MS;
 	int t;
+	bool embedded = s->sc->topology == SIM_EMBEDDED;
+	bool process = f->kind == SIM_F_BROKER_CRASH ||
+	               f->kind == SIM_F_AGENT_CRASH;
+	if (!begin && embedded && process) {
+		/* the agent's process is the broker's: both come back at the
+		 * end of the last of overlapping crashes of either */
+		sim_trace(s, "fault end %s", sim_fault_names[f->kind]);
+		if (!s->broker_up && s->now >= s->broker_down_until &&
+		    s->now >= s->agent_down_until) {
+			broker_start(s);
+			push(s, s->now + SIM_MS, EV_CONNECT, s->intruder, 0);
+			push(s, s->now + SIM_MS, EV_CONNECT, s->impostor, 0);
+			sim_trace(s, "agent up");
+			agent_boot(s);
+		}
+		return;
+	}
 	if (!begin) {
 		sim_trace(s, "fault end %s", sim_fault_names[f->kind]);
 		if (f->kind == SIM_F_BROKER_CRASH && !s->broker_up &&
@@ -1655,6 +1783,17 @@ static void fault(struct sim *s, size_t i, bool begin)
 	window(s, s->now, s->now + settle);
 	if (s->now + dur > s->last_fault_end)
 		s->last_fault_end = s->now + dur;
+	if (embedded && process) { /* one process: broker and agent */
+		broker_crash(s);
+		agent_crash(s);
+		uint64_t *until = f->kind == SIM_F_BROKER_CRASH
+		                          ? &s->broker_down_until
+		                          : &s->agent_down_until;
+		if (s->now + dur > *until)
+			*until = s->now + dur;
+		push(s, s->now + dur, EV_FAULT_END, -1, i);
+		return;
+	}
 	switch (f->kind) {
 	case SIM_F_BROKER_CRASH:
 		broker_crash(s);
@@ -1853,7 +1992,9 @@ static uint64_t next_deadline(struct sim *s)
 			t = d < t ? d : t;
 		}
 	if (s->agent_link >= 0 && s->links[s->agent_link].cl) {
-		uint64_t d = de_sup_next_deadline(&s->sup);
+		uint64_t d = bus_link_next_deadline(&s->links[s->agent_link].il);
+		t = d < t ? d : t;
+		d = de_sup_next_deadline(&s->sup);
 		t = d < t ? d : t;
 		d = de_intake_next_deadline(&s->intake);
 		t = d < t ? d : t;
@@ -1868,6 +2009,7 @@ static void flush_all(struct sim *s)
 	for (int i = 0; i < s->n_links; i++)
 		if (s->links[i].cl)
 			bus_client_flush(s->links[i].cl);
+	ilink_pump(s);
 }
 
 /* After a step of the loop: the broker core's invariants, every
@@ -1939,7 +2081,8 @@ static void quiesce(struct sim *s)
 			struct link *l = &s->links[i];
 			if (l->stalled)
 				continue;
-			if (l->c2b.head || l->b2c.head)
+			if (l->c2b.head || l->b2c.head ||
+			    (l->cl && bus_link_busy(&l->il)))
 				moved = true;
 			deliver_all(s, l, 0);
 			deliver_all(s, l, 1);
@@ -2027,6 +2170,18 @@ static void setup(struct sim *s)
 	ag->n_masks = 1;
 	ag->up_since = UINT64_MAX;
 	s->agent_link = ag->link = new_link(s, LK_AGENT, 0, DE_AGENT_NAME);
+	if (sc->topology == SIM_EMBEDDED) { /* the agent hosts the broker */
+		struct link *l = &s->links[s->agent_link];
+		l->internal = true;
+		bus_link_init(&l->il, NULL, NULL, (void *)(intptr_t)l->idx,
+		              BUS_KIND_INTERNAL, sim_clock, s);
+		l->il.has_ident = true; /* the broker's own process */
+		l->il.ident = (struct bus_ident){.cred = true, .uid = 0, .gid = 0,
+		                                 .pid = 1 + (uint32_t)l->idx};
+		l->ish = (struct bus_link_shape){ilink_allow, NULL, ilink_dropping,
+		                                 l};
+		l->il.shape = &l->ish;
+	}
 	/* the monitors' clients; then the agent, whose supervision spawns
 	 * the collectors */
 	for (int i = 0; i < s->n_recv - 1; i++) {
@@ -2097,6 +2252,7 @@ static void teardown_all(struct sim *s)
 		struct link *l = &s->links[i];
 		pipe_clear(&l->c2b);
 		pipe_clear(&l->b2c);
+		bus_link_free(&l->il);
 		if (l->cl)
 			bus_client_free(l->cl);
 		l->cl = NULL;

@@ -716,6 +716,14 @@ static int parse_top(struct ld *l, struct sim_scenario *s, const yaml_node_t *r)
 		} else if (!strcmp(k, "liveness_ms")) {
 			rc = get_u64(l, v, k, 3600000, &x);
 			s->liveness_ns = x * SIM_MS;
+		} else if (!strcmp(k, "topology")) {
+			const char *t = scalar(v);
+			if (t && !strcmp(t, "embedded"))
+				s->topology = SIM_EMBEDDED;
+			else if (t && !strcmp(t, "standalone"))
+				s->topology = SIM_STANDALONE;
+			else
+				rc = fail(l, v, "expected embedded or standalone", k);
 		} else if (!strcmp(k, "broker"))
 			rc = parse_broker(l, s, v);
 		else if (!strcmp(k, "agent"))
@@ -1001,9 +1009,10 @@ static void save_tail(FILE *out, const struct sim_plan *plan, uint64_t seed,
 	print_faults(out, plan);
 }
 
-int sim_save_failure(const char *src_path, const struct sim_plan *plan,
-                     uint64_t seed, const char *plant, uint32_t buggify,
-                     const char *why, const char *out_path)
+int sim_save_failure(const char *src_path, enum sim_topology topology,
+                     const struct sim_plan *plan, uint64_t seed,
+                     const char *plant, uint32_t buggify, const char *why,
+                     const char *out_path)
 {
 	FILE *in = fopen(src_path, "r");
 	if (!in) {
@@ -1025,7 +1034,7 @@ int sim_save_failure(const char *src_path, const struct sim_plan *plan,
 		if (col0)
 			skipping = top_key(line, "faults") || top_key(line, "seed") ||
 			           top_key(line, "plant") || top_key(line, "expect") ||
-			           top_key(line, "buggify");
+			           top_key(line, "buggify") || top_key(line, "topology");
 		bool old_header = !strncmp(line, "# a saved failure", 17) ||
 		                  !strncmp(line, "#   busrt-sim replay", 20) ||
 		                  !strncmp(line, "# failed: ", 10);
@@ -1033,6 +1042,7 @@ int sim_save_failure(const char *src_path, const struct sim_plan *plan,
 			fputs(line, out);
 	}
 	fclose(in);
+	fprintf(out, "topology: %s\n", sim_topology_names[topology]);
 	save_tail(out, plan, seed, plant, buggify);
 	int rc = ferror(out) ? 2 : 0;
 	fclose(out);
@@ -1120,6 +1130,8 @@ void sim_table_snapshot(struct sim_replay *r, long idx,
 	}
 }
 
+const char *const sim_topology_names[2] = {"embedded", "standalone"};
+
 void sim_scenario_print(FILE *f, const struct sim_scenario *s)
 {
 	const struct de_policies *p = &s->policies;
@@ -1128,6 +1140,7 @@ void sim_scenario_print(FILE *f, const struct sim_scenario *s)
 	fprintf(f, "\nduration_ms: %llu\nliveness_ms: %llu\n",
 	        (unsigned long long)(s->duration_ns / SIM_MS),
 	        (unsigned long long)(s->liveness_ns / SIM_MS));
+	fprintf(f, "topology: %s\n", sim_topology_names[s->topology]);
 	fprintf(f, "broker:\n  queue_policy: %s\n  queue_frames_max: %u\n",
 	        bus_slow_policy_name(s->slow_policy), s->queue_frames_max);
 	fprintf(f, "agent:\n  heartbeat_ms: %llu\n  heartbeat_timeout_ms: %llu\n"

@@ -117,6 +117,12 @@ struct sim_plan {
 	size_t n;
 };
 
+/* Where the broker runs: in the agent (DaemonEye's default: the agent's
+ * client is internal, an agent crash is a broker crash) or as busrtd of
+ * its own (the agent connects over a socket like everyone else). */
+enum sim_topology { SIM_EMBEDDED = 0, SIM_STANDALONE = 1 };
+extern const char *const sim_topology_names[2];
+
 struct sim_scenario {
 	char name[64];
 	char path[256];
@@ -125,6 +131,7 @@ struct sim_scenario {
 	struct de_policies policies;
 	enum bus_slow_policy slow_policy;
 	uint32_t queue_frames_max;
+	enum sim_topology topology;
 	struct sim_collector_spec *collectors;
 	size_t n_collectors;
 	struct sim_monitor_spec *monitors;
@@ -144,9 +151,10 @@ struct sim_scenario {
 /* Writes a self-contained failure file: the scenario at src_path without
  * its own faults / seed / plant, then this plan, seed and planted bug, and
  * why it failed as a comment. 0 or 2 (I/O). */
-int sim_save_failure(const char *src_path, const struct sim_plan *plan,
-                     uint64_t seed, const char *plant, uint32_t buggify,
-                     const char *why, const char *out_path);
+int sim_save_failure(const char *src_path, enum sim_topology topology,
+                     const struct sim_plan *plan, uint64_t seed,
+                     const char *plant, uint32_t buggify, const char *why,
+                     const char *out_path);
 /* The fault sites' names (bus.h enum bus_site), and one by name, or -1. */
 extern const char *const sim_site_names[BUS_SITE_N];
 int sim_site_by_name(const char *name);

@@ -6,6 +6,7 @@
 #define BUS_SIMINT_H
 
 #include "sim.h"
+#include "bus/link.h"
 
 /* ---- what the actors saw, for the checkers ------------------------------- */
 struct made {                  /* one event a collector made; its sequence
@@ -129,6 +130,11 @@ struct link {
 	bool stalled;              /* slow consumer: stops reading */
 	uint64_t base_out, base_in; /* client frame counters at connect */
 	bool counted;              /* connected to the current broker */
+	/* the embedded topology's agent: its client is internal, on the
+	 * shipped in-memory link (bus/link.h) instead of the pipes */
+	bool internal;
+	struct bus_link il;
+	struct bus_link_shape ish;
 };
 
 struct collector {

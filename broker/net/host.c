@@ -22,6 +22,7 @@
 #include "bus/client.h"
 #include "bus/config.h"
 #include "bus/json.h"
+#include "bus/link.h"
 #include "netint.h"
 
 #include <errno.h>
@@ -70,21 +71,11 @@ struct hconn {
 	struct bus_ident id;
 };
 
-/* An internal client and its link to the broker core. */
+/* An internal client and its link to the broker core (bus/link.h). */
 struct iclient {
 	bool internal; /* true */
 	struct bus_server *srv;
-	struct bus_client *cl;
-	struct bus_conn *conn;
-	bool connect_req, client_close, broker_close, reading;
-	bool c_write; /* client -> broker write in flight */
-	struct bus_iov c_iov;
-	size_t c_off;      /* bytes of c_iov the broker has */
-	size_t turn_bytes; /* fed this loop turn (read_bytes_per_turn_max) */
-	bool b_write; /* broker -> client write in flight */
-	struct bus_iov *b_iov;
-	size_t b_n, b_cap;
-	struct iclient *next;
+	struct bus_link link;
 };
 
 /* A listening socket of ours: accept4 in our loop (uv_poll), so that
@@ -109,7 +100,7 @@ struct bus_server {
 	uv_check_t check;
 	uv_prepare_t prepare;
 	uv_idle_t idle;
-	struct iclient *iclients;
+	struct bus_link *iclients; /* internal clients' links (ctx: iclient) */
 	uint32_t iclient_count;
 	bool pumping;
 	struct listener *listeners[LISTENERS_MAX];
@@ -417,8 +408,6 @@ static void tls_timeout(uv_timer_t *t)
 		tls_fail(c, "no TLS handshake within the timeout");
 }
 
-static void iop_write(struct iclient *ic, const struct bus_iov *iov, size_t n);
-
 static void op_write(void *host, void *ctx, const struct bus_iov *iov,
                      size_t n)
 {
@@ -427,7 +416,7 @@ static void op_write(void *host, void *ctx, const struct bus_iov *iov,
 	if (n == 0)
 		return;
 	if (c->internal) {
-		iop_write(ctx, iov, n);
+		bus_link_b_write(&((struct iclient *)ctx)->link, iov, n);
 		return;
 	}
 	if (c->tls) { /* encrypted now: the core's buffers are free at once,
@@ -465,7 +454,7 @@ static void op_set_reading(void *host, void *ctx, bool reading)
 	(void)host;
 	struct hconn *c = ctx;
 	if (c->internal) {
-		((struct iclient *)ctx)->reading = reading;
+		bus_link_b_set_reading(&((struct iclient *)ctx)->link, reading);
 		return;
 	}
 	c->reading = reading;
@@ -482,7 +471,7 @@ static void op_close(void *host, void *ctx)
 	(void)host;
 	struct hconn *c = ctx;
 	if (c->internal) {
-		((struct iclient *)ctx)->broker_close = true;
+		bus_link_b_close(&((struct iclient *)ctx)->link);
 		return;
 	}
 	if (c->closing)
@@ -582,8 +571,8 @@ static void arm_timer(struct bus_server *s)
 	if (uv_is_closing((uv_handle_t *)&s->timer))
 		return;
 	uint64_t d = bus_core_next_deadline(s->core);
-	for (struct iclient *ic = s->iclients; ic; ic = ic->next) {
-		uint64_t x = bus_client_next_deadline(ic->cl);
+	for (struct bus_link *l = s->iclients; l; l = l->next) {
+		uint64_t x = bus_client_next_deadline(l->cl);
 		d = x < d ? x : d;
 	}
 	if (d == UINT64_MAX) {
@@ -599,8 +588,8 @@ static void timer_cb(uv_timer_t *t)
 {
 	struct bus_server *s = t->data;
 	bus_core_on_tick(s->core, now_ns(s));
-	for (struct iclient *ic = s->iclients; ic; ic = ic->next)
-		bus_client_on_tick(ic->cl);
+	for (struct bus_link *l = s->iclients; l; l = l->next)
+		bus_client_on_tick(l->cl);
 	bus_core_flush(s->core, now_ns(s));
 	pump(s);
 	arm_timer(s);
@@ -653,21 +642,7 @@ static void idle_cb(uv_idle_t *h)
 }
 
 /* ---- internal clients --------------------------------------------------- */
-static void iop_write(struct iclient *ic, const struct bus_iov *iov, size_t n)
-{
-	if (ic->b_cap < n) {
-		struct bus_iov *p = realloc(ic->b_iov, sizeof(*p) * n);
-		if (!p) { /* cannot hold the write: the link fails */
-			ic->broker_close = true;
-			return;
-		}
-		ic->b_iov = p;
-		ic->b_cap = n;
-	}
-	memcpy(ic->b_iov, iov, sizeof(*iov) * n);
-	ic->b_n = n;
-	ic->b_write = true;
-}
+static uint64_t link_clock(void *arg) { return now_ns(arg); }
 
 static uint64_t ic_now(void *host)
 {
@@ -687,123 +662,38 @@ static uint64_t ic_random(void *host)
 
 static void ic_connect(void *host)
 {
-	((struct iclient *)host)->connect_req = true;
+	struct iclient *ic = host;
+	ic->link.core = ic->srv->shutting_down ? NULL : ic->srv->core;
+	bus_link_c_connect(&ic->link);
 }
 
 static void ic_write(void *host, const struct bus_iov *iov, size_t n)
 {
-	struct iclient *ic = host;
-	ic->c_iov = iov[0]; /* the client core writes one buffer */
-	ic->c_off = 0;
-	(void)n;
-	ic->c_write = true;
+	bus_link_c_write(&((struct iclient *)host)->link, iov, n);
 }
 
 static void ic_close(void *host)
 {
-	((struct iclient *)host)->client_close = true;
+	bus_link_c_close(&((struct iclient *)host)->link);
 }
 
 static const struct bus_client_ops iclient_ops = {ic_now, ic_random,
                                                   ic_connect, ic_write,
                                                   ic_close};
 
-static void ilink_close(struct bus_server *s, struct iclient *ic)
-{
-	ic->connect_req = ic->client_close = ic->broker_close = false;
-	ic->c_write = ic->b_write = false;
-	if (ic->conn) {
-		struct bus_conn *c = ic->conn;
-		ic->conn = NULL;
-		bus_core_on_close(s->core, c, now_ns(s));
-	}
-	bus_client_on_close(ic->cl, BUS_ECLOSED);
-}
-
-/* Moves what one link has; true if anything moved. */
-static bool ilink_step(struct bus_server *s, struct iclient *ic)
-{
-	bool moved = false;
-	/* like a socket's EOF, the client's close reaches the broker only
-	 * after the bytes before it (the broker may be pausing this sender) */
-	if (ic->broker_close || (ic->client_close && !ic->c_write &&
-	                         (ic->reading || !ic->conn))) {
-		ilink_close(s, ic);
-		return true;
-	}
-	if (ic->connect_req) {
-		ic->connect_req = false;
-		moved = true;
-		ic->reading = true;
-		if (s->shutting_down ||
-		    !(ic->conn = bus_core_on_connect(s->core, ic,
-		                                     BUS_KIND_INTERNAL, "", "",
-		                                     now_ns(s)))) {
-			bus_client_on_close(ic->cl, BUS_ECLOSED);
-			return true;
-		}
-		/* an internal client is this process */
-		struct bus_ident id = {.cred = true, .uid = geteuid(),
-		                       .gid = getegid(), .pid = (uint32_t)getpid()};
-		bus_core_set_ident(s->core, ic->conn, &id);
-		bus_client_on_connected(ic->cl);
-	}
-	size_t budget = bus_core_config_get(s->core)->limits.read_bytes_per_turn_max;
-	if (ic->c_write && ic->conn && ic->reading && ic->turn_bytes < budget) {
-		/* like a socket read: at most the turn's budget at a time */
-		size_t k = ic->c_iov.len - ic->c_off;
-		if (k > budget - ic->turn_bytes)
-			k = budget - ic->turn_bytes;
-		ic->c_off += k;
-		ic->turn_bytes += k;
-		bus_core_on_bytes(s->core, ic->conn,
-		                  (const uint8_t *)ic->c_iov.base + ic->c_off - k,
-		                  k, now_ns(s));
-		if (ic->c_write && ic->c_off == ic->c_iov.len) {
-			ic->c_write = false;
-			bus_client_on_written(ic->cl, 0);
-		}
-		moved = true;
-	}
-	if (ic->b_write && ic->conn) {
-		/* the client may close or be closed by its callbacks: stop
-		 * feeding it as soon as its link asks to close */
-		for (size_t i = 0; i < ic->b_n && !ic->client_close &&
-		                   !ic->broker_close;
-		     i++)
-			bus_client_on_bytes(ic->cl, ic->b_iov[i].base,
-			                    ic->b_iov[i].len);
-		ic->b_write = false;
-		if (ic->conn)
-			bus_core_on_written(s->core, ic->conn, 0, now_ns(s));
-		moved = true;
-	}
-	return moved;
-}
-
-/* Work left for a later turn counts as busy too (it keeps the loop from
- * blocking), so this takes no budget into account. */
-static bool ilink_busy(const struct iclient *ic)
-{
-	return ic->connect_req || ic->broker_close ||
-	       (ic->client_close && !ic->c_write && (ic->reading || !ic->conn)) ||
-	       (ic->c_write && ic->conn && ic->reading) ||
-	       (ic->b_write && ic->conn);
-}
-
 /* Frees internal clients that reached CLOSED. */
 static void ilink_sweep(struct bus_server *s)
 {
-	for (struct iclient **pp = &s->iclients; *pp;) {
-		struct iclient *ic = *pp;
-		if (bus_client_state(ic->cl) != BUS_CLIENT_CLOSED || ic->conn) {
-			pp = &ic->next;
+	for (struct bus_link **pp = &s->iclients; *pp;) {
+		struct bus_link *l = *pp;
+		if (bus_client_state(l->cl) != BUS_CLIENT_CLOSED || l->conn) {
+			pp = &l->next;
 			continue;
 		}
-		*pp = ic->next;
-		bus_client_free(ic->cl);
-		free(ic->b_iov);
-		free(ic);
+		*pp = l->next;
+		bus_client_free(l->cl);
+		bus_link_free(l);
+		free(l->ctx);
 		s->iclient_count--;
 	}
 }
@@ -815,24 +705,7 @@ static void pump(struct bus_server *s)
 	if (s->pumping || (!s->iclients && !s->iclient_count))
 		return;
 	s->pumping = true;
-	for (struct iclient *ic = s->iclients; ic; ic = ic->next)
-		ic->turn_bytes = 0; /* a new turn */
-	bool busy = false;
-	for (int round = 0; round < PUMP_ROUNDS; round++) {
-		bool moved = false;
-		for (struct iclient *ic = s->iclients; ic; ic = ic->next) {
-			bus_client_flush(ic->cl);
-			moved |= ilink_step(s, ic);
-		}
-		bus_core_flush(s->core, now_ns(s));
-		busy = false;
-		for (struct iclient *ic = s->iclients; ic; ic = ic->next) {
-			bus_client_flush(ic->cl);
-			busy |= ilink_busy(ic);
-		}
-		if (!moved && !busy)
-			break;
-	}
+	bool busy = bus_link_pump(s->iclients, s->core, PUMP_ROUNDS);
 	s->pumping = false;
 	ilink_sweep(s);
 	if (busy)
@@ -854,18 +727,25 @@ int bus_server_client_open(struct bus_server *s,
 		return BUS_ENOMEM;
 	ic->internal = true;
 	ic->srv = s;
-	ic->cl = bus_client_new(cfg, &iclient_ops, ic, h);
-	if (!ic->cl) {
+	struct bus_link *l = &ic->link;
+	bus_link_init(l, s->core, NULL, ic, BUS_KIND_INTERNAL, link_clock, s);
+	/* an internal client is this process */
+	l->has_ident = true;
+	l->ident = (struct bus_ident){.cred = true, .uid = geteuid(),
+	                              .gid = getegid(),
+	                              .pid = (uint32_t)getpid()};
+	l->cl = bus_client_new(cfg, &iclient_ops, ic, h);
+	if (!l->cl) {
 		free(ic);
 		return BUS_EINVAL;
 	}
-	ic->next = s->iclients;
-	s->iclients = ic;
+	l->next = s->iclients;
+	s->iclients = l;
 	s->iclient_count++;
-	bus_client_start(ic->cl);
-	bus_client_on_tick(ic->cl); /* asks to connect; the pump connects */
+	bus_client_start(l->cl);
+	bus_client_on_tick(l->cl); /* asks to connect; the pump connects */
 	uv_idle_start(&s->idle, idle_cb);
-	*out = ic->cl;
+	*out = l->cl;
 	return 0;
 }
 
@@ -1333,8 +1213,8 @@ void bus_server_shutdown(struct bus_server *s,
 	bus_core_flush(s->core, now_ns(s));
 	/* the announcement reaches internal clients first, then they close */
 	pump(s);
-	for (struct iclient *ic = s->iclients; ic; ic = ic->next)
-		bus_client_close(ic->cl);
+	for (struct bus_link *l = s->iclients; l; l = l->next)
+		bus_client_close(l->cl);
 	pump(s);
 	arm_timer(s);
 	maybe_done(s);

@@ -32,31 +32,19 @@ void mn_log(struct mn_link *l, const char *fmt, ...)
 static void b_write(void *host, void *ctx, const struct bus_iov *iov, size_t n)
 {
 	(void)host;
-	struct mn_link *l = ctx;
-	CHECK(!l->b_write);
-	if (l->b_cap < n) {
-		l->b_iov = realloc(l->b_iov, sizeof(*iov) * n);
-		CHECK(l->b_iov);
-		l->b_cap = n;
-	}
-	memcpy(l->b_iov, iov, sizeof(*iov) * n);
-	l->b_n = n;
-	l->b_i = l->b_off = 0;
-	l->b_write = true;
+	bus_link_b_write(&((struct mn_link *)ctx)->link, iov, n);
 }
 
 static void b_set_reading(void *host, void *ctx, bool reading)
 {
 	(void)host;
-	struct mn_link *l = ctx;
-	l->paused = !reading; /* backpressure: the client's bytes wait */
+	bus_link_b_set_reading(&((struct mn_link *)ctx)->link, reading);
 }
 
 static void b_close(void *host, void *ctx)
 {
 	(void)host;
-	struct mn_link *l = ctx;
-	l->broker_close = true;
+	bus_link_b_close(&((struct mn_link *)ctx)->link);
 }
 
 static const struct bus_core_ops b_ops = {b_write, b_set_reading, b_close,
@@ -77,27 +65,46 @@ static uint64_t c_random(void *host)
 
 static void c_connect(void *host)
 {
-	struct mn_link *l = host;
-	l->connect_req = true;
+	bus_link_c_connect(&((struct mn_link *)host)->link);
 }
 
 static void c_write(void *host, const struct bus_iov *iov, size_t n)
 {
-	struct mn_link *l = host;
-	CHECK(!l->c_write && n == 1);
-	l->c_iov = iov[0];
-	l->c_off = 0;
-	l->c_write = true;
+	bus_link_c_write(&((struct mn_link *)host)->link, iov, n);
 }
 
 static void c_close(void *host)
 {
-	struct mn_link *l = host;
-	l->client_close = true;
+	bus_link_c_close(&((struct mn_link *)host)->link);
 }
 
 static const struct bus_client_ops c_ops = {c_now, c_random, c_connect,
                                             c_write, c_close};
+
+static uint64_t net_clock(void *arg) { return ((struct memnet *)arg)->now; }
+
+/* ---- the link's shape ---------------------------------------------------- */
+static size_t shape_allow(void *arg, int dir, size_t want, bool *lose)
+{
+	struct mn_link *l = arg;
+	if (dir == BUS_LINK_B2C && l->stalled)
+		return 0;
+	if (l->chunk && want > l->chunk)
+		want = l->chunk;
+	if (l->drop_at != UINT64_MAX && l->link.bytes + want > l->drop_at)
+		want = (size_t)(l->drop_at - l->link.bytes);
+	*lose = dir == BUS_LINK_C2B && l->blackhole;
+	return want;
+}
+
+static bool shape_refuse(void *arg)
+{
+	struct mn_link *l = arg;
+	if (l->refuse <= 0)
+		return false;
+	l->refuse--;
+	return true;
+}
 
 static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
                         void *arg)
@@ -171,7 +178,7 @@ void mn_free(struct memnet *n)
 {
 	for (int i = 0; i < n->n; i++) {
 		bus_client_free(n->l[i].cl);
-		free(n->l[i].b_iov);
+		bus_link_free(&n->l[i].link);
 	}
 	bus_core_free(n->core);
 }
@@ -196,6 +203,12 @@ int mn_client(struct memnet *n, const char *name,
 	                                l};
 	l->cl = bus_client_new(&cc, &c_ops, l, &h);
 	CHECK(l->cl);
+	bus_link_init(&l->link, n->core, l->cl, l, BUS_KIND_LOCAL_IPC,
+	              net_clock, n);
+	l->shape = (struct bus_link_shape){shape_allow, shape_refuse, NULL, l};
+	l->link.shape = &l->shape;
+	if (i > 0)
+		n->l[i - 1].link.next = &l->link;
 	bus_client_start(l->cl);
 	bus_client_on_tick(l->cl);
 	mn_run(n);
@@ -204,137 +217,27 @@ int mn_client(struct memnet *n, const char *name,
 
 struct bus_client *mn_cl(struct memnet *n, int i) { return n->l[i].cl; }
 
-static void close_link(struct memnet *n, struct mn_link *l)
-{
-	bool had = l->conn != NULL || l->c_write || l->b_write ||
-	           bus_client_state(l->cl) == BUS_CLIENT_CONNECTING ||
-	           bus_client_state(l->cl) == BUS_CLIENT_HANDSHAKE ||
-	           bus_client_state(l->cl) == BUS_CLIENT_READY;
-	l->connect_req = l->client_close = l->broker_close = false;
-	l->c_write = l->b_write = false;
-	l->paused = false;
-	if (l->conn) {
-		struct bus_conn *c = l->conn;
-		l->conn = NULL;
-		bus_core_on_close(n->core, c, n->now);
-	}
-	if (had)
-		bus_client_on_close(l->cl, BUS_ECLOSED);
-}
-
 void mn_drop(struct memnet *n, int i)
 {
-	close_link(n, &n->l[i]);
+	bus_link_drop(&n->l[i].link);
 	mn_run(n);
-}
-
-/* How many of want bytes may cross now (chunking, drop point). */
-static size_t allowance(struct mn_link *l, size_t want)
-{
-	if (l->chunk && want > l->chunk)
-		want = l->chunk;
-	if (l->drop_at != UINT64_MAX && l->bytes + want > l->drop_at)
-		want = (size_t)(l->drop_at - l->bytes);
-	return want;
-}
-
-/* Returns true if anything moved. */
-static bool step_link(struct memnet *n, struct mn_link *l)
-{
-	bool moved = false;
-	if (l->client_close || l->broker_close) {
-		close_link(n, l);
-		return true;
-	}
-	if (l->connect_req) {
-		l->connect_req = false;
-		if (l->refuse > 0) {
-			l->refuse--;
-			bus_client_on_close(l->cl, BUS_EIO);
-			return true;
-		}
-		l->conn = bus_core_on_connect(n->core, l, BUS_KIND_LOCAL_IPC,
-		                              "", "", n->now);
-		CHECK(l->conn);
-		bus_client_on_connected(l->cl);
-		moved = true;
-	}
-	if (l->c_write && l->conn && !l->paused) {
-		size_t k = allowance(l, l->c_iov.len - l->c_off);
-		if (k) {
-			const uint8_t *p = l->c_iov.base;
-			l->c_off += k;
-			l->bytes += k;
-			if (!l->blackhole)
-				bus_core_on_bytes(n->core, l->conn,
-				                  p + l->c_off - k, k, n->now);
-			moved = true;
-		}
-		if (l->bytes == l->drop_at) {
-			l->drop_at = UINT64_MAX;
-			close_link(n, l);
-			return true;
-		}
-		if (l->c_write && l->c_off == l->c_iov.len) {
-			l->c_write = false;
-			bus_client_on_written(l->cl, 0);
-			moved = true;
-		}
-	}
-	if (l->b_write && l->conn && !l->stalled) {
-		while (l->b_i < l->b_n &&
-		       l->b_off == l->b_iov[l->b_i].len) {
-			l->b_i++;
-			l->b_off = 0;
-		}
-		if (l->b_i < l->b_n) {
-			const struct bus_iov *v = &l->b_iov[l->b_i];
-			size_t k = allowance(l, v->len - l->b_off);
-			if (k) {
-				l->b_off += k;
-				l->bytes += k;
-				bus_client_on_bytes(l->cl,
-				                    (const uint8_t *)v->base +
-				                            l->b_off - k,
-				                    k);
-				moved = true;
-			}
-		}
-		if (l->bytes == l->drop_at) {
-			l->drop_at = UINT64_MAX;
-			close_link(n, l);
-			return true;
-		}
-		while (l->b_i < l->b_n && l->b_off == l->b_iov[l->b_i].len) {
-			l->b_i++;
-			l->b_off = 0;
-		}
-		if (l->b_write && l->b_i == l->b_n && l->conn) {
-			l->b_write = false;
-			bus_core_on_written(n->core, l->conn, 0, n->now);
-			moved = true;
-		}
-	}
-	return moved;
 }
 
 void mn_run(struct memnet *n)
 {
 	for (int guard = 0;; guard++) {
-		CHECK(guard < 10000000);
-		bool moved = false;
-		for (int i = 0; i < n->n; i++)
-			moved |= step_link(n, &n->l[i]);
-		bus_core_flush(n->core, n->now);
+		CHECK(guard < 100000);
+		bool busy = n->n && bus_link_pump(&n->l[0].link, n->core, 1000);
+		bool dropped = false;
 		for (int i = 0; i < n->n; i++) {
 			struct mn_link *l = &n->l[i];
-			bus_client_flush(l->cl);
-			moved |= l->connect_req || l->client_close ||
-			         l->broker_close ||
-			         (l->c_write && l->conn && !l->paused) ||
-			         (l->b_write && l->conn && !l->stalled);
+			if (l->link.conn && l->link.bytes == l->drop_at) {
+				l->drop_at = UINT64_MAX;
+				bus_link_drop(&l->link);
+				dropped = true;
+			}
 		}
-		if (!moved) {
+		if (!busy && !dropped) {
 			char why[256];
 			if (bus_core_check_invariants(n->core, why, sizeof(why))) {
 				fprintf(stderr, "memnet: invariant: %s\n", why);

@@ -1,16 +1,17 @@
 /*
  * memnet.h — test-only wiring of client cores to a broker core in memory:
  * no sockets, a hand-driven clock, a seeded generator for jitter. Each link
- * carries one client's byte stream both ways; mn_run delivers pending
- * writes (optionally in small pieces), completes them, applies closes and
- * flushes both sides until nothing moves. A link can drop its connection
- * once a given number of bytes has crossed it, refuse connects, or stall.
+ * is the shipped bus_link (bus/link.h), shaped: it can deliver in small
+ * pieces, drop its connection once a given number of bytes has crossed
+ * it, refuse connects, stall its client or lose what the client sends.
+ * mn_run pumps every link until nothing moves.
  */
 #ifndef BUS_TESTS_MEMNET_H
 #define BUS_TESTS_MEMNET_H
 
 #include "bus/bus.h"
 #include "bus/client.h"
+#include "bus/link.h"
 
 #define MN_LINKS_MAX 16
 #define MN_LOG_MAX 256
@@ -19,21 +20,13 @@ struct mn_link {
 	struct memnet *net;
 	int idx;
 	struct bus_client *cl;
-	struct bus_conn *conn;
-	bool connect_req, client_close, broker_close;
-	bool c_write;   /* client write in flight */
-	struct bus_iov c_iov;
-	size_t c_off;
-	bool b_write;   /* broker write in flight */
-	struct bus_iov *b_iov;
-	size_t b_n, b_cap, b_i, b_off;
-	uint64_t bytes;   /* crossed this link, both ways */
-	uint64_t drop_at; /* drop the connection when bytes reaches it */
+	struct bus_link link;   /* the shipped link (bus/link.h) */
+	struct bus_link_shape shape;
+	uint64_t drop_at; /* drop the connection when link.bytes reaches it */
 	size_t chunk;     /* deliver at most this many bytes at a time */
 	int refuse;       /* connects to fail */
 	bool stalled;     /* client stops reading */
 	bool blackhole;   /* client bytes vanish: the broker never sees them */
-	bool paused;      /* the broker stopped reading it (backpressure) */
 	/* what the client saw */
 	char log[MN_LOG_MAX][160];
 	int log_n;

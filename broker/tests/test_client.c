@@ -341,7 +341,7 @@ static void test_reconnect_every_handshake_byte(void **state)
 		mn_drop(&n, s);
 		assert_int_equal(bus_client_state(Sb),
 		                 BUS_CLIENT_DISCONNECTED);
-		n.l[s].drop_at = n.l[s].bytes + k;
+		n.l[s].drop_at = n.l[s].link.bytes + k;
 		mn_advance(&n, 10 * S);
 		assert_int_equal(bus_client_state(Sb), BUS_CLIENT_READY);
 		struct bus_client_stats cs;
