@@ -75,6 +75,7 @@ no-resend      stream       $crash burst-overflow
 acl-open       access       none
 svc-open       access       none
 qbytes         invariants   none
+svc-closed     access       scenarios/plans/operator.yaml
 PLANTS
 
 # The ledger: every failure that ever exposed a bug, replayed; all pass now.

@@ -616,6 +616,7 @@ void sim_check_all(struct sim *s, struct sim_report *r)
 	accounting(s, r);
 	/* another uid's tries: every one refused, none reached anyone */
 	r->access_denied = s->access_denied;
+	r->operator_served = s->operator_served;
 	if (s->access_fault[0])
 		fail(r, SIM_C_ACCESS, s->access_fault_at, "%s", s->access_fault);
 	r->invariant_checks = s->inv_checks;

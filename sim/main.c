@@ -58,7 +58,7 @@ static void usage(FILE *f)
 	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
 	        "no-resubscribe, no-restart, miscount, lifecycle, corrupt,\n"
 	        "                        child-first, drop-on-eagain, no-resend, "
-	        "acl-open, svc-open, qbytes\n"
+	        "acl-open, svc-open, qbytes, svc-closed\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
 	        "all checks hold, 1 a check failed, 2 bad input.\n");
 }
@@ -81,6 +81,7 @@ static const struct {
 	{"acl-open", BUS_PLANT_ACL_OPEN},
 	{"svc-open", BUS_PLANT_SVC_OPEN},
 	{"qbytes", BUS_PLANT_QBYTES},
+	{"svc-closed", BUS_PLANT_SVC_CLOSED},
 };
 
 static const char *plant_name = ""; /* for saved failures */
@@ -410,9 +411,11 @@ static void table_report(const struct sim_scenario *sc,
 	       "deliveries/CPU-s (the whole simulated run), the in-process "
 	       "channel %.0f/CPU-s: ratio %.3f\n",
 	       th->broker, th->oracle, th->ratio);
-	char denied[64], inv[64];
-	snprintf(denied, sizeof(denied), " (another uid's %llu tries refused)",
-	         (unsigned long long)r->access_denied);
+	char denied[128], inv[64];
+	snprintf(denied, sizeof(denied), " (another uid's %llu tries refused; "
+	         "the operator's %llu lifecycle calls served)",
+	         (unsigned long long)r->access_denied,
+	         (unsigned long long)r->operator_served);
 	snprintf(inv, sizeof(inv), " (the core's, checked %llu times)",
 	         (unsigned long long)r->invariant_checks);
 	for (int c = 0; c < SIM_C_N; c++)

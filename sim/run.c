@@ -26,6 +26,7 @@
 enum {
 	EV_CONNECT, EV_PUMP_C2B, EV_PUMP_B2C, EV_CDONE, EV_BDONE, EV_CLOSE_C,
 	EV_CLOSE_B, EV_POLL, EV_SPAWN, EV_EXIT, EV_FAULT, EV_FAULT_END,
+	EV_OPERATOR,
 };
 
 /* ---- randomness and the trace ------------------------------------------------- */
@@ -1138,10 +1139,15 @@ static void recv_state(struct sim *s, struct link *l, enum bus_client_state st)
 }
 
 /* ---- collectors ------------------------------------------------------------------------ */
+/* The wall clock every actor reads: the virtual clock from a fixed epoch. */
+static int64_t wall_ms(const struct sim *s)
+{
+	return (int64_t)((REALTIME_BASE + s->now) / SIM_MS);
+}
+
 static int64_t col_wall(void *host)
 {
-	struct sim *s = ((struct link *)host)->s;
-	return (int64_t)((REALTIME_BASE + s->now) / SIM_MS);
+	return wall_ms(((struct link *)host)->s);
 }
 
 static void acked(struct bus_client *c, int status, void *arg)
@@ -1287,6 +1293,14 @@ static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
 	bool intruder = !strcmp(q->sender, INTRUDER_NAME);
 	if (intruder && l->kind != LK_COLLECTOR)
 		access_fault(s, "the intruder's call reached ", l->name);
+	if (l->kind == LK_AGENT && !s->agent_down) { /* the shipped handlers */
+		struct de_served sv;
+		de_agent_serve(&s->da, c, q, &s->agent_access, &sv);
+		if (sv.answered)
+			sim_trace(s, "agent served %s to %s: %d", sv.method,
+			          q->sender, sv.code);
+		return;
+	}
 	if (l->kind != LK_COLLECTOR || !s->cols[l->actor].col_init)
 		return;
 	struct de_served sv;
@@ -1478,6 +1492,7 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 {
 	struct sim *s = host;
 	*pid = s->cols[idx].pid = s->next_pid++;
+	de_agent_spawned(&s->da, idx);
 	push(s, s->now + 5 * SIM_MS, EV_SPAWN, -1,
 	     (uint64_t)s->agent_gen << 32 | idx);
 	return 0;
@@ -1499,7 +1514,45 @@ static void answered(struct sim *s, uint64_t *last, uint64_t *healed)
 		*healed = s->now;
 }
 
-/* A supervision call's (collector, sequence), as its callback's arg. */
+/* The agent's calls are the shipped agent's (de_agent); what the
+ * simulator adds is its trace and liveness's record of answers. */
+static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
+{
+	de_agent_heartbeat(&((struct sim *)host)->da, idx, seq);
+}
+
+static void sup_health_check(void *host, size_t idx, uint64_t seq)
+{
+	de_agent_health_check(&((struct sim *)host)->da, idx, seq);
+}
+
+static void exchanged(void *host, size_t idx, const char *method,
+                      uint64_t seq, bool ok, int health, int code,
+                      const char *detail)
+{
+	(void)code;
+	struct sim *s = host;
+	if (s->finishing || s->agent_down)
+		return; /* the agent that asked is gone */
+	struct collector *co = &s->cols[idx];
+	if (!strcmp(method, "health.heartbeat")) {
+		if (ok)
+			answered(s, &co->last_hb_ok, &co->healed_hb_ok);
+		sim_trace(s, "heartbeat %s %llu %s", s->sup.c[idx].bus_name,
+		          (unsigned long long)seq, ok ? "ok" : detail);
+	} else {
+		if (ok)
+			answered(s, &co->last_hc_ok, &co->healed_hc_ok);
+		sim_trace(s, "health %s %llu %d", s->sup.c[idx].bus_name,
+		          (unsigned long long)seq, health);
+	}
+}
+
+static uint64_t agent_now(void *host) { return ((struct sim *)host)->now; }
+
+static int64_t agent_wall_ms(void *host) { return wall_ms(host); }
+
+/* A resync call's (collector, id), as its callback's arg. */
 static void *call_arg(size_t idx, uint64_t seq)
 {
 	return (void *)(uintptr_t)((uint64_t)idx << 32 | (seq & 0xffffffffu));
@@ -1510,84 +1563,6 @@ static size_t call_idx(void *arg, uint64_t *seq)
 	uint64_t k = (uint64_t)(uintptr_t)arg;
 	*seq = k & 0xffffffffu;
 	return (size_t)(k >> 32);
-}
-
-static void hb_done(struct bus_client *c, int status,
-                    const struct bus_rpc_result *r, void *arg)
-{
-	struct link *l = bus_client_host(c);
-	struct sim *s = l->s;
-	uint64_t seq;
-	size_t idx = call_idx(arg, &seq);
-	bool ok = false;
-	uint64_t inc = 0, last = 0;
-	if (status == 0) {
-		Daemoneye__HeartbeatResponse *h =
-			(void *)de_reply_unpack("health.heartbeat", r);
-		ok = h && h->sequence == seq;
-		if (ok)
-			inc = h->incarnation, last = h->last_sequence;
-		bus_pb_free(h ? &h->base : NULL);
-	}
-	if (s->finishing || s->agent_down)
-		return; /* the agent that asked is gone */
-	if (ok) /* a tail of events lost in flight shows here */
-		de_intake_heartbeat(&s->intake, s->sup.c[idx].bus_name, inc, last,
-		                    s->now);
-	if (ok)
-		answered(s, &s->cols[idx].last_hb_ok, &s->cols[idx].healed_hb_ok);
-	sim_trace(s, "heartbeat %s %llu %s", s->sup.c[idx].bus_name,
-	          (unsigned long long)seq, ok ? "ok" : bus_strerror(status));
-	if (!s->finishing)
-		de_sup_on_heartbeat(&s->sup, idx, seq, ok, s->now);
-}
-
-static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
-{
-	struct sim *s = host;
-	struct link *l = &s->links[s->agent_link];
-	Daemoneye__HeartbeatRequest q; /* with what the agent processed */
-	de_heartbeat_request(&s->intake, s->sup.c[idx].bus_name, seq,
-	                     col_wall(l), &q);
-	int rc = de_call(l->cl, s->sup.c[idx].bus_name, "health.heartbeat",
-	                 &q.base, &s->sup.policies, hb_done, call_arg(idx, seq));
-	if (rc)
-		de_sup_on_heartbeat(&s->sup, idx, seq, false, s->now);
-}
-
-static void hc_done(struct bus_client *c, int status,
-                    const struct bus_rpc_result *r, void *arg)
-{
-	struct link *l = bus_client_host(c);
-	struct sim *s = l->s;
-	uint64_t seq;
-	size_t idx = call_idx(arg, &seq);
-	int health = -1;
-	if (status == 0) {
-		Daemoneye__HealthCheckResponse *h =
-			(void *)de_reply_unpack("health.check", r);
-		health = h ? (int)h->status : -1;
-		bus_pb_free(h ? &h->base : NULL);
-	}
-	if (s->finishing || s->agent_down)
-		return; /* the agent that asked is gone */
-	if (health >= 0)
-		answered(s, &s->cols[idx].last_hc_ok, &s->cols[idx].healed_hc_ok);
-	sim_trace(s, "health %s %llu %d", s->sup.c[idx].bus_name,
-	          (unsigned long long)seq, health);
-	de_sup_on_health_check(&s->sup, idx, seq, health, s->now);
-}
-
-static void sup_health_check(void *host, size_t idx, uint64_t seq)
-{
-	struct sim *s = host;
-	struct link *l = &s->links[s->agent_link];
-	Daemoneye__HealthCheckRequest q = DAEMONEYE__HEALTH_CHECK_REQUEST__INIT;
-	q.collector_id = s->sup.c[idx].id;
-	int rc = de_call(l->cl, s->sup.c[idx].bus_name, "health.check", &q.base,
-	                 &s->sup.policies, hc_done, call_arg(idx, seq));
-	if (rc)
-		de_sup_on_health_check(&s->sup, idx, seq, -1, s->now);
 }
 
 static void sup_event(void *host, size_t idx, const char *what,
@@ -1687,6 +1662,10 @@ static void agent_boot(struct sim *s)
 	                             .note = intake_note};
 	de_intake_free(&s->intake); /* a crashed agent's view is gone */
 	de_intake_init(&s->intake, &iops, s, sc->policies.resync_retry_ns);
+	struct de_agent_ops dops = {.now = agent_now, .wall_ms = agent_wall_ms,
+	                            .exchanged = exchanged};
+	de_agent_init(&s->da, &s->sup, &s->intake, l->cl, DE_AGENT_NAME, &dops,
+	              s);
 	for (int i = 0; i < s->n_cols; i++) {
 		de_sup_add(&s->sup, sc->collectors[i].id, "process");
 		de_sup_start(&s->sup, (size_t)i, s->now);
@@ -1704,6 +1683,7 @@ static void agent_crash(struct sim *s)
 	struct link *l = &s->links[s->agent_link];
 	sim_trace(s, "agent crash");
 	s->agent_down = true;
+	s->da.closed = true;
 	s->agent_gen++;
 	if (l->conn)
 		deliver_all(s, l, 0); /* what it wrote before dying arrives */
@@ -1713,6 +1693,83 @@ static void agent_crash(struct sim *s)
 	bus_client_free(c);
 	for (int i = 0; i < s->n_cols; i++)
 		col_kill(s, i, "its agent died");
+}
+
+/* ---- the operator ---------------------------------------------------------------------------
+ * An administrator (admin.operator, root: the default ACL's admin rule)
+ * asks the agent to restart a collector, then for its status: the agent's
+ * shipped lifecycle.* handlers answer. A call lost to a fault is the
+ * operator's to repeat (it does, once a second, until answered); an
+ * answer that is an error or says something else than was asked is an
+ * access failure: an admin must be served. */
+#define OPERATOR_NAME "admin.operator"
+
+static void operator_call(struct sim *s, const char *method, int col);
+
+static void operator_done(struct bus_client *c, int status,
+                          const struct bus_rpc_result *r, void *arg)
+{
+	struct sim *s = ((struct link *)bus_client_host(c))->s;
+	if (s->finishing)
+		return;
+	int col = (int)((uintptr_t)arg >> 1);
+	bool restart = !((uintptr_t)arg & 1);
+	const char *method = restart ? "lifecycle.restart" : "lifecycle.status";
+	const char *id = s->cols[col].spec->id;
+	if (status == BUS_ERPC) { /* the agent answered: it must not refuse */
+		char what[96];
+		snprintf(what, sizeof(what), "the agent answered %s %d to %s's ",
+		         method, r->code, OPERATOR_NAME);
+		access_fault(s, what, id);
+		return;
+	}
+	if (status != 0) { /* lost to a fault: asked again */
+		sim_trace(s, "operator %s %s: %s", method, id, bus_strerror(status));
+		push(s, s->now + SIM_S, EV_OPERATOR, -1,
+		     (uint64_t)col << 1 | !restart);
+		return;
+	}
+	ProtobufCMessage *m = de_reply_unpack(method, r);
+	bool good = false;
+	if (m && restart) {
+		const Daemoneye__RestartCollectorResponse *x = (const void *)m;
+		good = x->success && x->status &&
+		       !strcmp(x->status->collector_id, id);
+	} else if (m) {
+		const Daemoneye__CollectorStatusResponse *x = (const void *)m;
+		good = x->n_collectors == 1 &&
+		       !strcmp(x->collectors[0]->collector_id, id);
+	}
+	bus_pb_free(m);
+	if (!good) {
+		access_fault(s, "the agent's answer to the operator's lifecycle "
+		             "call says something else: ", id);
+		return;
+	}
+	s->operator_served++;
+	sim_trace(s, "operator %s %s answered", method, id);
+	if (restart)
+		operator_call(s, "lifecycle.status", col);
+}
+
+static void operator_call(struct sim *s, const char *method, int col)
+{
+	struct link *l = &s->links[s->admin];
+	const char *id = s->cols[col].spec->id;
+	bool restart = !strcmp(method, "lifecycle.restart");
+	Daemoneye__RestartCollectorRequest rq =
+		DAEMONEYE__RESTART_COLLECTOR_REQUEST__INIT;
+	Daemoneye__CollectorStatusRequest sq =
+		DAEMONEYE__COLLECTOR_STATUS_REQUEST__INIT;
+	rq.collector_id = sq.collector_id = (char *)id;
+	sim_trace(s, "operator calls %s %s", method, id);
+	int rc = de_call(l->cl, DE_AGENT_NAME, method,
+	                 restart ? &rq.base : &sq.base, &s->sc->policies,
+	                 operator_done,
+	                 (void *)(uintptr_t)((uintptr_t)col << 1 | !restart));
+	if (rc) /* its output is full, or it is not up yet: again later */
+		push(s, s->now + SIM_S, EV_OPERATOR, -1,
+		     (uint64_t)col << 1 | !restart);
 }
 
 /* ---- faults ------------------------------------------------------------------------------------ */
@@ -1845,6 +1902,11 @@ static void fault(struct sim *s, size_t i, bool begin)
 		push(s, s->now + dur, EV_FAULT_END, -1, i);
 		break;
 	}
+	case SIM_F_OPERATOR:
+		t = link_named(s, f->target, LK_COLLECTOR);
+		if (t >= 0 && s->links[t].kind == LK_COLLECTOR)
+			operator_call(s, "lifecycle.restart", s->links[t].actor);
+		break;
 	case SIM_F_MALFORMED: {
 		char name[32];
 		snprintf(name, sizeof(name), "rogue.%zu", i);
@@ -1899,7 +1961,7 @@ void sim_plan_draw_from(const struct sim_scenario *sc, struct sim_rng *rng,
 		f->at_ns = SIM_S / 2 + sim_below(&r, span) / SIM_MS * SIM_MS;
 		f->for_ns = (50 + sim_below(&r, 1500)) * SIM_MS;
 		f->ms = 1 + sim_below(&r, 40);
-		if (k == SIM_F_COLLECTOR_CRASH)
+		if (k == SIM_F_COLLECTOR_CRASH || k == SIM_F_OPERATOR)
 			snprintf(f->target, sizeof(f->target), "%s",
 			         sc->collectors[sim_below(&r, sc->n_collectors)].id);
 		else if ((k == SIM_F_RESET || k == SIM_F_SLOW_CONSUMER) &&
@@ -1975,6 +2037,11 @@ static void handle(struct sim *s, const struct sim_ev *e)
 	case EV_FAULT:
 	case EV_FAULT_END:
 		fault(s, (size_t)e->arg, e->type == EV_FAULT);
+		break;
+	case EV_OPERATOR:
+		operator_call(s, e->arg & 1 ? "lifecycle.status"
+		                            : "lifecycle.restart",
+		              (int)(e->arg >> 1));
 		break;
 	}
 }
@@ -2138,7 +2205,8 @@ static void setup(struct sim *s)
 	    reserved + (uint32_t)sc->n_monitors + 3 +
 	    ((uint32_t)s->n_cols > col_res ? (uint32_t)s->n_cols - col_res : 0);
 	broker_start(s);
-	s->cap_links = s->n_cols + s->n_recv + 2; /* + intruder, impostor */
+	s->cap_links = s->n_cols + s->n_recv + 3; /* + intruder, impostor,
+	                                             the operator */
 	for (size_t i = 0; s->plan && i < s->plan->n; i++)
 		s->cap_links += s->plan->v[i].kind == SIM_F_CONN_LIMIT
 		                        ? (int)s->core_cfg.limits.connections_max
@@ -2198,6 +2266,15 @@ static void setup(struct sim *s)
 		bus_client_on_tick(l->cl);
 	}
 	agent_boot(s);
+	static const char *const admins[] = {"admin.*", NULL};
+	s->agent_access.callers[DE_SVC_LIFECYCLE] = admins;
+	s->admin = new_link(s, LK_ADMIN, -1, OPERATOR_NAME);
+	struct link *op = &s->links[s->admin];
+	op->cl = make_client(s, op);
+	s->quiet = true;
+	bus_client_start(op->cl);
+	s->quiet = false;
+	bus_client_on_tick(op->cl);
 	s->intruder = new_link(s, LK_INTRUDER, -1, INTRUDER_NAME);
 	s->impostor = new_link(s, LK_IMPOSTOR, -1,
 	                       s->n_cols ? s->links[s->cols[0].link].name
@@ -2248,6 +2325,7 @@ static void acl_build(struct sim *s, const struct sim_scenario *sc)
 static void teardown_all(struct sim *s)
 {
 	s->finishing = true;
+	s->da.closed = true;
 	for (int i = 0; i < s->n_links; i++) {
 		struct link *l = &s->links[i];
 		pipe_clear(&l->c2b);

@@ -20,7 +20,7 @@
 const char *const sim_fault_names[SIM_F_KINDS] = {
 	"broker_crash", "collector_crash", "reset",    "delay",
 	"short_io",     "slow_consumer",   "conn_limit", "malformed",
-	"agent_crash",
+	"agent_crash",  "operator",
 };
 
 const char *const sim_qos_names[4] = {

@@ -102,6 +102,9 @@ enum sim_fault_kind {
 	SIM_F_MALFORMED,      /* a rogue connection sends a bad frame */
 	SIM_F_AGENT_CRASH,    /* down_ms: the agent dies, its collectors with
 	                         it (PR_SET_PDEATHSIG); restarted after */
+	SIM_F_OPERATOR,       /* target: an administrator asks the agent to
+	                         restart the collector (lifecycle.restart,
+	                         then lifecycle.status) */
 	SIM_F_KINDS
 };
 extern const char *const sim_fault_names[SIM_F_KINDS];
@@ -302,6 +305,8 @@ struct sim_report {
 	bool end_to_end_checked;   /* false: drop_newest (the stream and
 	                              convergence checks do not apply) */
 	uint64_t access_denied;    /* the intruder's tries, every one refused */
+	uint64_t operator_served;  /* the operator's lifecycle.* calls the
+	                              agent answered (all must succeed) */
 	uint64_t invariant_checks; /* times the core's invariants were checked */
 	uint32_t buggify;          /* the armed sites */
 	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N];

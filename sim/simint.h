@@ -103,7 +103,7 @@ struct pipe {
  * fault); LK_HOG: a raw connection that registers and holds a place (a
  * conn_limit fault fills the broker's connections_max with them). */
 enum link_kind { LK_COLLECTOR, LK_AGENT, LK_MONITOR, LK_ROGUE, LK_HOG,
-                 LK_INTRUDER, LK_IMPOSTOR };
+                 LK_INTRUDER, LK_IMPOSTOR, LK_ADMIN };
 
 struct link {
 	struct sim *s;
@@ -192,6 +192,7 @@ struct sim {
 	int agent_link;
 	struct de_sup sup;
 	struct de_intake intake;   /* the agent's: end to end */
+	struct de_agent da;        /* the agent's calls and lifecycle.* */
 	uint32_t next_pid;
 	struct pubinc *pubs;
 	int n_pubs, cap_pubs;
@@ -215,6 +216,11 @@ struct sim {
 	 * refused, nothing they send may reach anyone */
 	struct bus_acl acl;
 	int intruder, impostor;    /* their links */
+	/* the operator (admin.operator, root): its lifecycle.* calls to the
+	 * agent must be served; the agent's access rule (agent.admins) */
+	int admin;
+	uint64_t operator_served;
+	struct de_access agent_access;
 	uint64_t access_denied;
 	char access_fault[200];
 	uint64_t access_fault_at;

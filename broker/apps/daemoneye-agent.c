@@ -40,13 +40,6 @@ struct child {
 	uint32_t pid;
 };
 
-struct hb_call {
-	struct agent *a;
-	size_t idx;
-	uint64_t seq;
-	uint32_t pid;
-};
-
 struct agent {
 	uv_loop_t loop;
 	uv_timer_t timer;
@@ -60,8 +53,7 @@ struct agent {
 	struct de_sup sup;
 	struct de_intake intake;        /* events end to end: de-duplicated,
 	                                   gaps resynced, each collector's view */
-	int64_t started_ms[DE_COLLECTORS_MAX];
-	uint64_t incarnation[DE_COLLECTORS_MAX]; /* from heartbeat replies */
+	struct de_agent da;             /* supervision's calls, lifecycle.* */
 	struct bus_rotlog alog;         /* f NULL without an audit log */
 	int log_level;
 	bool ready_once, stopping, closed;
@@ -233,8 +225,7 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 	}
 	ch->pid = (uint32_t)ch->proc.pid;
 	*pid = ch->pid;
-	a->started_ms[idx] = wall_ms();
-	a->incarnation[idx] = 0;
+	de_agent_spawned(&a->da, idx);
 	return 0;
 }
 
@@ -246,119 +237,53 @@ static void sup_kill(void *host, size_t idx, uint32_t pid, bool hard)
 	uv_kill((int)pid, hard ? SIGKILL : SIGTERM);
 }
 
-static void hb_done(struct bus_client *c, int status,
-                    const struct bus_rpc_result *r, void *arg)
-{
-	(void)c;
-	struct hb_call *h = arg;
-	struct agent *a = h->a;
-	bool ok = false;
-	char detail[96] = "";
-	if (status == 0) {
-		Daemoneye__HeartbeatResponse *resp =
-			(void *)de_reply_unpack("health.heartbeat", r);
-		ok = resp && resp->sequence == h->seq;
-		if (ok) {
-			a->incarnation[h->idx] = resp->incarnation;
-			/* a tail of events lost in flight shows here */
-			if (!a->closed)
-				de_intake_heartbeat(&a->intake,
-				                    a->sup.c[h->idx].bus_name,
-				                    resp->incarnation,
-				                    resp->last_sequence, uv_hrtime());
-		} else {
-			snprintf(detail, sizeof(detail), "bad reply");
-		}
-		bus_pb_free(resp ? &resp->base : NULL);
-	} else {
-		snprintf(detail, sizeof(detail), "%s", bus_strerror(status));
-	}
-	audit(a, "out", a->ac->name, a->sup.c[h->idx].bus_name,
-	      "health.heartbeat", ok ? 0 : (r && r->code ? r->code : status),
-	      detail);
-	if (!a->closed)
-		de_sup_on_heartbeat(&a->sup, h->idx, h->seq, ok, uv_hrtime());
-	free(h);
-	if (!a->closed)
-		arm(a);
-}
-
 static void sup_heartbeat(void *host, size_t idx, uint64_t seq)
 {
-	struct agent *a = host;
-	struct hb_call *h = malloc(sizeof(*h));
-	if (!h)
-		return; /* counts as unanswered: no report, the next tick asks */
-	*h = (struct hb_call){a, idx, seq, a->sup.c[idx].pid};
-	Daemoneye__HeartbeatRequest q; /* with what the agent processed */
-	de_heartbeat_request(&a->intake, a->sup.c[idx].bus_name, seq,
-	                     wall_ms(), &q);
-	q.sender = a->ac->name;
-	int rc = de_call(a->bc, a->sup.c[idx].bus_name, "health.heartbeat",
-	                 &q.base, &a->ac->policies, hb_done, h);
-	if (rc) {
-		free(h);
-		audit(a, "out", a->ac->name, a->sup.c[idx].bus_name,
-		      "health.heartbeat", rc, bus_strerror(rc));
-		de_sup_on_heartbeat(&a->sup, idx, seq, false, uv_hrtime());
-	}
-}
-
-/* health.check: the answer's status goes to supervision and the audit
- * log (a collector that answers is alive; heartbeats decide death). */
-static void hc_done(struct bus_client *c, int status,
-                    const struct bus_rpc_result *r, void *arg)
-{
-	(void)c;
-	struct hb_call *h = arg;
-	struct agent *a = h->a;
-	int health = -1;
-	char detail[160] = "";
-	if (status == 0) {
-		Daemoneye__HealthCheckResponse *resp =
-			(void *)de_reply_unpack("health.check", r);
-		if (resp) {
-			health = resp->status;
-			snprintf(detail, sizeof(detail), "status %d: %s", resp->status,
-			         resp->message ? resp->message : "");
-		} else {
-			snprintf(detail, sizeof(detail), "bad reply");
-		}
-		bus_pb_free(resp ? &resp->base : NULL);
-	} else {
-		snprintf(detail, sizeof(detail), "%s", bus_strerror(status));
-	}
-	audit(a, "out", a->ac->name, a->sup.c[h->idx].bus_name, "health.check",
-	      health >= 0 ? 0 : (r && r->code ? r->code : status), detail);
-	if (!a->closed)
-		de_sup_on_health_check(&a->sup, h->idx, h->seq, health,
-		                       uv_hrtime());
-	free(h);
-	if (!a->closed)
-		arm(a);
+	de_agent_heartbeat(&((struct agent *)host)->da, idx, seq);
 }
 
 static void sup_health_check(void *host, size_t idx, uint64_t seq)
 {
-	struct agent *a = host;
-	struct hb_call *h = malloc(sizeof(*h));
-	if (!h) { /* unanswered; the next is due after the interval */
-		de_sup_on_health_check(&a->sup, idx, seq, -1, uv_hrtime());
-		return;
-	}
-	*h = (struct hb_call){a, idx, seq, a->sup.c[idx].pid};
-	Daemoneye__HealthCheckRequest q = DAEMONEYE__HEALTH_CHECK_REQUEST__INIT;
-	q.collector_id = a->sup.c[idx].id;
-	q.include_metrics = true;
-	int rc = de_call(a->bc, a->sup.c[idx].bus_name, "health.check", &q.base,
-	                 &a->ac->policies, hc_done, h);
-	if (rc) {
-		free(h);
-		audit(a, "out", a->ac->name, a->sup.c[idx].bus_name,
-		      "health.check", rc, bus_strerror(rc));
-		de_sup_on_health_check(&a->sup, idx, seq, -1, uv_hrtime());
-	}
+	de_agent_health_check(&((struct agent *)host)->da, idx, seq);
 }
+
+/* A heartbeat or health check ended: the audit trail's "out" line. */
+static void exchanged(void *host, size_t idx, const char *method,
+                      uint64_t seq, bool ok, int health, int code,
+                      const char *detail)
+{
+	(void)seq;
+	(void)ok;
+	(void)health;
+	struct agent *a = host;
+	audit(a, "out", a->ac->name, a->sup.c[idx].bus_name, method, code,
+	      detail);
+}
+
+static uint64_t agent_now(void *host)
+{
+	(void)host;
+	return uv_hrtime();
+}
+
+static int64_t agent_wall_ms(void *host)
+{
+	(void)host;
+	return wall_ms();
+}
+
+/* lifecycle.start's configuration: the next spawn passes it on. */
+static void configure(void *host, size_t idx,
+                      const Daemoneye__CollectorConfig *cfg)
+{
+	struct agent *a = host;
+	struct bus_collector_config *cc = &a->ac->collectors[idx];
+	cc->scan_interval_ms = cfg->scan_interval_ms;
+	cc->compute_hashes = cfg->compute_hashes;
+	cc->max_processes = cfg->max_processes;
+}
+
+static void rearm(void *host) { arm(host); }
 
 /* ---- end to end: the intake's resync calls ------------------------------------- */
 struct resync_call {
@@ -462,169 +387,13 @@ static void arm(struct agent *a)
 	uv_timer_start(&a->timer, on_timer, ms, 0);
 }
 
-/* ---- lifecycle.* for the supervised collectors -------------------------------- */
-static void fill_status(struct agent *a, size_t i,
-                        Daemoneye__CollectorStatus *st)
-{
-	static const Daemoneye__CollectorStatus__State map[] = {
-		[DE_SUP_STOPPED] = DAEMONEYE__COLLECTOR_STATUS__STATE__STOPPED,
-		[DE_SUP_STARTING] = DAEMONEYE__COLLECTOR_STATUS__STATE__STARTING,
-		[DE_SUP_RUNNING] = DAEMONEYE__COLLECTOR_STATUS__STATE__RUNNING,
-		[DE_SUP_STOPPING] = DAEMONEYE__COLLECTOR_STATUS__STATE__STOPPING,
-		[DE_SUP_FAILED] = DAEMONEYE__COLLECTOR_STATUS__STATE__FAILED,
-	};
-	const struct de_sup_collector *c = &a->sup.c[i];
-	daemoneye__collector_status__init(st);
-	st->collector_id = (char *)c->id;
-	st->state = map[c->state];
-	st->pid = c->pid;
-	st->started_at_ms = c->pid ? a->started_ms[i] : 0;
-	st->restarts = c->restarts;
-	st->incarnation = a->incarnation[i];
-	st->last_error = (char *)c->last_error;
-	const struct de_stream *s = de_intake_find(&a->intake, c->bus_name);
-	if (s) { /* the agent's view of its stream */
-		st->events = s->st.events;
-		st->duplicates = s->st.duplicates;
-		st->gaps = s->st.gaps;
-		st->missing = s->st.missing;
-		st->resyncs = s->st.resyncs;
-		st->last_sequence = s->next_seq - 1;
-		st->processes = (uint32_t)s->view.n;
-	}
-}
-
-static int find(struct agent *a, const char *id, struct de_answer *ans)
-{
-	int i = de_sup_find(&a->sup, id);
-	if (i < 0)
-		de_answer_error(ans, BUS_RPC_ERR_NOT_FOUND,
-		                "no collector %.64s in this agent's configuration",
-		                id ? id : "");
-	return i;
-}
-
-static int h_start(void *ctx, const char *sender, const ProtobufCMessage *req,
-                   struct de_answer *ans)
-{
-	(void)sender;
-	struct agent *a = ctx;
-	const Daemoneye__StartCollectorRequest *q = (const void *)req;
-	int i = find(a, q->collector_id, ans);
-	if (i < 0)
-		return ans->code;
-	struct bus_collector_config *cc = &a->ac->collectors[i];
-	if (q->collector_type && q->collector_type[0] &&
-	    strcmp(q->collector_type, cc->type))
-		return de_answer_error(ans, BUS_RPC_ERR_INVALID_PARAMS,
-		                       "collector %s is of type %s", cc->id,
-		                       cc->type);
-	if (q->config) {
-		struct de_config_error errs[DE_CONFIG_ERRORS_MAX];
-		if (de_collector_validate(q->config, errs))
-			return de_answer_error(ans, BUS_RPC_ERR_INVALID_PARAMS,
-			                       "config.%s: %s", errs[0].field,
-			                       errs[0].message);
-		cc->scan_interval_ms = q->config->scan_interval_ms;
-		cc->compute_hashes = q->config->compute_hashes;
-		cc->max_processes = q->config->max_processes;
-	}
-	de_sup_start(&a->sup, (size_t)i, uv_hrtime());
-	arm(a);
-	Daemoneye__CollectorStatus st;
-	fill_status(a, (size_t)i, &st);
-	Daemoneye__StartCollectorResponse r =
-		DAEMONEYE__START_COLLECTOR_RESPONSE__INIT;
-	r.success = a->sup.c[i].state != DE_SUP_FAILED;
-	r.collector_id = cc->id;
-	r.error_message = r.success ? "" : a->sup.c[i].last_error;
-	r.status = &st;
-	return de_answer_msg(ans, &r.base);
-}
-
-static int h_stop(void *ctx, const char *sender, const ProtobufCMessage *req,
-                  struct de_answer *ans)
-{
-	(void)sender;
-	struct agent *a = ctx;
-	const Daemoneye__StopCollectorRequest *q = (const void *)req;
-	int i = find(a, q->collector_id, ans);
-	if (i < 0)
-		return ans->code;
-	de_sup_stop(&a->sup, (size_t)i, q->force, uv_hrtime());
-	arm(a);
-	Daemoneye__StopCollectorResponse r =
-		DAEMONEYE__STOP_COLLECTOR_RESPONSE__INIT;
-	r.success = true;
-	r.error_message = "";
-	return de_answer_msg(ans, &r.base);
-}
-
-static int h_restart(void *ctx, const char *sender, const ProtobufCMessage *req,
-                     struct de_answer *ans)
-{
-	(void)sender;
-	struct agent *a = ctx;
-	const Daemoneye__RestartCollectorRequest *q = (const void *)req;
-	int i = find(a, q->collector_id, ans);
-	if (i < 0)
-		return ans->code;
-	de_sup_restart(&a->sup, (size_t)i, uv_hrtime());
-	arm(a);
-	Daemoneye__CollectorStatus st;
-	fill_status(a, (size_t)i, &st);
-	Daemoneye__RestartCollectorResponse r =
-		DAEMONEYE__RESTART_COLLECTOR_RESPONSE__INIT;
-	r.success = true;
-	r.error_message = "";
-	r.status = &st;
-	return de_answer_msg(ans, &r.base);
-}
-
-static int h_status(void *ctx, const char *sender, const ProtobufCMessage *req,
-                    struct de_answer *ans)
-{
-	(void)sender;
-	struct agent *a = ctx;
-	const Daemoneye__CollectorStatusRequest *q = (const void *)req;
-	Daemoneye__CollectorStatus st[DE_COLLECTORS_MAX], *sp[DE_COLLECTORS_MAX];
-	size_t n = 0;
-	if (q->collector_id && q->collector_id[0]) {
-		int i = find(a, q->collector_id, ans);
-		if (i < 0)
-			return ans->code;
-		fill_status(a, (size_t)i, &st[0]);
-		sp[n++] = &st[0];
-	} else {
-		for (size_t i = 0; i < a->sup.n; i++) {
-			fill_status(a, i, &st[n]);
-			sp[n] = &st[n];
-			n++;
-		}
-	}
-	Daemoneye__CollectorStatusResponse r =
-		DAEMONEYE__COLLECTOR_STATUS_RESPONSE__INIT;
-	r.n_collectors = n;
-	r.collectors = sp;
-	return de_answer_msg(ans, &r.base);
-}
-
-static const struct de_handler agent_handlers[] = {
-	{"lifecycle.start", h_start},
-	{"lifecycle.stop", h_stop},
-	{"lifecycle.restart", h_restart},
-	{"lifecycle.status", h_status},
-};
-
 /* ---- the bus client ---------------------------------------------------------------- */
 static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
                    void *arg)
 {
 	struct agent *a = arg;
 	struct de_served sv;
-	de_serve(c, q, agent_handlers,
-	         sizeof(agent_handlers) / sizeof(agent_handlers[0]), a,
-	         &a->access, &sv);
+	de_agent_serve(&a->da, c, q, &a->access, &sv);
 	if (sv.denied)
 		logf_(a, 1, "refused %s from %s: not in agent.admins",
 		      sv.method, q->sender);
@@ -677,7 +446,7 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 		logf_(a, 1, "broker connection lost (%s); reconnecting",
 		      bus_client_reason(c, reason));
 	} else if (st == BUS_CLIENT_CLOSED) {
-		a->bc = NULL;
+		a->bc = a->da.bc = NULL;
 		if (!a->stopping) {
 			logf_(a, 0, "broker connection closed: %s",
 			      bus_strerror(reason));
@@ -699,7 +468,7 @@ static void finish(struct agent *a)
 {
 	if (a->closed)
 		return;
-	a->closed = true;
+	a->closed = a->da.closed = true;
 	uv_close((uv_handle_t *)&a->timer, NULL);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -811,6 +580,10 @@ static int setup_supervision(struct agent *a, char *err, size_t errlen)
 	struct de_intake_ops iops = {.resync = intake_resync,
 	                             .note = intake_note};
 	de_intake_init(&a->intake, &iops, a, a->ac->policies.resync_retry_ns);
+	struct de_agent_ops dops = {.now = agent_now, .wall_ms = agent_wall_ms,
+	                            .exchanged = exchanged,
+	                            .configure = configure, .changed = rearm};
+	de_agent_init(&a->da, &a->sup, &a->intake, NULL, a->ac->name, &dops, a);
 	for (size_t i = 0; i < a->ac->n_collectors; i++) {
 		const struct bus_collector_config *cc = &a->ac->collectors[i];
 		if (de_sup_add(&a->sup, cc->id, cc->type) != (int)i) {
@@ -842,6 +615,7 @@ static int open_bus(struct agent *a, char *err, size_t errlen)
 	} else {
 		rc = bus_client_open(&a->loop, a->connect_addr, &cfg, &h, &a->bc);
 	}
+	a->da.bc = a->bc;
 	if (rc && !err[0])
 		snprintf(err, errlen, "%s", bus_strerror(rc));
 	return rc;

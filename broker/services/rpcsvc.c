@@ -120,6 +120,8 @@ bool de_access_allows(const struct de_access *acc, enum de_service svc,
 {
 	if (BUS_PLANTED(BUS_PLANT_SVC_OPEN) && svc == DE_SVC_LIFECYCLE)
 		return true;
+	if (BUS_PLANTED(BUS_PLANT_SVC_CLOSED) && svc == DE_SVC_LIFECYCLE)
+		return false;
 	const char *const *l = acc && (unsigned)svc < DE_SVC_COUNT
 	                           ? acc->callers[svc]
 	                           : NULL;

@@ -113,6 +113,8 @@ enum bus_plant {
 	BUS_PLANT_QBYTES = 1 << 13,      /* a queue's byte count keeps one
 	                                    byte of each frame it lets go
 	                                    (only the invariants see it) */
+	BUS_PLANT_SVC_CLOSED = 1 << 14,  /* lifecycle.* refuses even the
+	                                    callers its rule names */
 };
 /* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
  * build may force a rare path that is correct but seldom taken. The

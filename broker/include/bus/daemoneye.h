@@ -545,4 +545,63 @@ void de_sup_tick(struct de_sup *s, uint64_t now);
 /* UINT64_MAX when nothing is scheduled. */
 uint64_t de_sup_next_deadline(const struct de_sup *s);
 
+/* ---- the agent on the bus (agent.c) ----------------------------------------
+ * What daemoneye-agent says to its collectors and answers about them, one
+ * piece of code for the agent and the simulator: the heartbeat (with what
+ * the intake processed, the agent's name, the wall time) and the health
+ * check (with metrics), each answer judged (a heartbeat's sequence must
+ * match; its incarnation is recorded and its last sequence goes to the
+ * intake) and reported to supervision; lifecycle.start/stop/restart/
+ * status served under the caller's access rule. The hosts spawn, signal,
+ * audit, log or trace. */
+struct de_agent_ops {
+	uint64_t (*now)(void *host);    /* supervision's clock, ns */
+	int64_t (*wall_ms)(void *host); /* requests' timestamps */
+	/* A heartbeat or health check of collector idx ended, before
+	 * supervision hears of it: ok (a good answer), health (health.check's
+	 * status, -1: none), code (0, the RPC error code or a BUS_E* status),
+	 * detail (why it failed, or the health message). Also while closed. */
+	void (*exchanged)(void *host, size_t idx, const char *method,
+	                  uint64_t seq, bool ok, int health, int code,
+	                  const char *detail);
+	/* lifecycle.start carried a configuration (validated) for idx. NULL:
+	 * none is kept. */
+	void (*configure)(void *host, size_t idx,
+	                  const Daemoneye__CollectorConfig *cfg);
+	/* supervision's deadlines may have moved (a host's timer re-arms);
+	 * NULL: the host polls. Not called while closed. */
+	void (*changed)(void *host);
+};
+
+struct de_agent {
+	struct de_sup *sup;
+	struct de_intake *intake;
+	struct bus_client *bc;  /* the agent's client */
+	const char *name;       /* its bus name: requests' sender */
+	struct de_agent_ops ops;
+	void *host;
+	bool closed;            /* set: answers still arriving change nothing */
+	int64_t started_ms[DE_COLLECTORS_MAX];
+	uint64_t incarnation[DE_COLLECTORS_MAX]; /* from heartbeat answers */
+};
+
+void de_agent_init(struct de_agent *ag, struct de_sup *sup,
+                   struct de_intake *in, struct bus_client *bc,
+                   const char *name, const struct de_agent_ops *ops,
+                   void *host);
+/* Collector idx was spawned now: its incarnation is unknown until it
+ * answers a heartbeat. */
+void de_agent_spawned(struct de_agent *ag, size_t idx);
+/* de_sup_ops.heartbeat and .health_check: the call, its judgement, the
+ * report to supervision (de_sup_on_heartbeat / _on_health_check). */
+void de_agent_heartbeat(struct de_agent *ag, size_t idx, uint64_t seq);
+void de_agent_health_check(struct de_agent *ag, size_t idx, uint64_t seq);
+/* A request to the agent: lifecycle.* served (acc: who may call them). */
+void de_agent_serve(struct de_agent *ag, struct bus_client *c,
+                    const struct bus_rpc_request *q,
+                    const struct de_access *acc, struct de_served *out);
+/* lifecycle.status of collector idx (strings point into ag's tables). */
+void de_agent_status(const struct de_agent *ag, size_t idx,
+                     Daemoneye__CollectorStatus *st);
+
 #endif

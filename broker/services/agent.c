@@ -1,0 +1,331 @@
+/*
+ * agent.c — daemoneye-agent on the bus (daemoneye.h, de_agent): its calls
+ * to the collectors it supervises and what it answers about them, shared
+ * by the agent's libuv host and the simulator, which only spawn, signal,
+ * audit, log or trace.
+ */
+#include "bus/daemoneye.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void de_agent_init(struct de_agent *ag, struct de_sup *sup,
+                   struct de_intake *in, struct bus_client *bc,
+                   const char *name, const struct de_agent_ops *ops,
+                   void *host)
+{
+	memset(ag, 0, sizeof(*ag));
+	ag->sup = sup;
+	ag->intake = in;
+	ag->bc = bc;
+	ag->name = name;
+	ag->ops = *ops;
+	ag->host = host;
+}
+
+void de_agent_spawned(struct de_agent *ag, size_t idx)
+{
+	ag->started_ms[idx] = ag->ops.wall_ms(ag->host);
+	ag->incarnation[idx] = 0;
+}
+
+static void changed(struct de_agent *ag)
+{
+	if (!ag->closed && ag->ops.changed)
+		ag->ops.changed(ag->host);
+}
+
+/* A call in flight: which collector, which of its sequence. */
+struct call {
+	struct de_agent *ag;
+	size_t idx;
+	uint64_t seq;
+};
+
+static int call_code(int status, const struct bus_rpc_result *r)
+{
+	return r && r->code ? r->code : status;
+}
+
+static void heartbeat_done(struct bus_client *c, int status,
+                           const struct bus_rpc_result *r, void *arg)
+{
+	(void)c;
+	struct call *k = arg;
+	struct de_agent *ag = k->ag;
+	bool ok = false;
+	char detail[96] = "";
+	uint64_t inc = 0, last = 0;
+	if (status == 0) {
+		Daemoneye__HeartbeatResponse *resp =
+			(void *)de_reply_unpack("health.heartbeat", r);
+		ok = resp && resp->sequence == k->seq;
+		if (ok) {
+			inc = resp->incarnation;
+			last = resp->last_sequence;
+		} else {
+			snprintf(detail, sizeof(detail), "bad reply");
+		}
+		bus_pb_free(resp ? &resp->base : NULL);
+	} else {
+		snprintf(detail, sizeof(detail), "%s", bus_strerror(status));
+	}
+	ag->ops.exchanged(ag->host, k->idx, "health.heartbeat", k->seq, ok, -1,
+	                  ok ? 0 : call_code(status, r), detail);
+	if (!ag->closed) {
+		if (ok) { /* a tail of events lost in flight shows here */
+			ag->incarnation[k->idx] = inc;
+			de_intake_heartbeat(ag->intake, ag->sup->c[k->idx].bus_name,
+			                    inc, last, ag->ops.now(ag->host));
+		}
+		de_sup_on_heartbeat(ag->sup, k->idx, k->seq, ok,
+		                    ag->ops.now(ag->host));
+	}
+	free(k);
+	changed(ag);
+}
+
+void de_agent_heartbeat(struct de_agent *ag, size_t idx, uint64_t seq)
+{
+	struct call *k = malloc(sizeof(*k));
+	if (!k)
+		return; /* counts as unanswered: the next tick asks again */
+	*k = (struct call){ag, idx, seq};
+	Daemoneye__HeartbeatRequest q; /* with what the agent processed */
+	de_heartbeat_request(ag->intake, ag->sup->c[idx].bus_name, seq,
+	                     ag->ops.wall_ms(ag->host), &q);
+	q.sender = (char *)ag->name;
+	const char *to = ag->sup->c[idx].bus_name;
+	int rc = !ag->bc ? BUS_ECLOSED
+	                 : de_call(ag->bc, to, "health.heartbeat", &q.base,
+	                           &ag->sup->policies, heartbeat_done, k);
+	if (rc) {
+		free(k);
+		ag->ops.exchanged(ag->host, idx, "health.heartbeat", seq, false,
+		                  -1, rc, bus_strerror(rc));
+		de_sup_on_heartbeat(ag->sup, idx, seq, false,
+		                    ag->ops.now(ag->host));
+	}
+}
+
+/* health.check: the answer's status goes to supervision (a collector that
+ * answers is alive; heartbeats decide death). */
+static void health_done(struct bus_client *c, int status,
+                        const struct bus_rpc_result *r, void *arg)
+{
+	(void)c;
+	struct call *k = arg;
+	struct de_agent *ag = k->ag;
+	int health = -1;
+	char detail[160] = "";
+	if (status == 0) {
+		Daemoneye__HealthCheckResponse *resp =
+			(void *)de_reply_unpack("health.check", r);
+		if (resp) {
+			health = resp->status;
+			snprintf(detail, sizeof(detail), "status %d: %s", resp->status,
+			         resp->message ? resp->message : "");
+		} else {
+			snprintf(detail, sizeof(detail), "bad reply");
+		}
+		bus_pb_free(resp ? &resp->base : NULL);
+	} else {
+		snprintf(detail, sizeof(detail), "%s", bus_strerror(status));
+	}
+	ag->ops.exchanged(ag->host, k->idx, "health.check", k->seq, health >= 0,
+	                  health, health >= 0 ? 0 : call_code(status, r),
+	                  detail);
+	if (!ag->closed)
+		de_sup_on_health_check(ag->sup, k->idx, k->seq, health,
+		                       ag->ops.now(ag->host));
+	free(k);
+	changed(ag);
+}
+
+void de_agent_health_check(struct de_agent *ag, size_t idx, uint64_t seq)
+{
+	struct call *k = malloc(sizeof(*k));
+	if (!k) { /* unanswered; the next is due after the interval */
+		de_sup_on_health_check(ag->sup, idx, seq, -1,
+		                       ag->ops.now(ag->host));
+		return;
+	}
+	*k = (struct call){ag, idx, seq};
+	Daemoneye__HealthCheckRequest q = DAEMONEYE__HEALTH_CHECK_REQUEST__INIT;
+	q.collector_id = ag->sup->c[idx].id;
+	q.include_metrics = true;
+	const char *to = ag->sup->c[idx].bus_name;
+	int rc = !ag->bc ? BUS_ECLOSED
+	                 : de_call(ag->bc, to, "health.check", &q.base,
+	                           &ag->sup->policies, health_done, k);
+	if (rc) {
+		free(k);
+		ag->ops.exchanged(ag->host, idx, "health.check", seq, false, -1,
+		                  rc, bus_strerror(rc));
+		de_sup_on_health_check(ag->sup, idx, seq, -1,
+		                       ag->ops.now(ag->host));
+	}
+}
+
+/* ---- lifecycle.* ----------------------------------------------------------- */
+void de_agent_status(const struct de_agent *ag, size_t i,
+                     Daemoneye__CollectorStatus *st)
+{
+	static const Daemoneye__CollectorStatus__State map[] = {
+		[DE_SUP_STOPPED] = DAEMONEYE__COLLECTOR_STATUS__STATE__STOPPED,
+		[DE_SUP_STARTING] = DAEMONEYE__COLLECTOR_STATUS__STATE__STARTING,
+		[DE_SUP_RUNNING] = DAEMONEYE__COLLECTOR_STATUS__STATE__RUNNING,
+		[DE_SUP_STOPPING] = DAEMONEYE__COLLECTOR_STATUS__STATE__STOPPING,
+		[DE_SUP_FAILED] = DAEMONEYE__COLLECTOR_STATUS__STATE__FAILED,
+	};
+	const struct de_sup_collector *c = &ag->sup->c[i];
+	daemoneye__collector_status__init(st);
+	st->collector_id = (char *)c->id;
+	st->state = map[c->state];
+	st->pid = c->pid;
+	st->started_at_ms = c->pid ? ag->started_ms[i] : 0;
+	st->restarts = c->restarts;
+	st->incarnation = ag->incarnation[i];
+	st->last_error = (char *)c->last_error;
+	const struct de_stream *s = de_intake_find(ag->intake, c->bus_name);
+	if (s) { /* the agent's view of its stream */
+		st->events = s->st.events;
+		st->duplicates = s->st.duplicates;
+		st->gaps = s->st.gaps;
+		st->missing = s->st.missing;
+		st->resyncs = s->st.resyncs;
+		st->last_sequence = s->next_seq - 1;
+		st->processes = (uint32_t)s->view.n;
+	}
+}
+
+static int find(struct de_agent *ag, const char *id, struct de_answer *ans)
+{
+	int i = de_sup_find(ag->sup, id);
+	if (i < 0)
+		de_answer_error(ans, BUS_RPC_ERR_NOT_FOUND,
+		                "no collector %.64s in this agent's configuration",
+		                id ? id : "");
+	return i;
+}
+
+static int h_start(void *ctx, const char *sender, const ProtobufCMessage *req,
+                   struct de_answer *ans)
+{
+	(void)sender;
+	struct de_agent *ag = ctx;
+	const Daemoneye__StartCollectorRequest *q = (const void *)req;
+	int i = find(ag, q->collector_id, ans);
+	if (i < 0)
+		return ans->code;
+	const struct de_sup_collector *c = &ag->sup->c[i];
+	if (q->collector_type && q->collector_type[0] &&
+	    strcmp(q->collector_type, c->type))
+		return de_answer_error(ans, BUS_RPC_ERR_INVALID_PARAMS,
+		                       "collector %s is of type %s", c->id,
+		                       c->type);
+	if (q->config) {
+		struct de_config_error errs[DE_CONFIG_ERRORS_MAX];
+		if (de_collector_validate(q->config, errs))
+			return de_answer_error(ans, BUS_RPC_ERR_INVALID_PARAMS,
+			                       "config.%s: %s", errs[0].field,
+			                       errs[0].message);
+		if (ag->ops.configure)
+			ag->ops.configure(ag->host, (size_t)i, q->config);
+	}
+	de_sup_start(ag->sup, (size_t)i, ag->ops.now(ag->host));
+	changed(ag);
+	Daemoneye__CollectorStatus st;
+	de_agent_status(ag, (size_t)i, &st);
+	Daemoneye__StartCollectorResponse r =
+		DAEMONEYE__START_COLLECTOR_RESPONSE__INIT;
+	r.success = c->state != DE_SUP_FAILED;
+	r.collector_id = (char *)c->id;
+	r.error_message = r.success ? "" : (char *)c->last_error;
+	r.status = &st;
+	return de_answer_msg(ans, &r.base);
+}
+
+static int h_stop(void *ctx, const char *sender, const ProtobufCMessage *req,
+                  struct de_answer *ans)
+{
+	(void)sender;
+	struct de_agent *ag = ctx;
+	const Daemoneye__StopCollectorRequest *q = (const void *)req;
+	int i = find(ag, q->collector_id, ans);
+	if (i < 0)
+		return ans->code;
+	de_sup_stop(ag->sup, (size_t)i, q->force, ag->ops.now(ag->host));
+	changed(ag);
+	Daemoneye__StopCollectorResponse r =
+		DAEMONEYE__STOP_COLLECTOR_RESPONSE__INIT;
+	r.success = true;
+	r.error_message = "";
+	return de_answer_msg(ans, &r.base);
+}
+
+static int h_restart(void *ctx, const char *sender, const ProtobufCMessage *req,
+                     struct de_answer *ans)
+{
+	(void)sender;
+	struct de_agent *ag = ctx;
+	const Daemoneye__RestartCollectorRequest *q = (const void *)req;
+	int i = find(ag, q->collector_id, ans);
+	if (i < 0)
+		return ans->code;
+	de_sup_restart(ag->sup, (size_t)i, ag->ops.now(ag->host));
+	changed(ag);
+	Daemoneye__CollectorStatus st;
+	de_agent_status(ag, (size_t)i, &st);
+	Daemoneye__RestartCollectorResponse r =
+		DAEMONEYE__RESTART_COLLECTOR_RESPONSE__INIT;
+	r.success = true;
+	r.error_message = "";
+	r.status = &st;
+	return de_answer_msg(ans, &r.base);
+}
+
+static int h_status(void *ctx, const char *sender, const ProtobufCMessage *req,
+                    struct de_answer *ans)
+{
+	(void)sender;
+	struct de_agent *ag = ctx;
+	const Daemoneye__CollectorStatusRequest *q = (const void *)req;
+	Daemoneye__CollectorStatus st[DE_COLLECTORS_MAX], *sp[DE_COLLECTORS_MAX];
+	size_t n = 0;
+	if (q->collector_id && q->collector_id[0]) {
+		int i = find(ag, q->collector_id, ans);
+		if (i < 0)
+			return ans->code;
+		de_agent_status(ag, (size_t)i, &st[0]);
+		sp[n++] = &st[0];
+	} else {
+		for (size_t i = 0; i < ag->sup->n; i++) {
+			de_agent_status(ag, i, &st[n]);
+			sp[n] = &st[n];
+			n++;
+		}
+	}
+	Daemoneye__CollectorStatusResponse r =
+		DAEMONEYE__COLLECTOR_STATUS_RESPONSE__INIT;
+	r.n_collectors = n;
+	r.collectors = sp;
+	return de_answer_msg(ans, &r.base);
+}
+
+static const struct de_handler agent_handlers[] = {
+	{"lifecycle.start", h_start},
+	{"lifecycle.stop", h_stop},
+	{"lifecycle.restart", h_restart},
+	{"lifecycle.status", h_status},
+};
+
+void de_agent_serve(struct de_agent *ag, struct bus_client *c,
+                    const struct bus_rpc_request *q,
+                    const struct de_access *acc, struct de_served *out)
+{
+	de_serve(c, q, agent_handlers,
+	         sizeof(agent_handlers) / sizeof(agent_handlers[0]), ag, acc,
+	         out);
+}
