@@ -540,6 +540,33 @@ static void stream(struct sim *s, struct sim_report *r)
 	}
 }
 
+/* An event the agent found missing and its resync fetched again: healed
+ * end to end, but outside every fault window (and every cut of the agent,
+ * and every drop its queue's policy reported) nothing may lose one on
+ * the way. Every policy: drop_newest too (its own drops are reported). */
+static void missed(struct sim *s, struct sim_report *r)
+{
+	const struct receiver *ag = &s->recv[s->n_recv - 1];
+	for (int pi = 0; pi < s->n_pubs; pi++) {
+		const struct pubinc *p = &s->pubs[pi];
+		for (size_t i = 0; i < p->n_missed; i++) {
+			size_t k = 0;
+			while (k < p->n && p->v[k].seq != p->missed[i])
+				k++;
+			uint64_t key = (uint64_t)pi << 32 | p->missed[i];
+			if (k == p->n || in_window(s, p->v[k].t) ||
+			    in_spans(ag->cuts, ag->n_cuts, p->v[k].t) ||
+			    excused(ag, key, p->v[k].t))
+				continue;
+			fail(r, SIM_C_STREAM, p->v[k].t, "%s (incarnation %d): "
+			     "seq %llu never reached the agent, outside every "
+			     "fault window (its resync fetched it again)",
+			     pub_name(s, pi), pi, (ull)p->missed[i]);
+			return;
+		}
+	}
+}
+
 /* After the last fault heals: the agent's view of each collector's table
  * (its running incarnation's) equals the scenario's table now. */
 static void convergence(struct sim *s, struct sim_report *r)
@@ -626,6 +653,7 @@ void sim_check_all(struct sim *s, struct sim_report *r)
 	 * re-sends and RPC replies among them: its stream recovers only as
 	 * far as its queue lets them through, so end to end is promised
 	 * under block and disconnect alone */
+	missed(s, r);
 	r->end_to_end_checked = s->sc->slow_policy != BUS_SLOW_DROP_NEWEST;
 	if (r->end_to_end_checked) {
 		stream(s, r);

@@ -85,6 +85,7 @@ static const struct {
 };
 
 static const char *plant_name = ""; /* for saved failures */
+static uint32_t plant_bits;         /* --plant, or a saved failure's */
 
 /* Sweep workers end with _exit (no LeakSanitizer at exit): in the
  * ASan+LSan build each seed's run is checked for leaks as it ends. */
@@ -483,7 +484,7 @@ static int run_one(const struct args *a, const struct sim_scenario *sc,
 		.tape_len = a->tape_len, .tape_plan = a->tape && !a->faults,
 		.buggify = a->buggify_set ? a->buggify : 0,
 		.buggify_drawn = a->buggify_set ? a->buggify_drawn : !none,
-		.log = log,
+		.plant = plant_bits, .log = log,
 		.check_every = a->check_every ? a->check_every
 		               : !strcmp(a->cmd, "sweep") ? 64 : 1};
 	rc = sim_run(sc, &o, r);
@@ -620,7 +621,7 @@ static int cmd_run(const struct args *a)
 	return rc;
 }
 
-/* A saved failure's planted bug, applied to this process. */
+/* A saved failure's planted bug, for this command's runs. */
 static int apply_plant(const struct sim_scenario *sc)
 {
 	if (!sc->plant[0])
@@ -631,7 +632,7 @@ static int apply_plant(const struct sim_scenario *sc)
 		        sc->plant);
 		return 2;
 	}
-	bus_sim_plant |= bit;
+	plant_bits |= bit;
 	plant_name = sc->plant;
 	return 0;
 }
@@ -680,7 +681,8 @@ static bool fails_with(struct shrink *k, const struct sim_scenario *sc,
                        const struct sim_fault *v, size_t n, uint32_t sites)
 {
 	struct sim_plan p = {(struct sim_fault *)v, n};
-	struct sim_options o = {.seed = k->seed, .plan = &p, .buggify = sites};
+	struct sim_options o = {.seed = k->seed, .plan = &p, .buggify = sites,
+	                        .plant = plant_bits};
 	struct sim_report r;
 	k->runs++;
 	if (sim_run(sc, &o, &r))
@@ -832,6 +834,7 @@ static int cmd_shrink(const struct args *a)
 	k.n_faults = sc.plan.n;
 	{
 		struct sim_options o = {.seed = k.seed, .plan = &sc.plan,
+		                        .plant = plant_bits,
 		                        .buggify = k.sites};
 		struct sim_report r;
 		k.runs = 1;
@@ -885,7 +888,8 @@ static int cmd_shrink(const struct args *a)
 		kept_proc += k.proc[i];
 	/* the result, run once more for its reason */
 	struct sim_plan p = {k.faults, k.n_faults};
-	struct sim_options o = {.seed = k.seed, .plan = &p, .buggify = k.sites};
+	struct sim_options o = {.seed = k.seed, .plan = &p, .buggify = k.sites,
+	                        .plant = plant_bits};
 	struct sim_report r;
 	char why[400];
 	sim_run(&k.cur, &o, &r);
@@ -932,6 +936,7 @@ struct line {
 	uint32_t buggify;
 	bool compared;
 	uint64_t delivered;
+	uint64_t plant_fired;
 	char why[300];
 };
 
@@ -972,6 +977,7 @@ static int cmd_sweep(const struct args *a)
 				memcpy(ln.fired, r.fired, sizeof(ln.fired));
 				ln.buggify = r.buggify;
 				ln.compared = r.accounting_compared;
+				ln.plant_fired = r.plant_fired;
 				for (int c = 0; c < SIM_C_N && ln.rc == 1 && !ln.why[0];
 				     c++)
 					if (!r.ok[c]) {
@@ -1005,8 +1011,12 @@ static int cmd_sweep(const struct args *a)
 	uint64_t failed = 0, faults[SIM_F_KINDS] = {0}, delivered = 0;
 	uint64_t reached[BUS_SITE_N] = {0}, fired[BUS_SITE_N] = {0};
 	uint64_t armed[BUS_SITE_N] = {0}, compared = 0;
+	uint64_t acted = 0, caught = 0, alarms = 0; /* --plant */
 	for (uint64_t i = 0; i < n; i++) {
 		failed += all[i].rc != 0;
+		acted += all[i].plant_fired > 0;
+		caught += all[i].plant_fired > 0 && all[i].rc == 1;
+		alarms += all[i].plant_fired == 0 && all[i].rc == 1;
 		compared += all[i].compared;
 		delivered += all[i].delivered;
 		for (int k = 0; k < SIM_F_KINDS; k++)
@@ -1025,6 +1035,13 @@ static int cmd_sweep(const struct args *a)
 	       (unsigned long long)failed,
 	       (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
 	       (unsigned long long)delivered);
+	if (plant_bits) /* a planted bug's rate: what a checker caught */
+		printf("  planted %s: acted in %llu of %llu runs, caught in %llu "
+		       "of those (%.1f%%); %llu runs failed where it never "
+		       "acted\n", plant_name, (unsigned long long)acted,
+		       (unsigned long long)n, (unsigned long long)caught,
+		       acted ? 100.0 * (double)caught / (double)acted : 0.0,
+		       (unsigned long long)alarms);
 	printf("  faults injected:");
 	for (int k = 0; k < SIM_F_KINDS; k++)
 		printf(" %s %llu", sim_fault_names[k], (unsigned long long)faults[k]);
@@ -1228,7 +1245,7 @@ int main(int argc, char **argv)
 				           "drop-acked, no-resubscribe, no-restart, "
 				           "miscount, lifecycle, corrupt, "
 				           "child-first)", optarg);
-			bus_sim_plant |= bit;
+			plant_bits |= bit;
 			plant_name = optarg;
 			break;
 		}

@@ -259,29 +259,26 @@ static bool site_fires(struct sim *s, enum bus_site site)
 	return true;
 }
 
-/* The cores' hook takes no context: the run in progress (one at a time
- * per process, like the planted bugs). */
-static struct sim *current;
-
-#ifdef BUS_SIM
-static bool site_hook(enum bus_site site)
+/* The cores' sites (bus_sim_hooks.buggify): arg is the run. */
+static bool site_hook(void *arg, enum bus_site site)
 {
-	return current && site_fires(current, site);
+	return site_fires(arg, site);
 }
-#endif
 
-/* The allocators of the broker core and the client cores: ctx is the
- * site (core.alloc or client.alloc). */
+/* The allocators of the broker core and the client cores: ctx says whose
+ * and which site (core.alloc or client.alloc). */
 static void *site_alloc(void *ctx, size_t n)
 {
-	if (current && site_fires(current, (enum bus_site)(intptr_t)ctx))
+	const struct sim_alloc_site *a = ctx;
+	if (site_fires(a->s, a->site))
 		return NULL;
 	return malloc(n);
 }
 
 static void *site_realloc(void *ctx, void *p, size_t n)
 {
-	if (current && site_fires(current, (enum bus_site)(intptr_t)ctx))
+	const struct sim_alloc_site *a = ctx;
+	if (site_fires(a->s, a->site))
 		return NULL;
 	return realloc(p, n);
 }
@@ -1084,12 +1081,11 @@ static void push_u64(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
 	(*v)[(*n)++] = x;
 }
 
-#ifdef BUS_SIM
 /* The broker's slow-consumer policy acted on a connection (core hook,
  * the simulator's build): a receiver's lost publish, or its cut. */
-static void policy_hook(void *ctx, const uint8_t *f, size_t n)
+static void policy_hook(void *arg, void *ctx, const uint8_t *f, size_t n)
 {
-	struct sim *s = current;
+	struct sim *s = arg;
 	struct link *l = &s->links[(intptr_t)ctx];
 	if (l->kind != LK_AGENT && l->kind != LK_MONITOR)
 		return; /* only receivers' losses are checked */
@@ -1117,7 +1113,6 @@ static void policy_hook(void *ctx, const uint8_t *f, size_t n)
 	sim_trace(s, "policy drop %s %d %llu", l->name, pi,
 	          (unsigned long long)seq);
 }
-#endif
 
 static void recv_state(struct sim *s, struct link *l, enum bus_client_state st)
 {
@@ -1352,9 +1347,9 @@ static struct bus_client *make_client(struct sim *s, struct link *l)
 	bus_client_config_defaults(&cfg);
 	cfg.name = l->name;
 	cfg.rpc = s->sc->policies.health;
-	cfg.allocator = (struct bus_allocator){
-		site_alloc, site_realloc, site_free,
-		(void *)(intptr_t)BUS_SITE_CLIENT_ALLOC};
+	cfg.allocator = (struct bus_allocator){site_alloc, site_realloc,
+	                                       site_free, &s->alloc_client};
+	cfg.sim = &s->hooks;
 	if (l->kind == LK_COLLECTOR) /* as procmond: the outbox holds more */
 		cfg.out_bytes_max = s->cols[l->actor].spec->out_bytes_max;
 	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, on_drain,
@@ -1442,6 +1437,7 @@ static void col_spawn(struct sim *s, int i)
 	if (de_collector_init(&co->col, co->spec->id, pi->incarnation,
 	                      co->spec->ticks_per_s, &ops, l))
 		abort();
+	de_collector_set_sim(&co->col, &s->hooks);
 	co->col_init = true;
 	if (co->spawned_once)
 		s->r->collector_restarts++;
@@ -1635,6 +1631,14 @@ static void intake_note(void *host, const struct de_stream *st,
 	struct sim *s = host;
 	if (!strcmp(what, "gap")) /* lost for good (the stream check fails) */
 		s->r->gaps++;
+	/* an event that did not come: the stream check asks why */
+	for (int i = 0; !strcmp(what, "missing") && i < s->n_pubs; i++) {
+		struct pubinc *p = &s->pubs[i];
+		if (p->incarnation == st->incarnation &&
+		    !strcmp(s->links[s->cols[p->collector].link].name, st->name))
+			push_u64(&p->missed, &p->n_missed, &p->cap_missed,
+			         st->next_seq);
+	}
 	sim_trace(s, "intake %s %s (%s)", st->name, what, detail);
 }
 
@@ -1657,6 +1661,7 @@ static void agent_boot(struct sim *s)
 	                         .health_check = sup_health_check,
 	                         .event = sup_event};
 	de_sup_init(&s->sup, &sc->policies, &ops, s);
+	s->sup.sim = &s->hooks;
 	struct de_intake_ops iops = {.resync = intake_resync,
 	                             .processed = intake_processed,
 	                             .note = intake_note};
@@ -2176,9 +2181,9 @@ static void setup(struct sim *s)
 		if (sim_below(&arm, 2))
 			s->r->buggify |= 1u << k;
 	bus_core_config_defaults(&s->core_cfg, true);
-	s->core_cfg.allocator = (struct bus_allocator){
-		site_alloc, site_realloc, site_free,
-		(void *)(intptr_t)BUS_SITE_CORE_ALLOC};
+	s->core_cfg.allocator = (struct bus_allocator){site_alloc, site_realloc,
+	                                               site_free, &s->alloc_core};
+	s->core_cfg.sim = &s->hooks;
 	s->core_cfg.slow_policy = sc->slow_policy;
 	s->core_cfg.limits.queue_frames_max = sc->queue_frames_max;
 	acl_build(s, sc);
@@ -2268,6 +2273,7 @@ static void setup(struct sim *s)
 	agent_boot(s);
 	static const char *const admins[] = {"admin.*", NULL};
 	s->agent_access.callers[DE_SVC_LIFECYCLE] = admins;
+	s->agent_access.sim = &s->hooks;
 	s->admin = new_link(s, LK_ADMIN, -1, OPERATOR_NAME);
 	struct link *op = &s->links[s->admin];
 	op->cl = make_client(s, op);
@@ -2354,6 +2360,7 @@ static void teardown_all(struct sim *s)
 		free(s->pubs[i].v);
 		free(s->pubs[i].ev);
 		free(s->pubs[i].done);
+		free(s->pubs[i].missed);
 	}
 	free(s->pubs);
 	de_intake_free(&s->intake);
@@ -2413,12 +2420,12 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 	                  : s->last_fault_end + sc->liveness_ns;
 	s->stop += 2 * SIM_S; /* drain: the last events reach everyone */
 	s->poll_until = s->stop - SIM_S;
-	current = s;
-#ifdef BUS_SIM /* the cores' own sites; other builds have only the
-                  simulator's (allocators, network) */
-	bus_sim_buggify = site_hook;
-	bus_sim_policy = policy_hook;
-#endif
+	/* the cores' own sites and reports (the simulator's build; other
+	 * builds have only the simulator's sites: allocators, network) */
+	s->hooks = (struct bus_sim_hooks){.plant = o->plant, .buggify = site_hook,
+	                                  .policy = policy_hook, .arg = s};
+	s->alloc_core = (struct sim_alloc_site){s, BUS_SITE_CORE_ALLOC};
+	s->alloc_client = (struct sim_alloc_site){s, BUS_SITE_CLIENT_ALLOC};
 	setup(s);
 	if (r->buggify & LOSSY_SITES) { /* they fire until the workload ends */
 		uint64_t last = s->end > s->last_fault_end ? s->end : s->last_fault_end;
@@ -2432,12 +2439,8 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 		sim_check_all(s, r);
 	}
 	r->trace_hash = s->hash;
+	r->plant_fired = s->hooks.plant_fired;
 	teardown_all(s);
-#ifdef BUS_SIM
-	bus_sim_buggify = NULL;
-	bus_sim_policy = NULL;
-#endif
-	current = NULL;
 	free(s);
 	return rc;
 }

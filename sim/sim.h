@@ -261,6 +261,7 @@ struct sim_options {
 	 * even odds drawn from the seed (or the tape) */
 	uint32_t buggify;
 	bool buggify_drawn;
+	uint32_t plant;              /* planted bugs on (bus.h enum bus_plant) */
 	struct sim_log *log;         /* NULL: none kept */
 	/* the broker core's invariants (bus_core_check_invariants) after
 	 * every check_every-th step of the loop; 0: after every step */
@@ -305,6 +306,7 @@ struct sim_report {
 	bool end_to_end_checked;   /* false: drop_newest (the stream and
 	                              convergence checks do not apply) */
 	uint64_t access_denied;    /* the intruder's tries, every one refused */
+	uint64_t plant_fired;      /* times a planted bug acted (--plant) */
 	uint64_t operator_served;  /* the operator's lifecycle.* calls the
 	                              agent answered (all must succeed) */
 	uint64_t invariant_checks; /* times the core's invariants were checked */

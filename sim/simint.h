@@ -41,6 +41,9 @@ struct pubinc {                /* one collector incarnation */
 	size_t n, cap;
 	uint64_t *done;            /* the agent's processed stream: sequences */
 	size_t n_done, cap_done;
+	uint64_t *missed;          /* sequences the agent found missing (its
+	                              resync then fetched them) */
+	size_t n_missed, cap_missed;
 };
 
 struct got {                   /* one event a receiver got */
@@ -161,7 +164,16 @@ struct sim_ev {
 	uint64_t arg;
 };
 
+struct sim_alloc_site {       /* an allocator's context: whose, which site */
+	struct sim *s;
+	enum bus_site site;
+};
+
 struct sim {
+	/* the simulator's hand in this run's cores and services (bus.h):
+	 * planted bugs, fault sites, policy reports; nothing process-wide */
+	struct bus_sim_hooks hooks;
+	struct sim_alloc_site alloc_core, alloc_client;
 	const struct sim_scenario *sc;
 	const struct sim_options *o;
 	struct sim_report *r;

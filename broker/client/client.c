@@ -362,7 +362,7 @@ static int out_room(struct bus_client *c, size_t n)
 	/* the simulator's fault site: as if at the limit, when something is
 	 * pending (its completion is what says "writable" again) */
 	if (pending + n > c->cfg.out_bytes_max ||
-	    (pending && BUS_BUGGIFY(BUS_SITE_CLIENT_OUT_FULL))) {
+	    (pending && BUS_BUGGIFY(c->cfg.sim, BUS_SITE_CLIENT_OUT_FULL))) {
 		c->eagain = true;
 		return BUS_EAGAIN;
 	}
@@ -1017,7 +1017,9 @@ static int masks_frame(struct bus_client *c, uint8_t op,
 /* After registration: the recorded subscriptions and exclusions again. */
 static int resubscribe(struct bus_client *c)
 {
-	if (BUS_PLANTED(BUS_PLANT_NO_RESUBSCRIBE) && c->stx.connects > 1)
+	if (BUS_PLANTED(c->cfg.sim, BUS_PLANT_NO_RESUBSCRIBE) &&
+	    c->stx.connects > 1 && (c->subs.count || c->excl.count) &&
+	    BUS_PLANT_HIT(c->cfg.sim))
 		return 0; /* planted: the masks stay recorded, unsent */
 	struct maskset *sets[2] = {&c->subs, &c->excl};
 	uint8_t ops[2] = {BUS_OP_SUBSCRIBE, BUS_OP_EXCLUDE};

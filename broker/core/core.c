@@ -307,7 +307,8 @@ static bool acl_permits(struct bus_core *core, struct bus_conn *c,
                         const struct bus_frame *f)
 {
 	if (!c->rule ||
-	    (BUS_PLANTED(BUS_PLANT_ACL_OPEN) && k == BUS_ACL_PUBLISH))
+	    (BUS_PLANTED(core->cfg.sim, BUS_PLANT_ACL_OPEN) &&
+	     k == BUS_ACL_PUBLISH && BUS_PLANT_HIT(core->cfg.sim)))
 		return true;
 	bool pub = k == BUS_ACL_PUBLISH;
 	if (pub && len == c->acl_pub_len && memcmp(s, c->acl_pub, len) == 0)
@@ -979,8 +980,10 @@ static bool on_frame(struct bus_core *core, struct bus_conn *c,
 	core->rcv_count = 0; /* an ACK to come needs room in c's own queue */
 	if ((f->qos & BUS_QOS_PROCESSED) && must_wait(core, c, 0, true))
 		return false;
-	bool counted = !(BUS_PLANTED(BUS_PLANT_MISCOUNT) &&
-	                 ++core->plant_n % 31 == 0);
+	/* planted: the first frame read, then every 31st, uncounted */
+	bool counted = !(BUS_PLANTED(core->cfg.sim, BUS_PLANT_MISCOUNT) &&
+	                 ++core->plant_n % 31 == 1 &&
+	                 BUS_PLANT_HIT(core->cfg.sim));
 	/* counted before it is handled (a stats reply includes it) */
 	c->r_frames++;
 	c->r_bytes += f->len;

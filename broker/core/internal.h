@@ -321,6 +321,8 @@ struct bus_conn {
 	uint64_t mask_bytes; /* charged for its masks (bus__mask_charge) */
 	uint64_t route_mark;
 	uint64_t r_frames, r_bytes, w_frames, w_bytes;
+	uint32_t plant_pubs; /* the simulator build's planted bugs: publishes
+	                        queued for it */
 };
 
 

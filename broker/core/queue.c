@@ -137,7 +137,8 @@ static inline void q_release(struct bus_core *core, struct bus_conn *c,
 {
 	BUS_ASSERT(m->queues > 0);
 	BUS_ASSERT(c->q_bytes >= m->len);
-	c->q_bytes -= m->len - (BUS_PLANTED(BUS_PLANT_QBYTES) && m->len > 1);
+	c->q_bytes -= m->len - (BUS_PLANTED(core->cfg.sim, BUS_PLANT_QBYTES) &&
+	                        m->len > 1 && BUS_PLANT_HIT(core->cfg.sim));
 	if (--m->queues == 0)
 		core->queued_bytes -= m->len;
 	bus__msg_unref(&core->a, m);
@@ -183,7 +184,9 @@ void queue__write(struct bus_core *core, struct bus_conn *c)
 		return;
 	uint32_t n = 0;
 	uint64_t bytes = 0;
-	uint32_t max = BUS_BUGGIFY(BUS_SITE_CORE_WRITE_ONE) ? 1 : core->iov_cap;
+	uint32_t max = BUS_BUGGIFY(core->cfg.sim, BUS_SITE_CORE_WRITE_ONE)
+	                       ? 1
+	                       : core->iov_cap;
 	while (n < c->q_count && n < max &&
 	       (n == 0 || bytes < WRITE_BATCH_BYTES)) {
 		struct bus_msg *m = c->q[(c->q_head + n) % c->q_cap];
@@ -226,7 +229,8 @@ struct bus_conn *queue__blocker(struct bus_core *core, struct bus_conn *sender,
 		/* the fault site takes a queue as full only while a write is
 		 * out: its completion is what lets the waiter go on */
 		if (!queue__room(core, t, len) ||
-		    (t->q_inflight && BUS_BUGGIFY(BUS_SITE_CORE_QUEUE_FULL)))
+		    (t->q_inflight &&
+		     BUS_BUGGIFY(core->cfg.sim, BUS_SITE_CORE_QUEUE_FULL)))
 			return t;
 	}
 	/* under every policy: a client that does not read its own answers
@@ -322,18 +326,19 @@ void queue__progress(struct bus_core *core, struct bus_conn *c)
 
 /* What a cut discards, for the simulator's build (bus.h BUS_SIM_POLICY):
  * the queue past what is being written, then m if any, then the cut. */
-static void report_cut(struct bus_conn *c, const struct bus_msg *m)
+static void report_cut(struct bus_core *core, struct bus_conn *c,
+                       const struct bus_msg *m)
 {
 #ifdef BUS_SIM
 	for (uint32_t i = c->q_inflight; i < c->q_count; i++) {
 		const struct bus_msg *q = c->q[(c->q_head + i) % c->q_cap];
-		BUS_SIM_POLICY(c->ctx, q->data, q->len);
+		BUS_SIM_POLICY(core->cfg.sim, c->ctx, q->data, q->len);
 	}
 	if (m)
-		BUS_SIM_POLICY(c->ctx, m->data, m->len);
-	BUS_SIM_POLICY(c->ctx, NULL, 0);
+		BUS_SIM_POLICY(core->cfg.sim, c->ctx, m->data, m->len);
+	BUS_SIM_POLICY(core->cfg.sim, c->ctx, NULL, 0);
 #else
-	(void)c, (void)m;
+	(void)core, (void)c, (void)m;
 #endif
 }
 
@@ -345,7 +350,7 @@ void queue__stall_check(struct bus_core *core)
 		    core->now_ns - c->progress_ns < dl)
 			continue;
 		core->st.disconnects_stalled++;
-		report_cut(c, NULL);
+		report_cut(core, c, NULL);
 		bus__conn_abort(core, c); /* its waiters go on */
 	}
 }
@@ -359,23 +364,54 @@ uint64_t queue__stall_deadline(const struct bus_core *core,
 }
 
 /* ---- delivery ------------------------------------------------------------- */
-/* The simulator build's planted queue bugs (bus.h): m was just queued. */
+#ifdef BUS_SIM
+static bool is_publish(const struct bus_msg *m)
+{
+	return m->len > BUS_SERVER_HDR_BYTES && m->data[0] == BUS_OP_PUBLISH;
+}
+
+/* Two deliveries of one sender (the name after the header). */
+static bool same_sender(const struct bus_msg *a, const struct bus_msg *b)
+{
+	const uint8_t *x = a->data + BUS_SERVER_HDR_BYTES;
+	const uint8_t *y = b->data + BUS_SERVER_HDR_BYTES;
+	size_t n = a->len - BUS_SERVER_HDR_BYTES, k = b->len - BUS_SERVER_HDR_BYTES;
+	for (size_t i = 0; i < n && i < k; i++) {
+		if (x[i] != y[i])
+			return false;
+		if (!x[i])
+			return true;
+	}
+	return false;
+}
+#endif
+
+/* The simulator build's planted queue bugs (bus.h): m was just queued.
+ * Each acts on the first chance it gets, then at every 29th (17th): a
+ * publish queued twice; the last two publishes of one sender waiting in
+ * a queue swapped. */
 static void plant_queue(struct bus_core *core, struct bus_conn *c,
                         struct bus_msg *m)
 {
-	if (BUS_PLANTED(BUS_PLANT_DUP) && ++core->plant_n % 29 == 0)
+#ifdef BUS_SIM
+	struct bus_sim_hooks *h = core->cfg.sim;
+	if (BUS_PLANTED(h, BUS_PLANT_DUP) && is_publish(m) &&
+	    ++core->plant_n % 29 == 1 && BUS_PLANT_HIT(h))
 		q_push(core, c, m); /* written and counted twice */
 	uint32_t last = c->q_count - 1;
-	if (BUS_PLANTED(BUS_PLANT_SWAP) && ++core->plant_n % 17 == 0 &&
-	    c->q_count >= c->q_inflight + 2) {
+	if (BUS_PLANTED(h, BUS_PLANT_SWAP) && c->q_count >= c->q_inflight + 2) {
 		struct bus_msg **a = &c->q[(c->q_head + last) % c->q_cap];
 		struct bus_msg **b = &c->q[(c->q_head + last - 1) % c->q_cap];
-		if ((*b)->len > 6 && (*b)->data[0] == BUS_OP_PUBLISH) {
+		if (is_publish(*a) && is_publish(*b) && same_sender(*a, *b) &&
+		    ++core->plant_n % 17 == 1 && BUS_PLANT_HIT(h)) {
 			struct bus_msg *t = *a;
 			*a = *b;
 			*b = t;
 		}
 	}
+#else
+	(void)core, (void)c, (void)m;
+#endif
 }
 
 /* A frame of the protocol itself (a handshake answer, an ACK): dropping
@@ -396,7 +432,7 @@ static bool overflows(const struct bus_core *core, const struct bus_conn *c,
 {
 	if (twice)
 		return !room_k(core, c, m->len, 2);
-	return BUS_BUGGIFY(BUS_SITE_CORE_QUEUE_FULL) ||
+	return BUS_BUGGIFY(core->cfg.sim, BUS_SITE_CORE_QUEUE_FULL) ||
 	       !queue__room(core, c, m->len);
 }
 
@@ -414,7 +450,7 @@ static void shed_newest(struct bus_core *core, struct bus_conn *c, size_t len)
 		if (essential(core, *slot))
 			continue;
 		core->st.drops_slow++;
-		BUS_SIM_POLICY(c->ctx, (*slot)->data, (*slot)->len);
+		BUS_SIM_POLICY(core->cfg.sim, c->ctx, (*slot)->data, (*slot)->len);
 		q_release(core, c, *slot);
 		*slot = NULL;
 		kept--;
@@ -448,7 +484,7 @@ static bool total_make_room(struct bus_core *core, struct bus_conn *c,
 				return false; /* nothing of it could go */
 		} else {
 			core->st.disconnects_slow++;
-			report_cut(big, NULL);
+			report_cut(core, big, NULL);
 			bus__conn_abort(core, big);
 		}
 	}
@@ -461,7 +497,8 @@ void queue__fan_out(struct bus_core *core, struct bus_msg *m, bool realtime,
 	for (uint32_t i = 0; i < core->rcv_count; i++) {
 		struct bus_conn *c = core->rcv[i];
 		/* the fast path: block, with room (queue__blocker said so) */
-		if (checked && !BUS_PLANTED(~0u) && c->close == BUS_CLOSE_NONE &&
+		if (checked && !BUS_PLANTED(core->cfg.sim, ~0u) &&
+		    c->close == BUS_CLOSE_NONE &&
 		    queue__policy(core, c) == BUS_SLOW_BLOCK &&
 		    q_push(core, c, m) == 0) {
 			if (realtime)
@@ -479,13 +516,18 @@ enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
 {
 	if (c->close != BUS_CLOSE_NONE || c->out_dead)
 		return QUEUE_DROPPED;
-	bool planted_pub = BUS_PLANTED(~0u) && m->len > 6 &&
+	/* planted: each receiver's first publish lost without
+	 * a trace; or the first publish routed changed in its last byte (the
+	 * one copy every receiver of it shares) */
+	struct bus_sim_hooks *h = core->cfg.sim;
+	bool planted_pub = BUS_PLANTED(h, ~0u) && m->len > 6 &&
 	                   m->data[0] == BUS_OP_PUBLISH;
-	if (planted_pub && BUS_PLANTED(BUS_PLANT_DROP_ACKED) &&
-	    ++core->plant_n % 23 == 0)
+	uint32_t k = planted_pub ? ++c->plant_pubs : 0;
+	if (k == 1 && BUS_PLANTED(h, BUS_PLANT_DROP_ACKED) &&
+	    BUS_PLANT_HIT(h))
 		return QUEUE_OK; /* planted: lost without a trace */
-	if (planted_pub && BUS_PLANTED(BUS_PLANT_CORRUPT) &&
-	    ++core->plant_n % 19 == 0)
+	if (planted_pub && BUS_PLANTED(h, BUS_PLANT_CORRUPT) &&
+	    core->plant_n++ == 0 && BUS_PLANT_HIT(h))
 		m->data[m->len - 1] ^= 0x20; /* planted: the last byte changed */
 	enum bus_slow_policy policy = queue__policy(core, c);
 	bool block = policy == BUS_SLOW_BLOCK;
@@ -508,12 +550,12 @@ enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
 	}
 	if (policy == BUS_SLOW_DROP_NEWEST && !essential(core, m)) {
 		core->st.drops_slow++;
-		BUS_SIM_POLICY(c->ctx, m->data, m->len);
+		BUS_SIM_POLICY(core->cfg.sim, c->ctx, m->data, m->len);
 		return QUEUE_DROPPED;
 	}
 	/* disconnect; or block or drop_newest, and c is not reading at all */
 	core->st.disconnects_slow++;
-	report_cut(c, m);
+	report_cut(core, c, m);
 	bus__conn_abort(core, c);
 	return QUEUE_CUT;
 }

@@ -473,8 +473,3 @@ char *bus_put_u64(char *p, uint64_t v, int width)
 	return p;
 }
 
-#ifdef BUS_SIM
-uint32_t bus_sim_plant; /* the simulator build's planted bugs (bus.h) */
-bool (*bus_sim_buggify)(enum bus_site site);
-void (*bus_sim_policy)(void *ctx, const uint8_t *frame, size_t len);
-#endif

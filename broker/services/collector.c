@@ -143,13 +143,20 @@ static void replace_by_gap(struct de_collector *c)
 		            buf, len);
 }
 
+void de_collector_set_sim(struct de_collector *c, struct bus_sim_hooks *h)
+{
+	c->sim = c->diff.sim = c->access.sim = h;
+}
+
 bool de_collector_pump(struct de_collector *c)
 {
 	for (int tries = 0;; tries++) {
 		int rc = de_outbox_pump(&c->outbox, out_publish, c);
 		if (rc == 0)
 			return c->cycle_waiting;
-		if (rc == BUS_EAGAIN && BUS_PLANTED(BUS_PLANT_DROP_ON_EAGAIN)) {
+		if (rc == BUS_EAGAIN &&
+		    BUS_PLANTED(c->sim, BUS_PLANT_DROP_ON_EAGAIN) &&
+		    BUS_PLANT_HIT(c->sim)) {
 			/* planted: what the bus refused is forgotten (with all
 			 * before it), as procmond did before the outbox */
 			const struct de_outbox_entry *e = &c->outbox.v[
@@ -169,7 +176,8 @@ bool de_collector_pump(struct de_collector *c)
 
 bool de_collector_on_ready(struct de_collector *c)
 {
-	if (BUS_PLANTED(BUS_PLANT_NO_RESEND) && c->outbox.sent) {
+	if (BUS_PLANTED(c->sim, BUS_PLANT_NO_RESEND) && c->outbox.sent &&
+	    BUS_PLANT_HIT(c->sim)) {
 		/* planted: what was sent is taken as delivered */
 		const struct de_outbox_entry *e = &c->outbox.v[
 			(c->outbox.head + c->outbox.sent - 1) % c->outbox.cap];

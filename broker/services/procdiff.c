@@ -202,16 +202,12 @@ static void discover(const struct de_snapshot *cur, uint8_t *mark, size_t j,
 		return;
 	mark[j] = DONE;
 	const struct de_proc *p = &cur->v[j];
-	bool parents = depth < 64 && !BUS_PLANTED(BUS_PLANT_CHILD_FIRST);
 	for (size_t k = first_of(cur, p->ppid);
-	     parents && k < cur->n && cur->v[k].pid == p->ppid; k++)
+	     depth < 64 && k < cur->n && cur->v[k].pid == p->ppid; k++)
 		if (cur->v[k].start_ticks <= p->start_ticks)
 			discover(cur, mark, k, topic, emit, arg, depth + 1);
-	if (BUS_PLANTED(BUS_PLANT_LIFECYCLE)) /* planted: the wrong order */
-		emit_hash(emit, arg, p, NULL);
 	emit(arg, DE_DISCOVERY, topic, p);
-	if (!BUS_PLANTED(BUS_PLANT_LIFECYCLE))
-		emit_hash(emit, arg, p, NULL);
+	emit_hash(emit, arg, p, NULL);
 }
 
 void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,
@@ -230,6 +226,10 @@ void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,
 		                      : cmp_key(&prev->v[i], &cur->v[j]);
 		if (c < 0) {
 			emit(arg, DE_TERMINATION, DE_TOPIC_LIFECYCLE, &prev->v[i++]);
+			/* planted: an exited process's metadata after its end */
+			if (BUS_PLANTED(d->sim, BUS_PLANT_LIFECYCLE) &&
+			    BUS_PLANT_HIT(d->sim))
+				emit(arg, DE_UPDATE, DE_TOPIC_METADATA, &prev->v[i - 1]);
 		} else if (c > 0) {
 			if (mark)
 				mark[j] = NEW;
@@ -238,7 +238,12 @@ void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,
 			struct de_proc *now = &cur->v[j++];
 			const struct de_proc *before = &prev->v[i++];
 			cpu_usage(d, cur, now, before);
-			if (metadata_changed(before, now))
+			bool exec = metadata_changed(before, now);
+			/* planted: an exec taken for an exit, then its update */
+			if (exec && BUS_PLANTED(d->sim, BUS_PLANT_LIFECYCLE) &&
+			    BUS_PLANT_HIT(d->sim))
+				emit(arg, DE_TERMINATION, DE_TOPIC_LIFECYCLE, before);
+			if (exec)
 				emit(arg, DE_UPDATE, DE_TOPIC_METADATA, now);
 			emit_hash(emit, arg, now, before);
 		}
@@ -248,6 +253,16 @@ void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,
 	if (mark) {
 		for (j = 0; first && j < cur->n; j++)
 			mark[j] = NEW;
+		/* planted: newest pid first, no parent first: a new child
+		 * before its new parent */
+		bool planted = BUS_PLANTED(d->sim, BUS_PLANT_CHILD_FIRST) &&
+		               BUS_PLANT_HIT(d->sim);
+		for (j = 0; planted && j < cur->n; j++)
+			if (mark[cur->n - 1 - j] == NEW) {
+				mark[cur->n - 1 - j] = DONE;
+				emit(arg, DE_DISCOVERY, topic, &cur->v[cur->n - 1 - j]);
+				emit_hash(emit, arg, &cur->v[cur->n - 1 - j], NULL);
+			}
 		for (j = 0; j < cur->n; j++)
 			discover(cur, mark, j, topic, emit, arg, 0);
 	} else { /* out of memory: key order, without the parent rule */

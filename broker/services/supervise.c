@@ -211,7 +211,7 @@ void de_sup_on_exit(struct de_sup *s, size_t idx, const char *how,
 	c->hc_inflight = false;
 	note(s, idx, "exited", how);
 	if (was_running && c->want_running &&
-	    BUS_PLANTED(BUS_PLANT_NO_RESTART)) {
+	    BUS_PLANTED(s->sim, BUS_PLANT_NO_RESTART) && BUS_PLANT_HIT(s->sim)) {
 		c->state = DE_SUP_STOPPED; /* planted: never restarted */
 	} else if (was_running && c->want_running) {
 		c->state = DE_SUP_FAILED; /* died on its own */

@@ -92,16 +92,25 @@ struct bus_allocator {
  * of the simulator's checkers can fail. Nothing of this exists in any
  * other build: BUS_PLANTED is 0 there and the code folds away. */
 enum bus_plant {
-	BUS_PLANT_DUP = 1 << 0,          /* a published frame queued twice */
-	BUS_PLANT_SWAP = 1 << 1,         /* two published frames swapped */
-	BUS_PLANT_DROP_ACKED = 1 << 2,   /* a routed publish silently dropped */
+	BUS_PLANT_DUP = 1 << 0,          /* a published frame queued twice
+	                                    (the first, then every 29th) */
+	BUS_PLANT_SWAP = 1 << 1,         /* two of one sender's queued
+	                                    publishes swapped (the first
+	                                    chance, then every 17th) */
+	BUS_PLANT_DROP_ACKED = 1 << 2,   /* each receiver's first publish
+	                                    silently dropped */
 	BUS_PLANT_NO_RESUBSCRIBE = 1 << 3, /* the client forgets to resubscribe */
 	BUS_PLANT_NO_RESTART = 1 << 4,   /* supervision leaves the dead dead */
-	BUS_PLANT_MISCOUNT = 1 << 5,     /* a frame read goes uncounted */
-	BUS_PLANT_LIFECYCLE = 1 << 6,    /* a hash UPDATE before its DISCOVERY */
-	BUS_PLANT_CORRUPT = 1 << 7,      /* a published payload's bit flipped */
-	BUS_PLANT_CHILD_FIRST = 1 << 8,  /* a new child's DISCOVERY before its
-	                                    new parent's */
+	BUS_PLANT_MISCOUNT = 1 << 5,     /* a frame read goes uncounted (the
+	                                    first, then every 31st) */
+	BUS_PLANT_LIFECYCLE = 1 << 6,    /* an event after a process's
+	                                    TERMINATION: at its exit, and at
+	                                    an exec (taken for an exit) */
+	BUS_PLANT_CORRUPT = 1 << 7,      /* the first publish routed: a bit
+	                                    of its payload flipped */
+	BUS_PLANT_CHILD_FIRST = 1 << 8,  /* new processes newest pid first:
+	                                    a new child's DISCOVERY before
+	                                    its new parent's */
 	BUS_PLANT_DROP_ON_EAGAIN = 1 << 9, /* the collector forgets the event
 	                                      the bus refused (EAGAIN) */
 	BUS_PLANT_NO_RESEND = 1 << 10,   /* at a reconnect, the collector
@@ -113,7 +122,7 @@ enum bus_plant {
 	BUS_PLANT_QBYTES = 1 << 13,      /* a queue's byte count keeps one
 	                                    byte of each frame it lets go
 	                                    (only the invariants see it) */
-	BUS_PLANT_SVC_CLOSED = 1 << 14,  /* lifecycle.* refuses even the
+	BUS_PLANT_SVC_CLOSED = 1 << 14,  /* a service refuses even the
 	                                    callers its rule names */
 };
 /* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
@@ -130,24 +139,37 @@ enum bus_site {
 	BUS_SITE_NET_ONE_BYTE,    /* net.one_byte: a read takes one byte */
 	BUS_SITE_N
 };
+/* The simulator's hand in one instance (a broker core's configuration
+ * .sim, a client's, the services' structs): planted bugs, fault sites and
+ * the slow-consumer policy's reports, per instance — several brokers in
+ * one process each have their own, or none (NULL: every other use, and
+ * every other build, where the macros fold away). */
+struct bus_sim_hooks {
+	uint32_t plant;         /* planted bugs on (enum bus_plant) */
+	uint64_t plant_fired;   /* times a planted bug acted */
+	/* does the site fire now? (NULL: never) */
+	bool (*buggify)(void *arg, enum bus_site site);
+	/* the slow-consumer policy acted on the connection whose host
+	 * context is conn_ctx: frame (len bytes, as it would have been
+	 * written) will never be written to it: dropped (drop_newest), or
+	 * discarded from its queue when it is cut; frame NULL: it is cut
+	 * (disconnect). The simulator excuses exactly these losses. */
+	void (*policy)(void *arg, void *conn_ctx, const uint8_t *frame,
+	               size_t len);
+	void *arg;
+};
 #ifdef BUS_SIM
-extern uint32_t bus_sim_plant;
-#define BUS_PLANTED(bit) ((bus_sim_plant & (bit)) != 0)
-/* Set by the simulator for a run: does the site fire now? (NULL: never) */
-extern bool (*bus_sim_buggify)(enum bus_site site);
-#define BUS_BUGGIFY(site) (bus_sim_buggify && bus_sim_buggify(site))
-/* Set by the simulator: the slow-consumer policy acted on the connection
- * whose host context is ctx. frame (len bytes, as it would have been
- * written) will never be written to it: dropped (drop_newest), or
- * discarded from its queue when it is cut; frame NULL: it is cut
- * (disconnect). The simulator excuses exactly these losses. */
-extern void (*bus_sim_policy)(void *ctx, const uint8_t *frame, size_t len);
-#define BUS_SIM_POLICY(ctx, f, n)                                             \
-	(bus_sim_policy ? bus_sim_policy(ctx, f, n) : (void)0)
+#define BUS_PLANTED(h, bit) ((h) && ((h)->plant & (bit)) != 0)
+/* In a planted bug's condition, last: counts that it acted. */
+#define BUS_PLANT_HIT(h) (++(h)->plant_fired != 0)
+#define BUS_BUGGIFY(h, site) ((h) && (h)->buggify && (h)->buggify((h)->arg, site))
+#define BUS_SIM_POLICY(h, ctx, f, n)                                          \
+	((h) && (h)->policy ? (h)->policy((h)->arg, ctx, f, n) : (void)0)
 #else
-#define BUS_PLANTED(bit) 0
-#define BUS_BUGGIFY(site) 0
-#define BUS_SIM_POLICY(ctx, f, n) ((void)0)
+#define BUS_PLANTED(h, bit) (0 && (h))
+#define BUS_PLANT_HIT(h) (0 && (h))
+#define BUS_BUGGIFY(h, site) (0 && (h))
+#define BUS_SIM_POLICY(h, ctx, f, n) ((void)(h))
 #endif
 
 /* ---- a small deterministic generator (splitmix64): one step of *state.
@@ -341,6 +363,7 @@ struct bus_core_config {
 	const struct bus_acl *acl;    /* NULL: every client may do anything;
 	                                 the caller keeps it alive */
 	struct bus_allocator allocator; /* zeroed: libc */
+	struct bus_sim_hooks *sim;      /* the simulator's build: its hooks */
 };
 
 /* Defaults: standalone (busrtd) or embedded (design's figures). */

@@ -157,6 +157,7 @@ struct bus_client_config {
 	 * or no ca_file: the system's) and a client certificate (optional);
 	 * the caller keeps it alive. Unused by the core. */
 	const struct bus_tls_config *tls;
+	struct bus_sim_hooks *sim;    /* the simulator's build (bus.h) */
 };
 void bus_client_config_defaults(struct bus_client_config *cfg);
 

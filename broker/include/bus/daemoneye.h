@@ -92,6 +92,7 @@ struct de_handler {
  * before its params are decoded. */
 struct de_access {
 	const char *const *callers[DE_SVC_COUNT];
+	struct bus_sim_hooks *sim; /* the simulator's build (bus.h) */
 };
 bool de_access_allows(const struct de_access *acc, enum de_service svc,
                       const char *sender);
@@ -175,6 +176,7 @@ struct de_procdiff {
 	struct de_snapshot prev;
 	uint64_t cycles;        /* completed cycles */
 	uint32_t ticks_per_s;   /* clock ticks (sysconf(_SC_CLK_TCK)) */
+	struct bus_sim_hooks *sim; /* the simulator's build (bus.h) */
 };
 void de_procdiff_init(struct de_procdiff *d, uint32_t ticks_per_s);
 void de_procdiff_free(struct de_procdiff *d);
@@ -310,8 +312,12 @@ struct de_collector {
 	char agent[DE_BUS_NAME_BYTES_MAX];
 	const char *only_agent[2], *agent_monitors[3];
 	struct de_access access;
+	struct bus_sim_hooks *sim;       /* the simulator's build (bus.h):
+	                                    de_collector_set_sim */
 };
 #define DE_RETAIN_BYTES_DEFAULT (64ull << 20)
+/* The simulator's hooks for c, its diff and its services (bus.h). */
+void de_collector_set_sim(struct de_collector *c, struct bus_sim_hooks *h);
 /* BUS_EINVAL for a bad id. */
 int de_collector_init(struct de_collector *c, const char *id,
                       uint64_t incarnation, uint32_t ticks_per_s,
@@ -516,6 +522,7 @@ struct de_sup {
 	struct de_policies policies;
 	struct de_sup_ops ops;
 	void *host;
+	struct bus_sim_hooks *sim; /* the simulator's build (bus.h) */
 	struct de_sup_collector c[DE_COLLECTORS_MAX];
 	size_t n;
 };
