@@ -254,6 +254,79 @@ struct sim {
 	size_t ts_n;
 };
 
+/* ---- the run's parts (trace.c, net.c, actors.c, faults.c, run.c) ------ */
+#define SOCKBUF (256u << 10)
+#define REALTIME_BASE 1700000000000000000ull
+
+enum {
+	EV_CONNECT, EV_PUMP_C2B, EV_PUMP_B2C, EV_CDONE, EV_BDONE, EV_CLOSE_C,
+	EV_CLOSE_B, EV_POLL, EV_SPAWN, EV_EXIT, EV_FAULT, EV_FAULT_END,
+	EV_OPERATOR,
+};
+
+struct tline {
+	char b[512];
+	size_t n;
+};
+enum end { END_RESET, END_CLIENT_CLOSED, END_BROKER_CLOSED };
+#define LOSSY_SITES (1u << BUS_SITE_CORE_ALLOC | 1u << BUS_SITE_CLIENT_ALLOC)
+#define SIM_NOBODY 65534u
+#define INTRUDER_NAME "monitor.intruder"
+#define OPERATOR_NAME "admin.operator"
+
+extern const struct bus_client_ops c_ops;
+extern const struct bus_client_ops ic_ops;
+
+/* trace.c */
+uint64_t bytes_hash(const uint8_t *p, size_t n);
+void copy_str(char *dst, size_t n, const char *src);
+void put_str(struct tline *l, const char *p);
+void put_u64(struct tline *l, uint64_t v, int width);
+void line_start(struct sim *s, struct tline *l);
+void line_end(struct sim *s, const struct tline *l);
+/* net.c */
+void push(struct sim *s, uint64_t t, int type, int link, uint64_t arg);
+struct sim_ev pop(struct sim *s);
+void window(struct sim *s, uint64_t from, uint64_t to);
+bool site_hook(void *arg, enum bus_site site);
+void *site_alloc(void *ctx, size_t n);
+void *site_realloc(void *ctx, void *p, size_t n);
+void site_free(void *ctx, void *p);
+void pipe_clear(struct pipe *p);
+void arm(struct sim *s, struct link *l, int dir);
+void pipe_push(struct sim *s, struct link *l, int dir, const struct bus_iov *iov,
+	       size_t n);
+void teardown(struct sim *s, struct link *l, enum end how, const char *why);
+void deliver_all(struct sim *s, struct link *l, int dir);
+void pump(struct sim *s, struct link *l, int dir);
+void broker_start(struct sim *s);
+void broker_crash(struct sim *s);
+uint64_t c_now(void *host);
+void c_write(void *host, const struct bus_iov *iov, size_t n);
+uint64_t sim_clock(void *arg);
+size_t ilink_allow(void *arg, int dir, size_t want, bool *lose);
+void ilink_dropping(void *arg, const struct bus_link *il);
+void ilink_pump(struct sim *s);
+void raw_handshake(struct sim *s, struct link *l);
+void rogue_frame(struct sim *s, struct link *l);
+/* actors.c */
+void raw_rx(struct sim *s, struct link *l, const uint8_t *p, size_t n);
+void on_connect(struct sim *s, struct link *l);
+int new_link(struct sim *s, enum link_kind kind, int actor, const char *name);
+void sub_check(struct sim *s, struct link *l);
+void policy_hook(void *arg, void *ctx, const uint8_t *f, size_t n);
+struct bus_client *make_client(struct sim *s, struct link *l);
+void col_poll(struct sim *s, int i);
+void col_spawn(struct sim *s, int i);
+void col_kill(struct sim *s, int i, const char *why);
+void agent_boot(struct sim *s);
+void agent_crash(struct sim *s);
+void operator_call(struct sim *s, const char *method, int col);
+/* faults.c */
+void fault(struct sim *s, size_t i, bool begin);
+/* run.c */
+void acl_build(struct sim *s, const struct sim_scenario *sc);
+
 void sim_trace(struct sim *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
