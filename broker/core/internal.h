@@ -448,6 +448,45 @@ static inline bool queue__room(const struct bus_core *core,
 	       (c->q_bytes == 0 || c->q_bytes + len <= l->queue_bytes_max);
 }
 
+/* ---- shared by core.c, conn.c and route.c ------------------------------ */
+#define BROKER_WARN_TOPIC ".broker/warn"
+#define BROKER_INFO_TOPIC ".broker/info"
+/* The mask books' comparisons (route.c): right after a frame that queued some, and then at ticks 10 ms apart
+ * while any are left, in slices of so many mask levels compared: no frame
+ * stalls the broker for more than a slice (64 K levels, about 1 ms; plus
+ * the comparisons of the mask at hand), and a client that keeps queueing
+ * comparisons (a cover added and removed in a loop) holds at most a
+ * tenth of the broker's time, and only while it does. */
+#define BUS_BOOK_SLICE_STEPS (1u << 16)
+#define BUS_BOOK_TICK_NS 10000000ull
+/* core.c */
+uint32_t bus__names_lower(const struct bus_core *core, const char *name,
+			  size_t len);
+int bus__names_insert(struct bus_core *core, struct bus_conn *c);
+void bus__names_remove(struct bus_core *core, struct bus_conn *c);
+void bus__announce_later(struct bus_core *core, const char *topic,
+			 const char *subject, const char *name);
+void bus__core_end(struct bus_core *core);
+/* conn.c */
+void bus__conn_request_close(struct bus_core *core, struct bus_conn *c);
+void bus__conn_close_after_flush(struct bus_core *core, struct bus_conn *c);
+void bus__send_byte(struct bus_core *core, struct bus_conn *c, uint8_t b);
+void bus__conn_unregister(struct bus_core *core, struct bus_conn *c);
+void bus__audit(struct bus_core *core, const struct bus_conn *c,
+		const char *what, const char *name, size_t nl,
+		const char *obj, size_t ol);
+void bus__handshake_refuse(struct bus_core *core, struct bus_conn *c,
+			   uint8_t code, bool limit);
+void bus__conn_register(struct bus_core *core, struct bus_conn *c,
+			const uint8_t *name, size_t len);
+/* route.c */
+int bus__rcv_reserve(struct bus_core *core, uint32_t conns);
+void bus__proto_error(struct bus_core *core, struct bus_conn *c);
+void bus__books_unlist(struct bus_core *core, struct bus_conn *c);
+void bus__books_tick(struct bus_core *core);
+bool bus__on_frame(struct bus_core *core, struct bus_conn *c,
+		   const struct bus_frame *f);
+
 /* ---- the .broker RPC endpoint (brpc.c) --------------------------------- */
 #define BUS_BROKER_NAME ".broker"
 /* Handles an RPC payload sent to .broker by c; queues the reply. */
