@@ -9,7 +9,7 @@ Single-operator mutants of broker/core, broker/client and broker/services
 constant +1), a sample of N drawn with seed S by a hash of each site's
 identity (file, line text, mutant), so that edits elsewhere leave it be. Each is applied to a copy of the tree (the tracked files as
 they are now), rebuilt incrementally, and run against the unit tests and
-the simulator's sweeps of every shipped scenario (faults drawn from each
+the simulator's sweeps of every shipped scenario in both topologies (faults drawn from each
 seed, and without faults). A mutant that does not build is not counted; one
 that a test fails on, or that hangs past the timeout, is killed; the rest
 survive. A survivor listed in mutate/equivalent.txt (file, line text and
@@ -184,12 +184,13 @@ def tests(tree, seeds, jobs):
         return "unit"
     sim = os.path.join(tree, "build", "bin", "busrt-sim")
     for sc in SCENARIOS:
-        for faults in ([], ["--faults", "none"]):
-            n = seeds if not faults else max(seeds // 10, 3)
-            rc = run([sim, "sweep", sc, "--seeds", f"1..{n}", "-j", str(jobs), *faults],
-                     tree, 120)
-            if rc != 0:
-                return f"sim {sc}{' no faults' if faults else ''}"
+        for topo in ("embedded", "standalone"):
+            for faults in ([], ["--faults", "none"]):
+                n = seeds if not faults else max(seeds // 10, 3)
+                rc = run([sim, "sweep", sc, "--seeds", f"1..{n}", "-j", str(jobs),
+                          "--topology", topo, *faults], tree, 120)
+                if rc != 0:
+                    return f"sim {sc} {topo}{' no faults' if faults else ''}"
     return 0
 
 

@@ -412,12 +412,12 @@ static void table_report(const struct sim_scenario *sc,
 	       "deliveries/CPU-s (the whole simulated run), the in-process "
 	       "channel %.0f/CPU-s: ratio %.3f\n",
 	       th->broker, th->oracle, th->ratio);
-	char denied[128], inv[64];
+	char denied[128], inv[96];
 	snprintf(denied, sizeof(denied), " (another uid's %llu tries refused; "
 	         "the operator's %llu lifecycle calls served)",
 	         (unsigned long long)r->access_denied,
 	         (unsigned long long)r->operator_served);
-	snprintf(inv, sizeof(inv), " (the core's, checked %llu times)",
+	snprintf(inv, sizeof(inv), " (the core's and clients', checked %llu times)",
 	         (unsigned long long)r->invariant_checks);
 	for (int c = 0; c < SIM_C_N; c++)
 		printf("  %-12s %s%s%s%s\n", sim_check_names[c],

@@ -107,15 +107,22 @@ static void flush_all(struct sim *s)
 	ilink_pump(s);
 }
 
-/* After a step of the loop: the broker core's invariants, every
- * check_every-th step (the first broken one is the verdict). */
+/* After a step of the loop: the broker core's invariants and every
+ * client core's, every check_every-th step (the first broken one is the
+ * verdict). */
 static void step_check(struct sim *s)
 {
-	if (++s->steps % s->check_every || !s->core || s->inv_fault[0])
+	if (++s->steps % s->check_every || s->inv_fault[0])
 		return;
 	s->inv_checks++;
 	char why[256];
-	if (bus_core_check_invariants(s->core, why, sizeof(why)) != 0) {
+	int rc = s->core ? bus_core_check_invariants(s->core, why, sizeof(why))
+	                 : 0;
+	for (int i = 0; !rc && i < s->n_links; i++)
+		if (s->links[i].cl)
+			rc = bus_client_check_invariants(s->links[i].cl, why,
+			                                 sizeof(why));
+	if (rc) {
 		snprintf(s->inv_fault, sizeof(s->inv_fault), "%s", why);
 		s->inv_fault_at = s->now;
 	}

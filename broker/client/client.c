@@ -16,6 +16,7 @@
 #include "bus/client.h"
 #include "../core/internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define CALL_SLOTS_MAX 65535u
@@ -309,6 +310,52 @@ static void maskset_free(const struct bus_allocator *a, struct maskset *m)
 }
 
 /* ---- output ------------------------------------------------------------- */
+#define FAIL_IF(cond, ...)                                                   \
+	do {                                                                 \
+		if (cond) {                                                  \
+			snprintf(why, len, __VA_ARGS__);                     \
+			return BUS_EPROTO;                                   \
+		}                                                            \
+	} while (0)
+
+int bus_client_check_invariants(const struct bus_client *c, char *why,
+                                size_t len)
+{
+	const char *n = c->name ? c->name : "?";
+	const struct buf *bufs[3] = {&c->out, &c->wbuf, &c->rx};
+	for (int i = 0; i < 3; i++)
+		FAIL_IF(bufs[i]->len > bufs[i]->cap, "%s: a buffer holds %zu of "
+		        "%zu", n, bufs[i]->len, bufs[i]->cap);
+	FAIL_IF((c->out.len == 0) != (c->out_frames == 0), "%s: output %zu "
+	        "bytes, %llu frames", n, c->out.len,
+	        (unsigned long long)c->out_frames);
+	FAIL_IF(c->out_fbytes > c->out.len, "%s: output frames of %llu bytes "
+	        "in %zu", n, (unsigned long long)c->out_fbytes, c->out.len);
+	FAIL_IF(!c->inflight && (c->w_frames || c->acks_inflight),
+	        "%s: no write out, yet %llu frames and %u ACKs counted in one",
+	        n, (unsigned long long)c->w_frames, c->acks_inflight);
+	FAIL_IF(c->acks_count > c->acks_cap ||
+	        (c->acks_cap && c->acks_head >= c->acks_cap),
+	        "%s: ACK ring %u at %u of %u", n, c->acks_count, c->acks_head,
+	        c->acks_cap);
+	FAIL_IF(c->acks_unsent + c->acks_inflight > c->acks_count,
+	        "%s: %u unsent and %u in the write of %u pending ACKs", n,
+	        c->acks_unsent, c->acks_inflight, c->acks_count);
+	FAIL_IF(c->calls_count > c->slots_cap || c->calls_count > c->cfg.calls_max,
+	        "%s: %u calls in %u slots (max %u)", n, c->calls_count,
+	        c->slots_cap, c->cfg.calls_max);
+	FAIL_IF(c->subs.count > c->subs.cap || c->excl.count > c->excl.cap,
+	        "%s: mask sets over their room", n);
+	bool open = c->st == BUS_CLIENT_HANDSHAKE || c->st == BUS_CLIENT_READY;
+	FAIL_IF(!open && (c->inflight || c->acks_count || c->out.len),
+	        "%s: %s, yet a write out (%d), %u ACKs pending, %zu bytes of "
+	        "output", n, bus_client_state_name(c->st), c->inflight,
+	        c->acks_count, c->out.len);
+	FAIL_IF(c->st == BUS_CLIENT_CLOSED && c->calls_count,
+	        "%s: closed with %u calls", n, c->calls_count);
+	return 0;
+}
+
 size_t bus_client_out_pending(const struct bus_client *c)
 {
 	return c->out.len + (c->inflight ? c->wbuf.len : 0);

@@ -239,7 +239,12 @@ void mn_run(struct memnet *n)
 		}
 		if (!busy && !dropped) {
 			char why[256];
-			if (bus_core_check_invariants(n->core, why, sizeof(why))) {
+			int rc = bus_core_check_invariants(n->core, why,
+			                                   sizeof(why));
+			for (int i = 0; !rc && i < n->n; i++)
+				rc = bus_client_check_invariants(n->l[i].cl, why,
+				                                 sizeof(why));
+			if (rc) {
 				fprintf(stderr, "memnet: invariant: %s\n", why);
 				abort();
 			}

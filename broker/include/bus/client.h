@@ -244,6 +244,11 @@ int bus_client_rpc_error(struct bus_client *c, const char *target,
  * they own after that last on_state. */
 void bus_client_close(struct bus_client *c);
 
+/* The client core's structural invariants (its buffers, the ACKs and
+ * calls it tracks, what each state allows): 0, or BUS_EPROTO with the
+ * first broken one in why. Read-only; for tests and the simulator. */
+int bus_client_check_invariants(const struct bus_client *c, char *why,
+                                size_t len);
 enum bus_client_state bus_client_state(const struct bus_client *c);
 const char *bus_client_name(const struct bus_client *c);
 size_t bus_client_out_pending(const struct bus_client *c);
