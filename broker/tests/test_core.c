@@ -934,6 +934,26 @@ static void test_input_budget_pauses_a_reader_not_the_broker(void **state)
 	end_host(b.mh);
 }
 
+/* Bytes that complete no frame are no progress: an owner that trickles
+ * its large frame a byte a second is cut at the deadline all the same
+ * (a slowloris holding the budget would starve everyone paused). */
+static void test_input_budget_owner_that_trickles_is_cut(void **state)
+{
+	(void)state;
+	struct inb b = inb_open();
+	mh_send(b.mh, b.p[2], b.fr + 40000, b.len - 40000);
+	mh_send(b.mh, b.p[0], b.fr + 40000, b.len - 40000);
+	for (size_t i = 0; i < 7 && !b.mh->c[b.p[1]].close_requested; i++) {
+		mh_advance(b.mh, 1 * SEC);
+		mh_send(b.mh, b.p[1], b.fr + 40000 + i, 1);
+	}
+	assert_true(b.mh->c[b.p[1]].close_requested);
+	struct bus_stats st = stats(b.mh);
+	assert_int_equal(st.disconnects_input, 1);
+	free(b.fr);
+	end_host(b.mh);
+}
+
 static void test_input_budget_owner_that_stalls_is_cut(void **state)
 {
 	(void)state;
@@ -1301,6 +1321,7 @@ int main(void)
 	    cmocka_unit_test(test_total_cap_acts_on_the_largest_holder),
 	    cmocka_unit_test(test_input_budget_pauses_a_reader_not_the_broker),
 	    cmocka_unit_test(test_input_budget_owner_that_stalls_is_cut),
+	    cmocka_unit_test(test_input_budget_owner_that_trickles_is_cut),
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
 	    cmocka_unit_test(test_alloc_failure_in_publish_is_never_silent),
 	    cmocka_unit_test(test_alloc_failure_in_subscribe_cuts),

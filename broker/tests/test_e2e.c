@@ -223,23 +223,30 @@ static void wire_free(struct wire *w)
 	de_intake_free(&w->in);
 }
 
-/* A table of n processes, pids from base. */
-static void cycle(struct wire *w, uint32_t base, size_t n)
+/* A table of n processes, pids from base, running cmd (NUL-separated
+ * arguments, len bytes). */
+static void cycle_cmd(struct wire *w, uint32_t base, size_t n, char *cmd,
+                      size_t len)
 {
 	struct de_snapshot s;
 	de_snapshot_init(&s);
 	s.taken_ns = w->now;
 	for (size_t i = 0; i < n; i++) {
-		char cmd[] = "worker\0--job";
 		struct de_proc p = {.pid = base + (uint32_t)i, .ppid = 1,
 		                    .start_ticks = 5, .start_time_ms = 5000,
 		                    .accessible = true, .file_exists = true,
 		                    .name = "worker", .exe = "/usr/bin/worker",
-		                    .cmdline = cmd, .cmdline_len = sizeof(cmd)};
+		                    .cmdline = cmd, .cmdline_len = len};
 		assert_int_equal(de_snapshot_add(&s, &p), 0);
 	}
 	de_collector_cycle(&w->col, &s);
 	settle(w);
+}
+
+static void cycle(struct wire *w, uint32_t base, size_t n)
+{
+	char cmd[] = "worker\0--job";
+	cycle_cmd(w, base, n, cmd, sizeof(cmd));
 }
 
 /* The agent's heartbeat: what it processed goes to the collector, and
@@ -327,8 +334,18 @@ static void test_gap_is_filled_by_a_resend(void **state)
 	assert_int_equal(st->next_seq, 10); /* all 9 processed */
 	assert_int_equal(st->st.gaps, 0);   /* nothing was lost for good */
 	assert_int_equal(st->view.n, 3);
-	assert_non_null(de_view_find(&st->view, 200, 5000));
+	const struct de_view_proc *v = de_view_find(&st->view, 200, 5000);
+	assert_non_null(v);
+	assert_string_equal(v->name, "worker");
+	assert_string_equal(v->exe, "/usr/bin/worker");
+	assert_string_equal(v->cmdline, "worker --job");
 	assert_null(de_view_find(&st->view, 100, 5000));
+	/* an exec: the same process, another command line, in the view */
+	char other[] = "worker\0--other";
+	cycle_cmd(&w, 200, 1, other, sizeof(other));
+	v = de_view_find(&st->view, 200, 5000);
+	assert_non_null(v);
+	assert_string_equal(v->cmdline, "worker --other");
 	wire_free(&w);
 }
 
