@@ -138,6 +138,25 @@ static void test_name_limit_at_and_past(void **state)
 	end_host(mh);
 }
 
+/* A secondary names its primary before "%%": one that names none (the
+ * marker first) is no plain name either. The documented defaults of the
+ * broker-wide caps. */
+static void test_secondary_of_nobody_and_defaults(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	assert_int_equal(cfg.limits.subscriptions_bytes_total_max, 64u << 20);
+	struct memhost *mh = new_host(&cfg);
+	int a = mh_connect(mh, LOCAL);
+	assert_int_equal(mh_handshake(mh, a, "%%x", 3), BUS_RES_NOT_REGISTERED);
+	int b = mh_connect(mh, LOCAL);
+	assert_int_equal(mh_handshake(mh, b, "x%%y", 4), BUS_RES_NOT_REGISTERED);
+	end_host(mh);
+	bus_core_config_defaults(&cfg, false);
+	assert_int_equal(cfg.limits.subscriptions_bytes_total_max, 256u << 20);
+}
+
 static void test_connections_limit(void **state)
 {
 	(void)state;
@@ -1322,6 +1341,7 @@ int main(void)
 	    cmocka_unit_test(test_input_budget_pauses_a_reader_not_the_broker),
 	    cmocka_unit_test(test_input_budget_owner_that_stalls_is_cut),
 	    cmocka_unit_test(test_input_budget_owner_that_trickles_is_cut),
+	    cmocka_unit_test(test_secondary_of_nobody_and_defaults),
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
 	    cmocka_unit_test(test_alloc_failure_in_publish_is_never_silent),
 	    cmocka_unit_test(test_alloc_failure_in_subscribe_cuts),

@@ -120,6 +120,14 @@ static void test_msgpack_check(void **state)
 	 * before msgpack-c would allocate for them */
 	static const uint8_t bomb1[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
 	static const uint8_t bomb2[] = {0xdd, 0x01, 0x00, 0x00, 0x00, 0xc0};
+	/* nesting: at most 64 levels, whatever the caller asks */
+	uint8_t d65[66];
+	memset(d65, 0x91, 65); /* fixarray of one, 65 deep */
+	d65[65] = 0xc0;
+	assert_int_equal(bus__msgpack_check(d65, sizeof(d65), 1000), 0);
+	assert_int_equal(bus__msgpack_check(d65 + 1, sizeof(d65) - 1, 1000),
+	                 sizeof(d65) - 1);
+	assert_int_equal(bus__msgpack_check(d65 + 1, sizeof(d65) - 1, 63), 0);
 	assert_int_equal(bus__msgpack_check(bomb1, sizeof(bomb1), 4), 0);
 	assert_int_equal(bus__msgpack_check(bomb2, sizeof(bomb2), 4), 0);
 	/* str32 claiming more than is there */
