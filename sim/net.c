@@ -281,8 +281,11 @@ static void deliver(struct sim *s, struct link *l, int dir, size_t max)
 	if (dir == 0 && l->conn && s->core) {
 		bus_core_on_bytes(s->core, l->conn, data, k, s->now);
 		/* the broker closed it on a frame in this chunk: what followed
-		 * that frame was read and never processed (as from a socket) */
-		if (l->b_closing)
+		 * that frame was read and never processed (as from a socket);
+		 * a raw connection's last bytes are the ones it is closed on
+		 * (the rogue's one frame, a handshake), and none is counted */
+		if (l->b_closing && l->kind != LK_ROGUE && l->kind != LK_HOG &&
+		    l->kind != LK_IMPOSTOR)
 			s->acc_lossy = true;
 		l->c2b_read += k;
 		sub_check(s, l);
