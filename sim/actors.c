@@ -189,11 +189,7 @@ void on_connect(struct sim *s, struct link *l)
 		pipe_push(s, l, 0, &v, 1);
 		return;
 	}
-	struct bus_client_stats st;
-	bus_client_stats(l->cl, &st);
-	l->base_out = st.frames_out;
-	l->base_in = st.frames_in - st.nops_in + st.acks;
-	l->counted = true;
+	count_from_now(s, l);
 	bus_client_on_connected(l->cl);
 }
 
@@ -807,7 +803,6 @@ static void exchanged(void *host, size_t idx, const char *method,
 	}
 }
 
-static uint64_t agent_now(void *host) { return ((struct sim *)host)->now; }
 
 static int64_t agent_wall_ms(void *host) { return wall_ms(host); }
 
@@ -930,7 +925,7 @@ void agent_boot(struct sim *s)
 	                             .note = intake_note};
 	de_intake_free(&s->intake); /* a crashed agent's view is gone */
 	de_intake_init(&s->intake, &iops, s, sc->policies.resync_retry_ns);
-	struct de_agent_ops dops = {.now = agent_now, .wall_ms = agent_wall_ms,
+	struct de_agent_ops dops = {.now = sim_clock, .wall_ms = agent_wall_ms,
 	                            .exchanged = exchanged};
 	de_agent_init(&s->da, &s->sup, &s->intake, l->cl, DE_AGENT_NAME, &dops,
 	              s);
@@ -969,17 +964,17 @@ void agent_crash(struct sim *s)
  * shipped lifecycle.* handlers answer. A call lost to a fault is the
  * operator's to repeat (it does, once a second, until answered); an
  * answer that is an error or says something else than was asked is an
- * access failure: an admin must be served. */
-
-
+ * access failure: an admin must be served. A call is an op:
+ * OPERATOR_RESTART(col) or OPERATOR_STATUS(col). */
 static void operator_done(struct bus_client *c, int status,
                           const struct bus_rpc_result *r, void *arg)
 {
 	struct sim *s = ((struct link *)bus_client_host(c))->s;
 	if (s->finishing)
 		return;
-	int col = (int)((uintptr_t)arg >> 1);
-	bool restart = !((uintptr_t)arg & 1);
+	uint64_t op = (uintptr_t)arg;
+	int col = (int)(op >> 1);
+	bool restart = !(op & 1);
 	const char *method = restart ? "lifecycle.restart" : "lifecycle.status";
 	const char *id = s->cols[col].spec->id;
 	if (status == BUS_ERPC) { /* the agent answered: it must not refuse */
@@ -991,8 +986,7 @@ static void operator_done(struct bus_client *c, int status,
 	}
 	if (status != 0) { /* lost to a fault: asked again */
 		sim_trace(s, "operator %s %s: %s", method, id, bus_strerror(status));
-		push(s, s->now + SIM_S, EV_OPERATOR, -1,
-		     (uint64_t)col << 1 | !restart);
+		push(s, s->now + SIM_S, EV_OPERATOR, -1, op);
 		return;
 	}
 	ProtobufCMessage *m = de_reply_unpack(method, r);
@@ -1015,14 +1009,15 @@ static void operator_done(struct bus_client *c, int status,
 	s->operator_served++;
 	sim_trace(s, "operator %s %s answered", method, id);
 	if (restart)
-		operator_call(s, "lifecycle.status", col);
+		operator_call(s, OPERATOR_STATUS(col));
 }
 
-void operator_call(struct sim *s, const char *method, int col)
+void operator_call(struct sim *s, uint64_t op)
 {
 	struct link *l = &s->links[s->admin];
-	const char *id = s->cols[col].spec->id;
-	bool restart = !strcmp(method, "lifecycle.restart");
+	const char *id = s->cols[op >> 1].spec->id;
+	bool restart = !(op & 1);
+	const char *method = restart ? "lifecycle.restart" : "lifecycle.status";
 	Daemoneye__RestartCollectorRequest rq =
 		DAEMONEYE__RESTART_COLLECTOR_REQUEST__INIT;
 	Daemoneye__CollectorStatusRequest sq =
@@ -1031,9 +1026,7 @@ void operator_call(struct sim *s, const char *method, int col)
 	sim_trace(s, "operator calls %s %s", method, id);
 	int rc = de_call(l->cl, DE_AGENT_NAME, method,
 	                 restart ? &rq.base : &sq.base, &s->sc->policies,
-	                 operator_done,
-	                 (void *)(uintptr_t)((uintptr_t)col << 1 | !restart));
+	                 operator_done, (void *)(uintptr_t)op);
 	if (rc) /* its output is full, or it is not up yet: again later */
-		push(s, s->now + SIM_S, EV_OPERATOR, -1,
-		     (uint64_t)col << 1 | !restart);
+		push(s, s->now + SIM_S, EV_OPERATOR, -1, op);
 }

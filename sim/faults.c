@@ -142,7 +142,7 @@ void fault(struct sim *s, size_t i, bool begin)
 	case SIM_F_OPERATOR:
 		t = link_named(s, f->target, LK_COLLECTOR);
 		if (t >= 0 && s->links[t].kind == LK_COLLECTOR)
-			operator_call(s, "lifecycle.restart", s->links[t].actor);
+			operator_call(s, OPERATOR_RESTART(s->links[t].actor));
 		break;
 	case SIM_F_MALFORMED: {
 		char name[32];

@@ -225,10 +225,7 @@ void teardown(struct sim *s, struct link *l, enum end how,
 	struct bus_conn *conn = l->internal ? l->il.conn : l->conn;
 	bool had = conn != NULL || l->cl != NULL;
 	if (l->counted && l->cl) { /* what this connection carried */
-		struct bus_client_stats st;
-		bus_client_stats(l->cl, &st);
-		s->acc_out += st.frames_out - l->base_out;
-		s->acc_in += st.frames_in - st.nops_in + st.acks - l->base_in;
+		count_carried(s, l);
 		if (l->c2b.bytes || l->b2c.bytes || l->il.c_write ||
 		    l->il.b_write)
 			s->acc_lossy = true;
@@ -470,6 +467,32 @@ const struct bus_client_ops c_ops = {c_now, c_random, c_connect,
 
 uint64_t sim_clock(void *arg) { return ((struct sim *)arg)->now; }
 
+/* What a client counts that the broker counts too: the frames it wrote,
+ * and those it read (keepalives aside, ACKs in). */
+void client_counts(const struct bus_client *c, uint64_t *out, uint64_t *in)
+{
+	struct bus_client_stats st;
+	bus_client_stats(c, &st);
+	*out = st.frames_out;
+	*in = st.frames_in - st.nops_in + st.acks;
+}
+
+/* A connection of l's to the current broker starts: its frames count. */
+void count_from_now(struct sim *s, struct link *l)
+{
+	client_counts(l->cl, &l->base_out, &l->base_in);
+	l->counted = s->broker_up;
+}
+
+/* It ends: what it carried goes to the broker incarnation's accounting. */
+void count_carried(struct sim *s, struct link *l)
+{
+	uint64_t out, in;
+	client_counts(l->cl, &out, &in);
+	s->acc_out += out - l->base_out;
+	s->acc_in += in - l->base_in;
+}
+
 /* The internal client's ops: the shipped link (bus/link.h), pumped by
 * flush_all as the libuv host pumps it, outside every core call. */
 static void ic_connect(void *host)
@@ -478,11 +501,7 @@ static void ic_connect(void *host)
 	struct sim *s = l->s;
 	l->il.core = s->broker_up ? s->core : NULL;
 	l->c2b_written = l->c2b_read = l->c_inflight = 0;
-	struct bus_client_stats st;
-	bus_client_stats(l->cl, &st);
-	l->base_out = st.frames_out;
-	l->base_in = st.frames_in - st.nops_in + st.acks;
-	l->counted = s->broker_up;
+	count_from_now(s, l);
 	sim_trace(s, "connect %s (internal)", l->name);
 	bus_link_c_connect(&l->il);
 }
@@ -502,18 +521,6 @@ static void ic_close(void *host)
 const struct bus_client_ops ic_ops = {c_now, c_random, ic_connect,
                                              ic_write, ic_close};
 
-/* The link's shape: it changes nothing (an in-process link has no
- * latency and no short reads); it watches the bytes the broker reads, for
- * when a receiver's subscriptions are in effect. */
-size_t ilink_allow(void *arg, int dir, size_t want, bool *lose)
-{
-	struct link *l = arg;
-	(void)lose;
-	if (dir == BUS_LINK_C2B)
-		l->c2b_read += want;
-	return want;
-}
-
 /* The link breaks (the broker closed it, or the client): what the
  * connection carried goes to the accounting, as teardown does for a
  * socket's; a write half read, or frames read and not handled, die with
@@ -524,10 +531,7 @@ void ilink_dropping(void *arg, const struct bus_link *il)
 	struct sim *s = l->s;
 	if (!l->counted || !l->cl)
 		return;
-	struct bus_client_stats st;
-	bus_client_stats(l->cl, &st);
-	s->acc_out += st.frames_out - l->base_out;
-	s->acc_in += st.frames_in - st.nops_in + st.acks - l->base_in;
+	count_carried(s, l);
 	if ((il->c_write && il->c_off) || (il->b_write && (il->b_i || il->b_off)))
 		s->acc_lossy = true;
 	if (il->conn && s->core && bus_conn_input_pending(il->conn))
@@ -538,14 +542,21 @@ void ilink_dropping(void *arg, const struct bus_link *il)
 }
 
 /* One turn of the internal link: until nothing moves, or the turn's
- * rounds are spent (then it is busy: next_deadline says now). */
+ * rounds are spent (then it is busy: next_deadline says now). What the
+ * broker has read of the client's bytes is what was written less the
+ * unread rest of the write in flight (for when a receiver's
+ * subscriptions are in effect). */
 void ilink_pump(struct sim *s)
 {
 	if (s->agent_link < 0 || !s->links[s->agent_link].internal ||
 	    !s->links[s->agent_link].cl)
 		return;
 	struct link *l = &s->links[s->agent_link];
+	if (!bus_link_busy(&l->il))
+		return; /* flush_all flushed both sides: nothing to move */
 	bus_link_pump(&l->il, s->core, 64);
+	l->c2b_read = l->c2b_written -
+	              (l->il.c_write ? l->il.c_iov.len - l->il.c_off : 0);
 	sub_check(s, l);
 }
 

@@ -67,9 +67,7 @@ static void handle(struct sim *s, const struct sim_ev *e)
 		fault(s, (size_t)e->arg, e->type == EV_FAULT);
 		break;
 	case EV_OPERATOR:
-		operator_call(s, e->arg & 1 ? "lifecycle.status"
-		                            : "lifecycle.restart",
-		              (int)(e->arg >> 1));
+		operator_call(s, e->arg);
 		break;
 	}
 }
@@ -281,8 +279,7 @@ static void setup(struct sim *s)
 		l->il.has_ident = true; /* the broker's own process */
 		l->il.ident = (struct bus_ident){.cred = true, .uid = 0, .gid = 0,
 		                                 .pid = 1 + (uint32_t)l->idx};
-		l->ish = (struct bus_link_shape){ilink_allow, NULL, ilink_dropping,
-		                                 l};
+		l->ish = (struct bus_link_shape){NULL, NULL, ilink_dropping, l};
 		l->il.shape = &l->ish;
 	}
 	/* the monitors' clients; then the agent, whose supervision spawns

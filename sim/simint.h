@@ -273,6 +273,10 @@ enum end { END_RESET, END_CLIENT_CLOSED, END_BROKER_CLOSED };
 #define SIM_NOBODY 65534u
 #define INTRUDER_NAME "monitor.intruder"
 #define OPERATOR_NAME "admin.operator"
+/* the operator's calls (actors.c): collector col's lifecycle.restart, or
+ * its lifecycle.status */
+#define OPERATOR_RESTART(col) ((uint64_t)(col) << 1)
+#define OPERATOR_STATUS(col) ((uint64_t)(col) << 1 | 1)
 
 extern const struct bus_client_ops c_ops;
 extern const struct bus_client_ops ic_ops;
@@ -304,7 +308,9 @@ void broker_crash(struct sim *s);
 uint64_t c_now(void *host);
 void c_write(void *host, const struct bus_iov *iov, size_t n);
 uint64_t sim_clock(void *arg);
-size_t ilink_allow(void *arg, int dir, size_t want, bool *lose);
+void client_counts(const struct bus_client *c, uint64_t *out, uint64_t *in);
+void count_from_now(struct sim *s, struct link *l);
+void count_carried(struct sim *s, struct link *l);
 void ilink_dropping(void *arg, const struct bus_link *il);
 void ilink_pump(struct sim *s);
 void raw_handshake(struct sim *s, struct link *l);
@@ -321,7 +327,7 @@ void col_spawn(struct sim *s, int i);
 void col_kill(struct sim *s, int i, const char *why);
 void agent_boot(struct sim *s);
 void agent_crash(struct sim *s);
-void operator_call(struct sim *s, const char *method, int col);
+void operator_call(struct sim *s, uint64_t op);
 /* faults.c */
 void fault(struct sim *s, size_t i, bool begin);
 /* run.c */

@@ -2,8 +2,8 @@
  * link.c — a client core and the broker core joined in memory (link.h).
  */
 #include "bus/link.h"
+#include "internal.h" /* BUS_ASSERT */
 
-#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +34,7 @@ void bus_link_c_connect(struct bus_link *l) { l->connect_req = true; }
 
 void bus_link_c_write(struct bus_link *l, const struct bus_iov *iov, size_t n)
 {
-	assert(!l->c_write && n == 1); /* the client core writes one buffer */
+	BUS_ASSERT(!l->c_write && n == 1); /* the client core writes one buffer */
 	(void)n;
 	l->c_iov = iov[0];
 	l->c_off = 0;
@@ -45,7 +45,7 @@ void bus_link_c_close(struct bus_link *l) { l->client_close = true; }
 
 void bus_link_b_write(struct bus_link *l, const struct bus_iov *iov, size_t n)
 {
-	assert(!l->b_write);
+	BUS_ASSERT(!l->b_write);
 	if (l->b_cap < n) {
 		struct bus_iov *p = realloc(l->b_iov, sizeof(*p) * n);
 		if (!p) { /* cannot hold the write: the link fails */
@@ -104,25 +104,24 @@ static bool close_due(const struct bus_link *l)
 	       (l->client_close && !l->c_write && (l->reading || !l->conn));
 }
 
-static bool open_conn(struct bus_link *l)
+static void open_conn(struct bus_link *l)
 {
 	l->connect_req = false;
 	if (l->shape && l->shape->refuse && l->shape->refuse(l->shape->arg)) {
 		bus_client_on_close(l->cl, BUS_EIO);
-		return true;
+		return;
 	}
 	l->conn = l->core ? bus_core_on_connect(l->core, l->ctx, l->kind, "",
 	                                        "", now(l))
 	                  : NULL;
 	if (!l->conn) {
 		bus_client_on_close(l->cl, BUS_ECLOSED);
-		return true;
+		return;
 	}
 	l->reading = true;
 	if (l->has_ident)
 		bus_core_set_ident(l->core, l->conn, &l->ident);
 	bus_client_on_connected(l->cl);
-	return true;
 }
 
 static bool move_c2b(struct bus_link *l)
@@ -141,9 +140,7 @@ static bool move_c2b(struct bus_link *l)
 		l->c_off += k;
 		l->turn_bytes += k;
 		l->bytes += k;
-		if (lose)
-			l->lost += k;
-		else
+		if (!lose)
 			bus_core_on_bytes(l->core, l->conn, p, k, now(l));
 		moved = true;
 	}
@@ -173,9 +170,7 @@ static bool move_b2c(struct bus_link *l)
 			l->b_off += k;
 			l->bytes += k;
 			moved = true;
-			if (lose)
-				l->lost += k;
-			else
+			if (!lose)
 				bus_client_on_bytes(l->cl,
 				                    (const uint8_t *)v->base +
 				                            l->b_off - k,
@@ -203,8 +198,12 @@ bool bus_link_step(struct bus_link *l)
 		return true;
 	}
 	bool moved = false;
-	if (l->connect_req && (moved = open_conn(l)) && !l->conn)
-		return true;
+	if (l->connect_req) {
+		open_conn(l);
+		if (!l->conn)
+			return true; /* refused */
+		moved = true;
+	}
 	if (l->c_write && l->conn && l->reading)
 		moved |= move_c2b(l);
 	if (l->b_write && l->conn)

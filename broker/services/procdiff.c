@@ -253,16 +253,12 @@ void de_procdiff_cycle(struct de_procdiff *d, struct de_snapshot *cur,
 	if (mark) {
 		for (j = 0; first && j < cur->n; j++)
 			mark[j] = NEW;
-		/* planted: newest pid first, no parent first: a new child
-		 * before its new parent */
+		/* planted: newest pid first, no parent first (the depth at
+		 * its bound): a new child before its new parent */
 		bool planted = BUS_PLANTED(d->sim, BUS_PLANT_CHILD_FIRST) &&
 		               BUS_PLANT_HIT(d->sim);
-		for (j = 0; planted && j < cur->n; j++)
-			if (mark[cur->n - 1 - j] == NEW) {
-				mark[cur->n - 1 - j] = DONE;
-				emit(arg, DE_DISCOVERY, topic, &cur->v[cur->n - 1 - j]);
-				emit_hash(emit, arg, &cur->v[cur->n - 1 - j], NULL);
-			}
+		for (j = cur->n; planted && j-- > 0;)
+			discover(cur, mark, j, topic, emit, arg, 64);
 		for (j = 0; j < cur->n; j++)
 			discover(cur, mark, j, topic, emit, arg, 0);
 	} else { /* out of memory: key order, without the parent rule */

@@ -74,7 +74,6 @@ struct bus_link {
 	size_t b_n, b_cap, b_i, b_off;
 	size_t turn_bytes;      /* client bytes read this turn */
 	uint64_t bytes;         /* crossed, both ways */
-	uint64_t lost;          /* crossed and vanished (a shape's) */
 };
 
 /* An idle link of client cl to core (either may be set later, before the
