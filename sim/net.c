@@ -98,7 +98,11 @@ static bool site_fires(struct sim *s, enum bus_site site)
 	    sim_below(&s->rng[SIM_RNG_BUGGIFY], site_rate[site]))
 		return false;
 	s->r->fired[site]++;
-	sim_trace(s, "buggify %s", sim_site_names[site]);
+	struct tline l; /* by hand: short-I/O runs hold thousands */
+	line_start(s, &l);
+	put_str(&l, "buggify ");
+	put_str(&l, sim_site_names[site]);
+	line_end(s, &l);
 	if (LOSSY_SITES & 1u << site) {
 		/* a fault that heals at once: liveness counts from the last */
 		if (s->now > s->last_fault_end)

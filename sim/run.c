@@ -106,11 +106,11 @@ static void flush_all(struct sim *s)
 }
 
 /* After a step of the loop: the broker core's invariants and every
- * client core's, every check_every-th step (the first broken one is the
- * verdict). */
-static void step_check(struct sim *s)
+ * client core's, every check_every-th step and once at the end (final)
+ * whatever the count (the first broken one is the verdict). */
+static void step_check(struct sim *s, bool final)
 {
-	if (++s->steps % s->check_every || s->inv_fault[0])
+	if ((++s->steps % s->check_every && !final) || s->inv_fault[0])
 		return;
 	s->inv_checks++;
 	char why[256];
@@ -144,11 +144,11 @@ static int loop(struct sim *s)
 			struct sim_ev e = pop(s);
 			handle(s, &e);
 			flush_all(s);
-			step_check(s);
+			step_check(s, false);
 		}
 		if (s->core && bus_core_next_deadline(s->core) <= s->now) {
 			bus_core_on_tick(s->core, s->now);
-			step_check(s);
+			step_check(s, false);
 		}
 		for (int i = 0; i < s->n_links; i++)
 			if (s->links[i].cl &&
@@ -174,7 +174,7 @@ static void quiesce(struct sim *s)
 			struct sim_ev e = pop(s);
 			handle(s, &e);
 			flush_all(s);
-			step_check(s);
+			step_check(s, false);
 			moved = true;
 		}
 		for (int i = 0; i < s->n_links; i++) {
@@ -463,6 +463,7 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 	r->virtual_ns = s->now;
 	if (rc == 0) {
 		quiesce(s);
+		step_check(s, true);
 		sim_check_all(s, r);
 	}
 	r->trace_hash = s->hash;

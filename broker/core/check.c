@@ -1,7 +1,9 @@
 /*
  * check.c — the core's structural invariants, checked on demand by the
- * fuzz harnesses, the unit tests and (later) the simulator after every
- * step. Read-only; O(connections² + trie) — a checking tool, not a hot path.
+ * fuzz harnesses, the unit tests and the simulator after every
+ * step. Read-only but for its scratch (stamps on connections, marks on
+ * frames); O(connections + queued frames + masks + trie) — a checking
+ * tool, not a hot path.
  */
 #include "internal.h"
 
@@ -13,12 +15,11 @@
 		return BUS_EPROTO;                                           \
 	} while (0)
 
+/* x is on the connection list: stamped by this check's first pass (a
+ * pointer to a freed connection holds an older number, or none). */
 static bool live(const struct bus_core *core, const struct bus_conn *x)
 {
-	for (const struct bus_conn *c = core->first; c; c = c->next)
-		if (c == x)
-			return true;
-	return false;
+	return x->check_live == core->check_gen;
 }
 
 /* Counts subscription entries below n; every one must be a live,
@@ -74,6 +75,16 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 	long subs = 0;
 	uint64_t masks = 0, rx = 0;
 	const struct bus_conn *prev = NULL;
+	/* the check writes only its scratch: the stamps live() and the
+	 * FIFO test read, and the frames' marks below */
+	uint64_t gen = ++((struct bus_core *)core)->check_gen;
+	for (struct bus_conn *c = core->first; c; c = c->next)
+		c->check_live = gen;
+	for (struct bus_conn *q = core->in_first; q; q = q->in_next) {
+		if (q->check_live != gen || q->check_fifo == gen)
+			FAIL("input FIFO: a dead connection, or a cycle");
+		q->check_fifo = gen;
+	}
 	for (const struct bus_conn *c = core->first; c; c = c->next) {
 		if (c->prev != prev)
 			FAIL("connection list: broken back link");
@@ -166,9 +177,7 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 			     c->name ? c->name : "?",
 			     c->reading_paused ? "paused" : "on", !!c->wait_on,
 			     c->input_paused);
-		bool in_fifo = false;
-		for (const struct bus_conn *q = core->in_first; q; q = q->in_next)
-			in_fifo |= q == c;
+		bool in_fifo = c->check_fifo == gen;
 		if (in_fifo != c->input_paused)
 			FAIL("%s: input paused %d, in the FIFO %d",
 			     c->name ? c->name : "?", c->input_paused, in_fifo);

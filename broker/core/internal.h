@@ -323,6 +323,9 @@ struct bus_conn {
 	uint64_t r_frames, r_bytes, w_frames, w_bytes;
 	uint32_t plant_pubs; /* the simulator build's planted bugs: publishes
 	                        queued for it */
+	/* scratch of the invariant check: the check's number when it found
+	 * this connection on the list (check_live) and in the input FIFO */
+	uint64_t check_live, check_fifo;
 };
 
 
@@ -335,6 +338,7 @@ struct bus_pending_ann {
 };
 
 struct bus_core {
+	uint64_t check_gen; /* scratch of the invariant check: its number */
 	uint64_t plant_n; /* the simulator build's planted bugs: a counter */
 	struct bus_core_config cfg;
 	struct bus_allocator a;

@@ -1252,6 +1252,29 @@ static void test_invariant_checker_catches_breakage(void **state)
 	assert_int_equal(bus__trie_add(&mh->core->a, &mh->core->trie, "a/#", 3,
 	                               c),
 	                 0);
+	/* a subscription of a connection not on the list (gone) */
+	struct bus_conn ghost = *c;
+	ghost.check_live = 0;
+	assert_int_equal(bus__trie_add(&mh->core->a, &mh->core->trie, "a/b", 3,
+	                               &ghost),
+	                 0);
+	assert_int_equal(bus_core_check_invariants(mh->core, why, sizeof(why)),
+	                 BUS_EPROTO);
+	assert_non_null(strstr(why, "dead or unregistered"));
+	bus__trie_remove(&mh->core->a, &mh->core->trie, "a/b", 3, &ghost);
+	/* in the input FIFO without being paused for it, and a gone one */
+	mh->core->in_first = mh->core->in_last = c;
+	assert_int_equal(bus_core_check_invariants(mh->core, why, sizeof(why)),
+	                 BUS_EPROTO);
+	assert_non_null(strstr(why, "in the FIFO 1"));
+	ghost.in_next = NULL;
+	mh->core->in_first = mh->core->in_last = &ghost;
+	assert_int_equal(bus_core_check_invariants(mh->core, why, sizeof(why)),
+	                 BUS_EPROTO);
+	assert_non_null(strstr(why, "input FIFO: a dead connection"));
+	mh->core->in_first = mh->core->in_last = NULL;
+	assert_int_equal(bus_core_check_invariants(mh->core, why, sizeof(why)),
+	                 0);
 	end_host(mh);
 }
 
