@@ -2,6 +2,9 @@
  * brpc.c — the broker's own RPC endpoint ".broker" (PROTOCOL.md §6, §7) and
  * its announcements on .broker/info and .broker/warn.
  *
+ * Its periodic statistics go out on control/broker/stats, diagnostics on
+ * control/broker/diagnostics when asked for.
+ *
  * RPC frames ride in MESSAGE data: 0x00 notification | 0x01 request
  * (u32 call_id, method \0 params) | 0x11 reply (u32 call_id, result) |
  * 0x12 error (u32 call_id, i16 code, message). call_id 0 wants no reply.
@@ -93,15 +96,55 @@ static void rpc_error(struct bus_core *core, struct bus_conn *c,
 	msgpack_sbuffer_destroy(&sb);
 }
 
+/* ---- topic statistics -------------------------------------------------- */
+static void pack_row(msgpack_packer *pk, const struct bus_tstat_row *r)
+{
+	msgpack_pack_map(pk, 6 + !!r->key);
+	if (r->key)
+		pack_kv_str(pk, "topic", r->key);
+	pack_kv_u64(pk, "frames_in", r->frames_in);
+	pack_kv_u64(pk, "bytes_in", r->bytes_in);
+	pack_kv_u64(pk, "frames_out", r->frames_out);
+	pack_kv_u64(pk, "bytes_out", r->bytes_out);
+	pack_kv_u64(pk, "drops", r->drops);
+	pack_kv_u64(pk, "subscribers", r->subscribers);
+}
+
+/* {depth, rows_max, topics: [row...] (first publish first), other: row} */
+static void pack_topic_stats(struct bus_core *core, msgpack_packer *pk)
+{
+	const struct bus_tstats *t = &core->ts;
+	msgpack_pack_map(pk, 4);
+	pack_kv_u64(pk, "depth", core->cfg.topic_stats_depth);
+	pack_kv_u64(pk, "rows_max", t->max);
+	pack_str(pk, "topics");
+	msgpack_pack_array(pk, t->n);
+	for (uint32_t i = 0; i < t->n; i++)
+		pack_row(pk, &t->rows[i]);
+	pack_str(pk, "other");
+	pack_row(pk, &t->other);
+}
+
 #define COUNT_ONE(...) +1
-static void pack_stats(struct bus_core *core, msgpack_packer *pk)
+/* The stats map (.broker stats); with_topics: and the topic statistics
+ * (control/broker/stats). */
+static void pack_stats(struct bus_core *core, msgpack_packer *pk,
+                       bool with_topics)
 {
 	struct bus_stats st;
 	bus_core_stats(core, &st);
 	const struct bus_limits *l = &core->cfg.limits;
-	/* uptime, every counter, the limits */
-	msgpack_pack_map(pk, 2 BUS_STATS_MAP(COUNT_ONE));
+	bool mem = core->ops.memory != NULL;
+	/* uptime, every counter, the limits; the heap in use when the
+	 * host knows it */
+	msgpack_pack_map(pk, 2 + mem + with_topics BUS_STATS_MAP(COUNT_ONE));
 	pack_kv_u64(pk, "uptime", (core->now_ns - core->start_ns) / 1000000000u);
+	if (mem)
+		pack_kv_u64(pk, "memory_bytes", core->ops.memory(core->host));
+	if (with_topics) {
+		pack_str(pk, "topic_stats");
+		pack_topic_stats(core, pk);
+	}
 #define PACK_STAT(name, what) pack_kv_u64(pk, #name, st.name);
 	BUS_STATS_MAP(PACK_STAT)
 #undef PACK_STAT
@@ -326,6 +369,110 @@ static int pack_client_list(struct bus_core *core, msgpack_packer *pk,
 	return 0;
 }
 
+/* ---- diagnostics ------------------------------------------------------- */
+#define DIAG_TOP 5
+
+/* How long c's queue has waited for a write to complete (0: empty). */
+static uint64_t stalled_ns(const struct bus_core *core,
+                           const struct bus_conn *c)
+{
+	return c->q_count && core->now_ns > c->progress_ns
+	           ? core->now_ns - c->progress_ns
+	           : 0;
+}
+
+/* Keeps the DIAG_TOP connections of the largest key, ties by serial. */
+static void top_insert(struct bus_conn **top, uint64_t *keys, uint32_t *n,
+                       struct bus_conn *c, uint64_t key)
+{
+	if (!key)
+		return;
+	uint32_t i = *n < DIAG_TOP ? (*n)++ : DIAG_TOP;
+	while (i > 0 && keys[i - 1] < key) {
+		if (i < DIAG_TOP) {
+			top[i] = top[i - 1];
+			keys[i] = keys[i - 1];
+		}
+		i--;
+	}
+	if (i < DIAG_TOP) {
+		top[i] = c;
+		keys[i] = key;
+	}
+}
+
+static void pack_queue_row(const struct bus_core *core, msgpack_packer *pk,
+                           const struct bus_conn *c)
+{
+	msgpack_pack_map(pk, 4);
+	pack_kv_str(pk, "name", c->name);
+	pack_kv_u64(pk, "queued_frames", c->q_count);
+	pack_kv_u64(pk, "queued_bytes", c->q_bytes);
+	pack_kv_u64(pk, "stalled_ms", stalled_ns(core, c) / 1000000u);
+}
+
+/* {slowest: the receivers whose queues have waited longest, largest: the
+ * largest queues (DIAG_TOP each), paused: publishers not read (waiting
+ * for a receiver, or for the input budget), denials: the last
+ * BUS_DENIALS, oldest first} */
+static void pack_diagnostics(struct bus_core *core, msgpack_packer *pk)
+{
+	struct bus_conn *slow[DIAG_TOP], *large[DIAG_TOP];
+	uint64_t ks[DIAG_TOP], kl[DIAG_TOP];
+	uint32_t ns = 0, nl = 0, np = 0;
+	for (struct bus_conn *c = core->first; c; c = c->next) {
+		top_insert(slow, ks, &ns, c, stalled_ns(core, c));
+		top_insert(large, kl, &nl, c, c->q_bytes);
+		np += c->wait_on || c->input_paused;
+	}
+	msgpack_pack_map(pk, 4);
+	pack_str(pk, "slowest");
+	msgpack_pack_array(pk, ns);
+	for (uint32_t i = 0; i < ns; i++)
+		pack_queue_row(core, pk, slow[i]);
+	pack_str(pk, "largest");
+	msgpack_pack_array(pk, nl);
+	for (uint32_t i = 0; i < nl; i++)
+		pack_queue_row(core, pk, large[i]);
+	pack_str(pk, "paused");
+	msgpack_pack_array(pk, np);
+	for (struct bus_conn *c = core->first; c; c = c->next) {
+		if (!c->wait_on && !c->input_paused)
+			continue;
+		msgpack_pack_map(pk, 3);
+		pack_kv_str(pk, "name", c->name);
+		pack_kv_str(pk, "waits_for", c->wait_on ? c->wait_on->name : NULL);
+		pack_str(pk, "input_paused");
+		if (c->input_paused)
+			msgpack_pack_true(pk);
+		else
+			msgpack_pack_false(pk);
+	}
+	uint32_t nd = core->denials_n < BUS_DENIALS ? core->denials_n
+	                                             : BUS_DENIALS;
+	pack_str(pk, "denials");
+	msgpack_pack_array(pk, nd);
+	for (uint32_t i = core->denials_n - nd; i < core->denials_n; i++) {
+		const struct bus_denial *d = &core->denials[i % BUS_DENIALS];
+		msgpack_pack_map(pk, 4);
+		pack_kv_u64(pk, "t", d->t_ns);
+		pack_kv_str(pk, "what", d->what);
+		pack_kv_str(pk, "who", d->who);
+		pack_kv_str(pk, "object", d->obj);
+	}
+}
+
+void bus__brpc_publish_stats(struct bus_core *core)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pack_stats(core, &pk, true);
+	bus__route_publish_from_broker(core, BUS_STATS_TOPIC, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+}
+
 static bool method_is(const char *m, size_t len, const char *name)
 {
 	return strlen(name) == len && memcmp(m, name, len) == 0;
@@ -360,7 +507,9 @@ void bus__brpc_handle(struct bus_core *core, struct bus_conn *c,
 	bool too_big = plen > core->cfg.limits.rpc_params_bytes_max;
 	bool no_params = method_is(method, mlen, "test") ||
 	                 method_is(method, mlen, "info") ||
-	                 method_is(method, mlen, "stats");
+	                 method_is(method, mlen, "stats") ||
+	                 method_is(method, mlen, "topic.stats") ||
+	                 method_is(method, mlen, "diagnostics");
 	if ((no_params && plen != 0) || too_big) {
 		err = RPC_ERR_PARAMS;
 	} else if (method_is(method, mlen, "benchmark.test")) {
@@ -374,7 +523,15 @@ void bus__brpc_handle(struct bus_core *core, struct bus_conn *c,
 		pack_kv_str(&pk, "author", BROKER_AUTHOR);
 		pack_kv_str(&pk, "version", BUS_VERSION);
 	} else if (method_is(method, mlen, "stats")) {
-		pack_stats(core, &pk);
+		pack_stats(core, &pk, false);
+	} else if (method_is(method, mlen, "topic.stats")) {
+		pack_topic_stats(core, &pk);
+	} else if (method_is(method, mlen, "diagnostics")) {
+		/* answered, and published for whoever watches (the map
+		 * after the reply's five-byte header) */
+		pack_diagnostics(core, &pk);
+		bus__route_publish_from_broker(core, BUS_DIAGNOSTICS_TOPIC,
+		                               sb.data + 5, sb.size - 5);
 	} else if (method_is(method, mlen, "client.list")) {
 		err = pack_client_list(core, &pk, params, plen);
 	} else {

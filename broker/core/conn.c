@@ -106,6 +106,12 @@ void bus__audit(struct bus_core *core, const struct bus_conn *c,
 		const char *what, const char *name, size_t nl,
 		const char *obj, size_t ol)
 {
+	/* remembered for .broker diagnostics (the ring's last ones) */
+	struct bus_denial *d = &core->denials[core->denials_n++ % BUS_DENIALS];
+	d->t_ns = bus__unix_ns(core);
+	bus__copy_cut(d->what, sizeof(d->what), what, strlen(what));
+	bus__copy_cut(d->who, sizeof(d->who), name ? name : "", name ? nl : 0);
+	bus__copy_cut(d->obj, sizeof(d->obj), obj ? obj : "", obj ? ol : 0);
 	if (!core->ops.audit)
 		return;
 	struct bus_audit a = {what, name, nl, obj, ol, &c->ident,

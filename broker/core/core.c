@@ -49,6 +49,9 @@ void bus_core_config_defaults(struct bus_core_config *cfg, bool embedded)
 	cfg->low_water_percent = 50;
 	cfg->star_is_plus = true;
 	cfg->force_register = false;
+	cfg->stats_interval_ns = 10000000000ull;
+	cfg->topic_stats_depth = 3;
+	cfg->topic_stats_rows = 256;
 }
 
 int bus_core_config_check(const struct bus_core_config *cfg, const char **what)
@@ -84,6 +87,11 @@ int bus_core_config_check(const struct bus_core_config *cfg, const char **what)
 	CHECK(cfg->internal_slow_policy <= BUS_SLOW_BLOCK,
 	      "internal_queue_policy");
 	CHECK(cfg->low_water_percent < 100, "low_water_percent");
+	CHECK(cfg->stats_interval_ns == 0 ||
+	      cfg->stats_interval_ns >= 100000000ull, "stats_interval_ms");
+	CHECK(cfg->topic_stats_depth <= l->topic_levels_max,
+	      "topic_stats.depth");
+	CHECK(cfg->topic_stats_rows <= 65536, "topic_stats.rows");
 #undef CHECK
 	return 0;
 }
@@ -454,7 +462,11 @@ struct bus_core *bus_core_new(const struct bus_core_config *cfg,
 	core->iov = bus__alloc(&core->a, sizeof(*core->iov) * BUS_IOV_BATCH);
 	core->m_nop = bus__msg_new(&core->a, BUS_SERVER_HDR_BYTES);
 	core->m_greeting = bus__msg_new(&core->a, 3);
-	if (!core->iov || !core->m_nop || !core->m_greeting) {
+	core->next_stats_ns = cfg->stats_interval_ns
+	                          ? now_ns + cfg->stats_interval_ns
+	                          : UINT64_MAX;
+	if (!core->iov || !core->m_nop || !core->m_greeting ||
+	    bus__tstats_init(core) != 0) {
 		bus_core_free(core);
 		return NULL;
 	}
@@ -506,6 +518,7 @@ void bus_core_free(struct bus_core *core)
 		bus__msg_unref(&core->a, core->m_nop);
 	if (core->m_greeting)
 		bus__msg_unref(&core->a, core->m_greeting);
+	bus__tstats_free(core);
 	bus__free(&core->a, core->names);
 	bus__free(&core->a, core->rcv);
 	bus__free(&core->a, core->iov);
@@ -680,6 +693,15 @@ void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 	queue__stall_check(core);
 	input_stall_check(core);
 	bus__books_tick(core);
+	if (now_ns >= core->next_stats_ns) {
+		/* on schedule, not drifting: the next one an interval after
+		 * this one was due (or after now, when ticks came late) */
+		uint64_t next = core->next_stats_ns + core->cfg.stats_interval_ns;
+		core->next_stats_ns = next > now_ns
+		                          ? next
+		                          : now_ns + core->cfg.stats_interval_ns;
+		bus__brpc_publish_stats(core);
+	}
 	bus__core_end(core);
 }
 
@@ -705,6 +727,7 @@ uint64_t bus_core_next_deadline(const struct bus_core *core)
 		}
 	}
 	MIN_INTO(input_deadline(core));
+	MIN_INTO(core->next_stats_ns);
 	if (core->book_first)
 		MIN_INTO(core->now_ns + BUS_BOOK_TICK_NS);
 #undef MIN_INTO

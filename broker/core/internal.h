@@ -30,6 +30,9 @@ bool bus__utf8_valid(const uint8_t *s, size_t len);
 /* The length (1..4) of the UTF-8 character at s, or 0 if none starts
  * there (overlong forms, surrogates and past U+10FFFF are none). */
 size_t bus__utf8_seq(const uint8_t *s, size_t len);
+/* Copies at most n - 1 bytes of s (len) into dst, NUL-terminated, cut
+ * before a character that does not fit whole (s is valid UTF-8). */
+void bus__copy_cut(char *dst, size_t n, const char *s, size_t len);
 
 /* ---- string-keyed open-addressing map (lookups only: its iteration order
  * is a function of the keys and the insertion history, never of addresses,
@@ -163,7 +166,8 @@ static inline uint64_t bus__mask_charge(size_t len, uint32_t levels)
 {
 	return 2 * (uint64_t)len + (uint64_t)levels * BUS_MASK_LEVEL_CHARGE;
 }
-/* True for ".broker" and every topic under ".broker/": the broker's own. */
+/* True for ".broker", "control/broker" and every topic under them: the
+ * broker's own. */
 bool bus__topic_is_broker(const char *t, size_t len);
 /* Matches a normalised mask against a topic (the reference the trie must
  * agree with; used directly for exclusions). */
@@ -337,6 +341,28 @@ struct bus_pending_ann {
 	char name[];
 };
 
+/* ---- statistics per topic prefix (tstats.c) ----------------------------- */
+struct bus_tstat_row {
+	char *key; /* the prefix (NULL: the "other" row) */
+	uint32_t key_len, hash;
+	uint32_t subscribers; /* receivers of its last publish */
+	uint64_t frames_in, bytes_in, frames_out, bytes_out, drops;
+};
+struct bus_tstats {
+	struct bus_tstat_row *rows, other;
+	uint32_t n, max;
+	uint32_t *idx, cap; /* open addressing: row index + 1, 0 empty */
+};
+
+/* A denial remembered for .broker diagnostics (the last BUS_DENIALS). */
+#define BUS_DENIALS 16
+struct bus_denial {
+	uint64_t t_ns; /* Unix time */
+	char what[16];
+	char who[64];
+	char obj[96];
+};
+
 struct bus_core {
 	uint64_t check_gen; /* scratch of the invariant check: its number */
 	uint64_t plant_n; /* the simulator build's planted bugs: a counter */
@@ -372,6 +398,10 @@ struct bus_core {
 	struct bus_conn *in_first, *in_last;
 	bool shutting_down;
 	struct bus_stats st;
+	struct bus_tstats ts;
+	uint64_t next_stats_ns; /* control/broker/stats (UINT64_MAX: off) */
+	struct bus_denial denials[BUS_DENIALS];
+	uint32_t denials_n; /* ever; the ring holds the last BUS_DENIALS */
 	/* shared single-byte and empty frames */
 	struct bus_msg *m_byte[256]; /* lazily made handshake answers */
 	struct bus_msg *m_nop;
@@ -380,6 +410,20 @@ struct bus_core {
 
 struct bus_conn *bus__find_name(struct bus_core *core, const char *name,
                                 size_t len);
+
+int bus__tstats_init(struct bus_core *core);
+void bus__tstats_free(struct bus_core *core);
+/* The row of topic's prefix (made on its first publish; the "other" row
+ * once the table is full), or NULL when topic statistics are off. */
+struct bus_tstat_row *bus__tstats_row(struct bus_core *core, const char *topic,
+                                      size_t len);
+/* A publish of in_bytes routed to receivers, delivered (queued) to so
+ * many as frames of out_bytes. */
+void bus__tstats_count(struct bus_tstat_row *r, size_t in_bytes,
+                       uint32_t receivers, uint32_t delivered,
+                       size_t out_bytes);
+/* control/broker/stats (brpc.c): the stats map, published. */
+void bus__brpc_publish_stats(struct bus_core *core);
 /* Cuts a connection now: unregister, drop its queue, ask the host to
  * close. */
 void bus__conn_abort(struct bus_core *core, struct bus_conn *c);
@@ -399,9 +443,10 @@ void queue__unmark_dirty(struct bus_core *core, struct bus_conn *c);
 uint64_t queue__block_deadline_ns(const struct bus_core *core);
 /* Delivers m to every receiver collected in core->rcv; checked: a
  * sender's frame that queue__blocker let through (the block receivers
- * have room). */
-void queue__fan_out(struct bus_core *core, struct bus_msg *m, bool realtime,
-                    bool checked);
+ * have room). Returns how many queued it (the others dropped it or were
+ * cut). */
+uint32_t queue__fan_out(struct bus_core *core, struct bus_msg *m,
+                        bool realtime, bool checked);
 /* Queues m for c, or applies c's policy (drop it, or cut c). */
 enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,
                               struct bus_msg *m, bool realtime);

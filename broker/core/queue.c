@@ -491,9 +491,10 @@ static bool total_make_room(struct bus_core *core, struct bus_conn *c,
 	return true;
 }
 
-void queue__fan_out(struct bus_core *core, struct bus_msg *m, bool realtime,
-                    bool checked)
+uint32_t queue__fan_out(struct bus_core *core, struct bus_msg *m,
+                        bool realtime, bool checked)
 {
+	uint32_t queued = 0;
 	for (uint32_t i = 0; i < core->rcv_count; i++) {
 		struct bus_conn *c = core->rcv[i];
 		/* the fast path: block, with room (queue__blocker said so) */
@@ -505,10 +506,12 @@ void queue__fan_out(struct bus_core *core, struct bus_msg *m, bool realtime,
 				queue__write(core, c);
 			else
 				queue__mark_dirty(core, c);
+			queued++;
 			continue;
 		}
-		queue__deliver(core, c, m, realtime);
+		queued += queue__deliver(core, c, m, realtime) == QUEUE_OK;
 	}
+	return queued;
 }
 
 enum queue_res queue__deliver(struct bus_core *core, struct bus_conn *c,

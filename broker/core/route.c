@@ -135,16 +135,21 @@ static int publish(struct bus_core *core, const char *sname, size_t slen,
                    const struct route_ctx *r, const uint8_t *data,
                    size_t dlen, bool realtime, bool checked)
 {
-	if (core->rcv_count == 0)
+	struct bus_tstat_row *ts = bus__tstats_row(core, r->topic, r->topic_len);
+	if (core->rcv_count == 0) {
+		bus__tstats_count(ts, dlen, 0, 0, 0);
 		return 0;
+	}
 	struct bus_msg *m =
 	    bus__msg_delivery(&core->a, BUS_OP_PUBLISH, realtime, sname, slen,
 	                      r->topic, r->topic_len, data, dlen);
 	if (!m) {
 		core->st.drops_slow += core->rcv_count;
+		bus__tstats_count(ts, dlen, core->rcv_count, 0, 0);
 		return BUS_ENOMEM;
 	}
-	queue__fan_out(core, m, realtime, checked);
+	uint32_t queued = queue__fan_out(core, m, realtime, checked);
+	bus__tstats_count(ts, dlen, core->rcv_count, queued, m->len);
 	bus__msg_unref(&core->a, m);
 	return 0;
 }

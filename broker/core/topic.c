@@ -43,11 +43,17 @@ uint32_t bus__levels(const char *s, size_t len)
 	return bus__levels_sep(s, len, '/');
 }
 
+/* t is p or below it (p/...). */
+static bool topic_under(const char *t, size_t len, const char *p, size_t n)
+{
+	return len >= n && memcmp(t, p, n) == 0 && (len == n || t[n] == '/');
+}
+
 bool bus__topic_is_broker(const char *t, size_t len)
 {
-	size_t n = sizeof(BUS_BROKER_NAME) - 1;
-	return len >= n && memcmp(t, BUS_BROKER_NAME, n) == 0 &&
-	       (len == n || t[n] == '/');
+	return topic_under(t, len, BUS_BROKER_NAME, sizeof(BUS_BROKER_NAME) - 1) ||
+	       topic_under(t, len, BUS_CONTROL_BROKER,
+	                   sizeof(BUS_CONTROL_BROKER) - 1);
 }
 
 size_t bus__mask_normalize(const char *mask, size_t len, bool star_is_plus,

@@ -145,6 +145,19 @@ bool bus__utf8_valid(const uint8_t *s, size_t len)
 	return true;
 }
 
+void bus__copy_cut(char *dst, size_t n, const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		size_t k = bus__utf8_seq((const uint8_t *)s + i, len - i);
+		if (!k || i + k > n - 1)
+			break; /* not valid here, or not whole: cut before it */
+		i += k;
+	}
+	memcpy(dst, s, i);
+	dst[i] = 0;
+}
+
 /* ---- string map -------------------------------------------------------- */
 static char bus__tombstone_key[1];
 #define TOMBSTONE (bus__tombstone_key)

@@ -13,6 +13,9 @@
  *   internal_queue_policy: block | disconnect | drop_newest (ours)
  *   block_deadline_ms, low_water_percent, star_is_plus, force_register,
  *   socket_mode (ours)
+ *   stats_interval_ms: control/broker/stats every so long (10000; 0 off)
+ *   topic_stats: { depth: levels of a topic's prefix (3; 0 off),
+ *                  rows: prefixes kept before the "other" row (256) }
  *   limits: { every key of bus.h's BUS_LIMITS_MAP } (ours)
  *   embedded:   { max_connections, buffer_size,
  *                 transport: { type: unix_socket, path } }
@@ -204,6 +207,17 @@ static int on_limits(struct ld *l, const char *k, const yaml_node_t *v,
 		return get_limit_##type(l, v, f, &x->name);
 	BUS_LIMITS_MAP(LIMIT_KEY)
 #undef LIMIT_KEY
+	return unknown(l, v, f);
+}
+
+static int on_topic_stats(struct ld *l, const char *k, const yaml_node_t *v,
+                          const char *f)
+{
+	struct bus_core_config *c = &l->cfg->core;
+	if (!strcmp(k, "depth"))
+		return get_u32(l, v, f, 0, 128, &c->topic_stats_depth);
+	if (!strcmp(k, "rows"))
+		return get_u32(l, v, f, 0, 65536, &c->topic_stats_rows);
 	return unknown(l, v, f);
 }
 
@@ -587,6 +601,16 @@ static int on_broker(struct ld *l, const char *k, const yaml_node_t *v,
 		c->core.block_deadline_ns = ms * 1000000u;
 		return rc;
 	}
+	if (!strcmp(k, "stats_interval_ms")) {
+		uint64_t ms;
+		int rc = get_u64(l, v, f, 0, 86400000, &ms);
+		if (!rc && ms && ms < 100)
+			return fail(l, v, f, "expected 0 (off) or at least 100");
+		c->core.stats_interval_ns = ms * 1000000u;
+		return rc;
+	}
+	if (!strcmp(k, "topic_stats"))
+		return walk_map(l, v, f, on_topic_stats);
 	if (!strcmp(k, "star_is_plus"))
 		return get_bool(l, v, f, &c->core.star_is_plus);
 	if (!strcmp(k, "force_register"))

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -508,8 +509,16 @@ static void op_audit(void *host, const struct bus_audit *a)
 	s->audit_unlogged = 0;
 }
 
+/* The heap in use (glibc's arenas and mmapped chunks), for the stats. */
+static uint64_t op_memory(void *host)
+{
+	(void)host;
+	struct mallinfo2 mi = mallinfo2();
+	return (uint64_t)mi.uordblks + mi.hblkhd;
+}
+
 static const struct bus_core_ops host_ops = {op_write, op_set_reading,
-                                             op_close, op_audit};
+                                             op_close, op_audit, op_memory};
 
 /* Who a unix socket's peer is: SO_PEERCRED and SO_PEERGROUPS (a TCP
  * peer's address is peer_of's). */

@@ -46,7 +46,7 @@ static void op_audit(void *host, const struct bus_audit *a)
 }
 
 static const struct bus_core_ops mh_ops = {op_write, op_set_reading,
-                                           op_close, op_audit};
+                                           op_close, op_audit, NULL};
 
 static void *a_alloc(void *ctx, size_t n)
 {

@@ -48,7 +48,7 @@ static void b_close(void *host, void *ctx)
 }
 
 static const struct bus_core_ops b_ops = {b_write, b_set_reading, b_close,
-                                          NULL};
+                                          NULL, NULL};
 
 /* ---- client side ------------------------------------------------------- */
 static uint64_t c_now(void *host)

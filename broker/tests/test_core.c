@@ -1226,6 +1226,40 @@ static void test_covered_masks_return_when_their_cover_goes(void **state)
 	end_host(mh);
 }
 
+/* Topic statistics: one row per prefix of the configured depth, the
+ * "other" row past the table; control/broker is the broker's alone. */
+static void test_topic_stats_and_control_broker(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.topic_stats_rows = 3; /* .broker/info (registrations) and two */
+	struct memhost *mh = new_host(&cfg);
+	int p = mh_client(mh, "p", LOCAL), s = mh_client(mh, "s", LOCAL);
+	sub(mh, s, "events/#");
+	pub(mh, p, "events/process/lifecycle/1", "abc", 1);
+	pub(mh, p, "events/process/lifecycle/2", "de", 1);
+	pub(mh, p, "events/network/flow", "x", 1);
+	pub(mh, p, "other/a", "y", 1);   /* no subscriber; table full */
+	const struct bus_tstats *t = &mh->core->ts;
+	assert_int_equal(t->n, 3);
+	assert_string_equal(t->rows[0].key, ".broker/info");
+	assert_string_equal(t->rows[1].key, "events/process/lifecycle");
+	assert_int_equal(t->rows[1].frames_in, 2);
+	assert_int_equal(t->rows[1].bytes_in, 5);
+	assert_int_equal(t->rows[1].frames_out, 2);
+	assert_int_equal(t->rows[1].subscribers, 1);
+	assert_int_equal(t->rows[1].drops, 0);
+	assert_string_equal(t->rows[2].key, "events/network/flow");
+	assert_int_equal(t->other.frames_in, 1);
+	assert_int_equal(t->other.frames_out, 0);
+	uint64_t before = stats(mh).rejects_access;
+	pub(mh, p, BUS_STATS_TOPIC, "forged", 1);
+	pub(mh, p, "control/brokers", "fine", 1);
+	assert_int_equal(stats(mh).rejects_access, before + 1);
+	end_host(mh);
+}
+
 /* The checker that runs after every memhost/memnet step can fail. */
 static void test_invariant_checker_catches_breakage(void **state)
 {
@@ -1377,6 +1411,7 @@ int main(void)
 	    cmocka_unit_test(test_trie_visits_bounded_on_adversarial_masks),
 	    cmocka_unit_test(test_covered_masks_return_when_their_cover_goes),
 	    cmocka_unit_test(test_invariant_checker_catches_breakage),
+	    cmocka_unit_test(test_topic_stats_and_control_broker),
 	    cmocka_unit_test(test_keepalive_nops_and_idle_drop),
 	    cmocka_unit_test(test_handshake_step_timeout),
 	    cmocka_unit_test(test_secondary_teardown_and_info),

@@ -18,6 +18,14 @@
 #include <stdint.h>
 
 #define BUS_VERSION "0.1.0"
+
+/* The broker's own control topics: only the broker publishes under
+ * control/broker (a client's publish there is refused 0x79, as under
+ * .broker). stats: every stats_interval_ns, the .broker stats map and the
+ * topic statistics; diagnostics: each .broker diagnostics call's answer. */
+#define BUS_CONTROL_BROKER "control/broker"
+#define BUS_STATS_TOPIC "control/broker/stats"
+#define BUS_DIAGNOSTICS_TOPIC "control/broker/diagnostics"
 #define BUS_PROTOCOL_VERSION 1
 
 /* ---- errors: one table, which also generates bus_strerror -------------- */
@@ -358,6 +366,12 @@ struct bus_core_config {
 	uint32_t low_water_percent;   /* block: waiting senders resume when
 	                                 the receiver's queue is below this
 	                                 share of its limits (50) */
+	uint64_t stats_interval_ns;   /* control/broker/stats every so long
+	                                 (10 s; 0: never) */
+	uint32_t topic_stats_depth;   /* topic statistics per prefix of so
+	                                 many levels (3; 0: none) */
+	uint32_t topic_stats_rows;    /* prefixes kept, then one "other"
+	                                 row (256) */
 	bool star_is_plus;            /* '*' mask level means '+' */
 	bool force_register;          /* a new client takes over a busy name */
 	const struct bus_acl *acl;    /* NULL: every client may do anything;
@@ -390,6 +404,9 @@ struct bus_core_ops {
 	void (*close)(void *host, void *conn_ctx);
 	/* A refusal for the audit trail (may be NULL). */
 	void (*audit)(void *host, const struct bus_audit *a);
+	/* The process's heap in use, bytes, for the stats the broker
+	 * publishes (may be NULL: not reported). */
+	uint64_t (*memory)(void *host);
 };
 
 struct bus_core;
