@@ -9,6 +9,7 @@
 #include "bus/bus.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Assertions stay on in release builds: a broken invariant is a bug. */
 #define BUS_ASSERT(cond)                                                     \
@@ -330,6 +331,7 @@ struct bus_conn {
 	/* scratch of the invariant check: the check's number when it found
 	 * this connection on the list (check_live) and in the input FIFO */
 	uint64_t check_live, check_fifo;
+	struct bus_tstat_row *ts_row; /* the row of its last publish */
 };
 
 
@@ -346,6 +348,7 @@ struct bus_tstat_row {
 	char *key; /* the prefix (NULL: the "other" row) */
 	uint32_t key_len, hash;
 	uint32_t subscribers; /* receivers of its last publish */
+	bool full; /* the key holds all the depth's levels (topics go on) */
 	uint64_t frames_in, bytes_in, frames_out, bytes_out, drops;
 };
 struct bus_tstats {
@@ -413,15 +416,40 @@ struct bus_conn *bus__find_name(struct bus_core *core, const char *name,
 
 int bus__tstats_init(struct bus_core *core);
 void bus__tstats_free(struct bus_core *core);
+struct bus_tstat_row *bus__tstats_lookup(struct bus_core *core,
+                                         const char *topic, size_t len,
+                                         struct bus_tstat_row **cache);
 /* The row of topic's prefix (made on its first publish; the "other" row
- * once the table is full), or NULL when topic statistics are off. */
-struct bus_tstat_row *bus__tstats_row(struct bus_core *core, const char *topic,
-                                      size_t len);
+ * once the table is full), or NULL when topic statistics are off; cache:
+ * the publisher's last row (or NULL), tried first and kept. Inline, as
+ * the count below: they are on every publish's path. */
+static inline struct bus_tstat_row *
+bus__tstats_row(struct bus_core *core, const char *topic, size_t len,
+                struct bus_tstat_row **cache)
+{
+	/* a publisher repeats its topics: its last row holds topic when
+	 * topic is its key, or its key (all the depth's levels) then '/' */
+	struct bus_tstat_row *r = cache ? *cache : NULL;
+	if (r && len >= r->key_len && !memcmp(r->key, topic, r->key_len) &&
+	    (len == r->key_len || (r->full && topic[r->key_len] == '/')))
+		return r;
+	return bus__tstats_lookup(core, topic, len, cache);
+}
 /* A publish of in_bytes routed to receivers, delivered (queued) to so
  * many as frames of out_bytes. */
-void bus__tstats_count(struct bus_tstat_row *r, size_t in_bytes,
-                       uint32_t receivers, uint32_t delivered,
-                       size_t out_bytes);
+static inline void bus__tstats_count(struct bus_tstat_row *r, size_t in_bytes,
+                                     uint32_t receivers, uint32_t delivered,
+                                     size_t out_bytes)
+{
+	if (!r)
+		return;
+	r->frames_in++;
+	r->bytes_in += in_bytes;
+	r->frames_out += delivered;
+	r->bytes_out += (uint64_t)delivered * out_bytes;
+	r->drops += receivers - delivered;
+	r->subscribers = receivers;
+}
 /* control/broker/stats (brpc.c): the stats map, published. */
 void bus__brpc_publish_stats(struct bus_core *core);
 /* Cuts a connection now: unregister, drop its queue, ask the host to

@@ -131,11 +131,13 @@ static bool must_wait(struct bus_core *core, struct bus_conn *sender,
 
 /* Publishes to the receivers collected in core->rcv. 0, or BUS_ENOMEM:
  * no receiver got it (the frame could not be built). */
-static int publish(struct bus_core *core, const char *sname, size_t slen,
-                   const struct route_ctx *r, const uint8_t *data,
-                   size_t dlen, bool realtime, bool checked)
+static int publish(struct bus_core *core, struct bus_conn *sender,
+                   const char *sname, size_t slen, const struct route_ctx *r,
+                   const uint8_t *data, size_t dlen, bool realtime,
+                   bool checked)
 {
-	struct bus_tstat_row *ts = bus__tstats_row(core, r->topic, r->topic_len);
+	struct bus_tstat_row *ts = bus__tstats_row(
+	    core, r->topic, r->topic_len, sender ? &sender->ts_row : NULL);
 	if (core->rcv_count == 0) {
 		bus__tstats_count(ts, dlen, 0, 0, 0);
 		return 0;
@@ -159,8 +161,8 @@ void bus__route_publish_from_broker(struct bus_core *core, const char *topic,
 {
 	struct route_ctx r = {core, topic, strlen(topic), NULL, 0};
 	route_collect(core, &r);
-	publish(core, BUS_BROKER_NAME, sizeof(BUS_BROKER_NAME) - 1, &r, data,
-	        len, false, false);
+	publish(core, NULL, BUS_BROKER_NAME, sizeof(BUS_BROKER_NAME) - 1, &r,
+	        data, len, false, false);
 }
 
 /* A topic's or mask's limits (levels separated by sep: '/' for topics,
@@ -241,7 +243,7 @@ static bool on_publish(struct bus_core *core, struct bus_conn *c,
 	 * the publisher is cut, so that none of its later frames overtakes
 	 * this one (it sends again from its first unacknowledged; the
 	 * simulator caught the agent getting 904 before 903) */
-	int rc = publish(core, c->name, c->name_len, &r, p, len,
+	int rc = publish(core, c, c->name, c->name_len, &r, p, len,
 	                 f->qos & BUS_QOS_REALTIME, true);
 	send_ack(core, c, f->op_id, f->qos,
 	         rc ? BUS_RES_NOT_DELIVERED : BUS_RES_OK);

@@ -56,8 +56,8 @@ static size_t prefix_len(const char *topic, size_t len, uint32_t depth)
 	return s ? (size_t)(s - topic) : len;
 }
 
-struct bus_tstat_row *bus__tstats_row(struct bus_core *core, const char *topic,
-                                      size_t len)
+struct bus_tstat_row *bus__tstats_lookup(struct bus_core *core, const char *topic,
+                                      size_t len, struct bus_tstat_row **cache)
 {
 	struct bus_tstats *t = &core->ts;
 	if (!t->cap)
@@ -69,8 +69,11 @@ struct bus_tstat_row *bus__tstats_row(struct bus_core *core, const char *topic,
 		if (!x)
 			break; /* not there: i is where it goes */
 		struct bus_tstat_row *r = &t->rows[x - 1];
-		if (r->hash == h && r->key_len == k && !memcmp(r->key, topic, k))
+		if (r->hash == h && r->key_len == k && !memcmp(r->key, topic, k)) {
+			if (cache)
+				*cache = r;
 			return r;
+		}
 	}
 	if (t->n == t->max)
 		return &t->other;
@@ -82,21 +85,10 @@ struct bus_tstat_row *bus__tstats_row(struct bus_core *core, const char *topic,
 		i = (i + 1) & mask;
 	struct bus_tstat_row *r = &t->rows[t->n++];
 	*r = (struct bus_tstat_row){.key = key, .key_len = (uint32_t)k,
-	                            .hash = h};
+	                            .hash = h, .full = k < len};
 	t->idx[i] = t->n;
+	if (cache)
+		*cache = r;
 	return r;
 }
 
-void bus__tstats_count(struct bus_tstat_row *r, size_t in_bytes,
-                       uint32_t receivers, uint32_t delivered,
-                       size_t out_bytes)
-{
-	if (!r)
-		return;
-	r->frames_in++;
-	r->bytes_in += in_bytes;
-	r->frames_out += delivered;
-	r->bytes_out += (uint64_t)delivered * out_bytes;
-	r->drops += receivers - delivered;
-	r->subscribers = receivers;
-}
