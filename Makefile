@@ -13,7 +13,7 @@ CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
 	-Wshadow -Wstrict-prototypes -Wmissing-prototypes $(OPT) -Ibroker/include \
 	-I$(O)/gen
 CFLAGS_ALL = $(CFLAGS_BASE) $(SAN) $(CFLAGS)
-LDLIBS_ALL = -luv -lmsgpackc -lyaml -lprotobuf-c -lpcre2-8 -lssl -lcrypto -pthread $(LDLIBS)
+LDLIBS_ALL = -luv -lmsgpackc -lyaml -lprotobuf-c -lpcre2-8 -lmicrohttpd -lssl -lcrypto -pthread $(LDLIBS)
 
 CORE_SRC := $(wildcard broker/core/*.c)
 NET_SRC := $(wildcard broker/net/*.c)

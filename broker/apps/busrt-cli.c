@@ -7,7 +7,8 @@
  *     send TARGET DATA               [--qos N]
  *     broadcast MASK DATA            [--qos N]
  *     rpc call TARGET METHOD [key=value ...] | --raw DATA
- *     broker test|info|stats|clients
+ *     broker test|info|stats|clients|topics|diagnostics
+ *                                    [--prometheus: stats as Prometheus text]
  *
  * --proto: DaemonEye payloads are protobuf (proto/daemoneye.proto): listen
  * prints events as JSON; rpc call builds the method's request from
@@ -24,6 +25,7 @@
 #include "bus/daemoneye.h"
 #include "bus/json.h"
 #include "bus/net.h"
+#include "bus/prom.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -49,7 +51,9 @@ static void usage(FILE *f)
 	        "  broadcast MASK DATA [--qos N]\n"
 	        "  rpc call TARGET METHOD [key=value ...]   (--raw DATA: bytes "
 	        "as params)\n"
-	        "  broker test|info|stats|clients\n"
+	        "  broker test|info|stats|clients|topics|diagnostics "
+	        "(stats --prometheus: the\n"
+	        "    Prometheus text of the broker's /metrics endpoint)\n"
 	        "--proto: DaemonEye protobuf payloads (events, RPC params and "
 	        "replies)\n"
 	        "DATA: a literal, @FILE, or - for stdin. Default socket: %s\n"
@@ -70,6 +74,9 @@ struct cli {
 	enum cmd cmd;
 	bool json;
 	bool proto;
+	bool prom;          /* broker stats --prometheus */
+	uint8_t *stats;     /* its first reply (stats), while topic.stats runs */
+	size_t stats_len;
 	int qos;
 	uint64_t timeout_ns;
 	long count, seen;
@@ -435,36 +442,27 @@ static void op_done(struct bus_client *c, int status, void *arg)
 	finish(k, 0);
 }
 
-static void print_clients(const uint8_t *p, size_t n)
+/* One line per map of a: the columns keys (strings escaped, unsigned
+ * integers), "-" for what is missing; a negative width aligns left. */
+static void print_rows(const msgpack_object_array *a, const char *const *keys,
+                       const int *width, int ncols, const char *first)
 {
-	msgpack_unpacked u;
-	msgpack_unpacked_init(&u);
-	size_t off = 0;
-	if (msgpack_unpack_next(&u, (const char *)p, n, &off) !=
-	            MSGPACK_UNPACK_SUCCESS ||
-	    u.data.type != MSGPACK_OBJECT_MAP || u.data.via.map.size < 1 ||
-	    u.data.via.map.ptr[0].val.type != MSGPACK_OBJECT_ARRAY) {
-		msgpack_unpacked_destroy(&u);
-		print_result(p, n);
-		return;
+	if (!first) { /* the header; first names a row that has no key */
+		for (int c = 0; c < ncols; c++)
+			printf(c ? " %*s" : "%*s", width[c], keys[c]);
+		fputc('\n', stdout);
 	}
-	printf("%-32s %-10s %-16s %6s %10s %10s %6s %9s\n", "name", "kind",
-	       "source", "port", "r_frames", "w_frames", "queue", "instances");
-	const msgpack_object_array *a = &u.data.via.map.ptr[0].val.via.array;
 	for (uint32_t i = 0; i < a->size; i++) {
 		if (a->ptr[i].type != MSGPACK_OBJECT_MAP)
 			continue;
 		const msgpack_object_map *m = &a->ptr[i].via.map;
 		char cols[8][64] = {{0}};
-		static const char *keys[8] = {"name",     "kind",     "source",
-		                              "port",     "r_frames", "w_frames",
-		                              "queue",    "instances"};
 		for (uint32_t j = 0; j < m->size; j++) {
 			const msgpack_object *key = &m->ptr[j].key;
 			const msgpack_object *v = &m->ptr[j].val;
 			if (key->type != MSGPACK_OBJECT_STR)
 				continue;
-			for (int c = 0; c < 8; c++) {
+			for (int c = 0; c < ncols && c < 8; c++) {
 				if (key->via.str.size != strlen(keys[c]) ||
 				    memcmp(key->via.str.ptr, keys[c],
 				           key->via.str.size))
@@ -479,10 +477,63 @@ static void print_clients(const uint8_t *p, size_t n)
 					         v->via.u64);
 			}
 		}
-		printf("%-32s %-10s %-16s %6s %10s %10s %6s %9s\n", cols[0],
-		       cols[1], cols[2][0] ? cols[2] : "-",
-		       cols[3][0] ? cols[3] : "-", cols[4], cols[5], cols[6],
-		       cols[7]);
+		if (first)
+			snprintf(cols[0], sizeof(cols[0]), "%s", first);
+		for (int c = 0; c < ncols && c < 8; c++)
+			printf(c ? " %*s" : "%*s", width[c],
+			       cols[c][0] ? cols[c] : "-");
+		fputc('\n', stdout);
+	}
+}
+
+/* The value of key in a map, or NULL. */
+static const msgpack_object *map_get(const msgpack_object *m, const char *key)
+{
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR &&
+		    k->via.str.size == strlen(key) &&
+		    !memcmp(k->via.str.ptr, key, k->via.str.size))
+			return &m->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+/* broker clients and broker topics as tables (--json: the map as JSON). */
+static void print_table(const char *op, const uint8_t *p, size_t n)
+{
+	static const char *const client_keys[] = {
+	    "name", "kind", "source", "port", "r_frames", "w_frames", "queue",
+	    "instances"};
+	static const int client_w[] = {-32, -10, -16, 6, 10, 10, 6, 9};
+	static const char *const topic_keys[] = {
+	    "topic",     "frames_in", "bytes_in", "frames_out",
+	    "bytes_out", "drops",     "subscribers"};
+	static const int topic_w[] = {-32, 10, 12, 10, 12, 8, 11};
+	bool topics = !strcmp(op, "topics");
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	size_t off = 0;
+	const msgpack_object *rows = NULL;
+	if (msgpack_unpack_next(&u, (const char *)p, n, &off) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		rows = map_get(&u.data, topics ? "topics" : "clients");
+	if (!rows || rows->type != MSGPACK_OBJECT_ARRAY) {
+		msgpack_unpacked_destroy(&u);
+		print_result(p, n);
+		return;
+	}
+	if (topics) {
+		print_rows(&rows->via.array, topic_keys, topic_w, 7, NULL);
+		const msgpack_object *other = map_get(&u.data, "other");
+		if (other) { /* every prefix past the table's size, together */
+			msgpack_object_array one = {1, (msgpack_object *)other};
+			print_rows(&one, topic_keys, topic_w, 7, "(other)");
+		}
+	} else {
+		print_rows(&rows->via.array, client_keys, client_w, 8, NULL);
 	}
 	msgpack_unpacked_destroy(&u);
 }
@@ -505,8 +556,37 @@ static void rpc_done(struct bus_client *c, int status,
 		finish(k, 1);
 		return;
 	}
-	if (k->cmd == C_BROKER && !strcmp(k->broker_op, "clients") && !k->json)
-		print_clients(r->data, r->len);
+	if (k->prom && !k->stats) {
+		/* stats came: the topic table next, then one page of both */
+		k->stats = malloc(r->len ? r->len : 1);
+		if (!k->stats) {
+			finish(k, 1);
+			return;
+		}
+		memcpy(k->stats, r->data, r->len);
+		k->stats_len = r->len;
+		k->method = "topic.stats";
+		struct bus_rpc_policy pol = {.timeout_ns = k->timeout_ns};
+		int rc = bus_client_rpc_call(c, k->target, k->method, NULL, 0,
+		                             &pol, rpc_done, k);
+		if (rc) {
+			fprintf(stderr, "busrt-cli: %s\n", bus_strerror(rc));
+			finish(k, 1);
+		}
+		return;
+	}
+	if (k->prom) {
+		if (bus_prom_broker(stdout, k->stats, k->stats_len, r->data,
+		                    r->len)) {
+			fprintf(stderr, "busrt-cli: .broker stats: the reply is "
+			                "not a MessagePack map\n");
+			finish(k, 1);
+			return;
+		}
+	} else if (k->cmd == C_BROKER && !k->json &&
+	           (!strcmp(k->broker_op, "clients") ||
+	            !strcmp(k->broker_op, "topics")))
+		print_table(k->broker_op, r->data, r->len);
 	else if (k->proto && de_method_find(k->method)) {
 		ProtobufCMessage *m = de_reply_unpack(k->method, r);
 		if (!m) {
@@ -636,6 +716,7 @@ int main(int argc, char **argv)
 	    {"tls-ca", required_argument, NULL, 'A'},
 	    {"tls-cert", required_argument, NULL, 'C'},
 	    {"tls-key", required_argument, NULL, 'K'},
+	    {"prometheus", no_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct cli k;
@@ -705,6 +786,9 @@ int main(int argc, char **argv)
 		case 'K':
 			tls.key_file = optarg;
 			break;
+		case 'M':
+			k.prom = true;
+			break;
 		case 'U':
 			if (!bus_config_parse_u64(optarg, 0, UINT32_MAX - 1, &u))
 				return bad("--broker-uid: '%s' is not a uid",
@@ -772,23 +856,29 @@ int main(int argc, char **argv)
 		static const char *ops[][2] = {{"test", "test"},
 		                               {"info", "info"},
 		                               {"stats", "stats"},
-		                               {"clients", "client.list"}};
+		                               {"clients", "client.list"},
+		                               {"topics", "topic.stats"},
+		                               {"diagnostics", "diagnostics"}};
 		if (n != 1)
-			return bad("%s", "broker: expected test, info, stats or "
-			                 "clients");
-		for (int i = 0; i < 4; i++)
+			return bad("%s", "broker: expected test, info, stats, "
+			                 "clients, topics or diagnostics");
+		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 			if (!strcmp(a[0], ops[i][0])) {
 				k.method = ops[i][1];
 				k.broker_op = ops[i][0];
 			}
 		if (!k.method)
-			return bad("broker: '%s' is not test, info, stats or "
-			           "clients", a[0]);
+			return bad("broker: '%s' is not test, info, stats, "
+			           "clients, topics or diagnostics", a[0]);
+		if (k.prom && strcmp(k.broker_op, "stats"))
+			return bad("%s", "--prometheus goes with broker stats");
 		k.cmd = C_BROKER;
 		k.target = ".broker";
 	} else {
 		return bad("unknown command '%s'", cmd);
 	}
+	if (k.prom && k.cmd != C_BROKER)
+		return bad("%s", "--prometheus goes with broker stats");
 
 	if (!strncmp(k.addr, "tls://", 6) || tls.ca_file || tls.cert_file ||
 	    tls.key_file) {
@@ -827,5 +917,6 @@ int main(int argc, char **argv)
 	uv_run(&k.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&k.loop);
 	free(k.data);
+	free(k.stats);
 	return k.status;
 }

@@ -3,6 +3,7 @@
  *
  *   busrtd [-B PATH|HOST:PORT]... [-t SECONDS] [--queue-size N]
  *          [--force-register] [--config FILE] [--log-level LEVEL]
+ *          [--metrics HOST:PORT]
  *
  * BUS/RT's own flags where they exist, so ours is a drop-in. Precedence:
  * built-in defaults < --config FILE < flags. Without -B it binds what
@@ -40,7 +41,10 @@ static void usage(FILE *f)
 	        "  --queue-size N     outgoing queue per client, frames "
 	        "(default 10000)\n"
 	        "  --force-register   a new client takes over a busy name\n"
-	        "  --config FILE      YAML configuration (see README)\n");
+	        "  --config FILE      YAML configuration (see README)\n"
+	        "  --metrics HOST:PORT  Prometheus text at "
+	        "http://HOST:PORT/metrics (loopback;\n"
+	        "                     broker.metrics.listen)\n");
 }
 
 struct app {
@@ -168,9 +172,11 @@ int main(int argc, char **argv)
 	    {"force-register", no_argument, NULL, 'f'},
 	    {"config", required_argument, NULL, 'c'},
 	    {"log-level", required_argument, NULL, 'l'},
+	    {"metrics", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	const char *binds[BINDS_MAX], *config = NULL, *timeout = NULL;
+	const char *metrics = NULL;
 	int nbinds = 0, level = 2, opt;
 	uint64_t queue = 0;
 	bool force = false;
@@ -199,6 +205,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			config = optarg;
+			break;
+		case 'm':
+			metrics = optarg;
 			break;
 		case 'l':
 			if ((level = bus_log_level_parse(optarg)) < 0) {
@@ -244,6 +253,15 @@ int main(int argc, char **argv)
 			        config ? config : "-", err);
 		bus_config_free(&fc);
 		return 2;
+	}
+	if (metrics) {
+		if (bus_metrics_addr_check(metrics, err, sizeof(err))) {
+			fprintf(stderr, "busrtd: --metrics: %s\n", err);
+			bus_config_free(&fc);
+			return 2;
+		}
+		snprintf(fc.metrics_listen, sizeof(fc.metrics_listen), "%s",
+		         metrics);
 	}
 	if (timeout && !bus_config_parse_seconds(timeout, &fc.core.timeout_ns)) {
 		fprintf(stderr, "busrtd: -t: '%s' is not a positive number of "
@@ -317,6 +335,17 @@ int main(int argc, char **argv)
 			status = bind_one(&a, fc.socket_path, fc.socket_mode, NULL);
 		if (!status && fc.address[0])
 			status = bind_one(&a, fc.address, fc.socket_mode, all);
+	}
+	if (!status && fc.metrics_listen[0]) {
+		if (bus_server_metrics_listen(a.srv, fc.metrics_listen, err,
+		                              sizeof(err))) {
+			fprintf(stderr, "busrtd: %s\n", err);
+			status = 1;
+		} else {
+			fprintf(stderr, "busrtd: metrics on http://%s/metrics "
+			                "(port %u)\n", fc.metrics_listen,
+			        (unsigned)bus_server_metrics_port(a.srv));
+		}
 	}
 	if (status) {
 		a.stopping = true;

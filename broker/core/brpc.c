@@ -145,7 +145,7 @@ static void pack_stats(struct bus_core *core, msgpack_packer *pk,
 		pack_str(pk, "topic_stats");
 		pack_topic_stats(core, pk);
 	}
-#define PACK_STAT(name, what) pack_kv_u64(pk, #name, st.name);
+#define PACK_STAT(name, kind, what) pack_kv_u64(pk, #name, st.name);
 	BUS_STATS_MAP(PACK_STAT)
 #undef PACK_STAT
 	pack_str(pk, "limits");
@@ -471,6 +471,23 @@ void bus__brpc_publish_stats(struct bus_core *core)
 	pack_stats(core, &pk, true);
 	bus__route_publish_from_broker(core, BUS_STATS_TOPIC, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
+}
+
+int bus_core_stats_pack(struct bus_core *core, bool with_topics,
+                        uint8_t **data, size_t *len)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pack_stats(core, &pk, with_topics);
+	if (!sb.data) {
+		msgpack_sbuffer_destroy(&sb);
+		return BUS_ENOMEM;
+	}
+	*len = sb.size;
+	*data = (uint8_t *)msgpack_sbuffer_release(&sb);
+	return 0;
 }
 
 static bool method_is(const char *m, size_t len, const char *name)

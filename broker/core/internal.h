@@ -435,8 +435,9 @@ bus__tstats_row(struct bus_core *core, const char *topic, size_t len,
 		return r;
 	return bus__tstats_lookup(core, topic, len, cache);
 }
-/* A publish of in_bytes routed to receivers, delivered (queued) to so
- * many as frames of out_bytes. */
+/* A publish of in_bytes of payload routed to receivers, delivered
+ * (queued) to so many, out_bytes of payload each (in_bytes, or 0 when
+ * none got it): bytes in and out count payload alike. */
 static inline void bus__tstats_count(struct bus_tstat_row *r, size_t in_bytes,
                                      uint32_t receivers, uint32_t delivered,
                                      size_t out_bytes)

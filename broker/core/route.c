@@ -151,7 +151,7 @@ static int publish(struct bus_core *core, struct bus_conn *sender,
 		return BUS_ENOMEM;
 	}
 	uint32_t queued = queue__fan_out(core, m, realtime, checked);
-	bus__tstats_count(ts, dlen, core->rcv_count, queued, m->len);
+	bus__tstats_count(ts, dlen, core->rcv_count, queued, dlen);
 	bus__msg_unref(&core->a, m);
 	return 0;
 }
@@ -228,6 +228,8 @@ static bool on_publish(struct bus_core *core, struct bus_conn *c,
 	}
 	if (bus__topic_is_broker(topic, tlen)) { /* whatever an ACL says */
 		core->st.rejects_access++;
+		/* a forgery of the broker's own topics: audited as a denial */
+		bus__audit(core, c, "publish", c->name, c->name_len, topic, tlen);
 		send_ack(core, c, f->op_id, f->qos, BUS_RES_ACCESS);
 		return true;
 	}

@@ -16,6 +16,8 @@
  *   stats_interval_ms: control/broker/stats every so long (10000; 0 off)
  *   topic_stats: { depth: levels of a topic's prefix (3; 0 off),
  *                  rows: prefixes kept before the "other" row (256) }
+ *   metrics: { listen: loopback HOST:PORT of the Prometheus endpoint
+ *              ("" none, the default; 127.0.0.1:9464 is the usual) }
  *   limits: { every key of bus.h's BUS_LIMITS_MAP } (ours)
  *   embedded:   { max_connections, buffer_size,
  *                 transport: { type: unix_socket, path } }
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../core/internal.h" /* bus__utf8_valid */
+#include "bus/net.h" /* bus_metrics_addr_check */
 
 #include <arpa/inet.h>
 #include <grp.h>
@@ -218,6 +221,23 @@ static int on_topic_stats(struct ld *l, const char *k, const yaml_node_t *v,
 		return get_u32(l, v, f, 0, 128, &c->topic_stats_depth);
 	if (!strcmp(k, "rows"))
 		return get_u32(l, v, f, 0, 65536, &c->topic_stats_rows);
+	return unknown(l, v, f);
+}
+
+static int on_metrics(struct ld *l, const char *k, const yaml_node_t *v,
+                      const char *f)
+{
+	struct bus_file_config *c = l->cfg;
+	if (!strcmp(k, "listen")) {
+		int rc = get_str(l, v, f, c->metrics_listen,
+		                 sizeof(c->metrics_listen));
+		if (rc || !c->metrics_listen[0])
+			return rc;
+		char why[256];
+		if (bus_metrics_addr_check(c->metrics_listen, why, sizeof(why)))
+			return fail(l, v, f, why);
+		return 0;
+	}
 	return unknown(l, v, f);
 }
 
@@ -611,6 +631,8 @@ static int on_broker(struct ld *l, const char *k, const yaml_node_t *v,
 	}
 	if (!strcmp(k, "topic_stats"))
 		return walk_map(l, v, f, on_topic_stats);
+	if (!strcmp(k, "metrics"))
+		return walk_map(l, v, f, on_metrics);
 	if (!strcmp(k, "star_is_plus"))
 		return get_bool(l, v, f, &c->core.star_is_plus);
 	if (!strcmp(k, "force_register"))

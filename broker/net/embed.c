@@ -130,9 +130,12 @@ int bus_embedded_start(uv_loop_t *loop, const char *config_path,
 		snprintf(err, errlen, "%s", bus_strerror(rc));
 		return rc;
 	}
-	if (fc.socket_path[0] &&
-	    (rc = bus_server_listen(s, fc.socket_path, fc.socket_mode, err,
-	                            errlen))) {
+	if ((fc.socket_path[0] &&
+	     (rc = bus_server_listen(s, fc.socket_path, fc.socket_mode, err,
+	                             errlen))) ||
+	    (fc.metrics_listen[0] &&
+	     (rc = bus_server_metrics_listen(s, fc.metrics_listen, err,
+	                                     errlen)))) {
 		/* nothing reached the loop but handles: let them close */
 		bus_server_shutdown(s, discard_done, NULL);
 		return rc;

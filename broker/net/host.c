@@ -129,6 +129,9 @@ struct bus_server {
 	struct bus_acl *acl; /* in force, owned */
 	uint64_t audit_log_ns;
 	uint32_t audit_logged, audit_unlogged;
+	struct bus_metrics *metrics; /* broker.metrics.listen, or NULL */
+	void (*metrics_extra)(void *arg, FILE *f);
+	void *metrics_extra_arg;
 };
 
 static uint64_t now_ns(const struct bus_server *s)
@@ -1194,6 +1197,43 @@ int bus_server_new(uv_loop_t *loop, const struct bus_core_config *cfg,
 	return 0;
 }
 
+static void metrics_closed(void *arg)
+{
+	struct bus_server *s = arg;
+	s->open_handles--;
+	maybe_done(s);
+}
+
+int bus_server_metrics_listen(struct bus_server *s, const char *spec,
+                              char *err, size_t errlen)
+{
+	if (s->metrics || s->shutting_down) {
+		snprintf(err, errlen, "%s: %s", spec,
+		         s->metrics ? "the metrics endpoint is already open"
+		                    : "the broker is shutting down");
+		return BUS_EBUSY;
+	}
+	return bus__metrics_start(s, s->loop, spec, &s->metrics, err, errlen);
+}
+
+uint16_t bus_server_metrics_port(const struct bus_server *s)
+{
+	return s->metrics ? bus__metrics_port(s->metrics) : 0;
+}
+
+void bus_server_set_metrics_extra(struct bus_server *s,
+                                  void (*fn)(void *arg, FILE *f), void *arg)
+{
+	s->metrics_extra = fn;
+	s->metrics_extra_arg = arg;
+}
+
+void bus__server_metrics_extra(struct bus_server *s, FILE *f)
+{
+	if (s->metrics_extra)
+		s->metrics_extra(s->metrics_extra_arg, f);
+}
+
 void bus_server_shutdown(struct bus_server *s,
                          void (*done_cb)(struct bus_server *, void *),
                          void *arg)
@@ -1216,6 +1256,11 @@ void bus_server_shutdown(struct bus_server *s,
 		listener_close(s, l);
 	}
 	s->listener_count = 0;
+	if (s->metrics) {
+		s->open_handles++;
+		bus__metrics_close(s->metrics, metrics_closed, s);
+		s->metrics = NULL;
+	}
 	/* the timer keeps running (it enforces the flush deadline) and the
 	 * check handle keeps flushing until the last connection is closed */
 	bus_core_shutdown(s->core, now_ns(s));

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* A listen or connect address: a Unix socket path (it contains '/' or has
  * no ':'), or HOST:PORT / [V6ADDR]:PORT. Returns 0, or -1 with err set. */
@@ -60,5 +61,26 @@ int bus__tls_encrypt(struct bus_tls *t, const struct bus_iov *iov, size_t n);
  * started, 0 nothing to send, or a negative libuv error. */
 int bus__tls_send(struct bus_tls *t, uv_stream_t *s,
                   void (*done)(void *arg, int status), void *arg);
+
+/* ---- the Prometheus endpoint (metrics.c) --------------------------------
+ * An HTTP server on loopback spec (HOST:PORT; port 0: any) in loop,
+ * serving s's statistics at /metrics. 0, or BUS_EINVAL (not a loopback
+ * HOST:PORT) / BUS_EIO (cannot listen) with err. */
+struct bus_server;
+struct bus_metrics;
+struct sockaddr_storage;
+/* spec as a loopback socket address: 0, or BUS_EINVAL with err. */
+int bus__metrics_addr(const char *spec, struct sockaddr_storage *ss,
+                      bool *ipv6, char *err, size_t errlen);
+int bus__metrics_start(struct bus_server *s, uv_loop_t *loop,
+                       const char *spec, struct bus_metrics **out,
+                       char *err, size_t errlen);
+uint16_t bus__metrics_port(const struct bus_metrics *m);
+/* Closes its handles and the server; done(arg) when that is over (m is
+ * then freed). */
+void bus__metrics_close(struct bus_metrics *m, void (*done)(void *arg),
+                        void *arg);
+/* The host's families after the broker's (bus_server_set_metrics_extra). */
+void bus__server_metrics_extra(struct bus_server *s, FILE *f);
 
 #endif

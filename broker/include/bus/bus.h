@@ -454,53 +454,91 @@ void bus_core_shutdown(struct bus_core *core, uint64_t now_ns);
 /* True while any connection still has queued or in-flight bytes. */
 bool bus_core_has_pending_writes(const struct bus_core *core);
 
-/* ---- statistics: one table, which also generates the struct and the
- * .broker stats reply (X(name, what)) ----------------------------------- */
+/* ---- statistics: one table, which also generates the struct, the
+ * .broker stats reply and the Prometheus text (X(name, kind, what): kind
+ * counter, only ever grows, or gauge, a level now) ---------------------- */
 #define BUS_STATS_MAP(X)                                                      \
-	X(r_frames, "frames read from clients")                               \
-	X(r_bytes, "payload bytes read")                                      \
-	X(w_frames, "frames written to clients")                              \
-	X(w_bytes, "bytes written")                                           \
-	X(connections, "open connections")                                    \
-	X(clients, "registered clients")                                      \
-	X(queued_frames, "frames in outgoing queues")                         \
-	X(queued_bytes, "bytes in outgoing queues (a shared frame once)")     \
-	X(input_bytes, "bytes of buffered input (partial or waiting frames)") \
-	X(subscriptions_bytes, "bytes charged for masks (subscribe, exclude)") \
-	X(drops_slow, "frames dropped: drop_newest, or a frame not built")    \
-	X(disconnects_slow, "receivers cut for queue overflow (disconnect)")  \
-	X(disconnects_stalled, "receivers cut: no progress while others "    \
-	                       "waited for them (block)")                     \
-	X(backpressure_waits, "times a sender waited for a full receiver")   \
-	X(disconnects_idle, "clients cut for silence")                        \
-	X(disconnects_input, "clients cut: held the input budget while "     \
-	                     "others waited, no frame done (block deadline)") \
-	X(input_pauses, "times a reader paused for the input budget")        \
-	X(disconnects_proto, "clients cut for protocol errors")               \
-	X(rejects_limit, "frames answered 0x72 for a limit")                  \
-	X(rejects_access, "frames refused 0x79: a publish to .broker/*")      \
-	X(denied_register, "registrations refused 0x79 by the ACL")          \
-	X(denied_publish, "publishes refused by the ACL")                     \
-	X(denied_subscribe, "subscribe frames refused by the ACL")            \
-	X(denied_send, "one-to-one frames refused by the ACL")                \
-	X(denied_broadcast, "broadcasts refused by the ACL")                  \
-	X(disconnects_acl, "clients cut by an ACL reload")                    \
-	X(rejects_rpc, ".broker calls answered with an error")               \
-	X(rejects_connections, "handshakes refused: connections_max")         \
-	X(rejects_handshake, "other refused handshakes")                      \
-	X(rejects_accept, "times the host refused connections at accept "     \
-	                  "(no descriptor: every waiting one; no memory)")      \
-	X(tls_handshakes, "TLS handshakes completed")                         \
-	X(tls_failures, "TLS handshakes failed or timed out, sessions "       \
-	                "broken")                                             \
-	X(tls_plaintext, "connections to a TLS listener that spoke plaintext")
+	X(r_frames, counter,                                                  \
+	  "frames read from clients")                                         \
+	X(r_bytes, counter,                                                   \
+	  "payload bytes read")                                               \
+	X(w_frames, counter,                                                  \
+	  "frames written to clients")                                        \
+	X(w_bytes, counter,                                                   \
+	  "bytes written")                                                    \
+	X(connections, gauge,                                                 \
+	  "open connections")                                                 \
+	X(clients, gauge,                                                     \
+	  "registered clients")                                               \
+	X(queued_frames, gauge,                                               \
+	  "frames in outgoing queues")                                        \
+	X(queued_bytes, gauge,                                                \
+	  "bytes in outgoing queues (a shared frame once)")                   \
+	X(input_bytes, gauge,                                                 \
+	  "bytes of buffered input (partial or waiting frames)")              \
+	X(subscriptions_bytes, gauge,                                         \
+	  "bytes charged for masks (subscribe, exclude)")                     \
+	X(drops_slow, counter,                                                \
+	  "frames dropped: drop_newest, or a frame not built")                \
+	X(disconnects_slow, counter,                                          \
+	  "receivers cut for queue overflow (disconnect)")                    \
+	X(disconnects_stalled, counter,                                       \
+	  "receivers cut: no progress while others waited for them "          \
+	  "(block)")                                                          \
+	X(backpressure_waits, counter,                                        \
+	  "times a sender waited for a full receiver")                        \
+	X(disconnects_idle, counter,                                          \
+	  "clients cut for silence")                                          \
+	X(disconnects_input, counter,                                         \
+	  "clients cut: held the input budget while others waited, no "       \
+	  "frame done (block deadline)")                                      \
+	X(input_pauses, counter,                                              \
+	  "times a reader paused for the input budget")                       \
+	X(disconnects_proto, counter,                                         \
+	  "clients cut for protocol errors")                                  \
+	X(rejects_limit, counter,                                             \
+	  "frames answered 0x72 for a limit")                                 \
+	X(rejects_access, counter,                                            \
+	  "frames refused 0x79: a publish to .broker/*")                      \
+	X(denied_register, counter,                                           \
+	  "registrations refused 0x79 by the ACL")                            \
+	X(denied_publish, counter,                                            \
+	  "publishes refused by the ACL")                                     \
+	X(denied_subscribe, counter,                                          \
+	  "subscribe frames refused by the ACL")                              \
+	X(denied_send, counter,                                               \
+	  "one-to-one frames refused by the ACL")                             \
+	X(denied_broadcast, counter,                                          \
+	  "broadcasts refused by the ACL")                                    \
+	X(disconnects_acl, counter,                                           \
+	  "clients cut by an ACL reload")                                     \
+	X(rejects_rpc, counter,                                               \
+	  ".broker calls answered with an error")                             \
+	X(rejects_connections, counter,                                       \
+	  "handshakes refused: connections_max")                              \
+	X(rejects_handshake, counter,                                         \
+	  "other refused handshakes")                                         \
+	X(rejects_accept, counter,                                            \
+	  "times the host refused connections at accept (no "                 \
+	  "descriptor: every waiting one; no memory)")                        \
+	X(tls_handshakes, counter,                                            \
+	  "TLS handshakes completed")                                         \
+	X(tls_failures, counter,                                              \
+	  "TLS handshakes failed or timed out, sessions broken")              \
+	X(tls_plaintext, counter,                                             \
+	  "connections to a TLS listener that spoke plaintext")
 
 struct bus_stats {
-#define BUS__STATS_FIELD(name, what) uint64_t name;
+#define BUS__STATS_FIELD(name, kind, what) uint64_t name;
 	BUS_STATS_MAP(BUS__STATS_FIELD)
 #undef BUS__STATS_FIELD
 };
 void bus_core_stats(const struct bus_core *core, struct bus_stats *out);
+/* The .broker stats map as MessagePack (with_topics: and topic_stats, as
+ * on control/broker/stats) into *data (the caller frees it), for hosts
+ * that render it (bus/prom.h). 0 or BUS_ENOMEM. */
+int bus_core_stats_pack(struct bus_core *core, bool with_topics,
+                        uint8_t **data, size_t *len);
 /* The host refused connections before the core saw them (accept failed:
  * no descriptor, no memory): counted in rejects_accept. */
 void bus_core_count_refused(struct bus_core *core);

@@ -44,6 +44,9 @@ struct bus_file_config {
 	 * mode) expects the broker to run as; -1: root or its own */
 	int64_t broker_uid;
 	char monitor_group[64]; /* "": monitors only from trusted peers */
+	/* broker.metrics.listen: the Prometheus endpoint's loopback
+	 * HOST:PORT ("" = none) */
+	char metrics_listen[64];
 };
 
 /* daemoneye-agent's own section:

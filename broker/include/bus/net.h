@@ -9,6 +9,7 @@
 
 #include "bus/bus.h"
 #include "bus/client.h"
+#include <stdio.h>
 #include <uv.h>
 
 struct bus_server;
@@ -89,6 +90,20 @@ struct bus_host_stats {
 };
 void bus_server_host_stats(const struct bus_server *s,
                            struct bus_host_stats *out);
+
+/* Serves the statistics in the Prometheus text format at
+ * http://HOST:PORT/metrics (bus/prom.h), HOST a loopback address (port 0:
+ * any; bus_server_metrics_port says which). Closed by the shutdown. 0, or
+ * BUS_EINVAL / BUS_EIO / BUS_EBUSY (already listening) with err_text. */
+int bus_server_metrics_listen(struct bus_server *s, const char *spec,
+                              char *err_text, size_t err_len);
+uint16_t bus_server_metrics_port(const struct bus_server *s);
+/* Whether spec is a loopback HOST:PORT for it: 0, or BUS_EINVAL with err. */
+int bus_metrics_addr_check(const char *spec, char *err, size_t errlen);
+/* A host's own families, written after the broker's on every scrape (the
+ * agent's RPC metrics); NULL: none. */
+void bus_server_set_metrics_extra(struct bus_server *s,
+                                  void (*fn)(void *arg, FILE *f), void *arg);
 
 /* Log verbosity of the host: 0 error, 1 warn, 2 info, 3 debug. */
 void bus_server_set_log_level(struct bus_server *s, int level);
