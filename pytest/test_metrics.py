@@ -247,3 +247,62 @@ def test_metrics_port_in_use_is_an_error(tmp_path):
         assert p.returncode == 1 and "cannot listen" in p.stderr, p.stderr
     finally:
         s.close()
+
+
+# ---- the agent: RPC metrics and collectors on its embedded broker's page ----
+def test_agent_rpc_metrics_in_status_prometheus_and_health(pb):
+    from test_daemoneye import Agent, wait_for
+    port = free_port()
+    a = Agent("embedded", pb, broker_extra=f"  metrics:\n    listen: 127.0.0.1:{port}\n",
+              agent_extra="  status_interval_ms: 200\n")
+    with a:
+        target = "collector.process.p1"
+        # control/agent/status: the agent's lifecycle.status, on a schedule
+        from busclient import connect
+        mon = connect(a.sock, "monitor.status")
+        assert mon.subscribe("control/agent/status") == OK
+        seen = []
+        deadline = time.monotonic() + 5
+        while len(seen) < 2 and time.monotonic() < deadline:
+            f = mon.read_frame(timeout=5)
+            if f[0] == "publish" and f[2] == "control/agent/status":
+                assert f[1] == "daemoneye-agent"
+                seen.append(pb.CollectorStatusResponse.FromString(f[3]))
+        assert len(seen) == 2
+        states = {c.collector_id: c.state for c in seen[-1].collectors}
+        assert states["p1"] == pb.CollectorStatus.RUNNING
+        assert states["spare"] != pb.CollectorStatus.RUNNING
+        mon.close()
+
+        def heartbeats():
+            r = a.call("daemoneye-agent", "lifecycle.status", pb.CollectorStatusRequest())
+            m = dict(pb.CollectorStatusResponse.FromString(r[2]).rpc_metrics)
+            return m if m.get(f"rpc.{target}.health.heartbeat.ok", 0) >= 3 else None
+        m = wait_for(heartbeats, what="three heartbeats answered")
+        hb = f"rpc.{target}.health.heartbeat"
+        assert m[hb + ".calls"] >= m[hb + ".ok"] >= 3
+        assert 0 < m[hb + ".p50_ms"] <= m[hb + ".p99_ms"] <= m[hb + ".p999_ms"]
+        status, _, text = scrape(port)
+        assert status == 200
+        check_exposition(text)
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        calls = {(s.labels["target"], s.labels["method"]): s.value
+                 for s in fams["busrt_rpc_calls"].samples}
+        assert calls[(target, "health.heartbeat")] >= 3
+        # the histogram: cumulative buckets, +Inf equal to the count
+        lat = [s for s in fams["busrt_rpc_latency_seconds"].samples
+               if s.labels.get("method") == "health.heartbeat"]
+        buckets = [(float(s.labels["le"]), s.value) for s in lat
+                   if s.name.endswith("_bucket")]
+        count = next(s.value for s in lat if s.name.endswith("_count"))
+        assert buckets == sorted(buckets) and buckets[-1] == (float("inf"), count)
+        assert all(b[1] <= c[1] for b, c in zip(buckets, buckets[1:]))
+        up = {s.labels["collector"]: s.value for s in fams["busrt_collector_up"].samples}
+        assert up == {"p1": 1, "spare": 0}
+        assert fams["busrt_broker_clients"].samples[0].value >= 2
+        # a collector's health.metrics carries its figures (and its own
+        # calls' rpc.* rows when it makes any)
+        r = a.call(target, "health.metrics", pb.MetricsRequest(collector_id="p1"))
+        assert r[0] == "reply", r
+        hm = dict(pb.MetricsResponse.FromString(r[2]).metrics)
+        assert {"cycles", "events", "retained"} <= set(hm)

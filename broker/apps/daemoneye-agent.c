@@ -22,6 +22,7 @@
 #include "bus/rotlog.h"
 #include "bus/json.h"
 #include "bus/net.h"
+#include "bus/prom.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -43,6 +44,8 @@ struct child {
 struct agent {
 	uv_loop_t loop;
 	uv_timer_t timer;
+	uv_timer_t status_timer;        /* control/agent/status */
+	uint64_t status_published;
 	uv_signal_t sigterm, sigint;
 	struct bus_server *srv;         /* embedded mode */
 	struct bus_client *bc;
@@ -350,11 +353,34 @@ static void intake_note(void *host, const struct de_stream *st,
 	logf_(a, 1, "%s: %s (%s)", st->name, what, detail);
 }
 
+/* control/agent/status: every agent.status_interval_ms and at each
+ * collector state change (QoS 0: a status is superseded by the next). */
+static void publish_status(struct agent *a)
+{
+	if (!a->bc || a->closed || bus_client_state(a->bc) != BUS_CLIENT_READY)
+		return;
+	uint8_t *p;
+	size_t n;
+	if (de_agent_status_pack(&a->da, &p, &n))
+		return;
+	int rc = bus_client_publish(a->bc, DE_TOPIC_AGENT_STATUS, p, n, 0,
+	                            NULL, NULL);
+	if (rc == 0)
+		a->status_published++;
+	free(p);
+}
+
+static void on_status_timer(uv_timer_t *t)
+{
+	publish_status(t->data);
+}
+
 static void sup_event(void *host, size_t idx, const char *what,
                       const char *detail)
 {
 	struct agent *a = host;
 	logf_(a, 1, "%s: %s (%s)", a->sup.c[idx].id, what, detail);
+	publish_status(a);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -470,6 +496,7 @@ static void finish(struct agent *a)
 		return;
 	a->closed = a->da.closed = true;
 	uv_close((uv_handle_t *)&a->timer, NULL);
+	uv_close((uv_handle_t *)&a->status_timer, NULL);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
 	signal(SIGTERM, SIG_IGN); /* exiting already */
@@ -595,6 +622,48 @@ static int setup_supervision(struct agent *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* The embedded broker's /metrics: after the broker's families, the
+ * agent's RPC calls and its view of each collector. */
+static void agent_prom(void *arg, FILE *f)
+{
+	struct agent *a = arg;
+	if (a->bc)
+		bus_prom_rpc(f, bus_client_rpc_metrics(a->bc));
+	static const struct {
+		const char *name, *type, *help;
+	} fams[] = {
+	    {"busrt_collector_up", "gauge", "1 while the collector runs"},
+	    {"busrt_collector_restarts_total", "counter",
+	     "times the agent restarted it"},
+	    {"busrt_collector_events_total", "counter",
+	     "its events the agent processed, in sequence"},
+	    {"busrt_collector_duplicates_total", "counter",
+	     "re-sent events already processed"},
+	    {"busrt_collector_gaps_total", "counter",
+	     "events lost for good (declared, or a full resync's jump)"},
+	    {"busrt_collector_resyncs_total", "counter",
+	     "collector.resync requests completed"},
+	    {"busrt_collector_missing_total", "counter",
+	     "events found missing, a re-send asked"},
+	};
+	for (size_t k = 0; k < sizeof(fams) / sizeof(fams[0]); k++) {
+		bus_prom_family(f, fams[k].name, fams[k].type, fams[k].help);
+		for (size_t i = 0; i < a->sup.n; i++) {
+			Daemoneye__CollectorStatus st;
+			de_agent_status(&a->da, i, &st);
+			uint64_t v[] = {
+			    st.state ==
+			        DAEMONEYE__COLLECTOR_STATUS__STATE__RUNNING,
+			    st.restarts, st.events, st.duplicates, st.gaps,
+			    st.resyncs, st.missing};
+			fprintf(f, "%s{collector=", fams[k].name);
+			bus_prom_label_value(f, st.collector_id,
+			                     strlen(st.collector_id));
+			fprintf(f, "} %llu\n", (unsigned long long)v[k]);
+		}
+	}
+}
+
 static int open_bus(struct agent *a, char *err, size_t errlen)
 {
 	struct bus_client_config cfg;
@@ -611,6 +680,7 @@ static int open_bus(struct agent *a, char *err, size_t errlen)
 			return rc;
 		if (a->alog.f)
 			bus_server_set_audit(a->srv, broker_audit, a);
+		bus_server_set_metrics_extra(a->srv, agent_prom, a);
 		rc = bus_server_client_open(a->srv, &cfg, &h, &a->bc);
 	} else {
 		rc = bus_client_open(&a->loop, a->connect_addr, &cfg, &h, &a->bc);
@@ -684,6 +754,11 @@ int main(int argc, char **argv)
 	uv_loop_init(&a->loop);
 	uv_timer_init(&a->loop, &a->timer);
 	a->timer.data = a;
+	uv_timer_init(&a->loop, &a->status_timer);
+	a->status_timer.data = a;
+	uint64_t sms = a->ac->status_interval_ns / 1000000u;
+	if (sms)
+		uv_timer_start(&a->status_timer, on_status_timer, sms, sms);
 	uv_signal_init(&a->loop, &a->sigterm);
 	uv_signal_init(&a->loop, &a->sigint);
 	a->sigterm.data = a->sigint.data = a;

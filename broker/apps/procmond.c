@@ -197,6 +197,12 @@ static void on_cycle(uv_timer_t *t)
 }
 
 /* The bus takes more: the outbox goes on, and a delayed cycle runs. */
+static const struct bus_rpc_metrics *rpc_metrics(void *host)
+{
+	struct pm *p = host;
+	return p->bc ? bus_client_rpc_metrics(p->bc) : NULL;
+}
+
 static void on_drain(struct bus_client *c, void *arg)
 {
 	(void)c;
@@ -430,7 +436,8 @@ int main(int argc, char **argv)
 	struct de_collector_ops ops = {.now = now_ns, .wall_ms = wall_ms,
 	                               .publish = publish,
 	                               .interval_changed = interval_changed,
-	                               .stop = stop_requested};
+	                               .stop = stop_requested,
+	                               .rpc_metrics = rpc_metrics};
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t incarnation = (uint64_t)ts.tv_sec * 1000000000ull +

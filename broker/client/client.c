@@ -47,6 +47,7 @@ struct call {
 	bool sent; /* an attempt is out; else waiting to (re)send */
 	uint32_t attempts;
 	uint64_t backoff_ns, overall_deadline;
+	uint64_t started_ns; /* bus_client_rpc_call: the latency's start */
 	struct bus_rpc_policy pol;
 	bus_rpc_fn done;
 	void *arg;
@@ -107,6 +108,7 @@ struct bus_client {
 	uint64_t clock_ns; /* the last now() read: time never goes back */
 	uint64_t last_tx, last_rx;
 	struct bus_client_stats stx;
+	struct bus_rpc_metrics rpcm;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -241,6 +243,7 @@ void bus_client_config_defaults(struct bus_client_config *cfg)
 		.out_bytes_max = 16u << 20,
 		.payload_bytes_max = 64u << 20,
 		.calls_max = CALL_SLOTS_MAX,
+		.rpc_metrics_max = 64,
 		.rpc = {.timeout_ns = 5000000000ull},
 	};
 }
@@ -1250,6 +1253,8 @@ static void call_finish(struct bus_client *c, struct call *k, int status,
                         int code, const uint8_t *data, size_t len)
 {
 	struct bus_rpc_result r = {code, data, len, k->attempts};
+	bus__rpcm_record(&c->a, &c->rpcm, k->target, (const char *)k->req,
+	                 status, code, k->attempts, now(c) - k->started_ns);
 	bus_rpc_fn done = k->done;
 	void *arg = k->arg;
 	call_free(c, k);
@@ -1384,8 +1389,10 @@ int bus_client_rpc_call(struct bus_client *c, const char *target,
 	k->hi.idx = UINT32_MAX;
 	k->slot = slot;
 	k->pol = policy ? *policy : c->cfg.rpc;
+	k->started_ns = now(c);
 	k->overall_deadline =
-	        k->pol.total_ns ? add_sat(now(c), k->pol.total_ns) : UINT64_MAX;
+	        k->pol.total_ns ? add_sat(k->started_ns, k->pol.total_ns)
+	                        : UINT64_MAX;
 	k->done = done;
 	k->arg = arg;
 	c->slots[slot] = k;
@@ -1454,6 +1461,7 @@ struct bus_client *bus_client_new(const struct bus_client_config *cfg,
 	if (!c)
 		return NULL;
 	c->cfg = *cfg;
+	c->rpcm.max = cfg->rpc_metrics_max;
 	c->a = a;
 	c->ops = *ops;
 	c->host = host;
@@ -1502,8 +1510,14 @@ void bus_client_free(struct bus_client *c)
 	bus__free(&a, c->slots);
 	bus__free(&a, c->gens);
 	bus__heap_free(&a, &c->calls);
+	bus__rpcm_free(&a, &c->rpcm);
 	bus__free(&a, c->name);
 	bus__free(&a, c);
+}
+
+const struct bus_rpc_metrics *bus_client_rpc_metrics(const struct bus_client *c)
+{
+	return &c->rpcm;
 }
 
 enum bus_client_state bus_client_state(const struct bus_client *c)

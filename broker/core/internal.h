@@ -565,6 +565,16 @@ void bus__books_tick(struct bus_core *core);
 bool bus__on_frame(struct bus_core *core, struct bus_conn *c,
 		   const struct bus_frame *f);
 
+/* ---- the client's RPC metrics (broker/client/rpcstat.c) ---------------- */
+struct bus_rpc_metrics;
+/* A finished call: its status (0, BUS_ERPC with the remote code, or a
+ * transport error: BUS_ETIMEDOUT counts as a timeout), attempts made and
+ * the time from its start to its end. */
+void bus__rpcm_record(const struct bus_allocator *a, struct bus_rpc_metrics *t,
+                      const char *target, const char *method, int status,
+                      int code, uint32_t attempts, uint64_t latency_ns);
+void bus__rpcm_free(const struct bus_allocator *a, struct bus_rpc_metrics *t);
+
 /* ---- the .broker RPC endpoint (brpc.c) --------------------------------- */
 #define BUS_BROKER_NAME ".broker"
 /* Handles an RPC payload sent to .broker by c; queues the reply. */

@@ -877,6 +877,14 @@ static int on_agent(struct ld *l, const char *k, const yaml_node_t *v,
 		return walk_map(l, v, f, on_rpc);
 	if (!strcmp(k, "collectors"))
 		return on_collectors(l, v, f);
+	if (!strcmp(k, "status_interval_ms")) {
+		uint64_t ms;
+		int rc2 = get_u64(l, v, f, 0, 86400000, &ms);
+		if (!rc2 && ms && ms < 100)
+			return fail(l, v, f, "expected 0 (off) or at least 100");
+		a->status_interval_ns = ms * 1000000u;
+		return rc2;
+	}
 	return unknown(l, v, f);
 }
 
@@ -886,6 +894,7 @@ void bus_agent_config_defaults(struct bus_agent_config *a)
 	snprintf(a->name, sizeof(a->name), "%s", DE_AGENT_NAME);
 	a->audit_max_bytes = 64u << 20;
 	a->audit_keep = 4;
+	a->status_interval_ns = 10000000000ull;
 	snprintf(a->admins[0], sizeof(a->admins[0]), "admin.*");
 	a->n_admins = 1;
 	de_policies_defaults(&a->policies);
@@ -951,7 +960,9 @@ static const struct acl_default acl_defaults[] = {
     {"default admin", 1, 0,
      {{"admin.*"}, {0}, {0}, {"daemoneye-agent"}, {0}}, {{0}}},
     {"default monitor", 2, 0,
-     {{"monitor.*"}, {0}, {"events/+/anomaly"}, {"collector.*"}, {0}},
+     {{"monitor.*"}, {0},
+      {"events/+/anomaly", "control/agent/status", "control/broker/#"},
+      {"collector.*"}, {0}},
      {{0}}},
     /* the trusted uid's other tools: anything but forging events or
      * control messages (and never under .broker/: the core's) */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bus/bus.h"
+#include "bus/client.h"
 
 #define PREFIX "busrt_broker_"
 
@@ -255,4 +256,112 @@ out:
 	msgpack_unpacked_destroy(&u);
 	msgpack_unpacked_destroy(&t);
 	return rc;
+}
+
+/* ---- RPC metrics ---------------------------------------------------------- */
+static void rpc_labels(FILE *f, const struct bus_rpc_metric *r)
+{
+	if (!r->target) {
+		fputs("overflow=\"true\"", f);
+		return;
+	}
+	fputs("target=", f);
+	bus_prom_label_value(f, r->target, strlen(r->target));
+	fputs(",method=", f);
+	bus_prom_label_value(f, r->method, strlen(r->method));
+}
+
+/* Row i of t (i == t->n: the "other" row), or NULL: the other row has
+ * had no call. */
+static const struct bus_rpc_metric *rpc_row(const struct bus_rpc_metrics *t,
+                                            uint32_t i)
+{
+	if (i < t->n)
+		return &t->rows[i];
+	return t->other.calls ? &t->other : NULL;
+}
+
+/* Whether bucket i's bound is an edge the page shows: 1 us * 4^k. */
+static bool shown_edge(uint32_t i)
+{
+	uint64_t us = bus_rpc_hist_bound_ns(i) / 1000u;
+	return i < BUS_RPC_HIST_BUCKETS - 1 && !(us & (us - 1)) &&
+	       !(__builtin_ctzll(us) & 1);
+}
+
+void bus_prom_rpc(FILE *f, const struct bus_rpc_metrics *t)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} counters[] = {
+	    {"busrt_rpc_calls_total", "RPC calls this process made, finished",
+	     offsetof(struct bus_rpc_metric, calls)},
+	    {"busrt_rpc_ok_total", "RPC calls answered with a result",
+	     offsetof(struct bus_rpc_metric, ok)},
+	    {"busrt_rpc_timeouts_total", "RPC calls that timed out",
+	     offsetof(struct bus_rpc_metric, timeouts)},
+	    {"busrt_rpc_retries_total", "RPC attempts after a call's first",
+	     offsetof(struct bus_rpc_metric, retries)},
+	};
+	for (size_t k = 0; k < sizeof(counters) / sizeof(counters[0]); k++) {
+		bus_prom_family(f, counters[k].name, "counter", counters[k].help);
+		for (uint32_t i = 0; i <= t->n; i++) {
+			const struct bus_rpc_metric *r = rpc_row(t, i);
+			if (!r)
+				continue;
+			fprintf(f, "%s{", counters[k].name);
+			rpc_labels(f, r);
+			fprintf(f, "} %" PRIu64 "\n",
+			        *(const uint64_t *)((const char *)r +
+			                            counters[k].off));
+		}
+	}
+	bus_prom_family(f, "busrt_rpc_errors_total", "counter",
+	                "RPC calls answered with an error or failed in "
+	                "transport, by code (\"other\": past the first 8)");
+	for (uint32_t i = 0; i <= t->n; i++) {
+		const struct bus_rpc_metric *r = rpc_row(t, i);
+		if (!r)
+			continue;
+		for (uint32_t c = 0; c < BUS_RPC_CODES_MAX && r->codes[c].n; c++) {
+			fputs("busrt_rpc_errors_total{", f);
+			rpc_labels(f, r);
+			fprintf(f, ",code=\"%d\"} %" PRIu64 "\n",
+			        (int)r->codes[c].code, r->codes[c].n);
+		}
+		if (r->codes_other) {
+			fputs("busrt_rpc_errors_total{", f);
+			rpc_labels(f, r);
+			fprintf(f, ",code=\"other\"} %" PRIu64 "\n",
+			        r->codes_other);
+		}
+	}
+	bus_prom_family(f, "busrt_rpc_latency_seconds", "histogram",
+	                "RPC call latency, start to outcome (retries "
+	                "included)");
+	for (uint32_t row = 0; row <= t->n; row++) {
+		const struct bus_rpc_metric *r = rpc_row(t, row);
+		if (!r)
+			continue;
+		uint64_t cum = 0;
+		for (uint32_t i = 0; i < BUS_RPC_HIST_BUCKETS; i++) {
+			cum += r->hist[i];
+			if (!shown_edge(i))
+				continue;
+			fputs("busrt_rpc_latency_seconds_bucket{", f);
+			rpc_labels(f, r);
+			fprintf(f, ",le=\"%.6g\"} %" PRIu64 "\n",
+			        (double)bus_rpc_hist_bound_ns(i) / 1e9, cum);
+		}
+		fputs("busrt_rpc_latency_seconds_bucket{", f);
+		rpc_labels(f, r);
+		fprintf(f, ",le=\"+Inf\"} %" PRIu64 "\n", r->calls);
+		fputs("busrt_rpc_latency_seconds_sum{", f);
+		rpc_labels(f, r);
+		fprintf(f, "} %.9f\n", (double)r->latency_ns_sum / 1e9);
+		fputs("busrt_rpc_latency_seconds_count{", f);
+		rpc_labels(f, r);
+		fprintf(f, "} %" PRIu64 "\n", r->calls);
+	}
 }

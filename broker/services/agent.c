@@ -286,32 +286,113 @@ static int h_restart(void *ctx, const char *sender, const ProtobufCMessage *req,
 	return de_answer_msg(ans, &r.base);
 }
 
+/* lifecycle.status's rpc_metrics: the agent client's, flattened (at most
+ * RPC_REPORTED; a status stays well under a frame). */
+#define RPC_REPORTED 512
+struct rpc_report {
+	size_t n, cap;
+	Daemoneye__CollectorStatusResponse__RpcMetricsEntry *e, **ep;
+	char (*names)[112];
+};
+
+static bool report_add(void *arg, const char *name, double v)
+{
+	struct rpc_report *r = arg;
+	if (r->n == r->cap)
+		return false;
+	snprintf(r->names[r->n], sizeof(r->names[0]), "%s", name);
+	daemoneye__collector_status_response__rpc_metrics_entry__init(
+	    &r->e[r->n]);
+	r->e[r->n].key = r->names[r->n];
+	r->e[r->n].value = v;
+	r->ep[r->n] = &r->e[r->n];
+	r->n++;
+	return true;
+}
+
+/* lifecycle.status's answer and control/agent/status's payload: the
+ * collectors (one, or every one: idx SIZE_MAX) and the agent's RPC
+ * metrics. */
+struct status_report {
+	Daemoneye__CollectorStatusResponse r;
+	Daemoneye__CollectorStatus st[DE_COLLECTORS_MAX];
+	Daemoneye__CollectorStatus *sp[DE_COLLECTORS_MAX];
+	struct rpc_report rep;
+};
+
+static void report_build(const struct de_agent *ag, size_t idx,
+                         struct status_report *out)
+{
+	memset(out, 0, sizeof(*out));
+	daemoneye__collector_status_response__init(&out->r);
+	size_t n = 0;
+	for (size_t i = 0; i < ag->sup->n; i++) {
+		if (idx != SIZE_MAX && i != idx)
+			continue;
+		de_agent_status(ag, i, &out->st[n]);
+		out->sp[n] = &out->st[n];
+		n++;
+	}
+	out->r.n_collectors = n;
+	out->r.collectors = out->sp;
+	if (!ag->bc)
+		return;
+	struct rpc_report *rep = &out->rep;
+	rep->cap = RPC_REPORTED;
+	rep->e = calloc(rep->cap, sizeof(*rep->e));
+	rep->ep = calloc(rep->cap, sizeof(*rep->ep));
+	rep->names = calloc(rep->cap, sizeof(*rep->names));
+	if (!rep->e || !rep->ep || !rep->names)
+		rep->cap = 0; /* reported without them */
+	bus_rpc_metrics_each(bus_client_rpc_metrics(ag->bc), report_add, rep);
+	out->r.n_rpc_metrics = rep->n;
+	out->r.rpc_metrics = rep->ep;
+}
+
+static void report_free(struct status_report *r)
+{
+	free(r->rep.e);
+	free(r->rep.ep);
+	free(r->rep.names);
+}
+
+int de_agent_status_pack(const struct de_agent *ag, uint8_t **out,
+                         size_t *len)
+{
+	struct status_report *r = malloc(sizeof(*r));
+	if (!r)
+		return BUS_ENOMEM;
+	report_build(ag, SIZE_MAX, r);
+	*len = protobuf_c_message_get_packed_size(&r->r.base);
+	*out = malloc(*len ? *len : 1);
+	if (*out)
+		protobuf_c_message_pack(&r->r.base, *out);
+	report_free(r);
+	free(r);
+	return *out ? 0 : BUS_ENOMEM;
+}
+
 static int h_status(void *ctx, const char *sender, const ProtobufCMessage *req,
                     struct de_answer *ans)
 {
 	(void)sender;
 	struct de_agent *ag = ctx;
 	const Daemoneye__CollectorStatusRequest *q = (const void *)req;
-	Daemoneye__CollectorStatus st[DE_COLLECTORS_MAX], *sp[DE_COLLECTORS_MAX];
-	size_t n = 0;
+	size_t idx = SIZE_MAX;
 	if (q->collector_id && q->collector_id[0]) {
 		int i = find(ag, q->collector_id, ans);
 		if (i < 0)
 			return ans->code;
-		de_agent_status(ag, (size_t)i, &st[0]);
-		sp[n++] = &st[0];
-	} else {
-		for (size_t i = 0; i < ag->sup->n; i++) {
-			de_agent_status(ag, i, &st[n]);
-			sp[n] = &st[n];
-			n++;
-		}
+		idx = (size_t)i;
 	}
-	Daemoneye__CollectorStatusResponse r =
-		DAEMONEYE__COLLECTOR_STATUS_RESPONSE__INIT;
-	r.n_collectors = n;
-	r.collectors = sp;
-	return de_answer_msg(ans, &r.base);
+	struct status_report *r = malloc(sizeof(*r));
+	if (!r)
+		return de_answer_error(ans, BUS_RPC_ERR_INTERNAL, "out of memory");
+	report_build(ag, idx, r);
+	int rc = de_answer_msg(ans, &r->r.base);
+	report_free(r);
+	free(r);
+	return rc;
 }
 
 static const struct de_handler agent_handlers[] = {

@@ -350,11 +350,37 @@ static double uptime_s(const struct de_collector *c)
 	return (double)(c->ops.now(c->host) - c->started_ns) / 1e9;
 }
 
-/* The metrics both health.check and health.metrics report. */
+/* The metrics both health.check and health.metrics report: the
+ * collector's figures, then its client's RPC metrics (at most
+ * RPC_REPORTED of them: a report stays well under a frame). */
 #define METRICS_N 16
-static void metrics(const struct de_collector *c, const char **k, double *v)
+#define RPC_REPORTED 512
+struct mlist {
+	size_t n, cap;
+	char (*name)[112];
+	double *v;
+};
+
+static bool ml_add(void *arg, const char *name, double v)
 {
-	const char *keys[METRICS_N] = {
+	struct mlist *m = arg;
+	if (m->n == m->cap)
+		return false;
+	snprintf(m->name[m->n], sizeof(m->name[0]), "%s", name);
+	m->v[m->n++] = v;
+	return true;
+}
+
+static void ml_free(struct mlist *m)
+{
+	free(m->name);
+	free(m->v);
+}
+
+/* 0, or BUS_ENOMEM. */
+static int metrics(const struct de_collector *c, struct mlist *m)
+{
+	static const char *const keys[METRICS_N] = {
 		"cycles", "events", "events_failed", "processes",
 		"last_cycle_ms", "scan_interval_ms", "uptime_s",
 		"cycles_delayed", "events_lost", "gaps_declared", "resends",
@@ -370,8 +396,21 @@ static void metrics(const struct de_collector *c, const char **k, double *v)
 		(double)st->resends, (double)st->resyncs_full,
 		(double)st->resyncs_replayed, (double)c->outbox.n,
 		(double)c->outbox.bytes, (double)c->outbox.forgotten};
-	memcpy(k, keys, sizeof(keys));
-	memcpy(v, vals, sizeof(vals));
+	const struct bus_rpc_metrics *rpc =
+	    c->ops.rpc_metrics ? c->ops.rpc_metrics(c->host) : NULL;
+	m->n = 0;
+	m->cap = METRICS_N + (rpc ? RPC_REPORTED : 0);
+	m->name = malloc(sizeof(*m->name) * m->cap);
+	m->v = malloc(sizeof(*m->v) * m->cap);
+	if (!m->name || !m->v) {
+		ml_free(m);
+		return BUS_ENOMEM;
+	}
+	for (size_t i = 0; i < METRICS_N; i++)
+		ml_add(m, keys[i], vals[i]);
+	if (rpc)
+		bus_rpc_metrics_each(rpc, ml_add, m);
+	return 0;
 }
 
 static int h_health_check(void *ctx, const char *sender,
@@ -382,7 +421,6 @@ static int h_health_check(void *ctx, const char *sender,
 	const Daemoneye__HealthCheckRequest *q = (const void *)req;
 	if (wrong_id(c, q->collector_id, a))
 		return a->code;
-	Daemoneye__HealthCheckResponse__MetricsEntry e[METRICS_N], *ep[METRICS_N];
 	Daemoneye__HealthCheckResponse r = DAEMONEYE__HEALTH_CHECK_RESPONSE__INIT;
 	bool degraded = c->stats.events_failed + c->stats.events_lost > 0;
 	r.status = degraded
@@ -391,20 +429,34 @@ static int h_health_check(void *ctx, const char *sender,
 	r.message = degraded ? "some events could not be kept (gaps declared)"
 	                     : "ok";
 	r.uptime_seconds = (int64_t)uptime_s(c);
-	const char *k[METRICS_N];
-	double v[METRICS_N];
-	metrics(c, k, v);
-	for (size_t i = 0; q->include_metrics && i < METRICS_N; i++) {
-		daemoneye__health_check_response__metrics_entry__init(&e[i]);
-		e[i].key = (char *)k[i];
-		e[i].value = v[i];
-		ep[i] = &e[i];
-	}
-	if (q->include_metrics) {
-		r.n_metrics = METRICS_N;
+	if (!q->include_metrics)
+		return de_answer_msg(a, &r.base);
+	struct mlist m;
+	if (metrics(c, &m))
+		return de_answer_error(a, BUS_RPC_ERR_INTERNAL, "out of memory");
+	Daemoneye__HealthCheckResponse__MetricsEntry *e =
+	    malloc(sizeof(*e) * m.n);
+	Daemoneye__HealthCheckResponse__MetricsEntry **ep =
+	    malloc(sizeof(*ep) * m.n);
+	int rc;
+	if (!e || !ep) {
+		rc = de_answer_error(a, BUS_RPC_ERR_INTERNAL, "out of memory");
+	} else {
+		for (size_t i = 0; i < m.n; i++) {
+			daemoneye__health_check_response__metrics_entry__init(
+			    &e[i]);
+			e[i].key = m.name[i];
+			e[i].value = m.v[i];
+			ep[i] = &e[i];
+		}
+		r.n_metrics = m.n;
 		r.metrics = ep;
+		rc = de_answer_msg(a, &r.base);
 	}
-	return de_answer_msg(a, &r.base);
+	free(e);
+	free(ep);
+	ml_free(&m);
+	return rc;
 }
 
 static int h_heartbeat(void *ctx, const char *sender,
@@ -436,21 +488,32 @@ static int h_metrics(void *ctx, const char *sender,
 	const Daemoneye__MetricsRequest *q = (const void *)req;
 	if (wrong_id(c, q->collector_id, a))
 		return a->code;
-	Daemoneye__MetricsResponse__MetricsEntry e[METRICS_N], *ep[METRICS_N];
-	const char *k[METRICS_N];
-	double v[METRICS_N];
-	metrics(c, k, v);
-	for (size_t i = 0; i < METRICS_N; i++) {
-		daemoneye__metrics_response__metrics_entry__init(&e[i]);
-		e[i].key = (char *)k[i];
-		e[i].value = v[i];
-		ep[i] = &e[i];
+	struct mlist m;
+	if (metrics(c, &m))
+		return de_answer_error(a, BUS_RPC_ERR_INTERNAL, "out of memory");
+	Daemoneye__MetricsResponse__MetricsEntry *e = malloc(sizeof(*e) * m.n);
+	Daemoneye__MetricsResponse__MetricsEntry **ep =
+	    malloc(sizeof(*ep) * m.n);
+	int rc;
+	if (!e || !ep) {
+		rc = de_answer_error(a, BUS_RPC_ERR_INTERNAL, "out of memory");
+	} else {
+		for (size_t i = 0; i < m.n; i++) {
+			daemoneye__metrics_response__metrics_entry__init(&e[i]);
+			e[i].key = m.name[i];
+			e[i].value = m.v[i];
+			ep[i] = &e[i];
+		}
+		Daemoneye__MetricsResponse r = DAEMONEYE__METRICS_RESPONSE__INIT;
+		r.n_metrics = m.n;
+		r.metrics = ep;
+		r.collected_at_ms = c->ops.wall_ms(c->host);
+		rc = de_answer_msg(a, &r.base);
 	}
-	Daemoneye__MetricsResponse r = DAEMONEYE__METRICS_RESPONSE__INIT;
-	r.n_metrics = METRICS_N;
-	r.metrics = ep;
-	r.collected_at_ms = c->ops.wall_ms(c->host);
-	return de_answer_msg(a, &r.base);
+	free(e);
+	free(ep);
+	ml_free(&m);
+	return rc;
 }
 
 static void fill_status(const struct de_collector *c,

@@ -293,6 +293,141 @@ static void test_rpc(void **state)
 	mn_free(&n);
 }
 
+static const struct bus_rpc_metric *metric(struct bus_client *c,
+                                            const char *target,
+                                            const char *method)
+{
+	const struct bus_rpc_metrics *t = bus_client_rpc_metrics(c);
+	for (uint32_t i = 0; i < t->n; i++)
+		if (!strcmp(t->rows[i].target, target) &&
+		    !strcmp(t->rows[i].method, method))
+			return &t->rows[i];
+	return NULL;
+}
+
+struct flat {
+	int n;
+	char name[64][96];
+	double v[64];
+};
+
+static bool flat_cb(void *arg, const char *name, double v)
+{
+	struct flat *f = arg;
+	if (f->n == 64)
+		return false;
+	snprintf(f->name[f->n], sizeof(f->name[0]), "%s", name);
+	f->v[f->n++] = v;
+	return true;
+}
+
+static double flat_get(const struct flat *f, const char *name)
+{
+	for (int i = 0; i < f->n; i++)
+		if (!strcmp(f->name[i], name))
+			return f->v[i];
+	return -1;
+}
+
+/* The RPC metrics: per (target, method) outcomes, retries, latency from
+ * the virtual clock; the "other" row past rpc_metrics_max. */
+static void test_rpc_metrics(void **state)
+{
+	(void)state;
+	struct memnet n;
+	struct bus_core_config cfg = core_cfg();
+	mn_init(&n, &cfg);
+	struct bus_client_config cc;
+	bus_client_config_defaults(&cc);
+	cc.rpc_metrics_max = 3;
+	int a = mn_client(&n, "caller", &cc), s = mn_client(&n, "server", NULL);
+	struct bus_client *A = mn_cl(&n, a);
+	struct rec r = {0};
+	for (int i = 0; i < 4; i++)
+		bus_client_rpc_call(A, "server", "echo", "p", 1, NULL, rpc_cb, &r);
+	mn_run(&n);
+	n.l[s].rpc_answer = -32601;
+	bus_client_rpc_call(A, "server", "nope", NULL, 0, NULL, rpc_cb, &r);
+	bus_client_rpc_call(A, "server", "nope", NULL, 0, NULL, rpc_cb, &r);
+	mn_run(&n);
+	n.l[s].rpc_answer = 1; /* ignored: 3 attempts of 100 ms */
+	struct bus_rpc_policy pol = {.timeout_ns = 100 * MS, .retries = 2};
+	bus_client_rpc_call(A, "server", "slow", "x", 1, &pol, rpc_cb, &r);
+	mn_advance(&n, 350 * MS);
+	/* a fourth pair: the table holds 3, so it goes to "other" */
+	bus_client_rpc_call(A, "ghost", "m", NULL, 0, NULL, rpc_cb, &r);
+	mn_run(&n);
+	assert_int_equal(r.n, 8);
+
+	const struct bus_rpc_metric *m = metric(A, "server", "echo");
+	assert_non_null(m);
+	assert_int_equal(m->calls, 4);
+	assert_int_equal(m->ok, 4);
+	assert_int_equal(m->errors + m->timeouts + m->retries, 0);
+	/* answered within the same virtual instant: the first bucket */
+	assert_int_equal(m->hist[0], 4);
+	assert_int_equal(bus_rpc_metric_quantile_ns(m, 0.99), 1000);
+	m = metric(A, "server", "nope");
+	assert_int_equal(m->calls, 2);
+	assert_int_equal(m->errors, 2);
+	assert_int_equal(m->codes[0].code, -32601);
+	assert_int_equal(m->codes[0].n, 2);
+	m = metric(A, "server", "slow");
+	assert_int_equal(m->timeouts, 1);
+	assert_int_equal(m->retries, 2);
+	assert_int_equal(m->latency_ns_sum, 300 * MS);
+	/* 300 ms is in [288, 320) ms (8 buckets per power of two): p50 is
+	 * that bucket's upper bound, within 12.5 % above */
+	uint64_t p50 = bus_rpc_metric_quantile_ns(m, 0.5);
+	assert_true(p50 > 300 * MS && p50 <= 300 * MS + 300 * MS / 8);
+	const struct bus_rpc_metrics *t = bus_client_rpc_metrics(A);
+	assert_int_equal(t->n, 3);
+	assert_int_equal(t->other.calls, 1);
+	assert_int_equal(t->other.errors, 1);
+	assert_int_equal(t->other.codes[0].code, -32113);
+
+	struct flat f = {0};
+	bus_rpc_metrics_each(t, flat_cb, &f);
+	assert_true(flat_get(&f, "rpc.server.echo.calls") == 4);
+	assert_true(flat_get(&f, "rpc.server.nope.error.-32601") == 2);
+	assert_true(flat_get(&f, "rpc.server.slow.timeouts") == 1);
+	assert_true(flat_get(&f, "rpc.server.slow.mean_ms") == 300);
+	assert_true(flat_get(&f, "rpc.other.error.-32113") == 1);
+	mn_free(&n);
+}
+
+/* The histogram's buckets: bounds increase, every value lands in the
+ * first bucket whose bound is above it, and a bucket is at most 1/8 of
+ * its lower edge wide past 8 us. */
+static void test_rpc_histogram_bounds(void **state)
+{
+	(void)state;
+	uint64_t prev = 0;
+	for (uint32_t i = 0; i < BUS_RPC_HIST_BUCKETS; i++) {
+		uint64_t b = bus_rpc_hist_bound_ns(i);
+		assert_true(b > prev);
+		if (i >= BUS_RPC_HIST_SUB)
+			assert_true((b - prev) * 8 <= prev);
+		prev = b;
+	}
+	assert_true(prev >= 268 * S);
+	struct bus_rpc_metric m;
+	static const uint64_t vals[] = {0, 999, 1000, 7999, 8000, 9000, 15999,
+	                                16000, 123456789, 300 * MS, 10 * S};
+	for (size_t v = 0; v < sizeof(vals) / sizeof(vals[0]); v++) {
+		memset(&m, 0, sizeof(m));
+		m.calls = 1;
+		uint32_t i;
+		/* the bucket a quantile names must hold the value */
+		for (i = 0; bus_rpc_hist_bound_ns(i) <= vals[v]; i++)
+			;
+		m.hist[i] = 1;
+		uint64_t q = bus_rpc_metric_quantile_ns(&m, 1.0);
+		assert_true(q > vals[v]);
+		assert_true(i == 0 || bus_rpc_hist_bound_ns(i - 1) <= vals[v]);
+	}
+}
+
 static void test_rpc_survives_reconnect(void **state)
 {
 	(void)state;
@@ -600,6 +735,8 @@ int main(void)
 		cmocka_unit_test(test_split_streams),
 		cmocka_unit_test(test_coalescing_and_backpressure),
 		cmocka_unit_test(test_close),
+		cmocka_unit_test(test_rpc_metrics),
+		cmocka_unit_test(test_rpc_histogram_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

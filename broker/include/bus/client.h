@@ -148,6 +148,9 @@ struct bus_client_config {
 	uint32_t payload_bytes_max;   /* incoming frames (64 MiB) */
 	uint32_t calls_max;           /* RPC calls in flight (65535 max) */
 	struct bus_rpc_policy rpc;    /* default policy (5 s, no retry) */
+	uint32_t rpc_metrics_max;     /* (target, method) rows of RPC
+	                                 metrics, then one "other" row (64;
+	                                 0: only the "other" row) */
 	struct bus_allocator allocator; /* zeroed: libc */
 	int64_t broker_uid;           /* a Unix socket's broker must run as
 	                                 this uid (SO_PEERCRED), or the client
@@ -238,6 +241,52 @@ int bus_client_rpc_reply(struct bus_client *c, const char *target,
 int bus_client_rpc_error(struct bus_client *c, const char *target,
                          uint32_t call_id, int code, const void *msg,
                          size_t len);
+
+/* ---- RPC metrics --------------------------------------------------------
+ * Every call this client made, when it finished, per (target, method):
+ * calls, successes, errors by code, timeouts, retries, and the latency
+ * from bus_client_rpc_call to done (retries and backoff included) in a
+ * log-linear histogram: 8 buckets per power of two from 1 us, so a
+ * quantile is at most 12.5 % above the true one. Rows are kept in the
+ * order of their first call, up to rpc_metrics_max, then one "other"
+ * row (target and method NULL) takes every pair past it. */
+#define BUS_RPC_HIST_SUB 8
+#define BUS_RPC_HIST_BUCKETS (BUS_RPC_HIST_SUB * 26) /* to 2^28 us: 268 s */
+#define BUS_RPC_CODES_MAX 8
+struct bus_rpc_metric {
+	char *target, *method; /* NULL: the "other" row */
+	uint32_t hash;
+	uint64_t calls;        /* finished: ok + errors + timeouts */
+	uint64_t ok, errors, timeouts;
+	uint64_t retries;      /* attempts after the first */
+	struct {
+		int32_t code;
+		uint64_t n;
+	} codes[BUS_RPC_CODES_MAX]; /* errors by code, first seen first */
+	uint64_t codes_other;  /* errors of codes past the first 8 */
+	uint64_t latency_ns_sum;
+	uint64_t hist[BUS_RPC_HIST_BUCKETS];
+};
+struct bus_rpc_metrics {
+	struct bus_rpc_metric *rows, other;
+	uint32_t n, max;
+};
+const struct bus_rpc_metrics *bus_client_rpc_metrics(const struct bus_client *c);
+/* The upper bound (ns) of histogram bucket i: a latency v is in the first
+ * bucket whose bound is above it (the last takes everything past). */
+uint64_t bus_rpc_hist_bound_ns(uint32_t i);
+/* The q-quantile (0 < q <= 1) of m's latencies as its bucket's upper
+ * bound, ns; 0 when m has no call. */
+uint64_t bus_rpc_metric_quantile_ns(const struct bus_rpc_metric *m, double q);
+/* Each figure of each row (the "other" row when it has calls) as a
+ * flat name and value, for map<string, double> reports: NAME is
+ * rpc.TARGET.METHOD.{calls,ok,errors,timeouts,retries,p50_ms,p99_ms,
+ * p999_ms,mean_ms} and rpc.TARGET.METHOD.error.CODE ("other" for the
+ * other row). fn returns false to stop. */
+void bus_rpc_metrics_each(const struct bus_rpc_metrics *t,
+                          bool (*fn)(void *arg, const char *name,
+                                     double value),
+                          void *arg);
 
 /* Graceful close: no more reconnects; what is buffered is written, then
  * the connection closes and the state becomes CLOSED. Hosts free what

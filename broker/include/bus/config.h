@@ -57,6 +57,8 @@ struct bus_file_config {
  *   audit_max_bytes: 67108864   # rotated past this (0: never)
  *   audit_keep: 4               # rotated files kept (audit.jsonl.1 ...)
  *   admins: ['admin.*']         # names that may call lifecycle.* ([]: none)
+ *   status_interval_ms: 10000   # control/agent/status so often (0: off),
+ *                               # and at each collector state change
  *   heartbeat: { interval_ms, timeout_ms, retries, dead_after }
  *   restart:   { delay_ms, delay_max_ms, stop_timeout_ms }
  *   rpc: { lifecycle|health|config:
@@ -89,6 +91,7 @@ struct bus_agent_config {
 	uint32_t audit_keep;
 	char admins[BUS_AGENT_ADMINS_MAX][DE_BUS_NAME_BYTES_MAX];
 	uint32_t n_admins;
+	uint64_t status_interval_ns; /* control/agent/status (10 s; 0 off) */
 	struct de_policies policies;
 	struct bus_collector_config collectors[DE_COLLECTORS_MAX];
 	size_t n_collectors;

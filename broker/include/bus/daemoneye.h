@@ -275,6 +275,10 @@ struct de_collector_ops {
 	             const uint8_t *data, size_t len);
 	void (*interval_changed)(void *host, uint32_t scan_interval_ms);
 	void (*stop)(void *host);        /* lifecycle.stop was answered */
+	/* The RPC metrics of the collector's bus client (NULL: none),
+	 * reported in health.metrics and health.check's metrics as
+	 * rpc.TARGET.METHOD.* (client.h: bus_rpc_metrics_each). */
+	const struct bus_rpc_metrics *(*rpc_metrics)(void *host);
 };
 
 struct de_collector_stats {
@@ -607,6 +611,12 @@ void de_agent_health_check(struct de_agent *ag, size_t idx, uint64_t seq);
 void de_agent_serve(struct de_agent *ag, struct bus_client *c,
                     const struct bus_rpc_request *q,
                     const struct de_access *acc, struct de_served *out);
+/* control/agent/status's payload (DE_TOPIC_AGENT_STATUS): lifecycle.status
+ * of every collector with the agent's RPC metrics, a packed
+ * CollectorStatusResponse in *out (the caller frees it). 0 or BUS_ENOMEM. */
+#define DE_TOPIC_AGENT_STATUS "control/agent/status"
+int de_agent_status_pack(const struct de_agent *ag, uint8_t **out,
+                         size_t *len);
 /* lifecycle.status of collector idx (strings point into ag's tables). */
 void de_agent_status(const struct de_agent *ag, size_t idx,
                      Daemoneye__CollectorStatus *st);

@@ -30,4 +30,13 @@ void bus_prom_family(FILE *f, const char *name, const char *type,
                      const char *help);
 void bus_prom_label_value(FILE *f, const char *s, size_t len);
 
+/* The RPC metrics of a client (client.h) as busrt_rpc_* families with
+ * labels target and method (errors also code): calls, ok, errors,
+ * timeouts, retries counters and busrt_rpc_latency_seconds, a histogram
+ * at every other power of two of the client's buckets (1 us, 4 us, ...
+ * 67 s, +Inf: each an exact bucket edge). The "other" row carries
+ * overflow="true" instead of target and method. */
+struct bus_rpc_metrics;
+void bus_prom_rpc(FILE *f, const struct bus_rpc_metrics *t);
+
 #endif
