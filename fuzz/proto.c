@@ -37,6 +37,11 @@ static const ProtobufCMessageDescriptor *const types[] = {
 	&daemoneye__get_config_response__descriptor,
 	&daemoneye__validate_config_request__descriptor,
 	&daemoneye__validate_config_response__descriptor,
+	&daemoneye__resync_request__descriptor,
+	&daemoneye__resync_response__descriptor,
+	&daemoneye__collector_capabilities__descriptor,
+	&daemoneye__agent_shutdown__descriptor,
+	&daemoneye__collector_shutdown__descriptor,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -3,7 +3,7 @@
  *
  * First byte even: RPC to a collector (de_collector_serve, procmond's code)
  * over the in-memory net. Up to 8 calls, each a method (one of the table,
- * or raw bytes) and params. Property: every call ends exactly once, with a
+ * or raw bytes) and params, or a control/agent/shutdown message. Property: every call ends exactly once, with a
  * reply that decodes as the method's response, or with -32601 / -32602 /
  * -32001 — never an internal error, never a crash.
  *
@@ -90,6 +90,19 @@ static void fuzz_rpc(struct fz *f)
 		uint8_t sel = fz_u8(f);
 		char method[64];
 		call_method = NULL;
+		if (sel >= 0xe8 && sel < 0xf0) {
+			/* control/agent/shutdown, from the agent or not: 0,
+			 * EPROTO or EACCESS; the calls after are still
+			 * answered, each once */
+			const uint8_t *p;
+			size_t len = fz_bytes(f, fz_u8(f), &p);
+			int rc = de_collector_shutdown(
+			        &col, sel & 1 ? "monitor.x" : DE_AGENT_NAME, p, len);
+			FUZZ_CHECK(rc == 0 || rc == BUS_EPROTO ||
+			                   (rc == BUS_EACCESS && (sel & 1)),
+			           "shutdown: %d", rc);
+			continue;
+		}
 		if (sel < 0xf0) {
 			call_method = &de_methods[sel % de_methods_count];
 			snprintf(method, sizeof(method), "%s", call_method->name);

@@ -17,7 +17,7 @@ set -uo pipefail
 SIM=${1:-build/bin/busrt-sim}
 SEEDS=${PLANT_SEEDS:-1..100}
 ORDINARY="dup swap drop-acked miscount lifecycle corrupt child-first acl-open svc-open qbytes svc-closed"
-FAULTED="no-restart no-resubscribe no-resend drop-on-eagain"
+FAULTED="no-restart no-resubscribe no-resend drop-on-eagain shutdown-waits"
 rc=0
 row() { # bug kind topo -> one line, and the gate
   local bug=$1 kind=$2 topo=$3 line="" worst=100

@@ -76,6 +76,7 @@ acl-open       access       none
 svc-open       access       none
 qbytes         invariants   none
 svc-closed     access       scenarios/plans/operator.yaml
+shutdown-waits control      none
 PLANTS
 
 # Planted bugs on ordinary workloads: each bug's catch rate over 100 seeds

@@ -19,6 +19,14 @@
  * check), and nothing either sends may reach anyone. */
 
 
+static void control_fault(struct sim *s, const char *what, const char *who)
+{
+	if (s->control_fault[0])
+		return;
+	snprintf(s->control_fault, sizeof(s->control_fault), "%s%s", what, who);
+	s->control_fault_at = s->now;
+}
+
 static void access_fault(struct sim *s, const char *what, const char *who)
 {
 	if (s->access_fault[0])
@@ -275,8 +283,37 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	struct sim *s = l->s;
 	if (!strcmp(d->sender, INTRUDER_NAME))
 		access_fault(s, "the intruder's frame reached ", l->name);
+	if (d->kind == BUS_OP_PUBLISH && l->kind == LK_COLLECTOR &&
+	    !strcmp(d->topic, DE_TOPIC_AGENT_SHUTDOWN)) {
+		struct collector *co = &s->cols[l->actor];
+		bool deaf = co->shut_fault == SHUT_DEAF;
+		int rc = !co->col_init || deaf
+		                 ? 0
+		                 : de_collector_shutdown(&co->col, d->sender,
+		                                         d->data, d->len);
+		if (rc)
+			control_fault(s, "a collector refused the agent's "
+			              "shutdown: ", l->name);
+		sim_trace(s, "shutdown %s %s %d", l->name,
+		          deaf ? "ignored" : "heard", rc);
+		return;
+	}
 	if (d->kind != BUS_OP_PUBLISH || l->kind == LK_COLLECTOR)
 		return;
+	if (!strncmp(d->topic, "control/", 8)) { /* not an event */
+		size_t idx;
+		if (l->kind != LK_AGENT || s->agent_down)
+			return;
+		int rc = de_agent_control(&s->da, d->sender, d->topic, d->data,
+		                          d->len, &idx);
+		if (rc)
+			control_fault(s, "the agent refused a collector's ",
+			              d->topic);
+		else if (!strcmp(d->topic, DE_TOPIC_CAPABILITIES))
+			s->caps_received++;
+		sim_trace(s, "agent got %s from %s: %d", d->topic, d->sender, rc);
+		return;
+	}
 	struct receiver *r = recv_of(s, l);
 	struct got g = {.t = s->now, .pubinc = -1,
 	                .len = d->len > UINT32_MAX ? UINT32_MAX : (uint32_t)d->len};
@@ -516,6 +553,9 @@ static int col_publish(void *host, const char *topic, const uint8_t *data,
 	                            ack ? (void *)(uintptr_t)key : NULL);
 	if (rc)
 		return rc; /* not handed over: not in the send log */
+	if (co->caps_gen != co->ready_gen)
+		control_fault(s, "an event before the capabilities on a "
+		              "connection of ", l->name);
 	struct sent *e = &pi->v[pi->n++];
 	*e = (struct sent){.t = s->now, .seq = seq, .topic = m->topic};
 	if (m->sends++)
@@ -534,9 +574,34 @@ static int col_publish(void *host, const char *topic, const uint8_t *data,
 	return 0;
 }
 
+/* Capabilities (and the shutdown answer): QoS 1, not events. */
+static int col_control(void *host, const char *topic, const uint8_t *data,
+                       size_t len)
+{
+	struct link *l = host;
+	struct sim *s = l->s;
+	struct collector *co = &s->cols[l->actor];
+	int rc = bus_client_publish(l->cl, topic, data, len, BUS_QOS_PROCESSED,
+	                            NULL, NULL);
+	if (rc == 0 && !strcmp(topic, DE_TOPIC_CAPABILITIES)) {
+		co->caps_gen = co->ready_gen;
+		co->caps_sent++;
+	}
+	sim_trace(s, "ctl %s %s %d", l->name, topic, rc);
+	return rc;
+}
+
+/* The collector answered a stop (the agent's shutdown; lifecycle.stop
+ * is not in the workload): as procmond, it closes its connection once
+ * what is buffered is written, and exits. */
 static void col_stop(void *host)
 {
-	(void)host; /* lifecycle.stop from the bus: not in the workload yet */
+	struct link *l = host;
+	struct sim *s = l->s;
+	struct collector *co = &s->cols[l->actor];
+	sim_trace(s, "stop %s", l->name);
+	push(s, s->now + 5 * SIM_MS, EV_SHUT_EXIT, -1,
+	     (uint64_t)l->actor << 32 | (uint32_t)co->pubinc);
 }
 
 static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
@@ -580,8 +645,10 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 	struct collector *co = l->kind == LK_COLLECTOR ? &s->cols[l->actor]
 	                                               : NULL;
 	/* what the agent has not acknowledged goes again, in order */
-	if (co && st == BUS_CLIENT_READY)
+	if (co && st == BUS_CLIENT_READY) {
+		co->ready_gen++; /* a new connection: capabilities first */
 		intrude_collector(s, l);
+	}
 	if (co && co->col_init && st == BUS_CLIENT_READY && !s->finishing &&
 	    de_collector_on_ready(&co->col))
 		col_cycle(s, l->actor); /* one that was delayed, now */
@@ -692,7 +759,8 @@ void col_spawn(struct sim *s, int i)
 	pi->ended = UINT64_MAX;
 	struct de_collector_ops ops = {.now = c_now, .wall_ms = col_wall,
 	                               .publish = col_publish,
-	                               .made = col_made, .stop = col_stop};
+	                               .made = col_made, .stop = col_stop,
+	                               .control = col_control};
 	if (de_collector_init(&co->col, co->spec->id, pi->incarnation,
 	                      co->spec->ticks_per_s, &ops, l))
 		abort();
@@ -709,9 +777,10 @@ void col_spawn(struct sim *s, int i)
 	l->cl = make_client(s, l);
 	sim_trace(s, "spawn %s incarnation %llu", l->name,
 	          (unsigned long long)pi->incarnation);
-	static const char *masks[] = {"control/collector/#"};
+	static const char *masks[] = {"control/collector/#",
+	                              DE_TOPIC_AGENT_SHUTDOWN};
 	s->quiet = true; /* an actor that cannot start exits: not the point */
-	bus_client_subscribe(l->cl, masks, 1, NULL, NULL);
+	bus_client_subscribe(l->cl, masks, 2, NULL, NULL);
 	bus_client_start(l->cl);
 	s->quiet = false;
 	bus_client_on_tick(l->cl);
@@ -908,9 +977,11 @@ void agent_boot(struct sim *s)
 	struct link *l = &s->links[s->agent_link];
 	s->agent_down = false;
 	l->cl = make_client(s, l);
-	const char *mask = s->recv[s->n_recv - 1].masks[0];
+	const char *masks[] = {s->recv[s->n_recv - 1].masks[0],
+	                       DE_TOPIC_CAPABILITIES,
+	                       DE_TOPIC_COLLECTOR_SHUTDOWN};
 	s->quiet = true;
-	bus_client_subscribe(l->cl, &mask, 1, NULL, NULL);
+	bus_client_subscribe(l->cl, masks, 3, NULL, NULL);
 	bus_client_start(l->cl);
 	s->quiet = false;
 	bus_client_on_tick(l->cl);
@@ -927,6 +998,7 @@ void agent_boot(struct sim *s)
 	de_intake_init(&s->intake, &iops, s, sc->policies.resync_retry_ns);
 	struct de_agent_ops dops = {.now = sim_clock, .wall_ms = agent_wall_ms,
 	                            .exchanged = exchanged};
+	de_agent_free(&s->da); /* a crashed agent's capabilities are gone */
 	de_agent_init(&s->da, &s->sup, &s->intake, l->cl, DE_AGENT_NAME, &dops,
 	              s);
 	for (int i = 0; i < s->n_cols; i++) {
@@ -1029,4 +1101,60 @@ void operator_call(struct sim *s, uint64_t op)
 	                 operator_done, (void *)(uintptr_t)op);
 	if (rc) /* its output is full, or it is not up yet: again later */
 		push(s, s->now + SIM_S, EV_OPERATOR, -1, op);
+}
+
+/* After the run: the agent stops as daemoneye-agent does at SIGTERM, on
+ * the bus (control/agent/shutdown, de_sup_shutdown), while the fault
+ * stream picks for each collector whether it obeys, crashes before it
+ * can answer, or never hears it (then SIGTERM, then SIGKILL). */
+void agent_shutdown(struct sim *s)
+{
+	struct link *l = &s->links[s->agent_link];
+	for (int i = 0; i < s->n_cols; i++)
+		if (!s->cols[i].alive ||
+		    s->sup.c[i].state != DE_SUP_RUNNING)
+			s->shut_skipped = true;
+	if (s->agent_down || !l->cl ||
+	    bus_client_state(l->cl) != BUS_CLIENT_READY)
+		s->shut_skipped = true;
+	if (s->shut_skipped) {
+		sim_trace(s, "shutdown not exercised");
+		return;
+	}
+	s->shutting = true;
+	s->shut_t0 = s->now;
+	struct sim_rng *g = &s->rng[SIM_RNG_FAULTS];
+	for (int i = 0; i < s->n_cols; i++) {
+		struct collector *co = &s->cols[i];
+		uint64_t k = sim_below(g, 4);
+		co->shut_fault = k == 0 ? SHUT_CRASHES : k == 1 ? SHUT_DEAF
+		                                                : SHUT_OBEYS;
+		if (co->shut_fault == SHUT_CRASHES)
+			/* around the time it answers (a few ms): before,
+			 * while, or after */
+			push(s, s->now + sim_below(g, 2 * SIM_MS), EV_SHUT_CRASH,
+			     -1, (uint64_t)i << 32 | (uint32_t)co->pubinc);
+		sim_trace(s, "shutdown plan %s %d", s->links[co->link].name,
+		          co->shut_fault);
+	}
+	Daemoneye__AgentShutdown m = DAEMONEYE__AGENT_SHUTDOWN__INIT;
+	m.agent = DE_AGENT_NAME;
+	m.shutdown_id = s->now | 1;
+	m.reason = "the run ended";
+	m.timeout_ms = (uint32_t)(s->sc->policies.stop_timeout_ns / SIM_MS);
+	size_t n;
+	uint8_t *p = bus_pb_pack(&m.base, &n);
+	if (!p)
+		abort();
+	s->quiet = true;
+	int rc = bus_client_publish(l->cl, DE_TOPIC_AGENT_SHUTDOWN, p, n,
+	                            BUS_QOS_PROCESSED, NULL, NULL);
+	s->quiet = false;
+	free(p);
+	sim_trace(s, "agent shutdown published %d", rc);
+	for (int i = 0; i < s->n_cols; i++)
+		if (rc == 0)
+			de_sup_shutdown(&s->sup, (size_t)i, s->now);
+		else
+			de_sup_stop(&s->sup, (size_t)i, false, s->now);
 }

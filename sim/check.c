@@ -41,6 +41,7 @@
 const char *const sim_check_names[SIM_C_N] = {
 	"ordering", "lifecycle", "delivery", "equivalence", "liveness",
 	"accounting", "stream", "convergence", "access", "invariants",
+	"control",
 };
 
 /* BUS/RT masks, with '*' as '+' (our broker's default): '+' one level,
@@ -586,6 +587,12 @@ static void convergence(struct sim *s, struct sim_report *r)
 			     "view of its incarnation %llu", name, (ull)inc);
 			continue;
 		}
+		/* what it is, for the incarnation the agent watches */
+		const Daemoneye__CollectorCapabilities *cp = s->da.caps[i];
+		if (!cp || cp->incarnation != inc)
+			fail(r, SIM_C_CONTROL, s->now, "%s: the agent holds no "
+			     "capabilities of its incarnation %llu", name,
+			     (ull)inc);
 		struct de_snapshot truth;
 		de_snapshot_init(&truth);
 		sim_table_snapshot(&c->truth, sim_table_at(c->spec, s->now), &truth);
@@ -643,9 +650,15 @@ void sim_check_all(struct sim *s, struct sim_report *r)
 	accounting(s, r);
 	/* another uid's tries: every one refused, none reached anyone */
 	r->access_denied = s->access_denied;
+	r->caps_received = s->caps_received;
+	for (int i = 0; i < s->n_cols; i++)
+		r->caps_sent += s->cols[i].caps_sent;
 	r->operator_served = s->operator_served;
 	if (s->access_fault[0])
 		fail(r, SIM_C_ACCESS, s->access_fault_at, "%s", s->access_fault);
+	if (s->control_fault[0])
+		fail(r, SIM_C_CONTROL, s->control_fault_at, "%s",
+		     s->control_fault);
 	r->invariant_checks = s->inv_checks;
 	if (s->inv_fault[0])
 		fail(r, SIM_C_INVARIANTS, s->inv_fault_at, "%s", s->inv_fault);
@@ -658,5 +671,51 @@ void sim_check_all(struct sim *s, struct sim_report *r)
 	if (r->end_to_end_checked) {
 		stream(s, r);
 		convergence(s, r);
+	}
+}
+
+void sim_check_shutdown(struct sim *s, struct sim_report *r)
+{
+	r->shutdown_checked = s->shutting;
+	if (!s->shutting)
+		return;
+	uint64_t limit = s->sc->policies.stop_timeout_ns;
+	if (!s->shut_done_at) {
+		fail(r, SIM_C_CONTROL, s->now, "shutdown: the agent still waits "
+		     "for its collectors %.0f ms after it began (stop_timeout "
+		     "%.0f ms)", (s->now - s->shut_t0) / 1e6, limit / 1e6);
+		return;
+	}
+	r->shutdown_ns = s->shut_done_at - s->shut_t0;
+	/* SIGKILL at stop_timeout, its SIGCHLD a moment later */
+	if (r->shutdown_ns > limit + 2 * SIM_MS)
+		fail(r, SIM_C_CONTROL, s->shut_done_at, "shutdown took %.3f ms, "
+		     "past stop_timeout (%.0f ms)", r->shutdown_ns / 1e6,
+		     limit / 1e6);
+	for (int i = 0; i < s->n_cols; i++) {
+		const struct collector *c = &s->cols[i];
+		const char *name = s->links[c->link].name;
+		r->shut_crashed += c->shut_fault == SHUT_CRASHES;
+		r->shut_deaf += c->shut_fault == SHUT_DEAF;
+		const Daemoneye__CollectorShutdown *d = s->da.down[i];
+		uint64_t inc = s->pubs[c->pubinc].incarnation;
+		if (d && d->incarnation == inc)
+			r->shut_answered++;
+		if (c->shut_fault != SHUT_OBEYS)
+			continue;
+		if (!d || d->incarnation != inc) {
+			fail(r, SIM_C_CONTROL, s->shut_done_at, "shutdown: %s "
+			     "obeyed but its answer never reached the agent",
+			     name);
+			continue;
+		}
+		const struct de_stream *st = de_intake_find(&s->intake, name);
+		if (r->end_to_end_checked &&
+		    (!st || st->incarnation != inc ||
+		     st->next_seq != d->last_sequence + 1))
+			fail(r, SIM_C_CONTROL, s->shut_done_at, "shutdown: %s "
+			     "answered after sequence %llu, the agent processed "
+			     "up to %llu", name, (ull)d->last_sequence,
+			     st ? (ull)(st->next_seq - 1) : 0ull);
 	}
 }

@@ -58,7 +58,8 @@ static void usage(FILE *f)
 	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
 	        "no-resubscribe, no-restart, miscount, lifecycle, corrupt,\n"
 	        "                        child-first, drop-on-eagain, no-resend, "
-	        "acl-open, svc-open, qbytes, svc-closed\n"
+	        "acl-open, svc-open, qbytes, svc-closed,\n"
+	        "                        shutdown-waits\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
 	        "all checks hold, 1 a check failed, 2 bad input.\n");
 }
@@ -82,6 +83,7 @@ static const struct {
 	{"svc-open", BUS_PLANT_SVC_OPEN},
 	{"qbytes", BUS_PLANT_QBYTES},
 	{"svc-closed", BUS_PLANT_SVC_CLOSED},
+	{"shutdown-waits", BUS_PLANT_SHUTDOWN_WAITS},
 };
 
 static const char *plant_name = ""; /* for saved failures */
@@ -356,14 +358,21 @@ static void json_report(const struct sim_scenario *sc,
 	printf("}, \"accounting_compared\": %s, \"end_to_end_checked\": %s, "
 	       "\"access_denied\": %llu, \"invariant_checks\": %llu, "
 	       "\"resent\": %llu, \"redelivered\": %llu, \"processed\": %llu, "
-	       "\"gaps\": %llu, \"resyncs\": %llu, \"ok\": %s}\n",
+	       "\"gaps\": %llu, \"resyncs\": %llu, \"caps_sent\": %llu, "
+	       "\"caps_received\": %llu, \"shutdown_checked\": %s, "
+	       "\"shutdown_ms\": %.3f, \"shutdown_answered\": %u, "
+	       "\"shutdown_crashed\": %u, \"shutdown_deaf\": %u, \"ok\": %s}\n",
 	       r->accounting_compared ? "true" : "false",
 	       r->end_to_end_checked ? "true" : "false",
 	       (unsigned long long)r->access_denied,
 	       (unsigned long long)r->invariant_checks,
 	       (unsigned long long)r->resent, (unsigned long long)r->redelivered,
 	       (unsigned long long)r->processed, (unsigned long long)r->gaps,
-	       (unsigned long long)r->resyncs, all_ok(r) ? "true" : "false");
+	       (unsigned long long)r->resyncs, (unsigned long long)r->caps_sent,
+	       (unsigned long long)r->caps_received,
+	       r->shutdown_checked ? "true" : "false", r->shutdown_ns / 1e6,
+	       r->shut_answered, r->shut_crashed, r->shut_deaf,
+	       all_ok(r) ? "true" : "false");
 }
 
 /* " name count" for each non-zero count; false if there was none. */
@@ -419,12 +428,25 @@ static void table_report(const struct sim_scenario *sc,
 	         (unsigned long long)r->operator_served);
 	snprintf(inv, sizeof(inv), " (the core's and clients', checked %llu times)",
 	         (unsigned long long)r->invariant_checks);
+	char ctl[320], shut[160];
+	if (r->shutdown_checked)
+		snprintf(shut, sizeof(shut), "shutdown in %.1f ms: %u answered, "
+		         "%u crashed, %u deaf", r->shutdown_ns / 1e6,
+		         r->shut_answered, r->shut_crashed, r->shut_deaf);
+	else
+		snprintf(shut, sizeof(shut), "shutdown not exercised: a "
+		         "collector or the agent was down at the end");
+	snprintf(ctl, sizeof(ctl), " (capabilities: %llu advertised, each "
+	         "before its connection's events, %llu received by the agent; "
+	         "%s)", (unsigned long long)r->caps_sent,
+	         (unsigned long long)r->caps_received, shut);
 	for (int c = 0; c < SIM_C_N; c++)
 		printf("  %-12s %s%s%s%s\n", sim_check_names[c],
 		       r->ok[c] ? "ok" : "FAILED", r->ok[c] ? "" : ": ",
 		       r->why[c],
 		       c == SIM_C_ACCESS && r->ok[c] ? denied :
 		       c == SIM_C_INVARIANTS && r->ok[c] ? inv :
+		       c == SIM_C_CONTROL && r->ok[c] ? ctl :
 		       c == SIM_C_ACCOUNTING && r->ok[c] && !r->accounting_compared
 		               ? " (not compared: bytes died in flight)"
 		       : (c == SIM_C_STREAM || c == SIM_C_CONVERGENCE) &&

@@ -60,6 +60,12 @@ static void handle(struct sim *s, const struct sim_ev *e)
 		size_t idx = (size_t)(e->arg >> 32);
 		if (!s->agent_down && s->sup.c[idx].pid == (uint32_t)e->arg)
 			de_sup_on_exit(&s->sup, idx, "killed", s->now);
+		bool all = s->shutting && !s->shut_done_at;
+		for (int i = 0; all && i < s->n_cols; i++)
+			all = s->sup.c[i].state == DE_SUP_STOPPED ||
+			      s->sup.c[i].state == DE_SUP_FAILED;
+		if (all)
+			s->shut_done_at = s->now;
 		break;
 	}
 	case EV_FAULT:
@@ -69,6 +75,15 @@ static void handle(struct sim *s, const struct sim_ev *e)
 	case EV_OPERATOR:
 		operator_call(s, e->arg);
 		break;
+	case EV_SHUT_CRASH:
+	case EV_SHUT_EXIT: {
+		int i = (int)(e->arg >> 32);
+		if ((int)(uint32_t)e->arg == s->cols[i].pubinc)
+			col_kill(s, i, e->type == EV_SHUT_CRASH
+			                       ? "crashed while shutting down"
+			                       : "exited after its answer");
+		break;
+	}
 	}
 }
 
@@ -131,6 +146,8 @@ static int loop(struct sim *s)
 	uint64_t same = 0, last = UINT64_MAX;
 	for (;;) {
 		flush_all(s);
+		if (s->shutting && s->shut_done_at)
+			return 0; /* every collector reaped: the agent exits */
 		uint64_t t = next_deadline(s);
 		if (t == UINT64_MAX || (t > s->stop && t > s->now))
 			return 0;
@@ -391,6 +408,7 @@ static void teardown_all(struct sim *s)
 	}
 	free(s->pubs);
 	de_intake_free(&s->intake);
+	de_agent_free(&s->da);
 	for (int i = 0; i < s->n_topics; i++)
 		free(s->topics[i]);
 	free(s->topics);
@@ -465,6 +483,13 @@ int sim_run(const struct sim_scenario *sc, const struct sim_options *o,
 		quiesce(s);
 		step_check(s, true);
 		sim_check_all(s, r);
+		/* then the agent stops its collectors, under faults of its own */
+		agent_shutdown(s);
+		if (s->shutting) {
+			s->stop = s->now + s->sc->policies.stop_timeout_ns + SIM_S;
+			rc = loop(s);
+		}
+		sim_check_shutdown(s, r);
 	}
 	r->trace_hash = s->hash;
 	r->plant_fired = s->hooks.plant_fired;

@@ -280,6 +280,7 @@ enum sim_check {
 	SIM_C_CONVERGENCE,
 	SIM_C_ACCESS,
 	SIM_C_INVARIANTS,
+	SIM_C_CONTROL,
 	SIM_C_N
 };
 extern const char *const sim_check_names[SIM_C_N];
@@ -306,6 +307,13 @@ struct sim_report {
 	bool end_to_end_checked;   /* false: drop_newest (the stream and
 	                              convergence checks do not apply) */
 	uint64_t access_denied;    /* the intruder's tries, every one refused */
+	uint64_t caps_sent, caps_received; /* control/collector/capabilities */
+	/* the coordinated shutdown after the run: checked (not when the
+	 * agent or a collector was down at the end), how long it took, and
+	 * the collectors that answered, crashed, never heard it */
+	bool shutdown_checked;
+	uint64_t shutdown_ns;
+	uint32_t shut_answered, shut_crashed, shut_deaf;
 	uint64_t plant_fired;      /* times a planted bug acted (--plant) */
 	uint64_t operator_served;  /* the operator's lifecycle.* calls the
 	                              agent answered (all must succeed) */

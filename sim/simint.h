@@ -86,6 +86,10 @@ struct receiver {              /* a monitor, or the agent */
 struct sim;
 /* check.c */
 void sim_check_all(struct sim *s, struct sim_report *r);
+/* The coordinated shutdown after the run (agent_shutdown): done within
+ * stop_timeout, every collector that obeyed answered with its last
+ * event's sequence, which the agent had processed. */
+void sim_check_shutdown(struct sim *s, struct sim_report *r);
 
 /* ---- the run (run.c) --------------------------------------------------------- */
 struct seg {                   /* one write's bytes, in one allocation */
@@ -155,7 +159,15 @@ struct collector {
 	uint64_t healed_hb_ok;     /* its first after the last fault healed */
 	uint64_t last_hc_ok;       /* the same of health checks */
 	uint64_t healed_hc_ok;
+	/* control/collector/capabilities: READYs of its client, and the one
+	 * whose connection carried them (an event before them: a fault) */
+	uint64_t ready_gen, caps_gen;
+	uint64_t caps_sent;
+	/* the coordinated shutdown after the run: what this collector does
+	 * (SHUT_*), and whether it answered */
+	int shut_fault;
 };
+enum { SHUT_OBEYS, SHUT_CRASHES, SHUT_DEAF };
 
 struct sim_ev {
 	uint64_t t, seq;
@@ -236,6 +248,13 @@ struct sim {
 	uint64_t access_denied;
 	char access_fault[200];
 	uint64_t access_fault_at;
+	char control_fault[200];   /* the control topics' first fault */
+	uint64_t control_fault_at;
+	uint64_t caps_received;    /* by the agent */
+	bool shutting;             /* the coordinated shutdown phase */
+	uint64_t shut_t0, shut_done_at;
+	bool shut_skipped;         /* not exercised: the agent or a collector
+	                              was down when the run ended */
 	/* the core's invariants, checked every check_every-th step */
 	uint32_t check_every;
 	uint64_t steps, inv_checks;
@@ -261,7 +280,7 @@ struct sim {
 enum {
 	EV_CONNECT, EV_PUMP_C2B, EV_PUMP_B2C, EV_CDONE, EV_BDONE, EV_CLOSE_C,
 	EV_CLOSE_B, EV_POLL, EV_SPAWN, EV_EXIT, EV_FAULT, EV_FAULT_END,
-	EV_OPERATOR,
+	EV_OPERATOR, EV_SHUT_CRASH, EV_SHUT_EXIT,
 };
 
 struct tline {
@@ -327,6 +346,7 @@ void col_spawn(struct sim *s, int i);
 void col_kill(struct sim *s, int i, const char *why);
 void agent_boot(struct sim *s);
 void agent_crash(struct sim *s);
+void agent_shutdown(struct sim *s);
 void operator_call(struct sim *s, uint64_t op);
 /* faults.c */
 void fault(struct sim *s, size_t i, bool begin);

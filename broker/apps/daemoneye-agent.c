@@ -68,6 +68,11 @@ struct agent {
 	const char *admins[BUS_AGENT_ADMINS_MAX + 1];
 	struct de_access access;
 	char pid_env[48];
+	/* agent.events advertised: the event topics subscribed for the
+	 * collectors' capabilities (again at each READY) */
+	char adv[64][128];
+	size_t n_adv;
+	uint64_t shutdown_id;        /* control/agent/shutdown sent (0: not) */
 };
 
 extern char **environ;
@@ -368,6 +373,73 @@ static void publish_status(struct agent *a)
 	if (rc == 0)
 		a->status_published++;
 	free(p);
+	audit(a, "out", a->ac->name, DE_TOPIC_AGENT_STATUS, "publish", rc,
+	      rc ? bus_strerror(rc) : "");
+}
+
+/* agent.events advertised: subscribe what a collector's capabilities name
+ * (under events/, once each). */
+static void subscribe_advertised(struct agent *a, size_t idx)
+{
+	const Daemoneye__CollectorCapabilities *m = a->da.caps[idx];
+	for (size_t i = 0; m && i < m->n_event_topics; i++) {
+		const char *t = m->event_topics[i];
+		if (strncmp(t, "events/", 7) || strlen(t) >= sizeof(a->adv[0]) ||
+		    strpbrk(t, "#+"))
+			continue; /* not an event topic: not ours to read */
+		size_t k = 0;
+		while (k < a->n_adv && strcmp(a->adv[k], t))
+			k++;
+		if (k < a->n_adv)
+			continue;
+		if (a->n_adv == sizeof(a->adv) / sizeof(a->adv[0])) {
+			logf_(a, 1, "%s: too many advertised topics; %s not "
+			      "subscribed", a->sup.c[idx].id, t);
+			continue;
+		}
+		snprintf(a->adv[a->n_adv++], sizeof(a->adv[0]), "%s", t);
+		const char *mask[] = {t};
+		bus_client_subscribe(a->bc, mask, 1, NULL, NULL);
+		logf_(a, 2, "subscribed %s (advertised by %s)", t,
+		      a->sup.c[idx].id);
+	}
+}
+
+/* control/collector/capabilities and .../shutdown from a collector. */
+static void on_control(struct agent *a, const struct bus_delivery *d)
+{
+	size_t idx = 0;
+	int rc = de_agent_control(&a->da, d->sender, d->topic, d->data, d->len,
+	                          &idx);
+	char detail[160] = "";
+	if (rc) {
+		snprintf(detail, sizeof(detail), "%s", bus_strerror(rc));
+		logf_(a, 1, "ignored %s from %s: %s", d->topic, d->sender,
+		      detail);
+	} else if (a->da.caps[idx] && !strcmp(d->topic, DE_TOPIC_CAPABILITIES)) {
+		const Daemoneye__CollectorCapabilities *m = a->da.caps[idx];
+		snprintf(detail, sizeof(detail),
+		         "%s %s, incarnation %llu, %zu topics, %zu methods",
+		         m->collector_type, m->version,
+		         (unsigned long long)m->incarnation, m->n_event_topics,
+		         m->n_rpc_methods);
+		if (a->ac->events_advertised)
+			subscribe_advertised(a, idx);
+	} else if (a->da.down[idx]) {
+		const Daemoneye__CollectorShutdown *m = a->da.down[idx];
+		Daemoneye__CollectorStatus st;
+		de_agent_status(&a->da, idx, &st);
+		snprintf(detail, sizeof(detail),
+		         "last sequence %llu, %llu processed here, %llu "
+		         "unacknowledged",
+		         (unsigned long long)m->last_sequence,
+		         (unsigned long long)st.last_sequence,
+		         (unsigned long long)m->retained);
+		logf_(a, 1, "%s: shutdown answered: %s", a->sup.c[idx].id,
+		      detail);
+	}
+	audit(a, rc ? "denied" : "in", d->sender, d->topic, "publish", rc,
+	      detail);
 }
 
 static void on_status_timer(uv_timer_t *t)
@@ -433,6 +505,10 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 {
 	(void)c;
 	struct agent *a = arg;
+	if (d->kind == BUS_OP_PUBLISH && !strncmp(d->topic, "control/", 8)) {
+		on_control(a, d);
+		return;
+	}
 	if (d->kind != BUS_OP_PUBLISH || strncmp(d->topic, "events/", 7))
 		return;
 	a->events_in++;
@@ -461,8 +537,15 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 {
 	struct agent *a = arg;
 	if (st == BUS_CLIENT_READY) {
-		static const char *masks[] = {"events/#"};
-		bus_client_subscribe(c, masks, 1, NULL, NULL);
+		static const char *masks[] = {DE_TOPIC_CAPABILITIES,
+		                              DE_TOPIC_COLLECTOR_SHUTDOWN,
+		                              "events/#"};
+		bus_client_subscribe(c, masks, a->ac->events_advertised ? 2 : 3,
+		                     NULL, NULL);
+		for (size_t i = 0; i < a->n_adv; i++) {
+			const char *m[] = {a->adv[i]};
+			bus_client_subscribe(c, m, 1, NULL, NULL);
+		}
 		logf_(a, 2, "registered as %s", a->ac->name);
 		if (!a->ready_once) {
 			a->ready_once = true;
@@ -524,8 +607,31 @@ static void on_signal(uv_signal_t *h, int signum)
 	if (a->stopping)
 		return;
 	a->stopping = true;
+	/* on the bus first: each collector hands over what it holds, answers
+	 * and exits; signals only for those still there (de_sup_shutdown) */
+	int rc = BUS_ECLOSED;
+	if (a->bc && bus_client_state(a->bc) == BUS_CLIENT_READY) {
+		a->shutdown_id = uv_hrtime() | 1;
+		Daemoneye__AgentShutdown m = DAEMONEYE__AGENT_SHUTDOWN__INIT;
+		m.agent = a->ac->name;
+		m.shutdown_id = a->shutdown_id;
+		m.reason = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+		m.timeout_ms = (uint32_t)(a->ac->policies.stop_timeout_ns /
+		                          1000000u);
+		size_t n;
+		uint8_t *p = bus_pb_pack(&m.base, &n);
+		rc = p ? bus_client_publish(a->bc, DE_TOPIC_AGENT_SHUTDOWN, p, n,
+		                            BUS_QOS_PROCESSED, NULL, NULL)
+		       : BUS_ENOMEM;
+		free(p);
+		audit(a, "out", a->ac->name, DE_TOPIC_AGENT_SHUTDOWN, "publish",
+		      rc, rc ? bus_strerror(rc) : m.reason);
+	}
 	for (size_t i = 0; i < a->sup.n; i++)
-		de_sup_stop(&a->sup, i, false, uv_hrtime());
+		if (rc == 0)
+			de_sup_shutdown(&a->sup, i, uv_hrtime());
+		else
+			de_sup_stop(&a->sup, i, false, uv_hrtime());
 	on_stop_poll(&a->timer);
 }
 
@@ -779,6 +885,7 @@ int main(int argc, char **argv)
 	uv_loop_close(&a->loop);
 	bus_rotlog_close(&a->alog);
 	de_intake_free(&a->intake);
+	de_agent_free(&a->da);
 	free(a->child_env);
 	return a->exit_code;
 }

@@ -118,6 +118,19 @@ static int publish(void *host, const char *topic, const uint8_t *data,
 	                          acked, p);
 }
 
+/* Capabilities, the shutdown answer: QoS 1, audited. */
+static int control(void *host, const char *topic, const uint8_t *data,
+                   size_t len)
+{
+	struct pm *p = host;
+	int rc = bus_client_publish(p->bc, topic, data, len, BUS_QOS_PROCESSED,
+	                            NULL, NULL);
+	if (rc != BUS_EAGAIN && rc != BUS_ECLOSED)
+		bus_audit_line(&p->alog, "out", p->col.bus_name, topic,
+		               "publish", rc, rc ? bus_strerror(rc) : "");
+	return rc;
+}
+
 static void shutdown_pm(struct pm *p)
 {
 	if (p->closing)
@@ -221,7 +234,9 @@ static void interval_changed(void *host, uint32_t ms)
 static void stop_requested(void *host)
 {
 	struct pm *p = host;
-	fprintf(stderr, "procmond: lifecycle.stop, exiting\n");
+	fprintf(stderr, "procmond: %s, exiting\n",
+	        p->col.shutdown_id ? "agent shutdown, all events handed over"
+	                           : "lifecycle.stop");
 	shutdown_pm(p);
 }
 
@@ -243,8 +258,19 @@ static void on_rpc(struct bus_client *c, const struct bus_rpc_request *q,
 static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
                         void *arg)
 {
-	(void)c, (void)arg, (void)d; /* control/collector/#: nothing to act
-	                                on yet beyond RPC */
+	(void)c;
+	struct pm *p = arg;
+	if (d->kind != BUS_OP_PUBLISH ||
+	    strcmp(d->topic, DE_TOPIC_AGENT_SHUTDOWN))
+		return; /* control/collector/#: nothing to act on beyond RPC */
+	int rc = de_collector_shutdown(&p->col, d->sender, d->data, d->len);
+	bus_audit_line(&p->alog, rc ? "denied" : "in", d->sender, d->topic,
+	               "publish", rc, rc ? bus_strerror(rc) : "");
+	if (rc)
+		fprintf(stderr, "procmond: ignored %s from %s: %s\n", d->topic,
+		        d->sender, bus_strerror(rc));
+	else
+		uv_timer_stop(&p->timer); /* no more cycles */
 }
 
 static void on_state(struct bus_client *c, enum bus_client_state st,
@@ -252,8 +278,9 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 {
 	struct pm *p = arg;
 	if (st == BUS_CLIENT_READY) {
-		static const char *masks[] = {"control/collector/#"};
-		bus_client_subscribe(c, masks, 1, NULL, NULL);
+		static const char *masks[] = {"control/collector/#",
+		                              DE_TOPIC_AGENT_SHUTDOWN};
+		bus_client_subscribe(c, masks, 2, NULL, NULL);
 		/* what the agent has not acknowledged goes again, in order */
 		bool due = de_collector_on_ready(&p->col);
 		if (p->col.stats.cycles == 0)
@@ -437,7 +464,8 @@ int main(int argc, char **argv)
 	                               .publish = publish,
 	                               .interval_changed = interval_changed,
 	                               .stop = stop_requested,
-	                               .rpc_metrics = rpc_metrics};
+	                               .rpc_metrics = rpc_metrics,
+	                               .control = control};
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t incarnation = (uint64_t)ts.tv_sec * 1000000000ull +

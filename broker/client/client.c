@@ -69,6 +69,7 @@ struct subrec {
 enum hs_step { HS_GREETING, HS_OK1, HS_OK2 };
 
 struct bus_client {
+	size_t out_slack;      /* while a reply is framed: its headroom */
 	struct bus_client_config cfg;
 	struct bus_allocator a;
 	struct bus_client_ops ops;
@@ -403,16 +404,19 @@ void bus_client_flush(struct bus_client *c)
 	c->ops.write(c->host, &iov, 1);
 }
 
-/* Room for one frame of n bytes; BUS_EAGAIN past out_bytes_max. */
+/* Room for one frame of n bytes; BUS_EAGAIN past out_bytes_max (a reply:
+ * past it and BUS_CLIENT_REPLY_SLACK). */
 static int out_room(struct bus_client *c, size_t n)
 {
-	if (n > c->cfg.out_bytes_max)
+	size_t max = c->cfg.out_bytes_max + c->out_slack;
+	if (n > max)
 		return BUS_ELIMIT;
 	size_t pending = bus_client_out_pending(c);
 	/* the simulator's fault site: as if at the limit, when something is
 	 * pending (its completion is what says "writable" again) */
-	if (pending + n > c->cfg.out_bytes_max ||
-	    (pending && BUS_BUGGIFY(c->cfg.sim, BUS_SITE_CLIENT_OUT_FULL))) {
+	if (pending + n > max ||
+	    (pending && !c->out_slack &&
+	     BUS_BUGGIFY(c->cfg.sim, BUS_SITE_CLIENT_OUT_FULL))) {
 		c->eagain = true;
 		return BUS_EAGAIN;
 	}
@@ -1428,7 +1432,10 @@ int bus_client_rpc_reply(struct bus_client *c, const char *target,
 		return BUS_EINVAL;
 	uint8_t hdr[5] = {BUS_RPC_REPLY};
 	bus__put_u32le(hdr + 1, call_id);
-	return rpc_message(c, target, hdr, 5, data, len, 0, NULL, NULL);
+	c->out_slack = BUS_CLIENT_REPLY_SLACK;
+	int rc = rpc_message(c, target, hdr, 5, data, len, 0, NULL, NULL);
+	c->out_slack = 0;
+	return rc;
 }
 
 int bus_client_rpc_error(struct bus_client *c, const char *target,
@@ -1440,7 +1447,10 @@ int bus_client_rpc_error(struct bus_client *c, const char *target,
 	uint8_t hdr[7] = {BUS_RPC_ERROR};
 	bus__put_u32le(hdr + 1, call_id);
 	put_u16le(hdr + 5, (uint16_t)(int16_t)code);
-	return rpc_message(c, target, hdr, 7, msg, len, 0, NULL, NULL);
+	c->out_slack = BUS_CLIENT_REPLY_SLACK;
+	int rc = rpc_message(c, target, hdr, 7, msg, len, 0, NULL, NULL);
+	c->out_slack = 0;
+	return rc;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */

@@ -877,6 +877,13 @@ static int on_agent(struct ld *l, const char *k, const yaml_node_t *v,
 		return walk_map(l, v, f, on_rpc);
 	if (!strcmp(k, "collectors"))
 		return on_collectors(l, v, f);
+	if (!strcmp(k, "events")) {
+		const char *e = scalar(v);
+		if (!e || (strcmp(e, "all") && strcmp(e, "advertised")))
+			return fail(l, v, f, "expected all or advertised");
+		a->events_advertised = !strcmp(e, "advertised");
+		return 0;
+	}
 	if (!strcmp(k, "status_interval_ms")) {
 		uint64_t ms;
 		int rc2 = get_u64(l, v, f, 0, 86400000, &ms);
@@ -955,7 +962,10 @@ static const struct acl_default acl_defaults[] = {
      {{"daemoneye-agent"}, {"control/collector/#", "control/agent/#"},
       {"#"}, {"*"}, {"*"}}, {{0}}},
     {"default collector", 0, 8,
-     {{"collector.*"}, {"events/{1}/#"}, {"control/collector/#"},
+     {{"collector.*"},
+      {"events/{1}/#", "control/collector/capabilities",
+       "control/collector/shutdown"},
+      {"control/collector/#", "control/agent/shutdown"},
       {"*"}, {0}}, {{0}}},
     {"default admin", 1, 0,
      {{"admin.*"}, {0}, {0}, {"daemoneye-agent"}, {0}}, {{0}}},

@@ -24,16 +24,62 @@ void de_agent_init(struct de_agent *ag, struct de_sup *sup,
 	ag->host = host;
 }
 
-void de_agent_spawned(struct de_agent *ag, size_t idx)
-{
-	ag->started_ms[idx] = ag->ops.wall_ms(ag->host);
-	ag->incarnation[idx] = 0;
-}
-
 static void changed(struct de_agent *ag)
 {
 	if (!ag->closed && ag->ops.changed)
 		ag->ops.changed(ag->host);
+}
+
+void de_agent_spawned(struct de_agent *ag, size_t idx)
+{
+	ag->started_ms[idx] = ag->ops.wall_ms(ag->host);
+	ag->incarnation[idx] = 0;
+	bus_pb_free(ag->down[idx] ? &ag->down[idx]->base : NULL);
+	ag->down[idx] = NULL;
+}
+
+void de_agent_free(struct de_agent *ag)
+{
+	for (size_t i = 0; i < DE_COLLECTORS_MAX; i++) {
+		bus_pb_free(ag->caps[i] ? &ag->caps[i]->base : NULL);
+		bus_pb_free(ag->down[i] ? &ag->down[i]->base : NULL);
+		ag->caps[i] = NULL;
+		ag->down[i] = NULL;
+	}
+}
+
+int de_agent_control(struct de_agent *ag, const char *sender,
+                     const char *topic, const uint8_t *data, size_t len,
+                     size_t *idx)
+{
+	bool caps = !strcmp(topic, DE_TOPIC_CAPABILITIES);
+	if (!caps && strcmp(topic, DE_TOPIC_COLLECTOR_SHUTDOWN))
+		return BUS_ENOTSUP;
+	size_t i = 0;
+	while (i < ag->sup->n && strcmp(ag->sup->c[i].bus_name, sender))
+		i++;
+	if (i == ag->sup->n)
+		return BUS_EACCESS; /* not one of ours */
+	ProtobufCMessage *m = bus_pb_unpack(
+		caps ? &daemoneye__collector_capabilities__descriptor
+		     : &daemoneye__collector_shutdown__descriptor,
+		data, len, 64u << 10);
+	if (!m)
+		return BUS_EPROTO;
+	const char *id = caps
+		? ((Daemoneye__CollectorCapabilities *)m)->collector_id
+		: ((Daemoneye__CollectorShutdown *)m)->collector_id;
+	if (strcmp(id, ag->sup->c[i].id)) {
+		bus_pb_free(m);
+		return BUS_EACCESS; /* speaking for another collector */
+	}
+	ProtobufCMessage **slot = caps ? (ProtobufCMessage **)&ag->caps[i]
+	                               : (ProtobufCMessage **)&ag->down[i];
+	bus_pb_free(*slot);
+	*slot = m;
+	*idx = i;
+	changed(ag);
+	return 0;
 }
 
 /* A call in flight: which collector, which of its sequence. */
@@ -96,6 +142,9 @@ void de_agent_heartbeat(struct de_agent *ag, size_t idx, uint64_t seq)
 	de_heartbeat_request(ag->intake, ag->sup->c[idx].bus_name, seq,
 	                     ag->ops.wall_ms(ag->host), &q);
 	q.sender = (char *)ag->name;
+	const Daemoneye__CollectorCapabilities *cp = ag->caps[idx];
+	q.capabilities_wanted = !cp || (ag->incarnation[idx] &&
+	                                cp->incarnation != ag->incarnation[idx]);
 	const char *to = ag->sup->c[idx].bus_name;
 	int rc = !ag->bc ? BUS_ECLOSED
 	                 : de_call(ag->bc, to, "health.heartbeat", &q.base,
@@ -188,6 +237,8 @@ void de_agent_status(const struct de_agent *ag, size_t i,
 	st->restarts = c->restarts;
 	st->incarnation = ag->incarnation[i];
 	st->last_error = (char *)c->last_error;
+	st->capabilities = ag->caps[i];
+	st->shutdown = ag->down[i];
 	const struct de_stream *s = de_intake_find(ag->intake, c->bus_name);
 	if (s) { /* the agent's view of its stream */
 		st->events = s->st.events;

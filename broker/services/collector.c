@@ -148,10 +148,20 @@ void de_collector_set_sim(struct de_collector *c, struct bus_sim_hooks *h)
 	c->sim = c->diff.sim = c->access.sim = h;
 }
 
+static int send_capabilities(struct de_collector *c);
+static void shutdown_answer(struct de_collector *c);
+
 bool de_collector_pump(struct de_collector *c)
 {
+	/* the capabilities go first: no event of a connection before them */
+	if (c->caps_due && send_capabilities(c))
+		return false;
 	for (int tries = 0;; tries++) {
 		int rc = de_outbox_pump(&c->outbox, out_publish, c);
+		if (rc == 0 && c->shutdown_id) {
+			shutdown_answer(c); /* all it held is on its way */
+			return false;
+		}
 		if (rc == 0)
 			return c->cycle_waiting;
 		if (rc == BUS_EAGAIN &&
@@ -185,12 +195,15 @@ bool de_collector_on_ready(struct de_collector *c)
 	}
 	c->stats.resends += c->outbox.sent;
 	c->outbox.sent = 0; /* all the agent has not acknowledged, again */
+	c->caps_due = true; /* a new connection: said again, first */
 	return de_collector_pump(c);
 }
 
 bool de_collector_cycle_due(struct de_collector *c)
 {
 	de_collector_pump(c); /* what an out-of-memory left behind */
+	if (c->shutdown_id)
+		return false; /* shutting down: no more cycles */
 	if (de_outbox_unsent(&c->outbox)) {
 		if (!c->cycle_waiting)
 			c->stats.cycles_delayed++;
@@ -341,6 +354,8 @@ static int h_config_update(void *ctx, const char *sender,
 		c->max_processes = nc->max_processes;
 		if (changed && c->ops.interval_changed)
 			c->ops.interval_changed(c->host, c->scan_interval_ms);
+		c->caps_due = true; /* before the reply: the agent has them */
+		de_collector_pump(c);
 	}
 	return answer_validation(a, true, errs, n, n == 0);
 }
@@ -474,6 +489,8 @@ static int h_heartbeat(void *ctx, const char *sender,
 	r.sequence = q->sequence;
 	r.incarnation = c->incarnation;
 	r.timestamp_ms = c->ops.wall_ms(c->host);
+	if (q->capabilities_wanted)
+		c->caps_due = true; /* the agent lacks them: before the reply */
 	de_collector_pump(c); /* before the reply: last_sequence counts it */
 	r.last_sequence = de_outbox_last_sent(&c->outbox, c->src.sequence);
 	r.retained = c->outbox.n;
@@ -607,6 +624,98 @@ static const struct de_handler collector_handlers[] = {
 	{"config.validate", h_config_validate},
 	{"config.update", h_config_update},
 };
+
+/* ---- control topics ------------------------------------------------------- */
+#define N_HANDLERS (sizeof(collector_handlers) / sizeof(collector_handlers[0]))
+
+int de_collector_capabilities_pack(const struct de_collector *c,
+                                   uint8_t **out, size_t *len)
+{
+	static char *topics[] = {DE_TOPIC_ENUMERATION, DE_TOPIC_LIFECYCLE,
+	                         DE_TOPIC_METADATA, DE_TOPIC_HASH};
+	char *methods[N_HANDLERS];
+	for (size_t i = 0; i < N_HANDLERS; i++)
+		methods[i] = (char *)collector_handlers[i].method;
+	Daemoneye__CollectorCapabilities m =
+		DAEMONEYE__COLLECTOR_CAPABILITIES__INIT;
+	m.collector_id = (char *)c->id;
+	m.collector_type = "process";
+	m.version = BUS_VERSION;
+	m.incarnation = c->incarnation;
+	m.n_event_topics = sizeof(topics) / sizeof(topics[0]);
+	m.event_topics = topics;
+	m.n_rpc_methods = N_HANDLERS;
+	m.rpc_methods = methods;
+	m.max_processes = c->max_processes;
+	m.compute_hashes = c->compute_hashes;
+	m.scan_interval_ms = c->scan_interval_ms;
+	m.bus_name = (char *)c->bus_name;
+	*out = bus_pb_pack(&m.base, len);
+	return *out ? 0 : BUS_ENOMEM;
+}
+
+/* 0: sent (or nothing to send it with); else why not now. */
+static int send_capabilities(struct de_collector *c)
+{
+	if (!c->ops.control) {
+		c->caps_due = false;
+		return 0;
+	}
+	uint8_t *p;
+	size_t n;
+	int rc = de_collector_capabilities_pack(c, &p, &n);
+	if (rc == 0)
+		rc = c->ops.control(c->host, DE_TOPIC_CAPABILITIES, p, n);
+	free(p);
+	if (rc == 0) {
+		c->caps_due = false;
+		c->caps_sent++;
+	}
+	return rc;
+}
+
+int de_collector_shutdown(struct de_collector *c, const char *sender,
+                          const uint8_t *data, size_t len)
+{
+	if (!sender || strcmp(sender, c->agent))
+		return BUS_EACCESS;
+	Daemoneye__AgentShutdown *m = (void *)bus_pb_unpack(
+		&daemoneye__agent_shutdown__descriptor, data, len, 64u << 10);
+	if (!m)
+		return BUS_EPROTO;
+	if (!c->shutdown_id) {
+		c->shutdown_id = m->shutdown_id ? m->shutdown_id : 1;
+		c->stopping = true;
+	}
+	bus_pb_free(&m->base);
+	de_collector_pump(c);
+	return 0;
+}
+
+/* Everything held was handed to the bus: the answer, then the stop. */
+static void shutdown_answer(struct de_collector *c)
+{
+	if (c->shutdown_answered)
+		return;
+	Daemoneye__CollectorShutdown m = DAEMONEYE__COLLECTOR_SHUTDOWN__INIT;
+	m.collector_id = c->id;
+	m.shutdown_id = c->shutdown_id;
+	m.incarnation = c->incarnation;
+	m.last_sequence = c->src.sequence;
+	m.acked_sequence = c->acked;
+	m.retained = c->outbox.n;
+	uint8_t buf[128];
+	size_t n = protobuf_c_message_get_packed_size(&m.base);
+	if (n > sizeof(buf))
+		return; /* an id is at most 64 bytes: cannot happen */
+	protobuf_c_message_pack(&m.base, buf);
+	if (c->ops.control &&
+	    c->ops.control(c->host, DE_TOPIC_COLLECTOR_SHUTDOWN, buf, n))
+		return; /* not now: the next pump */
+	c->shutdown_answered = true;
+	if (c->ops.stop)
+		c->ops.stop(c->host);
+}
 
 int de_collector_call(struct de_collector *c, const char *method,
                       const char *sender, const ProtobufCMessage *req,

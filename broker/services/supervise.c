@@ -8,6 +8,8 @@
  *                    --exit--> FAILED (restart scheduled)
  *   any running state --stop--> STOPPING (SIGTERM; SIGKILL after
  *                    stop_timeout) --exit--> STOPPED
+ *   any running state --shutdown (asked on the bus)--> STOPPING (SIGTERM
+ *                    after stop_timeout / 2, SIGKILL at stop_timeout)
  *
  * Restart delays double per death in a row (restart_delay_ns ..
  * restart_delay_max_ns); an answered heartbeat resets the streak.
@@ -150,6 +152,7 @@ static void signal_stop(struct de_sup *s, size_t idx, bool hard, uint64_t now)
 	c->hb_inflight = false;
 	c->hc_inflight = false;
 	c->kill_at_ns = now + s->policies.stop_timeout_ns;
+	c->term_at_ns = 0;
 	s->ops.kill(s->host, idx, c->pid, hard);
 }
 
@@ -180,6 +183,28 @@ int de_sup_stop(struct de_sup *s, size_t idx, bool force, uint64_t now)
 		s->ops.kill(s->host, idx, c->pid, true);
 	else if (c->state == DE_SUP_FAILED)
 		c->state = DE_SUP_STOPPED;
+	return 0;
+}
+
+int de_sup_shutdown(struct de_sup *s, size_t idx, uint64_t now)
+{
+	struct de_sup_collector *c = &s->c[idx];
+	c->want_running = false;
+	c->restart_after_exit = false;
+	if (running(c)) {
+		c->state = DE_SUP_STOPPING;
+		c->hb_inflight = false;
+		c->hc_inflight = false;
+		c->term_at_ns = now + s->policies.stop_timeout_ns / 2;
+		c->kill_at_ns = now + s->policies.stop_timeout_ns;
+		if (BUS_PLANTED(s->sim, BUS_PLANT_SHUTDOWN_WAITS) &&
+		    BUS_PLANT_HIT(s->sim)) {
+			c->term_at_ns = 0; /* planted: trusts the bus alone */
+			c->kill_at_ns = UINT64_MAX;
+		}
+	} else if (c->state == DE_SUP_FAILED) {
+		c->state = DE_SUP_STOPPED;
+	}
 	return 0;
 }
 
@@ -300,7 +325,12 @@ void de_sup_tick(struct de_sup *s, uint64_t now)
 		} else if (c->state == DE_SUP_FAILED && c->want_running &&
 		           now >= c->restart_at_ns) {
 			spawn(s, i, now);
+		} else if (c->state == DE_SUP_STOPPING && c->term_at_ns &&
+		           now >= c->term_at_ns && now < c->kill_at_ns) {
+			c->term_at_ns = 0; /* not gone on the bus's word */
+			s->ops.kill(s->host, i, c->pid, false);
 		} else if (c->state == DE_SUP_STOPPING && now >= c->kill_at_ns) {
+			c->term_at_ns = 0;
 			c->kill_at_ns = now + s->policies.stop_timeout_ns;
 			s->ops.kill(s->host, i, c->pid, true);
 		}
@@ -320,7 +350,8 @@ uint64_t de_sup_next_deadline(const struct de_sup *s)
 		else if (c->state == DE_SUP_FAILED && c->want_running)
 			d = c->restart_at_ns;
 		else if (c->state == DE_SUP_STOPPING)
-			d = c->kill_at_ns;
+			d = c->term_at_ns && c->term_at_ns < c->kill_at_ns
+			        ? c->term_at_ns : c->kill_at_ns;
 		if (d < t)
 			t = d;
 	}

@@ -119,6 +119,14 @@ struct wire {
 	uint64_t resyncs_asked;
 	bool answer_resyncs;   /* serve them (else they are never answered) */
 	char notes[1024];      /* the intake's notes: "what: detail; ..." */
+	/* what went out, in order: E an event, C capabilities, S the
+	 * shutdown answer (with .control set) */
+	char order[512];
+	size_t n_order;
+	int refuse_control;
+	int stops;
+	uint8_t ctl[1024];     /* the last control message */
+	size_t ctl_len;
 };
 
 static uint64_t w_now(void *h) { return ((struct wire *)h)->now; }
@@ -136,10 +144,32 @@ static int w_publish(void *h, const char *topic, const uint8_t *data,
 		return 0; /* handed over, lost on the way */
 	}
 	assert_true(w->nq < WIRE_MAX);
+	if (w->n_order < sizeof(w->order) - 1)
+		w->order[w->n_order++] = 'E';
 	w->q[w->nq] = malloc(len);
 	memcpy(w->q[w->nq], data, len);
 	w->qlen[w->nq++] = len;
 	return 0;
+}
+
+static int w_control(void *h, const char *topic, const uint8_t *data,
+                     size_t len)
+{
+	struct wire *w = h;
+	if (w->refuse_control)
+		return w->refuse_control;
+	assert_true(len <= sizeof(w->ctl));
+	memcpy(w->ctl, data, len);
+	w->ctl_len = len;
+	if (w->n_order < sizeof(w->order) - 1)
+		w->order[w->n_order++] =
+		        !strcmp(topic, DE_TOPIC_CAPABILITIES) ? 'C' : 'S';
+	return 0;
+}
+
+static void w_stop(void *h)
+{
+	((struct wire *)h)->stops++;
 }
 
 static void w_note(void *h, const struct de_stream *st, const char *what,
@@ -540,6 +570,83 @@ static void test_metrics_are_the_counters(void **state)
 	wire_free(&w);
 }
 
+/* Capabilities go before any event of a connection (held while the bus
+ * refuses them), again after config.update; a shutdown from the agent
+ * flushes what is held, then answers after the last event, then stops. */
+static void test_capabilities_first_and_shutdown_flushes(void **state)
+{
+	(void)state;
+	struct wire w;
+	wire_init(&w);
+	w.col.ops.control = w_control;
+	w.col.ops.stop = w_stop;
+	w.refuse_control = BUS_EAGAIN;
+	de_collector_on_ready(&w.col);
+	cycle(&w, 100, 3);
+	assert_int_equal(w.n_order, 0); /* events wait behind them */
+	assert_int_equal(de_outbox_unsent(&w.col.outbox), 3);
+	w.refuse_control = 0;
+	de_collector_pump(&w.col);
+	settle(&w);
+	assert_string_equal(w.order, "CEEE");
+	Daemoneye__CollectorCapabilities *c =
+	        (Daemoneye__CollectorCapabilities *)bus_pb_unpack(
+	                &daemoneye__collector_capabilities__descriptor, w.ctl,
+	                w.ctl_len, BUS_PB_BUDGET_DEFAULT);
+	assert_non_null(c);
+	assert_string_equal(c->collector_id, "p1");
+	assert_string_equal(c->bus_name, "collector.process.p1");
+	assert_int_equal(c->incarnation, 77);
+	assert_int_equal(c->n_event_topics, 4);
+	assert_true(c->n_rpc_methods >= 9);
+	bus_pb_free(&c->base);
+	/* a configuration change: advertised again */
+	Daemoneye__CollectorConfig nc = DAEMONEYE__COLLECTOR_CONFIG__INIT;
+	nc.scan_interval_ms = 500;
+	Daemoneye__UpdateConfigRequest q = DAEMONEYE__UPDATE_CONFIG_REQUEST__INIT;
+	q.collector_id = "p1";
+	q.new_config = &nc;
+	struct de_answer a = {0};
+	de_collector_call(&w.col, "config.update", DE_AGENT_NAME, &q.base, &a);
+	free(a.buf);
+	assert_string_equal(w.order, "CEEEC");
+	/* the shutdown: only from the agent, only well formed */
+	Daemoneye__AgentShutdown m = DAEMONEYE__AGENT_SHUTDOWN__INIT;
+	m.agent = DE_AGENT_NAME;
+	m.shutdown_id = 9;
+	size_t n;
+	uint8_t *p = bus_pb_pack(&m.base, &n);
+	assert_int_equal(de_collector_shutdown(&w.col, "monitor.x", p, n),
+	                 BUS_EACCESS);
+	assert_int_equal(de_collector_shutdown(&w.col, DE_AGENT_NAME,
+	                                       (const uint8_t *)"\xff", 1),
+	                 BUS_EPROTO);
+	assert_int_equal(w.col.shutdown_id, 0);
+	w.refuse = BUS_EAGAIN;
+	cycle(&w, 200, 2); /* 3 TERMINATIONs + 2 DISCOVERYs, held */
+	assert_int_equal(de_collector_shutdown(&w.col, DE_AGENT_NAME, p, n), 0);
+	free(p);
+	assert_false(de_collector_cycle_due(&w.col)); /* no more cycles */
+	assert_int_equal(w.stops, 0); /* not before what it holds is out */
+	w.refuse = 0;
+	de_collector_pump(&w.col);
+	settle(&w);
+	assert_string_equal(w.order, "CEEECEEEEES");
+	assert_int_equal(w.stops, 1);
+	Daemoneye__CollectorShutdown *d =
+	        (Daemoneye__CollectorShutdown *)bus_pb_unpack(
+	                &daemoneye__collector_shutdown__descriptor, w.ctl,
+	                w.ctl_len, BUS_PB_BUDGET_DEFAULT);
+	assert_non_null(d);
+	assert_int_equal(d->shutdown_id, 9);
+	assert_int_equal(d->last_sequence, 8);
+	assert_int_equal(stream(&w)->next_seq, 9); /* the agent has them all */
+	bus_pb_free(&d->base);
+	de_collector_pump(&w.col);
+	assert_int_equal(w.stops, 1); /* answered once */
+	wire_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +661,7 @@ int main(void)
 		cmocka_unit_test(test_forgotten_events_get_a_full_resync),
 		cmocka_unit_test(test_overflow_declares_a_gap_and_converges),
 		cmocka_unit_test(test_new_incarnation_and_stale_events),
+		cmocka_unit_test(test_capabilities_first_and_shutdown_flushes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -755,6 +755,32 @@ static void test_supervision(void **state)
 	assert_int_equal(s.c[0].state, DE_SUP_STOPPED);
 	assert_int_equal(de_sup_next_deadline(&s), UINT64_MAX);
 
+	/* shutdown asked on the bus: no signal; gone on its own: stopped */
+	de_sup_start(&s, 0, t);
+	assert_string_equal(lastl(&l), "spawn 0 103");
+	size_t lines = l.n;
+	de_sup_shutdown(&s, 0, t);
+	assert_int_equal(l.n, lines);
+	assert_int_equal(s.c[0].state, DE_SUP_STOPPING);
+	assert_int_equal(de_sup_next_deadline(&s), t + 150 * MS);
+	de_sup_tick(&s, t + 149 * MS);
+	assert_int_equal(l.n, lines); /* no heartbeat, no signal yet */
+	de_sup_on_exit(&s, 0, "exited with status 0", t + 149 * MS);
+	assert_int_equal(s.c[0].state, DE_SUP_STOPPED);
+	assert_int_equal(de_sup_next_deadline(&s), UINT64_MAX);
+	/* deaf to it: SIGTERM at half the stop timeout, SIGKILL at it */
+	de_sup_start(&s, 0, t);
+	assert_string_equal(lastl(&l), "spawn 0 104");
+	de_sup_shutdown(&s, 0, t);
+	de_sup_tick(&s, t + 150 * MS);
+	assert_string_equal(lastl(&l), "kill 0 104 TERM");
+	assert_int_equal(de_sup_next_deadline(&s), t + 300 * MS);
+	de_sup_tick(&s, t + 300 * MS);
+	assert_string_equal(lastl(&l), "kill 0 104 KILL");
+	de_sup_on_exit(&s, 0, "killed by signal 9", t + 300 * MS);
+	assert_int_equal(s.c[0].state, DE_SUP_STOPPED);
+	l.next_pid = 103;
+
 	/* restart of a stopped collector starts it; of a running one, stop
 	 * then start at once when it exits */
 	de_sup_restart(&s, 0, t);

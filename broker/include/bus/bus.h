@@ -132,6 +132,9 @@ enum bus_plant {
 	                                    (only the invariants see it) */
 	BUS_PLANT_SVC_CLOSED = 1 << 14,  /* a service refuses even the
 	                                    callers its rule names */
+	BUS_PLANT_SHUTDOWN_WAITS = 1 << 15, /* a shutdown asked on the bus
+	                                    arms no SIGTERM/SIGKILL: the agent
+	                                    waits for a deaf collector forever */
 };
 /* Fault sites (FoundationDB's BUGGIFY): named places where the simulator
  * build may force a rare path that is correct but seldom taken. The

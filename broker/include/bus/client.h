@@ -236,6 +236,10 @@ int bus_client_rpc_call(struct bus_client *c, const char *target,
                         void *arg);
 int bus_client_rpc_notify(struct bus_client *c, const char *target,
                           const void *data, size_t len, int qos);
+/* A reply or error may go past out_bytes_max by BUS_CLIENT_REPLY_SLACK:
+ * one refused for a full buffer would cost its caller a timeout and a
+ * retry (their number is bounded by the requests read). */
+#define BUS_CLIENT_REPLY_SLACK (64u << 10)
 int bus_client_rpc_reply(struct bus_client *c, const char *target,
                          uint32_t call_id, const void *data, size_t len);
 int bus_client_rpc_error(struct bus_client *c, const char *target,

@@ -59,6 +59,8 @@ struct bus_file_config {
  *   admins: ['admin.*']         # names that may call lifecycle.* ([]: none)
  *   status_interval_ms: 10000   # control/agent/status so often (0: off),
  *                               # and at each collector state change
+ *   events: all                 # all: events/#; advertised: the event
+ *                               # topics the collectors' capabilities name
  *   heartbeat: { interval_ms, timeout_ms, retries, dead_after }
  *   restart:   { delay_ms, delay_max_ms, stop_timeout_ms }
  *   rpc: { lifecycle|health|config:
@@ -92,6 +94,9 @@ struct bus_agent_config {
 	char admins[BUS_AGENT_ADMINS_MAX][DE_BUS_NAME_BYTES_MAX];
 	uint32_t n_admins;
 	uint64_t status_interval_ns; /* control/agent/status (10 s; 0 off) */
+	/* agent.events: all (events/#, the default) or advertised (exactly
+	 * the event topics its collectors' capabilities name) */
+	bool events_advertised;
 	struct de_policies policies;
 	struct bus_collector_config collectors[DE_COLLECTORS_MAX];
 	size_t n_collectors;

@@ -279,6 +279,9 @@ struct de_collector_ops {
 	 * reported in health.metrics and health.check's metrics as
 	 * rpc.TARGET.METHOD.* (client.h: bus_rpc_metrics_each). */
 	const struct bus_rpc_metrics *(*rpc_metrics)(void *host);
+	/* Publish a control message (QoS 1, not an event: capabilities,
+	 * the shutdown answer); 0 or as publish. NULL: none is sent. */
+	de_publish_fn control;
 };
 
 struct de_collector_stats {
@@ -318,6 +321,14 @@ struct de_collector {
 	struct de_access access;
 	struct bus_sim_hooks *sim;       /* the simulator's build (bus.h):
 	                                    de_collector_set_sim */
+	/* control/collector/capabilities is due before the next event: at
+	 * each READY, after config.update, when a heartbeat asks for them */
+	bool caps_due;
+	uint64_t caps_sent;
+	/* control/agent/shutdown received (its id, 0: none): events are
+	 * flushed, then the answer goes out and ops.stop is called */
+	uint64_t shutdown_id;
+	bool shutdown_answered;
 };
 #define DE_RETAIN_BYTES_DEFAULT (64ull << 20)
 /* The simulator's hooks for c, its diff and its services (bus.h). */
@@ -343,6 +354,21 @@ bool de_collector_pump(struct de_collector *c);
 /* The connection is READY (again): every event the agent has not
  * acknowledged is sent again, in order, with the same bytes. */
 bool de_collector_on_ready(struct de_collector *c);
+/* The control topics (README: control topics). */
+#define DE_TOPIC_CAPABILITIES "control/collector/capabilities"
+#define DE_TOPIC_AGENT_SHUTDOWN "control/agent/shutdown"
+#define DE_TOPIC_COLLECTOR_SHUTDOWN "control/collector/shutdown"
+/* The collector's CollectorCapabilities, packed (malloc'd in *out).
+ * 0 or BUS_ENOMEM. */
+int de_collector_capabilities_pack(const struct de_collector *c,
+                                   uint8_t **out, size_t *len);
+/* A message on control/agent/shutdown from sender: BUS_EACCESS unless it is
+ * the collector's agent, BUS_EPROTO if it does not decode; else 0: no
+ * cycle runs any more, what is held is handed to the bus, then the answer
+ * goes out on control/collector/shutdown and ops.stop is called (the host
+ * exits once that is written). Returns at once; the host pumps on. */
+int de_collector_shutdown(struct de_collector *c, const char *sender,
+                          const uint8_t *data, size_t len);
 /* One decoded request to the collector's handler for method, without a
  * bus (tests): the answer in *a (its buf malloc'd); returns a->code. */
 int de_collector_call(struct de_collector *c, const char *method,
@@ -509,6 +535,7 @@ struct de_sup_collector {
 	uint64_t hb_seq;
 	bool hb_inflight;
 	uint64_t next_hb_ns, restart_at_ns, kill_at_ns;
+	uint64_t term_at_ns;     /* de_sup_shutdown: SIGTERM then (0: none) */
 	uint64_t hc_seq;         /* health checks */
 	bool hc_inflight;
 	uint64_t next_hc_ns;
@@ -543,6 +570,10 @@ int de_sup_find_pid(const struct de_sup *s, uint32_t pid);
 int de_sup_start(struct de_sup *s, size_t idx, uint64_t now);
 int de_sup_stop(struct de_sup *s, size_t idx, bool force, uint64_t now);
 int de_sup_restart(struct de_sup *s, size_t idx, uint64_t now);
+/* The agent is stopping and asked collector idx over the bus
+ * (control/agent/shutdown): STOPPING without a signal; SIGTERM once half
+ * of stop_timeout has passed, SIGKILL at stop_timeout. */
+int de_sup_shutdown(struct de_sup *s, size_t idx, uint64_t now);
 /* Reports from the host. */
 void de_sup_on_exit(struct de_sup *s, size_t idx, const char *how,
                     uint64_t now);
@@ -594,7 +625,20 @@ struct de_agent {
 	bool closed;            /* set: answers still arriving change nothing */
 	int64_t started_ms[DE_COLLECTORS_MAX];
 	uint64_t incarnation[DE_COLLECTORS_MAX]; /* from heartbeat answers */
+	/* the last control/collector/capabilities and .../shutdown of each
+	 * (NULL: none), shown in lifecycle.status */
+	Daemoneye__CollectorCapabilities *caps[DE_COLLECTORS_MAX];
+	Daemoneye__CollectorShutdown *down[DE_COLLECTORS_MAX];
 };
+void de_agent_free(struct de_agent *ag);
+/* A message on a control topic from sender. For
+ * control/collector/capabilities and control/collector/shutdown: kept for
+ * the collector whose bus name sender is, *idx set; BUS_EACCESS when no
+ * collector of ours is sender or the message names another, BUS_EPROTO
+ * when it does not decode. BUS_ENOTSUP for other topics. */
+int de_agent_control(struct de_agent *ag, const char *sender,
+                     const char *topic, const uint8_t *data, size_t len,
+                     size_t *idx);
 
 void de_agent_init(struct de_agent *ag, struct de_sup *sup,
                    struct de_intake *in, struct bus_client *bc,
