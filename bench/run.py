@@ -81,8 +81,9 @@ class Broker:
     """busrtd at its defaults on a Unix socket; tcp: also 127.0.0.1 (one
     ACL rule added for it); tcp == "tls": that listener speaks TLS."""
 
-    def __init__(self, bindir, tcp=False):
+    def __init__(self, bindir, tcp=False, config=None):
         self.bindir = bindir
+        self.config = config  # YAML for a Unix-socket broker (None: none)
         self.dir = tempfile.mkdtemp(prefix="bb", dir="/tmp")
         self.path = os.path.join(self.dir, "b.sock")
         self.tcp = tcp
@@ -107,6 +108,11 @@ class Broker:
                 self.client_args = ["--tls-ca", f"{d}/ca.pem"]
             with open(cfg, "w") as f:
                 f.write(text)
+            argv += ["--config", cfg]
+        elif self.config:
+            cfg = os.path.join(self.dir, "b.yaml")
+            with open(cfg, "w") as f:
+                f.write(self.config)
             argv += ["--config", cfg]
         self.err = open(os.path.join(self.dir, "err"), "w+")
         self.proc = subprocess.Popen(argv, stderr=self.err)
@@ -150,9 +156,9 @@ def result(p, timeout=300):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def pubsub(bindir, tcp, pubs, subs, mask, n):
+def pubsub(bindir, tcp, pubs, subs, mask, n, config=None):
     """n messages per publisher; each subscriber expects pubs*n."""
-    with Broker(bindir, tcp) as b:
+    with Broker(bindir, tcp, config) as b:
         sp = [bench(bindir, "sub", "-s", b.addr, "-n", f"sub{i}", "--mask", mask,
                     "--expect", str(n * pubs), *b.client_args) for i in range(subs)]
         for p in sp:
@@ -572,6 +578,19 @@ def main():
             print(f"  {name:32} {m / 1e6:7.2f} M/s {lo / 1e6:5.2f}-{hi / 1e6:5.2f} "
                   f"{lost:9d} {m / best:10.2f} {m / raw_m:7.3f}  {sc}")
             summary[(label, name)] = (m, lost, m / best)
+
+    # the price of topic statistics (on by default, depth 3): the same
+    # workloads against a broker with them off, runs interleaved
+    off = "broker:\n  topic_stats: {depth: 0}\n"
+    print("\ntopic statistics (default: on, depth 3) vs off, busrtd unix, runs interleaved")
+    for label, pubs, subs, mask in workloads[:2]:
+        on_r, off_r = [], []
+        for _ in range(reps):
+            on_r.append(pubsub(bindir, False, pubs, subs, mask, n)["rate"])
+            off_r.append(pubsub(bindir, False, pubs, subs, mask, n, off)["rate"])
+        m_on, m_off = med(on_r)[0], med(off_r)[0]
+        print(f"  {label:32} on {m_on / 1e6:6.2f} M/s  off {m_off / 1e6:6.2f} M/s  "
+              f"on/off {m_on / m_off:.3f}")
 
     def lat(name, vals):
         p50 = med([v["p50_us"] for v in vals])

@@ -90,6 +90,15 @@ class TlsBroker(Busrtd):
         super().__init__("-B", f"127.0.0.1:{self.port}",
                          config=tls_config(pki, self.port, **kw))
 
+    def __enter__(self):
+        super().__enter__()  # the Unix socket answers; the TLS port is
+        deadline = time.monotonic() + 10  # bound after it (no probe: a
+        while time.monotonic() < deadline:  # probe would count)
+            if open(self.stderr_path).read().count("busrtd: listening on") >= 2:
+                return self
+            time.sleep(0.02)
+        raise RuntimeError("busrtd did not listen on its TLS port")
+
 
 def ctx(pki, cert=None, ca="ca.pem"):
     c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -6,6 +6,7 @@
  */
 #include "simint.h"
 
+#include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,61 @@ static void control_fault(struct sim *s, const char *what, const char *who)
 		return;
 	snprintf(s->control_fault, sizeof(s->control_fault), "%s%s", what, who);
 	s->control_fault_at = s->now;
+}
+
+/* control/broker/stats at the agent: from the broker, published at a
+ * whole number of intervals since that broker started (its schedule does
+ * not drift), and its frames-read counter consistent with the accounting:
+ * never past what the broker has read by now, never back within one
+ * broker's life. */
+static void stats_check(struct sim *s, const struct bus_delivery *d)
+{
+	if (strcmp(d->sender, ".broker")) {
+		control_fault(s, "control/broker/stats forged by ", d->sender);
+		return;
+	}
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	uint64_t uptime = UINT64_MAX, rf = UINT64_MAX;
+	if (msgpack_unpack_next(&u, (const char *)d->data, d->len, NULL) ==
+	            MSGPACK_UNPACK_SUCCESS &&
+	    u.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object_map *m = &u.data.via.map;
+		for (uint32_t i = 0; i < m->size; i++) {
+			const msgpack_object *k = &m->ptr[i].key;
+			const msgpack_object *v = &m->ptr[i].val;
+			if (k->type != MSGPACK_OBJECT_STR ||
+			    v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+				continue;
+			if (k->via.str.size == 6 &&
+			    !memcmp(k->via.str.ptr, "uptime", 6))
+				uptime = v->via.u64;
+			if (k->via.str.size == 8 &&
+			    !memcmp(k->via.str.ptr, "r_frames", 8))
+				rf = v->via.u64;
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	uint64_t every_s = s->core_cfg.stats_interval_ns / SIM_S;
+	struct bus_stats now;
+	if (s->core)
+		bus_core_stats(s->core, &now);
+	bool same_broker = s->stats_got && s->stats_last_gen ==
+	                                           s->r->broker_restarts;
+	if (uptime == UINT64_MAX || rf == UINT64_MAX)
+		control_fault(s, "control/broker/stats without uptime or "
+		              "r_frames", "");
+	else if (!uptime || (every_s && uptime % every_s))
+		control_fault(s, "control/broker/stats off its schedule", "");
+	else if ((s->core && rf > now.r_frames) ||
+	         (same_broker && rf < s->stats_last_r))
+		control_fault(s, "control/broker/stats frames read disagree "
+		              "with the accounting", "");
+	s->stats_got++;
+	s->stats_last_r = rf;
+	s->stats_last_gen = s->r->broker_restarts;
+	sim_trace(s, "agent got control/broker/stats uptime %llu r_frames %llu",
+	          (unsigned long long)uptime, (unsigned long long)rf);
 }
 
 static void access_fault(struct sim *s, const char *what, const char *who)
@@ -304,6 +360,10 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 		size_t idx;
 		if (l->kind != LK_AGENT || s->agent_down)
 			return;
+		if (!strcmp(d->topic, "control/broker/stats")) {
+			stats_check(s, d);
+			return;
+		}
 		int rc = de_agent_control(&s->da, d->sender, d->topic, d->data,
 		                          d->len, &idx);
 		if (rc)
@@ -979,9 +1039,10 @@ void agent_boot(struct sim *s)
 	l->cl = make_client(s, l);
 	const char *masks[] = {s->recv[s->n_recv - 1].masks[0],
 	                       DE_TOPIC_CAPABILITIES,
-	                       DE_TOPIC_COLLECTOR_SHUTDOWN};
+	                       DE_TOPIC_COLLECTOR_SHUTDOWN,
+	                       "control/broker/stats"};
 	s->quiet = true;
-	bus_client_subscribe(l->cl, masks, 3, NULL, NULL);
+	bus_client_subscribe(l->cl, masks, 4, NULL, NULL);
 	bus_client_start(l->cl);
 	s->quiet = false;
 	bus_client_on_tick(l->cl);

@@ -651,6 +651,7 @@ void sim_check_all(struct sim *s, struct sim_report *r)
 	/* another uid's tries: every one refused, none reached anyone */
 	r->access_denied = s->access_denied;
 	r->caps_received = s->caps_received;
+	r->stats_got = s->stats_got;
 	for (int i = 0; i < s->n_cols; i++)
 		r->caps_sent += s->cols[i].caps_sent;
 	r->operator_served = s->operator_served;

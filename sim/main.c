@@ -438,8 +438,10 @@ static void table_report(const struct sim_scenario *sc,
 		         "collector or the agent was down at the end");
 	snprintf(ctl, sizeof(ctl), " (capabilities: %llu advertised, each "
 	         "before its connection's events, %llu received by the agent; "
-	         "%s)", (unsigned long long)r->caps_sent,
-	         (unsigned long long)r->caps_received, shut);
+	         "%llu broker stats on schedule; %s)",
+	         (unsigned long long)r->caps_sent,
+	         (unsigned long long)r->caps_received,
+	         (unsigned long long)r->stats_got, shut);
 	for (int c = 0; c < SIM_C_N; c++)
 		printf("  %-12s %s%s%s%s\n", sim_check_names[c],
 		       r->ok[c] ? "ok" : "FAILED", r->ok[c] ? "" : ": ",

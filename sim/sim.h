@@ -308,6 +308,7 @@ struct sim_report {
 	                              convergence checks do not apply) */
 	uint64_t access_denied;    /* the intruder's tries, every one refused */
 	uint64_t caps_sent, caps_received; /* control/collector/capabilities */
+	uint64_t stats_got;        /* control/broker/stats, at the agent */
 	/* the coordinated shutdown after the run: checked (not when the
 	 * agent or a collector was down at the end), how long it took, and
 	 * the collectors that answered, crashed, never heard it */

@@ -251,6 +251,9 @@ struct sim {
 	char control_fault[200];   /* the control topics' first fault */
 	uint64_t control_fault_at;
 	uint64_t caps_received;    /* by the agent */
+	/* control/broker/stats the agent got: how many, and the last one's
+	 * frames-read counter and broker incarnation (broker_restarts) */
+	uint64_t stats_got, stats_last_r, stats_last_gen;
 	bool shutting;             /* the coordinated shutdown phase */
 	uint64_t shut_t0, shut_done_at;
 	bool shut_skipped;         /* not exercised: the agent or a collector

@@ -512,12 +512,23 @@ static void op_audit(void *host, const struct bus_audit *a)
 	s->audit_unlogged = 0;
 }
 
-/* The heap in use (glibc's arenas and mmapped chunks), for the stats. */
+/* The heap in use (glibc's arenas and mmapped chunks), for the stats;
+ * under another allocator (ASan's), which glibc cannot see: the resident
+ * set instead. */
 static uint64_t op_memory(void *host)
 {
 	(void)host;
 	struct mallinfo2 mi = mallinfo2();
-	return (uint64_t)mi.uordblks + mi.hblkhd;
+	uint64_t n = (uint64_t)mi.uordblks + mi.hblkhd;
+	if (n)
+		return n;
+	unsigned long size, resident;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f)
+		return 0;
+	int k = fscanf(f, "%lu %lu", &size, &resident);
+	fclose(f);
+	return k == 2 ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
 static const struct bus_core_ops host_ops = {op_write, op_set_reading,
