@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from busclient import OK, connect
-from test_daemoneye import Agent, wait_for
+from test_daemoneye import Agent, _gone, wait_for
 
 
 def audit_lines(a):
@@ -120,14 +120,6 @@ def test_shutdown_with_a_deaf_collector_stays_within_its_timeout(pb):
         assert 0.9 <= took < 8.0, took
         a.proc = _exited()
         assert _gone(pid)
-
-
-def _gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
 
 
 def _exited():

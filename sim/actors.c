@@ -1198,24 +1198,8 @@ void agent_shutdown(struct sim *s)
 		sim_trace(s, "shutdown plan %s %d", s->links[co->link].name,
 		          co->shut_fault);
 	}
-	Daemoneye__AgentShutdown m = DAEMONEYE__AGENT_SHUTDOWN__INIT;
-	m.agent = DE_AGENT_NAME;
-	m.shutdown_id = s->now | 1;
-	m.reason = "the run ended";
-	m.timeout_ms = (uint32_t)(s->sc->policies.stop_timeout_ns / SIM_MS);
-	size_t n;
-	uint8_t *p = bus_pb_pack(&m.base, &n);
-	if (!p)
-		abort();
 	s->quiet = true;
-	int rc = bus_client_publish(l->cl, DE_TOPIC_AGENT_SHUTDOWN, p, n,
-	                            BUS_QOS_PROCESSED, NULL, NULL);
+	int rc = de_agent_shutdown(&s->da, s->now | 1, "the run ended", s->now);
 	s->quiet = false;
-	free(p);
 	sim_trace(s, "agent shutdown published %d", rc);
-	for (int i = 0; i < s->n_cols; i++)
-		if (rc == 0)
-			de_sup_shutdown(&s->sup, (size_t)i, s->now);
-		else
-			de_sup_stop(&s->sup, (size_t)i, false, s->now);
 }

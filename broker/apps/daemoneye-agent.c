@@ -72,7 +72,6 @@ struct agent {
 	 * collectors' capabilities (again at each READY) */
 	char adv[64][128];
 	size_t n_adv;
-	uint64_t shutdown_id;        /* control/agent/shutdown sent (0: not) */
 };
 
 extern char **environ;
@@ -609,29 +608,10 @@ static void on_signal(uv_signal_t *h, int signum)
 	a->stopping = true;
 	/* on the bus first: each collector hands over what it holds, answers
 	 * and exits; signals only for those still there (de_sup_shutdown) */
-	int rc = BUS_ECLOSED;
-	if (a->bc && bus_client_state(a->bc) == BUS_CLIENT_READY) {
-		a->shutdown_id = uv_hrtime() | 1;
-		Daemoneye__AgentShutdown m = DAEMONEYE__AGENT_SHUTDOWN__INIT;
-		m.agent = a->ac->name;
-		m.shutdown_id = a->shutdown_id;
-		m.reason = signum == SIGTERM ? "SIGTERM" : "SIGINT";
-		m.timeout_ms = (uint32_t)(a->ac->policies.stop_timeout_ns /
-		                          1000000u);
-		size_t n;
-		uint8_t *p = bus_pb_pack(&m.base, &n);
-		rc = p ? bus_client_publish(a->bc, DE_TOPIC_AGENT_SHUTDOWN, p, n,
-		                            BUS_QOS_PROCESSED, NULL, NULL)
-		       : BUS_ENOMEM;
-		free(p);
-		audit(a, "out", a->ac->name, DE_TOPIC_AGENT_SHUTDOWN, "publish",
-		      rc, rc ? bus_strerror(rc) : m.reason);
-	}
-	for (size_t i = 0; i < a->sup.n; i++)
-		if (rc == 0)
-			de_sup_shutdown(&a->sup, i, uv_hrtime());
-		else
-			de_sup_stop(&a->sup, i, false, uv_hrtime());
+	const char *why = signum == SIGTERM ? "SIGTERM" : "SIGINT";
+	int rc = de_agent_shutdown(&a->da, uv_hrtime() | 1, why, uv_hrtime());
+	audit(a, "out", a->ac->name, DE_TOPIC_AGENT_SHUTDOWN, "publish", rc,
+	      rc ? bus_strerror(rc) : why);
 	on_stop_poll(&a->timer);
 }
 

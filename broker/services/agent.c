@@ -82,6 +82,29 @@ int de_agent_control(struct de_agent *ag, const char *sender,
 	return 0;
 }
 
+int de_agent_shutdown(struct de_agent *ag, uint64_t shutdown_id,
+                      const char *reason, uint64_t now)
+{
+	Daemoneye__AgentShutdown m = DAEMONEYE__AGENT_SHUTDOWN__INIT;
+	m.agent = (char *)ag->name;
+	m.shutdown_id = shutdown_id;
+	m.reason = (char *)reason;
+	m.timeout_ms = (uint32_t)(ag->sup->policies.stop_timeout_ns / 1000000u);
+	size_t n;
+	uint8_t *p = ag->bc ? bus_pb_pack(&m.base, &n) : NULL;
+	int rc = !ag->bc ? BUS_ECLOSED
+	         : !p    ? BUS_ENOMEM
+	                 : bus_client_publish(ag->bc, DE_TOPIC_AGENT_SHUTDOWN, p,
+	                                      n, BUS_QOS_PROCESSED, NULL, NULL);
+	free(p);
+	for (size_t i = 0; i < ag->sup->n; i++)
+		if (rc == 0)
+			de_sup_shutdown(ag->sup, i, now);
+		else
+			de_sup_stop(ag->sup, i, false, now);
+	return rc;
+}
+
 /* A call in flight: which collector, which of its sequence. */
 struct call {
 	struct de_agent *ag;
@@ -414,10 +437,7 @@ int de_agent_status_pack(const struct de_agent *ag, uint8_t **out,
 	if (!r)
 		return BUS_ENOMEM;
 	report_build(ag, SIZE_MAX, r);
-	*len = protobuf_c_message_get_packed_size(&r->r.base);
-	*out = malloc(*len ? *len : 1);
-	if (*out)
-		protobuf_c_message_pack(&r->r.base, *out);
+	*out = bus_pb_pack(&r->r.base, len);
 	report_free(r);
 	free(r);
 	return *out ? 0 : BUS_ENOMEM;

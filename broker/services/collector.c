@@ -704,13 +704,14 @@ static void shutdown_answer(struct de_collector *c)
 	m.last_sequence = c->src.sequence;
 	m.acked_sequence = c->acked;
 	m.retained = c->outbox.n;
-	uint8_t buf[128];
-	size_t n = protobuf_c_message_get_packed_size(&m.base);
-	if (n > sizeof(buf))
-		return; /* an id is at most 64 bytes: cannot happen */
-	protobuf_c_message_pack(&m.base, buf);
-	if (c->ops.control &&
-	    c->ops.control(c->host, DE_TOPIC_COLLECTOR_SHUTDOWN, buf, n))
+	size_t n;
+	uint8_t *p = bus_pb_pack(&m.base, &n);
+	int rc = !p ? BUS_ENOMEM
+	         : c->ops.control
+	             ? c->ops.control(c->host, DE_TOPIC_COLLECTOR_SHUTDOWN, p, n)
+	             : 0;
+	free(p);
+	if (rc)
 		return; /* not now: the next pump */
 	c->shutdown_answered = true;
 	if (c->ops.stop)

@@ -661,6 +661,12 @@ void de_agent_serve(struct de_agent *ag, struct bus_client *c,
 #define DE_TOPIC_AGENT_STATUS "control/agent/status"
 int de_agent_status_pack(const struct de_agent *ag, uint8_t **out,
                          size_t *len);
+/* The agent stops its collectors: AgentShutdown (id, reason, the stop
+ * timeout) on control/agent/shutdown at QoS 1, then de_sup_shutdown for
+ * each; when that publish fails (no broker connection), de_sup_stop
+ * (signals at once). Returns the publish's result. */
+int de_agent_shutdown(struct de_agent *ag, uint64_t shutdown_id,
+                      const char *reason, uint64_t now);
 /* lifecycle.status of collector idx (strings point into ag's tables). */
 void de_agent_status(const struct de_agent *ag, size_t idx,
                      Daemoneye__CollectorStatus *st);
