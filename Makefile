@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # One entry point: make, make run, make test, make asan, make clean.
 # GNU make. Variants are the same sources in their own tree: O=build (default)
 # or O=build/asan (ASan+UBSan). Nothing under build/ is committed.
@@ -120,6 +121,12 @@ GEN_USERS := $(LIB_SRC:%.c=$(O)/obj/%.o) $(APPS:%=$(O)/obj/broker/apps/%.o) \
 	$(FUZZ_TARGETS:%=$(O)/obj/fuzz/%.o) $(O)/obj/fuzz/replay.o \
 	$(SIM_OBJ) $(O)/obj/sim/main.o
 $(GEN_USERS): | $(O)/gen/daemoneye.pb-c.h
+
+# the checkout's git describe for --version: regenerated on every make,
+# rewritten only when it changes (so only version.o rebuilds then)
+$(O)/gen/bus_version.h: FORCE
+	@scripts/gen-version.sh $@
+$(O)/obj/broker/net/version.o: $(O)/gen/bus_version.h
 
 -include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
 

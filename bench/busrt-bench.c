@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * busrt-bench — the measuring end of `make bench` (bench/run.py drives it).
  * Each subcommand does one job and prints one JSON object on stdout.
@@ -802,6 +803,36 @@ static int cmd_collector(void)
 	return r.acked == opt_n ? 0 : 1;
 }
 
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: busrt-bench COMMAND [options]   (one JSON object on "
+	        "stdout; make bench runs them)\n"
+	        "  raw-stream --messages N        one socketpair, framed "
+	        "deliveries in 64 KiB writes\n"
+	        "  raw-pingpong --rounds N        two processes bouncing one "
+	        "frame\n"
+	        "  pub -s ADDR -n NAME --topic T --messages N [--size B]\n"
+	        "  sub -s ADDR -n NAME --mask M --expect N [--slow-us U "
+	        "--slow-for-ms T] [--idle-ms I]\n"
+	        "                                 checks every publisher's "
+	        "sequence (lost, duplicated,\n"
+	        "                                 reordered); prints \"ready\" "
+	        "on stderr once subscribed\n"
+	        "  rpc-server -s ADDR -n NAME     echo until SIGTERM\n"
+	        "  rpc-client -s ADDR --target NAME --calls N [--method M] "
+	        "[--size B]\n"
+	        "  collector -s ADDR --messages N procmond's collector code fed "
+	        "1000 changing processes\n"
+	        "  embedded --messages N          internal publisher -> "
+	        "internal subscriber\n"
+	        "  embedded-rpc --calls N         internal caller -> internal "
+	        "server\n"
+	        "  ADDR: a Unix socket path, HOST:PORT or tls://HOST:PORT "
+	        "(--tls-ca FILE)\n"
+	        "  busrt-bench --version | --help\n");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -820,11 +851,18 @@ int main(int argc, char **argv)
 	    {"tls-ca", required_argument, NULL, 'A'},
 	    {NULL, 0, NULL, 0}};
 	if (argc < 2) {
-		fprintf(stderr, "usage: busrt-bench COMMAND [options] (see the "
-		                "source's header)\n");
+		usage(stderr);
 		return 2;
 	}
 	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		bus_version_print(stdout, "busrt-bench");
+		return 0;
+	}
 	int opt;
 	optind = 2;
 	while ((opt = getopt_long(argc, argv, "s:n:", longopts, NULL)) != -1) {
@@ -866,6 +904,7 @@ int main(int argc, char **argv)
 			opt_tls.ca_file = optarg;
 			break;
 		default:
+			usage(stderr);
 			return 2;
 		}
 	}

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The cost of each hostile probe against a busrtd build: what one client
 can make the broker spend (time of a call, peak memory, publish rate with
 and without the hostile state beside it). Run against two builds to see a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * latency.h — the one latency report of the bench tools (busrt-bench and
  * busrt-peers print the same JSON for bench/run.py): sorts n round-trip

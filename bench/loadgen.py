@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A batching load generator for busrtd (until `make bench` arrives with the
 client issue): one publisher writes pre-framed QoS-0 publishes in 64 KiB
 blocks; N subscriber processes count delivered bytes. Prints messages/s

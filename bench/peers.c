@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * busrt-peers — the peer brokers' side of `make bench`: the same workloads
  * as busrt-bench (bench/run.py drives both), through NATS (libnats),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """make bench: our broker (busrtd, its default configuration) with our C
 client (busrt-bench) over a Unix socket and TCP, side by side with the
 peer brokers at theirs — NATS (nats-server, libnats), Redis pub/sub

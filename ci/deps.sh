@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages a make target needs, only those missing.
 # Usage: ci/deps.sh [build|test|bench|fuzz|coverage|perf]   (each includes build)
 set -euo pipefail

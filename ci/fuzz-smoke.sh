@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Fuzz smoke for CI: ci/fuzz-smoke.sh [SECONDS per target, default 30].
 # Gates on breakage: a harness that does not build (AFL++ or libFuzzer) or
 # whose campaign does not run, and any regression input that crashes again.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # CI's mutation sample: a fixed seeded sample of single-operator mutants
 # of the cores (scripts/mutate.py), each rebuilt and run against the unit
 # tests and the simulator's sweeps. The score must not fall below

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Performance gate that a noisy machine cannot fool: instructions per
 # delivered message (valgrind --tool=callgrind, counted inside workload()
 # of broker/tests/perf_core.c) on fixed workloads through the broker core

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # CI's simulator sweep: every shipped scenario over a few hundred seeds
 # (each seed its own fault mix), in both topologies (the broker embedded in
 # the agent, and standalone). A failure is deterministic and saved

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make coverage-check: each component of coverage/floors at or above its
 # floor in build/coverage/summary.txt (written by coverage/report.sh).
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make coverage: the C unit tests, the pytest suite against the coverage
 # build's binaries, the fuzz seed + regression corpus replayed and the
 # simulator over every shipped scenario (scripts/sim-test.sh), all on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * broadcast — broadcast masks against client names, differentially: the
  * broker's matcher against a naive reference written here from PROTOCOL.md

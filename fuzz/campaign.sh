@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # One AFL++ campaign: fuzz/campaign.sh TARGET SECONDS
 # A plain instance (-M, with a CmpLog build; its execs/s is the figure) and
 # an ASan+UBSan instance (-S) share build/fuzz/TARGET/out. At the end: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * client — the client core reading whatever a broker (or anything posing
  * as one) sends: greeting, handshake answers, ACKs, deliveries, RPC.

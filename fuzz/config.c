@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config — the YAML configuration loader (libyaml underneath), for both
  * deployments. Properties: an accepted file gives a configuration the core

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * core — the whole sans-I/O broker core on the in-memory host, driven by a
  * small command language so the fuzzer reaches deep states quickly:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz.h — shared by the harnesses: the libFuzzer entry point (AFL++ runs
  * it in persistent mode through its driver, libFuzzer directly, and

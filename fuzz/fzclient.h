@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fzclient.h — a minimal in-harness host for the client core: a virtual
  * clock, writes that complete when the harness says, a log of what the

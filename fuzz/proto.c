@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto — every protobuf message of proto/daemoneye.proto through bounded
  * decoding. Input: a byte choosing the message type, then the encoding.

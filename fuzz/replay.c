@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * replay.c — the plain driver: runs each file named on the command line
  * (a directory: each file in it, sorted) through the harness once. Built

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rpc — the RPC layer (PROTOCOL.md §6) on both sides.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scenario — the simulator's scenario and fault-plan parsers (libyaml
  * underneath, our walker on top). Byte 0 even: the rest is a scenario;

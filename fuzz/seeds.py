@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Writes the seed corpora of every fuzz target into OUTDIR/<target>/:
 real frames (built like the byte-exact test client builds them), the
 shipped and documented configurations, and the inputs that must be proven

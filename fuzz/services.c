@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * services — the DaemonEye pieces that take input from others.
  *

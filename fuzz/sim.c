@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim — coverage-guided simulation: the input is the simulator's tape of
  * random choices (scheduling, latencies, short reads, which faults fire

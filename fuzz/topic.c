@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * topic — subscription masks and topics, differentially: the broker's level
  * trie and its mask matcher must agree with a deliberately naive reference

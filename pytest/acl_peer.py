@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A bus client run as another user (the ACL tests start it under
 setpriv): registers NAME on SOCKET, does each operation of OPS (JSON), and
 prints one JSON line of results. Operations: ["pub", topic], ["sub", mask],

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A byte-exact BUS/RT test client and a busrtd fixture for the tests.
 
 Frames are built and parsed here by hand, from PROTOCOL.md, so that the

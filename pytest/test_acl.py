@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Who may do what on the bus, against the real binaries, with peers under
 another uid (root runs the tests and drops to nobody with setpriv): the
 default ACL's boundaries, every refusal counted and written down, a

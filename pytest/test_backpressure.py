@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Backpressure, busrtd's default (queue_policy: block), over real sockets:
 floods of 1 M messages with one deliberately slow subscriber lose nothing
 and slow the publisher down; a subscriber that never reads is cut after

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bad input closes only the offending connection (PROTOCOL.md §2, §8);
 a bystander keeps receiving throughout."""
 import struct

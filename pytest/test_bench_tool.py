@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """busrt-bench, the measuring tool of make bench, on tiny counts: every
 subcommand still runs and reports (the figures themselves belong to make
 bench, not to pass/fail tests)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The .broker RPC endpoint (PROTOCOL.md §6, §7), decoded with msgpack."""
 import struct
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """busrtd's command line and configuration: bad input names what was
 wrong and exits 2; stale sockets are replaced, live ones are not."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """busrt-cli (the C client library in a CLI) against busrtd: every command,
 bad arguments, an unreachable broker, and interoperability with the
 byte-exact Python test client in both directions."""

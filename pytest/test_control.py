@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The design's control topics between the agent and its collectors:
 control/collector/capabilities (what a collector is, before any of its
 events), capability-based topic selection (agent.events: advertised), and

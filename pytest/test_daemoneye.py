@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """DaemonEye end to end: daemoneye-agent (embedded broker, or joined to a
 standalone busrtd) supervising a real procmond over /proc, with timings
 scaled down. Events and RPC payloads are decoded with Python protobuf

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The embedded broker (busrt-demo): one process hosting the broker with
 internal clients, serving socket clients at the same time."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """PROTOCOL.md §1 and §8: every handshake answer a socket client can reach."""
 import struct
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile input against the real busrtd: every resource a client can make
 the broker spend is bounded, and what a client sees at a bound is an
 answer, not a stall or a cut bystander. Each test failed against the

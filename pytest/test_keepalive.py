@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Keepalive both ways (PROTOCOL.md §5): NOPs every timeout/2, a silent
 client dropped after timeout x 1.25, a pinging one kept."""
 import time

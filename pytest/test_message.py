@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One-to-one messages and broadcasts (PROTOCOL.md §2, §4, §8)."""
 from busclient import NOT_REGISTERED, OK
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The broker's observability over real sockets: control/broker/stats on its
 schedule, the .broker methods topic.stats and diagnostics, control/broker
 refused to clients, and the Prometheus endpoint (broker.metrics.listen)

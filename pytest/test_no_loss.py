@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """No event lost, with the real procmond and agent: a burst that overflows
 everything between them, a broker SIGKILLed mid-stream, an agent that
 restarts while its collector lives on. The agent's view of each stream is

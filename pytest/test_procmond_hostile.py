@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A local process must not be able to hide from procmond or fool it: the
 executable is judged by the file procmond opened (/proc/PID/exe), not by
 the link's text or a timestamp its owner can set back."""

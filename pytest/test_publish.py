@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Publish/subscribe routing (PROTOCOL.md §2, §4) over real sockets."""
 import pytest
 from busclient import DATA, OK, Busrtd

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """busrt-sim's command line against the real binary: reports, bad input,
 recording, saved failures. (The simulator's own proofs — scenarios,
 determinism, sweeps, planted bugs, the ledger — run in make test's sim

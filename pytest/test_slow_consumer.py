@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Slow consumers over real sockets under the policies that give up a
 receiver (disconnect, drop_newest): a reader that stops, a small queue,
 exact counters per policy, and a bystander that receives 100%. The

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """TLS for TCP: busrtd's listener (OpenSSL through memory BIOs), our
 client's tls://HOST:PORT (busrt-cli, procmond), client certificates whose
 CN is the peer's identity in the ACL, and openssl s_client as a second,

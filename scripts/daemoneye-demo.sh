@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make run: DaemonEye's default deployment on this machine, for a few
 # seconds. daemoneye-agent hosts the embedded broker and starts procmond;
 # busrt-cli (--proto) watches the events of a process we start and end,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """make run: start busrtd on a temporary socket, drive a short
 publish/subscribe/.broker exchange through it with the test suite's client,
 print what flows, stop it with SIGTERM and check it exited 0."""

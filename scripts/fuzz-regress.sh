@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Replays every seed and regression input of every fuzz target through its
 # ASan+UBSan replay build: scripts/fuzz-regress.sh FUZZERS_DIR SEEDS_DIR
 set -euo pipefail

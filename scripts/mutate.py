@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Mutation testing of the cores: how much of what the code does would a
 test notice if it were wrong?
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make test's planted-bug rates: each bug of the simulator's build swept
 # over 100 seeds of every shipped scenario in both topologies, each seed
 # with its own drawn fault plan. Prints, per bug and scenario, the runs in

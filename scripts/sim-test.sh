@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make test's simulator stage: every shipped scenario in both topologies
 # (embedded: the broker in the agent, DaemonEye's default; standalone:
 # busrtd of its own) with its fault plan (its own, or the one seed 1 draws)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Runs one named stage of a make target and prints its duration.
 set -uo pipefail
 name=$1; shift

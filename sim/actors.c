@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * actors.c — who runs in a simulated run: the intruder and the impostor,
  * the receivers (monitors and the agent), the collectors (procmond's

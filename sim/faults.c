@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * faults.c — the faults of a plan, applied and healed, and the swarm
  * plans drawn from a seed.

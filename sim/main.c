@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * busrt-sim — the deterministic simulator's command line.
  *
@@ -25,6 +26,7 @@
 #define _DEFAULT_SOURCE
 #include "sim.h"
 #include "bus/compat.h"
+#include "bus/net.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -61,7 +63,8 @@ static void usage(FILE *f)
 	        "acl-open, svc-open, qbytes, svc-closed,\n"
 	        "                        shutdown-waits\n"
 	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
-	        "all checks hold, 1 a check failed, 2 bad input.\n");
+	        "all checks hold, 1 a check failed, 2 bad input.\n"
+	        "busrt-sim --help | --version: this text | the version\n");
 }
 
 static const struct {
@@ -1183,6 +1186,10 @@ int main(int argc, char **argv)
 		return cmd_record(argc, argv);
 	if (!strcmp(a.cmd, "-h") || !strcmp(a.cmd, "--help")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(a.cmd, "--version") || !strcmp(a.cmd, "version")) {
+		bus_version_print(stdout, "busrt-sim");
 		return 0;
 	}
 	optind = 2;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * net.c — the simulated network and the broker's life: the event queue,
  * the fault sites, the pipes of byte segments (latency, jitter, short

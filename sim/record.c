@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * record.c — busrt-sim record: real process lifecycles of this machine,
  * read with procmond's own /proc reader every poll, written as a scenario

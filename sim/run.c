@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * run.c — one simulated run: the loop of the virtual clock (events, then
  * the cores' and actors' deadlines, the core's invariants after each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scenario.c — scenario and fault-plan files (scenarios/README.md), YAML
  * read with libyaml's document API. Every key is known; an error names the

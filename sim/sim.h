@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * sim.h — busrt-sim, the deterministic simulator (README "busrt-sim").
  * The real broker core, client core, RPC policies, procmond's collector

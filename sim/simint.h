@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * simint.h — the simulator's insides, shared by run.c (network, clock,
  * actors, faults) and check.c (the checkers).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * trace.c — the simulator's randomness (seeded streams, or a tape) and
  * its trace: every line hashed, optionally written.

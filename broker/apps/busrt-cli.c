@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * busrt-cli — talk to a BUS/RT broker from a shell.
  *
@@ -61,7 +62,8 @@ static void usage(FILE *f)
 	        "our own uid)\n"
 	        "-s tls://HOST:PORT: TLS, the broker verified against --tls-ca "
 	        "(default: the system's CAs);\n"
-	        "  --tls-cert/--tls-key: our client certificate\n",
+	        "  --tls-cert/--tls-key: our client certificate\n"
+	        "-h, --help: this text; -V, --version: the version\n",
 	        BUS_DEFAULT_SOCKET);
 }
 
@@ -718,6 +720,7 @@ int main(int argc, char **argv)
 	    {"tls-key", required_argument, NULL, 'K'},
 	    {"prometheus", no_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0}};
 	struct cli k;
 	memset(&k, 0, sizeof(k));
@@ -732,7 +735,7 @@ int main(int argc, char **argv)
 	struct bus_tls_config tls = {0};
 	int opt;
 	uint64_t u;
-	while ((opt = getopt_long(argc, argv, "s:n:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:n:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			k.addr = optarg;
@@ -797,6 +800,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			bus_version_print(stdout, "busrt-cli");
 			return 0;
 		default:
 			usage(stderr);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * busrt-demo — the embedded deployment in one process: a broker inside this
  * program's event loop, an internal publisher and an internal subscriber
@@ -266,7 +267,8 @@ static void on_start(uv_timer_t *t)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: busrt-demo [--socket PATH] [--config FILE] "
-	           "[--seconds S] [--rate HZ] [--cli PATH]\n");
+	           "[--seconds S] [--rate HZ] [--cli PATH]\n"
+	        "  -h, --help  this text; -V, --version: the version\n");
 }
 
 int main(int argc, char **argv)
@@ -278,6 +280,7 @@ int main(int argc, char **argv)
 	    {"rate", required_argument, NULL, 'r'},
 	    {"cli", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0}};
 	struct demo d;
 	memset(&d, 0, sizeof(d));
@@ -286,7 +289,7 @@ int main(int argc, char **argv)
 	const char *config = NULL, *sock = NULL;
 	int opt;
 	uint64_t v;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			sock = optarg;
@@ -319,6 +322,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			bus_version_print(stdout, "busrt-demo");
 			return 0;
 		default:
 			usage(stderr);

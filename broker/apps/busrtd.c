@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * busrtd — the standalone BUS/RT-compatible broker daemon.
  *
@@ -44,7 +45,8 @@ static void usage(FILE *f)
 	        "  --config FILE      YAML configuration (see README)\n"
 	        "  --metrics HOST:PORT  Prometheus text at "
 	        "http://HOST:PORT/metrics (loopback;\n"
-	        "                     broker.metrics.listen)\n");
+	        "                     broker.metrics.listen)\n"
+	        "  -h, --help         this text; -V, --version: the version\n");
 }
 
 struct app {
@@ -174,13 +176,14 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"metrics", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0}};
 	const char *binds[BINDS_MAX], *config = NULL, *timeout = NULL;
 	const char *metrics = NULL;
 	int nbinds = 0, level = 2, opt;
 	uint64_t queue = 0;
 	bool force = false;
-	while ((opt = getopt_long(argc, argv, "B:t:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "B:t:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'B':
 			if (nbinds == BINDS_MAX) {
@@ -219,6 +222,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			bus_version_print(stdout, "busrtd");
 			return 0;
 		default:
 			usage(stderr);

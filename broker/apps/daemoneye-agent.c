@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * daemoneye-agent — hosts the broker (embedded, the default) or joins a
  * standalone busrtd, starts the collectors its configuration lists,
@@ -634,7 +635,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: daemoneye-agent [--config FILE] "
 	           "[--log-level error|warn|info|debug]\n"
 	           "  --config FILE  YAML: broker: (as busrtd) and agent: "
-	           "(README: DaemonEye)\n");
+	           "(README: DaemonEye)\n"
+	        "  -h, --help     this text; -V, --version: the version\n");
 }
 
 static int load_config(struct agent *a, char *err, size_t errlen)
@@ -783,12 +785,13 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
 	static struct agent ag;
 	struct agent *a = &ag;
 	a->log_level = 1;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			a->config_path = optarg;
@@ -805,6 +808,9 @@ int main(int argc, char **argv)
 		}
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			bus_version_print(stdout, "daemoneye-agent");
 			return 0;
 		default:
 			usage(stderr);

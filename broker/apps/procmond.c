@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * procmond — the process collector: enumerates /proc every interval and
  * publishes what changed as protobuf BusrtEvents (README: DaemonEye).
@@ -83,7 +84,8 @@ static void usage(FILE *f)
 	           "(default: root or our own)\n"
 	           "  --tls-ca FILE      --connect tls://HOST:PORT: the broker's "
 	           "CA (default: the system's)\n"
-	           "  --tls-cert FILE --tls-key FILE  our client certificate\n");
+	           "  --tls-cert FILE --tls-key FILE  our client certificate\n"
+	        "  -h, --help         this text; -V, --version: the version\n");
 }
 
 static uint64_t now_ns(void *host)
@@ -360,6 +362,7 @@ int main(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, 'C'},
 		{"tls-key", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}};
 	const char *addr = NULL, *id = NULL, *agent = DE_AGENT_NAME;
 	const char *audit_path = NULL;
@@ -370,7 +373,7 @@ int main(int argc, char **argv)
 	uint32_t cycle_mib = DE_HASH_CYCLE_BYTES_DEFAULT >> 20;
 	bool hashes = true;
 	int opt;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		const char *bad = NULL;
 		switch (opt) {
 		case 'c': addr = optarg; break;
@@ -413,6 +416,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'h': usage(stdout); return 0;
+		case 'V': bus_version_print(stdout, "procmond"); return 0;
 		default: usage(stderr); return 2;
 		}
 		if (bad) {

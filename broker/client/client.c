@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * client.c — the sans-I/O BUS/RT client core (client.h).
  *

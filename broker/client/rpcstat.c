@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rpcstat.c — the client's RPC metrics (client.h: RPC metrics): a table
  * of (target, method) rows in first-call order, a hash compared before

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * acl.c — matching an ACL (bus.h: who a peer is, and what it may do).
  * Pure functions of the rules, the peer's identity and the strings: the

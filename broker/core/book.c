@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * book.c — a client's mask books: its subscriptions, and its exclusions.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * brpc.c — the broker's own RPC endpoint ".broker" (PROTOCOL.md §6, §7) and
  * its announcements on .broker/info and .broker/warn.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * check.c — the core's structural invariants, checked on demand by the
  * fuzz harnesses, the unit tests and the simulator after every

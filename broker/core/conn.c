@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * conn.c — a connection's life in the broker core: how it ends (asked to
  * close, closed after its output flushes, aborted), its registration

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * core.c — the sans-I/O BUS/RT broker: its configuration, input (frames
  * decoded under the input budget), and the entry points of its life

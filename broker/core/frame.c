@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * frame.c — the BUS/RT v1 frame codec (PROTOCOL.md §2, §3).
  *

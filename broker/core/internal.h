@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * internal.h — the broker core's private structures, shared by the files of
  * broker/core. Nothing here does I/O or reads a clock; every allocation goes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * link.c — a client core and the broker core joined in memory (link.h).
  */

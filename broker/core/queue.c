@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * queue.c — the broker core's outgoing queues: bounded rings of shared
  * frames per connection, batched writes, the slow-consumer policies and

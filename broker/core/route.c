@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * route.c — what the broker core does with a registered client's frames:
  * routing (publishes to subscribers, messages and broadcasts to names),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * topic.c — topics, subscription masks, broadcast masks, and the trie.
  *

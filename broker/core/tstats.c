@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tstats.c — statistics per topic prefix (the first cfg.topic_stats_depth
  * levels of a topic: events/process/lifecycle): frames and bytes in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * util.c — the core's small shared helpers: assertions, the allocator hook,
  * UTF-8 validation, the error table and a string-keyed hash map.

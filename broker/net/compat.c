@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * compat.c — bus_chan (the crossbeam-like bounded MPMC channel) and
  * de_compat (its API over the broker), compat.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.c — loads the broker's YAML configuration with libyaml's document
  * API. Every key is known: an unknown key, a wrong type or a value out of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * embed.c — addresses, and the embedded deployment: a broker in the
  * caller's loop, configured from the same YAML file busrtd reads.

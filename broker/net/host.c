@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * host.c — the libuv host of the broker core (bus.h contract).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.c — the Prometheus endpoint (broker.metrics.listen): GNU
  * libmicrohttpd without threads of its own, in the server's loop. Its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * netint.h — helpers shared by the libuv hosts (broker/net), not public.
  */

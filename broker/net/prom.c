@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * prom.c — the broker's statistics in the Prometheus text format
  * (bus/prom.h), read from the MessagePack the broker gives with msgpack-c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rotlog.c — the audit trail's file, rotated by size (bus/rotlog.h).
  */

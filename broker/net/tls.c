@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls.c — TLS for the libuv hosts (netint.h), with OpenSSL driven through
  * memory BIOs: the host hands in the ciphertext it read and sends the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * uvclient.c — the libuv host of the client core (client.h) for socket
  * clients: a Unix socket or TCP connection, a timer at the core's next

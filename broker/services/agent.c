@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * agent.c — daemoneye-agent on the bus (daemoneye.h, de_agent): its calls
  * to the collectors it supervises and what it answers about them, shared

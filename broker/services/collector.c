@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * collector.c — a process collector without I/O (daemoneye.h): its cycle
  * turns tables into published events; its services answer the agent.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * event.c — a process record as the BusrtEvent procmond publishes
  * (daemoneye.h): the design's fields plus ours (schema version,

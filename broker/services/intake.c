@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * intake.c — the agent's intake of collectors' events, end to end
  * (daemoneye.h "the agent's intake"): de-duplication by (collector,

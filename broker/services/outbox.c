@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * outbox.c — a collector's events from creation until the agent has them
  * (daemoneye.h "the collector's outbox"). A ring in sequence order: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pb.c — bounded protobuf-c decoding (pb.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pbtext.c — protobuf messages for people (pb.h): any message as JSON, and
  * a message built from key=value pairs, both driven by protobuf-c's

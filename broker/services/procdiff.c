@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * procdiff.c — procmond's collection cycle without the I/O: process tables
  * in, events out (daemoneye.h). procmond feeds it tables read from /proc;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * procfs.c — reads /proc for procmond (procfs.h). Linux only.
  *

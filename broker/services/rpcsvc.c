@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rpcsvc.c — the DaemonEye RPC services over BUS/RT RPC: one method table
  * (README "RPC methods" mirrors it), the policies each service's calls use,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * supervise.c — the agent's decisions about its collectors (daemoneye.h),
  * without I/O: the agent's libuv host and the simulator carry them out.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * memhost.c — see memhost.h. Test-only: a few hundred lines that wire the
  * core to plain buffers and a hand-driven clock.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * memhost.h — the test-only in-memory host of the broker core: connections
  * are plain buffers, the clock is a number the test moves. Writes complete

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * memnet.c — client cores and a broker core wired together in memory (see
  * memnet.h). Deterministic: no clock but n->now, no randomness but the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * memnet.h — test-only wiring of client cores to a broker core in memory:
  * no sockets, a hand-driven clock, a seeded generator for jitter. Each link

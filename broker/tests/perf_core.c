@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * perf_core — fixed workloads through the broker core on the in-memory
  * host, for the instruction-count gate (ci/perf-gate.sh runs this under

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_acl.c — the ACL: rules from the YAML configuration (bus_config_parse,
  * bus_config_finish), their matching (who, names, each list's allow and
  * deny, placeholders), and the core enforcing them on the in-memory host:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_agent.c — the agent on the bus (de_agent, services/agent.c), over
  * the in-memory bus: its heartbeats and health checks served by a real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_client.c — the sans-I/O client core against the broker core, wired
  * in memory (memnet): every operation, ACK and RPC timeouts, retries,

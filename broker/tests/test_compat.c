@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_compat.c — the crossbeam compatibility layer: the bounded channel's
  * contract, and equivalence: the same events from several producer threads

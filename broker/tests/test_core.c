@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_core.c — the broker core through the in-memory host: any split of
  * the byte stream, limits at and one past, slow-consumer policies with
  * exact counters, backpressure (block) at its marks, keepalives, and the shape checks

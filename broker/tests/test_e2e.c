@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_e2e.c — end to end, without a bus: the collector's outbox (kept
  * until acknowledged, bounded, never losing what is unsent), the
  * collector around it (EAGAIN keeps events and delays the next cycle, a

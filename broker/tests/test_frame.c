@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_frame.c — the client->broker frame decoder: every valid frame at
  * every split, headers validated before the payload arrives, and no read
  * past the input (inputs end against a PROT_NONE guard page). */

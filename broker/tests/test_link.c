@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_link.c — the in-memory link (bus/link.h) that the embedded broker,
  * the test host and the simulator share: the per-turn read budget, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_pb.c — the DaemonEye protobuf schemas through bounded decoding:
  * round trips, a newer schema's unknown field, and bad encodings.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_services.c — the DaemonEye pieces: method table and policies,
  * serving and calling over the in-memory net, procmond's cycle diff and

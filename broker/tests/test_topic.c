@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_topic.c — topic and broadcast mask matching: the truth table of
  * PROTOCOL.md §4, the normaliser, and the trie agreeing with the reference
  * matcher. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_util.c — the core's small shared helpers: the indexed heap (against
  * a naive reference under random pushes and removals) and splitmix64.

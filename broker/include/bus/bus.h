@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bus.h — the public API of the BUS/RT-compatible broker core.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * client.h — the BUS/RT client: a sans-I/O core and the API callers use.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * compat.h — the design's Phase 1 compatibility layer: the crossbeam event
  * bus DaemonEye has today, and the same API carried by the broker.

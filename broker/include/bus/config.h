@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h — the broker's YAML configuration (libyaml), in the DaemonEye
  * design's `broker:` shape, extended by our keys (README: Configuration).

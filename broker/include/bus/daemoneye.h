@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * daemoneye.h — DaemonEye on the bus (README "DaemonEye on the bus"): the
  * RPC method table and its policies, serving and calling with protobuf

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json.h — the one JSON string writer of the tools (busrt-cli --json, the
  * agent's audit log): bytes as a quoted JSON string, control characters

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * link.h — one client core joined to a broker core in memory, sans I/O.
  *

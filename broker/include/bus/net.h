@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * net.h — the libuv host of the broker core: Unix-socket and TCP listeners
  * in a caller's uv_loop_t. The host is thin on purpose: everything that
@@ -13,6 +14,12 @@
 #include <uv.h>
 
 struct bus_server;
+
+/* Every tool's --version: "PROG 0.1.0 (git DESCRIBE)" and the BUS/RT
+ * protocol version, on f. The describe is the checkout's `git describe`
+ * at build time, "" for a build outside one (then it is left out). */
+void bus_version_print(FILE *f, const char *prog);
+const char *bus_version_describe(void);
 
 /* Creates a broker in loop. Returns 0 or a negative BUS_E* code. */
 int bus_server_new(uv_loop_t *loop, const struct bus_core_config *cfg,

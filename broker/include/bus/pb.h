@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pb.h — protobuf-c decoding for the DaemonEye schemas (proto/), bounded:
  * every unpack goes through an allocator with a byte budget, so a small

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * procfs.h — procmond's I/O half: reads the process table from /proc into
  * a de_snapshot (daemoneye.h) and hashes executables with SHA-256

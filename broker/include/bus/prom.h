@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * prom.h — the Prometheus text exposition format (version 0.0.4) of the
  * broker's statistics. One renderer reads the MessagePack the broker

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rotlog.h — an append-only line file rotated by size (the audit trail):
  * opened close-on-exec (children must not inherit it) and mode 0600;
