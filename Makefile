@@ -37,7 +37,7 @@ TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: FORCE all deps deps-test mutate asan-sim run run-broker run-daemoneye run-standalone sim-test bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
+.PHONY: FORCE install uninstall shlib man all deps deps-test mutate asan-sim run run-broker run-daemoneye run-standalone sim-test bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -128,7 +128,7 @@ $(O)/gen/bus_version.h: FORCE
 	@scripts/gen-version.sh $@
 $(O)/obj/broker/net/version.o: $(O)/gen/bus_version.h
 
--include $(shell find $(O)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(O)/obj $(O)/pic -name '*.d' 2>/dev/null)
 
 # make run: the simulator replays the shipped scenarios with their fault
 # plans and prints its reports, then DaemonEye runs for real for a few
@@ -230,6 +230,114 @@ asan: deps-test
 		scripts/stage.sh asan-unit $(MAKE) --no-print-directory O=build/asan SAN="$(ASAN_FLAGS)" unit
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 BUSRT_ASAN=1 \
 		scripts/stage.sh asan-pytest $(MAKE) --no-print-directory O=build/asan SAN="$(ASAN_FLAGS)" pytest
+
+# ---- make install / uninstall -------------------------------------------
+# As a Debian package lays it out: PREFIX (/usr/local) and DESTDIR; the
+# daemons in sbin, the tools in bin; libbusrt.so.0 (soname, exported
+# symbols: broker/libbusrt.map) and libbusrt.a; headers under
+# include/bus; busrt.pc; man pages rendered from docs/man/*.scd by scdoc;
+# example configurations and examples/hello-bus.c (a program on
+# libbusrt) in share/doc/busrt/examples and, when not there
+# already, the two defaults in SYSCONFDIR/daemoneye; systemd units. The
+# programs link libbusrt statically (as built and tested); the shared
+# library is for other programs.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/busrt
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+RUNDIR ?= /run
+LOGDIR ?= /var/log
+SOMAJOR := 0
+SONAME := libbusrt.so.$(SOMAJOR)
+BUS_VERSION_NUM := $(shell sed -n 's/^.define BUS_VERSION "\(.*\)"/\1/p' broker/include/bus/bus.h)
+SHLIB := $(O)/lib/libbusrt.so.$(BUS_VERSION_NUM)
+PIC_OBJ := $(LIB_OBJ:$(O)/obj/%.o=$(O)/pic/%.o)
+INSTALL_BIN := busrt-cli busrt-sim busrt-bench
+INSTALL_SBIN := busrtd daemoneye-agent procmond
+MAN_SRC := $(wildcard docs/man/*.scd)
+MAN_OUT := $(MAN_SRC:docs/man/%.scd=$(O)/man/%)
+EXAMPLES := $(patsubst etc/%.in,$(O)/etc/%,$(wildcard etc/*.yaml.in))
+UNITS := $(patsubst etc/systemd/%.in,$(O)/etc/systemd/%,$(wildcard etc/systemd/*.in))
+SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@RUNDIR@|$(RUNDIR)|g' \
+	-e 's|@LOGDIR@|$(LOGDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@PREFIX@|$(PREFIX)|g' \
+	-e 's|@VERSION@|$(BUS_VERSION_NUM)|g'
+
+$(O)/pic/gen/%.o: $(O)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -w -c $< -o $@
+$(O)/pic/%.o: %.c | $(O)/gen/daemoneye.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
+$(O)/pic/broker/net/version.o: $(O)/gen/bus_version.h
+
+$(SHLIB): $(PIC_OBJ) broker/libbusrt.map
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -shared -Wl,-soname,$(SONAME) \
+		-Wl,--version-script=broker/libbusrt.map -o $@ $(PIC_OBJ) $(LDLIBS_ALL)
+	ln -sf $(notdir $@) $(O)/lib/$(SONAME)
+	ln -sf $(SONAME) $(O)/lib/libbusrt.so
+
+$(O)/man/%: docs/man/%.scd
+	@command -v scdoc >/dev/null || ci/deps.sh install
+	@mkdir -p $(dir $@)
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) scdoc < $< > $@.tmp && mv -f $@.tmp $@
+
+# substituted with the paths of this make: rebuilt every time (PREFIX may
+# differ from the last call)
+$(O)/etc/%: etc/%.in FORCE
+	@mkdir -p $(dir $@)
+	@$(SUBST) $< > $@
+$(O)/busrt.pc: broker/busrt.pc.in FORCE
+	@mkdir -p $(dir $@)
+	@$(SUBST) $< > $@
+
+shlib: $(SHLIB)
+man: $(MAN_OUT)
+
+install: all $(SHLIB) $(MAN_OUT) $(EXAMPLES) $(UNITS) $(O)/busrt.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCLUDEDIR)/bus $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSCONFDIR)/daemoneye \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR)/busrt/scenarios/plans
+	install -m 0755 $(INSTALL_BIN:%=$(O)/bin/%) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(INSTALL_SBIN:%=$(O)/bin/%) $(DESTDIR)$(SBINDIR)
+	install -m 0644 $(SHLIB) $(LIB) $(DESTDIR)$(LIBDIR)
+	ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libbusrt.so
+	install -m 0644 $(O)/busrt.pc $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0644 broker/include/bus/*.h $(O)/gen/daemoneye.pb-c.h $(DESTDIR)$(INCLUDEDIR)/bus
+	install -m 0644 $(filter %.1,$(MAN_OUT)) $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(filter %.8,$(MAN_OUT)) $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 README.md CHANGELOG.md LICENSE docs/protocol.md proto/daemoneye.proto $(DESTDIR)$(DOCDIR)
+	install -m 0644 $(EXAMPLES) examples/hello-bus.c $(DESTDIR)$(DOCDIR)/examples
+	install -m 0644 scenarios/*.yaml scenarios/README.md $(DESTDIR)$(DATADIR)/busrt/scenarios
+	install -m 0644 scenarios/plans/*.yaml $(DESTDIR)$(DATADIR)/busrt/scenarios/plans
+	@set -e; for f in busrtd.yaml daemoneye-agent.yaml; do \
+		if [ -e $(DESTDIR)$(SYSCONFDIR)/daemoneye/$$f ]; then \
+			echo "install: $(DESTDIR)$(SYSCONFDIR)/daemoneye/$$f exists: kept"; \
+		else install -m 0644 $(O)/etc/$$f $(DESTDIR)$(SYSCONFDIR)/daemoneye/$$f; fi; done
+	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)
+
+# removes what install put there, except the configuration in
+# SYSCONFDIR (as a package's conffiles: yours to delete)
+uninstall:
+	rm -f $(INSTALL_BIN:%=$(DESTDIR)$(BINDIR)/%) $(INSTALL_SBIN:%=$(DESTDIR)$(SBINDIR)/%)
+	rm -f $(DESTDIR)$(LIBDIR)/libbusrt.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/$(notdir $(SHLIB)) $(DESTDIR)$(LIBDIR)/libbusrt.a \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/busrt.pc
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/bus $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR)/busrt
+	rm -f $(MAN_SRC:docs/man/%.scd=$(DESTDIR)$(MANDIR)/man1/%) \
+		$(MAN_SRC:docs/man/%.scd=$(DESTDIR)$(MANDIR)/man8/%)
+	rm -f $(UNITS:$(O)/etc/systemd/%=$(DESTDIR)$(UNITDIR)/%)
+	@echo "uninstall: $(DESTDIR)$(SYSCONFDIR)/daemoneye kept (your configuration)"
 
 clean:
 	rm -rf build

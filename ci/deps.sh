@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages a make target needs, only those missing.
-# Usage: ci/deps.sh [build|test|bench|fuzz|coverage|perf]   (each includes build)
+# Usage: ci/deps.sh [build|test|bench|fuzz|coverage|perf|install]   (each includes build)
 set -euo pipefail
 set_name=${1:-build}
 build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev protobuf-c-compiler libprotobuf-c-dev libssl-dev libpcre2-dev libmicrohttpd-dev)
-test=(libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client)
+test=(scdoc man-db systemd libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client)
 bench=(python3 openssl nats-server libnats-dev redis-server libhiredis-dev mosquitto libmosquitto-dev python3-msgpack python3-protobuf protobuf-compiler)
 fuzz=(afl++ clang libclang-rt-14-dev python3-msgpack)
 coverage=(lcov libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client)
 perf=(valgrind)
+# make install renders the man pages; its test verifies units and pages
+install=(scdoc)
 case "$set_name" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${test[@]}") ;;
@@ -17,7 +19,8 @@ case "$set_name" in
   fuzz) want=("${build[@]}" "${fuzz[@]}") ;;
   coverage) want=("${build[@]}" "${coverage[@]}") ;;
   perf) want=("${build[@]}" "${perf[@]}") ;;
-  *) echo "ci/deps.sh: unknown set '$set_name' (build|test|bench|fuzz|coverage|perf)" >&2; exit 2 ;;
+  install) want=("${build[@]}" "${install[@]}") ;;
+  *) echo "ci/deps.sh: unknown set '$set_name' (build|test|bench|fuzz|coverage|perf|install)" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${want[@]}"; do

@@ -264,7 +264,8 @@ class Busrtd:
     the end with the exit status checked. With tcp and no config, the
     ACL is LOOPBACK_ACL."""
 
-    def __init__(self, *args, tcp=False, config=None, env=None, preexec=None):
+    def __init__(self, *args, tcp=False, config=None, env=None, preexec=None,
+                 busrtd=BUSRTD):
         self.dir = tempfile.mkdtemp(prefix="bt", dir="/tmp")
         self.path = os.path.join(self.dir, "b.sock")
         self.args = list(args)
@@ -273,9 +274,10 @@ class Busrtd:
         self.env = env
         self.tcp = tcp
         self.preexec = preexec  # run in the child before exec (limits)
+        self.busrtd = busrtd  # another build's (an installed one)
 
     def __enter__(self):
-        argv = [BUSRTD, "-B", self.path]
+        argv = [self.busrtd, "-B", self.path]
         if self.tcp:
             s = socket.socket()
             s.bind(("127.0.0.1", 0))

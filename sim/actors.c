@@ -873,8 +873,9 @@ void col_kill(struct sim *s, int i, const char *why)
 }
 
 /* ---- the agent ----------------------------------------------------------------------------- */
-static int sup_spawn(void *host, size_t idx, uint32_t *pid)
+static int sup_spawn(void *host, size_t idx, uint32_t *pid, char *why, size_t whylen)
 {
+	(void)why, (void)whylen;
 	struct sim *s = host;
 	*pid = s->cols[idx].pid = s->next_pid++;
 	de_agent_spawned(&s->da, idx);

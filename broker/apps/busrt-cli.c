@@ -81,6 +81,8 @@ struct cli {
 	size_t stats_len;
 	int qos;
 	uint64_t timeout_ns;
+	size_t out_max;     /* the client's out_bytes_max: one frame's bound */
+	const char *cmd_word; /* as typed: "publish" */
 	long count, seen;
 	double seconds;
 	char **args;
@@ -635,7 +637,13 @@ static void start(struct cli *k)
 		break;
 	}
 	}
-	if (rc) {
+	if (rc == BUS_ELIMIT && k->cmd_word) {
+		fprintf(stderr, "busrt-cli: %s: DATA is %zu bytes; one frame holds "
+		        "at most %zu (the client's out_bytes_max; busrtd refuses "
+		        "payloads over its payload_bytes_max, 16 MiB by default)\n",
+		        k->cmd_word, k->len, k->out_max);
+		finish(k, 1);
+	} else if (rc) {
 		fprintf(stderr, "busrt-cli: %s\n", bus_strerror(rc));
 		finish(k, 1);
 	} else if (!(k->qos & 1) &&
@@ -720,7 +728,7 @@ int main(int argc, char **argv)
 	    {"tls-key", required_argument, NULL, 'K'},
 	    {"prometheus", no_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0}};
 	struct cli k;
 	memset(&k, 0, sizeof(k));
@@ -831,6 +839,7 @@ int main(int argc, char **argv)
 			return bad("%s: expected 2 arguments", cmd);
 		k.cmd = cmd[0] == 'p' ? C_PUBLISH : cmd[0] == 's' ? C_SEND
 		                                                  : C_BROADCAST;
+		k.cmd_word = cmd;
 		k.target = a[0];
 		if ((rc = load_data(a[1], &k.data, &k.len)))
 			return rc;
@@ -903,12 +912,15 @@ int main(int argc, char **argv)
 	cfg.tls = &tls;
 	cfg.reconnect = reconnect && k.cmd == C_LISTEN;
 	cfg.op_timeout_ns = k.timeout_ns;
+	k.out_max = cfg.out_bytes_max;
 	struct bus_client_handlers h = {on_delivery, NULL, on_state, NULL, &k};
+	char aerr[300] = "";
+	if (bus_address_check(k.addr, aerr, sizeof(aerr)))
+		return bad("%s", aerr);
 	rc = bus_client_open(&k.loop, k.addr, &cfg, &h, &k.c);
 	if (rc) {
 		fprintf(stderr, "busrt-cli: %s: %s\n", k.addr,
-		        rc == BUS_EINVAL ? "bad address or client name"
-		                         : bus_strerror(rc));
+		        rc == BUS_EINVAL ? "bad client name" : bus_strerror(rc));
 		return 2;
 	}
 	uv_signal_init(&k.loop, &k.sigint);

@@ -280,7 +280,7 @@ int main(int argc, char **argv)
 	    {"rate", required_argument, NULL, 'r'},
 	    {"cli", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0}};
 	struct demo d;
 	memset(&d, 0, sizeof(d));

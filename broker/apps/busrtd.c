@@ -46,6 +46,8 @@ static void usage(FILE *f)
 	        "  --metrics HOST:PORT  Prometheus text at "
 	        "http://HOST:PORT/metrics (loopback;\n"
 	        "                     broker.metrics.listen)\n"
+	        "  --check-config     check the configuration and the TLS files, "
+	        "then exit (0: valid)\n"
 	        "  -h, --help         this text; -V, --version: the version\n");
 }
 
@@ -176,13 +178,14 @@ int main(int argc, char **argv)
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"metrics", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, 'V'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"check-config", no_argument, NULL, 'X'},
 	    {NULL, 0, NULL, 0}};
 	const char *binds[BINDS_MAX], *config = NULL, *timeout = NULL;
 	const char *metrics = NULL;
 	int nbinds = 0, level = 2, opt;
 	uint64_t queue = 0;
-	bool force = false;
+	bool force = false, check_only = false;
 	while ((opt = getopt_long(argc, argv, "B:t:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'B':
@@ -205,6 +208,9 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			force = true;
+			break;
+		case 'X':
+			check_only = true;
 			break;
 		case 'c':
 			config = optarg;
@@ -289,6 +295,12 @@ int main(int argc, char **argv)
 		bus_config_free(&fc);
 		return 2;
 	}
+	if (check_only) { /* --check-config: everything above, nothing bound */
+		printf("busrtd: %s: the configuration is valid\n",
+		       config ? config : "(defaults)");
+		bus_config_free(&fc);
+		return 0;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	struct app a;
@@ -363,7 +375,7 @@ int main(int argc, char **argv)
 	struct bus_stats st;
 	bus_server_host_stats(a.srv, &hs);
 	bus_core_stats(bus_server_core(a.srv), &st);
-	if (level >= 2)
+	if (level >= 2 && status == 0) /* a startup failure has no figures */
 		fprintf(stderr,
 		        "busrtd: exit stats: accepts=%llu refused=%llu reads=%llu "
 		        "writes=%llu r_frames=%llu w_frames=%llu drops_slow=%llu "

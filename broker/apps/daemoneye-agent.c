@@ -61,6 +61,7 @@ struct agent {
 	struct bus_rotlog alog;         /* f NULL without an audit log */
 	int log_level;
 	bool ready_once, stopping, closed;
+	bool connected; /* READY since the last disconnect */
 	uint64_t events_in, events_bad;
 	int exit_code;
 	char **child_env;               /* ours + DAEMONEYE_AGENT_PID */
@@ -166,7 +167,8 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
 	arm(a);
 }
 
-static int sup_spawn(void *host, size_t idx, uint32_t *pid)
+static int sup_spawn(void *host, size_t idx, uint32_t *pid, char *why,
+                     size_t whylen)
 {
 	struct agent *a = host;
 	const struct bus_collector_config *cc = &a->ac->collectors[idx];
@@ -226,8 +228,8 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid)
 	                          .stdio = stdio};
 	int rc = uv_spawn(&a->loop, &ch->proc, &o);
 	if (rc) {
-		logf_(a, 0, "cannot start %s (%s): %s", cc->id, argv[0],
-		      uv_strerror(rc));
+		/* the supervisor logs it ("spawn failed") and retries */
+		snprintf(why, whylen, "%s: %s", argv[0], uv_strerror(rc));
 		uv_close((uv_handle_t *)&ch->proc, child_closed);
 		return BUS_EIO;
 	}
@@ -547,13 +549,19 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 			bus_client_subscribe(c, m, 1, NULL, NULL);
 		}
 		logf_(a, 2, "registered as %s", a->ac->name);
+		a->connected = true;
 		if (!a->ready_once) {
 			a->ready_once = true;
 			start_enabled(a);
 		}
 	} else if (st == BUS_CLIENT_DISCONNECTED && reason) {
-		logf_(a, 1, "broker connection lost (%s); reconnecting",
-		      bus_client_reason(c, reason));
+		if (a->connected) /* this connection had registered */
+			logf_(a, 1, "broker connection lost (%s); reconnecting",
+			      bus_client_reason(c, reason));
+		else
+			logf_(a, 1, "cannot reach the broker (%s); retrying",
+			      bus_client_reason(c, reason));
+		a->connected = false;
 	} else if (st == BUS_CLIENT_CLOSED) {
 		a->bc = a->da.bc = NULL;
 		if (!a->stopping) {
@@ -632,10 +640,11 @@ static void on_stop_poll(uv_timer_t *t)
 /* ---- configuration ---------------------------------------------------------------------- */
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: daemoneye-agent [--config FILE] "
+	fprintf(f, "usage: daemoneye-agent [--config FILE] [--check-config] "
 	           "[--log-level error|warn|info|debug]\n"
 	           "  --config FILE  YAML: broker: (as busrtd) and agent: "
 	           "(README: DaemonEye)\n"
+	        "  --check-config check the configuration, then exit (0: valid)\n"
 	        "  -h, --help     this text; -V, --version: the version\n");
 }
 
@@ -779,6 +788,32 @@ static int open_bus(struct agent *a, char *err, size_t errlen)
 	return rc;
 }
 
+/* --check-config: can the collector's command be run as uv_spawn runs
+ * it (execvp: a name without '/' is looked up in PATH)? 0, or -1 with
+ * err saying why not. */
+static int command_runnable(const char *cmd, char *err, size_t errlen)
+{
+	if (strchr(cmd, '/')) {
+		if (access(cmd, X_OK) == 0)
+			return 0;
+		snprintf(err, errlen, "%s: %s", cmd, strerror(errno));
+		return -1;
+	}
+	const char *path = getenv("PATH");
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+		const char *e = strchr(p, ':');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		char full[4096];
+		snprintf(full, sizeof(full), "%.*s/%s", (int)(n ? n : 1),
+		         n ? p : ".", cmd);
+		if (access(full, X_OK) == 0)
+			return 0;
+		p += n + (e != NULL);
+	}
+	snprintf(err, errlen, "%s: not found in PATH", cmd);
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -786,11 +821,13 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
+		{"check-config", no_argument, NULL, 'X'},
 		{NULL, 0, NULL, 0}};
 	static struct agent ag;
 	struct agent *a = &ag;
 	a->log_level = 1;
 	int opt;
+	bool check_only = false;
 	while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
@@ -812,6 +849,9 @@ int main(int argc, char **argv)
 		case 'V':
 			bus_version_print(stdout, "daemoneye-agent");
 			return 0;
+		case 'X':
+			check_only = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -826,6 +866,24 @@ int main(int argc, char **argv)
 	    setup_supervision(a, err, sizeof(err))) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err);
 		return 2;
+	}
+	if (check_only) { /* --check-config: parsed and checked, nothing run */
+		for (size_t i = 0; i < a->ac->n_collectors; i++) {
+			const struct bus_collector_config *cc = &a->ac->collectors[i];
+			if (command_runnable(cc->argv[0], err, sizeof(err))) {
+				fprintf(stderr, "daemoneye-agent: %s: collector %s: "
+				        "%s\n", a->config_path ? a->config_path
+				                              : "(defaults)",
+				        cc->id, err);
+				return 2;
+			}
+		}
+		printf("daemoneye-agent: %s: the configuration is valid "
+		       "(%s broker, %zu collector%s)\n",
+		       a->config_path ? a->config_path : "(defaults)",
+		       a->fc.embedded ? "embedded" : "standalone",
+		       a->ac->n_collectors, a->ac->n_collectors == 1 ? "" : "s");
+		return 0;
 	}
 	if (a->ac->audit_log[0]) { /* close-on-exec: collectors must not
 	                              inherit it */

@@ -520,9 +520,15 @@ int main(int argc, char **argv)
 	cfg.out_bytes_max = 1u << 20;
 	struct bus_client_handlers h = {on_delivery, on_rpc, on_state, on_drain,
 	                                p};
-	int rc = bus_client_open(&p->loop, addr, &cfg, &h, &p->bc);
+	char aerr[300] = "";
+	int rc = bus_address_check(addr, aerr, sizeof(aerr));
+	if (rc == 0)
+		rc = bus_client_open(&p->loop, addr, &cfg, &h, &p->bc);
+	else
+		fprintf(stderr, "procmond: --connect %s\n", aerr);
 	if (rc) {
-		fprintf(stderr, "procmond: %s: %s\n", addr, bus_strerror(rc));
+		if (rc != BUS_EINVAL || !aerr[0])
+			fprintf(stderr, "procmond: %s: %s\n", addr, bus_strerror(rc));
 		uv_close((uv_handle_t *)&p->timer, NULL);
 		uv_close((uv_handle_t *)&p->sigterm, NULL);
 		uv_close((uv_handle_t *)&p->sigint, NULL);

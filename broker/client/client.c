@@ -1426,6 +1426,27 @@ int bus_client_rpc_notify(struct bus_client *c, const char *target,
 	return rpc_message(c, target, hdr, 1, data, len, qos, NULL, NULL);
 }
 
+int bus_client_rpc_call0(struct bus_client *c, const char *target,
+                         const char *method, const void *params, size_t len,
+                         int qos, bus_done_fn done, void *arg)
+{
+	uint8_t hdr[5] = {BUS_RPC_REQUEST}; /* call id 0: no reply wanted */
+	if (!method || !*method || !text_ok(method) || (len && !params) ||
+	    !(qos & BUS_QOS_PROCESSED) != !done)
+		return BUS_EINVAL;
+	size_t ml = strlen(method);
+	uint8_t *body = bus__alloc(&c->a, ml + 1 + len);
+	if (!body)
+		return BUS_ENOMEM;
+	memcpy(body, method, ml + 1);
+	if (len)
+		memcpy(body + ml + 1, params, len);
+	int rc = rpc_message(c, target, hdr, 5, body, ml + 1 + len, qos, done,
+	                     arg);
+	bus__free(&c->a, body);
+	return rc;
+}
+
 int bus_client_rpc_reply(struct bus_client *c, const char *target,
                          uint32_t call_id, const void *data, size_t len)
 {

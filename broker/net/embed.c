@@ -10,6 +10,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* BUS/RT's rule: these suffixes name a Unix socket, whatever else the
+ * address holds. */
+static bool unix_suffix(const char *spec)
+{
+	static const char *const sfx[] = {".sock", ".socket", ".ipc"};
+	size_t n = strlen(spec);
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		size_t k = strlen(sfx[i]);
+		if (n > k && !strcmp(spec + n - k, sfx[i]))
+			return true;
+	}
+	return false;
+}
+
 int bus__addr_parse(const char *spec, struct bus_addr *a, char *err,
                     size_t errlen)
 {
@@ -24,7 +38,7 @@ int bus__addr_parse(const char *spec, struct bus_addr *a, char *err,
 		return rc;
 	}
 	const char *colon = strrchr(spec, ':');
-	if (strchr(spec, '/') || !colon) {
+	if (strchr(spec, '/') || !colon || unix_suffix(spec)) {
 		if (!*spec) {
 			snprintf(err, errlen, "empty address");
 			return -1;
@@ -52,9 +66,23 @@ int bus__addr_parse(const char *spec, struct bus_addr *a, char *err,
 	if (a->host[0] == '[' && hl > 2 && a->host[hl - 1] == ']') {
 		memmove(a->host, a->host + 1, hl - 2);
 		a->host[hl - 2] = '\0';
+	} else if (strchr(a->host, ':') || a->host[0] == '[') {
+		snprintf(err, errlen, "%s: an IPv6 address goes in brackets: "
+		                      "[ADDR]:PORT", spec);
+		return -1;
 	}
 	a->port = (int)port;
 	return 0;
+}
+
+int bus_address_check(const char *spec, char *err, size_t errlen)
+{
+	struct bus_addr a;
+	if (!spec) {
+		snprintf(err, errlen, "no address");
+		return BUS_EINVAL;
+	}
+	return bus__addr_parse(spec, &a, err, errlen) ? BUS_EINVAL : 0;
 }
 
 int bus_server_listen_with(struct bus_server *s, const char *spec, int mode,

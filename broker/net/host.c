@@ -28,6 +28,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <malloc.h>
@@ -1129,33 +1131,30 @@ int bus_server_listen_tls(struct bus_server *s, const char *host, int port,
 	return listen_tcp(s, host, port, ctx, err, errlen);
 }
 
-/* Takes tls (freed with the listener, or here on failure). */
-static int listen_tcp(struct bus_server *s, const char *host, int port,
-                      SSL_CTX *tls, char *err, size_t errlen)
+/* One listening socket on sa; takes tls (freed with the listener, or
+ * here on failure). 0 or a libuv error. */
+static int listen_addr(struct bus_server *s, const char *name,
+                       const struct sockaddr *sa, socklen_t sl, bool v6only,
+                       SSL_CTX *tls)
 {
-	struct sockaddr_storage ss;
-	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
-	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
-		snprintf(err, errlen, "%s: not an IP address", host);
-		bus__tls_ctx_free(tls);
-		return BUS_EINVAL;
-	}
 	struct listener *l = calloc(1, sizeof(*l));
 	if (!l) {
 		bus__tls_ctx_free(tls);
-		return BUS_ENOMEM;
+		return UV_ENOMEM;
 	}
 	l->srv = s;
 	l->tcp = true;
-	snprintf(l->name, sizeof(l->name), "%s:%d", host, port);
-	socklen_t sl = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-	                                       : sizeof(struct sockaddr_in6);
+	snprintf(l->name, sizeof(l->name), "%s", name);
 	int one = 1, rc = 0;
-	l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	l->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	               0);
 	if (l->fd < 0 ||
 	    setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(l->fd, (struct sockaddr *)&ss, sl) != 0) {
+	    (v6only && sa->sa_family == AF_INET6 && /* a name's IPv4
+	                                               addresses are its own */
+	     setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) !=
+	             0) ||
+	    bind(l->fd, sa, sl) != 0) {
 		rc = uv_translate_sys_error(errno);
 		if (l->fd >= 0)
 			close(l->fd);
@@ -1166,11 +1165,78 @@ static int listen_tcp(struct bus_server *s, const char *host, int port,
 			l->tls = tls, tls = NULL;
 	}
 	bus__tls_ctx_free(tls);
-	if (rc != 0) {
-		snprintf(err, errlen, "%s:%d: %s", host, port, uv_strerror(rc));
-		return BUS_EIO;
+	return rc;
+}
+
+/* host: an address, or a name: then every address it resolves to (a
+ * listener each; one the machine does not have is skipped while another
+ * binds). Takes tls. */
+static int listen_tcp(struct bus_server *s, const char *host, int port,
+                      SSL_CTX *tls, char *err, size_t errlen)
+{
+	char name[128];
+	snprintf(name, sizeof(name), strchr(host, ':') ? "[%s]:%d" : "%s:%d",
+	         host, port);
+	struct sockaddr_storage ss;
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) == 0 ||
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) == 0) {
+		int rc = listen_addr(s, name, (struct sockaddr *)&ss,
+		                     ss.ss_family == AF_INET
+		                             ? sizeof(struct sockaddr_in)
+		                             : sizeof(struct sockaddr_in6),
+		                     false, tls);
+		if (rc != 0) {
+			snprintf(err, errlen, "%s: %s", name, uv_strerror(rc));
+			return BUS_EIO;
+		}
+		return 0;
 	}
-	return 0;
+	char ps[8];
+	snprintf(ps, sizeof(ps), "%d", port);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_ADDRCONFIG |
+	                                     AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	int g = getaddrinfo(host, ps, &hints, &res);
+	if (g != 0) {
+		snprintf(err, errlen, "%s: cannot resolve %s: %s", name, host,
+		         g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+		bus__tls_ctx_free(tls);
+		return BUS_EINVAL;
+	}
+	int bound = 0, rc = 0, skipped = 0;
+	for (struct addrinfo *a = res; a; a = a->ai_next) {
+		bool dup = false; /* the resolver may repeat an address */
+		for (struct addrinfo *b = res; b != a && !dup; b = b->ai_next)
+			dup = b->ai_addrlen == a->ai_addrlen &&
+			      !memcmp(b->ai_addr, a->ai_addr, a->ai_addrlen);
+		if (dup)
+			continue;
+		if (tls)
+			SSL_CTX_up_ref(tls);
+		rc = listen_addr(s, name, a->ai_addr, a->ai_addrlen, true, tls);
+		if (rc == 0) {
+			bound++;
+		} else if (rc == UV_EADDRNOTAVAIL || rc == UV_EAFNOSUPPORT) {
+			skipped = rc;
+			rc = 0;
+		} else {
+			char ip[64] = "?";
+			uv_ip_name(a->ai_addr, ip, sizeof(ip));
+			snprintf(err, errlen, "%s (%s): %s", name, ip,
+			         uv_strerror(rc));
+			break;
+		}
+	}
+	freeaddrinfo(res);
+	bus__tls_ctx_free(tls);
+	if (rc == 0 && bound == 0) {
+		snprintf(err, errlen, "%s: %s", name,
+		         uv_strerror(skipped ? skipped : UV_EADDRNOTAVAIL));
+		rc = UV_EADDRNOTAVAIL;
+	}
+	return rc == 0 ? 0 : BUS_EIO;
 }
 
 /* ---- lifecycle --------------------------------------------------------- */

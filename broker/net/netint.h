@@ -14,8 +14,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* A listen or connect address: a Unix socket path (it contains '/' or has
- * no ':'), or HOST:PORT / [V6ADDR]:PORT. Returns 0, or -1 with err set. */
+/* A listen or connect address: a Unix socket path (it contains '/', ends
+ * in .sock, .socket or .ipc as in BUS/RT, or has no ':'), or HOST:PORT
+ * (HOST an IPv4 address or a host name) / [V6ADDR]:PORT. Returns 0, or -1
+ * with err set. */
 struct bus_addr {
 	bool is_unix;
 	bool tls;        /* tls://HOST:PORT */

@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <uv.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +29,21 @@ static void ssl_err(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-/* A file we cannot use, named (the key files' errors say which). */
+/* A file we cannot use, named (the key files' errors say which): the
+ * system's reason when it cannot be read at all (missing, no permission),
+ * else OpenSSL's for what it holds. */
 static int file_err(char *err, size_t errlen, const char *key,
                     const char *path)
 {
 	char why[256];
-	ssl_err(why, sizeof(why), "unusable");
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(why, sizeof(why), "%s", uv_strerror(uv_translate_sys_error(errno)));
+		ERR_clear_error();
+	} else {
+		fclose(f);
+		ssl_err(why, sizeof(why), "unusable");
+	}
 	snprintf(err, errlen, "%s %s: %s", key, path, why);
 	return -1;
 }

@@ -11,6 +11,7 @@
 #include "netint.h"
 
 #include <sys/socket.h>
+#include <netdb.h>
 #include <unistd.h>
 
 #include <stdio.h>
@@ -49,6 +50,13 @@ struct uvclient {
 	struct bus_host_stats hst;
 	SSL_CTX *tls_ctx;   /* tls://: made at open from cfg->tls */
 	struct bus_tls *tls; /* this connection's session */
+	/* a host name: resolved (getaddrinfo, off the loop) at every
+	 * connect, its addresses tried in order */
+	uv_getaddrinfo_t *gai;    /* in flight; detached when the stream
+	                             closes first (gai_cb frees it) */
+	struct addrinfo *ai_head, *ai_cur;
+	bool retrying;            /* closing u to try ai_cur->ai_next */
+	bool retry_abort;         /* ... and asked to close meanwhile */
 };
 
 static void set_err(struct uvclient *u, const char *what, int uverr)
@@ -87,6 +95,9 @@ static void arm_timer(struct uvclient *u);
 static void stream_closed(uv_handle_t *h)
 {
 	struct uvclient *u = h->data;
+	if (u->ai_head)
+		uv_freeaddrinfo(u->ai_head);
+	u->ai_head = u->ai_cur = NULL;
 	u->stream_open = false;
 	u->connected = false;
 	if (u->tls) {
@@ -102,7 +113,20 @@ static void stream_closed(uv_handle_t *h)
 
 static void stream_close(struct uvclient *u, int status)
 {
-	if (!u->stream_open || uv_is_closing(&u->u.h))
+	if (!u->stream_open)
+		return;
+	if (u->gai) { /* its callback frees it, and nothing else */
+		u->gai->data = NULL;
+		uv_cancel((uv_req_t *)u->gai);
+		u->gai = NULL;
+	}
+	if (u->retrying) { /* retry_closed ends the stream instead */
+		if (!u->retry_abort)
+			u->close_status = status;
+		u->retry_abort = true;
+		return;
+	}
+	if (uv_is_closing(&u->u.h))
 		return;
 	u->close_status = status;
 	uv_close(&u->u.h, stream_closed);
@@ -222,12 +246,21 @@ static bool broker_trusted(struct uvclient *u)
 	return false;
 }
 
+static void retry_closed(uv_handle_t *h);
+
 static void connect_cb(uv_connect_t *req, int status)
 {
 	struct uvclient *u = req->data;
 	if (status < 0) {
 		if (status != UV_ECANCELED)
 			set_err(u, "connect", status);
+		if (status != UV_ECANCELED && u->ai_cur && u->ai_cur->ai_next &&
+		    !uv_is_closing(&u->u.h)) { /* the name's next address */
+			u->ai_cur = u->ai_cur->ai_next;
+			u->retrying = true;
+			uv_close(&u->u.h, retry_closed);
+			return;
+		}
 		stream_close(u, BUS_EIO);
 		return;
 	}
@@ -324,10 +357,57 @@ static uint64_t op_random(void *host)
 	return bus_splitmix64(&u->rng);
 }
 
+/* Connects u's TCP handle to sa; a failure to start closes the stream
+ * (reported from its close callback, never inside a core call). */
+static void tcp_connect(struct uvclient *u, const struct sockaddr *sa)
+{
+	int rc = uv_tcp_connect(&u->creq, &u->u.tcp, sa, connect_cb);
+	if (rc != 0) {
+		set_err(u, "connect", rc);
+		stream_close(u, BUS_EIO);
+	}
+}
+
+/* The previous address failed and its handle is closed: the next. */
+static void retry_closed(uv_handle_t *h)
+{
+	struct uvclient *u = h->data;
+	u->retrying = false;
+	if (u->retry_abort) {
+		u->retry_abort = false;
+		stream_closed(h);
+		return;
+	}
+	uv_tcp_init(u->loop, &u->u.tcp);
+	u->u.h.data = u;
+	tcp_connect(u, u->ai_cur->ai_addr);
+}
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct uvclient *u = req->data;
+	free(req);
+	if (!u) { /* the stream closed while we resolved */
+		if (res)
+			uv_freeaddrinfo(res);
+		return;
+	}
+	u->gai = NULL;
+	if (status < 0 || !res) {
+		snprintf(u->err, sizeof(u->err), "resolve %s: %s", u->addr.host,
+		         uv_strerror(status < 0 ? status : UV_EAI_NONAME));
+		if (res)
+			uv_freeaddrinfo(res);
+		stream_close(u, BUS_EIO);
+		return;
+	}
+	u->ai_head = u->ai_cur = res;
+	tcp_connect(u, res->ai_addr);
+}
+
 static void op_connect(void *host)
 {
 	struct uvclient *u = host;
-	int rc;
 	u->creq.data = u;
 	if (u->addr.is_unix) {
 		uv_pipe_init(u->loop, &u->u.pipe, 0);
@@ -336,31 +416,36 @@ static void op_connect(void *host)
 		uv_pipe_connect(&u->creq, &u->u.pipe, u->addr.path, connect_cb);
 		return;
 	}
+	uv_tcp_init(u->loop, &u->u.tcp);
+	u->u.h.data = u;
+	u->stream_open = true;
 	struct sockaddr_storage ss;
-	if (uv_ip4_addr(u->addr.host, u->addr.port, (struct sockaddr_in *)&ss) &&
-	    uv_ip6_addr(u->addr.host, u->addr.port,
-	                (struct sockaddr_in6 *)&ss)) {
-		snprintf(u->err, sizeof(u->err), "%s: not an IP address",
-		         u->spec);
-		rc = UV_EINVAL;
-	} else {
-		uv_tcp_init(u->loop, &u->u.tcp);
-		u->u.h.data = u;
-		u->stream_open = true;
-		rc = uv_tcp_connect(&u->creq, &u->u.tcp, (struct sockaddr *)&ss,
-		                    connect_cb);
-		if (rc == 0)
-			return;
-		set_err(u, "connect", rc);
+	if (uv_ip4_addr(u->addr.host, u->addr.port, (struct sockaddr_in *)&ss) ==
+	        0 ||
+	    uv_ip6_addr(u->addr.host, u->addr.port, (struct sockaddr_in6 *)&ss) ==
+	        0) {
+		tcp_connect(u, (struct sockaddr *)&ss);
+		return;
 	}
-	/* failed before starting: report from the stream's close callback
-	 * (never inside this core call) */
-	if (!u->stream_open) {
-		uv_pipe_init(u->loop, &u->u.pipe, 0);
-		u->u.h.data = u;
-		u->stream_open = true;
+	/* a host name: its addresses, in the resolver's order */
+	char port[8];
+	snprintf(port, sizeof(port), "%d", u->addr.port);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV};
+	u->gai = malloc(sizeof(*u->gai));
+	int rc = u->gai ? uv_getaddrinfo(u->loop, u->gai, gai_cb, u->addr.host,
+	                                 port, &hints)
+	                : UV_ENOMEM;
+	if (rc != 0) {
+		free(u->gai);
+		u->gai = NULL;
+		snprintf(u->err, sizeof(u->err), "resolve %s: %s", u->addr.host,
+		         uv_strerror(rc));
+		stream_close(u, BUS_EIO);
+		return;
 	}
-	stream_close(u, BUS_EIO);
+	u->gai->data = u;
 }
 
 static void op_write(void *host, const struct bus_iov *iov, size_t n)

@@ -125,7 +125,8 @@ static void spawn(struct de_sup *s, size_t idx, uint64_t now)
 {
 	struct de_sup_collector *c = &s->c[idx];
 	uint32_t pid = 0;
-	int rc = s->ops.spawn(s->host, idx, &pid);
+	char why[sizeof(c->last_error)] = "";
+	int rc = s->ops.spawn(s->host, idx, &pid, why, sizeof(why));
 	c->restart_after_exit = false;
 	c->hb_inflight = false;
 	c->hc_inflight = false;
@@ -133,7 +134,7 @@ static void spawn(struct de_sup *s, size_t idx, uint64_t now)
 	c->hb_failures = 0;
 	if (rc) {
 		c->state = DE_SUP_FAILED;
-		died(s, idx, now, bus_strerror(rc));
+		died(s, idx, now, why[0] ? why : bus_strerror(rc));
 		note(s, idx, "spawn failed", c->last_error);
 		return;
 	}

@@ -40,8 +40,9 @@ static int64_t w_wall(void *h)
 	return (int64_t)(((struct world *)h)->n.now / 1000000u);
 }
 
-static int w_spawn(void *h, size_t idx, uint32_t *pid)
+static int w_spawn(void *h, size_t idx, uint32_t *pid, char *why, size_t whylen)
 {
+	(void)why, (void)whylen;
 	struct world *w = h;
 	*pid = 4242;
 	de_agent_spawned(&w->da, idx);

@@ -638,12 +638,14 @@ static void sl(struct sup_log *l, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int o_spawn(void *host, size_t idx, uint32_t *pid)
+static int o_spawn(void *host, size_t idx, uint32_t *pid, char *why,
+                   size_t whylen)
 {
 	struct sup_log *l = host;
 	if (l->spawn_fail) {
 		l->spawn_fail--;
 		sl(l, "spawn %zu failed", idx);
+		snprintf(why, whylen, "/no/such/collector: no such file or directory");
 		return BUS_EIO;
 	}
 	*pid = l->next_pid++;
@@ -798,6 +800,9 @@ static void test_supervision(void **state)
 	de_sup_start(&s, 0, t);
 	assert_string_equal(lastl(&l), "spawn 0 failed");
 	assert_int_equal(s.c[0].state, DE_SUP_FAILED);
+	/* the host's reason, not the code's */
+	assert_string_equal(s.c[0].last_error,
+	                    "/no/such/collector: no such file or directory");
 	de_sup_tick(&s, t + 120 * MS);
 	assert_string_equal(lastl(&l), "spawn 0 105");
 	/* stop while failed cancels the restart */

@@ -237,6 +237,12 @@ int bus_client_rpc_call(struct bus_client *c, const char *target,
                         void *arg);
 int bus_client_rpc_notify(struct bus_client *c, const char *target,
                           const void *data, size_t len, int qos);
+/* BUS/RT's call0: a request with call id 0, which the server handles and
+ * does not answer; done (qos with BUS_QOS_PROCESSED only, else NULL) gets
+ * the broker's ACK. */
+int bus_client_rpc_call0(struct bus_client *c, const char *target,
+                         const char *method, const void *params, size_t len,
+                         int qos, bus_done_fn done, void *arg);
 /* A reply or error may go past out_bytes_max by BUS_CLIENT_REPLY_SLACK:
  * one refused for a full buffer would cost its caller a timeout and a
  * retry (their number is bounded by the requests read). */

@@ -507,8 +507,11 @@ enum de_sup_state {
 const char *de_sup_state_name(enum de_sup_state s);
 
 struct de_sup_ops {
-	/* Start the collector's process; 0 and its pid, or a BUS_E* code. */
-	int (*spawn)(void *host, size_t idx, uint32_t *pid);
+	/* Start the collector's process; 0 and its pid, or a BUS_E* code and,
+	 * in why (whylen bytes, "" on entry), the cause in the host's words
+	 * ("/usr/sbin/procmond: no such file or directory"). */
+	int (*spawn)(void *host, size_t idx, uint32_t *pid, char *why,
+	             size_t whylen);
 	/* Signal it: hard is SIGKILL, else SIGTERM. */
 	void (*kill)(void *host, size_t idx, uint32_t pid, bool hard);
 	/* Call health.heartbeat; report with de_sup_on_heartbeat(seq). */

@@ -135,6 +135,12 @@ int bus_client_open(uv_loop_t *loop, const char *address,
                     const struct bus_client_config *cfg,
                     const struct bus_client_handlers *h,
                     struct bus_client **out);
+/* Is spec an address bus_client_open and bus_server_listen take: a Unix
+ * socket (a path with '/', one ending in .sock, .socket or .ipc, or
+ * without ':'), HOST:PORT (an IPv4 address or a host name, resolved at
+ * each connect), [IPV6]:PORT, or tls://HOST:PORT? 0, or BUS_EINVAL with
+ * err saying what is wrong. */
+int bus_address_check(const char *spec, char *err, size_t errlen);
 /* Why the last connection attempt or connection of a socket client failed,
  * with the address ("connect /tmp/x.sock: no such file or directory"). */
 const char *bus_client_net_error(const struct bus_client *c);
