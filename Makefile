@@ -248,6 +248,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 DOCDIR ?= $(DATADIR)/doc/busrt
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
@@ -258,6 +259,9 @@ SONAME := libbusrt.so.$(SOMAJOR)
 BUS_VERSION_NUM := $(shell sed -n 's/^.define BUS_VERSION "\(.*\)"/\1/p' broker/include/bus/bus.h)
 SHLIB := $(O)/lib/libbusrt.so.$(BUS_VERSION_NUM)
 PIC_OBJ := $(LIB_OBJ:$(O)/obj/%.o=$(O)/pic/%.o)
+# the installed archive: the shared library's objects (built by install's
+# flags: plain even in a sanitizer tree), not the tree's own $(LIB)
+PIC_LIB := $(O)/pic/libbusrt.a
 INSTALL_BIN := busrt-cli busrt-sim busrt-bench
 INSTALL_SBIN := busrtd daemoneye-agent procmond
 MAN_SRC := $(wildcard docs/man/*.scd)
@@ -285,6 +289,9 @@ $(SHLIB): $(PIC_OBJ) broker/libbusrt.map
 	ln -sf $(notdir $@) $(O)/lib/$(SONAME)
 	ln -sf $(SONAME) $(O)/lib/libbusrt.so
 
+$(PIC_LIB): $(PIC_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
 $(O)/man/%: docs/man/%.scd
 	@command -v scdoc >/dev/null || ci/deps.sh install
 	@mkdir -p $(dir $@)
@@ -302,14 +309,15 @@ $(O)/busrt.pc: broker/busrt.pc.in FORCE
 shlib: $(SHLIB)
 man: $(MAN_OUT)
 
-install: all $(SHLIB) $(MAN_OUT) $(EXAMPLES) $(UNITS) $(O)/busrt.pc
+install: all $(SHLIB) $(PIC_LIB) $(MAN_OUT) $(EXAMPLES) $(UNITS) $(O)/busrt.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(INCLUDEDIR)/bus $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSCONFDIR)/daemoneye \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR)/busrt/scenarios/plans
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR)/busrt/scenarios/plans \
+		$(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(INSTALL_BIN:%=$(O)/bin/%) $(DESTDIR)$(BINDIR)
 	install -m 0755 $(INSTALL_SBIN:%=$(O)/bin/%) $(DESTDIR)$(SBINDIR)
-	install -m 0644 $(SHLIB) $(LIB) $(DESTDIR)$(LIBDIR)
+	install -m 0644 $(SHLIB) $(PIC_LIB) $(DESTDIR)$(LIBDIR)
 	ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libbusrt.so
 	install -m 0644 $(O)/busrt.pc $(DESTDIR)$(LIBDIR)/pkgconfig
@@ -325,6 +333,8 @@ install: all $(SHLIB) $(MAN_OUT) $(EXAMPLES) $(UNITS) $(O)/busrt.pc
 			echo "install: $(DESTDIR)$(SYSCONFDIR)/daemoneye/$$f exists: kept"; \
 		else install -m 0644 $(O)/etc/$$f $(DESTDIR)$(SYSCONFDIR)/daemoneye/$$f; fi; done
 	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)
+	install -m 0644 etc/completion/busrt-cli.bash $(DESTDIR)$(BASHCOMPDIR)/busrt-cli
+	install -m 0644 etc/completion/busrt-sim.bash $(DESTDIR)$(BASHCOMPDIR)/busrt-sim
 
 # removes what install put there, except the configuration in
 # SYSCONFDIR (as a package's conffiles: yours to delete)
@@ -337,6 +347,7 @@ uninstall:
 	rm -f $(MAN_SRC:docs/man/%.scd=$(DESTDIR)$(MANDIR)/man1/%) \
 		$(MAN_SRC:docs/man/%.scd=$(DESTDIR)$(MANDIR)/man8/%)
 	rm -f $(UNITS:$(O)/etc/systemd/%=$(DESTDIR)$(UNITDIR)/%)
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/busrt-cli $(DESTDIR)$(BASHCOMPDIR)/busrt-sim
 	@echo "uninstall: $(DESTDIR)$(SYSCONFDIR)/daemoneye kept (your configuration)"
 
 clean:

@@ -197,12 +197,19 @@ def test_tcp(tmp_path):
 @pytest.mark.parametrize("args,msg", [
     ([], "missing COMMAND"),
     (["frob"], "unknown command 'frob'"),
-    (["publish", "t"], "publish: expected 2 arguments"),
-    (["send", "a", "b", "c"], "send: expected 2 arguments"),
-    (["listen"], "listen: at least one MASK"),
+    (["publish"], "publish: expected TARGET and DATA"),
+    (["send", "a", "b", "c"], "send: expected TARGET and DATA"),
+    (["rpc", "notify"], "rpc notify: expected TARGET [DATA]"),
+    (["-t", "a/#", "publish", "t", "d"], "-t/--topics and --exclude go with listen"),
+    (["--exclude", "a", "rpc", "listen"], "-t/--topics and --exclude go with listen"),
+    (["--token", "x", "broker", "test"], "--token: this broker knows peers by"),
+    (["--queue-size", "8", "broker", "test"], "--queue-size 8: BUS/RT's client queue"),
+    (["--workers", "0", "benchmark"], "--workers: '0'"),
+    (["-w", "4", "-i", "2", "benchmark"], "--iters must be at least --workers"),
+    (["benchmark", "x"], "benchmark: unexpected 'x'"),
     (["--qos", "7", "publish", "t", "d"], "--qos: '7'"),
     (["--timeout", "x", "broker", "test"], "--timeout: 'x'"),
-    (["rpc", "get", "a", "b"], "rpc: expected call"),
+    (["rpc", "get", "a", "b"], "rpc: expected call|call0"),
     (["rpc", "call", "a", "m", "novalue"], "expected key=value"),
     (["broker", "frob"], "broker: 'frob'"),
     (["--count", "0", "listen", "#"], "--count: '0'"),
@@ -284,3 +291,126 @@ def test_listen_escapes_peer_names_and_topics(broker):
     assert "evil\\x1b[2J\\x0aFAKE 2026 publish root x ok" in lines[0]
     assert "t/\\x1b]0;owned\\x07/\\xc2\\x85x\\\\y data" in lines[0]
     assert lines[1].endswith("plain hex:1b5b33316d726564")
+
+
+# ---- BUS/RT's CLI: the rest of its commands and habits ---------------------
+def test_address_first_and_data_from_stdin(broker):
+    """busrt-cli PATH COMMAND, as BUS/RT's; DATA missing: stdin."""
+    sub = broker.client("py.sub2")
+    assert sub.subscribe("st/#") == OK
+    assert cli(broker.path, "publish", "st/a", input=b"piped")[0] == 0
+    assert sub.read_frame()[2:4] == ("st/a", b"piped")
+    rc, out, err = cli(broker.path, "send", "py.sub2", input=b"direct in")
+    assert rc == 0, err
+    assert sub.read_frame()[:4][3] == b"direct in"
+    # a send to a wildcard target is a broadcast (BUS/RT's send)
+    assert cli(broker.path, "-n", "bc", "send", "py.*", "to all")[0] == 0
+    assert sub.read_frame()[:4] == ("broadcast", "bc", None, b"to all")
+    rc, out, err = cli("-s", broker.path, broker.path, "broker", "test")
+    assert rc == 2 and "an address after -s" in err, err
+
+
+def test_listen_topics_exclude_and_messages_only(broker):
+    p = subprocess.Popen([CLI, broker.path, "listen", "-t", "a/#", "--topics", "b/x",
+                          "--exclude", "a/secret/#", "--count", "3", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert b"listening" in p.stderr.readline()
+    pub = broker.client("py.pub2")
+    pub.publish("a/secret/k", b"hidden")
+    pub.publish("a/open", b"seen")
+    pub.publish("c", b"not subscribed")
+    # MessagePack (BUS/RT's payloads, the broker's notices) as JSON
+    pub.publish("b/x", msgpack.packb({"level": "warn", "n": 3}))
+    assert pub.message(f"busrt-cli.{p.pid}", b"direct") == OK
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert [(r["kind"], r.get("topic")) for r in rows] == [
+        ("publish", "a/open"), ("publish", "b/x"), ("message", None)], rows
+    assert rows[0]["data"] == "seen"
+    assert rows[1]["msgpack"] == {"level": "warn", "n": 3}, rows[1]
+    assert rows[2]["data"] == "direct"
+    # no masks at all: messages and broadcasts only; text lines decode too
+    p = listener(broker.path, "--count", "1")
+    pub.publish("a/open", b"not for it")
+    assert pub.message(f"busrt-cli.{p.pid}", msgpack.packb([1, "two"])) == OK
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    assert LINE.match(out.strip()).group(4) == '[1, "two"]', out
+
+
+def test_rpc_listen_call_call0_and_notify(broker):
+    p = subprocess.Popen([CLI, broker.path, "-n", "rl.1", "rpc", "listen", "--count", "3"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert b"listening" in p.stderr.readline()
+    rc, out, err = cli(broker.path, "-n", "caller", "rpc", "call", "rl.1", "ping", "a=1",
+                       "b=x")
+    assert rc == 0 and out == "\n", (rc, out, err)  # answered, empty
+    rc, out, err = cli(broker.path, "-n", "caller", "rpc", "call0", "rl.1", "fire", "n=2")
+    assert rc == 0 and out == "", (out, err)
+    rc, out, err = cli(broker.path, "-n", "caller", "rpc", "notify", "rl.1",
+                       input=b"note from stdin")
+    assert rc == 0, err
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    lines = [LINE.match(x).groups() for x in out.splitlines()]
+    assert lines == [("rpc.call", "caller", "ping", '{"a": 1, "b": "x"}'),
+                     ("rpc.call0", "caller", "fire", '{"n": 2}'),
+                     ("rpc.notification", "caller", "-", "note from stdin")], lines
+    # a Python client's call0 gets no answer; its call gets one
+    py = broker.client("py.rpc")
+    p = subprocess.Popen([CLI, broker.path, "-n", "rl.2", "rpc", "listen", "--count", "2",
+                          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert b"listening" in p.stderr.readline()
+    assert py.rpc("m", b"", target="rl.2")[0] == "reply"
+    rc, out, err = cli(broker.path, "rpc", "call0", "nobody.here", "m")
+    assert rc == 1 and "nobody.here: client not registered" in err, err
+    rc, out, err = cli(broker.path, "--qos", "0", "rpc", "call0", "rl.2", "m")
+    assert rc == 0, err
+    rc, out, err = finish(p)
+    assert rc == 0
+    assert [json.loads(x)["kind"] for x in out.splitlines()] == ["rpc.call", "rpc.call0"]
+    py.expect_nothing()
+
+
+def test_broker_client_list_is_clients(broker):
+    keep = broker.client("listed.one")  # noqa: F841
+    rc, out, err = cli(broker.path, "broker", "client.list")
+    assert rc == 0 and out.split("\n")[0].split()[:2] == ["name", "kind"], out
+    assert "listed.one" in out
+
+
+def test_benchmark(broker):
+    rc, out, err = cli(broker.path, "benchmark", "-w", "2", "-i", "2000",
+                       "--payload-size", "16", timeout=60)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "benchmark: 2 worker(s), 2000 iters, 1000 iters/worker, 16 byte(s) payload"
+    stages = [x.split() for x in lines[2:]]
+    assert [s[0] for s in stages] == [
+        "rpc.call", "rpc.call+handle", "rpc.call0", "send.qos.no", "send.qos.processed",
+        "send+recv.qos.no", "send+recv.qos.processed"], lines
+    assert all(s[1] == "2000" and float(s[3]) > 0 for s in stages), lines
+    rc, out, err = cli(broker.path, "--json", "benchmark", "-i", "300", timeout=60)
+    assert rc == 0, err
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert rows[0]["info"].startswith("benchmark: 1 worker(s), 300 iters")
+    assert len(rows) == 8 and all(r["iters"] == 300 and r["iters_per_s"] > 0
+                                  for r in rows[1:]), rows
+    # the broker saw it all: every worker gone, nothing left queued
+    st = msgpack.unpackb(broker.client("py.st").rpc("client.list")[2])
+    assert [c["name"] for c in st["clients"] if c["name"].startswith("busrt-cli")] == []
+
+
+def test_silent_verbose_and_buf_size(broker):
+    p = subprocess.Popen([CLI, broker.path, "--silent", "listen", "s/#", "--count", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 5
+    pub = broker.client("py.pub3")
+    while p.poll() is None and time.monotonic() < deadline:
+        pub.publish("s/x", b"quiet")  # until the subscription is in
+        time.sleep(0.05)
+    rc, out, err = finish(p)
+    assert rc == 0 and err == "" and "quiet" in out, (rc, out, err)
+    rc, out, err = cli("-v", "--buf-size", "4096", broker.path, "-n", "vv", "broker", "test")
+    assert rc == 0 and f"connecting to {broker.path} as vv" in err, err

@@ -77,7 +77,9 @@ def test_layout_soname_and_exported_symbols(prefix):
               "share/doc/busrt/examples/hello-bus.c",
               "share/doc/busrt/protocol.md", "share/doc/busrt/LICENSE",
               "share/busrt/scenarios/default.yaml",
-              "share/busrt/scenarios/plans/broker-crash.yaml"] + [f"share/man/{m}" for m in MAN]:
+              "share/busrt/scenarios/plans/broker-crash.yaml",
+              "share/bash-completion/completions/busrt-cli",
+              "share/bash-completion/completions/busrt-sim"] + [f"share/man/{m}" for m in MAN]:
         assert f in have, f
     assert "busrt-demo" not in " ".join(have)  # the demo stays in the tree
     assert os.readlink(os.path.join(prefix, "lib/libbusrt.so")) == "libbusrt.so.0"
@@ -193,6 +195,33 @@ def test_man_pages_render(prefix):
         assert r.returncode == 0 and r.stderr == "", (m, r.stderr)
         assert re.search(r"^NAME\n\s+" + re.escape(name) + " - ", r.stdout, re.M), r.stdout[:300]
         assert "SYNOPSIS" in r.stdout and "SEE ALSO" in r.stdout, m
+
+
+def complete(prefix, prog, words):
+    """What bash completes for words (the last one being typed), from the
+    installed completion file."""
+    comp = os.path.join(prefix, "share/bash-completion/completions", prog)
+    fn = "_" + prog.replace("-", "_")
+    script = (f"source {comp}; cd {ROOT}; COMP_WORDS=({' '.join(repr(w) for w in words)}); "
+              f"COMP_CWORD={len(words) - 1}; {fn}; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    r = run(["bash", "--norc", "-c", script])
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    return sorted(x for x in r.stdout.split("\n") if x)
+
+
+def test_bash_completion(prefix):
+    assert complete(prefix, "busrt-cli", ["busrt-cli", "rp"]) == ["rpc"]
+    assert complete(prefix, "busrt-cli", ["busrt-cli", "/tmp/b.sock", "rpc", "c"]) == [
+        "call", "call0"]
+    assert complete(prefix, "busrt-cli", ["busrt-cli", "broker", "cl"]) == [
+        "client.list", "clients"]
+    assert "--exclude" in complete(prefix, "busrt-cli", ["busrt-cli", "listen", "--"])
+    assert complete(prefix, "busrt-cli", ["busrt-cli", "--qos", ""]) == ["0", "1", "2", "3"]
+    assert complete(prefix, "busrt-sim", ["busrt-sim", "sw"]) == ["sweep"]
+    # scenario names from ./scenarios (a checkout: the cwd here)
+    assert "default" in complete(prefix, "busrt-sim", ["busrt-sim", "run", "de"])
+    assert "shutdown-waits" in complete(prefix, "busrt-sim", ["busrt-sim", "run", "x",
+                                                              "--plant", "sh"])
 
 
 def test_staging_install_keeps_configuration_and_uninstall(prefix):

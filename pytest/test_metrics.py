@@ -14,12 +14,9 @@ import msgpack
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from busclient import ACCESS as ACCESS_DENIED, OK, Busrtd, free_port
+from busclient import ACCESS as ACCESS_DENIED, BIN, BUSRTD, OK, Busrtd, free_port
 
-ROOT = os.path.join(os.path.dirname(__file__), "..")
-BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
-CLI = os.path.join(BUILD, "bin", "busrt-cli")
-BUSRTD = os.path.join(BUILD, "bin", "busrtd")
+CLI = os.path.join(BIN, "busrt-cli")  # this run's build (make asan: ASan's)
 
 OPEN = "broker:\n  acl: open\n"
 STATS = OPEN + "  stats_interval_ms: 200\n"

@@ -2,21 +2,31 @@
 /*
  * busrt-cli — talk to a BUS/RT broker from a shell.
  *
- *   busrt-cli [-s PATH|HOST:PORT] [-n NAME] [--timeout SEC] [--json] COMMAND
- *     listen MASK...                 [--count N] [--seconds S] [--reconnect]
- *     publish TOPIC DATA             [--qos N]
- *     send TARGET DATA               [--qos N]
- *     broadcast MASK DATA            [--qos N]
- *     rpc call TARGET METHOD [key=value ...] | --raw DATA
- *     broker test|info|stats|clients|topics|diagnostics
+ *   busrt-cli [-s PATH|HOST:PORT | PATH|HOST:PORT] [-n NAME] [--timeout SEC]
+ *             [--json] COMMAND
+ *     listen [MASK...] [-t MASK]... [--exclude MASK]...
+ *                                    [--count N] [--seconds S] [--reconnect]
+ *     publish TOPIC [DATA]           [--qos N]
+ *     send TARGET [DATA]             [--qos N] (a TARGET with * or ?:
+ *                                    broadcast, as BUS/RT's)
+ *     broadcast MASK [DATA]          [--qos N]
+ *     rpc call TARGET METHOD [key=value ...] | --raw DATA | -
+ *     rpc call0 TARGET METHOD [key=value ...] (no reply: BUS/RT's call0)
+ *     rpc notify TARGET [DATA]
+ *     rpc listen [MASK...] [-t MASK]... (print calls, answer them empty)
+ *     broker test|info|stats|clients|client.list|topics|diagnostics
  *                                    [--prometheus: stats as Prometheus text]
+ *     benchmark [-w WORKERS] [--payload-size N] [-i ITERS]
+ *
+ * The address may come first, without -s, as BUS/RT's CLI takes it.
  *
  * --proto: DaemonEye payloads are protobuf (proto/daemoneye.proto): listen
  * prints events as JSON; rpc call builds the method's request from
  * key=value (sub.field=value for nested fields) and prints the reply as
  * JSON.
  *
- * DATA is a literal, @FILE, or - for stdin. RPC params are packed as a
+ * DATA is a literal, @FILE, or - for stdin; missing, it is read from
+ * stdin (as BUS/RT's CLI does). RPC params are packed as a
  * MessagePack map (true/false, integers, floats, else strings), as BUS/RT's
  * CLI does. Exit status: 0 done, 1 the operation or connection failed,
  * 2 bad arguments or an unreadable DATA file.
@@ -42,22 +52,31 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: busrt-cli [-s PATH|HOST:PORT] [-n NAME] [--timeout SEC] "
-	        "[--json]\n"
+	        "usage: busrt-cli [-s PATH|HOST:PORT | PATH|HOST:PORT] [-n NAME] "
+	        "[--timeout SEC] [--json]\n"
 	        "                 [--broker-uid UID] [--tls-ca FILE] [--tls-cert FILE "
-	        "--tls-key FILE] COMMAND\n"
-	        "  listen MASK... [--count N] [--seconds S] [--reconnect]\n"
-	        "  publish TOPIC DATA [--qos N]\n"
-	        "  send TARGET DATA [--qos N]\n"
-	        "  broadcast MASK DATA [--qos N]\n"
-	        "  rpc call TARGET METHOD [key=value ...]   (--raw DATA: bytes "
+	        "--tls-key FILE]\n"
+	        "                 [--silent] [-v] [--buf-size BYTES] COMMAND\n"
+	        "  listen [MASK...] [-t MASK]... [--exclude MASK]... [--count N] "
+	        "[--seconds S] [--reconnect]\n"
+	        "  publish TOPIC [DATA] [--qos N]\n"
+	        "  send TARGET [DATA] [--qos N]   (TARGET with * or ?: a "
+	        "broadcast)\n"
+	        "  broadcast MASK [DATA] [--qos N]\n"
+	        "  rpc call TARGET METHOD [key=value ...|-]   (--raw DATA: bytes "
 	        "as params)\n"
-	        "  broker test|info|stats|clients|topics|diagnostics "
+	        "  rpc call0 TARGET METHOD [key=value ...|-]  (no reply wanted)\n"
+	        "  rpc notify TARGET [DATA]\n"
+	        "  rpc listen [MASK...] [-t MASK]...   (prints calls and "
+	        "notifications, answers calls empty)\n"
+	        "  broker test|info|stats|clients|client.list|topics|diagnostics "
 	        "(stats --prometheus: the\n"
 	        "    Prometheus text of the broker's /metrics endpoint)\n"
+	        "  benchmark [-w WORKERS] [--payload-size BYTES] [-i ITERS]\n"
 	        "--proto: DaemonEye protobuf payloads (events, RPC params and "
 	        "replies)\n"
-	        "DATA: a literal, @FILE, or - for stdin. Default socket: %s\n"
+	        "DATA: a literal, @FILE, or - for stdin; missing: stdin. Default "
+	        "socket: %s\n"
 	        "--broker-uid: the broker must run as UID (default: root or "
 	        "our own uid)\n"
 	        "-s tls://HOST:PORT: TLS, the broker verified against --tls-ca "
@@ -67,7 +86,12 @@ static void usage(FILE *f)
 	        BUS_DEFAULT_SOCKET);
 }
 
-enum cmd { C_LISTEN, C_PUBLISH, C_SEND, C_BROADCAST, C_RPC, C_BROKER };
+enum cmd {
+	C_LISTEN, C_PUBLISH, C_SEND, C_BROADCAST, C_RPC, C_BROKER,
+	C_RPC_LISTEN, C_NOTIFY, C_CALL0, C_BENCH
+};
+
+struct bench;
 
 struct cli {
 	uv_loop_t loop;
@@ -83,10 +107,13 @@ struct cli {
 	uint64_t timeout_ns;
 	size_t out_max;     /* the client's out_bytes_max: one frame's bound */
 	const char *cmd_word; /* as typed: "publish" */
+	char **topics, **excl; /* listen's masks (positional and -t), --exclude */
+	int ntopics, nexcl;
+	bool silent;        /* --silent: no progress lines on stderr */
+	bool verbose;       /* -v: what it connects to, as whom */
+	struct bench *bench;
 	long count, seen;
 	double seconds;
-	char **args;
-	int nargs;
 	const char *target, *method, *broker_op;
 	uint8_t *data;
 	size_t len;
@@ -95,6 +122,8 @@ struct cli {
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stop_timer;
 };
+
+static void bench_stop(struct bench *b);
 
 static void finish(struct cli *k, int status)
 {
@@ -105,7 +134,18 @@ static void finish(struct cli *k, int status)
 	uv_signal_stop(&k->sigint);
 	uv_signal_stop(&k->sigterm);
 	uv_timer_stop(&k->stop_timer);
-	bus_client_close(k->c);
+	if (k->bench)
+		bench_stop(k->bench);
+	else
+		bus_client_close(k->c);
+}
+
+/* The last client is closed: nothing may keep the loop running. */
+static void close_handles(struct cli *k)
+{
+	uv_close((uv_handle_t *)&k->sigint, NULL);
+	uv_close((uv_handle_t *)&k->sigterm, NULL);
+	uv_close((uv_handle_t *)&k->stop_timer, NULL);
 }
 
 /* ---- data ---------------------------------------------------------------- */
@@ -139,6 +179,9 @@ static int read_all(FILE *f, uint8_t **out, size_t *len)
 static int load_data(const char *spec, uint8_t **out, size_t *len)
 {
 	if (!strcmp(spec, "-")) {
+		if (isatty(STDIN_FILENO)) /* as BUS/RT's CLI says it */
+			fprintf(stderr, "busrt-cli: reading DATA from stdin, "
+			                "Ctrl-D to finish...\n");
 		if (read_all(stdin, out, len)) {
 			fprintf(stderr, "busrt-cli: stdin: %s\n", strerror(errno));
 			return 2;
@@ -327,31 +370,62 @@ static void json_obj(FILE *f, const msgpack_object *o)
 	}
 }
 
-/* Prints a payload: MessagePack as JSON when it is exactly one object,
- * else text when printable, else hex. */
+/* Is p exactly one MessagePack map or array (BUS/RT's payloads, the
+ * broker's notices)? Then u holds it: destroy it after use. */
+static bool msgpack_whole(const uint8_t *p, size_t n, msgpack_unpacked *u)
+{
+	msgpack_unpacked_init(u);
+	size_t off = 0;
+	if (n && msgpack_unpack_next(u, (const char *)p, n, &off) ==
+	                 MSGPACK_UNPACK_SUCCESS &&
+	    off == n && (u->data.type == MSGPACK_OBJECT_MAP ||
+	                 u->data.type == MSGPACK_OBJECT_ARRAY))
+		return true;
+	msgpack_unpacked_destroy(u);
+	return false;
+}
+
+/* A payload on one line of text: MessagePack as JSON when it is exactly
+ * one object, else text when printable (newlines allowed: an RPC
+ * result), else hex ("hex:" first where prefix says so). */
+static void print_payload(const uint8_t *p, size_t n, bool newlines,
+                          const char *hex_prefix)
+{
+	msgpack_unpacked u;
+	if (msgpack_whole(p, n, &u)) {
+		json_obj(stdout, &u.data);
+		msgpack_unpacked_destroy(&u);
+	} else if (printable(p, n, newlines)) {
+		printf("%.*s", (int)n, (const char *)p);
+	} else {
+		fputs(hex_prefix, stdout);
+		print_hex(stdout, p, n);
+	}
+	fputc('\n', stdout);
+}
+
+/* The payload as JSON members (after others): "msgpack": its JSON,
+ * "data": the text, or "hex". */
+static void json_payload(const uint8_t *p, size_t n)
+{
+	msgpack_unpacked u;
+	if (msgpack_whole(p, n, &u)) {
+		fputs(", \"msgpack\": ", stdout);
+		json_obj(stdout, &u.data);
+		msgpack_unpacked_destroy(&u);
+	} else if (printable(p, n, true)) {
+		fputs(", \"data\": ", stdout);
+		bus_json_str(stdout, (const char *)p, n);
+	} else {
+		fputs(", \"hex\": \"", stdout);
+		print_hex(stdout, p, n);
+		fputc('"', stdout);
+	}
+}
+
 static void print_result(const uint8_t *p, size_t n)
 {
-	if (n) {
-		msgpack_unpacked u;
-		msgpack_unpacked_init(&u);
-		size_t off = 0;
-		if (msgpack_unpack_next(&u, (const char *)p, n, &off) ==
-		            MSGPACK_UNPACK_SUCCESS &&
-		    off == n && (u.data.type == MSGPACK_OBJECT_MAP ||
-		                 u.data.type == MSGPACK_OBJECT_ARRAY)) {
-			json_obj(stdout, &u.data);
-			fputc('\n', stdout);
-			msgpack_unpacked_destroy(&u);
-			return;
-		}
-		msgpack_unpacked_destroy(&u);
-	}
-	if (printable(p, n, true))
-		printf("%.*s\n", (int)n, (const char *)p);
-	else {
-		print_hex(stdout, p, n);
-		fputc('\n', stdout);
-	}
+	print_payload(p, n, true, "");
 }
 
 static const char *kind_name(uint8_t k)
@@ -365,7 +439,7 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 {
 	(void)c;
 	struct cli *k = arg;
-	if (k->cmd != C_LISTEN || k->finished)
+	if ((k->cmd != C_LISTEN && k->cmd != C_RPC_LISTEN) || k->finished)
 		return;
 	char t[40];
 	bus_utc_now(t, sizeof(t));
@@ -376,7 +450,6 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	if (k->proto && d->kind == BUS_OP_PUBLISH)
 		ev = bus_pb_unpack(&daemoneye__busrt_event__descriptor, d->data,
 		                   d->len, BUS_PB_BUDGET_DEFAULT);
-	bool text = printable(d->data, d->len, k->json);
 	if (ev) {
 		if (k->json) {
 			printf("{\"time\": \"%s\", \"sender\": ", t);
@@ -400,26 +473,13 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 			fputs(", \"topic\": ", stdout);
 			bus_json_str(stdout, d->topic, strlen(d->topic));
 		}
-		if (text) {
-			fputs(", \"data\": ", stdout);
-			bus_json_str(stdout, (const char *)d->data, d->len);
-		} else {
-			fputs(", \"hex\": \"", stdout);
-			print_hex(stdout, d->data, d->len);
-			fputc('"', stdout);
-		}
+		json_payload(d->data, d->len);
 		fputs("}\n", stdout);
 	} else {
 		printf("%s %s %s %s ", t,
 		       kind_name(d->kind), SAFE(sender, d->sender),
 		       d->topic ? SAFE(topic, d->topic) : "-");
-		if (text)
-			printf("%.*s\n", (int)d->len, (const char *)d->data);
-		else {
-			fputs("hex:", stdout);
-			print_hex(stdout, d->data, d->len);
-			fputc('\n', stdout);
-		}
+		print_payload(d->data, d->len, false, "hex:");
 	}
 #undef SAFE
 	fflush(stdout);
@@ -439,11 +499,69 @@ static void op_done(struct bus_client *c, int status, void *arg)
 		finish(k, 1);
 		return;
 	}
-	if (k->cmd == C_LISTEN) {
-		fprintf(stderr, "busrt-cli: listening\n");
+	if (k->cmd == C_LISTEN || k->cmd == C_RPC_LISTEN) {
+		if (!k->silent)
+			fprintf(stderr, "busrt-cli: listening\n");
 		return;
 	}
 	finish(k, 0);
+}
+
+/* listen --exclude: the exclusions are in; then the subscriptions (or,
+ * without masks, listening for messages and broadcasts only). */
+static void excl_done(struct bus_client *c, int status, void *arg)
+{
+	struct cli *k = arg;
+	if (status || !k->ntopics) {
+		op_done(c, status, arg);
+		return;
+	}
+	int rc = bus_client_subscribe(c, (const char *const *)k->topics,
+	                              (size_t)k->ntopics, op_done, k);
+	if (rc)
+		op_done(c, rc, arg);
+}
+
+/* rpc listen: every call and notification printed; calls answered with
+ * an empty result (as BUS/RT's CLI does), call0s (call id 0) not. */
+static void on_rpc_listen(struct bus_client *c, const struct bus_rpc_request *r,
+                          void *arg)
+{
+	struct cli *k = arg;
+	if (k->finished)
+		return;
+	const char *kind = !r->method ? "notification" : r->call_id ? "call"
+	                                                           : "call0";
+	char t[40], sender[1100], method[1100];
+	bus_utc_now(t, sizeof(t));
+	if (k->json) {
+		printf("{\"time\": \"%s\", \"kind\": \"rpc.%s\", \"sender\": ", t,
+		       kind);
+		bus_json_str(stdout, r->sender, strlen(r->sender));
+		if (r->method) {
+			fputs(", \"method\": ", stdout);
+			bus_json_str(stdout, r->method, strlen(r->method));
+		}
+		json_payload(r->params, r->params_len);
+		fputs("}\n", stdout);
+	} else {
+		printf("%s rpc.%s %s %s ", t, kind,
+		       bus_text_escape(sender, sizeof(sender), r->sender,
+		                       strlen(r->sender)),
+		       r->method ? bus_text_escape(method, sizeof(method), r->method,
+		                                   strlen(r->method))
+		                 : "-");
+		print_payload(r->params, r->params_len, false, "hex:");
+	}
+	fflush(stdout);
+	if (r->method && r->call_id) {
+		int rc = bus_client_rpc_reply(c, r->sender, r->call_id, NULL, 0);
+		if (rc && !k->silent)
+			fprintf(stderr, "busrt-cli: the reply to %s: %s\n", sender,
+			        bus_strerror(rc));
+	}
+	if (k->count && ++k->seen >= k->count)
+		finish(k, 0);
 }
 
 /* One line per map of a: the columns keys (strings escaped, unsigned
@@ -614,8 +732,25 @@ static void start(struct cli *k)
 	int rc = 0;
 	switch (k->cmd) {
 	case C_LISTEN:
-		rc = bus_client_subscribe(c, (const char *const *)k->args,
-		                          (size_t)k->nargs, op_done, k);
+	case C_RPC_LISTEN:
+		if (k->nexcl)
+			rc = bus_client_exclude(c, (const char *const *)k->excl,
+			                        (size_t)k->nexcl, excl_done, k);
+		else if (k->ntopics)
+			rc = bus_client_subscribe(c, (const char *const *)k->topics,
+			                          (size_t)k->ntopics, op_done, k);
+		else if (!k->silent) /* messages and broadcasts only */
+			fprintf(stderr, "busrt-cli: listening\n");
+		break;
+	case C_NOTIFY:
+		rc = bus_client_rpc_notify(c, k->target, k->data, k->len, k->qos,
+		                           k->qos & 1 ? op_done : NULL, k);
+		break;
+	case C_CALL0:
+		rc = bus_client_rpc_call0(c, k->target, k->method, k->data, k->len,
+		                          k->qos, k->qos & 1 ? op_done : NULL, k);
+		break;
+	case C_BENCH:
 		break;
 	case C_PUBLISH:
 		rc = bus_client_publish(c, k->target, k->data, k->len, k->qos,
@@ -648,7 +783,8 @@ static void start(struct cli *k)
 		finish(k, 1);
 	} else if (!(k->qos & 1) &&
 	           (k->cmd == C_PUBLISH || k->cmd == C_SEND ||
-	            k->cmd == C_BROADCAST)) {
+	            k->cmd == C_BROADCAST || k->cmd == C_NOTIFY ||
+	            k->cmd == C_CALL0)) {
 		finish(k, 0); /* no answer to wait for: close after the write */
 	}
 }
@@ -685,9 +821,7 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 		k->finished = true;
 		k->status = 1;
 	}
-	uv_close((uv_handle_t *)&k->sigint, NULL);
-	uv_close((uv_handle_t *)&k->sigterm, NULL);
-	uv_close((uv_handle_t *)&k->stop_timer, NULL);
+	close_handles(k);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -699,6 +833,324 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_stop_timer(uv_timer_t *t)
 {
 	finish(t->data, 0);
+}
+
+/* ---- benchmark ----------------------------------------------------------- */
+/* BUS/RT's `benchmark`: WORKERS clients share ITERS operations, stage by
+ * stage, and each stage's rate is printed. Where an answer is awaited
+ * (RPC, QoS processed) each worker has one operation in flight, as BUS/RT's
+ * does; at QoS 0 it sends as much as its output buffer takes, and a
+ * QoS-processed frame after the last one says when the broker has read
+ * them all. The "-null" targets are nobody: the broker's ACK says
+ * "not registered", which these stages expect. */
+enum bstage {
+	B_CALL, B_CALL_HANDLE, B_CALL0, B_SEND_NO, B_SEND_PROC, B_SR_NO,
+	B_SR_PROC, B_STAGES
+};
+static const char *const bstage_name[B_STAGES] = {
+    "rpc.call",    "rpc.call+handle",    "rpc.call0",
+    "send.qos.no", "send.qos.processed", "send+recv.qos.no",
+    "send+recv.qos.processed"};
+
+struct bworker {
+	struct bench *b;
+	struct bus_client *c;
+	char name[128], null[140];
+	uint32_t sent, answered, received;
+	bool inflight, fence, done, ready, closed;
+};
+
+struct bench {
+	struct cli *k;
+	struct bworker *w;
+	int workers, ready, done, closed;
+	uint32_t per;
+	size_t psize;
+	uint8_t *payload;
+	int stage;
+	uint64_t t0;
+	bool stopping;
+};
+
+static void bench_pump(struct bworker *w);
+
+static void bench_fail(struct bworker *w, const char *what, int status)
+{
+	struct bench *b = w->b;
+	if (!b->stopping)
+		fprintf(stderr, "busrt-cli: benchmark %s: %s: %s: %s\n",
+		        bstage_name[b->stage], w->name, what,
+		        bus_client_reason(w->c, status));
+	finish(b->k, 1);
+}
+
+static void bench_stage_begin(struct bench *b)
+{
+	b->done = 0;
+	b->t0 = uv_hrtime();
+	for (int i = 0; i < b->workers; i++) {
+		struct bworker *w = &b->w[i];
+		w->sent = w->answered = w->received = 0;
+		w->inflight = w->fence = w->done = false;
+	}
+	for (int i = 0; i < b->workers && !b->stopping; i++)
+		bench_pump(&b->w[i]);
+}
+
+static void bench_check(struct bworker *w)
+{
+	struct bench *b = w->b;
+	uint32_t per = b->per;
+	bool done;
+	switch (b->stage) {
+	case B_SEND_NO:
+		done = w->fence && w->answered == 1;
+		break;
+	case B_SR_NO:
+		done = w->received == per;
+		break;
+	case B_SR_PROC:
+		done = w->answered == per && w->received == per;
+		break;
+	default:
+		done = w->answered == per;
+	}
+	if (!done || w->done || b->stopping)
+		return;
+	w->done = true;
+	if (++b->done < b->workers)
+		return;
+	double sec = (double)(uv_hrtime() - b->t0) / 1e9;
+	uint64_t total = (uint64_t)per * (uint64_t)b->workers;
+	double rate = sec > 0 ? (double)total / sec : 0;
+	if (b->k->json)
+		printf("{\"stage\": \"%s\", \"workers\": %d, \"payload_size\": "
+		       "%zu, \"iters\": %" PRIu64 ", \"seconds\": %.6f, "
+		       "\"iters_per_s\": %.0f}\n",
+		       bstage_name[b->stage], b->workers, b->psize, total, sec,
+		       rate);
+	else
+		printf("%-24s %10" PRIu64 " %10.3f %12.0f\n",
+		       bstage_name[b->stage], total, sec, rate);
+	fflush(stdout);
+	if (++b->stage == B_STAGES)
+		finish(b->k, 0);
+	else
+		bench_stage_begin(b);
+}
+
+static void bench_rpc_done(struct bus_client *c, int status,
+                           const struct bus_rpc_result *r, void *arg)
+{
+	(void)c, (void)r;
+	struct bworker *w = arg;
+	if (w->b->stopping)
+		return;
+	w->inflight = false;
+	if (status) {
+		bench_fail(w, "rpc call", status);
+		return;
+	}
+	w->answered++;
+	bench_check(w);
+	bench_pump(w);
+}
+
+static void bench_acked(struct bus_client *c, int status, void *arg)
+{
+	(void)c;
+	struct bworker *w = arg;
+	struct bench *b = w->b;
+	if (b->stopping)
+		return;
+	w->inflight = false;
+	/* the -null targets: refused as not registered, and that is all */
+	bool to_null = b->stage != B_SR_PROC;
+	if (status && !(to_null && status == BUS_ENOTREG)) {
+		bench_fail(w, "send", status);
+		return;
+	}
+	w->answered++;
+	bench_check(w);
+	bench_pump(w);
+}
+
+static void bench_pump(struct bworker *w)
+{
+	struct bench *b = w->b;
+	struct cli *k = b->k;
+	if (b->stopping || w->done || !w->ready)
+		return;
+	int rc = 0;
+	const char *self = w->name;
+	switch (b->stage) {
+	case B_CALL:
+	case B_CALL_HANDLE:
+		if (w->inflight || w->sent == b->per)
+			return;
+		{
+			struct bus_rpc_policy pol = {.timeout_ns = k->timeout_ns};
+			bool broker = b->stage == B_CALL;
+			rc = bus_client_rpc_call(w->c, broker ? ".broker" : self,
+			                         broker ? "benchmark.test"
+			                                : "benchmark.selftest",
+			                         b->payload, b->psize, &pol,
+			                         bench_rpc_done, w);
+		}
+		break;
+	case B_CALL0:
+		if (w->inflight || w->sent == b->per)
+			return;
+		rc = bus_client_rpc_call0(w->c, w->null, "test", b->payload,
+		                          b->psize, BUS_QOS_PROCESSED |
+		                                        BUS_QOS_REALTIME,
+		                          bench_acked, w);
+		break;
+	case B_SEND_PROC:
+	case B_SR_PROC:
+		if (w->inflight || w->sent == b->per)
+			return;
+		rc = bus_client_send(w->c, b->stage == B_SR_PROC ? self : w->null,
+		                     b->payload, b->psize,
+		                     BUS_QOS_PROCESSED | BUS_QOS_REALTIME,
+		                     bench_acked, w);
+		break;
+	case B_SEND_NO:
+	case B_SR_NO:
+		while (w->sent < b->per) {
+			rc = bus_client_send(w->c, b->stage == B_SR_NO ? self
+			                                              : w->null,
+			                     b->payload, b->psize, 0, NULL, NULL);
+			if (rc == BUS_EAGAIN)
+				return; /* on_drain pumps again */
+			if (rc)
+				break;
+			w->sent++;
+		}
+		if (rc || b->stage == B_SR_NO || w->fence)
+			break;
+		/* the fence: its ACK comes after the broker read the rest */
+		rc = bus_client_send(w->c, w->null, NULL, 0, BUS_QOS_PROCESSED,
+		                     bench_acked, w);
+		if (rc == BUS_EAGAIN)
+			return;
+		w->fence = rc == 0;
+		return;
+	default:
+		return;
+	}
+	if (rc == BUS_EAGAIN)
+		return;
+	if (rc) {
+		bench_fail(w, "send", rc);
+		return;
+	}
+	if (b->stage != B_SEND_NO && b->stage != B_SR_NO) {
+		w->inflight = true;
+		w->sent++;
+	}
+}
+
+static void bench_drain(struct bus_client *c, void *arg)
+{
+	(void)c;
+	bench_pump(arg);
+}
+
+static void bench_delivery(struct bus_client *c, const struct bus_delivery *d,
+                           void *arg)
+{
+	(void)c, (void)d;
+	struct bworker *w = arg;
+	if (w->b->stopping)
+		return;
+	w->received++;
+	bench_check(w);
+}
+
+static void bench_rpc(struct bus_client *c, const struct bus_rpc_request *r,
+                      void *arg)
+{
+	(void)arg;
+	if (!r->method || !r->call_id)
+		return;
+	if (!strcmp(r->method, "benchmark.selftest"))
+		bus_client_rpc_reply(c, r->sender, r->call_id, r->params,
+		                     r->params_len);
+	else
+		bus_client_rpc_error(c, r->sender, r->call_id,
+		                     BUS_RPC_ERR_METHOD_NOT_FOUND, NULL, 0);
+}
+
+static void bench_state(struct bus_client *c, enum bus_client_state st,
+                        int reason, void *arg)
+{
+	struct bworker *w = arg;
+	struct bench *b = w->b;
+	if (st == BUS_CLIENT_READY && !w->ready) {
+		w->ready = true;
+		if (++b->ready == b->workers)
+			bench_stage_begin(b);
+		return;
+	}
+	if (st != BUS_CLIENT_CLOSED)
+		return;
+	w->closed = true;
+	if (!b->stopping) {
+		const char *why = bus_client_net_error(c);
+		fprintf(stderr, "busrt-cli: benchmark: %s: %s\n", w->name,
+		        why[0] ? why : bus_strerror(reason));
+		finish(b->k, 1);
+	}
+	if (++b->closed == b->workers)
+		close_handles(b->k);
+}
+
+/* finish(): every worker closed; the loop ends when the last is. */
+static void bench_stop(struct bench *b)
+{
+	b->stopping = true;
+	for (int i = 0; i < b->workers; i++)
+		if (b->w[i].c && !b->w[i].closed)
+			bus_client_close(b->w[i].c);
+}
+
+static int bench_open(struct cli *k, struct bench *b,
+                      const struct bus_client_config *base)
+{
+	b->k = k;
+	k->bench = b;
+	b->w = calloc((size_t)b->workers, sizeof(*b->w));
+	b->payload = malloc(b->psize ? b->psize : 1);
+	if (!b->w || !b->payload)
+		return BUS_ENOMEM;
+	memset(b->payload, 0xee, b->psize);
+	printf("%sbenchmark: %d worker(s), %" PRIu64 " iters, %u iters/worker, "
+	       "%zu byte(s) payload%s\n", k->json ? "{\"info\": \"" : "",
+	       b->workers, (uint64_t)b->per * (uint64_t)b->workers, b->per,
+	       b->psize, k->json ? "\"}" : "");
+	if (!k->json)
+		printf("%-24s %10s %10s %12s\n", "stage", "iters", "seconds",
+		       "iters/s");
+	for (int i = 0; i < b->workers; i++) {
+		struct bworker *w = &b->w[i];
+		w->b = b;
+		snprintf(w->name, sizeof(w->name), "%s-%d", base->name, i + 1);
+		snprintf(w->null, sizeof(w->null), "%s-null", w->name);
+		struct bus_client_config cfg = *base;
+		cfg.name = w->name;
+		struct bus_client_handlers h = {bench_delivery, bench_rpc,
+		                                bench_state, bench_drain, w};
+		int rc = bus_client_open(&k->loop, k->addr, &cfg, &h, &w->c);
+		if (rc) {
+			for (int j = 0; j < i; j++)
+				bus_client_close(b->w[j].c);
+			b->workers = i; /* the loop closes the ones opened */
+			b->stopping = true;
+			return rc;
+		}
+	}
+	return 0;
 }
 
 /* ---- arguments ------------------------------------------------------------ */
@@ -716,7 +1168,17 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'},
 	    {"proto", no_argument, NULL, 'P'},
-	    {"timeout", required_argument, NULL, 't'},
+	    {"timeout", required_argument, NULL, 'O'},
+	    {"topics", required_argument, NULL, 't'},
+	    {"exclude", required_argument, NULL, 'x'},
+	    {"silent", no_argument, NULL, 'Q'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"buf-size", required_argument, NULL, 'b'},
+	    {"queue-size", required_argument, NULL, 'z'},
+	    {"token", required_argument, NULL, 'k'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"payload-size", required_argument, NULL, 'p'},
+	    {"iters", required_argument, NULL, 'i'},
 	    {"qos", required_argument, NULL, 'q'},
 	    {"count", required_argument, NULL, 'c'},
 	    {"seconds", required_argument, NULL, 'S'},
@@ -743,10 +1205,66 @@ int main(int argc, char **argv)
 	struct bus_tls_config tls = {0};
 	int opt;
 	uint64_t u;
-	while ((opt = getopt_long(argc, argv, "s:n:hV", longopts, NULL)) != -1) {
+	bool addr_given = false;
+	uint64_t buf_size = 0;
+	struct bench bench = {.workers = 1};
+	uint64_t iters = 1000000, psize = 100;
+	/* listen's masks and exclusions: argv's strings, at most argc each;
+	 * held by a static (a usage error returns with it, not a leak) */
+	static char **masks;
+	masks = calloc(2 * ((size_t)argc + 1), sizeof(char *));
+	if (!masks)
+		return bad("%s", "out of memory");
+	k.topics = masks;
+	k.excl = masks + argc + 1;
+	while ((opt = getopt_long(argc, argv, "s:n:hVt:vw:i:", longopts,
+	                          NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			k.addr = optarg;
+			addr_given = true;
+			break;
+		case 't':
+			k.topics[k.ntopics++] = optarg;
+			break;
+		case 'x':
+			k.excl[k.nexcl++] = optarg;
+			break;
+		case 'Q':
+			k.silent = true;
+			break;
+		case 'v':
+			k.verbose = true;
+			break;
+		case 'b':
+			if (!bus_config_parse_u64(optarg, 1, 16u << 20, &buf_size))
+				return bad("--buf-size: '%s' is not 1..16777216 "
+				           "bytes", optarg);
+			break;
+		case 'z':
+			return bad("--queue-size %s: BUS/RT's client queue has no "
+			           "counterpart here (the client buffers up to "
+			           "out_bytes_max, 16 MiB, and then says EAGAIN)",
+			           optarg);
+		case 'k':
+			(void)optarg;
+			return bad("%s", "--token: this broker knows peers by their "
+			                 "uid, address or certificate (the ACL), "
+			                 "not by tokens");
+		case 'w':
+			if (!bus_config_parse_u64(optarg, 1, 1000, &u))
+				return bad("--workers: '%s' is not 1..1000", optarg);
+			bench.workers = (int)u;
+			break;
+		case 'p':
+			if (!bus_config_parse_u64(optarg, 0, 16u << 20, &psize))
+				return bad("--payload-size: '%s' is not 0..16777216 "
+				           "bytes", optarg);
+			break;
+		case 'i':
+			if (!bus_config_parse_u64(optarg, 1, UINT32_MAX, &iters))
+				return bad("--iters: '%s' is not a positive "
+				           "integer", optarg);
 			break;
 		case 'n':
 			snprintf(name, sizeof(name), "%s", optarg);
@@ -757,7 +1275,7 @@ int main(int argc, char **argv)
 		case 'P':
 			k.proto = true;
 			break;
-		case 't':
+		case 'O':
 			if (!bus_config_parse_seconds(optarg, &k.timeout_ns))
 				return bad("--timeout: '%s' is not a positive "
 				           "number of seconds", optarg);
@@ -821,33 +1339,69 @@ int main(int argc, char **argv)
 	 * ends them (for DATA that starts with '-') */
 	char **a = argv + optind;
 	int n = argc - optind;
+	static const char *const commands[] = {"listen", "publish", "send",
+	                                       "broadcast", "rpc", "broker",
+	                                       "benchmark"};
+	bool is_cmd = false;
+	for (size_t i = 0; n >= 1 && i < sizeof(commands) / sizeof(commands[0]);
+	     i++)
+		is_cmd |= !strcmp(a[0], commands[i]);
+	if (n >= 2 && !is_cmd) { /* BUS/RT's CLI: the address comes first */
+		if (addr_given)
+			return bad("'%s': an address after -s; expected COMMAND",
+			           a[0]);
+		k.addr = a[0];
+		a++;
+		n--;
+	}
 	if (n < 1)
 		return bad("%s", "missing COMMAND");
 	const char *cmd = a[0];
 	a++;
 	n--;
 	int rc;
+	if ((k.ntopics || k.nexcl) && strcmp(cmd, "listen") &&
+	    !(!strcmp(cmd, "rpc") && n >= 1 && !strcmp(a[0], "listen") &&
+	      !k.nexcl))
+		return bad("%s", "-t/--topics and --exclude go with listen "
+		                 "(--topics also with rpc listen)");
 	if (!strcmp(cmd, "listen")) {
-		if (n < 1)
-			return bad("%s", "listen: at least one MASK");
 		k.cmd = C_LISTEN;
-		k.args = a;
-		k.nargs = n;
+		for (int i = 0; i < n; i++)
+			k.topics[k.ntopics++] = a[i];
 	} else if (!strcmp(cmd, "publish") || !strcmp(cmd, "send") ||
 	           !strcmp(cmd, "broadcast")) {
-		if (n != 2)
-			return bad("%s: expected 2 arguments", cmd);
+		if (n < 1 || n > 2)
+			return bad("%s: expected TARGET and DATA (DATA missing: "
+			           "stdin)", cmd);
 		k.cmd = cmd[0] == 'p' ? C_PUBLISH : cmd[0] == 's' ? C_SEND
 		                                                  : C_BROADCAST;
 		k.cmd_word = cmd;
 		k.target = a[0];
-		if ((rc = load_data(a[1], &k.data, &k.len)))
+		/* BUS/RT's send: a target with wildcards is a broadcast */
+		if (k.cmd == C_SEND && strpbrk(k.target, "*?"))
+			k.cmd = C_BROADCAST;
+		if ((rc = load_data(n == 2 ? a[1] : "-", &k.data, &k.len)))
+			return rc;
+	} else if (!strcmp(cmd, "rpc") && n >= 1 && !strcmp(a[0], "listen")) {
+		k.cmd = C_RPC_LISTEN;
+		for (int i = 1; i < n; i++)
+			k.topics[k.ntopics++] = a[i];
+	} else if (!strcmp(cmd, "rpc") && n >= 1 && !strcmp(a[0], "notify")) {
+		if (n < 2 || n > 3)
+			return bad("%s", "rpc notify: expected TARGET [DATA]");
+		k.cmd = C_NOTIFY;
+		k.cmd_word = "rpc notify";
+		k.target = a[1];
+		if ((rc = load_data(n == 3 ? a[2] : "-", &k.data, &k.len)))
 			return rc;
 	} else if (!strcmp(cmd, "rpc")) {
-		if (n < 3 || strcmp(a[0], "call"))
-			return bad("%s", "rpc: expected call TARGET METHOD "
-			                 "[key=value ...]");
-		k.cmd = C_RPC;
+		bool call0 = n >= 1 && !strcmp(a[0], "call0");
+		if (n < 3 || (strcmp(a[0], "call") && !call0))
+			return bad("%s", "rpc: expected call|call0 TARGET METHOD "
+			                 "[key=value ...], notify TARGET [DATA] "
+			                 "or listen [MASK...]");
+		k.cmd = call0 ? C_CALL0 : C_RPC;
 		k.target = a[1];
 		k.method = a[2];
 		if (raw) {
@@ -872,6 +1426,7 @@ int main(int argc, char **argv)
 		                               {"info", "info"},
 		                               {"stats", "stats"},
 		                               {"clients", "client.list"},
+		                               {"client.list", "client.list"},
 		                               {"topics", "topic.stats"},
 		                               {"diagnostics", "diagnostics"}};
 		if (n != 1)
@@ -880,7 +1435,10 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 			if (!strcmp(a[0], ops[i][0])) {
 				k.method = ops[i][1];
-				k.broker_op = ops[i][0];
+				/* BUS/RT's name for it prints the same table */
+				k.broker_op = strcmp(ops[i][0], "client.list")
+				                  ? ops[i][0]
+				                  : "clients";
 			}
 		if (!k.method)
 			return bad("broker: '%s' is not test, info, stats, "
@@ -889,6 +1447,15 @@ int main(int argc, char **argv)
 			return bad("%s", "--prometheus goes with broker stats");
 		k.cmd = C_BROKER;
 		k.target = ".broker";
+	} else if (!strcmp(cmd, "benchmark")) {
+		if (n)
+			return bad("benchmark: unexpected '%s'", a[0]);
+		if (iters < (uint64_t)bench.workers)
+			return bad("%s", "benchmark: --iters must be at least "
+			                 "--workers");
+		k.cmd = C_BENCH;
+		bench.per = (uint32_t)(iters / (uint64_t)bench.workers);
+		bench.psize = (size_t)psize;
 	} else {
 		return bad("unknown command '%s'", cmd);
 	}
@@ -903,6 +1470,9 @@ int main(int argc, char **argv)
 		if (bus_tls_check(&tls, false, terr, sizeof(terr)) != 0)
 			return bad("%s", terr);
 	}
+	char aerr[300] = "";
+	if (bus_address_check(k.addr, aerr, sizeof(aerr)))
+		return bad("%s", aerr);
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&k.loop);
 	struct bus_client_config cfg;
@@ -910,31 +1480,55 @@ int main(int argc, char **argv)
 	cfg.name = name;
 	cfg.broker_uid = broker_uid;
 	cfg.tls = &tls;
-	cfg.reconnect = reconnect && k.cmd == C_LISTEN;
+	cfg.reconnect = reconnect && (k.cmd == C_LISTEN || k.cmd == C_RPC_LISTEN);
 	cfg.op_timeout_ns = k.timeout_ns;
-	k.out_max = cfg.out_bytes_max;
-	struct bus_client_handlers h = {on_delivery, NULL, on_state, NULL, &k};
-	char aerr[300] = "";
-	if (bus_address_check(k.addr, aerr, sizeof(aerr)))
-		return bad("%s", aerr);
-	rc = bus_client_open(&k.loop, k.addr, &cfg, &h, &k.c);
-	if (rc) {
-		fprintf(stderr, "busrt-cli: %s: %s\n", k.addr,
-		        rc == BUS_EINVAL ? "bad client name" : bus_strerror(rc));
-		return 2;
+	if (buf_size) { /* BUS/RT's --buf-size: how much is written at once */
+		cfg.flush_bytes = (size_t)buf_size;
+		if (cfg.flush_bytes > cfg.out_bytes_max)
+			cfg.out_bytes_max = cfg.flush_bytes;
 	}
+	k.out_max = cfg.out_bytes_max;
+	struct bus_client_handlers h = {
+	    on_delivery, k.cmd == C_RPC_LISTEN ? on_rpc_listen : NULL, on_state,
+	    NULL, &k};
+	if (k.verbose)
+		fprintf(stderr, "busrt-cli: connecting to %s as %s%s\n", k.addr,
+		        name, k.cmd == C_BENCH ? "-N" : "");
 	uv_signal_init(&k.loop, &k.sigint);
 	uv_signal_init(&k.loop, &k.sigterm);
 	uv_timer_init(&k.loop, &k.stop_timer);
 	k.sigint.data = k.sigterm.data = k.stop_timer.data = &k;
+	if (k.cmd == C_BENCH) {
+		rc = bench_open(&k, &bench, &cfg);
+		if (rc) {
+			fprintf(stderr, "busrt-cli: benchmark: %s\n", bus_strerror(rc));
+			k.finished = true;
+			k.status = 2;
+			if (bench.workers == 0)
+				close_handles(&k);
+		}
+	} else {
+		rc = bus_client_open(&k.loop, k.addr, &cfg, &h, &k.c);
+		if (rc) {
+			fprintf(stderr, "busrt-cli: %s: %s\n", k.addr,
+			        rc == BUS_EINVAL ? "bad client name" : bus_strerror(rc));
+			close_handles(&k);
+			uv_run(&k.loop, UV_RUN_DEFAULT);
+			uv_loop_close(&k.loop);
+			return 2;
+		}
+	}
 	uv_signal_start(&k.sigint, on_signal, SIGINT);
 	uv_signal_start(&k.sigterm, on_signal, SIGTERM);
-	if (k.cmd == C_LISTEN && k.seconds > 0)
+	if ((k.cmd == C_LISTEN || k.cmd == C_RPC_LISTEN) && k.seconds > 0)
 		uv_timer_start(&k.stop_timer, on_stop_timer,
 		               (uint64_t)(k.seconds * 1000), 0);
 	uv_run(&k.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&k.loop);
 	free(k.data);
 	free(k.stats);
+	free(masks);
+	free(bench.w);
+	free(bench.payload);
 	return k.status;
 }

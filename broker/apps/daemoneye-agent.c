@@ -655,6 +655,7 @@ static int load_config(struct agent *a, char *err, size_t errlen)
 	a->ac = &ac;
 	for (int pass = 0; pass < 2; pass++) {
 		bool embedded = pass == 0;
+		bus_config_free(&a->fc); /* the first pass's, read again */
 		bus_config_defaults(&a->fc, embedded);
 		if (embedded) /* standalone: socket, else address, else this */
 			snprintf(a->fc.socket_path, sizeof(a->fc.socket_path),
@@ -662,13 +663,18 @@ static int load_config(struct agent *a, char *err, size_t errlen)
 		a->fc.agent = &ac;
 		bus_agent_config_defaults(&ac);
 		if (a->config_path &&
-		    bus_config_load(a->config_path, &a->fc, err, errlen))
+		    bus_config_load(a->config_path, &a->fc, err, errlen)) {
+			bus_config_free(&a->fc);
 			return BUS_ECONFIG;
+		}
 		if (strcmp(a->fc.mode, "standalone") != 0)
 			break; /* embedded (the default): first pass holds */
 		if (!embedded)
 			break;
 	}
+	/* the ACL is the broker's: the embedded one reads the file itself,
+	 * a standalone one is busrtd */
+	bus_config_free(&a->fc);
 	const char *to = a->fc.socket_path[0] ? a->fc.socket_path
 	                 : a->fc.address[0]   ? a->fc.address
 	                                      : BUS_DEFAULT_SOCKET;

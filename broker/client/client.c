@@ -1418,12 +1418,13 @@ int bus_client_rpc_call(struct bus_client *c, const char *target,
 }
 
 int bus_client_rpc_notify(struct bus_client *c, const char *target,
-                          const void *data, size_t len, int qos)
+                          const void *data, size_t len, int qos,
+                          bus_done_fn done, void *arg)
 {
 	static const uint8_t hdr[1] = {BUS_RPC_NOTIFICATION};
-	if (qos & BUS_QOS_PROCESSED)
-		return BUS_EINVAL; /* no callback to report the ACK to */
-	return rpc_message(c, target, hdr, 1, data, len, qos, NULL, NULL);
+	if (!(qos & BUS_QOS_PROCESSED) != !done)
+		return BUS_EINVAL; /* an ACK needs a callback, and only an ACK */
+	return rpc_message(c, target, hdr, 1, data, len, qos, done, arg);
 }
 
 int bus_client_rpc_call0(struct bus_client *c, const char *target,

@@ -242,9 +242,36 @@ static void test_rpc(void **state)
 	assert_int_equal(r.status[2], 0);
 	assert_memory_equal(r.data[2], "\x81\xa2ok\xc3", 5);
 	/* notification */
-	assert_int_equal(bus_client_rpc_notify(A, "server", "note", 4, 0), 0);
+	assert_int_equal(bus_client_rpc_notify(A, "server", "note", 4, 0, NULL, NULL), 0);
 	mn_run(&n);
 	assert_true(logged(&n.l[s], "N caller note"));
+	/* acknowledged notification and call0 (BUS/RT's: call id 0, handled,
+	 * never answered); an ACK needs its callback and only an ACK */
+	struct rec ack = {0};
+	assert_int_equal(bus_client_rpc_notify(A, "server", "n2", 2,
+	                                       BUS_QOS_PROCESSED, NULL, NULL),
+	                 BUS_EINVAL);
+	assert_int_equal(bus_client_rpc_notify(A, "server", "n2", 2,
+	                                       BUS_QOS_PROCESSED, done_cb, &ack),
+	                 0);
+	assert_int_equal(bus_client_rpc_call0(A, "server", "fire", "p0", 2,
+	                                      BUS_QOS_PROCESSED, done_cb, &ack),
+	                 0);
+	assert_int_equal(bus_client_rpc_call0(A, "server", "", NULL, 0, 0, NULL,
+	                                      NULL),
+	                 BUS_EINVAL);
+	assert_int_equal(bus_client_rpc_call0(A, "nobody", "fire", NULL, 0,
+	                                      BUS_QOS_PROCESSED, done_cb, &ack),
+	                 0);
+	int calls_before = r.n;
+	mn_run(&n);
+	assert_int_equal(ack.n, 3);
+	assert_int_equal(ack.status[0], 0);
+	assert_int_equal(ack.status[1], 0);
+	assert_int_equal(ack.status[2], BUS_ENOTREG);
+	assert_true(logged(&n.l[s], "N caller n2"));
+	assert_true(logged(&n.l[s], "R caller fire p0"));
+	assert_int_equal(r.n, calls_before); /* nothing came back */
 	/* timeout and retry: the server ignores requests */
 	n.l[s].rpc_answer = 1;
 	struct bus_rpc_policy pol = {.timeout_ns = 100 * MS, .retries = 2};

@@ -235,8 +235,10 @@ int bus_client_rpc_call(struct bus_client *c, const char *target,
                         const char *method, const void *params, size_t len,
                         const struct bus_rpc_policy *policy, bus_rpc_fn done,
                         void *arg);
+/* A notification (no call id, never answered); done as for publish. */
 int bus_client_rpc_notify(struct bus_client *c, const char *target,
-                          const void *data, size_t len, int qos);
+                          const void *data, size_t len, int qos,
+                          bus_done_fn done, void *arg);
 /* BUS/RT's call0: a request with call id 0, which the server handles and
  * does not answer; done (qos with BUS_QOS_PROCESSED only, else NULL) gets
  * the broker's ACK. */
