@@ -81,9 +81,12 @@ $(O)/bin/busrt-sim: FORCE
 		SAN="$(SAN)" CFLAGS="$(CFLAGS) -DBUS_SIM" $(O)/sim/bin/busrt-sim
 	@mkdir -p $(dir $@) && cp $(O)/sim/bin/busrt-sim $@.new && mv -f $@.new $@
 else
+# scenario names resolve in the installed directory too (build with the
+# PREFIX you install with, as a package does)
+$(O)/obj/sim/main.o: CFLAGS_BASE += -DBUS_SCENARIO_DIR='"$(DATADIR)/busrt/scenarios"'
 $(O)/bin/busrt-sim: $(O)/obj/sim/main.o $(SIM_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS_ALL) -ljansson
 endif
 FORCE:
 
@@ -150,7 +153,10 @@ run-standalone: all
 	@$(PYTHON) scripts/demo.py --busrtd $(O)/bin/busrtd
 
 # make test: build, C unit tests, pytest; each stage timed; ends with
-# pytest's summary line.
+# pytest's summary line. JUNIT_DIR=DIR: JUnit XML of the unit tests
+# (cmocka's), the simulator's sweeps and pytest there, for CI to show.
+JUNIT_DIR ?=
+export JUNIT_DIR
 test: deps-test
 	@scripts/stage.sh build $(MAKE) --no-print-directory all tests
 	@scripts/stage.sh unit $(MAKE) --no-print-directory unit
@@ -166,10 +172,15 @@ sim-test: all
 	@scripts/sim-test.sh $(O)/bin/busrt-sim build/asan/bin/busrt-sim
 
 unit: $(TEST_BIN)
-	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+	@set -e; [ -z "$(JUNIT_DIR)" ] || mkdir -p $(JUNIT_DIR); \
+	for t in $(TEST_BIN); do echo "== $$t"; \
+		if [ -n "$(JUNIT_DIR)" ]; then \
+			CMOCKA_MESSAGE_OUTPUT=xml CMOCKA_XML_FILE=$(abspath $(JUNIT_DIR))/unit-$$(basename $$t).xml $$t; \
+		else $$t; fi; done
 
 pytest: all
-	BUSRT_BIN=$(abspath $(O)/bin) $(PYTHON) -m pytest -q pytest $(PYTEST_ARGS)
+	BUSRT_BIN=$(abspath $(O)/bin) $(PYTHON) -m pytest -q pytest $(PYTEST_ARGS) \
+		$(if $(JUNIT_DIR),--junitxml=$(abspath $(JUNIT_DIR))/pytest.xml)
 
 # Every seed and regression input of every fuzz target, through the
 # ASan+UBSan build (part of make test).

@@ -503,6 +503,15 @@ def simulator(bindir, seeds, reps):
     return rates, oracle, walls, faults
 
 
+T0 = time.monotonic()
+
+
+def stage(what):
+    """Where make bench is, on stderr (the figures go to stdout)."""
+    t = int(time.monotonic() - T0)
+    print(f"bench: [{t // 60:02d}:{t % 60:02d}] {what}", file=sys.stderr, flush=True)
+
+
 def med(xs):
     return statistics.median(xs), min(xs), max(xs)
 
@@ -528,6 +537,7 @@ def main():
     def runs(fn):
         return [fn() for _ in range(reps)]
 
+    stage("baselines: the raw socket bound and the embedded internal path")
     raw = runs(lambda: result(bench(bindir, "raw-stream", "--messages", str(n * 4)))["rate"])
     rawrt = runs(lambda: result(bench(bindir, "raw-pingpong", "--rounds", str(calls))))
     emb = runs(lambda: (lambda r: r["messages"] / r["seconds"])(
@@ -558,6 +568,7 @@ def main():
           f"{'/best peer':>10} {'/raw':>7}  syscalls")
     summary = {}
     for label, pubs, subs, mask in workloads:
+        stage(f"throughput: {label}")
         per = n // 8 if pubs == 8 else n
         res = {}
         for tcp, name in ((False, "busrtd unix"), (True, "busrtd tcp"),
@@ -583,6 +594,7 @@ def main():
     # the price of topic statistics (on by default, depth 3): the same
     # workloads against a broker with them off, runs interleaved
     off = "broker:\n  topic_stats: {depth: 0}\n"
+    stage("topic statistics on against off")
     print("\ntopic statistics (default: on, depth 3) vs off, busrtd unix, runs interleaved")
     for label, pubs, subs, mask in workloads[:2]:
         on_r, off_r = [], []
@@ -601,6 +613,7 @@ def main():
 
     lrows = [lat("raw socketpair ping-pong (bound)", rawrt),
              lat("embedded internal RPC", embrt)]
+    stage("latency: sequential RPC calls")
     for tcp, name in ((False, "unix"), (True, "tcp"), ("tls", "tcp+TLS")):
         lrows.append(lat(f"busrtd {name} RPC round trip",
                          runs(lambda: rpc(bindir, tcp, calls))))
@@ -617,11 +630,13 @@ def main():
 
     print("\nRSS (VmRSS), 48 idle socket clients registered (the embedded defaults keep 9 of 64 places for the agent and collectors):")
     emb_rss = None
+    stage("memory: idle clients' RSS")
     for label, emb in (("embedded broker (busrt-demo)", True), ("busrtd", False)):
         base, full = idle_rss(bindir, emb)
         emb_rss = emb_rss or base
         print(f"  {label:30} {full:6d} kB  ({base} kB before the clients)")
 
+    stage("DaemonEye: procmond, health checks, the agent")
     de = daemoneye(bindir, calls, 200000 if a.quick else 2000000, 3 if a.quick else 10, reps)
     pub11 = med([r["rate"] for r in runs(lambda: pubsub(bindir, False, 1, 1, "bench/#", n))])[0]
     echo = med([r["p99_us"] for r in runs(lambda: rpc(bindir, False, calls))])[0]
@@ -641,6 +656,7 @@ def main():
     print(f"  daemoneye-agent with the embedded broker and one procmond: RSS {arss} kB "
           f"(peak {ahwm} kB; design < 50 MB; {arss / emb_rss:.2f} x the bare embedded broker)")
     nb = 500 if a.quick else 2000
+    stage("DaemonEye: the burst")
     b = burst(bindir, nb, 4096)
     print(f"  the burst: {nb} processes with 4 KiB command lines started over "
           f"{b['spawn_s']:.2f} s (procmond scans every 1 s): {b['reported']} of {nb} "
@@ -653,6 +669,7 @@ def main():
 
 def print_sim(bindir, quick, reps):
     seeds = 30 if quick else 300
+    stage("the simulator: deliveries per CPU-second, sweep wall time")
     rates, oracle, walls, faults = simulator(bindir, seeds, reps)
     r_m, r_lo, r_hi = med(rates)
     o_m = med(oracle)[0]

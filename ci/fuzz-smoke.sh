@@ -13,7 +13,7 @@ targets=$(sed -n 's/^FUZZ_TARGETS := //p' Makefile)
 new=0
 for t in $targets; do
   log=build/fuzz-smoke-$t.log
-  if ! fuzz/campaign.sh "$t" "$secs" >"$log" 2>&1; then
+  if ! FUZZ_STATUS_S=${FUZZ_STATUS_S:-10} fuzz/campaign.sh "$t" "$secs" >"$log" 2>&1; then
     cat "$log"; echo "fuzz-smoke: the $t campaign did not run"; exit 1
   fi
   grep -v '^!!!' "$log" || true

@@ -27,6 +27,26 @@ main=$!
 AFL_USE_ASAN=1 afl-fuzz -i "$root/in" -o "$root/out" -S asan "${dict[@]}" -V "$secs" \
   -- "build/afl-asan/fuzzers/$t" >"$root/asan.log" 2>&1 &
 asan=$!
+# a live line every FUZZ_STATUS_S seconds (5; 0: none) from each
+# instance's latest "Fuzzing test case" line (AFL++ 4's stats files are
+# written only now and then): corpus, crashes saved, and the execs/s one
+# execution's time implies (the exact figure is at the end)
+every=${FUZZ_STATUS_S:-5}
+start=$SECONDS
+live() { grep -a 'Fuzzing test case' "$root/$1.log" 2>/dev/null | tail -1 || true; }
+while [ "$every" -gt 0 ] && kill -0 $main 2>/dev/null; do
+  sleep "$every"
+  kill -0 $main 2>/dev/null || break
+  m=$(live main); a=$(live asan)
+  [ -n "$m" ] || continue
+  total=$(sed -n 's/.*(\([0-9]*\) total.*/\1/p' <<<"$m")
+  cm=$(sed -n 's/.* \([0-9]*\) crashes saved.*/\1/p' <<<"$m")
+  ca=$(sed -n 's/.* \([0-9]*\) crashes saved.*/\1/p' <<<"$a")
+  us=$(sed -n 's/.*exec_us=\([0-9]*\).*/\1/p' <<<"$m")
+  eps=$([ -n "$us" ] && [ "$us" -gt 0 ] && echo $((1000000 / us)) || echo "?")
+  printf 'fuzz %s: %ss of %ss  corpus %s  crashes %s+%s  ~%s execs/s (1/exec_us, plain)\n' \
+    "$t" "$((SECONDS - start))" "$secs" "${total:-?}" "${cm:-0}" "${ca:-0}" "$eps"
+done
 rc=0
 wait $main || rc=$?
 wait $asan || rc=$?

@@ -6,6 +6,7 @@ stage, scripts/sim-test.sh.)"""
 import json
 import os
 import resource
+import shutil
 import subprocess
 
 from busclient import BIN
@@ -94,9 +95,106 @@ def test_bad_input_exits_2_and_says_where(tmp_path):
     assert p.returncode == 2 and "of at most 8 MiB" in p.stderr, p.stderr
     for args in (["run", "default", "--seed", "x"], ["sweep", "default"],
                  ["sweep", "default", "--seeds", "5..1"], ["run"], ["fly", "default"],
-                 ["run", "default", "--plant", "gremlin"], ["record", "--poll-ms", "0"]):
+                 ["record", "--poll-ms", "0"]):
         p = sim(*args)
         assert p.returncode == 2 and "usage" in p.stderr, (args, p.stderr)
+    # each says what was wrong, and what is right
+    for args, msg in (
+            (["fly", "default"], "unknown command (run, sweep, plan, replay, shrink, report, "
+                                 "record): fly"),
+            (["run"], "missing SCENARIO (or FILE): run"),
+            (["run", "a", "b"], "expected one SCENARIO, got more: b"),
+            (["run", "default", "--plant", "gremlin"], "--plant: gremlin: not one of: dup, "),
+            (["run", "default", "--buggify", "x.y"], "--buggify: x.y: expected none, all, "
+                                                     "seed or sites of: core.alloc,"),
+            (["run", "default", "--junit", "j.xml"], "--junit goes with sweep"),
+            (["run", "default", "--save-dir", "d"], "--save-dir goes with sweep"),
+            (["run", "nosuch"], "nosuch: no such file, nor a scenario of that name")):
+        p = sim(*args)
+        assert p.returncode == 2 and msg in p.stderr, (args, p.stderr)
+    h = sim("--help")
+    assert h.returncode == 0 and "--buggify none|all|seed|SITE" in h.stdout
+    assert "shutdown-waits" in h.stdout and "--junit FILE" in h.stdout
+
+
+def test_plan_names_the_fields_each_kind_has():
+    """A crash is down for down_ms; ms is the delay's alone (as
+    scenarios/README.md documents them, and plan files take them)."""
+    seen = set()
+    for seed in range(1, 60):
+        for line in sim("plan", "default", "--seed", str(seed)).stdout.splitlines()[2:]:
+            kind = line.split("kind: ")[1].split(",")[0].rstrip("}")
+            seen.add(kind)
+            if kind in ("broker_crash", "agent_crash"):
+                assert "down_ms: " in line and "for_ms" not in line, line
+            if kind != "delay":
+                assert " ms: " not in line, line
+    assert {"broker_crash", "delay"} <= seen, seen
+
+
+def test_sweep_json_junit_and_save_dir(tmp_path):
+    import xml.etree.ElementTree as ET
+    save = tmp_path / "not" / "yet"  # created, parents too
+    junit = tmp_path / "sweep.xml"
+    p = sim("sweep", "default", "--seeds", "1..3", "--plant", "dup", "--topology",
+            "standalone", "--json", "--junit", str(junit), "--save-dir", str(save))
+    assert p.returncode == 1, p.stderr
+    r = json.loads(p.stdout)
+    assert (r["scenario"], r["topology"], r["runs"], r["failed"]) == (
+        "default", "standalone", 3, 3), r
+    assert r["seeds"] == {"from": 1, "to": 3} and r["planted"]["bug"] == "dup"
+    assert [x["seed"] for x in r["results"]] == [1, 2, 3]
+    assert all(not x["ok"] and len(x["trace_hash"]) == 16 for x in r["results"])
+    assert set(r["sites"]["core.alloc"]) == {"armed", "fired", "reached"}
+    for f in r["failures"]:
+        assert "duplicated" in f["why"] and os.path.exists(f["saved"]), f
+        assert "--topology standalone" in f["replay"], f
+    # the replay command a failure carries reproduces it
+    replay = r["failures"][0]["replay"].split()
+    assert replay[0] == "busrt-sim"
+    again = sim(*replay[1:], "--json")
+    assert again.returncode == 1 and not json.loads(again.stdout)["ok"]
+    assert json.loads(again.stdout)["trace_hash"] == r["results"][0]["trace_hash"]
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("name") == "busrt-sim.default.standalone"
+    assert (suite.get("tests"), suite.get("failures")) == ("3", "3")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["seed 1", "seed 2", "seed 3"]
+    fail = cases[0].find("failure")
+    assert "duplicated" in fail.get("message") and "replay: busrt-sim run" in fail.text
+    # a passing sweep: no failures, the same shapes
+    ok = sim("sweep", "default", "--seeds", "1..2", "--json", "--junit", str(junit))
+    assert ok.returncode == 0 and json.loads(ok.stdout)["failures"] == []
+    assert ET.parse(junit).getroot().find("testsuite").get("failures") == "0"
+
+
+def test_a_failure_that_cannot_be_saved_fails_the_command(tmp_path):
+    # run --save into a missing directory: said, no replay line, exit 2
+    p = sim("run", "default", "--plant", "dup", "--save", str(tmp_path / "no" / "f.yaml"))
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "could not be saved" in p.stderr and "replay:" not in p.stdout, p.stdout
+    # sweep: a save that fails (a directory where the file goes) is exit 2
+    d = tmp_path / "sd"
+    (d / "default-embedded-seed-1.yaml").mkdir(parents=True)
+    p = sim("sweep", "default", "--seeds", "1..2", "--plant", "dup", "--save-dir", str(d))
+    assert p.returncode == 2 and "seed 1: the failure could not be saved" in p.stderr, \
+        p.stderr
+    assert os.path.exists(d / "default-embedded-seed-2.yaml")
+    # a --save-dir that cannot be a directory: before any run
+    (tmp_path / "file").write_text("x")
+    p = sim("sweep", "default", "--seeds", "1..2", "--save-dir", str(tmp_path / "file" / "x"))
+    assert p.returncode == 2 and "Not a directory" in p.stderr and p.stdout == "", p.stderr
+
+
+def test_scenario_names_from_busrt_scenarios_anywhere(tmp_path):
+    env = dict(os.environ, BUSRT_SCENARIOS=os.path.abspath(os.path.join(ROOT, "scenarios")))
+    p = subprocess.run([SIM, "plan", "default", "--seed", "3"], cwd=str(tmp_path), env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == sim("plan", "default", "--seed", "3").stdout
+    p = subprocess.run([SIM, "plan", "no-such-scenario", "--seed", "3"], cwd=str(tmp_path),
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "no such file, nor a scenario of that name" in p.stderr
+    assert env["BUSRT_SCENARIOS"] in p.stderr and "share/busrt/scenarios" in p.stderr
 
 
 def test_record_replays(tmp_path):
@@ -216,3 +314,95 @@ def test_embedded_topology_is_one_process(tmp_path):
     assert "(internal)" not in u and "agent crash" not in u
     bad = sim("run", "default", "--topology", "cluster")
     assert bad.returncode == 2 and "--topology" in bad.stderr
+
+
+def png_pixels(path):
+    """(width, height, rows of (r, g, b)) of an 8-bit RGB or RGBA PNG, with
+    zlib alone (no imaging library in Debian's python3 by default)."""
+    import struct
+    import zlib
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, w = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and ctype in (2, 6) and interlace == 0, (depth, ctype)
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = w * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append([tuple(line[x * bpp:x * bpp + 3]) for x in range(w)])
+        prev = line
+    return w, h, rows
+
+
+def test_report_draws_the_failure_and_a_browser_shows_it(tmp_path):
+    saved = tmp_path / "fail.yaml"
+    p = sim("run", "default", "--seed", "2", "--plant", "dup", "--faults",
+            "scenarios/plans/broker-crash.yaml", "--save", str(saved))
+    assert p.returncode == 1 and saved.exists(), p.stderr
+    html = tmp_path / "fail.html"
+    p = sim("report", str(saved), "--html", str(html))
+    assert p.returncode == 1, p.stderr  # the run fails; the page is written
+    assert f"the timeline is in {html}" in p.stdout, p.stdout
+    page = html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    assert "first failure: delivery at " in page and "duplicated" in page
+    assert f"busrt-sim replay {saved}" in page
+    for lane in (">broker<", ">daemoneye-agent<", ">collector.process.p1<", ">monitor.all<"):
+        assert lane in page, lane
+    assert "broker_crash at " in page  # the plan's fault, as a band
+    assert "src=" not in page and "<script" not in page  # self-contained
+    # the same run, the same page
+    again = tmp_path / "again.html"
+    sim("report", str(saved), "--html", str(again))
+    assert again.read_bytes() == html.read_bytes()
+    # a run that holds: no red line
+    ok = tmp_path / "ok.html"
+    p = sim("report", "default", "--seed", "3", "--html", str(ok))
+    assert p.returncode == 0 and "every check holds" in ok.read_text()
+    assert "first failure" not in ok.read_text()
+    p = sim("report", str(saved))
+    assert p.returncode == 2 and "report needs --html OUT" in p.stderr
+    p = sim("report", str(saved), "--html", str(tmp_path / "no" / "x.html"))
+    assert p.returncode == 2 and "--html" in p.stderr
+
+    # a real browser renders it: the red marker and the fault band are there
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is in ci/deps.sh's test set"
+    shot = tmp_path / "shot.png"
+    r = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--disable-dev-shm-usage", "--hide-scrollbars",
+                        f"--user-data-dir={tmp_path / 'profile'}",
+                        "--window-size=1450,1400", f"--screenshot={shot}",
+                        f"file://{html}"], capture_output=True, text=True, timeout=120)
+    assert shot.exists(), r.stderr
+    w, h, rows = png_pixels(shot)
+    assert (w, h) == (1450, 1400), (w, h)
+    pixels = [px for row in rows for px in row]
+    red = sum(1 for (r_, g, b) in pixels if r_ > 190 and g < 40 and b < 40)
+    band = sum(1 for (r_, g, b) in pixels if r_ > 230 and 200 < g < 235 and 140 < b < 190)
+    assert red > 200, f"the red first-failure line is not on the page ({red} px)"
+    assert band > 2000, f"no fault band drawn ({band} px)"

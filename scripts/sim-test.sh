@@ -35,11 +35,17 @@ if [ -n "$a" ] && [ "$a" = "$b" ]; then
 else
   echo "sim: FAILED: seed 7 traces differ between the plain ($a) and ASan ($b) builds"; rc=1
 fi
+# JUNIT_DIR (make test JUNIT_DIR=DIR): the sweeps' JUnit XML there too
+junit() { [ -n "${JUNIT_DIR:-}" ] && echo --junit "$JUNIT_DIR/sim-$1.xml"; }
+[ -n "${JUNIT_DIR:-}" ] && mkdir -p "$JUNIT_DIR"
 for topo in $TOPOLOGIES; do
-  "$SIM" sweep default --seeds "$SEEDS" -j 2 --topology "$topo" 2>/dev/null || rc=1
+  # shellcheck disable=SC2046
+  "$SIM" sweep default --seeds "$SEEDS" -j 2 --topology "$topo" $(junit "sweep-$topo") 2>/dev/null || rc=1
   # Every fault site armed in every run: each must be reached and fire,
   # and the checks must hold through them (they force rare, correct paths).
-  out=$("$SIM" sweep default --seeds 1..200 -j 2 --buggify all --topology "$topo" 2>/dev/null); r=$?
+  # shellcheck disable=SC2046
+  out=$("$SIM" sweep default --seeds 1..200 -j 2 --buggify all --topology "$topo" \
+    $(junit "sites-$topo") 2>/dev/null); r=$?
   echo "$out" | sed -n "s/^  fault sites/sim: fault sites, all armed, 200 seeds, $topo:/p"
   if [ $r != 0 ] || echo "$out" | grep -q -e "never reached" -e "never fired"; then
     echo "sim: FAILED: the fault-site sweep ($topo)"; echo "$out"; rc=1

@@ -30,20 +30,27 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+static void sites_list(FILE *f, uint32_t mask);
+static void plants_list(FILE *f, const char *sep);
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: busrt-sim run SCENARIO [--seed N] [--faults FILE|none] "
 	        "[--trace FILE] [--json]\n"
-	        "                     [--check-determinism] [--tape FILE]\n"
+	        "                     [--check-determinism] [--tape FILE] "
+	        "[--save FILE]\n"
 	        "       busrt-sim sweep SCENARIO --seeds A..B [-j N] "
-	        "[--faults FILE|none]\n"
+	        "[--faults FILE|none] [--save-dir DIR]\n"
+	        "                       [--json] [--junit FILE]\n"
 	        "       busrt-sim plan SCENARIO --seed N\n"
 	        "  --check-every N (run, sweep): the broker core's invariants "
 	        "after every Nth step\n"
@@ -52,19 +59,31 @@ static void usage(FILE *f)
 	        "runs (default: the\n"
 	        "                  scenario's, else embedded in the agent)\n"
 	        "       busrt-sim replay FILE | shrink FILE [--out FILE]\n"
+	        "       busrt-sim report FILE --html OUT   (the run as a timeline "
+	        "page: lanes, fault bands,\n"
+	        "                  the first offending event marked)\n"
 	        "  run --save FILE, sweep --save-dir DIR: save failures "
 	        "(self-contained)\n"
 	        "       busrt-sim record [--poll-ms N] [--seconds S] "
 	        "[--command CMD] [--subtree]\n"
 	        "                        [--netlink] [--name NAME] [--out FILE]\n"
-	        "  --plant BUG (run, sweep): dup, swap, drop-acked, "
-	        "no-resubscribe, no-restart, miscount, lifecycle, corrupt,\n"
-	        "                        child-first, drop-on-eagain, no-resend, "
-	        "acl-open, svc-open, qbytes, svc-closed,\n"
-	        "                        shutdown-waits\n"
-	        "SCENARIO: a file, or a name in scenarios/ (default). Exit: 0 "
-	        "all checks hold, 1 a check failed, 2 bad input.\n"
-	        "busrt-sim --help | --version: this text | the version\n");
+	        "  --plant BUG (run, sweep): ");
+	plants_list(f, ", ");
+	fprintf(f, "\n"
+	        "  --buggify none|all|seed|SITE,... (run, sweep): the fault sites "
+	        "armed (default: drawn\n"
+	        "                  from the seed); sites: ");
+	sites_list(f, (1u << BUS_SITE_N) - 1);
+	fprintf(f, "\n"
+	        "  sweep --json: one JSON object (per-seed results, failures with "
+	        "replay commands);\n"
+	        "  sweep --junit FILE: JUnit XML, one test case per seed\n"
+	        "SCENARIO: a file, or a name in ./scenarios, $BUSRT_SCENARIOS or "
+	        "%s.\n"
+	        "Exit: 0 all checks hold, 1 a check failed, 2 bad input (or a "
+	        "failure that could not be saved).\n"
+	        "busrt-sim --help | --version: this text | the version\n",
+	        BUS_SCENARIO_DIR);
 }
 
 static const struct {
@@ -127,6 +146,13 @@ static int read_tape(const char *path, uint8_t **out, size_t *len)
 	return 0;
 }
 
+/* The planted bugs' names, as --plant takes them. */
+static void plants_list(FILE *f, const char *sep)
+{
+	for (size_t i = 0; i < sizeof(plants) / sizeof(plants[0]); i++)
+		fprintf(f, "%s%s", i ? sep : "", plants[i].name);
+}
+
 static uint32_t plant_bit(const char *name)
 {
 	for (size_t i = 0; i < sizeof(plants) / sizeof(plants[0]); i++)
@@ -137,6 +163,9 @@ static uint32_t plant_bit(const char *name)
 
 struct args {
 	const char *cmd, *scenario, *faults, *trace, *save, *out, *save_dir;
+	const char *junit; /* sweep --junit FILE */
+	const char *html;  /* report --html OUT */
+	bool seed_set;     /* --seed given */
 	uint8_t *tape;
 	size_t tape_len;
 	uint64_t seed, from, to;
@@ -204,14 +233,44 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
+#ifndef BUS_SCENARIO_DIR /* the installed scenarios (make install) */
+#define BUS_SCENARIO_DIR "/usr/local/share/busrt/scenarios"
+#endif
+
+/* A scenario by name: a file as given, else NAME.yaml in ./scenarios (a
+ * checkout), $BUSRT_SCENARIOS, or the installed directory — the first
+ * that exists (./scenarios when none does: its error names it). */
+static bool scenario_path(const char *name, char *path, size_t n)
+{
+	if (access(name, R_OK) == 0 || strchr(name, '/')) {
+		snprintf(path, n, "%s", name);
+		return true;
+	}
+	const char *env = getenv("BUSRT_SCENARIOS");
+	const char *dirs[] = {"scenarios", env && *env ? env : NULL,
+	                      BUS_SCENARIO_DIR};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (!dirs[i])
+			continue;
+		snprintf(path, n, "%s/%s.yaml", dirs[i], name);
+		if (access(path, R_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
 static int load_scenario(const struct args *a, struct sim_scenario *sc)
 {
 	const char *name = a->scenario;
 	char path[512], err[512];
-	if (access(name, R_OK) == 0 || strchr(name, '/'))
-		snprintf(path, sizeof(path), "%s", name);
-	else
-		snprintf(path, sizeof(path), "scenarios/%s.yaml", name);
+	if (!scenario_path(name, path, sizeof(path))) {
+		const char *env = getenv("BUSRT_SCENARIOS");
+		fprintf(stderr, "busrt-sim: %s: no such file, nor a scenario of "
+		        "that name (NAME.yaml) in ./scenarios%s%s or %s\n", name,
+		        env && *env ? ", " : "", env && *env ? env : "",
+		        BUS_SCENARIO_DIR);
+		return 2;
+	}
 	if (sim_scenario_load(path, sc, err, sizeof(err))) {
 		fprintf(stderr, "busrt-sim: %s\n", err);
 		return 2;
@@ -320,62 +379,69 @@ static double oracle_rate(const struct sim_scenario *sc,
 	return t > 0 ? done / t : 0;
 }
 
+/* run --json: the report as one JSON object on one line (jansson). */
 static void json_report(const struct sim_scenario *sc,
                         const struct sim_report *r, const char *plan,
                         const struct rates *th)
 {
-	printf("{\"scenario\": \"%s\", \"topology\": \"%s\", \"seed\": %llu, "
-	       "\"plan\": \"%s\", \"trace_hash\": \"%016llx\", \"events\": %llu, "
-	       "\"virtual_ms\": %llu, \"published\": %llu, \"delivered\": %llu, "
-	       "\"oracle_delivered\": %llu, \"broker_restarts\": %llu, "
-	       "\"collector_restarts\": %llu, \"faults\": {",
-	       sc->name, sim_topology_names[sc->topology],
-	       (unsigned long long)r->seed, plan,
-	       (unsigned long long)r->trace_hash, (unsigned long long)r->events,
-	       (unsigned long long)(r->virtual_ns / SIM_MS),
-	       (unsigned long long)r->published, (unsigned long long)r->delivered,
-	       (unsigned long long)r->oracle_delivered,
-	       (unsigned long long)r->broker_restarts,
-	       (unsigned long long)r->collector_restarts);
+	char hash[17];
+	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)r->trace_hash);
+	json_t *o = json_pack(
+	    "{s:s,s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "scenario",
+	    sc->name, "topology", sim_topology_names[sc->topology], "seed",
+	    (json_int_t)r->seed, "plan", plan, "trace_hash", hash, "events",
+	    (json_int_t)r->events, "virtual_ms",
+	    (json_int_t)(r->virtual_ns / SIM_MS), "published",
+	    (json_int_t)r->published, "delivered", (json_int_t)r->delivered,
+	    "oracle_delivered", (json_int_t)r->oracle_delivered,
+	    "broker_restarts", (json_int_t)r->broker_restarts,
+	    "collector_restarts", (json_int_t)r->collector_restarts);
+	if (!o)
+		return;
+	json_t *fk = json_object();
 	for (int k = 0; k < SIM_F_KINDS; k++)
-		printf("%s\"%s\": %llu", k ? ", " : "", sim_fault_names[k],
-		       (unsigned long long)r->faults[k]);
-	printf("}, \"sites\": {");
+		json_object_set_new(fk, sim_fault_names[k],
+		                    json_integer((json_int_t)r->faults[k]));
+	json_object_set_new(o, "faults", fk);
+	json_t *st = json_object();
 	for (int k = 0; k < BUS_SITE_N; k++)
-		printf("%s\"%s\": {\"armed\": %s, \"reached\": %llu, "
-		       "\"fired\": %llu}", k ? ", " : "", sim_site_names[k],
-		       r->buggify & 1u << k ? "true" : "false",
-		       (unsigned long long)r->reached[k],
-		       (unsigned long long)r->fired[k]);
-	printf("}, \"throughput\": {\"broker_per_cpu_s\": %.0f, "
-	       "\"oracle_per_cpu_s\": %.0f, \"broker_oracle_ratio\": %.4f}",
-	       th->broker, th->oracle, th->ratio);
-	printf(", \"checks\": {");
-	for (int c = 0; c < SIM_C_N; c++) {
-		printf("%s\"%s\": {\"ok\": %s, \"why\": \"", c ? ", " : "",
-		       sim_check_names[c], r->ok[c] ? "true" : "false");
-		for (const char *p = r->why[c]; *p; p++)
-			printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-		printf("\"}");
-	}
-	printf("}, \"accounting_compared\": %s, \"end_to_end_checked\": %s, "
-	       "\"access_denied\": %llu, \"invariant_checks\": %llu, "
-	       "\"resent\": %llu, \"redelivered\": %llu, \"processed\": %llu, "
-	       "\"gaps\": %llu, \"resyncs\": %llu, \"caps_sent\": %llu, "
-	       "\"caps_received\": %llu, \"shutdown_checked\": %s, "
-	       "\"shutdown_ms\": %.3f, \"shutdown_answered\": %u, "
-	       "\"shutdown_crashed\": %u, \"shutdown_deaf\": %u, \"ok\": %s}\n",
-	       r->accounting_compared ? "true" : "false",
-	       r->end_to_end_checked ? "true" : "false",
-	       (unsigned long long)r->access_denied,
-	       (unsigned long long)r->invariant_checks,
-	       (unsigned long long)r->resent, (unsigned long long)r->redelivered,
-	       (unsigned long long)r->processed, (unsigned long long)r->gaps,
-	       (unsigned long long)r->resyncs, (unsigned long long)r->caps_sent,
-	       (unsigned long long)r->caps_received,
-	       r->shutdown_checked ? "true" : "false", r->shutdown_ns / 1e6,
-	       r->shut_answered, r->shut_crashed, r->shut_deaf,
-	       all_ok(r) ? "true" : "false");
+		json_object_set_new(st, sim_site_names[k],
+		                    json_pack("{s:b,s:I,s:I}", "armed",
+		                              (r->buggify >> k) & 1, "reached",
+		                              (json_int_t)r->reached[k], "fired",
+		                              (json_int_t)r->fired[k]));
+	json_object_set_new(o, "sites", st);
+	json_object_set_new(o, "throughput",
+	                    json_pack("{s:f,s:f,s:f}", "broker_per_cpu_s",
+	                              th->broker, "oracle_per_cpu_s", th->oracle,
+	                              "broker_oracle_ratio", th->ratio));
+	json_t *ck = json_object();
+	for (int c = 0; c < SIM_C_N; c++)
+		json_object_set_new(ck, sim_check_names[c],
+		                    json_pack("{s:b,s:s}", "ok", r->ok[c], "why",
+		                              r->why[c]));
+	json_object_set_new(o, "checks", ck);
+	json_object_update_new(
+	    o, json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,"
+	                 "s:f,s:i,s:i,s:i,s:b}",
+	                 "accounting_compared", r->accounting_compared,
+	                 "end_to_end_checked", r->end_to_end_checked,
+	                 "access_denied", (json_int_t)r->access_denied,
+	                 "invariant_checks", (json_int_t)r->invariant_checks,
+	                 "resent", (json_int_t)r->resent, "redelivered",
+	                 (json_int_t)r->redelivered, "processed",
+	                 (json_int_t)r->processed, "gaps", (json_int_t)r->gaps,
+	                 "resyncs", (json_int_t)r->resyncs, "caps_sent",
+	                 (json_int_t)r->caps_sent, "caps_received",
+	                 (json_int_t)r->caps_received, "shutdown_checked",
+	                 r->shutdown_checked, "shutdown_ms",
+	                 r->shutdown_ns / 1e6, "shutdown_answered",
+	                 (int)r->shut_answered, "shutdown_crashed",
+	                 (int)r->shut_crashed, "shutdown_deaf",
+	                 (int)r->shut_deaf, "ok", all_ok(r)));
+	json_dumpf(o, stdout, 0);
+	fputc('\n', stdout);
+	json_decref(o);
 }
 
 /* " name count" for each non-zero count; false if there was none. */
@@ -491,9 +557,18 @@ static int first_failed_check(const struct sim_report *r)
 	return -1;
 }
 
+/* Where a failure was saved (run --save, sweep --save-dir). */
+struct saved {
+	bool tried, ok;
+	char path[600];
+};
+
+/* One run of seed. plan_copy (may be NULL): the plan it ran, copied
+ * (free its v). */
 static int run_one(const struct args *a, const struct sim_scenario *sc,
                    uint64_t seed, FILE *trace, struct sim_report *r,
-                   const char **label, struct sim_log *log)
+                   const char **label, struct sim_log *log,
+                   struct saved *sv, struct sim_plan *plan_copy)
 {
 	struct sim_plan drawn = {0};
 	const struct sim_plan *plan = NULL;
@@ -527,10 +602,30 @@ static int run_one(const struct args *a, const struct sim_scenario *sc,
 			         (unsigned long long)seed);
 		else
 			snprintf(path, sizeof(path), "%s", a->save);
-		if (sim_save_failure(sc->path, sc->topology, plan, seed,
-		                     plant_name, r->buggify, why, path) == 0)
+		bool ok = sim_save_failure(sc->path, sc->topology, plan, seed,
+		                           plant_name, r->buggify, why, path) == 0;
+		if (ok)
 			fprintf(stderr, "busrt-sim: seed %llu: failure saved in %s\n",
 			        (unsigned long long)seed, path);
+		else /* the failure itself is lost: that fails the command */
+			fprintf(stderr, "busrt-sim: seed %llu: the failure could not "
+			        "be saved in %s\n", (unsigned long long)seed, path);
+		if (sv) {
+			sv->tried = true;
+			sv->ok = ok;
+			snprintf(sv->path, sizeof(sv->path), "%s", path);
+		}
+	}
+	if (plan_copy) {
+		plan_copy->n = plan ? plan->n : 0;
+		plan_copy->v = plan_copy->n
+		                   ? malloc(plan_copy->n * sizeof(*plan_copy->v))
+		                   : NULL;
+		if (plan_copy->v)
+			memcpy(plan_copy->v, plan->v,
+			       plan_copy->n * sizeof(*plan_copy->v));
+		else
+			plan_copy->n = 0;
 	}
 	if (owned)
 		sim_plan_free(&drawn);
@@ -561,7 +656,7 @@ static int determinism(const struct args *a, const struct sim_scenario *sc)
 			FILE *t = fopen(path[k], "w");
 			struct sim_report r;
 			const char *label;
-			run_one(a, sc, a->seed, t, &r, &label, NULL);
+			run_one(a, sc, a->seed, t, &r, &label, NULL, NULL, NULL);
 			fclose(t);
 			if (write(fd[1], &r.trace_hash, sizeof(r.trace_hash)) < 0)
 				_exit(3);
@@ -616,7 +711,8 @@ static int cmd_run(const struct args *a)
 	const char *label = "";
 	struct sim_log log = {0};
 	double t0 = cpu_seconds();
-	rc = run_one(a, &sc, a->seed, trace, &r, &label, &log);
+	struct saved sv = {0};
+	rc = run_one(a, &sc, a->seed, trace, &r, &label, &log, &sv, NULL);
 	struct rates th = {r.delivered / (cpu_seconds() - t0 + 1e-9),
 	                   oracle_rate(&sc, &log), 0};
 	th.ratio = th.oracle > 0 ? th.broker / th.oracle : 0;
@@ -629,7 +725,9 @@ static int cmd_run(const struct args *a)
 		else
 			table_report(&sc, &r, label, &th);
 	}
-	if (rc == 1 && !a->json && a->save) {
+	if (rc == 1 && sv.tried && !sv.ok) {
+		rc = 2; /* said above; no replay line for a file not there */
+	} else if (rc == 1 && !a->json && a->save) {
 		printf("  replay: busrt-sim replay %s\n", a->save);
 	} else if (rc == 1 && !a->json) {
 		printf("  replay: busrt-sim run %s --seed %llu%s%s%s%s --buggify ",
@@ -685,6 +783,71 @@ static int cmd_replay(struct args *a)
 	}
 	sim_scenario_free(&sc);
 	return cmd_run(a);
+}
+
+static void replay_command(char *out, size_t n, const struct args *a,
+                           const struct sim_scenario *sc, uint64_t seed,
+                           uint32_t buggify);
+
+/* busrt-sim report FILE --html OUT: a saved failure (or any scenario,
+ * with --seed and the rest as for run) run again and drawn as a timeline
+ * (report.c). Exit as run's: 0 every check holds, 1 one failed (the page
+ * shows it), 2 bad input or the page could not be written. */
+static int cmd_report(struct args *a)
+{
+	if (!a->html)
+		return bad("report needs --html OUT", NULL);
+	struct sim_scenario sc;
+	int rc = load_scenario(a, &sc);
+	if (rc)
+		return rc;
+	if ((rc = apply_plant(&sc))) {
+		sim_scenario_free(&sc);
+		return rc;
+	}
+	if (sc.has_seed && !a->seed_set)
+		a->seed = sc.seed;
+	if (!a->buggify_set && sc.has_buggify) { /* a saved failure's sites */
+		a->buggify_set = true;
+		a->buggify = sc.buggify;
+		a->buggify_drawn = false;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	FILE *t = open_memstream(&text, &len);
+	if (!t) {
+		sim_scenario_free(&sc);
+		return 2;
+	}
+	struct sim_report r;
+	const char *label = "";
+	struct sim_plan plan = {0};
+	rc = run_one(a, &sc, a->seed, t, &r, &label, NULL, NULL, &plan);
+	fclose(t);
+	char replay[800];
+	if (sc.has_seed)
+		snprintf(replay, sizeof(replay), "busrt-sim replay %s", sc.path);
+	else
+		replay_command(replay, sizeof(replay), a, &sc, a->seed, r.buggify);
+	FILE *out = fopen(a->html, "w");
+	int wrc = out ? sim_report_html(out, &sc, plan.n ? &plan : NULL, &r, text,
+	                                len, replay)
+	              : -1;
+	if (out && fclose(out) != 0)
+		wrc = -1;
+	if (wrc) {
+		fprintf(stderr, "busrt-sim: --html %s: %s\n", a->html,
+		        strerror(errno));
+		rc = 2;
+	} else {
+		printf("busrt-sim: %s, seed %llu: %s; the timeline is in %s\n",
+		       sc.path, (unsigned long long)a->seed,
+		       rc ? "a check FAILED" : "every check holds", a->html);
+	}
+	free(text);
+	free(plan.v);
+	sim_scenario_free(&sc);
+	return rc;
 }
 
 /* What shrinking works on: the scenario (reduced as it goes), the plan,
@@ -964,8 +1127,265 @@ struct line {
 	bool compared;
 	uint64_t delivered;
 	uint64_t plant_fired;
+	double secs;            /* CPU seconds of the run */
+	bool saved, save_failed;
+	char saved_path[600];
 	char why[300];
 };
+
+/* mkdir -p: 0, or -1 with errno (a part that is not a directory too). */
+static int mkdir_p(const char *dir)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s", dir);
+	for (char *q = p + 1;; q++) {
+		bool end = !*q;
+		if (*q == '/' || end) {
+			*q = 0;
+			struct stat st;
+			if (mkdir(p, 0777) != 0 && errno != EEXIST)
+				return -1;
+			if (stat(p, &st) != 0)
+				return -1;
+			if (!S_ISDIR(st.st_mode)) {
+				errno = ENOTDIR;
+				return -1;
+			}
+			if (end)
+				return 0;
+			*q = '/';
+		}
+	}
+}
+
+/* The command that replays seed's run of this sweep. */
+static void replay_command(char *out, size_t n, const struct args *a,
+                           const struct sim_scenario *sc, uint64_t seed,
+                           uint32_t buggify)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		snprintf(out, n, "busrt-sim run %s --seed %llu", sc->path,
+		         (unsigned long long)seed);
+		return;
+	}
+	fprintf(f, "busrt-sim run %s --seed %llu%s%s%s%s --topology %s "
+	        "--buggify ", sc->path, (unsigned long long)seed,
+	        a->faults ? " --faults " : "", a->faults ? a->faults : "",
+	        plant_name[0] ? " --plant " : "", plant_name,
+	        sim_topology_names[sc->topology]);
+	sites_list(f, buggify);
+	fclose(f);
+	snprintf(out, n, "%s", buf);
+	free(buf);
+}
+
+/* XML text: &, <, >, " and ' escaped; control bytes (not allowed in XML
+ * 1.0) as U+FFFD. */
+static void xml_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '&')
+			fputs("&amp;", f);
+		else if (c == '<')
+			fputs("&lt;", f);
+		else if (c == '>')
+			fputs("&gt;", f);
+		else if (c == '"')
+			fputs("&quot;", f);
+		else if (c == '\'')
+			fputs("&apos;", f);
+		else if (c < 0x20 && c != '\n' && c != '\t')
+			fputs("\xef\xbf\xbd", f);
+		else
+			fputc(c, f);
+	}
+}
+
+/* sweep --junit FILE: one test case per seed, a failure carrying its
+ * reason and replay command (for CI systems to show). 0, or 2 (said). */
+static int write_junit(const char *path, const struct args *a,
+                       const struct sim_scenario *sc, const struct line *all,
+                       uint64_t n, uint64_t failed, double wall)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "busrt-sim: --junit %s: %s\n", path, strerror(errno));
+		return 2;
+	}
+	char suite[300];
+	snprintf(suite, sizeof(suite), "busrt-sim.%s.%s", sc->name,
+	         sim_topology_names[sc->topology]);
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n"
+	        "  <testsuite name=\"");
+	xml_text(f, suite);
+	fprintf(f, "\" tests=\"%llu\" failures=\"%llu\" errors=\"0\" "
+	        "time=\"%.3f\">\n", (unsigned long long)n,
+	        (unsigned long long)failed, wall);
+	for (uint64_t i = 0; i < n; i++) {
+		const struct line *l = &all[i];
+		fprintf(f, "    <testcase classname=\"");
+		xml_text(f, suite);
+		fprintf(f, "\" name=\"seed %llu\" time=\"%.3f\"",
+		        (unsigned long long)l->seed, l->secs);
+		if (!l->rc) {
+			fprintf(f, "/>\n");
+			continue;
+		}
+		char replay[800];
+		replay_command(replay, sizeof(replay), a, sc, l->seed, l->buggify);
+		const char *why = l->why[0] ? l->why : "no result";
+		fprintf(f, ">\n      <failure message=\"");
+		xml_text(f, why);
+		fprintf(f, "\" type=\"%s\">", l->rc == 1 ? "check" : "error");
+		xml_text(f, why);
+		fprintf(f, "\nreplay: ");
+		xml_text(f, replay);
+		if (l->saved) {
+			fprintf(f, "\nsaved: ");
+			xml_text(f, l->saved_path);
+		}
+		fprintf(f, "</failure>\n    </testcase>\n");
+	}
+	fprintf(f, "  </testsuite>\n</testsuites>\n");
+	if (fclose(f) != 0) {
+		fprintf(stderr, "busrt-sim: --junit %s: %s\n", path, strerror(errno));
+		return 2;
+	}
+	return 0;
+}
+
+/* The sweep's summary as text: totals, faults and sites, each failure
+ * with its replay command. */
+static void sweep_text(const struct args *a, const struct sim_scenario *sc,
+                       const struct line *all, uint64_t n, int jobs,
+                       uint64_t failed, double wall, uint64_t delivered,
+                       const uint64_t *faults, const uint64_t *armed,
+                       const uint64_t *fired, const uint64_t *reached,
+                       uint64_t compared, uint64_t acted, uint64_t caught,
+                       uint64_t alarms)
+{
+	printf("busrt-sim: sweep of %s (%s), seeds %llu..%llu (%llu runs, %d "
+	       "jobs): %llu passed, %llu failed, %.1f s wall, %llu deliveries\n",
+	       sc->name, sim_topology_names[sc->topology],
+	       (unsigned long long)a->from, (unsigned long long)a->to,
+	       (unsigned long long)n, jobs, (unsigned long long)(n - failed),
+	       (unsigned long long)failed, wall, (unsigned long long)delivered);
+	if (plant_bits) /* a planted bug's rate: what a checker caught */
+		printf("  planted %s: acted in %llu of %llu runs, caught in %llu "
+		       "of those (%.1f%%); %llu runs failed where it never "
+		       "acted\n", plant_name, (unsigned long long)acted,
+		       (unsigned long long)n, (unsigned long long)caught,
+		       acted ? 100.0 * (double)caught / (double)acted : 0.0,
+		       (unsigned long long)alarms);
+	printf("  faults injected:");
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		printf(" %s %llu", sim_fault_names[k], (unsigned long long)faults[k]);
+	printf("\n");
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		if (!faults[k] && (!a->faults || strcmp(a->faults, "none")))
+			printf("  never injected: %s\n", sim_fault_names[k]);
+	printf("  accounting compared in %llu of %llu runs (the others lost "
+	       "bytes in flight)\n", (unsigned long long)compared,
+	       (unsigned long long)n);
+	printf("  fault sites (armed in runs / fired / reached):");
+	for (int k = 0; k < BUS_SITE_N; k++)
+		printf(" %s %llu/%llu/%llu", sim_site_names[k],
+		       (unsigned long long)armed[k], (unsigned long long)fired[k],
+		       (unsigned long long)reached[k]);
+	printf("\n");
+	for (int k = 0; k < BUS_SITE_N; k++)
+		if (!reached[k])
+			printf("  never reached: %s\n", sim_site_names[k]);
+		else if (!fired[k] && armed[k])
+			printf("  armed but never fired: %s\n", sim_site_names[k]);
+	for (uint64_t i = 0; i < n; i++) {
+		if (!all[i].rc)
+			continue;
+		char replay[800];
+		replay_command(replay, sizeof(replay), a, sc, all[i].seed,
+		               all[i].buggify);
+		printf("  FAILED seed %llu: %s\n    replay: %s\n",
+		       (unsigned long long)all[i].seed,
+		       all[i].why[0] ? all[i].why : "no result", replay);
+	}
+}
+
+/* sweep --json: the same as one JSON object (jansson), per-seed results
+ * and failures with their replay commands. */
+static void sweep_json(const struct args *a, const struct sim_scenario *sc,
+                       const struct line *all, uint64_t n, uint64_t failed,
+                       double wall, uint64_t delivered, const uint64_t *faults,
+                       const uint64_t *armed, const uint64_t *fired,
+                       const uint64_t *reached, uint64_t compared,
+                       uint64_t acted, uint64_t caught, uint64_t alarms)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "scenario", json_string(sc->name));
+	json_object_set_new(o, "path", json_string(sc->path));
+	json_object_set_new(o, "topology",
+	                    json_string(sim_topology_names[sc->topology]));
+	json_object_set_new(o, "seeds", json_pack("{s:I,s:I}", "from",
+	                                          (json_int_t)a->from, "to",
+	                                          (json_int_t)a->to));
+	json_object_set_new(o, "faults_plan",
+	                    a->faults ? json_string(a->faults) : json_null());
+	json_object_set_new(o, "runs", json_integer((json_int_t)n));
+	json_object_set_new(o, "passed", json_integer((json_int_t)(n - failed)));
+	json_object_set_new(o, "failed", json_integer((json_int_t)failed));
+	json_object_set_new(o, "wall_s", json_real(wall));
+	json_object_set_new(o, "deliveries", json_integer((json_int_t)delivered));
+	json_object_set_new(o, "accounting_compared",
+	                    json_integer((json_int_t)compared));
+	json_t *fk = json_object();
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		json_object_set_new(fk, sim_fault_names[k],
+		                    json_integer((json_int_t)faults[k]));
+	json_object_set_new(o, "faults", fk);
+	json_t *st = json_object();
+	for (int k = 0; k < BUS_SITE_N; k++)
+		json_object_set_new(st, sim_site_names[k],
+		                    json_pack("{s:I,s:I,s:I}", "armed",
+		                              (json_int_t)armed[k], "fired",
+		                              (json_int_t)fired[k], "reached",
+		                              (json_int_t)reached[k]));
+	json_object_set_new(o, "sites", st);
+	if (plant_bits)
+		json_object_set_new(
+		    o, "planted",
+		    json_pack("{s:s,s:I,s:I,s:I}", "bug", plant_name, "acted",
+		              (json_int_t)acted, "caught", (json_int_t)caught,
+		              "failed_without_acting", (json_int_t)alarms));
+	json_t *fails = json_array(), *res = json_array();
+	for (uint64_t i = 0; i < n; i++) {
+		const struct line *l = &all[i];
+		char hash[17];
+		snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)l->hash);
+		json_array_append_new(
+		    res, json_pack("{s:I,s:b,s:s,s:I,s:f}", "seed",
+		                   (json_int_t)l->seed, "ok", l->rc == 0,
+		                   "trace_hash", hash, "deliveries",
+		                   (json_int_t)l->delivered, "cpu_s", l->secs));
+		if (!l->rc)
+			continue;
+		char replay[800];
+		replay_command(replay, sizeof(replay), a, sc, l->seed, l->buggify);
+		json_array_append_new(
+		    fails, json_pack("{s:I,s:s,s:s,s:o}", "seed", (json_int_t)l->seed,
+		                     "why", l->why[0] ? l->why : "no result",
+		                     "replay", replay, "saved",
+		                     l->saved ? json_string(l->saved_path)
+		                              : json_null()));
+	}
+	json_object_set_new(o, "failures", fails);
+	json_object_set_new(o, "results", res);
+	json_dumpf(o, stdout, JSON_COMPACT);
+	fputc('\n', stdout);
+	json_decref(o);
+}
 
 static int cmd_sweep(const struct args *a)
 {
@@ -975,6 +1395,12 @@ static int cmd_sweep(const struct args *a)
 		return rc;
 	uint64_t n = a->to - a->from + 1;
 	int jobs = a->jobs > 0 ? a->jobs : 1;
+	if (a->save_dir && mkdir_p(a->save_dir) != 0) {
+		fprintf(stderr, "busrt-sim: --save-dir %s: %s\n", a->save_dir,
+		        strerror(errno));
+		sim_scenario_free(&sc);
+		return 2;
+	}
 	int fds[64];
 	pid_t pids[64];
 	struct timespec t0, t1;
@@ -991,7 +1417,15 @@ static int cmd_sweep(const struct args *a)
 				struct sim_report r;
 				const char *label;
 				struct line ln = {.seed = s};
-				ln.rc = run_one(a, &sc, s, NULL, &r, &label, NULL);
+				struct saved sv = {0};
+				double c0 = cpu_seconds();
+				ln.rc = run_one(a, &sc, s, NULL, &r, &label, NULL, &sv,
+				                NULL);
+				ln.secs = cpu_seconds() - c0;
+				ln.saved = sv.tried && sv.ok;
+				ln.save_failed = sv.tried && !sv.ok;
+				snprintf(ln.saved_path, sizeof(ln.saved_path), "%s",
+				         sv.path);
 				if (ln.rc == 0 && leaked()) { /* the ASan build's LSan */
 					ln.rc = 1;
 					snprintf(ln.why, sizeof(ln.why), "leak: "
@@ -1054,60 +1488,26 @@ static int cmd_sweep(const struct args *a)
 			armed[k] += (all[i].buggify >> k) & 1;
 		}
 	}
-	printf("busrt-sim: sweep of %s (%s), seeds %llu..%llu (%llu runs, %d "
-	       "jobs): %llu passed, %llu failed, %.1f s wall, %llu deliveries\n",
-	       sc.name, sim_topology_names[sc.topology],
-	       (unsigned long long)a->from, (unsigned long long)a->to,
-	       (unsigned long long)n, jobs, (unsigned long long)(n - failed),
-	       (unsigned long long)failed,
-	       (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-	       (unsigned long long)delivered);
-	if (plant_bits) /* a planted bug's rate: what a checker caught */
-		printf("  planted %s: acted in %llu of %llu runs, caught in %llu "
-		       "of those (%.1f%%); %llu runs failed where it never "
-		       "acted\n", plant_name, (unsigned long long)acted,
-		       (unsigned long long)n, (unsigned long long)caught,
-		       acted ? 100.0 * (double)caught / (double)acted : 0.0,
-		       (unsigned long long)alarms);
-	printf("  faults injected:");
-	for (int k = 0; k < SIM_F_KINDS; k++)
-		printf(" %s %llu", sim_fault_names[k], (unsigned long long)faults[k]);
-	printf("\n");
-	for (int k = 0; k < SIM_F_KINDS; k++)
-		if (!faults[k] && (!a->faults || strcmp(a->faults, "none")))
-			printf("  never injected: %s\n", sim_fault_names[k]);
-	printf("  accounting compared in %llu of %llu runs (the others lost "
-	       "bytes in flight)\n", (unsigned long long)compared,
-	       (unsigned long long)n);
-	printf("  fault sites (armed in runs / fired / reached):");
-	for (int k = 0; k < BUS_SITE_N; k++)
-		printf(" %s %llu/%llu/%llu", sim_site_names[k],
-		       (unsigned long long)armed[k], (unsigned long long)fired[k],
-		       (unsigned long long)reached[k]);
-	printf("\n");
-	for (int k = 0; k < BUS_SITE_N; k++)
-		if (!reached[k])
-			printf("  never reached: %s\n", sim_site_names[k]);
-		else if (!fired[k] && armed[k])
-			printf("  armed but never fired: %s\n", sim_site_names[k]);
+	double wall = (double)(t1.tv_sec - t0.tv_sec) +
+	              (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	uint64_t save_failed = 0;
 	for (uint64_t i = 0; i < n; i++)
-		if (all[i].rc)
-		{
-			printf("  FAILED seed %llu: %s\n    replay: busrt-sim run %s "
-			       "--seed %llu%s%s%s%s --buggify ",
-			       (unsigned long long)all[i].seed,
-			       all[i].rc == 1 && all[i].why[0] ? all[i].why
-			                                       : "no result",
-			       sc.path, (unsigned long long)all[i].seed,
-			       a->faults ? " --faults " : "",
-			       a->faults ? a->faults : "",
-			       plant_name[0] ? " --plant " : "", plant_name);
-			sites_list(stdout, all[i].buggify);
-			printf("\n");
-		}
+		save_failed += all[i].save_failed;
+	if (a->json)
+		sweep_json(a, &sc, all, n, failed, wall, delivered, faults, armed,
+		           fired, reached, compared, acted, caught, alarms);
+	else
+		sweep_text(a, &sc, all, n, jobs, failed, wall, delivered, faults,
+		           armed, fired, reached, compared, acted, caught, alarms);
+	int jrc = a->junit ? write_junit(a->junit, a, &sc, all, n, failed, wall)
+	                   : 0;
+	if (got != n) /* a worker died: its seeds have no result */
+		fprintf(stderr, "busrt-sim: sweep: %llu of %llu seeds have no "
+		        "result\n", (unsigned long long)(n - got),
+		        (unsigned long long)n);
 	free(all);
 	sim_scenario_free(&sc);
-	return failed ? 1 : 0;
+	return save_failed || jrc ? 2 : failed ? 1 : 0;
 }
 
 static int cmd_record(int argc, char **argv)
@@ -1176,6 +1576,8 @@ int main(int argc, char **argv)
 		{"buggify", required_argument, NULL, 'B'},
 		{"check-every", required_argument, NULL, 'C'},
 		{"topology", required_argument, NULL, 'O'},
+		{"junit", required_argument, NULL, 'U'},
+		{"html", required_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	struct args a = {.seed = 1, .jobs = 1, .topology = -1};
@@ -1192,6 +1594,14 @@ int main(int argc, char **argv)
 		bus_version_print(stdout, "busrt-sim");
 		return 0;
 	}
+	static const char *const cmds[] = {"run", "sweep", "plan", "replay",
+	                                   "shrink", "report"};
+	bool known = false;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		known |= !strcmp(a.cmd, cmds[i]);
+	if (!known)
+		return bad("unknown command (run, sweep, plan, replay, shrink, "
+		           "report, record)", a.cmd);
 	optind = 2;
 	int opt;
 	bool have_seeds = false;
@@ -1200,6 +1610,7 @@ int main(int argc, char **argv)
 		case 's':
 			if (!parse_u64(optarg, &a.seed))
 				return bad("--seed: not a number", optarg);
+			a.seed_set = true;
 			break;
 		case 'S': {
 			char lo[32], *dots = strstr(optarg, "..");
@@ -1242,6 +1653,12 @@ int main(int argc, char **argv)
 		case 'W':
 			a.save_dir = optarg;
 			break;
+		case 'U':
+			a.junit = optarg;
+			break;
+		case 'H':
+			a.html = optarg;
+			break;
 		case 'T':
 			if (read_tape(optarg, &a.tape, &a.tape_len))
 				return 2;
@@ -1263,19 +1680,23 @@ int main(int argc, char **argv)
 				           optarg);
 			break;
 		case 'B':
-			if (!parse_buggify(optarg, &a))
-				return bad("--buggify: none, all, seed or sites "
-				           "(core.alloc, core.queue_full, core.write_one, "
-				           "client.alloc, client.out_full, net.one_byte)",
-				           optarg);
+			if (!parse_buggify(optarg, &a)) {
+				fprintf(stderr, "busrt-sim: --buggify: %s: expected none, "
+				        "all, seed or sites of: ", optarg);
+				sites_list(stderr, (1u << BUS_SITE_N) - 1);
+				fputc('\n', stderr);
+				return 2;
+			}
 			break;
 		case 'p': {
 			uint32_t bit = plant_bit(optarg);
-			if (!bit)
-				return bad("--plant: unknown bug (dup, swap, "
-				           "drop-acked, no-resubscribe, no-restart, "
-				           "miscount, lifecycle, corrupt, "
-				           "child-first)", optarg);
+			if (!bit) {
+				fprintf(stderr, "busrt-sim: --plant: %s: not one of: ",
+				        optarg);
+				plants_list(stderr, ", ");
+				fputc('\n', stderr);
+				return 2;
+			}
 			plant_bits |= bit;
 			plant_name = optarg;
 			break;
@@ -1289,7 +1710,15 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1)
-		return bad("expected one SCENARIO", NULL);
+		return bad(optind == argc ? "missing SCENARIO (or FILE)"
+		                          : "expected one SCENARIO, got more",
+		           optind == argc ? a.cmd : argv[optind + 1]);
+	if (a.html && strcmp(a.cmd, "report"))
+		return bad("--html goes with report", NULL);
+	if (a.junit && strcmp(a.cmd, "sweep"))
+		return bad("--junit goes with sweep", NULL);
+	if (a.save_dir && strcmp(a.cmd, "sweep"))
+		return bad("--save-dir goes with sweep (run: --save FILE)", NULL);
 	a.scenario = argv[optind];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(a.cmd, "run"))
@@ -1300,6 +1729,8 @@ int main(int argc, char **argv)
 		return cmd_replay(&a);
 	if (!strcmp(a.cmd, "shrink"))
 		return cmd_shrink(&a);
+	if (!strcmp(a.cmd, "report"))
+		return cmd_report(&a);
 	if (!strcmp(a.cmd, "sweep")) {
 		if (!have_seeds)
 			return bad("sweep needs --seeds A..B", NULL);

@@ -956,10 +956,14 @@ static void print_faults(FILE *f, const struct sim_plan *p)
 		fprintf(f, "  - {at_ms: %llu, kind: %s", 
 		        (unsigned long long)(x->at_ns / SIM_MS),
 		        sim_fault_names[x->kind]);
+		/* each kind's own words (scenarios/README.md): a crash is
+		 * down for down_ms; ms is the delay's alone */
+		bool crash = x->kind == SIM_F_BROKER_CRASH ||
+		             x->kind == SIM_F_AGENT_CRASH;
 		if (x->for_ns)
-			fprintf(f, ", for_ms: %llu",
+			fprintf(f, ", %s: %llu", crash ? "down_ms" : "for_ms",
 			        (unsigned long long)(x->for_ns / SIM_MS));
-		if (x->ms)
+		if (x->ms && x->kind == SIM_F_DELAY)
 			fprintf(f, ", ms: %llu", (unsigned long long)x->ms);
 		if (x->target[0]) {
 			fprintf(f, ", target: ");

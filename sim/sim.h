@@ -165,6 +165,15 @@ int sim_site_by_name(const char *name);
 /* The names of the sites in mask, separated by sep; how many. */
 int sim_sites_print(FILE *f, uint32_t mask, const char *sep);
 
+struct sim_report;
+/* busrt-sim report: the run as a self-contained HTML page (report.c): its
+ * trace text (trace_len bytes) drawn as a timeline, the plan's faults as
+ * bands, the first offending event marked, replay the command under it.
+ * 0, or -1 (out of memory, or a write error on f). */
+int sim_report_html(FILE *f, const struct sim_scenario *sc,
+                    const struct sim_plan *plan, const struct sim_report *r,
+                    const char *trace, size_t trace_len, const char *replay);
+
 /* The same for a scenario in memory (busrt-sim shrink): the file written
  * by sim_scenario_print, then this plan, seed, plant and sites. */
 int sim_save_reduced(const struct sim_scenario *sc, const struct sim_plan *plan,

@@ -24,7 +24,7 @@ _busrt_sim()
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -W "none" -- "$cur") $(compgen -f -- "$cur"))
 		return ;;
-	--trace | --tape | --save | --out)
+	--trace | --tape | --save | --out | --junit | --html)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return ;;
@@ -44,16 +44,17 @@ _busrt_sim()
 		return ;;
 	esac
 	if ((COMP_CWORD == 1)); then
-		COMPREPLY=($(compgen -W "run sweep plan replay shrink record --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "run sweep plan replay shrink report record --help --version" -- "$cur"))
 		return
 	fi
 	if [[ $cur == -* ]]; then
 		local opts=
 		case $sub in
 		run) opts="--seed --faults --trace --json --check-determinism --tape --check-every --topology --plant --save --buggify" ;;
-		sweep) opts="--seeds -j --faults --check-every --topology --plant --save-dir --buggify" ;;
+		sweep) opts="--seeds -j --faults --check-every --topology --plant --save-dir --json --junit --buggify" ;;
 		plan) opts="--seed" ;;
 		shrink) opts="--out" ;;
+		report) opts="--html --seed --faults --topology --plant --buggify" ;;
 		record) opts="--poll-ms --seconds --command --subtree --netlink --name --out" ;;
 		esac
 		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
@@ -64,7 +65,7 @@ _busrt_sim()
 		COMPREPLY=($(compgen -W "$(_busrt_sim_scenarios)" -- "$cur"))
 		compopt -o filenames 2>/dev/null
 		COMPREPLY+=($(compgen -f -X '!*.yaml' -- "$cur")) ;;
-	replay | shrink)
+	replay | shrink | report)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur")) ;;
 	esac
