@@ -14,7 +14,7 @@ CFLAGS_BASE := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
 	-Wshadow -Wstrict-prototypes -Wmissing-prototypes $(OPT) -Ibroker/include \
 	-I$(O)/gen
 CFLAGS_ALL = $(CFLAGS_BASE) $(SAN) $(CFLAGS)
-LDLIBS_ALL = -luv -lmsgpackc -lyaml -lprotobuf-c -lpcre2-8 -lmicrohttpd -lssl -lcrypto -pthread $(LDLIBS)
+LDLIBS_ALL = -luv -lmsgpackc -lyaml -lprotobuf-c -lpcre2-8 -lmicrohttpd -ljansson -lssl -lcrypto -pthread $(LDLIBS)
 
 CORE_SRC := $(wildcard broker/core/*.c)
 NET_SRC := $(wildcard broker/net/*.c)
@@ -86,7 +86,7 @@ else
 $(O)/obj/sim/main.o: CFLAGS_BASE += -DBUS_SCENARIO_DIR='"$(DATADIR)/busrt/scenarios"'
 $(O)/bin/busrt-sim: $(O)/obj/sim/main.o $(SIM_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS_ALL) -ljansson
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(SIM_OBJ) $(LIB) $(LDLIBS_ALL)
 endif
 FORCE:
 

@@ -1,42 +1,58 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * json.c — JSON string output (json.h).
+ * json.c — JSON string output (json.h): our policy for bytes that are
+ * not UTF-8, then jansson's encoder.
  */
 #include "bus/json.h"
 #include "../core/internal.h" /* bus__utf8_seq */
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-void bus_json_str(FILE *f, const char *s, size_t n)
+json_t *bus_json_string(const char *s, size_t n)
 {
+	/* our policy first: a byte that is not part of UTF-8 becomes the
+	 * text \xNN, so the output stays valid UTF-8 whatever a peer sent;
+	 * the quoting and escaping are jansson's */
 	const unsigned char *p = (const unsigned char *)s;
-	fputc('"', f);
+	if (!n)
+		return json_string("");
+	char small[512], *buf = small;
+	size_t cap = n * 4 + 1;
+	if (cap > sizeof(small) && !(buf = malloc(cap)))
+		return NULL;
+	size_t o = 0;
 	for (size_t i = 0; i < n;) {
 		unsigned char ch = p[i];
 		size_t k = ch < 0x80 ? 1 : bus__utf8_seq(p + i, n - i);
-		if (k == 0) { /* not UTF-8: the byte as text, so the line stays
-		                 valid UTF-8 whatever a peer sent */
-			fprintf(f, "\\\\x%02x", ch);
+		if (k == 0) {
+			o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", ch);
 			i++;
 			continue;
 		}
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", f);
-		else if (ch == '\t')
-			fputs("\\t", f);
-		else if (ch < 0x20 || ch == 0x7f)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fwrite(p + i, 1, k, f);
+		memcpy(buf + o, p + i, k);
+		o += k;
 		i += k;
 	}
-	fputc('"', f);
+	json_t *j = json_stringn(buf, o);
+	if (buf != small)
+		free(buf);
+	return j;
+}
+
+void bus_json_str(FILE *f, const char *s, size_t n)
+{
+	json_t *j = bus_json_string(s, n);
+	if (j)
+		json_dumpf(j, f, JSON_ENCODE_ANY);
+	else
+		fputs("\"\"", f); /* out of memory */
+	json_decref(j);
 }
 
 char *bus_text_escape(char *out, size_t cap, const char *s, size_t n)

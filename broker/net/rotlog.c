@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -80,6 +81,12 @@ void bus_rotlog_close(struct bus_rotlog *l)
 	l->f = NULL;
 }
 
+static json_t *utf8_json(const char *s)
+{
+	json_t *j = bus_json_string(s, strlen(s));
+	return j ? j : json_string("");
+}
+
 void bus_audit_line(struct bus_rotlog *l, const char *dir, const char *sender,
                     const char *target, const char *method, int code,
                     const char *detail)
@@ -88,17 +95,18 @@ void bus_audit_line(struct bus_rotlog *l, const char *dir, const char *sender,
 	if (!f)
 		return;
 	char t[40];
-	fprintf(f, "{\"time\": \"%s\", \"dir\": \"%s\", ",
-	        bus_utc_now(t, sizeof(t)), dir);
-	fputs("\"sender\": ", f);
-	bus_json_str(f, sender, strlen(sender));
-	fputs(", \"target\": ", f);
-	bus_json_str(f, target, strlen(target));
-	fputs(", \"method\": ", f);
-	bus_json_str(f, method, strlen(method));
-	fprintf(f, ", \"result\": %d, \"detail\": ", code);
-	bus_json_str(f, detail, strlen(detail));
-	fputs("}\n", f);
+	/* one JSON object per line (jansson); peers' strings made valid
+	 * UTF-8 first (\xNN for what is not), as bus_json_str does */
+	json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:i,s:o}", "time",
+	                      bus_utc_now(t, sizeof(t)), "dir", dir, "sender",
+	                      utf8_json(sender), "target", utf8_json(target),
+	                      "method", utf8_json(method), "result", code,
+	                      "detail", utf8_json(detail));
+	if (o) {
+		json_dumpf(o, f, 0);
+		fputc('\n', f);
+		json_decref(o);
+	}
 	bus_rotlog_line_done(l); /* flushed; rotated past the size */
 }
 
