@@ -49,9 +49,10 @@ def test_a_missing_collector_binary_says_no_such_file():
     cfg = ("broker:\n  embedded:\n    transport: {{type: unix_socket, path: {dir}/b.sock}}\n"
            "agent:\n  collectors:\n    - id: p1\n      type: process\n"
            "      command: [/no/such/procmond]\n")
-    want = "p1: spawn failed (/no/such/procmond: no such file or directory)"
+    want = "p1: spawn failed (/no/such/procmond: no such file or directory"
     rc, log = agent_log(cfg, want)
     assert rc == 0 and want in log, log
+    assert "(is the collector installed? its path is agent.collectors[].command)" in log, log
     assert "input/output error" not in log, log
     # and --check-config says so before anything runs
     d = tempfile.mkdtemp(prefix="er", dir="/tmp")
@@ -87,7 +88,8 @@ def test_a_socket_in_a_missing_directory_and_no_exit_stats():
     r = run([BUSRTD, "-B", "/nonexistent-dir-a/dir/x.sock"])
     assert r.returncode == 1, r
     assert ("/nonexistent-dir-a/dir: cannot create the socket's directory: "
-            "No such file or directory") in r.stderr, r.stderr
+            "No such file or directory (only its last part is created: create the "
+            "parent first, or choose another path)") in r.stderr, r.stderr
     assert "permission denied" not in r.stderr.lower()
     assert "exit stats" not in r.stderr, r.stderr
 
@@ -108,3 +110,14 @@ def test_a_publish_over_the_frame_limit_names_the_limit():
     finally:
         os.unlink(big)
         os.rmdir(d)
+
+
+def test_a_port_in_use_says_what_to_do():
+    from busclient import free_port
+    port = free_port()
+    with Busrtd("-B", f"127.0.0.1:{port}", config="broker:\n  acl: open\n"):
+        r = run([BUSRTD, "-B", f"127.0.0.1:{port}"])
+    assert r.returncode == 1, r
+    assert (f"127.0.0.1:{port}: address already in use (another process listens "
+            "there: stop it, or choose another port)") in r.stderr, r.stderr
+    assert "exit stats" not in r.stderr

@@ -21,7 +21,12 @@ from busclient import BIN, Busrtd
 from test_tls import make_ca, make_cert
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-O = os.path.dirname(os.path.abspath(BIN))
+# the build tree as the Makefile names it: relative to the repository when
+# inside it (an absolute O would write its dependency files for other
+# target names, and a later make in the tree would miss header changes)
+O = os.path.relpath(os.path.dirname(os.path.abspath(BIN)), ROOT)
+if O.startswith(".."):
+    O = os.path.dirname(os.path.abspath(BIN))
 VERSION = re.search(r'#define BUS_VERSION "([^"]+)"',
                     open(os.path.join(ROOT, "broker/include/bus/bus.h")).read()).group(1)
 PROGRAMS = {"bin": ["busrt-cli", "busrt-sim", "busrt-bench"],

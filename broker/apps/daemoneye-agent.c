@@ -229,7 +229,12 @@ static int sup_spawn(void *host, size_t idx, uint32_t *pid, char *why,
 	int rc = uv_spawn(&a->loop, &ch->proc, &o);
 	if (rc) {
 		/* the supervisor logs it ("spawn failed") and retries */
-		snprintf(why, whylen, "%s: %s", argv[0], uv_strerror(rc));
+		snprintf(why, whylen, "%s: %s%s", argv[0], uv_strerror(rc),
+		         rc == UV_ENOENT ? " (is the collector installed? its path "
+		                           "is agent.collectors[].command)"
+		         : rc == UV_EACCES ? " (not executable by the agent: its "
+		                             "mode, or a noexec mount)"
+		                           : "");
 		uv_close((uv_handle_t *)&ch->proc, child_closed);
 		return BUS_EIO;
 	}

@@ -1002,6 +1002,28 @@ static int unix_probe(const char *path)
 	return rc;
 }
 
+/* What to do about a listener's error, for its message ("" if nothing
+ * useful can be said). */
+static const char *listen_hint(int uverr)
+{
+	switch (uverr) {
+	case UV_EADDRINUSE:
+		return " (another process listens there: stop it, or choose "
+		       "another port)";
+	case UV_EACCES:
+	case UV_EPERM:
+		return " (not allowed: ports below 1024 need root or "
+		       "CAP_NET_BIND_SERVICE; a socket path, write access to its "
+		       "directory)";
+	case UV_EADDRNOTAVAIL:
+		return " (this machine has no such address)";
+	case UV_ENOENT:
+		return " (its directory is missing)";
+	default:
+		return "";
+	}
+}
+
 /* The socket's directory: created 0750 if missing (one level: the
  * default /run/daemoneye); refused if another user owns it, or if others
  * may write in it without the sticky bit (they could replace the socket
@@ -1019,8 +1041,14 @@ static int socket_dir_ok(const char *path, char *err, size_t errlen)
 		*slash = 0;
 	struct stat st;
 	if (stat(dir, &st) != 0 && errno == ENOENT && mkdir(dir, 0750) != 0) {
+		int e = errno;
 		snprintf(err, errlen, "%s: cannot create the socket's directory: "
-		         "%s", dir, strerror(errno));
+		         "%s%s", dir, strerror(e),
+		         e == ENOENT ? " (only its last part is created: create "
+		                       "the parent first, or choose another path)"
+		         : e == EACCES ? " (run as a user who may write in its "
+		                         "parent, or choose another path)"
+		                       : "");
 		return BUS_EIO;
 	}
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -1106,7 +1134,8 @@ int bus_server_listen_unix(struct bus_server *s, const char *path, int mode,
 		unlink(path);
 	}
 	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", path, uv_strerror(rc));
+		snprintf(err, errlen, "%s: %s%s", path, uv_strerror(rc),
+		         listen_hint(rc));
 		return BUS_EIO;
 	}
 	return 0;
@@ -1186,7 +1215,8 @@ static int listen_tcp(struct bus_server *s, const char *host, int port,
 		                             : sizeof(struct sockaddr_in6),
 		                     false, tls);
 		if (rc != 0) {
-			snprintf(err, errlen, "%s: %s", name, uv_strerror(rc));
+			snprintf(err, errlen, "%s: %s%s", name, uv_strerror(rc),
+			         listen_hint(rc));
 			return BUS_EIO;
 		}
 		return 0;
@@ -1224,8 +1254,8 @@ static int listen_tcp(struct bus_server *s, const char *host, int port,
 		} else {
 			char ip[64] = "?";
 			uv_ip_name(a->ai_addr, ip, sizeof(ip));
-			snprintf(err, errlen, "%s (%s): %s", name, ip,
-			         uv_strerror(rc));
+			snprintf(err, errlen, "%s (%s): %s%s", name, ip,
+			         uv_strerror(rc), listen_hint(rc));
 			break;
 		}
 	}

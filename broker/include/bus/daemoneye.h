@@ -546,7 +546,7 @@ struct de_sup_collector {
 	int health;              /* the last status answered (HealthStatus),
 	                            -1: none since it started */
 	uint64_t started_ns;
-	char last_error[128];
+	char last_error[256];
 };
 
 /* A collector id or type: 1..cap-1 bytes of [A-Za-z0-9_-] (one level of
