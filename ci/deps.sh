@@ -8,7 +8,7 @@ build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev protobuf-c-comp
 test=(scdoc man-db systemd chromium libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client)
 bench=(python3 openssl nats-server libnats-dev redis-server libhiredis-dev mosquitto libmosquitto-dev python3-msgpack python3-protobuf protobuf-compiler)
 fuzz=(afl++ clang libclang-rt-14-dev python3-msgpack)
-coverage=(lcov libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client)
+coverage=(lcov scdoc man-db systemd chromium libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client)
 perf=(valgrind)
 # make install renders the man pages; its test verifies units and pages
 install=(scdoc)

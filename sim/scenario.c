@@ -577,6 +577,9 @@ static int parse_fault(struct ld *l, struct sim_plan *p, const yaml_node_t *n)
 	}
 	if (!have_kind || !have_at)
 		return fail(l, n, "a fault needs at_ms and kind", "faults");
+	if (f.kind != SIM_F_DELAY) /* ms is a delay's alone (files saved
+	                              before printed it for every kind) */
+		f.ms = 0;
 	struct sim_fault *fs = realloc(p->v, (p->n + 1) * sizeof(*fs));
 	if (!fs)
 		return fail(l, n, "out of memory", NULL);
