@@ -302,7 +302,10 @@ class Busrtd:
                 s = socket.socket(socket.AF_UNIX)
                 s.connect(self.path)
                 s.close()
-                if not self.tcp or self._tcp_ready():
+                # every -B listening (they are bound in turn, the Unix
+                # socket first: it answers before the others exist)
+                if (not self.tcp or self._tcp_ready()) and \
+                        self.log().count("listening on ") >= argv.count("-B"):
                     return self
             except OSError:
                 pass
