@@ -762,6 +762,26 @@ static int apply_plant(const struct sim_scenario *sc)
 	return 0;
 }
 
+/* A saved failure's planted bug, seed and armed sites, for this command.
+ * replay takes them whatever the options say (a file without sites arms
+ * none); report (as_run) lets --seed and --buggify win, and a plain
+ * scenario's sites are drawn as run draws them. */
+static int apply_saved(struct args *a, const struct sim_scenario *sc,
+                       bool as_run)
+{
+	int rc = apply_plant(sc);
+	if (rc)
+		return rc;
+	if (sc->has_seed && !(as_run && a->seed_set))
+		a->seed = sc->seed;
+	if (!a->buggify_set && (!as_run || sc->has_buggify)) {
+		a->buggify_set = true;
+		a->buggify = sc->buggify;
+		a->buggify_drawn = false;
+	}
+	return 0;
+}
+
 /* busrt-sim replay FILE: a saved failure (or any scenario) with its own
  * seed, plan and planted bug. */
 static int cmd_replay(struct args *a)
@@ -770,19 +790,9 @@ static int cmd_replay(struct args *a)
 	int rc = load_scenario(a, &sc);
 	if (rc)
 		return rc;
-	if ((rc = apply_plant(&sc))) {
-		sim_scenario_free(&sc);
-		return rc;
-	}
-	if (sc.has_seed)
-		a->seed = sc.seed;
-	if (!a->buggify_set) { /* the file's sites; none in older files */
-		a->buggify_set = true;
-		a->buggify = sc.buggify;
-		a->buggify_drawn = false;
-	}
+	rc = apply_saved(a, &sc, false);
 	sim_scenario_free(&sc);
-	return cmd_run(a);
+	return rc ? rc : cmd_run(a);
 }
 
 static void replay_command(char *out, size_t n, const struct args *a,
@@ -801,16 +811,9 @@ static int cmd_report(struct args *a)
 	int rc = load_scenario(a, &sc);
 	if (rc)
 		return rc;
-	if ((rc = apply_plant(&sc))) {
+	if ((rc = apply_saved(a, &sc, true))) {
 		sim_scenario_free(&sc);
 		return rc;
-	}
-	if (sc.has_seed && !a->seed_set)
-		a->seed = sc.seed;
-	if (!a->buggify_set && sc.has_buggify) { /* a saved failure's sites */
-		a->buggify_set = true;
-		a->buggify = sc.buggify;
-		a->buggify_drawn = false;
 	}
 	char *text = NULL;
 	size_t len = 0;
@@ -1133,6 +1136,34 @@ struct line {
 	char why[300];
 };
 
+/* A sweep's totals over its lines. */
+struct totals {
+	uint64_t n, failed, save_failed, delivered, compared;
+	uint64_t acted, caught, alarms; /* --plant */
+	uint64_t faults[SIM_F_KINDS];
+	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N], armed[BUS_SITE_N];
+	int jobs;
+	double wall;
+};
+
+static void totals_add(struct totals *t, const struct line *l)
+{
+	t->failed += l->rc != 0;
+	t->save_failed += l->save_failed;
+	t->acted += l->plant_fired > 0;
+	t->caught += l->plant_fired > 0 && l->rc == 1;
+	t->alarms += l->plant_fired == 0 && l->rc == 1;
+	t->compared += l->compared;
+	t->delivered += l->delivered;
+	for (int k = 0; k < SIM_F_KINDS; k++)
+		t->faults[k] += l->faults[k];
+	for (int k = 0; k < BUS_SITE_N; k++) {
+		t->reached[k] += l->reached[k];
+		t->fired[k] += l->fired[k];
+		t->armed[k] += (l->buggify >> k) & 1;
+	}
+}
+
 /* mkdir -p: 0, or -1 with errno (a part that is not a directory too). */
 static int mkdir_p(const char *dir)
 {
@@ -1182,35 +1213,19 @@ static void replay_command(char *out, size_t n, const struct args *a,
 	free(buf);
 }
 
-/* XML text: &, <, >, " and ' escaped; control bytes (not allowed in XML
- * 1.0) as U+FFFD. */
 static void xml_text(FILE *f, const char *s)
 {
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '&')
-			fputs("&amp;", f);
-		else if (c == '<')
-			fputs("&lt;", f);
-		else if (c == '>')
-			fputs("&gt;", f);
-		else if (c == '"')
-			fputs("&quot;", f);
-		else if (c == '\'')
-			fputs("&apos;", f);
-		else if (c < 0x20 && c != '\n' && c != '\t')
-			fputs("\xef\xbf\xbd", f);
-		else
-			fputc(c, f);
-	}
+	sim_markup_text(f, s, strlen(s));
 }
 
 /* sweep --junit FILE: one test case per seed, a failure carrying its
  * reason and replay command (for CI systems to show). 0, or 2 (said). */
 static int write_junit(const char *path, const struct args *a,
                        const struct sim_scenario *sc, const struct line *all,
-                       uint64_t n, uint64_t failed, double wall)
+                       const struct totals *t)
 {
+	uint64_t n = t->n, failed = t->failed;
+	double wall = t->wall;
 	FILE *f = fopen(path, "w");
 	if (!f) {
 		fprintf(stderr, "busrt-sim: --junit %s: %s\n", path, strerror(errno));
@@ -1261,26 +1276,26 @@ static int write_junit(const char *path, const struct args *a,
 /* The sweep's summary as text: totals, faults and sites, each failure
  * with its replay command. */
 static void sweep_text(const struct args *a, const struct sim_scenario *sc,
-                       const struct line *all, uint64_t n, int jobs,
-                       uint64_t failed, double wall, uint64_t delivered,
-                       const uint64_t *faults, const uint64_t *armed,
-                       const uint64_t *fired, const uint64_t *reached,
-                       uint64_t compared, uint64_t acted, uint64_t caught,
-                       uint64_t alarms)
+                       const struct line *all, const struct totals *t)
 {
+	uint64_t n = t->n, failed = t->failed;
+	const uint64_t *faults = t->faults, *armed = t->armed,
+	               *fired = t->fired, *reached = t->reached;
 	printf("busrt-sim: sweep of %s (%s), seeds %llu..%llu (%llu runs, %d "
 	       "jobs): %llu passed, %llu failed, %.1f s wall, %llu deliveries\n",
 	       sc->name, sim_topology_names[sc->topology],
 	       (unsigned long long)a->from, (unsigned long long)a->to,
-	       (unsigned long long)n, jobs, (unsigned long long)(n - failed),
-	       (unsigned long long)failed, wall, (unsigned long long)delivered);
+	       (unsigned long long)n, t->jobs, (unsigned long long)(n - failed),
+	       (unsigned long long)failed, t->wall,
+	       (unsigned long long)t->delivered);
 	if (plant_bits) /* a planted bug's rate: what a checker caught */
 		printf("  planted %s: acted in %llu of %llu runs, caught in %llu "
 		       "of those (%.1f%%); %llu runs failed where it never "
-		       "acted\n", plant_name, (unsigned long long)acted,
-		       (unsigned long long)n, (unsigned long long)caught,
-		       acted ? 100.0 * (double)caught / (double)acted : 0.0,
-		       (unsigned long long)alarms);
+		       "acted\n", plant_name, (unsigned long long)t->acted,
+		       (unsigned long long)n, (unsigned long long)t->caught,
+		       t->acted ? 100.0 * (double)t->caught / (double)t->acted
+		                : 0.0,
+		       (unsigned long long)t->alarms);
 	printf("  faults injected:");
 	for (int k = 0; k < SIM_F_KINDS; k++)
 		printf(" %s %llu", sim_fault_names[k], (unsigned long long)faults[k]);
@@ -1289,7 +1304,7 @@ static void sweep_text(const struct args *a, const struct sim_scenario *sc,
 		if (!faults[k] && (!a->faults || strcmp(a->faults, "none")))
 			printf("  never injected: %s\n", sim_fault_names[k]);
 	printf("  accounting compared in %llu of %llu runs (the others lost "
-	       "bytes in flight)\n", (unsigned long long)compared,
+	       "bytes in flight)\n", (unsigned long long)t->compared,
 	       (unsigned long long)n);
 	printf("  fault sites (armed in runs / fired / reached):");
 	for (int k = 0; k < BUS_SITE_N; k++)
@@ -1317,12 +1332,9 @@ static void sweep_text(const struct args *a, const struct sim_scenario *sc,
 /* sweep --json: the same as one JSON object (jansson), per-seed results
  * and failures with their replay commands. */
 static void sweep_json(const struct args *a, const struct sim_scenario *sc,
-                       const struct line *all, uint64_t n, uint64_t failed,
-                       double wall, uint64_t delivered, const uint64_t *faults,
-                       const uint64_t *armed, const uint64_t *fired,
-                       const uint64_t *reached, uint64_t compared,
-                       uint64_t acted, uint64_t caught, uint64_t alarms)
+                       const struct line *all, const struct totals *t)
 {
+	uint64_t n = t->n, failed = t->failed;
 	json_t *o = json_object();
 	json_object_set_new(o, "scenario", json_string(sc->name));
 	json_object_set_new(o, "path", json_string(sc->path));
@@ -1336,29 +1348,30 @@ static void sweep_json(const struct args *a, const struct sim_scenario *sc,
 	json_object_set_new(o, "runs", json_integer((json_int_t)n));
 	json_object_set_new(o, "passed", json_integer((json_int_t)(n - failed)));
 	json_object_set_new(o, "failed", json_integer((json_int_t)failed));
-	json_object_set_new(o, "wall_s", json_real(wall));
-	json_object_set_new(o, "deliveries", json_integer((json_int_t)delivered));
+	json_object_set_new(o, "wall_s", json_real(t->wall));
+	json_object_set_new(o, "deliveries",
+	                    json_integer((json_int_t)t->delivered));
 	json_object_set_new(o, "accounting_compared",
-	                    json_integer((json_int_t)compared));
+	                    json_integer((json_int_t)t->compared));
 	json_t *fk = json_object();
 	for (int k = 0; k < SIM_F_KINDS; k++)
 		json_object_set_new(fk, sim_fault_names[k],
-		                    json_integer((json_int_t)faults[k]));
+		                    json_integer((json_int_t)t->faults[k]));
 	json_object_set_new(o, "faults", fk);
 	json_t *st = json_object();
 	for (int k = 0; k < BUS_SITE_N; k++)
 		json_object_set_new(st, sim_site_names[k],
 		                    json_pack("{s:I,s:I,s:I}", "armed",
-		                              (json_int_t)armed[k], "fired",
-		                              (json_int_t)fired[k], "reached",
-		                              (json_int_t)reached[k]));
+		                              (json_int_t)t->armed[k], "fired",
+		                              (json_int_t)t->fired[k], "reached",
+		                              (json_int_t)t->reached[k]));
 	json_object_set_new(o, "sites", st);
 	if (plant_bits)
 		json_object_set_new(
 		    o, "planted",
 		    json_pack("{s:s,s:I,s:I,s:I}", "bug", plant_name, "acted",
-		              (json_int_t)acted, "caught", (json_int_t)caught,
-		              "failed_without_acting", (json_int_t)alarms));
+		              (json_int_t)t->acted, "caught", (json_int_t)t->caught,
+		              "failed_without_acting", (json_int_t)t->alarms));
 	json_t *fails = json_array(), *res = json_array();
 	for (uint64_t i = 0; i < n; i++) {
 		const struct line *l = &all[i];
@@ -1469,45 +1482,23 @@ static int cmd_sweep(const struct args *a)
 		waitpid(pids[j], NULL, 0);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	uint64_t failed = 0, faults[SIM_F_KINDS] = {0}, delivered = 0;
-	uint64_t reached[BUS_SITE_N] = {0}, fired[BUS_SITE_N] = {0};
-	uint64_t armed[BUS_SITE_N] = {0}, compared = 0;
-	uint64_t acted = 0, caught = 0, alarms = 0; /* --plant */
-	for (uint64_t i = 0; i < n; i++) {
-		failed += all[i].rc != 0;
-		acted += all[i].plant_fired > 0;
-		caught += all[i].plant_fired > 0 && all[i].rc == 1;
-		alarms += all[i].plant_fired == 0 && all[i].rc == 1;
-		compared += all[i].compared;
-		delivered += all[i].delivered;
-		for (int k = 0; k < SIM_F_KINDS; k++)
-			faults[k] += all[i].faults[k];
-		for (int k = 0; k < BUS_SITE_N; k++) {
-			reached[k] += all[i].reached[k];
-			fired[k] += all[i].fired[k];
-			armed[k] += (all[i].buggify >> k) & 1;
-		}
-	}
-	double wall = (double)(t1.tv_sec - t0.tv_sec) +
-	              (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	uint64_t save_failed = 0;
+	struct totals tot = {.n = n, .jobs = jobs};
 	for (uint64_t i = 0; i < n; i++)
-		save_failed += all[i].save_failed;
+		totals_add(&tot, &all[i]);
+	tot.wall = (double)(t1.tv_sec - t0.tv_sec) +
+	           (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (a->json)
-		sweep_json(a, &sc, all, n, failed, wall, delivered, faults, armed,
-		           fired, reached, compared, acted, caught, alarms);
+		sweep_json(a, &sc, all, &tot);
 	else
-		sweep_text(a, &sc, all, n, jobs, failed, wall, delivered, faults,
-		           armed, fired, reached, compared, acted, caught, alarms);
-	int jrc = a->junit ? write_junit(a->junit, a, &sc, all, n, failed, wall)
-	                   : 0;
+		sweep_text(a, &sc, all, &tot);
+	int jrc = a->junit ? write_junit(a->junit, a, &sc, all, &tot) : 0;
 	if (got != n) /* a worker died: its seeds have no result */
 		fprintf(stderr, "busrt-sim: sweep: %llu of %llu seeds have no "
 		        "result\n", (unsigned long long)(n - got),
 		        (unsigned long long)n);
 	free(all);
 	sim_scenario_free(&sc);
-	return save_failed || jrc ? 2 : failed ? 1 : 0;
+	return tot.save_failed || jrc ? 2 : tot.failed ? 1 : 0;
 }
 
 static int cmd_record(int argc, char **argv)

@@ -114,9 +114,7 @@ static int lane_of(struct lanes *L, const char *name)
 	return L->n++;
 }
 
-/* Text for HTML and SVG: <, >, &, " escaped; bytes below 0x20 (but tab)
- * as U+FFFD: a peer's names may hold anything. */
-static void esc(FILE *f, const char *s, size_t n)
+void sim_markup_text(FILE *f, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -128,7 +126,9 @@ static void esc(FILE *f, const char *s, size_t n)
 			fputs("&amp;", f);
 		else if (c == '"')
 			fputs("&quot;", f);
-		else if (c < 0x20 && c != '\t')
+		else if (c == '\'')
+			fputs("&apos;", f);
+		else if (c < 0x20 && c != '\t' && c != '\n')
 			fputs("\xef\xbf\xbd", f);
 		else
 			fputc(c, f);
@@ -137,7 +137,7 @@ static void esc(FILE *f, const char *s, size_t n)
 
 static void escz(FILE *f, const char *s)
 {
-	esc(f, s, strlen(s));
+	sim_markup_text(f, s, strlen(s));
 }
 
 /* "(at 3005.158671 ms)" in a check's reason: that instant in ms, or -1. */
@@ -290,7 +290,7 @@ int sim_report_html(FILE *f, const struct sim_scenario *sc,
 			           "fill=\"%s\"><title>%u event%s; the first: ",
 			        LABEL_W + col, TOP + i * ROW_H + 3, ROW_H - 6,
 			        tclass_color[c->cls], c->n, c->n == 1 ? "" : "s");
-			esc(f, c->first, c->first_len);
+			sim_markup_text(f, c->first, c->first_len);
 			fprintf(f, "</title></rect>\n");
 		}
 	/* the time axis */

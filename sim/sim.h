@@ -165,6 +165,11 @@ int sim_site_by_name(const char *name);
 /* The names of the sites in mask, separated by sep; how many. */
 int sim_sites_print(FILE *f, uint32_t mask, const char *sep);
 
+/* Text for HTML, SVG and XML (report pages, JUnit files): & < > " '
+ * escaped, control bytes but tab and newline (not allowed in XML 1.0) as
+ * U+FFFD: names and reasons may hold a peer's bytes. */
+void sim_markup_text(FILE *f, const char *s, size_t n);
+
 struct sim_report;
 /* busrt-sim report: the run as a self-contained HTML page (report.c): its
  * trace text (trace_len bytes) drawn as a timeline, the plan's faults as
