@@ -104,6 +104,11 @@ $(O)/tests/%: $(O)/obj/broker/tests/%.o $(TEST_SUPPORT) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(TEST_SUPPORT) $(LIB) $(LDLIBS_ALL) -lcmocka
 
+# the simulator's accounting ledger is tested on its own
+$(O)/tests/test_ledger: $(O)/obj/broker/tests/test_ledger.o $(O)/obj/sim/ledger.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(O)/obj/sim/ledger.o $(LIB) $(LDLIBS_ALL) -lcmocka
+
 # Fuzz harnesses (fuzz/*.c): linked with the replay driver by default; the
 # AFL++ and libFuzzer builds pass FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer.
 FUZZ_TARGETS := frame core topic broadcast rpc config client proto services scenario sim

@@ -108,7 +108,6 @@ static void frame_out(struct sim *s, struct link *l, uint32_t id, uint8_t op,
 	}
 	struct bus_iov v = {f, 9 + len};
 	pipe_push(s, l, 0, &v, 1);
-	s->acc_out++; /* the broker reads it, then refuses it */
 }
 
 static void intrude(struct sim *s, struct link *l)
@@ -155,7 +154,6 @@ static void intruder_rx(struct sim *s, struct link *l, uint8_t byte)
 	l->rx_hdr[l->rx_hdr_n++] = byte;
 	if (l->rx_hdr[0] == BUS_OP_ACK && l->rx_hdr_n == 6) {
 		l->rx_hdr_n = 0;
-		s->acc_in++;
 		if (l->rx_hdr[5] == BUS_RES_ACCESS) {
 			s->access_denied++;
 			return;
@@ -178,7 +176,6 @@ static void intruder_rx(struct sim *s, struct link *l, uint8_t byte)
 		l->rx_skip = (uint32_t)l->rx_hdr[1] | (uint32_t)l->rx_hdr[2] << 8 |
 		             (uint32_t)l->rx_hdr[3] << 16 |
 		             (uint32_t)l->rx_hdr[4] << 24;
-		s->acc_in += l->rx_hdr[0] != BUS_OP_NOP;
 	}
 }
 
@@ -222,9 +219,12 @@ void on_connect(struct sim *s, struct link *l)
 			bus_client_on_close(l->cl, BUS_EIO);
 		return;
 	}
+	l->c2b_written = l->c2b_read = l->c_inflight = 0;
+	count_from_now(s, l); /* before the core's greeting is written */
 	l->conn = bus_core_on_connect(s->core, (void *)(intptr_t)l->idx,
 	                              BUS_KIND_LOCAL_IPC, "", "", s->now);
 	if (!l->conn) {
+		l->acct_open = l->counted = false;
 		if (l->cl)
 			bus_client_on_close(l->cl, BUS_EIO);
 		return;
@@ -236,7 +236,6 @@ void on_connect(struct sim *s, struct link *l)
 	bus_core_set_ident(s->core, l->conn, &id);
 	sim_trace(s, "connect %s", l->name);
 	l->raw_rx = l->rx_hdr_n = l->rx_skip = 0;
-	l->c2b_written = l->c2b_read = l->c_inflight = 0;
 	if (l->kind == LK_HOG || other) {
 		raw_handshake(s, l);
 		return;
@@ -254,7 +253,6 @@ void on_connect(struct sim *s, struct link *l)
 		pipe_push(s, l, 0, &v, 1);
 		return;
 	}
-	count_from_now(s, l);
 	bus_client_on_connected(l->cl);
 }
 

@@ -422,9 +422,11 @@ static void json_report(const struct sim_scenario *sc,
 		                              r->why[c]));
 	json_object_set_new(o, "checks", ck);
 	json_object_update_new(
-	    o, json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,"
-	                 "s:f,s:i,s:i,s:i,s:b}",
+	    o, json_pack("{s:b,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	                 "s:I,s:b,s:f,s:i,s:i,s:i,s:b}",
 	                 "accounting_compared", r->accounting_compared,
+	                 "flight_c2b", (json_int_t)r->flight_c2b,
+	                 "flight_b2c", (json_int_t)r->flight_b2c,
 	                 "end_to_end_checked", r->end_to_end_checked,
 	                 "access_denied", (json_int_t)r->access_denied,
 	                 "invariant_checks", (json_int_t)r->invariant_checks,
@@ -497,6 +499,15 @@ static void table_report(const struct sim_scenario *sc,
 	         (unsigned long long)r->operator_served);
 	snprintf(inv, sizeof(inv), " (the core's and clients', checked %llu times)",
 	         (unsigned long long)r->invariant_checks);
+	char acct[200];
+	snprintf(acct, sizeof(acct), r->accounting_compared
+	         ? " (every frame, to the byte: %llu died in flight at closes "
+	           "and resets, %llu client to broker, %llu broker to client, "
+	           "each accounted)"
+	         : " (not compared: no broker at the end)",
+	         (unsigned long long)(r->flight_c2b + r->flight_b2c),
+	         (unsigned long long)r->flight_c2b,
+	         (unsigned long long)r->flight_b2c);
 	char ctl[320], shut[160];
 	if (r->shutdown_checked)
 		snprintf(shut, sizeof(shut), "shutdown in %.1f ms: %u answered, "
@@ -518,8 +529,7 @@ static void table_report(const struct sim_scenario *sc,
 		       c == SIM_C_ACCESS && r->ok[c] ? denied :
 		       c == SIM_C_INVARIANTS && r->ok[c] ? inv :
 		       c == SIM_C_CONTROL && r->ok[c] ? ctl :
-		       c == SIM_C_ACCOUNTING && r->ok[c] && !r->accounting_compared
-		               ? " (not compared: bytes died in flight)"
+		       c == SIM_C_ACCOUNTING && r->ok[c] ? acct
 		       : (c == SIM_C_STREAM || c == SIM_C_CONVERGENCE) &&
 		                       !r->end_to_end_checked
 		               ? " (not checked: drop_newest drops what the agent "
@@ -1128,6 +1138,7 @@ struct line {
 	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N];
 	uint32_t buggify;
 	bool compared;
+	uint64_t flight;        /* frames that died in flight, accounted */
 	uint64_t delivered;
 	uint64_t plant_fired;
 	double secs;            /* CPU seconds of the run */
@@ -1138,7 +1149,7 @@ struct line {
 
 /* A sweep's totals over its lines. */
 struct totals {
-	uint64_t n, failed, save_failed, delivered, compared;
+	uint64_t n, failed, save_failed, delivered, compared, flight;
 	uint64_t acted, caught, alarms; /* --plant */
 	uint64_t faults[SIM_F_KINDS];
 	uint64_t reached[BUS_SITE_N], fired[BUS_SITE_N], armed[BUS_SITE_N];
@@ -1154,6 +1165,7 @@ static void totals_add(struct totals *t, const struct line *l)
 	t->caught += l->plant_fired > 0 && l->rc == 1;
 	t->alarms += l->plant_fired == 0 && l->rc == 1;
 	t->compared += l->compared;
+	t->flight += l->flight;
 	t->delivered += l->delivered;
 	for (int k = 0; k < SIM_F_KINDS; k++)
 		t->faults[k] += l->faults[k];
@@ -1303,9 +1315,10 @@ static void sweep_text(const struct args *a, const struct sim_scenario *sc,
 	for (int k = 0; k < SIM_F_KINDS; k++)
 		if (!faults[k] && (!a->faults || strcmp(a->faults, "none")))
 			printf("  never injected: %s\n", sim_fault_names[k]);
-	printf("  accounting compared in %llu of %llu runs (the others lost "
-	       "bytes in flight)\n", (unsigned long long)t->compared,
-	       (unsigned long long)n);
+	printf("  accounting compared in %llu of %llu runs, every frame to the "
+	       "byte: %llu died in flight at closes and resets, each accounted"
+	       "\n", (unsigned long long)t->compared, (unsigned long long)n,
+	       (unsigned long long)t->flight);
 	printf("  fault sites (armed in runs / fired / reached):");
 	for (int k = 0; k < BUS_SITE_N; k++)
 		printf(" %s %llu/%llu/%llu", sim_site_names[k],
@@ -1353,6 +1366,8 @@ static void sweep_json(const struct args *a, const struct sim_scenario *sc,
 	                    json_integer((json_int_t)t->delivered));
 	json_object_set_new(o, "accounting_compared",
 	                    json_integer((json_int_t)t->compared));
+	json_object_set_new(o, "frames_died_in_flight",
+	                    json_integer((json_int_t)t->flight));
 	json_t *fk = json_object();
 	for (int k = 0; k < SIM_F_KINDS; k++)
 		json_object_set_new(fk, sim_fault_names[k],
@@ -1451,6 +1466,7 @@ static int cmd_sweep(const struct args *a)
 				memcpy(ln.fired, r.fired, sizeof(ln.fired));
 				ln.buggify = r.buggify;
 				ln.compared = r.accounting_compared;
+				ln.flight = r.flight_c2b + r.flight_b2c;
 				ln.plant_fired = r.plant_fired;
 				for (int c = 0; c < SIM_C_N && ln.rc == 1 && !ln.why[0];
 				     c++)

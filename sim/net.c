@@ -183,6 +183,120 @@ void arm(struct sim *s, struct link *l, int dir)
 	push(s, t, dir ? EV_PUMP_B2C : EV_PUMP_C2B, l->idx, 0);
 }
 
+/* ---- the accounting's offsets (ledger.c) -------------------------------------- */
+typedef unsigned long long ull;
+/* Where the writer of dir has counted to: its completed writes (the one in
+ * flight, on a socket or on the internal link, is not counted yet). */
+static uint64_t written(const struct link *l, int dir)
+{
+	const struct ledger *g = &l->led[dir];
+	uint64_t inflight = dir == BUS_LINK_C2B ? l->c_inflight : l->b_inflight;
+	if (l->internal && !(dir == BUS_LINK_C2B ? l->il.c_write : l->il.b_write))
+		inflight = 0; /* the link completed it */
+	return g->pushed - inflight;
+}
+
+/* Where the reader of dir has counted to: the bytes the broker's core
+ * took, or the client's (a raw connection's reader counts nothing). */
+static uint64_t handled(const struct sim *s, const struct link *l, int dir,
+                        const struct bus_conn *conn)
+{
+	if (dir == BUS_LINK_C2B)
+		return conn && s->core ? bus_conn_rx_used(conn) : written(l, 0);
+	if (!l->cl || !l->counted)
+		return written(l, 1);
+	struct bus_client_stats st;
+	bus_client_stats(l->cl, &st);
+	return st.stream_in - l->base_stream;
+}
+
+struct bus_conn *conn_of(const struct link *l)
+{
+	return l->internal ? l->il.conn : l->conn;
+}
+
+/* Bytes a side wrote into l's direction dir: the ledger reads them. Ends
+ * below both sides' offsets are forgotten now and then (a long
+ * connection's ledger stays small). */
+static void carried(struct sim *s, struct link *l, int dir,
+                    const struct bus_iov *iov, size_t n)
+{
+	struct ledger *g = &l->led[dir];
+	if (!l->acct_open)
+		return;
+	for (size_t i = 0; i < n; i++)
+		ledger_feed(g, iov[i].base, iov[i].len);
+	if (g->n >= 256) {
+		uint64_t w = written(l, dir), h = handled(s, l, dir, conn_of(l));
+		ledger_forget(g, w < h ? w : h);
+	}
+}
+
+/* A connection to the current broker opens: its ledgers start. */
+static void acct_start(struct link *l)
+{
+	ledger_reset(&l->led[BUS_LINK_C2B], BUS_LINK_C2B);
+	ledger_reset(&l->led[BUS_LINK_B2C], BUS_LINK_B2C);
+	l->b_inflight = 0;
+	l->acct_open = true;
+}
+
+static void acct_fault(struct sim *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+static void acct_fault(struct sim *s, const char *fmt, ...)
+{
+	if (s->acct_fault[0])
+		return; /* the first is the one reported */
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->acct_fault, sizeof(s->acct_fault), fmt, ap);
+	va_end(ap);
+	s->acct_fault_at = s->now;
+}
+
+void conn_accounted(struct sim *s, struct link *l, struct bus_conn *conn,
+                    bool ended)
+{
+	if (!l->acct_open)
+		return;
+	const struct ledger *c2b = &l->led[BUS_LINK_C2B];
+	const struct ledger *b2c = &l->led[BUS_LINK_B2C];
+	uint64_t sent = ledger_count(c2b, written(l, BUS_LINK_C2B));
+	uint64_t wrote = ledger_count(b2c, written(l, BUS_LINK_B2C));
+	uint64_t got = ledger_count(b2c, handled(s, l, BUS_LINK_B2C, conn));
+	if (conn && s->core) { /* this broker's: what it must have counted */
+		uint64_t read = ledger_count(c2b, handled(s, l, BUS_LINK_C2B,
+		                                          conn));
+		s->acc_out += read;
+		s->acc_in += wrote;
+		if (ended) {
+			s->flight_c2b += sent > read ? sent - read : 0;
+			s->flight_b2c += wrote > got ? wrote - got : 0;
+		} else if (l->cl && l->counted && (sent != read || wrote != got)) {
+			/* the end drains what is in flight: nothing may stay */
+			acct_fault(s, "%s at the end: %llu frames written, %llu "
+			           "read by the broker; %llu written by the broker, "
+			           "%llu read", l->name, (ull)sent, (ull)read,
+			           (ull)wrote, (ull)got);
+		}
+	}
+	if (l->cl && l->counted) { /* the client's own counters */
+		struct bus_client_stats st;
+		bus_client_stats(l->cl, &st);
+		uint64_t out = st.frames_out - l->base_out;
+		uint64_t in = st.frames_in - st.nops_in + st.acks - l->base_in;
+		if (out != sent || in != got)
+			acct_fault(s, "%s counted %llu frames written and %llu "
+			           "read; its bytes hold %llu and %llu", l->name,
+			           (ull)out, (ull)in, (ull)sent, (ull)got);
+	}
+	if (ended) {
+		l->acct_open = false;
+		ledger_reset(&l->led[BUS_LINK_C2B], BUS_LINK_C2B);
+		ledger_reset(&l->led[BUS_LINK_B2C], BUS_LINK_B2C);
+	}
+}
+
 void pipe_push(struct sim *s, struct link *l, int dir,
 	       const struct bus_iov *iov, size_t n)
 {
@@ -192,6 +306,7 @@ void pipe_push(struct sim *s, struct link *l, int dir,
 		len += iov[i].len;
 	if (!len)
 		return;
+	carried(s, l, dir, iov, n);
 	struct seg *g = malloc(sizeof(*g) + len);
 	if (!g)
 		abort();
@@ -227,27 +342,17 @@ void teardown(struct sim *s, struct link *l, enum end how,
 	if (how == END_BROKER_CLOSED && l->conn &&
 	    (l->cl || l->kind == LK_IMPOSTOR)) /* its refusal, then the close */
 		deliver_all(s, l, 1);
-	struct bus_conn *conn = l->internal ? l->il.conn : l->conn;
+	struct bus_conn *conn = conn_of(l);
 	bool had = conn != NULL || l->cl != NULL;
-	if (l->counted && l->cl) { /* what this connection carried */
-		count_carried(s, l);
-		if (l->c2b.bytes || l->b2c.bytes || l->il.c_write ||
-		    l->il.b_write)
-			s->acc_lossy = true;
-	} else if (l->counted) {
-		s->acc_lossy = true; /* its client is gone: counts unknown */
-	} else if (l->kind == LK_INTRUDER && (l->c2b.bytes || l->b2c.bytes)) {
-		s->acc_lossy = true; /* its tries or their answers in flight */
-	}
-	/* frames the broker had read but not handled (a sender waiting for
-	 * a full receiver) die with the connection */
-	if (conn && s->core && bus_conn_input_pending(conn))
-		s->acc_lossy = true;
+	/* what it carried, to the byte: what is in the pipes, what the
+	 * broker read and did not handle, dies here, and is accounted */
+	conn_accounted(s, l, conn, true);
 	l->conn = NULL;
 	l->counted = false;
 	l->b_closing = l->c_closing = false;
 	l->epoch++;
 	l->b_write_blocked = l->c_write_blocked = l->b_paused = false;
+	l->c_inflight = l->b_inflight = 0;
 	pipe_clear(&l->c2b);
 	pipe_clear(&l->b2c);
 	if (l->internal) { /* the link tells both sides */
@@ -281,23 +386,15 @@ static void deliver(struct sim *s, struct link *l, int dir, size_t max)
 	p->bytes -= k;
 	uint32_t epoch = l->epoch;
 	if (dir == 0 && l->conn && s->core) {
+		/* (if the broker closes it on a frame in this chunk, what
+		 * followed that frame is read and never handled, as from a
+		 * socket: the accounting finds it past bus_conn_rx_used) */
 		bus_core_on_bytes(s->core, l->conn, data, k, s->now);
-		/* the broker closed it on a frame in this chunk: what followed
-		 * that frame was read and never processed (as from a socket);
-		 * a raw connection's last bytes are the ones it is closed on
-		 * (the rogue's one frame, a handshake), and none is counted */
-		if (l->b_closing && l->kind != LK_ROGUE && l->kind != LK_HOG &&
-		    l->kind != LK_IMPOSTOR)
-			s->acc_lossy = true;
 		l->c2b_read += k;
 		sub_check(s, l);
 	}
 	else if (dir == 1 && l->cl) {
 		bus_client_on_bytes(l->cl, data, k);
-		/* the client gave up on a frame in this chunk (out of memory,
-		 * a protocol error): the rest was read and never processed */
-		if (l->c_closing)
-			s->acc_lossy = true;
 	}
 	else if (dir == 1)
 		raw_rx(s, l, data, k);
@@ -324,10 +421,8 @@ void deliver_all(struct sim *s, struct link *l, int dir)
 	struct pipe *p = dir ? &l->b2c : &l->c2b;
 	uint32_t epoch = l->epoch;
 	while (p->head && l->epoch == epoch) {
-		if (dir == 0 && l->b_closing) {
-			s->acc_lossy = true; /* the broker reads no more of it */
-			return;
-		}
+		if (dir == 0 && l->b_closing)
+			return; /* the broker reads no more of it */
 		p->head->ready = s->now;
 		deliver(s, l, dir, SIZE_MAX);
 	}
@@ -355,11 +450,17 @@ static void b_write(void *host, void *ctx, const struct bus_iov *iov, size_t n)
 {
 	struct sim *s = host;
 	struct link *l = &s->links[(intptr_t)ctx];
+	uint64_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += iov[i].len;
 	if (l->internal) {
+		carried(s, l, 1, iov, n);
+		l->b_inflight = len;
 		bus_link_b_write(&l->il, iov, n);
 		return;
 	}
 	pipe_push(s, l, 1, iov, n);
+	l->b_inflight = len; /* counted by the broker when it completes */
 	if (l->b2c.bytes <= SOCKBUF)
 		push(s, s->now, EV_BDONE, l->idx, 0);
 	else
@@ -406,7 +507,6 @@ void broker_start(struct sim *s)
 		abort();
 	s->broker_up = true;
 	s->acc_out = s->acc_in = 0;
-	s->acc_lossy = false;
 	sim_trace(s, "broker up");
 }
 
@@ -472,30 +572,22 @@ const struct bus_client_ops c_ops = {c_now, c_random, c_connect,
 
 uint64_t sim_clock(void *arg) { return ((struct sim *)arg)->now; }
 
-/* What a client counts that the broker counts too: the frames it wrote,
- * and those it read (keepalives aside, ACKs in). */
-void client_counts(const struct bus_client *c, uint64_t *out, uint64_t *in)
-{
-	struct bus_client_stats st;
-	bus_client_stats(c, &st);
-	*out = st.frames_out;
-	*in = st.frames_in - st.nops_in + st.acks;
-}
-
-/* A connection of l's to the current broker starts: its frames count. */
+/* A connection of l's to the current broker starts: its ledgers, and
+ * its client's counters from now (what a client counts that the broker
+ * counts too: the frames it wrote, and those it read, keepalives aside,
+ * ACKs in). */
 void count_from_now(struct sim *s, struct link *l)
 {
-	client_counts(l->cl, &l->base_out, &l->base_in);
-	l->counted = s->broker_up;
-}
-
-/* It ends: what it carried goes to the broker incarnation's accounting. */
-void count_carried(struct sim *s, struct link *l)
-{
-	uint64_t out, in;
-	client_counts(l->cl, &out, &in);
-	s->acc_out += out - l->base_out;
-	s->acc_in += in - l->base_in;
+	if (l->cl) {
+		struct bus_client_stats st;
+		bus_client_stats(l->cl, &st);
+		l->base_out = st.frames_out;
+		l->base_in = st.frames_in - st.nops_in + st.acks;
+		l->base_stream = st.stream_in;
+	}
+	l->counted = s->broker_up && l->cl;
+	if (s->broker_up)
+		acct_start(l);
 }
 
 /* The internal client's ops: the shipped link (bus/link.h), pumped by
@@ -515,6 +607,8 @@ static void ic_write(void *host, const struct bus_iov *iov, size_t n)
 {
 	struct link *l = host;
 	l->c2b_written += iov[0].len;
+	carried(l->s, l, 0, iov, n);
+	l->c_inflight = iov[0].len; /* while the link has it (il.c_write) */
 	bus_link_c_write(&l->il, iov, n);
 }
 
@@ -534,13 +628,10 @@ void ilink_dropping(void *arg, const struct bus_link *il)
 {
 	struct link *l = arg;
 	struct sim *s = l->s;
-	if (!l->counted || !l->cl)
+	bool tell = l->counted && l->cl;
+	conn_accounted(s, l, il->conn, true);
+	if (!tell)
 		return;
-	count_carried(s, l);
-	if ((il->c_write && il->c_off) || (il->b_write && (il->b_i || il->b_off)))
-		s->acc_lossy = true;
-	if (il->conn && s->core && bus_conn_input_pending(il->conn))
-		s->acc_lossy = true;
 	l->counted = false;
 	sim_trace(s, "close %s (%s)", l->name,
 	          il->broker_close ? "broker closed" : "client closed");
@@ -581,23 +672,23 @@ void raw_handshake(struct sim *s, struct link *l)
 }
 
 /* The rogue, registered, sends one malformed frame: some the decoder
- * refuses (not counted as read), some decode and are refused by their
- * handler (counted: the accounting expects them). */
+ * refuses (not read: the broker's rx_used stops before them), some decode
+ * and are refused by their handler (read: it passes them); the ledger
+ * knows which from the broker's offset. */
 void rogue_frame(struct sim *s, struct link *l)
 {
 	static const struct {
 		uint8_t op;
 		const char *data;
 		uint32_t len;
-		bool counted;
 	} bad[] = {
-		{0x2A, "x", 1, false},                    /* no such operation */
-		{0, "ping", 4, false},                    /* a ping with a payload */
-		{BUS_OP_PUBLISH, "no-separator", 12, true},
-		{BUS_OP_PUBLISH, "\xff\xfe\0data", 7, true}, /* topic not UTF-8 */
-		{BUS_OP_SUBSCRIBE, "ev/\xc3", 4, true},   /* mask not UTF-8 */
-		{BUS_OP_MESSAGE, "no-target", 9, true},
-		{BUS_OP_PUBLISH, "", 0xfffffff0u, false}, /* over every limit */
+		{0x2A, "x", 1},                    /* no such operation */
+		{0, "ping", 4},                    /* a ping with a payload */
+		{BUS_OP_PUBLISH, "no-separator", 12},
+		{BUS_OP_PUBLISH, "\xff\xfe\0data", 7}, /* topic not UTF-8 */
+		{BUS_OP_SUBSCRIBE, "ev/\xc3", 4},   /* mask not UTF-8 */
+		{BUS_OP_MESSAGE, "no-target", 9},
+		{BUS_OP_PUBLISH, "", 0xfffffff0u}, /* over every limit */
 	};
 	struct sim_rng *r = &s->rng[SIM_RNG_FAULTS];
 	size_t k = sim_below(r, sizeof(bad) / sizeof(bad[0]));
@@ -614,7 +705,5 @@ void rogue_frame(struct sim *s, struct link *l)
 	}
 	struct bus_iov v = {f, n};
 	pipe_push(s, l, 0, &v, 1);
-	if (bad[k].counted)
-		s->acc_out++; /* the broker reads it, then refuses it */
 	sim_trace(s, "rogue %s sends a malformed frame (%zu)", l->name, k);
 }

@@ -31,14 +31,17 @@ static void handle(struct sim *s, const struct sim_ev *e)
 	case EV_PUMP_B2C:
 		pump(s, l, 1);
 		break;
-	case EV_CDONE:
-		l->c_inflight = 0;
-		if (l->cl)
+	case EV_CDONE: /* (a client that gave up has forgotten its write) */
+		if (l->cl && !l->c_closing) {
+			l->c_inflight = 0;
 			bus_client_on_written(l->cl, 0);
+		}
 		break;
 	case EV_BDONE:
-		if (l->conn && s->core)
+		if (l->conn && s->core) {
+			l->b_inflight = 0;
 			bus_core_on_written(s->core, l->conn, 0, s->now);
+		}
 		break;
 	case EV_CLOSE_C:
 	case EV_CLOSE_B:
@@ -381,6 +384,8 @@ static void teardown_all(struct sim *s)
 		struct link *l = &s->links[i];
 		pipe_clear(&l->c2b);
 		pipe_clear(&l->b2c);
+		free(l->led[0].ends);
+		free(l->led[1].ends);
 		bus_link_free(&l->il);
 		if (l->cl)
 			bus_client_free(l->cl);

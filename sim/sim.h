@@ -317,8 +317,10 @@ struct sim_report {
 	bool ok[SIM_C_N];
 	char why[SIM_C_N][256];   /* the first offending event */
 	uint64_t broker_restarts, collector_restarts;
-	bool accounting_compared;  /* false: bytes died in flight, the
-	                              counters could not be compared */
+	bool accounting_compared;  /* false: no broker at the end */
+	uint64_t flight_c2b;       /* frames that died in flight at a close or
+	                              reset, client to broker, accounted */
+	uint64_t flight_b2c;       /* the same, broker to client */
 	bool end_to_end_checked;   /* false: drop_newest (the stream and
 	                              convergence checks do not apply) */
 	uint64_t access_denied;    /* the intruder's tries, every one refused */

@@ -113,6 +113,26 @@ struct pipe {
 enum link_kind { LK_COLLECTOR, LK_AGENT, LK_MONITOR, LK_ROGUE, LK_HOG,
                  LK_INTRUDER, LK_IMPOSTOR, LK_ADMIN };
 
+/* One direction of a connection, frame by frame (ledger.c): where each
+ * counted frame ends in the stream, so that how many frames a side must
+ * have counted at any offset it reached is known exactly. */
+struct ledger {
+	uint64_t pushed;           /* stream bytes written */
+	uint64_t skip;             /* bytes to pass: handshake, name, payload */
+	uint64_t *ends;            /* ends of counted frames, ascending */
+	size_t n, cap;
+	uint64_t dropped;          /* frames forgotten before ends[0] */
+	uint8_t dir, phase, hn;
+	bool pend;                 /* the payload passed is a counted frame's */
+	uint8_t hdr[9];
+};
+void ledger_reset(struct ledger *g, int dir);
+void ledger_feed(struct ledger *g, const uint8_t *p, size_t n);
+/* Counted frames that end at or before off (off <= pushed). */
+uint64_t ledger_count(const struct ledger *g, uint64_t off);
+/* No count below low will be asked again: its ends go. */
+void ledger_forget(struct ledger *g, uint64_t low);
+
 struct link {
 	struct sim *s;
 	int idx;
@@ -137,7 +157,13 @@ struct link {
 	bool sub_pending;
 	bool stalled;              /* slow consumer: stops reading */
 	uint64_t base_out, base_in; /* client frame counters at connect */
-	bool counted;              /* connected to the current broker */
+	uint64_t base_stream;      /* and its stream_in */
+	bool counted;              /* its client's counters start at connect */
+	/* the accounting (ledger.c): both directions' frames, while the
+	 * connection is the current broker's; the broker's write in flight */
+	struct ledger led[2];      /* BUS_LINK_C2B, BUS_LINK_B2C */
+	bool acct_open;
+	uint64_t b_inflight;
 	/* the embedded topology's agent: its client is internal, on the
 	 * shipped in-memory link (bus/link.h) instead of the pipes */
 	bool internal;
@@ -235,7 +261,11 @@ struct sim {
 	size_t n_windows;
 	/* accounting of the current broker incarnation */
 	uint64_t acc_out, acc_in;  /* frames of connections that ended */
-	bool acc_lossy;            /* bytes died in flight */
+	/* frames that died in flight, each accounted at its offset (the
+	 * report's): written and never read by the broker, or the other way */
+	uint64_t flight_c2b, flight_b2c;
+	char acct_fault[200];      /* a client's counters against its bytes */
+	uint64_t acct_fault_at;
 	/* the intruder (another uid, a monitor's rights) and the impostor
 	 * (another uid taking a collector's name): every try must be
 	 * refused, nothing they send may reach anyone */
@@ -331,9 +361,15 @@ void broker_crash(struct sim *s);
 uint64_t c_now(void *host);
 void c_write(void *host, const struct bus_iov *iov, size_t n);
 uint64_t sim_clock(void *arg);
-void client_counts(const struct bus_client *c, uint64_t *out, uint64_t *in);
 void count_from_now(struct sim *s, struct link *l);
-void count_carried(struct sim *s, struct link *l);
+/* The accounting of l's connection (with the current broker, conn, or
+ * NULL after a crash): the frames the broker must have read from it and
+ * written to it go to acc_out and acc_in, and its client's counters are
+ * held to its bytes; ended: the connection is over (its ledgers go). */
+void conn_accounted(struct sim *s, struct link *l, struct bus_conn *conn,
+                    bool ended);
+/* l's connection at the current broker (socket or internal link), or NULL */
+struct bus_conn *conn_of(const struct link *l);
 void ilink_dropping(void *arg, const struct bus_link *il);
 void ilink_pump(struct sim *s);
 void raw_handshake(struct sim *s, struct link *l);

@@ -815,14 +815,15 @@ static ptrdiff_t parse_frame(struct bus_client *c, const uint8_t *p, size_t n)
 	if (n - BUS_SERVER_HDR_BYTES < len)
 		return 0;
 	size_t used = BUS_SERVER_HDR_BYTES + (size_t)len;
-	c->stx.frames_in++;
 	if (kind == BUS_OP_NOP) {
+		c->stx.frames_in++;
 		c->stx.nops_in++;
 		return (ptrdiff_t)used;
 	}
 	struct bus_delivery d;
 	if (bus_delivery_decode(p, used, &d))
 		return -1;
+	c->stx.frames_in++; /* taken: its bytes count in stream_in too */
 	if (kind == BUS_OP_MESSAGE && d.len > 0)
 		handle_rpc(c, &d);
 	else if (c->h.on_delivery)
@@ -899,6 +900,7 @@ static ptrdiff_t parse_all(struct bus_client *c, const uint8_t *p, size_t n)
 		if (r == 0)
 			break;
 		off += (size_t)r;
+		c->stx.stream_in += (size_t)r;
 	}
 	return (ptrdiff_t)off;
 }

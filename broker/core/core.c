@@ -245,6 +245,7 @@ static size_t conn_process(struct bus_core *core, struct bus_conn *c,
 				pos += f.consumed;
 		}
 	}
+	c->rx_used += pos;
 	return pos;
 }
 
@@ -809,4 +810,9 @@ uint64_t bus_conn_dbg_bytes(const struct bus_conn *conn) { return conn->r_bytes;
 size_t bus_conn_input_pending(const struct bus_conn *conn)
 {
 	return conn->rx_len;
+}
+
+uint64_t bus_conn_rx_used(const struct bus_conn *conn)
+{
+	return conn->rx_used;
 }

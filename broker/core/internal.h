@@ -291,6 +291,7 @@ struct bus_conn {
 	 * past it pauses (input_paused) in the FIFO in_next */
 	uint8_t *rx;
 	size_t rx_len, rx_cap;
+	uint64_t rx_used; /* stream bytes taken (bus_conn_rx_used) */
 	bool input_paused;
 	struct bus_conn *in_next;
 	/* output queue: a ring of shared frames */

@@ -567,5 +567,11 @@ void *bus_conn_ctx(const struct bus_conn *conn);
 /* Bytes the core read from conn and has not handled yet (a partial frame,
  * or frames waiting under backpressure). */
 size_t bus_conn_input_pending(const struct bus_conn *conn);
+/* Bytes of conn's stream the core has taken: its handshake and every
+ * frame handled, in order (not what waits in its buffer, not what came
+ * after a frame it closed the connection on). Frames end at offsets a
+ * host can find in the bytes it carried, so with this a host knows
+ * exactly which frames the broker read (the simulator's accounting). */
+uint64_t bus_conn_rx_used(const struct bus_conn *conn);
 
 #endif

@@ -326,6 +326,10 @@ struct bus_client_stats {
 	uint64_t rpc_requests_in;
 	uint64_t pings;
 	uint64_t nops_in;       /* keepalive NOPs from the broker (in frames_in) */
+	uint64_t stream_in;     /* bytes of the broker's streams handled: the
+	                           handshakes' and every frame parsed, in
+	                           order (a host's accounting finds which
+	                           frames those are in the bytes it carried) */
 };
 void bus_client_stats(const struct bus_client *c, struct bus_client_stats *out);
 
