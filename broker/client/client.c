@@ -439,15 +439,19 @@ static int ack_push(struct bus_client *c, uint32_t op_id, bus_done_fn done,
 		c->acks_cap = cap;
 		c->acks_head = 0;
 	}
+	/* a ring indexed by masks: its capacity is a power of two */
+	BUS_ASSERT(c->acks_cap && (c->acks_cap & (c->acks_cap - 1)) == 0);
 	uint32_t i = (c->acks_head + c->acks_count) & (c->acks_cap - 1);
 	c->acks[i] = (struct pend_ack){op_id, done, arg, UINT64_MAX};
 	c->acks_count++;
 	c->acks_unsent++;
+	BUS_ASSERT(c->acks_unsent + c->acks_inflight <= c->acks_count);
 	return 0;
 }
 
 static struct pend_ack ack_pop(struct bus_client *c)
 {
+	BUS_ASSERT(c->acks_count > 0);
 	struct pend_ack p = c->acks[c->acks_head];
 	c->acks_head = (c->acks_head + 1) & (c->acks_cap - 1);
 	c->acks_count--;
@@ -902,6 +906,7 @@ static ptrdiff_t parse_all(struct bus_client *c, const uint8_t *p, size_t n)
 		off += (size_t)r;
 		c->stx.stream_in += (size_t)r;
 	}
+	BUS_ASSERT(off <= n);
 	return (ptrdiff_t)off;
 }
 

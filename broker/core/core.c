@@ -154,6 +154,13 @@ int bus__names_insert(struct bus_core *core, struct bus_conn *c)
 	        sizeof(*core->names) * (core->names_count - i));
 	core->names[i] = c;
 	core->names_count++;
+	/* names are unique and sorted: the neighbours are strictly around */
+	BUS_ASSERT(i == 0 || name_cmp(core->names[i - 1]->name,
+	                              core->names[i - 1]->name_len, c->name,
+	                              c->name_len) < 0);
+	BUS_ASSERT(i + 1 == core->names_count ||
+	           name_cmp(c->name, c->name_len, core->names[i + 1]->name,
+	                    core->names[i + 1]->name_len) < 0);
 	core->internal_names += c->kind == BUS_KIND_INTERNAL;
 	return 0;
 }
@@ -245,6 +252,7 @@ static size_t conn_process(struct bus_core *core, struct bus_conn *c,
 				pos += f.consumed;
 		}
 	}
+	BUS_ASSERT(pos <= len);
 	c->rx_used += pos;
 	return pos;
 }
@@ -387,6 +395,7 @@ static void rx_keep(struct bus_core *core, struct bus_conn *c,
 	}
 	memcpy(c->rx + c->rx_len, rest, len);
 	c->rx_len += len;
+	BUS_ASSERT(c->rx_len <= c->rx_cap);
 }
 
 /* After a large frame the buffer goes back: an idle connection does not
@@ -418,6 +427,7 @@ void bus__rx_drain(struct bus_core *core, struct bus_conn *c)
 	if (c->rx_len == 0)
 		return; /* nothing buffered (rx may not even exist) */
 	size_t used = conn_process(core, c, c->rx, c->rx_len);
+	BUS_ASSERT(used <= c->rx_len);
 	if (c->close != BUS_CLOSE_NONE)
 		return;
 	memmove(c->rx, c->rx + used, c->rx_len - used);
@@ -578,6 +588,7 @@ void bus_core_on_bytes(struct bus_core *core, struct bus_conn *c,
                        const void *data, size_t len, uint64_t now_ns)
 {
 	clock_at(core, now_ns);
+	BUS_ASSERT(c->core == core && (data || !len));
 	if (c->close != BUS_CLOSE_NONE || len == 0)
 		return;
 	c->last_rx_ns = now_ns;
@@ -598,7 +609,9 @@ void bus_core_on_written(struct bus_core *core, struct bus_conn *c,
                          int status, uint64_t now_ns)
 {
 	clock_at(core, now_ns);
+	BUS_ASSERT(c->core == core);
 	queue__complete(core, c, status >= 0);
+	BUS_ASSERT(c->q_inflight == 0);
 	if (status < 0 && c->state == BUS_CS_READY &&
 	    c->close == BUS_CLOSE_NONE && !c->out_dead) {
 		/* the peer cannot hear (it closed after its last frames, say:
@@ -628,6 +641,7 @@ void bus_core_on_close(struct bus_core *core, struct bus_conn *c,
                        uint64_t now_ns)
 {
 	clock_at(core, now_ns);
+	BUS_ASSERT(c->core == core && core->conn_count > 0);
 	/* gone: before its waiters go on (they may route a frame to it
 	 * again), nobody may queue for it or wait for it */
 	c->close = BUS_CLOSE_REQUESTED;

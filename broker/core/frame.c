@@ -80,6 +80,7 @@ enum bus_decode bus__frame_decode(const uint8_t *buf, size_t len,
 		return BUS_DECODE_NEED_MORE;
 	out->payload = buf + BUS_CLIENT_HDR_BYTES;
 	out->consumed = BUS_CLIENT_HDR_BYTES + (size_t)out->len;
+	BUS_ASSERT(out->consumed <= len);
 	return BUS_DECODE_OK;
 }
 

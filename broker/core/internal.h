@@ -99,6 +99,18 @@ size_t bus__msgpack_check(const uint8_t *p, size_t n, unsigned depth_max);
 #define BUS_CLIENT_HDR_BYTES 9u
 #define BUS_SERVER_HDR_BYTES 6u
 #define BUS_ACK_BYTES 6u
+/* the wire's layouts, packed: what every encoder and decoder assumes */
+_Static_assert(BUS_CLIENT_HDR_BYTES == 4 + 1 + 4,
+               "a client frame's header: op_id u32, op | qos << 6, len u32");
+_Static_assert(BUS_SERVER_HDR_BYTES == 1 + 4 + 1,
+               "a delivery's header: kind, len u32, reserved");
+_Static_assert(BUS_ACK_BYTES == 1 + 4 + 1, "an ACK: 0xFE, op_id u32, result");
+_Static_assert(BUS_OP_BROADCAST <= 0x3F && BUS_OP_MESSAGE <= 0x3F &&
+                   BUS_OP_PUBLISH_FOR <= 0x3F,
+               "every client op fits the flags' low 6 bits (QoS: the top 2)");
+_Static_assert(BUS_PROTOCOL_VERSION <= 0xFFFF,
+               "the greeting carries the version as a u16");
+_Static_assert(BUS_SITE_N <= 32, "a run's armed fault sites are a u32 mask");
 
 enum bus_decode {
 	BUS_DECODE_OK = 0,        /* one frame; consumed bytes set */

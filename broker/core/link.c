@@ -147,6 +147,7 @@ static bool move_c2b(struct bus_link *l)
 	}
 	/* the bytes may have closed the link (the broker refused a frame):
 	 * then the write dies with the link, half read */
+	BUS_ASSERT(l->c_off <= l->c_iov.len);
 	if (l->c_write && l->c_off == l->c_iov.len && !l->broker_close) {
 		l->c_write = false;
 		bus_client_on_written(l->cl, 0);
@@ -182,6 +183,7 @@ static bool move_b2c(struct bus_link *l)
 		l->b_i++;
 		l->b_off = 0;
 	}
+	BUS_ASSERT(l->b_i <= l->b_n);
 	if (l->b_i == l->b_n || l->client_close || l->broker_close) {
 		/* done, or the rest dies with the link */
 		l->b_write = false;

@@ -126,6 +126,7 @@ static int q_push(struct bus_core *core, struct bus_conn *c, struct bus_msg *m)
 	bus__msg_ref(m);
 	c->q[(c->q_head + c->q_count) % c->q_cap] = m;
 	c->q_count++;
+	BUS_ASSERT(c->q_count <= c->q_cap);
 	c->q_bytes += m->len;
 	if (m->queues++ == 0) /* one allocation: counted once broker-wide */
 		core->queued_bytes += m->len;
@@ -147,6 +148,7 @@ static inline void q_release(struct bus_core *core, struct bus_conn *c,
 
 void queue__truncate(struct bus_core *core, struct bus_conn *c, uint32_t from)
 {
+	BUS_ASSERT(from >= c->q_inflight); /* a write's frames stay its own */
 	while (c->q_count > from) {
 		uint32_t i = (c->q_head + c->q_count - 1) % c->q_cap;
 		c->q_count--;
@@ -195,6 +197,7 @@ void queue__write(struct bus_core *core, struct bus_conn *c)
 		bytes += m->len;
 		n++;
 	}
+	BUS_ASSERT(n >= 1 && n <= c->q_count && n <= core->iov_cap);
 	c->q_inflight = n;
 	c->q_inflight_bytes = bytes;
 	core->ops.write(core->host, c->ctx, core->iov, n);

@@ -508,6 +508,8 @@ static bool on_masks(struct bus_core *core, struct bus_conn *c,
 bool bus__on_frame(struct bus_core *core, struct bus_conn *c,
 		   const struct bus_frame *f)
 {
+	BUS_ASSERT(c->state == BUS_CS_READY && c->close == BUS_CLOSE_NONE &&
+	           !c->wait_on);
 	if (f->op == BUS_OP_NOP)
 		return true;
 	core->rcv_count = 0; /* an ACK to come needs room in c's own queue */
@@ -540,6 +542,8 @@ bool bus__on_frame(struct bus_core *core, struct bus_conn *c,
 		done = on_masks(core, c, f);
 		break;
 	}
+	/* not done: only because c now waits for a receiver (block) */
+	BUS_ASSERT(done || c->wait_on);
 	if (!done) { /* not read after all: it is counted when handled */
 		c->r_frames--;
 		c->r_bytes -= f->len;

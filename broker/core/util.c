@@ -344,6 +344,9 @@ int bus__heap_push(const struct bus_allocator *a, struct bus_heap *h,
 	it->seq = h->seq++;
 	heap_set(h, h->count++, it);
 	heap_up(h, it->idx);
+	/* where it went, it is known to be; the top is never after it */
+	BUS_ASSERT(it->idx < h->count && h->items[it->idx] == it);
+	BUS_ASSERT(h->items[0]->key <= key);
 	return 0;
 }
 
