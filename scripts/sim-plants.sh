@@ -12,13 +12,18 @@
 # inside one is allowed. A bug that needs a fault to act (a death, a
 # reconnect, a full output buffer) is reported with its rate over the
 # runs in which it acted; the seeds' fault mixes decide how often that
-# is, and a later fault can undo what it did (a restarted agent starts
-# every collector): see scenarios/README.md.
+# is. Where a check sees the bug's act itself (no-resubscribe: the broker
+# must hold every mask of a reconnected client once its resubscribe is
+# due) that rate is gated at 95% too; where a later fault can undo the
+# act before anything could see it (an agent that dies within the
+# restart delay: the next one starts every collector), it is reported:
+# see scenarios/README.md.
 set -uo pipefail
 SIM=${1:-build/bin/busrt-sim}
 SEEDS=${PLANT_SEEDS:-1..100}
 ORDINARY="dup swap drop-acked miscount lifecycle corrupt child-first acl-open svc-open qbytes svc-closed"
-FAULTED="no-restart no-resubscribe no-resend drop-on-eagain shutdown-waits"
+SEEN="no-resubscribe"
+FAULTED="no-restart no-resend drop-on-eagain shutdown-waits"
 rc=0
 row() { # bug kind topo -> one line, and the gate
   local bug=$1 kind=$2 topo=$3 line="" worst=100
@@ -34,11 +39,15 @@ row() { # bug kind topo -> one line, and the gate
     if [ "$kind" = ordinary ] && [ "$caught" -lt $((runs * 95 / 100)) ]; then
       echo "sim: FAILED: $bug ($topo) caught in $caught of $runs seeds of $sc (< 95%)"; rc=1
     fi
+    if [ "$kind" = seen ] && [ "$caught" -lt $((acted * 95 / 100)) ]; then
+      echo "sim: FAILED: $bug ($topo) caught in $caught of the $acted runs of $sc where it acted (< 95%)"; rc=1
+    fi
   done
   printf 'sim: planted %-15s %-10s caught/acted:%s\n' "$bug" "$topo" "$line"
 }
 for topo in embedded standalone; do
   for bug in $ORDINARY; do row "$bug" ordinary "$topo"; done
+  for bug in $SEEN; do row "$bug" seen "$topo"; done
   for bug in $FAULTED; do row "$bug" faulted "$topo"; done
 done
 exit $rc

@@ -413,14 +413,42 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 
 /* A receiver that became READY is up once the broker has read what it
  * had written and queued by then: its subscriptions are in effect. */
+/* What every collector subscribes (col_spawn). */
+static const char *const col_masks[] = {"control/collector/#",
+                                        DE_TOPIC_AGENT_SHUTDOWN};
+
+/* Its subscriptions are due: the broker must hold every mask it
+ * subscribed (a reconnect's resubscribe among the bytes read). */
+static void held_masks(struct sim *s, struct link *l, const char *const *m,
+                       int n)
+{
+	struct bus_conn *conn = conn_of(l);
+	for (int k = 0; conn && s->core && k < n; k++)
+		if (!bus_conn_subscribed(conn, m[k]) && !s->sub_fault[0]) {
+			snprintf(s->sub_fault, sizeof(s->sub_fault), "%s is "
+			         "connected and its subscriptions due, yet the "
+			         "broker does not hold %s", l->name, m[k]);
+			s->sub_fault_at = s->now;
+		}
+}
+
 void sub_check(struct sim *s, struct link *l)
 {
 	/* not when the broker closes it on these very bytes (a cut) */
 	if (!l->sub_pending || l->c2b_read < l->sub_target || l->b_closing)
 		return;
 	l->sub_pending = false;
+	if (l->kind == LK_COLLECTOR) {
+		if (s->cols[l->actor].subscribed) /* (no memory: it holds none) */
+			held_masks(s, l, col_masks, 2);
+		return;
+	}
 	struct receiver *r = recv_of(s, l);
 	r->up_since = s->now;
+	const char *m[8];
+	for (int k = 0; k < r->n_masks; k++)
+		m[k] = r->masks[k];
+	held_masks(s, l, m, r->n_masks);
 	if (r->n_cuts && r->cuts[r->n_cuts - 1] == UINT64_MAX)
 		r->cuts[r->n_cuts - 1] = s->now; /* a policy cut's span ends */
 }
@@ -469,16 +497,23 @@ void policy_hook(void *arg, void *ctx, const uint8_t *f, size_t n)
 	          (unsigned long long)seq);
 }
 
+/* READY: its subscriptions are due once the broker has read every byte
+ * the client had written or queued by now (its resubscribe among them). */
+static void sub_due(struct sim *s, struct link *l)
+{
+	l->sub_pending = true;
+	uint64_t inflight = !l->internal ? l->c_inflight
+	                    : l->il.c_write ? l->il.c_iov.len : 0;
+	l->sub_target = l->c2b_written + bus_client_out_pending(l->cl) -
+	                inflight;
+	sub_check(s, l);
+}
+
 static void recv_state(struct sim *s, struct link *l, enum bus_client_state st)
 {
 	struct receiver *r = recv_of(s, l);
 	if (st == BUS_CLIENT_READY) {
-		l->sub_pending = true;
-		uint64_t inflight = !l->internal ? l->c_inflight
-		                    : l->il.c_write ? l->il.c_iov.len : 0;
-		l->sub_target = l->c2b_written + bus_client_out_pending(l->cl) -
-		                inflight;
-		sub_check(s, l);
+		sub_due(s, l);
 		return;
 	}
 	l->sub_pending = false;
@@ -703,6 +738,10 @@ static void on_state(struct bus_client *c, enum bus_client_state st,
 		recv_state(s, l, st);
 	struct collector *co = l->kind == LK_COLLECTOR ? &s->cols[l->actor]
 	                                               : NULL;
+	if (co && st == BUS_CLIENT_READY)
+		sub_due(s, l); /* its control topics too (held_masks) */
+	else if (co)
+		l->sub_pending = false;
 	/* what the agent has not acknowledged goes again, in order */
 	if (co && st == BUS_CLIENT_READY) {
 		co->ready_gen++; /* a new connection: capabilities first */
@@ -797,12 +836,51 @@ void col_poll(struct sim *s, int i)
 		     (uint64_t)i << 32 | (uint32_t)co->pubinc);
 }
 
+/* The longest a collector may stay dead once its agent heard it exit,
+ * by the documented policy: restart delays double per exit in a row from
+ * restart_delay up to restart_delay_max, an answered heartbeat ends the
+ * streak. The model allows one exit more than it counted (an answer and
+ * an exit crossing), and the exec's moment (sup_spawn). */
+#define RESTART_SLACK_NS (50 * SIM_MS)
+
+static uint64_t restart_bound(const struct sim *s, uint32_t exits)
+{
+	const struct de_policies *p = &s->sc->policies;
+	uint64_t d = p->restart_delay_ns;
+	for (uint32_t k = 0; k < exits && d < p->restart_delay_max_ns; k++)
+		d *= 2;
+	return (d < p->restart_delay_max_ns ? d : p->restart_delay_max_ns) +
+	       RESTART_SLACK_NS;
+}
+
+void restart_check(struct sim *s, int i, bool over)
+{
+	struct collector *co = &s->cols[i];
+	if (co->dead_since == UINT64_MAX)
+		return;
+	uint64_t bound = restart_bound(s, co->exits_in_row);
+	if (s->now - co->dead_since > bound && !s->restart_fault[0]) {
+		snprintf(s->restart_fault, sizeof(s->restart_fault),
+		         "%s exited at %llu ms (%u in a row) and its agent had "
+		         "not started it again %llu ms later (its restart "
+		         "policy: within %llu ms)", s->links[co->link].name,
+		         (unsigned long long)(co->dead_since / SIM_MS),
+		         co->exits_in_row,
+		         (unsigned long long)((s->now - co->dead_since) / SIM_MS),
+		         (unsigned long long)(bound / SIM_MS));
+		s->restart_fault_at = s->now;
+	}
+	if (over)
+		co->dead_since = UINT64_MAX;
+}
+
 void col_spawn(struct sim *s, int i)
 {
 	struct collector *co = &s->cols[i];
 	struct link *l = &s->links[co->link];
 	if (co->alive)
 		return;
+	restart_check(s, i, true);
 	if (s->n_pubs == s->cap_pubs) {
 		s->cap_pubs = s->cap_pubs ? s->cap_pubs * 2 : 16;
 		s->pubs = realloc(s->pubs, (size_t)s->cap_pubs * sizeof(*s->pubs));
@@ -836,10 +914,10 @@ void col_spawn(struct sim *s, int i)
 	l->cl = make_client(s, l);
 	sim_trace(s, "spawn %s incarnation %llu", l->name,
 	          (unsigned long long)pi->incarnation);
-	static const char *masks[] = {"control/collector/#",
-	                              DE_TOPIC_AGENT_SHUTDOWN};
 	s->quiet = true; /* an actor that cannot start exits: not the point */
-	bus_client_subscribe(l->cl, masks, 2, NULL, NULL);
+	int rc = bus_client_subscribe(l->cl, col_masks, 2, NULL, NULL);
+	co->subscribed = rc == 0 || rc == BUS_ECLOSED; /* recorded: not yet
+	                                                  connected */
 	bus_client_start(l->cl);
 	s->quiet = false;
 	bus_client_on_tick(l->cl);
@@ -920,8 +998,10 @@ static void exchanged(void *host, size_t idx, const char *method,
 		return; /* the agent that asked is gone */
 	struct collector *co = &s->cols[idx];
 	if (!strcmp(method, "health.heartbeat")) {
-		if (ok)
+		if (ok) {
 			answered(s, &co->last_hb_ok, &co->healed_hb_ok);
+			co->exits_in_row = 0; /* its streak ends (restart_bound) */
+		}
 		sim_trace(s, "heartbeat %s %llu %s", s->sup.c[idx].bus_name,
 		          (unsigned long long)seq, ok ? "ok" : detail);
 	} else {
@@ -1087,8 +1167,11 @@ void agent_crash(struct sim *s)
 	struct bus_client *c = l->cl;
 	l->cl = NULL;
 	bus_client_free(c);
-	for (int i = 0; i < s->n_cols; i++)
+	for (int i = 0; i < s->n_cols; i++) {
+		restart_check(s, i, true); /* the next agent starts them all */
+		s->cols[i].exits_in_row = 0;
 		col_kill(s, i, "its agent died");
+	}
 }
 
 /* ---- the operator ---------------------------------------------------------------------------

@@ -424,6 +424,11 @@ static void lifecycle(struct sim *s, struct sim_report *r,
 
 static void liveness(struct sim *s, struct sim_report *r)
 {
+	for (int i = 0; i < s->n_cols; i++)
+		restart_check(s, i, true); /* the run's end */
+	if (s->restart_fault[0])
+		fail(r, SIM_C_LIVENESS, s->restart_fault_at, "%s",
+		     s->restart_fault);
 	for (int i = 0; i < s->n_cols; i++) {
 		const struct collector *c = &s->cols[i];
 		const char *name = s->links[c->link].name;
@@ -454,6 +459,8 @@ static void accounting(struct sim *s, struct sim_report *r)
 	struct bus_stats st;
 	if (s->acct_fault[0])
 		fail(r, SIM_C_ACCOUNTING, s->acct_fault_at, "%s", s->acct_fault);
+	if (s->sub_fault[0])
+		fail(r, SIM_C_EQUIVALENCE, s->sub_fault_at, "%s", s->sub_fault);
 	if (!s->core)
 		return;
 	bus_core_stats(s->core, &st);

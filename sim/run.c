@@ -62,8 +62,16 @@ static void handle(struct sim *s, const struct sim_ev *e)
 		break;
 	case EV_EXIT: {
 		size_t idx = (size_t)(e->arg >> 32);
-		if (!s->agent_down && s->sup.c[idx].pid == (uint32_t)e->arg)
+		if (!s->agent_down && s->sup.c[idx].pid == (uint32_t)e->arg) {
+			/* a crash, or its agent's SIGTERM/SIGKILL of a collector
+			 * that stopped answering, or an operator's restart: the
+			 * agent must spawn it again (none here asks a stop) */
+			if (!s->shutting) {
+				s->cols[idx].dead_since = s->now;
+				s->cols[idx].exits_in_row++;
+			}
 			de_sup_on_exit(&s->sup, idx, "killed", s->now);
+		}
 		bool all = s->shutting && !s->shut_done_at;
 		for (int i = 0; all && i < s->n_cols; i++)
 			all = s->sup.c[i].state == DE_SUP_STOPPED ||
@@ -274,6 +282,7 @@ static void setup(struct sim *s)
 		snprintf(name, sizeof(name), "collector.process.%s",
 		         sc->collectors[i].id);
 		s->cols[i].spec = &sc->collectors[i];
+		s->cols[i].dead_since = UINT64_MAX;
 		sim_replay_init(&s->cols[i].table, s->cols[i].spec);
 		sim_replay_init(&s->cols[i].truth, s->cols[i].spec);
 		s->cols[i].link = new_link(s, LK_COLLECTOR, i, name);

@@ -193,6 +193,11 @@ struct collector {
 	/* the coordinated shutdown after the run: what this collector does
 	 * (SHUT_*), and whether it answered */
 	int shut_fault;
+	/* its agent heard it exit (not in the shutdown): since then, until
+	 * the agent spawns it again (UINT64_MAX: not waiting) */
+	uint64_t dead_since;
+	uint32_t exits_in_row;     /* those since its last answered heartbeat */
+	bool subscribed;           /* its client took its masks (col_spawn) */
 };
 enum { SHUT_OBEYS, SHUT_CRASHES, SHUT_DEAF };
 
@@ -264,6 +269,10 @@ struct sim {
 	/* frames that died in flight, each accounted at its offset (the
 	 * report's): written and never read by the broker, or the other way */
 	uint64_t flight_c2b, flight_b2c;
+	char sub_fault[320];       /* a receiver's masks not at the broker */
+	uint64_t sub_fault_at;
+	char restart_fault[320];   /* a crashed collector left dead */
+	uint64_t restart_fault_at;
 	char acct_fault[200];      /* a client's counters against its bytes */
 	uint64_t acct_fault_at;
 	/* the intruder (another uid, a monitor's rights) and the impostor
@@ -384,6 +393,11 @@ struct bus_client *make_client(struct sim *s, struct link *l);
 void col_poll(struct sim *s, int i);
 void col_spawn(struct sim *s, int i);
 void col_kill(struct sim *s, int i, const char *why);
+/* Supervision seen from outside: collector i, whose exit its agent heard
+ * (outside the shutdown), must be spawned again within the longest
+ * restart delay; checked now (a late one is a restart_fault), and with
+ * over the wait ends (a spawn, the agent's death, the run's end). */
+void restart_check(struct sim *s, int i, bool over);
 void agent_boot(struct sim *s);
 void agent_crash(struct sim *s);
 void agent_shutdown(struct sim *s);

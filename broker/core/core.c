@@ -830,3 +830,19 @@ uint64_t bus_conn_rx_used(const struct bus_conn *conn)
 {
 	return conn->rx_used;
 }
+
+bool bus_conn_subscribed(const struct bus_conn *conn, const char *mask)
+{
+	/* not the core's allocator: a query is no part of the broker's work
+	 * (nor of its fault sites) */
+	size_t ml = strlen(mask);
+	char buf[256], *norm = ml < sizeof(buf) ? buf : malloc(ml + 1);
+	if (!norm)
+		return false;
+	size_t nl = bus__mask_normalize(mask, ml, conn->core->cfg.star_is_plus,
+	                                norm);
+	bool has = bus__book_has(&conn->subs, norm, nl);
+	if (norm != buf)
+		free(norm);
+	return has;
+}

@@ -573,5 +573,9 @@ size_t bus_conn_input_pending(const struct bus_conn *conn);
  * host can find in the bytes it carried, so with this a host knows
  * exactly which frames the broker read (the simulator's accounting). */
 uint64_t bus_conn_rx_used(const struct bus_conn *conn);
+/* Whether conn holds the subscription mask (as a client sends it; 0
+ * when it cannot tell: no memory). For a host's checks: the simulator
+ * holds a reconnected receiver's masks to what it had subscribed. */
+bool bus_conn_subscribed(const struct bus_conn *conn, const char *mask);
 
 #endif
