@@ -926,6 +926,38 @@ void col_spawn(struct sim *s, int i)
 		     (uint64_t)i << 32 | (uint32_t)co->pubinc);
 }
 
+/* At the source, whatever the broker's policy: collector i handed every
+ * event it made to the bus at least once, or holds it still (its outbox
+ * keeps what the agent has not acknowledged, from its first entry on) —
+ * checked when it dies and at the end. One made and neither is gone
+ * without a trace: no policy or fault excuses it (what a dead collector
+ * still held is the stream check's). */
+void source_check(struct sim *s, int i)
+{
+	const struct collector *co = &s->cols[i];
+	if (!co->col_init || s->source_fault[0])
+		return;
+	const struct pubinc *pi = &s->pubs[co->pubinc];
+	const struct de_outbox *o = &co->col.outbox;
+	uint64_t held = o->n ? o->v[o->head].seq : UINT64_MAX;
+	bool *sent = calloc(pi->n_ev + 1, sizeof(*sent));
+	if (!sent)
+		abort();
+	for (size_t k = 0; k < pi->n; k++)
+		if (pi->v[k].seq >= 1 && pi->v[k].seq <= pi->n_ev)
+			sent[pi->v[k].seq] = true;
+	for (uint64_t q = 1; q <= pi->n_ev; q++)
+		if (!sent[q] && q < held) {
+			snprintf(s->source_fault, sizeof(s->source_fault),
+			         "%s made event %llu and neither handed it to the "
+			         "bus nor held it", s->links[co->link].name,
+			         (unsigned long long)q);
+			s->source_fault_at = s->now;
+			break;
+		}
+	free(sent);
+}
+
 /* The collector process dies (SIGKILL, crash): its socket closes with what
  * it had written; the agent hears of it by SIGCHLD a moment later. */
 void col_kill(struct sim *s, int i, const char *why)
@@ -934,6 +966,7 @@ void col_kill(struct sim *s, int i, const char *why)
 	struct link *l = &s->links[co->link];
 	if (!co->alive)
 		return;
+	source_check(s, i);
 	co->alive = false;
 	s->pubs[co->pubinc].ended = s->now;
 	sim_trace(s, "kill %s (%s)", l->name, why);

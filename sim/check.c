@@ -641,6 +641,16 @@ static void convergence(struct sim *s, struct sim_report *r)
 	}
 }
 
+static void handed_over(struct sim *s, struct sim_report *r)
+{
+	for (int i = 0; i < s->n_cols; i++)
+		if (s->cols[i].alive)
+			source_check(s, i);
+	if (s->source_fault[0])
+		fail(r, SIM_C_DELIVERY, s->source_fault_at, "%s",
+		     s->source_fault);
+}
+
 void sim_check_all(struct sim *s, struct sim_report *r)
 {
 	for (int c = 0; c < SIM_C_N; c++)
@@ -653,6 +663,7 @@ void sim_check_all(struct sim *s, struct sim_report *r)
 		projections(s, r, rc);
 		lifecycle(s, r, rc);
 	}
+	handed_over(s, r);
 	liveness(s, r);
 	accounting(s, r);
 	/* another uid's tries: every one refused, none reached anyone */
@@ -685,6 +696,9 @@ void sim_check_all(struct sim *s, struct sim_report *r)
 void sim_check_shutdown(struct sim *s, struct sim_report *r)
 {
 	r->shutdown_checked = s->shutting;
+	if (s->source_fault[0]) /* a collector's death in the shutdown */
+		fail(r, SIM_C_DELIVERY, s->source_fault_at, "%s",
+		     s->source_fault);
 	if (!s->shutting)
 		return;
 	uint64_t limit = s->sc->policies.stop_timeout_ns;

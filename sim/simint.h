@@ -269,6 +269,8 @@ struct sim {
 	/* frames that died in flight, each accounted at its offset (the
 	 * report's): written and never read by the broker, or the other way */
 	uint64_t flight_c2b, flight_b2c;
+	char source_fault[320];    /* an event made and never handed over */
+	uint64_t source_fault_at;
 	char sub_fault[320];       /* a receiver's masks not at the broker */
 	uint64_t sub_fault_at;
 	char restart_fault[320];   /* a crashed collector left dead */
@@ -398,6 +400,9 @@ void col_kill(struct sim *s, int i, const char *why);
  * restart delay; checked now (a late one is a restart_fault), and with
  * over the wait ends (a spawn, the agent's death, the run's end). */
 void restart_check(struct sim *s, int i, bool over);
+/* Collector i handed every event it made to the bus or holds it (a
+ * source_fault otherwise): at its death and at the end. */
+void source_check(struct sim *s, int i);
 void agent_boot(struct sim *s);
 void agent_crash(struct sim *s);
 void agent_shutdown(struct sim *s);
