@@ -110,9 +110,17 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 		}
 		if (c->q_count > c->q_cap || c->q_inflight > c->q_count)
 			FAIL("%s: queue ring counts", c->name ? c->name : "?");
-		uint64_t qb = 0;
-		for (uint32_t i = 0; i < c->q_count; i++)
-			qb += c->q[(c->q_head + i) % c->q_cap]->len;
+		uint64_t qb = 0, ib = 0;
+		for (uint32_t i = 0; i < c->q_count; i++) {
+			uint32_t fl = c->q[(c->q_head + i) % c->q_cap]->len;
+			qb += fl;
+			ib += i < c->q_inflight ? fl : 0;
+		}
+		if (ib != c->q_inflight_bytes) /* the write in flight, exactly */
+			FAIL("%s: q_inflight_bytes %llu, the write holds %llu",
+			     c->name ? c->name : "?",
+			     (unsigned long long)c->q_inflight_bytes,
+			     (unsigned long long)ib);
 		if (qb != c->q_bytes)
 			FAIL("%s: q_bytes %llu, frames hold %llu",
 			     c->name ? c->name : "?",

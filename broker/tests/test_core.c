@@ -550,6 +550,72 @@ static struct bp bp_open(uint32_t frames_max, uint32_t low_pct)
 	return b;
 }
 
+static const msgpack_object *map_get_key(const msgpack_object *o,
+                                         const char *key)
+{
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	size_t kl = strlen(key);
+	for (uint32_t i = 0; i < o->via.map.size; i++) {
+		const msgpack_object *k = &o->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
+		    !memcmp(k->via.str.ptr, key, kl))
+			return &o->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+/* diagnostics names a publisher that waits for a full receiver among the
+ * paused, with the receiver it waits for (its input is not paused for
+ * the budget: it waits). */
+static void test_diagnostics_lists_a_waiting_publisher(void **state)
+{
+	(void)state;
+	struct bp b = bp_open(4, 50);
+	for (int i = 0; i < 5; i++)
+		pub(b.mh, b.p, "t", "d", 0);
+	assert_false(b.mh->c[b.p].reading); /* the fifth waits */
+	static const uint8_t buf[] = ".broker\0\x01\x03\0\0\0diagnostics";
+	int d = mh_client(b.mh, "d", LOCAL); /* the asker: nothing queued */
+	msgpack_unpacked u;
+	broker_reply(b.mh, d, buf, sizeof(buf), &u);
+	const msgpack_object *paused = map_get_key(&u.data, "paused");
+	assert_non_null(paused);
+	assert_int_equal(paused->type, MSGPACK_OBJECT_ARRAY);
+	assert_int_equal(paused->via.array.size, 1);
+	const msgpack_object *w = map_get_key(&paused->via.array.ptr[0],
+	                                      "waits_for");
+	assert_non_null(w);
+	assert_int_equal(w->type, MSGPACK_OBJECT_STR);
+	assert_int_equal(w->via.str.size, 1);
+	assert_memory_equal(w->via.str.ptr, "r", 1);
+	assert_non_null(map_get_key(&u.data, "denials"));
+	msgpack_unpacked_destroy(&u);
+	end_host(b.mh);
+}
+
+/* A subscribe past the client's subscription bytes is refused (DATA) and
+ * holds none of its masks; one within is taken. A mask is charged per
+ * level (bus__mask_charge): twelve levels are past 4096 bytes. */
+static void test_subscription_bytes_limit(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	cfg.limits.subscriptions_bytes_max = 4096;
+	struct memhost *mh = new_host(&cfg);
+	int c = mh_client(mh, "s", LOCAL);
+	assert_int_equal(mh_ack(mh, c, sub(mh, c, "a/b")), BUS_RES_OK);
+	const char *big = "a/b/c/d/e/f/g/h/i/j/k/l";
+	assert_true(bus__mask_charge(strlen(big), 12) > 4096);
+	assert_int_equal(mh_ack(mh, c, sub(mh, c, big)), BUS_RES_DATA);
+	assert_false(bus_conn_subscribed(mh->c[c].conn, big));
+	assert_true(bus_conn_subscribed(mh->c[c].conn, "a/b"));
+	assert_false(bus_conn_subscribed(mh->c[c].conn, "a/c"));
+	assert_int_equal(stats(mh).rejects_limit, 1);
+	end_host(mh);
+}
+
 /* A publisher whose frames wait for a slow receiver, and whose peer then
  * stops hearing (a write to it fails: EPIPE after it closed): what it
  * sent is still delivered, every frame of it. Before, the failed write
@@ -580,6 +646,7 @@ static void test_a_sender_that_cannot_hear_still_gets_its_frames_delivered(
 	assert_false(mh->c[b.p].close_requested);
 	mh->c[b.r].stalled = false;
 	mh_run(mh);
+	assert_true(mh->c[b.p].reading); /* so that its EOF is read */
 	assert_int_equal(drain_count(mh, b.r, BUS_OP_PUBLISH), 21);
 	assert_int_equal(drain_count(mh, b.ok, BUS_OP_PUBLISH), 21);
 	assert_int_equal(bus_conn_input_pending(mh->c[b.p].conn), 0);
@@ -1408,6 +1475,8 @@ int main(void)
 	    cmocka_unit_test(test_broadcast_masks),
 	    cmocka_unit_test(test_broker_stats_is_one_map),
 	    cmocka_unit_test(test_broker_client_list),
+	    cmocka_unit_test(test_diagnostics_lists_a_waiting_publisher),
+	    cmocka_unit_test(test_subscription_bytes_limit),
 	    cmocka_unit_test(test_trie_visits_bounded_by_depth),
 	    cmocka_unit_test(test_trie_visits_bounded_on_adversarial_masks),
 	    cmocka_unit_test(test_covered_masks_return_when_their_cover_goes),

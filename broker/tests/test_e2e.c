@@ -648,6 +648,49 @@ static void test_capabilities_first_and_shutdown_flushes(void **state)
 	wire_free(&w);
 }
 
+/* config.update from the agent takes every field it validated, and
+ * config.get reports what the collector runs with. */
+static void test_config_update_then_get(void **state)
+{
+	(void)state;
+	struct wire w;
+	wire_init(&w);
+	Daemoneye__CollectorConfig nc = DAEMONEYE__COLLECTOR_CONFIG__INIT;
+	nc.scan_interval_ms = 750;
+	nc.compute_hashes = !w.col.compute_hashes;
+	nc.max_processes = 1234;
+	Daemoneye__UpdateConfigRequest q = DAEMONEYE__UPDATE_CONFIG_REQUEST__INIT;
+	q.collector_id = "p1";
+	q.new_config = &nc;
+	struct de_answer a = {0};
+	assert_int_equal(de_collector_call(&w.col, "config.update", DE_AGENT_NAME,
+	                                   &q.base, &a),
+	                 0);
+	free(a.buf);
+	assert_int_equal(w.col.scan_interval_ms, 750);
+	assert_int_equal(w.col.compute_hashes, nc.compute_hashes);
+	assert_int_equal(w.col.max_processes, 1234);
+	Daemoneye__GetConfigRequest gq = DAEMONEYE__GET_CONFIG_REQUEST__INIT;
+	gq.collector_id = "p1";
+	struct de_answer g = {0};
+	assert_int_equal(de_collector_call(&w.col, "config.get", DE_AGENT_NAME,
+	                                   &gq.base, &g),
+	                 0);
+	Daemoneye__GetConfigResponse *r =
+	    (Daemoneye__GetConfigResponse *)bus_pb_unpack(
+	        &daemoneye__get_config_response__descriptor, g.buf, g.len,
+	        BUS_PB_BUDGET_DEFAULT);
+	free(g.buf);
+	assert_non_null(r);
+	assert_non_null(r->config);
+	assert_int_equal(r->config->scan_interval_ms, 750);
+	assert_int_equal(r->config->compute_hashes, nc.compute_hashes);
+	assert_int_equal(r->config->max_processes, 1234);
+	assert_string_equal(r->config->collector_type, "process");
+	bus_pb_free(&r->base);
+	wire_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -663,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_overflow_declares_a_gap_and_converges),
 		cmocka_unit_test(test_new_incarnation_and_stale_events),
 		cmocka_unit_test(test_capabilities_first_and_shutdown_flushes),
+		cmocka_unit_test(test_config_update_then_get),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -666,6 +666,12 @@ static void o_hb(void *host, size_t idx, uint64_t seq)
 	(void)idx;
 }
 
+static void o_event(void *host, size_t idx, const char *what,
+                    const char *detail)
+{
+	sl(host, "event %zu %s %s", idx, what, detail);
+}
+
 static void o_hc(void *host, size_t idx, uint64_t seq)
 {
 	struct sup_log *l = host;
@@ -677,6 +683,31 @@ static void o_hc(void *host, size_t idx, uint64_t seq)
 static const char *lastl(struct sup_log *l)
 {
 	return l->n ? l->lines[l->n - 1] : "";
+}
+
+/* A collector id is one name level: letters, digits, '-' and '_', each
+ * range to its ends; the characters beside each range are refused. */
+static void test_sup_ids(void **state)
+{
+	(void)state;
+	static const char *const ok[] = {"a", "z", "A", "Z", "0", "9", "-", "_",
+	                                 "aZ09-_"};
+	static const char *const bad[] = {"`", "{", "@", "[", "/", ":", "a.b",
+	                                  "+", "#", "*", "a b", ""};
+	struct de_policies p;
+	de_policies_defaults(&p);
+	struct sup_log l = {.next_pid = 100};
+	struct de_sup_ops ops = {.spawn = o_spawn, .kill = o_kill, .heartbeat = o_hb};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct de_sup s;
+		de_sup_init(&s, &p, &ops, &l);
+		assert_int_equal(de_sup_add(&s, ok[i], "process"), 0);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct de_sup s;
+		de_sup_init(&s, &p, &ops, &l);
+		assert_int_equal(de_sup_add(&s, bad[i], "process"), BUS_EINVAL);
+	}
 }
 
 static void test_supervision(void **state)
@@ -824,7 +855,8 @@ static void test_supervision_health_checks(void **state)
 	p.health_check_interval_ns = 1 * S;
 	struct sup_log l = {.next_pid = 100};
 	struct de_sup_ops ops = {.spawn = o_spawn, .kill = o_kill,
-	                         .heartbeat = o_hb, .health_check = o_hc};
+	                         .heartbeat = o_hb, .health_check = o_hc,
+	                         .event = o_event};
 	struct de_sup s;
 	de_sup_init(&s, &p, &ops, &l);
 	assert_int_equal(de_sup_add(&s, "p1", "process"), 0);
@@ -844,6 +876,7 @@ static void test_supervision_health_checks(void **state)
 	assert_int_equal(s.c[0].health, -1);
 	de_sup_on_health_check(&s, 0, l.hc_seq, 1, t); /* degraded */
 	assert_int_equal(s.c[0].health, 1);
+	assert_string_equal(lastl(&l), "event 0 health degraded");
 	assert_int_equal(s.c[0].state, DE_SUP_RUNNING); /* not a death */
 	/* the next one an interval later, whatever the heartbeats do */
 	assert_int_equal(de_sup_next_deadline(&s), t + 100 * MS);
@@ -874,6 +907,7 @@ static void test_supervision_health_checks(void **state)
 	s.policies.health_check_interval_ns = 0;
 	de_sup_on_health_check(&s, 0, l.hc_seq, 0, t);
 	assert_int_equal(s.c[0].health, 0);
+	assert_string_equal(lastl(&l), "event 0 health healthy");
 	for (int k = 0; k < 10; k++) {
 		t += 100 * MS;
 		de_sup_tick(&s, t);
@@ -938,6 +972,7 @@ int main(void)
 		cmocka_unit_test(test_event_pack_bytes_that_are_not_utf8),
 		cmocka_unit_test(test_procfs_fabricated),
 		cmocka_unit_test(test_procfs_self),
+		cmocka_unit_test(test_sup_ids),
 		cmocka_unit_test(test_supervision),
 		cmocka_unit_test(test_supervision_health_checks),
 	};
