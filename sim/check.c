@@ -8,18 +8,24 @@
  * subscriber) projection:
  *   delivery     — no duplicated, reordered or unexpected event (Jepsen's
  *                  queue anomalies; none is allowed by BUS/RT's delivery);
+ *                  at the source, every event a collector made handed to
+ *                  the bus at least once or still held (source_check);
  *   equivalence  — without faults the projection equals the oracle's;
  *                  with faults it is a subsequence whose every lost event
  *                  was sent inside a fault window, and no event the broker
  *                  ACKed OK is lost at a subscriber that stayed connected
  *                  (disconnect policy; drop_newest may also lose at a slow
  *                  consumer). Losses are named prefix / middle / postfix.
+ *                  A reconnected client's masks are all at the broker
+ *                  once its resubscribe is due (held_masks);
  *   ordering     — sequence numbers strictly increase per projection;
  *   lifecycle    — per process (incarnation, pid, start): DISCOVERY, then
  *                  UPDATEs, then TERMINATION; a new parent's DISCOVERY
  *                  before its children's;
  *   liveness     — after the last fault heals, every collector answered a
- *                  heartbeat and a health check within the bound;
+ *                  heartbeat and a health check within the bound; one
+ *                  whose exit the agent heard started again within the
+ *                  restart policy's delay (restart_check);
  *   accounting   — the broker's frame counters, and each client's, equal
  *                  the frames their connections' bytes hold up to the
  *                  offset each side reached (ledger.c): every run, frames
