@@ -508,8 +508,15 @@ void bus_core_free(struct bus_core *core)
 	if (!core)
 		return;
 	core->in_first = core->in_last = core->in_owner = NULL;
-	for (struct bus_conn *c = core->first; c; c = c->next)
-		c->input_paused = false; /* nobody is admitted at the end */
+	/* at the end nobody is admitted, and nobody goes on: a sender
+	 * waiting for a receiver freed first must not be resumed (it would
+	 * route its frames, and wait again, on connections being freed) */
+	for (struct bus_conn *c = core->first; c; c = c->next) {
+		c->input_paused = false;
+		c->close = BUS_CLOSE_REQUESTED;
+		c->wait_on = c->wait_prev = c->wait_next = NULL;
+		c->waiters_first = c->waiters_last = NULL;
+	}
 	while (core->first) {
 		struct bus_conn *c = core->first;
 		core->first = c->next;
