@@ -168,6 +168,70 @@ def test_sweep_json_junit_and_save_dir(tmp_path):
     assert ET.parse(junit).getroot().find("testsuite").get("failures") == "0"
 
 
+def _same_report(text):
+    """A sweep's text report without what sharding may change: the wall
+    time and the number of jobs."""
+    import re
+    return re.sub(r"\d+ jobs\): ", "J jobs): ",
+                  re.sub(r"[0-9.]+ s wall", "W s wall", text))
+
+
+def _same_json(doc):
+    d = dict(doc)
+    for k in ("wall_s", "jobs", "shard"):
+        d.pop(k)
+    d["results"] = [{k: v for k, v in r.items() if k != "cpu_s"} for r in d["results"]]
+    return d
+
+
+def test_sharded_sweep_merges_to_the_whole(tmp_path):
+    """4 shards of a sweep, merged in any order, give the whole sweep's
+    report: text, JSON and JUnit (times aside); a planted bug makes the
+    failures, their replay commands and the rate go through too."""
+    import xml.etree.ElementTree as ET
+    args = ["sweep", "default", "--seeds", "1..24", "--plant", "no-restart"]
+    whole = sim(*args, "-j", "2")
+    whole_json = sim(*args, "-j", "2", "--json", "--junit", str(tmp_path / "w.xml"))
+    assert whole.returncode == whole_json.returncode == 1, whole.stderr
+    parts = []
+    for k in (3, 1, 4, 2):
+        p = sim(*args, "--shard", f"{k}/4", "--json")
+        assert p.returncode in (0, 1), p.stderr
+        d = json.loads(p.stdout)
+        assert d["shard"] == {"k": k, "n": 4}
+        assert [r["seed"] for r in d["results"]] == list(range(k, 25, 4))
+        f = tmp_path / f"s{k}.json"
+        f.write_text(p.stdout)
+        parts.append(str(f))
+    m = sim("merge", *parts)
+    assert m.returncode == 1, m.stderr
+    assert _same_report(m.stdout) == _same_report(whole.stdout)
+    assert "FAILED seed" in m.stdout and "replay: busrt-sim run" in m.stdout
+    mj = sim("merge", *parts, "--json", "--junit", str(tmp_path / "m.xml"))
+    assert _same_json(json.loads(mj.stdout)) == _same_json(json.loads(whole_json.stdout))
+
+    def cases(path):
+        suite = ET.parse(path).getroot().find("testsuite")
+        return [(c.get("name"), c.find("failure") is not None and
+                 c.find("failure").get("message")) for c in suite.findall("testcase")]
+    assert cases(tmp_path / "m.xml") == cases(tmp_path / "w.xml")
+    # a shard missing, or given twice, or another sweep's: said, exit 2
+    gone = sim("merge", *parts[:3])
+    assert gone.returncode == 2 and "have no result" in gone.stderr, gone.stderr
+    twice = sim("merge", *parts, parts[0])
+    assert twice.returncode == 2 and "in two results" in twice.stderr, twice.stderr
+    other = sim("sweep", "default", "--seeds", "1..24", "--shard", "1/4", "--json")
+    (tmp_path / "other.json").write_text(other.stdout)
+    mixed = sim("merge", *parts[1:], str(tmp_path / "other.json"))
+    assert mixed.returncode == 2 and "another sweep" in mixed.stderr, mixed.stderr
+    bad = sim("sweep", "default", "--seeds", "1..4", "--shard", "5/4")
+    assert bad.returncode == 2 and "--shard" in bad.stderr
+    # a whole sweep that passes merges to exit 0
+    ok = sim("sweep", "default", "--seeds", "1..6", "--shard", "1/1", "--json")
+    (tmp_path / "ok.json").write_text(ok.stdout)
+    assert sim("merge", str(tmp_path / "ok.json")).returncode == 0
+
+
 def test_a_failure_that_cannot_be_saved_fails_the_command(tmp_path):
     # run --save into a missing directory: said, no replay line, exit 2
     p = sim("run", "default", "--plant", "dup", "--save", str(tmp_path / "no" / "f.yaml"))

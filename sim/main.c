@@ -7,6 +7,9 @@
  *   (--tape: every random choice, and the fault plan unless --faults says
  *   otherwise, read from the file's bytes: what the sim fuzz target feeds)
  *   busrt-sim sweep SCENARIO --seeds A..B [-j N] [--faults FILE|none]
+ *                   [--shard K/N]     (the K-th of N disjoint slices)
+ *   busrt-sim merge RESULT...         (the shards' --json back into the
+ *                                      sweep's report, JSON or JUnit)
  *   busrt-sim plan SCENARIO --seed N      (the fault plan a seed draws)
  *   busrt-sim replay FILE                 (a saved failure: its seed,
  *                                          plan and planted bug)
@@ -50,7 +53,11 @@ static void usage(FILE *f)
 	        "[--save FILE]\n"
 	        "       busrt-sim sweep SCENARIO --seeds A..B [-j N] "
 	        "[--faults FILE|none] [--save-dir DIR]\n"
-	        "                       [--json] [--junit FILE]\n"
+	        "                       [--json] [--junit FILE] [--shard K/N]\n"
+	        "       busrt-sim merge RESULT... [--json] [--junit FILE]   (the "
+	        "shards' sweep --json\n"
+	        "                  results as the one sweep's report; every seed "
+	        "once, else exit 2)\n"
 	        "       busrt-sim plan SCENARIO --seed N\n"
 	        "  --check-every N (run, sweep): the broker core's invariants "
 	        "after every Nth step\n"
@@ -169,6 +176,7 @@ struct args {
 	uint8_t *tape;
 	size_t tape_len;
 	uint64_t seed, from, to;
+	uint64_t shard_k, shard_n; /* sweep --shard K/N: 1..N of N (1/1) */
 	int jobs;
 	bool json, determinism;
 	/* fault sites: --buggify, or a replayed file's; else drawn from the
@@ -1293,10 +1301,15 @@ static void sweep_text(const struct args *a, const struct sim_scenario *sc,
 	uint64_t n = t->n, failed = t->failed;
 	const uint64_t *faults = t->faults, *armed = t->armed,
 	               *fired = t->fired, *reached = t->reached;
-	printf("busrt-sim: sweep of %s (%s), seeds %llu..%llu (%llu runs, %d "
+	char shard[64] = "";
+	if (a->shard_n > 1)
+		snprintf(shard, sizeof(shard), ", shard %llu of %llu",
+		         (unsigned long long)a->shard_k,
+		         (unsigned long long)a->shard_n);
+	printf("busrt-sim: sweep of %s (%s), seeds %llu..%llu%s (%llu runs, %d "
 	       "jobs): %llu passed, %llu failed, %.1f s wall, %llu deliveries\n",
 	       sc->name, sim_topology_names[sc->topology],
-	       (unsigned long long)a->from, (unsigned long long)a->to,
+	       (unsigned long long)a->from, (unsigned long long)a->to, shard,
 	       (unsigned long long)n, t->jobs, (unsigned long long)(n - failed),
 	       (unsigned long long)failed, t->wall,
 	       (unsigned long long)t->delivered);
@@ -1356,8 +1369,14 @@ static void sweep_json(const struct args *a, const struct sim_scenario *sc,
 	json_object_set_new(o, "seeds", json_pack("{s:I,s:I}", "from",
 	                                          (json_int_t)a->from, "to",
 	                                          (json_int_t)a->to));
+	json_object_set_new(o, "shard", json_pack("{s:I,s:I}", "k",
+	                                          (json_int_t)a->shard_k, "n",
+	                                          (json_int_t)a->shard_n));
 	json_object_set_new(o, "faults_plan",
 	                    a->faults ? json_string(a->faults) : json_null());
+	json_object_set_new(o, "plant", plant_name[0] ? json_string(plant_name)
+	                                              : json_null());
+	json_object_set_new(o, "jobs", json_integer(t->jobs));
 	json_object_set_new(o, "runs", json_integer((json_int_t)n));
 	json_object_set_new(o, "passed", json_integer((json_int_t)(n - failed)));
 	json_object_set_new(o, "failed", json_integer((json_int_t)failed));
@@ -1392,11 +1411,24 @@ static void sweep_json(const struct args *a, const struct sim_scenario *sc,
 		const struct line *l = &all[i];
 		char hash[17];
 		snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)l->hash);
+		/* all of the seed's line: what merge needs to redo the totals */
+		json_t *lf = json_array(), *rk = json_array(), *fi = json_array();
+		for (int k = 0; k < SIM_F_KINDS; k++)
+			json_array_append_new(lf, json_integer((json_int_t)l->faults[k]));
+		for (int k = 0; k < BUS_SITE_N; k++) {
+			json_array_append_new(rk, json_integer((json_int_t)l->reached[k]));
+			json_array_append_new(fi, json_integer((json_int_t)l->fired[k]));
+		}
 		json_array_append_new(
-		    res, json_pack("{s:I,s:b,s:s,s:I,s:f}", "seed",
-		                   (json_int_t)l->seed, "ok", l->rc == 0,
-		                   "trace_hash", hash, "deliveries",
-		                   (json_int_t)l->delivered, "cpu_s", l->secs));
+		    res, json_pack("{s:I,s:b,s:i,s:s,s:I,s:f,s:o,s:o,s:o,s:I,s:b,"
+		                   "s:I,s:I}",
+		                   "seed", (json_int_t)l->seed, "ok", l->rc == 0,
+		                   "rc", l->rc, "trace_hash", hash, "deliveries",
+		                   (json_int_t)l->delivered, "cpu_s", l->secs,
+		                   "faults", lf, "reached", rk, "fired", fi,
+		                   "buggify", (json_int_t)l->buggify, "compared",
+		                   l->compared, "flight", (json_int_t)l->flight,
+		                   "plant_fired", (json_int_t)l->plant_fired));
 		if (!l->rc)
 			continue;
 		char replay[800];
@@ -1421,7 +1453,10 @@ static int cmd_sweep(const struct args *a)
 	int rc = load_scenario(a, &sc);
 	if (rc)
 		return rc;
-	uint64_t n = a->to - a->from + 1;
+	/* the shard's seeds: from + (K-1) + i*N (interleaved: slow and fast
+	 * seeds spread over the shards), disjoint, all of them together */
+	uint64_t first = a->from + a->shard_k - 1, step = a->shard_n;
+	uint64_t n = first <= a->to ? (a->to - first) / step + 1 : 0;
 	int jobs = a->jobs > 0 ? a->jobs : 1;
 	if (a->save_dir && mkdir_p(a->save_dir) != 0) {
 		fprintf(stderr, "busrt-sim: --save-dir %s: %s\n", a->save_dir,
@@ -1440,8 +1475,8 @@ static int cmd_sweep(const struct args *a)
 		pids[j] = fork();
 		if (pids[j] == 0) {
 			close(fd[0]);
-			for (uint64_t s = a->from + (uint64_t)j; s <= a->to;
-			     s += (uint64_t)jobs) {
+			for (uint64_t i = (uint64_t)j; i < n; i += (uint64_t)jobs) {
+				uint64_t s = first + i * step;
 				struct sim_report r;
 				const char *label;
 				struct line ln = {.seed = s};
@@ -1483,12 +1518,12 @@ static int cmd_sweep(const struct args *a)
 		close(fd[1]);
 		fds[j] = fd[0];
 	}
-	struct line *all = calloc(n, sizeof(*all));
+	struct line *all = calloc(n ? n : 1, sizeof(*all));
 	uint64_t got = 0;
 	for (int j = 0; j < jobs; j++) {
 		struct line ln;
 		while (read(fds[j], &ln, sizeof(ln)) == sizeof(ln)) {
-			all[ln.seed - a->from] = ln;
+			all[(ln.seed - first) / step] = ln;
 			got++;
 			if (got % 50 == 0 || got == n)
 				fprintf(stderr, "busrt-sim: sweep: %llu/%llu seeds\n",
@@ -1515,6 +1550,257 @@ static int cmd_sweep(const struct args *a)
 	free(all);
 	sim_scenario_free(&sc);
 	return tot.save_failed || jrc ? 2 : tot.failed ? 1 : 0;
+}
+
+/* ---- merge: shards of one sweep back into its report ---------------------
+ * busrt-sim merge RESULT... [--json] [--junit FILE]: the sweep --json
+ * results of --shard 1/N .. N/N (any order) read back into the seed
+ * lines the sweep had, so its summary, JSON and JUnit come out of the
+ * same printers as an unsharded sweep's (the wall time is the longest
+ * shard's, the jobs all shards'). Every seed of A..B exactly once, every
+ * shard of one sweep (scenario, topology, plan, planted bug, range, N):
+ * else it says what is wrong and exits 2; 1 if a seed failed. */
+static bool j_u64(json_t *o, const char *key, uint64_t *out)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return false;
+	*out = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+static const char *j_str(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static bool j_counts(json_t *o, const char *key, uint64_t *out, int n)
+{
+	json_t *v = json_object_get(o, key);
+	if (!json_is_array(v) || json_array_size(v) != (size_t)n)
+		return false;
+	for (int k = 0; k < n; k++) {
+		json_t *x = json_array_get(v, (size_t)k);
+		if (!json_is_integer(x) || json_integer_value(x) < 0)
+			return false;
+		out[k] = (uint64_t)json_integer_value(x);
+	}
+	return true;
+}
+
+/* One result of a shard into its line; false: not a sweep's result. */
+static bool merge_line(json_t *r, struct line *l)
+{
+	uint64_t rc, buggify;
+	const char *hash = j_str(r, "trace_hash");
+	json_t *cpu = json_object_get(r, "cpu_s");
+	json_t *cmp = json_object_get(r, "compared");
+	if (!j_u64(r, "seed", &l->seed) || !j_u64(r, "rc", &rc) || rc > 3 ||
+	    !hash || strlen(hash) != 16 || !json_is_number(cpu) ||
+	    !json_is_boolean(cmp) || !j_u64(r, "deliveries", &l->delivered) ||
+	    !j_u64(r, "buggify", &buggify) || buggify > UINT32_MAX ||
+	    !j_u64(r, "flight", &l->flight) ||
+	    !j_u64(r, "plant_fired", &l->plant_fired) ||
+	    !j_counts(r, "faults", l->faults, SIM_F_KINDS) ||
+	    !j_counts(r, "reached", l->reached, BUS_SITE_N) ||
+	    !j_counts(r, "fired", l->fired, BUS_SITE_N))
+		return false;
+	char *end;
+	l->hash = strtoull(hash, &end, 16);
+	if (*end)
+		return false;
+	l->rc = (int)rc;
+	l->secs = json_number_value(cpu);
+	l->compared = json_is_true(cmp);
+	l->buggify = (uint32_t)buggify;
+	return true;
+}
+
+static int merge_bad(const char *file, const char *what)
+{
+	fprintf(stderr, "busrt-sim: merge: %s: %s\n", file, what);
+	return 2;
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+	static const struct option o[] = {{"json", no_argument, NULL, 'J'},
+	                                  {"junit", required_argument, NULL, 'U'},
+	                                  {NULL, 0, NULL, 0}};
+	struct args a = {.shard_k = 1, .shard_n = 1, .topology = -1};
+	optind = 2;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
+		if (opt == 'J')
+			a.json = true;
+		else if (opt == 'U')
+			a.junit = optarg;
+		else
+			return bad("merge RESULT... [--json] [--junit FILE]", NULL);
+	}
+	if (optind == argc)
+		return bad("merge needs the shards' results (sweep --shard K/N "
+		           "--json)", NULL);
+	struct sim_scenario sc;
+	memset(&sc, 0, sizeof(sc));
+	json_t *docs[1024];
+	int nd = 0, rc = 0;
+	struct line *all = NULL;
+	uint8_t *seen = NULL;
+	struct totals tot = {0};
+	char plant[64] = "", plan[512] = "";
+	uint64_t shards = 0;
+	for (int i = optind; i < argc && !rc; i++) {
+		const char *f = argv[i];
+		json_error_t err;
+		json_t *d = json_load_file(f, 0, &err);
+		if (!d) {
+			char m[300];
+			snprintf(m, sizeof(m), "not JSON (line %d: %s)", err.line,
+			         err.text);
+			rc = merge_bad(f, m);
+			break;
+		}
+		if (nd == (int)(sizeof(docs) / sizeof(docs[0]))) {
+			json_decref(d);
+			rc = merge_bad(f, "more than 1024 results");
+			break;
+		}
+		docs[nd++] = d;
+		json_t *seeds = json_object_get(d, "seeds"),
+		       *shard = json_object_get(d, "shard"),
+		       *res = json_object_get(d, "results"),
+		       *fails = json_object_get(d, "failures");
+		const char *name = j_str(d, "scenario"), *path = j_str(d, "path"),
+		           *topo = j_str(d, "topology");
+		json_t *jplan = json_object_get(d, "faults_plan"),
+		       *jplant = json_object_get(d, "plant");
+		uint64_t from, to, k, n, jobs;
+		json_t *wall = json_object_get(d, "wall_s");
+		if (!name || !path || !topo || !j_u64(seeds, "from", &from) ||
+		    !j_u64(seeds, "to", &to) || !j_u64(shard, "k", &k) ||
+		    !j_u64(shard, "n", &n) || !j_u64(d, "jobs", &jobs) ||
+		    !json_is_number(wall) || !json_is_array(res) ||
+		    !json_is_array(fails) || to < from || !n || !k || k > n ||
+		    (!json_is_null(jplan) && !json_is_string(jplan)) ||
+		    (!json_is_null(jplant) && !json_is_string(jplant))) {
+			rc = merge_bad(f, "not the result of busrt-sim sweep --json");
+			break;
+		}
+		const char *pl = json_is_string(jplan) ? json_string_value(jplan) : "";
+		const char *pb = json_is_string(jplant) ? json_string_value(jplant)
+		                                        : "";
+		int t = !strcmp(topo, "embedded")     ? SIM_EMBEDDED
+		        : !strcmp(topo, "standalone") ? SIM_STANDALONE
+		                                      : -1;
+		if (nd == 1) {
+			if (t < 0 || strlen(name) >= sizeof(sc.name) ||
+			    strlen(path) >= sizeof(sc.path) ||
+			    strlen(pl) >= sizeof(plan) ||
+			    strlen(pb) >= sizeof(plant) || (pb[0] && !plant_bit(pb)) ||
+			    to - from > 10000000) {
+				rc = merge_bad(f, "not the result of busrt-sim sweep --json");
+				break;
+			}
+			snprintf(sc.name, sizeof(sc.name), "%s", name);
+			snprintf(sc.path, sizeof(sc.path), "%s", path);
+			sc.topology = (enum sim_topology)t;
+			snprintf(plan, sizeof(plan), "%s", pl);
+			snprintf(plant, sizeof(plant), "%s", pb);
+			a.from = from;
+			a.to = to;
+			shards = n;
+			tot.n = to - from + 1;
+			all = calloc(tot.n, sizeof(*all));
+			seen = calloc(tot.n, 1);
+			if (!all || !seen)
+				abort();
+		} else if (strcmp(name, sc.name) || strcmp(path, sc.path) ||
+		           t != (int)sc.topology || strcmp(pl, plan) ||
+		           strcmp(pb, plant) || from != a.from || to != a.to ||
+		           n != shards) {
+			char m[400];
+			snprintf(m, sizeof(m), "another sweep's result (this one: %s, "
+			         "%s, seeds %llu..%llu in %llu shards; the first: %s, "
+			         "%s, seeds %llu..%llu in %llu)", name, topo,
+			         (unsigned long long)from, (unsigned long long)to,
+			         (unsigned long long)n, sc.name,
+			         sim_topology_names[sc.topology],
+			         (unsigned long long)a.from, (unsigned long long)a.to,
+			         (unsigned long long)shards);
+			rc = merge_bad(f, m);
+			break;
+		}
+		tot.jobs += (int)jobs;
+		if (json_number_value(wall) > tot.wall)
+			tot.wall = json_number_value(wall);
+		size_t ri;
+		json_t *r;
+		json_array_foreach(res, ri, r) {
+			struct line l = {0};
+			if (!merge_line(r, &l)) {
+				rc = merge_bad(f, "a result that is not a sweep's seed");
+				break;
+			}
+			if (l.seed < from || l.seed > to) {
+				rc = merge_bad(f, "a seed outside the sweep's range");
+				break;
+			}
+			if (seen[l.seed - from]++) {
+				char m[120];
+				snprintf(m, sizeof(m), "seed %llu is in two results (a "
+				         "shard given twice?)", (unsigned long long)l.seed);
+				rc = merge_bad(f, m);
+				break;
+			}
+			all[l.seed - from] = l;
+		}
+		json_t *x;
+		json_array_foreach(fails, ri, x) {
+			uint64_t sd;
+			const char *why = j_str(x, "why"), *saved = j_str(x, "saved");
+			if (!j_u64(x, "seed", &sd) || sd < from || sd > to || !why) {
+				rc = merge_bad(f, "a failure that is not a sweep's");
+				break;
+			}
+			struct line *l = &all[sd - from];
+			snprintf(l->why, sizeof(l->why), "%s", why);
+			if (saved) {
+				l->saved = true;
+				snprintf(l->saved_path, sizeof(l->saved_path), "%s", saved);
+			}
+		}
+	}
+	uint64_t missing = 0, first_missing = 0;
+	for (uint64_t i = 0; !rc && i < tot.n; i++)
+		if (!seen[i] && !missing++)
+			first_missing = a.from + i;
+	if (!rc && missing) {
+		fprintf(stderr, "busrt-sim: merge: %llu of the %llu seeds have no "
+		        "result (the first: seed %llu; a shard missing?)\n",
+		        (unsigned long long)missing, (unsigned long long)tot.n,
+		        (unsigned long long)first_missing);
+		rc = 2;
+	}
+	if (!rc) {
+		a.faults = plan[0] ? plan : NULL;
+		plant_name = plant;
+		plant_bits = plant[0] ? plant_bit(plant) : 0;
+		for (uint64_t i = 0; i < tot.n; i++)
+			totals_add(&tot, &all[i]);
+		if (a.json)
+			sweep_json(&a, &sc, all, &tot);
+		else
+			sweep_text(&a, &sc, all, &tot);
+		int jrc = a.junit ? write_junit(a.junit, &a, &sc, all, &tot) : 0;
+		rc = jrc ? 2 : tot.failed ? 1 : 0;
+	}
+	for (int i = 0; i < nd; i++)
+		json_decref(docs[i]);
+	free(all);
+	free(seen);
+	return rc;
 }
 
 static int cmd_record(int argc, char **argv)
@@ -1585,9 +1871,11 @@ int main(int argc, char **argv)
 		{"topology", required_argument, NULL, 'O'},
 		{"junit", required_argument, NULL, 'U'},
 		{"html", required_argument, NULL, 'H'},
+		{"shard", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
-	struct args a = {.seed = 1, .jobs = 1, .topology = -1};
+	struct args a = {.seed = 1, .jobs = 1, .topology = -1, .shard_k = 1,
+	                 .shard_n = 1};
 	if (argc < 2)
 		return bad("missing command", NULL);
 	a.cmd = argv[1];
@@ -1601,14 +1889,16 @@ int main(int argc, char **argv)
 		bus_version_print(stdout, "busrt-sim");
 		return 0;
 	}
+	if (!strcmp(a.cmd, "merge"))
+		return cmd_merge(argc, argv);
 	static const char *const cmds[] = {"run", "sweep", "plan", "replay",
 	                                   "shrink", "report"};
 	bool known = false;
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		known |= !strcmp(a.cmd, cmds[i]);
 	if (!known)
-		return bad("unknown command (run, sweep, plan, replay, shrink, "
-		           "report, record)", a.cmd);
+		return bad("unknown command (run, sweep, merge, plan, replay, "
+		           "shrink, report, record)", a.cmd);
 	optind = 2;
 	int opt;
 	bool have_seeds = false;
@@ -1663,6 +1953,20 @@ int main(int argc, char **argv)
 		case 'U':
 			a.junit = optarg;
 			break;
+		case 'K': {
+			char k[32], *slash = strchr(optarg, '/');
+			size_t kl = slash ? (size_t)(slash - optarg) : 0;
+			if (!slash || kl >= sizeof(k))
+				return bad("--shard: expected K/N (1 <= K <= N)", optarg);
+			memcpy(k, optarg, kl);
+			k[kl] = 0;
+			if (!parse_u64(k, &a.shard_k) ||
+			    !parse_u64(slash + 1, &a.shard_n) || a.shard_n < 1 ||
+			    a.shard_n > 1000000 || a.shard_k < 1 ||
+			    a.shard_k > a.shard_n)
+				return bad("--shard: expected K/N (1 <= K <= N)", optarg);
+			break;
+		}
 		case 'H':
 			a.html = optarg;
 			break;
@@ -1724,6 +2028,8 @@ int main(int argc, char **argv)
 		return bad("--html goes with report", NULL);
 	if (a.junit && strcmp(a.cmd, "sweep"))
 		return bad("--junit goes with sweep", NULL);
+	if (a.shard_n > 1 && strcmp(a.cmd, "sweep"))
+		return bad("--shard goes with sweep", NULL);
 	if (a.save_dir && strcmp(a.cmd, "sweep"))
 		return bad("--save-dir goes with sweep (run: --save FILE)", NULL);
 	a.scenario = argv[optind];

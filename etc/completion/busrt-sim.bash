@@ -40,18 +40,19 @@ _busrt_sim()
 			corrupt child-first drop-on-eagain no-resend acl-open svc-open qbytes svc-closed
 			shutdown-waits" -- "$cur"))
 		return ;;
-	--seed | --seeds | -j | --check-every | --poll-ms | --seconds | --command | --name | --buggify)
+	--seed | --seeds | -j | --check-every | --poll-ms | --seconds | --command | --name | --buggify | --shard)
 		return ;;
 	esac
 	if ((COMP_CWORD == 1)); then
-		COMPREPLY=($(compgen -W "run sweep plan replay shrink report record --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "run sweep merge plan replay shrink report record --help --version" -- "$cur"))
 		return
 	fi
 	if [[ $cur == -* ]]; then
 		local opts=
 		case $sub in
 		run) opts="--seed --faults --trace --json --check-determinism --tape --check-every --topology --plant --save --buggify" ;;
-		sweep) opts="--seeds -j --faults --check-every --topology --plant --save-dir --json --junit --buggify" ;;
+		sweep) opts="--seeds -j --faults --check-every --topology --plant --save-dir --json --junit --buggify --shard" ;;
+		merge) opts="--json --junit" ;;
 		plan) opts="--seed" ;;
 		shrink) opts="--out" ;;
 		report) opts="--html --seed --faults --topology --plant --buggify" ;;
@@ -68,6 +69,9 @@ _busrt_sim()
 	replay | shrink | report)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur")) ;;
+	merge)
+		compopt -o filenames 2>/dev/null
+		COMPREPLY=($(compgen -f -X '!*.json' -- "$cur")) ;;
 	esac
 }
 complete -F _busrt_sim busrt-sim
