@@ -13,6 +13,7 @@ import subprocess
 import yaml
 
 from busclient import BIN
+from test_sim import sweep_comparable as comparable
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 SIM = os.path.join(BIN, "busrt-sim")
@@ -26,14 +27,6 @@ def env(**kw):
     e.update(BUSRT_SIM=SIM, BUSRT_SCENARIOS=os.path.join(ROOT, "scenarios"), JOBS="1")
     e.update({k: str(v) for k, v in kw.items()})
     return e
-
-
-def comparable(doc):
-    d = dict(doc)
-    for k in ("wall_s", "jobs", "shard"):
-        d.pop(k)
-    d["results"] = [{k: v for k, v in r.items() if k != "cpu_s"} for r in d["results"]]
-    return d
 
 
 def whole(cwd):

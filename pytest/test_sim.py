@@ -100,8 +100,12 @@ def test_bad_input_exits_2_and_says_where(tmp_path):
         assert p.returncode == 2 and "usage" in p.stderr, (args, p.stderr)
     # each says what was wrong, and what is right
     for args, msg in (
-            (["fly", "default"], "unknown command (run, sweep, plan, replay, shrink, report, "
-                                 "record): fly"),
+            (["fly", "default"], "unknown command (run, sweep, merge, plan, replay, shrink, "
+                                 "report, record): fly"),
+            (["sweep", "default", "--seeds", "1..4", "--shard", "0/4"],
+             "--shard: expected K/N (1 <= K <= N): 0/4"),
+            (["run", "default", "--shard", "1/2"], "--shard goes with sweep"),
+            (["merge"], "merge needs the shards' results"),
             (["run"], "missing SCENARIO (or FILE): run"),
             (["run", "a", "b"], "expected one SCENARIO, got more: b"),
             (["run", "default", "--plant", "gremlin"], "--plant: gremlin: not one of: dup, "),
@@ -176,7 +180,9 @@ def _same_report(text):
                   re.sub(r"[0-9.]+ s wall", "W s wall", text))
 
 
-def _same_json(doc):
+def sweep_comparable(doc):
+    """A sweep's --json without what sharding may change: times, jobs,
+    the shard."""
     d = dict(doc)
     for k in ("wall_s", "jobs", "shard"):
         d.pop(k)
@@ -208,7 +214,7 @@ def test_sharded_sweep_merges_to_the_whole(tmp_path):
     assert _same_report(m.stdout) == _same_report(whole.stdout)
     assert "FAILED seed" in m.stdout and "replay: busrt-sim run" in m.stdout
     mj = sim("merge", *parts, "--json", "--junit", str(tmp_path / "m.xml"))
-    assert _same_json(json.loads(mj.stdout)) == _same_json(json.loads(whole_json.stdout))
+    assert sweep_comparable(json.loads(mj.stdout)) == sweep_comparable(json.loads(whole_json.stdout))
 
     def cases(path):
         suite = ET.parse(path).getroot().find("testsuite")

@@ -267,6 +267,20 @@ static bool scenario_path(const char *name, char *path, size_t n)
 	return false;
 }
 
+/* "X<sep>Y", two numbers (--seeds A..B, --shard K/N). */
+static bool parse_pair(const char *s, const char *sep, uint64_t *x,
+                       uint64_t *y)
+{
+	char lo[32];
+	const char *at = strstr(s, sep);
+	size_t k = at ? (size_t)(at - s) : 0;
+	if (!at || k >= sizeof(lo))
+		return false;
+	memcpy(lo, s, k);
+	lo[k] = 0;
+	return parse_u64(lo, x) && parse_u64(at + strlen(sep), y);
+}
+
 static int load_scenario(const struct args *a, struct sim_scenario *sc)
 {
 	const char *name = a->scenario;
@@ -1909,19 +1923,12 @@ int main(int argc, char **argv)
 				return bad("--seed: not a number", optarg);
 			a.seed_set = true;
 			break;
-		case 'S': {
-			char lo[32], *dots = strstr(optarg, "..");
-			size_t k = dots ? (size_t)(dots - optarg) : 0;
-			if (!dots || k >= sizeof(lo))
-				return bad("--seeds: expected A..B", optarg);
-			memcpy(lo, optarg, k);
-			lo[k] = 0;
-			if (!parse_u64(lo, &a.from) || !parse_u64(dots + 2, &a.to) ||
+		case 'S':
+			if (!parse_pair(optarg, "..", &a.from, &a.to) ||
 			    a.to < a.from || a.to - a.from > 10000000)
 				return bad("--seeds: expected A..B with A <= B", optarg);
 			have_seeds = true;
 			break;
-		}
 		case 'j': {
 			uint64_t j;
 			if (!parse_u64(optarg, &j) || j < 1 || j > 64)
@@ -1953,20 +1960,12 @@ int main(int argc, char **argv)
 		case 'U':
 			a.junit = optarg;
 			break;
-		case 'K': {
-			char k[32], *slash = strchr(optarg, '/');
-			size_t kl = slash ? (size_t)(slash - optarg) : 0;
-			if (!slash || kl >= sizeof(k))
-				return bad("--shard: expected K/N (1 <= K <= N)", optarg);
-			memcpy(k, optarg, kl);
-			k[kl] = 0;
-			if (!parse_u64(k, &a.shard_k) ||
-			    !parse_u64(slash + 1, &a.shard_n) || a.shard_n < 1 ||
-			    a.shard_n > 1000000 || a.shard_k < 1 ||
+		case 'K':
+			if (!parse_pair(optarg, "/", &a.shard_k, &a.shard_n) ||
+			    a.shard_n < 1 || a.shard_n > 1000000 || a.shard_k < 1 ||
 			    a.shard_k > a.shard_n)
 				return bad("--shard: expected K/N (1 <= K <= N)", optarg);
 			break;
-		}
 		case 'H':
 			a.html = optarg;
 			break;
