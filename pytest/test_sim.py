@@ -100,8 +100,8 @@ def test_bad_input_exits_2_and_says_where(tmp_path):
         assert p.returncode == 2 and "usage" in p.stderr, (args, p.stderr)
     # each says what was wrong, and what is right
     for args, msg in (
-            (["fly", "default"], "unknown command (run, sweep, merge, plan, replay, shrink, "
-                                 "report, record): fly"),
+            (["fly", "default"], "unknown command (run, sweep, merge, ledger, plan, replay, "
+                                 "shrink, report, record): fly"),
             (["sweep", "default", "--seeds", "1..4", "--shard", "0/4"],
              "--shard: expected K/N (1 <= K <= N): 0/4"),
             (["run", "default", "--shard", "1/2"], "--shard goes with sweep"),
@@ -236,6 +236,37 @@ def test_sharded_sweep_merges_to_the_whole(tmp_path):
     ok = sim("sweep", "default", "--seeds", "1..6", "--shard", "1/1", "--json")
     (tmp_path / "ok.json").write_text(ok.stdout)
     assert sim("merge", str(tmp_path / "ok.json")).returncode == 0
+
+
+def test_ledger_keeps_one_per_check_and_shrunk_plan(tmp_path):
+    """Three seeds of one planted duplicate shrink to one plan failing one
+    check: the ledger keeps one file, says the others are there, and the
+    file kept still fails on replay; a file that passes is not added."""
+    saved = tmp_path / "saved"
+    p = sim("sweep", "default", "--seeds", "1..3", "--plant", "dup", "--topology",
+            "standalone", "--save-dir", str(saved))
+    assert p.returncode == 1, p.stderr
+    files = sorted(str(f) for f in saved.glob("*.yaml"))
+    assert len(files) == 3
+    led = tmp_path / "ledger"
+    p = sim("ledger", "add", *files, "--dir", str(led), timeout=300)
+    assert p.returncode == 0, p.stderr
+    kept = sorted(led.glob("*.yaml"))
+    assert len(kept) == 1 and kept[0].name.startswith("delivery-"), kept
+    assert p.stdout.count("added as") == 1 and p.stdout.count("already there") == 2
+    assert not list(led.glob(".adding-*"))
+    again = sim("replay", str(kept[0]))
+    assert again.returncode == 1 and "duplicated" in again.stdout
+    # added again: nothing new
+    p = sim("ledger", "add", files[0], "--dir", str(led), timeout=120)
+    assert p.returncode == 0 and "already there" in p.stdout
+    assert len(list(led.glob("*.yaml"))) == 1
+    # a saved run that passes has nothing to add
+    p = sim("ledger", "add", "scenarios/regress/overlapping-broker-crashes.yaml", "--dir",
+            str(led))
+    assert p.returncode == 1 and "does not fail: not added" in p.stderr, p.stderr
+    p = sim("ledger", "remove", files[0])
+    assert p.returncode == 2 and "ledger add FILE" in p.stderr
 
 
 def test_a_failure_that_cannot_be_saved_fails_the_command(tmp_path):

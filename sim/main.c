@@ -10,6 +10,8 @@
  *                   [--shard K/N]     (the K-th of N disjoint slices)
  *   busrt-sim merge RESULT...         (the shards' --json back into the
  *                                      sweep's report, JSON or JUnit)
+ *   busrt-sim ledger add FILE... [--dir DIR]  (saved failures, shrunk,
+ *                                      once per check and shrunk plan)
  *   busrt-sim plan SCENARIO --seed N      (the fault plan a seed draws)
  *   busrt-sim replay FILE                 (a saved failure: its seed,
  *                                          plan and planted bug)
@@ -42,6 +44,7 @@
 #include <unistd.h>
 
 static void sites_list(FILE *f, uint32_t mask);
+static int mkdir_p(const char *dir);
 static void plants_list(FILE *f, const char *sep);
 
 static void usage(FILE *f)
@@ -58,6 +61,10 @@ static void usage(FILE *f)
 	        "shards' sweep --json\n"
 	        "                  results as the one sweep's report; every seed "
 	        "once, else exit 2)\n"
+	        "       busrt-sim ledger add FILE... [--dir DIR]   (saved failures "
+	        "shrunk, kept once per\n"
+	        "                  first failing check and shrunk plan; DIR: "
+	        "scenarios/regress)\n"
 	        "       busrt-sim plan SCENARIO --seed N\n"
 	        "  --check-every N (run, sweep): the broker core's invariants "
 	        "after every Nth step\n"
@@ -1138,6 +1145,123 @@ static int cmd_shrink(const struct args *a)
 	return rc;
 }
 
+/* ---- the seed ledger -------------------------------------------------------
+ * busrt-sim ledger add FILE... [--dir DIR]: each saved failure (a sweep's
+ * --save-dir, a shard's, a campaign's) shrunk first, then kept once per
+ * first failing check and shrunk plan — the file's name says both
+ * (CHECK-HASH.yaml, the hash of the check, topology, planted bug, sites
+ * and the plan as `plan` prints it; not the seed: two seeds that shrink
+ * to one plan failing one check are one failure) — in DIR (scenarios/regress:
+ * make test replays every file there and each must pass, so a failure
+ * added is a bug to fix before main is green). 0 each added or already
+ * there; 1 one of them does not fail (nothing to add); 2 bad input. */
+static uint64_t fnv64(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static int ledger_one(const char *file, const char *dir)
+{
+	char tmp[600], name[700];
+	snprintf(tmp, sizeof(tmp), "%s/.adding-%d.yaml", dir, (int)getpid());
+	plant_bits = 0;
+	plant_name = "";
+	struct args a = {.scenario = file, .out = tmp, .seed = 1, .topology = -1,
+	                 .shard_k = 1, .shard_n = 1};
+	int rc = cmd_shrink(&a);
+	if (rc) {
+		unlink(tmp);
+		if (rc == 1)
+			fprintf(stderr, "busrt-sim: ledger: %s does not fail: not "
+			        "added\n", file);
+		return rc;
+	}
+	plant_bits = 0;
+	plant_name = "";
+	a.scenario = tmp;
+	struct sim_scenario sc;
+	if ((rc = load_scenario(&a, &sc)))
+		return rc;
+	if ((rc = apply_plant(&sc))) {
+		sim_scenario_free(&sc);
+		return rc;
+	}
+	struct sim_options o = {.seed = sc.seed, .plan = &sc.plan,
+	                        .plant = plant_bits, .buggify = sc.buggify};
+	struct sim_report r;
+	int check = sim_run(&sc, &o, &r) ? -2 : first_failed_check(&r);
+	char *key = NULL;
+	size_t kl = 0;
+	FILE *f = open_memstream(&key, &kl);
+	if (!f)
+		abort();
+	fprintf(f, "%s %s %s ", check >= 0 ? sim_check_names[check] : "stuck",
+	        sim_topology_names[sc.topology], sc.plant);
+	sites_list(f, sc.buggify);
+	fputc('\n', f);
+	sim_plan_print(f, &sc.plan);
+	fclose(f);
+	snprintf(name, sizeof(name), "%s/%s-%016llx.yaml", dir,
+	         check >= 0 ? sim_check_names[check] : "stuck",
+	         (unsigned long long)fnv64(key, kl));
+	free(key);
+	sim_scenario_free(&sc);
+	struct stat st;
+	if (check == -1) {
+		unlink(tmp);
+		fprintf(stderr, "busrt-sim: ledger: %s no longer fails once "
+		        "shrunk: not added\n", file);
+		return 1;
+	}
+	if (stat(name, &st) == 0) {
+		unlink(tmp);
+		printf("busrt-sim: ledger: %s: already there as %s (the same "
+		       "check and shrunk plan)\n", file, name);
+		return 0;
+	}
+	if (rename(tmp, name) != 0) {
+		fprintf(stderr, "busrt-sim: ledger: %s: %s\n", name, strerror(errno));
+		unlink(tmp);
+		return 2;
+	}
+	printf("busrt-sim: ledger: %s: added as %s\n", file, name);
+	return 0;
+}
+
+static int cmd_ledger(int argc, char **argv)
+{
+	static const struct option o[] = {{"dir", required_argument, NULL, 'd'},
+	                                  {NULL, 0, NULL, 0}};
+	const char *dir = "scenarios/regress";
+	if (argc < 3 || strcmp(argv[2], "add"))
+		return bad("ledger add FILE... [--dir DIR]", argc > 2 ? argv[2]
+		                                                      : NULL);
+	optind = 3;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "", o, NULL)) != -1) {
+		if (opt != 'd')
+			return bad("ledger add FILE... [--dir DIR]", NULL);
+		dir = optarg;
+	}
+	if (optind == argc)
+		return bad("ledger add needs saved failures (sweep --save-dir)",
+		           NULL);
+	if (mkdir_p(dir) != 0) {
+		fprintf(stderr, "busrt-sim: ledger: --dir %s: %s\n", dir,
+		        strerror(errno));
+		return 2;
+	}
+	int worst = 0;
+	for (int i = optind; i < argc; i++) {
+		int rc = ledger_one(argv[i], dir);
+		worst = rc > worst ? rc : worst;
+	}
+	return worst;
+}
+
 static int cmd_plan(const struct args *a)
 {
 	struct sim_scenario sc;
@@ -1905,14 +2029,16 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(a.cmd, "merge"))
 		return cmd_merge(argc, argv);
+	if (!strcmp(a.cmd, "ledger"))
+		return cmd_ledger(argc, argv);
 	static const char *const cmds[] = {"run", "sweep", "plan", "replay",
 	                                   "shrink", "report"};
 	bool known = false;
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		known |= !strcmp(a.cmd, cmds[i]);
 	if (!known)
-		return bad("unknown command (run, sweep, merge, plan, replay, "
-		           "shrink, report, record)", a.cmd);
+		return bad("unknown command (run, sweep, merge, ledger, plan, "
+		           "replay, shrink, report, record)", a.cmd);
 	optind = 2;
 	int opt;
 	bool have_seeds = false;

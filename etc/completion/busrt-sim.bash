@@ -44,7 +44,7 @@ _busrt_sim()
 		return ;;
 	esac
 	if ((COMP_CWORD == 1)); then
-		COMPREPLY=($(compgen -W "run sweep merge plan replay shrink report record --help --version" -- "$cur"))
+		COMPREPLY=($(compgen -W "run sweep merge ledger plan replay shrink report record --help --version" -- "$cur"))
 		return
 	fi
 	if [[ $cur == -* ]]; then
@@ -53,6 +53,7 @@ _busrt_sim()
 		run) opts="--seed --faults --trace --json --check-determinism --tape --check-every --topology --plant --save --buggify" ;;
 		sweep) opts="--seeds -j --faults --check-every --topology --plant --save-dir --json --junit --buggify --shard" ;;
 		merge) opts="--json --junit" ;;
+		ledger) opts="--dir" ;;
 		plan) opts="--seed" ;;
 		shrink) opts="--out" ;;
 		report) opts="--html --seed --faults --topology --plant --buggify" ;;
@@ -72,6 +73,13 @@ _busrt_sim()
 	merge)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -X '!*.json' -- "$cur")) ;;
+	ledger)
+		if ((COMP_CWORD == 2)); then
+			COMPREPLY=($(compgen -W "add" -- "$cur"))
+		else
+			compopt -o filenames 2>/dev/null
+			COMPREPLY=($(compgen -f -- "$cur"))
+		fi ;;
 	esac
 }
 complete -F _busrt_sim busrt-sim
