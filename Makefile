@@ -37,7 +37,7 @@ TEST_SRC := $(wildcard broker/tests/test_*.c)
 TEST_BIN := $(TEST_SRC:broker/tests/%.c=$(O)/tests/%)
 TEST_SUPPORT := $(O)/obj/broker/tests/memhost.o $(O)/obj/broker/tests/memnet.o
 
-.PHONY: FORCE install uninstall shlib man all deps deps-test mutate asan-sim run run-broker run-daemoneye run-standalone sim-test bench fuzzers fuzz fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
+.PHONY: FORCE install uninstall shlib man all deps deps-test mutate asan-sim run run-broker run-daemoneye run-standalone sim-test bench fuzzers fuzz fuzz-node fuzz-keep fuzz-all fuzz-regress fuzzers-libfuzzer coverage coverage-check test unit pytest asan clean
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -212,6 +212,19 @@ fuzz:
 	@ci/deps.sh fuzz
 	@test -n "$(T)" || { echo "make fuzz T=<target> [S=seconds]; targets: $(FUZZ_TARGETS)"; exit 2; }
 	@fuzz/campaign.sh $(T) $(S)
+
+# one instance of a campaign over machines: make fuzz-node T=frame
+# ROLE=main|secondary SYNC=/shared/dir [S=3600] [NAME=id] (fuzz/node.sh)
+fuzz-node:
+	@ci/deps.sh fuzz
+	@test -n "$(T)" -a -n "$(ROLE)" -a -n "$(SYNC)" || { echo "make fuzz-node T=<target> ROLE=main|secondary SYNC=<dir> [S=seconds] [NAME=id]"; exit 2; }
+	@fuzz/node.sh $(T) $(ROLE) $(SYNC) $(S) $(NAME)
+
+# a campaign's crashes minimised into fuzz/regress/T: make fuzz-keep T=frame [FROM=dir]
+fuzz-keep:
+	@ci/deps.sh fuzz
+	@test -n "$(T)" || { echo "make fuzz-keep T=<target> [FROM=campaign or sync dir]"; exit 2; }
+	@fuzz/keep.sh $(T) $(FROM)
 
 fuzz-all:
 	@ci/deps.sh fuzz

@@ -22,4 +22,8 @@ for t in $targets; do
     grep '^!!!' "$log"
   fi
 done
+# a distributed campaign (main and secondary through one sync directory)
+# must exchange inputs; ClusterFuzzLite's build script must build them all
+fuzz/node-test.sh frame 30
+fuzz/cflite-test.sh
 [ "$new" = 0 ] || echo "!!! fuzz-smoke: NEW CRASHES ARE SAVED ABOVE: not blocking this run; triage them (fuzz/README.md)"

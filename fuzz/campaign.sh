@@ -8,18 +8,11 @@
 set -euo pipefail
 t=${1:?target}; secs=${2:?seconds}
 root=build/fuzz/$t
-export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
-export AFL_NO_AFFINITY=1 AFL_QUIET=1
-mk() { make --no-print-directory -s "$@" FUZZ_DRIVER= FUZZ_LDFLAGS=-fsanitize=fuzzer; }
-mk O=build/afl CC=afl-clang-fast OPT="-O2 -g" "build/afl/fuzzers/$t"
-AFL_LLVM_CMPLOG=1 mk O=build/afl-cmplog CC=afl-clang-fast OPT="-O2 -g" "build/afl-cmplog/fuzzers/$t"
-AFL_USE_ASAN=1 AFL_USE_UBSAN=1 mk O=build/afl-asan CC=afl-clang-fast OPT="-O1 -g" "build/afl-asan/fuzzers/$t"
-/usr/bin/python3 fuzz/seeds.py build/fuzz/seeds >/dev/null
-mkdir -p "$root/in"
-cp build/fuzz/seeds/"$t"/* "$root/in/"
-[ -d "fuzz/regress/$t" ] && find "fuzz/regress/$t" -type f -exec cp {} "$root/in/" \;
+. fuzz/afl.sh
+afl_build "$t" plain cmplog asan
+afl_inputs "$t" "$root/in"
 rm -rf "$root/out" "$root/min"
-dict=(); [ -f "fuzz/dict/$t.dict" ] && dict=(-x "fuzz/dict/$t.dict")
+read -r -a dict <<<"$(afl_dict "$t")"
 echo "fuzz $t: ${secs}s, plain+cmplog (main) and asan (secondary) instances"
 afl-fuzz -i "$root/in" -o "$root/out" -M main -c "build/afl-cmplog/fuzzers/$t" \
   "${dict[@]}" -V "$secs" -- "build/afl/fuzzers/$t" >"$root/main.log" 2>&1 &
