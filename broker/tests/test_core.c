@@ -616,6 +616,39 @@ static void test_subscription_bytes_limit(void **state)
 	end_host(mh);
 }
 
+/* A write that fails on a client that stops hearing unregisters it, and
+ * the unregistration is announced within that same call, not at the next
+ * one: a subscriber of .broker/info has it written at the flush. */
+static void test_announced_within_the_failing_write(void **state)
+{
+	(void)state;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, true);
+	struct memhost *mh = new_host(&cfg);
+	int s = mh_client(mh, "s", LOCAL);
+	assert_int_equal(mh_ack(mh, s, sub(mh, s, ".broker/info")), BUS_RES_OK);
+	int p = mh_client(mh, "p", LOCAL);
+	struct mh_msg m;
+	while (mh_next(mh, s, &m)) /* p's registration */
+		;
+	mh->c[p].stalled = true;
+	pub(mh, p, "x", "d", 1); /* its ACK: a write to p, pending */
+	assert_true(mh->c[p].write_pending);
+	assert_false(mh->c[s].write_pending);
+	mh->c[p].write_pending = false;
+	bus_core_on_written(mh->core, mh->c[p].conn, -32 /* EPIPE */, mh->now);
+	bus_core_flush(mh->core, mh->now);
+	assert_true(mh->c[s].write_pending);
+	bool unreg = false;
+	for (size_t k = 0; k < mh->c[s].iov_n; k++) {
+		const uint8_t *b = mh->c[s].iov[k].base;
+		for (size_t j = 0; j + 5 <= mh->c[s].iov[k].len; j++)
+			unreg |= !memcmp(b + j, "unreg", 5);
+	}
+	assert_true(unreg);
+	end_host(mh);
+}
+
 /* A publisher whose frames wait for a slow receiver, and whose peer then
  * stops hearing (a write to it fails: EPIPE after it closed): what it
  * sent is still delivered, every frame of it. Before, the failed write
@@ -1477,6 +1510,7 @@ int main(void)
 	    cmocka_unit_test(test_broker_client_list),
 	    cmocka_unit_test(test_diagnostics_lists_a_waiting_publisher),
 	    cmocka_unit_test(test_subscription_bytes_limit),
+	    cmocka_unit_test(test_announced_within_the_failing_write),
 	    cmocka_unit_test(test_trie_visits_bounded_by_depth),
 	    cmocka_unit_test(test_trie_visits_bounded_on_adversarial_masks),
 	    cmocka_unit_test(test_covered_masks_return_when_their_cover_goes),
