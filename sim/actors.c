@@ -1033,7 +1033,14 @@ static void exchanged(void *host, size_t idx, const char *method,
 	if (!strcmp(method, "health.heartbeat")) {
 		if (ok) {
 			answered(s, &co->last_hb_ok, &co->healed_hb_ok);
-			co->exits_in_row = 0; /* its streak ends (restart_bound) */
+			/* its streak ends (restart_bound), as the agent counts
+			 * it: an answer of the running process to the request
+			 * in flight (one that comes after the process died, or
+			 * for an earlier request, ends nothing) */
+			const struct de_sup_collector *sc = &s->sup.c[idx];
+			if (co->alive && co->dead_since == UINT64_MAX &&
+			    sc->hb_inflight && sc->hb_seq == seq)
+				co->exits_in_row = 0;
 		}
 		sim_trace(s, "heartbeat %s %llu %s", s->sup.c[idx].bus_name,
 		          (unsigned long long)seq, ok ? "ok" : detail);
