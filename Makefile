@@ -27,7 +27,7 @@ PB_OBJ := $(O)/obj/gen/daemoneye.pb-c.o
 LIB_OBJ := $(LIB_SRC:%.c=$(O)/obj/%.o) $(PB_OBJ)
 LIB := $(O)/lib/libbusrt.a
 
-APPS := busrtd busrt-cli busrt-demo procmond daemoneye-agent
+APPS := busrtd busrt-cli busrt-demo procmond daemoneye-agent busrt-bridge
 # the simulator: the same library, its own network, clock and actors
 SIM_SRC := $(filter-out sim/main.c,$(wildcard sim/*.c))
 SIM_OBJ := $(SIM_SRC:%.c=$(O)/obj/%.o)
@@ -71,6 +71,11 @@ $(LIB): $(LIB_OBJ)
 $(O)/bin/%: $(O)/obj/broker/apps/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
+# the bridge to NATS JetStream is the one program linking libnats
+$(O)/bin/busrt-bridge: $(O)/obj/broker/apps/busrt-bridge.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) -lnats
 
 # busrt-sim links the simulator build of the library: the same sources
 # compiled with -DBUS_SIM (planted bugs, selectable at run time) in their
@@ -292,7 +297,7 @@ PIC_OBJ := $(LIB_OBJ:$(O)/obj/%.o=$(O)/pic/%.o)
 # flags: plain even in a sanitizer tree), not the tree's own $(LIB)
 PIC_LIB := $(O)/pic/libbusrt.a
 INSTALL_BIN := busrt-cli busrt-sim busrt-bench
-INSTALL_SBIN := busrtd daemoneye-agent procmond
+INSTALL_SBIN := busrtd daemoneye-agent procmond busrt-bridge
 MAN_SRC := $(wildcard docs/man/*.scd)
 MAN_OUT := $(MAN_SRC:docs/man/%.scd=$(O)/man/%)
 EXAMPLES := $(patsubst etc/%.in,$(O)/etc/%,$(wildcard etc/*.yaml.in))
@@ -357,7 +362,7 @@ install: all $(SHLIB) $(PIC_LIB) $(MAN_OUT) $(EXAMPLES) $(UNITS) $(O)/busrt.pc
 	install -m 0644 $(EXAMPLES) examples/hello-bus.c $(DESTDIR)$(DOCDIR)/examples
 	install -m 0644 scenarios/*.yaml scenarios/README.md $(DESTDIR)$(DATADIR)/busrt/scenarios
 	install -m 0644 scenarios/plans/*.yaml $(DESTDIR)$(DATADIR)/busrt/scenarios/plans
-	@set -e; for f in busrtd.yaml daemoneye-agent.yaml; do \
+	@set -e; for f in busrtd.yaml daemoneye-agent.yaml busrt-bridge.yaml; do \
 		if [ -e $(DESTDIR)$(SYSCONFDIR)/daemoneye/$$f ]; then \
 			echo "install: $(DESTDIR)$(SYSCONFDIR)/daemoneye/$$f exists: kept"; \
 		else install -m 0644 $(O)/etc/$$f $(DESTDIR)$(SYSCONFDIR)/daemoneye/$$f; fi; done

@@ -13,6 +13,11 @@
  *       publisher); stops at N, or I ms (2000) after the last message
  *   rpc-server --proto P --addr A        answers bench.rpc until SIGTERM
  *   rpc-client --proto P --addr A --calls N [--size B]
+ *   js-pub --proto nats --addr A --messages N [--size B]
+ *       JetStream: creates the stream BENCH on bench.> (file storage)
+ *       and publishes N messages asynchronously, each with its own
+ *       Nats-Msg-Id, until every PubAck came: the bound busrt-bridge is
+ *       measured against
  *
  * P: nats (A: nats://127.0.0.1:PORT), redis (A: HOST:PORT or a socket
  * path), mqtt (A: HOST:PORT). Topics are given in our form (bench/p0,
@@ -191,6 +196,54 @@ static void nats_pub(void)
 	printf("{\"messages\": %llu, \"seconds\": %.6f}\n",
 	       (unsigned long long)o_n, (now_ns() - t0) / 1e9);
 	natsConnection_Destroy(nc);
+}
+
+static void nats_js_pub(void)
+{
+	natsConnection *nc = nats_open();
+	jsCtx *js = NULL;
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.PublishAsync.MaxPending = 65536;
+	natsStatus s = natsConnection_JetStream(&js, nc, &jo);
+	const char *subjects[] = {"bench.>"};
+	jsStreamConfig sc;
+	jsStreamConfig_Init(&sc);
+	sc.Name = "BENCH";
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	jsStreamInfo *si = NULL;
+	if (s == NATS_OK)
+		s = js_AddStream(&si, js, &sc, NULL, NULL);
+	if (s != NATS_OK)
+		die("jetstream stream", natsStatus_GetText(s));
+	jsStreamInfo_Destroy(si);
+	char subj[128], id[32];
+	translate(o_topic, subj, sizeof(subj));
+	uint8_t *p = payload();
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 1; i <= o_n; i++) {
+		stamp(p, i);
+		jsPubOptions po;
+		jsPubOptions_Init(&po);
+		snprintf(id, sizeof(id), "b/%llu", (unsigned long long)i);
+		po.MsgId = id;
+		s = js_PublishAsync(js, subj, p, (int)o_size, &po);
+		if (s != NATS_OK)
+			die("jetstream publish", natsStatus_GetText(s));
+	}
+	jsPubOptions po;
+	jsPubOptions_Init(&po);
+	po.MaxWait = 600000;
+	s = js_PublishAsyncComplete(js, &po);
+	if (s != NATS_OK)
+		die("jetstream acks", natsStatus_GetText(s));
+	printf("{\"messages\": %llu, \"seconds\": %.6f}\n",
+	       (unsigned long long)o_n, (now_ns() - t0) / 1e9);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	free(p);
 }
 
 static void nats_on_msg(natsConnection *nc, natsSubscription *sub,
@@ -587,6 +640,7 @@ int main(int argc, char **argv)
 		void (*fn)(void);
 	} table[] = {
 	    {"nats", "pub", nats_pub},           {"nats", "sub", nats_sub},
+	    {"nats", "js-pub", nats_js_pub},
 	    {"nats", "rpc-server", nats_rpc_server},
 	    {"nats", "rpc-client", nats_rpc_client},
 	    {"redis", "pub", redis_pub},         {"redis", "sub", redis_sub},

@@ -230,6 +230,83 @@ class Peer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class JetStream:
+    """nats-server -js on loopback, file storage in a temp dir, stopped by
+    its PID."""
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="bj", dir="/tmp")
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            ["nats-server", "-js", "-sd", os.path.join(self.dir, "js"), "-a", "127.0.0.1",
+             "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import socket
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.__exit__()
+                    raise RuntimeError("nats-server -js did not start")
+                time.sleep(0.02)
+
+    def __exit__(self, *a):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def bridge_run(bindir, n):
+    """busrtd (defaults) and busrt-bridge (defaults but a drain long enough
+    to store everything) into a nats-server -js stream on file storage, a
+    PubAck per frame: frames stored per second from the first publish to
+    the bridge's exit after the last PubAck."""
+    with JetStream() as js, Broker(bindir) as b:
+        cfg = os.path.join(js.dir, "bridge.yaml")
+        with open(cfg, "w") as f:
+            f.write("bridge:\n  drain_timeout_ms: 600000\n")
+        err = open(os.path.join(js.dir, "bridge.err"), "w+")
+        br = subprocess.Popen([os.path.join(bindir, "busrt-bridge"), "--config", cfg,
+                               "--connect", b.addr, "--nats", js.url, "--mask", "bench/#",
+                               "--host", "bench", "--log-level", "info"],
+                              stdout=subprocess.PIPE, stderr=err, text=True)
+        deadline = time.monotonic() + 10
+        while True:
+            err.seek(0)
+            log = err.read()
+            if "registered as" in log and "created stream" in log:
+                break
+            if time.monotonic() > deadline or br.poll() is not None:
+                br.kill()
+                raise RuntimeError(f"busrt-bridge did not start: {log}")
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        result(bench(bindir, "pub", "-s", b.addr, "-n", "pub0", "--topic", "bench/p0",
+                     "--messages", str(n)))
+        br.send_signal(signal.SIGTERM)
+        out, _ = br.communicate(timeout=600)
+        secs = time.monotonic() - t0
+        b.stop()
+    st = json.loads(out.strip().splitlines()[-1])
+    return {"rate": st["stored"] / secs, "lost": n - st["stored"],
+            "resent": st["resent"], "paused": st["paused"]}
+
+
+def js_bound(bindir, n):
+    """libnats publishing n frames to JetStream directly, asynchronously,
+    each with a message id (busrt-peers js-pub): the bridge's ceiling."""
+    with JetStream() as js:
+        r = result(peer_tool(bindir, "js-pub", "--proto", "nats", "--addr", js.url,
+                             "--messages", str(n)))
+    return r["messages"] / r["seconds"]
+
+
 def peer_tool(bindir, *args):
     return subprocess.Popen([os.path.join(bindir, "busrt-peers"), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -627,6 +704,24 @@ def main():
     for name, p50, p99, p999 in lrows:
         print(f"{name:34} {p50[0]:8.2f} {p99[0]:8.2f} {p999[0]:8.2f} {p99[0] / raw99:8.2f} "
               f"{p99[0] / best99:13.2f}")
+
+    stage("the bridge: busrtd -> busrt-bridge -> JetStream")
+    nb = n // 5
+    alone = runs(lambda: pubsub(bindir, False, 1, 1, "bench/#", nb))
+    viaj = runs(lambda: bridge_run(bindir, nb))
+    bound = runs(lambda: js_bound(bindir, nb))
+    a_m = med([r["rate"] for r in alone])[0]
+    b_m = med(bound)[0]
+    j_m, j_lo, j_hi = med([r["rate"] for r in viaj])
+    print(f"\nthe bridge to NATS JetStream ({nb} frames, file storage, a PubAck each; "
+          f"stored/s from the first publish to the last PubAck):")
+    print(f"  busrtd alone 1->1 (this run)       {a_m / 1e6:7.3f} M/s")
+    print(f"  busrtd -> busrt-bridge -> stream   {j_m / 1e6:7.3f} M/s {j_lo / 1e6:.3f}-"
+          f"{j_hi / 1e6:.3f}  lost {sum(r['lost'] for r in viaj)}  "
+          f"/alone {j_m / a_m:.3f}  /JetStream bound {j_m / b_m:.3f}  "
+          f"re-sent {sum(r['resent'] for r in viaj)}")
+    print(f"  libnats async to JetStream, ids    {b_m / 1e6:7.3f} M/s  (the bound: no broker, "
+          f"no bridge)")
 
     print("\nRSS (VmRSS), 48 idle socket clients registered (the embedded defaults keep 9 of 64 places for the agent and collectors):")
     emb_rss = None

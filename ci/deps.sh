@@ -4,11 +4,11 @@
 # Usage: ci/deps.sh [build|test|bench|fuzz|coverage|perf|install]   (each includes build)
 set -euo pipefail
 set_name=${1:-build}
-build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev protobuf-c-compiler libprotobuf-c-dev libssl-dev libpcre2-dev libmicrohttpd-dev libjansson-dev)
-test=(scdoc man-db systemd chromium libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client python3-yaml parallel)
+build=(make gcc pkg-config libuv1-dev libmsgpack-dev libyaml-dev protobuf-c-compiler libprotobuf-c-dev libssl-dev libpcre2-dev libmicrohttpd-dev libjansson-dev libnats-dev)
+test=(nats-server scdoc man-db systemd chromium libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client python3-yaml parallel)
 bench=(python3 openssl nats-server libnats-dev redis-server libhiredis-dev mosquitto libmosquitto-dev python3-msgpack python3-protobuf protobuf-compiler)
 fuzz=(afl++ clang libclang-rt-14-dev python3-msgpack zip unzip)
-coverage=(lcov scdoc man-db systemd chromium libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client python3-yaml parallel)
+coverage=(nats-server lcov scdoc man-db systemd chromium libcmocka-dev python3-pytest python3-msgpack protobuf-compiler python3-protobuf openssl python3-prometheus-client python3-yaml parallel)
 perf=(valgrind)
 # make install renders the man pages; its test verifies units and pages
 install=(scdoc)

@@ -30,9 +30,10 @@ if O.startswith(".."):
 VERSION = re.search(r'#define BUS_VERSION "([^"]+)"',
                     open(os.path.join(ROOT, "broker/include/bus/bus.h")).read()).group(1)
 PROGRAMS = {"bin": ["busrt-cli", "busrt-sim", "busrt-bench"],
-            "sbin": ["busrtd", "daemoneye-agent", "procmond"]}
+            "sbin": ["busrtd", "daemoneye-agent", "procmond", "busrt-bridge"]}
 MAN = ["man1/busrt-cli.1", "man1/busrt-sim.1", "man1/busrt-bench.1",
-       "man8/busrtd.8", "man8/daemoneye-agent.8", "man8/procmond.8"]
+       "man8/busrtd.8", "man8/daemoneye-agent.8", "man8/procmond.8",
+       "man8/busrt-bridge.8"]
 
 
 def make(*args, timeout=600):
@@ -78,6 +79,8 @@ def test_layout_soname_and_exported_symbols(prefix):
               "etc/daemoneye/busrtd.yaml", "etc/daemoneye/daemoneye-agent.yaml",
               "lib/systemd/system/busrtd.service",
               "lib/systemd/system/daemoneye-agent.service",
+              "lib/systemd/system/busrt-bridge.service",
+              "etc/daemoneye/busrt-bridge.yaml",
               "share/doc/busrt/examples/daemoneye-tls.yaml",
               "share/doc/busrt/examples/hello-bus.c",
               "share/doc/busrt/protocol.md", "share/doc/busrt/LICENSE",
@@ -157,6 +160,9 @@ def test_the_installed_configurations_pass_check_config(prefix):
     r = run([agent, "--config", f"{etc}/daemoneye-agent.yaml", "--check-config"])
     assert r.returncode == 0, r
     assert "valid (embedded broker, 1 collector)" in r.stdout, r.stdout
+    r = run([os.path.join(prefix, "sbin/busrt-bridge"), "--config",
+             f"{etc}/busrt-bridge.yaml", "--check-config"])
+    assert r.returncode == 0 and "stream DAEMONEYE" in r.stdout, r
     # the TLS example wants its certificates where it names them
     tls = os.path.join(etc, "tls")
     os.makedirs(tls, exist_ok=True)
@@ -180,7 +186,7 @@ def test_the_installed_configurations_pass_check_config(prefix):
 
 def test_systemd_units_verify(prefix):
     units = [os.path.join(prefix, "lib/systemd/system", u)
-             for u in ("busrtd.service", "daemoneye-agent.service")]
+             for u in ("busrtd.service", "daemoneye-agent.service", "busrt-bridge.service")]
     for u in units:
         text = open(u).read()
         assert f"ExecStart={prefix}/sbin/" in text, text
@@ -249,6 +255,7 @@ def test_staging_install_keeps_configuration_and_uninstall(prefix):
         assert open(cfg).read() == mine
         make("uninstall", f"DESTDIR={stage}", "PREFIX=/usr")
         assert files_under(stage) == {"etc/daemoneye/busrtd.yaml",
-                                      "etc/daemoneye/daemoneye-agent.yaml"}
+                                      "etc/daemoneye/daemoneye-agent.yaml",
+                                      "etc/daemoneye/busrt-bridge.yaml"}
     finally:
         shutil.rmtree(stage, ignore_errors=True)

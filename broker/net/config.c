@@ -26,6 +26,7 @@
  *                 tls: { enabled, cert_file, key_file } }
  * agent: daemoneye-agent's section (config.h); other programs check it
  *        and ignore it, so one file serves the agent and busrtd.
+ * bridge: busrt-bridge's section (config.h), checked and ignored the same.
  */
 #include "bus/config.h"
 
@@ -54,6 +55,7 @@ struct ld {
 	struct bus_agent_config *agent;       /* agent: being parsed */
 	struct bus_collector_config *collector; /* agent.collectors[i] */
 	struct bus_rpc_policy *policy;        /* agent.rpc.<service> */
+	struct bus_bridge_config *bridge;     /* bridge: being parsed */
 	struct bus_acl_rule *rule;            /* broker.acl[i] */
 	bool rule_names;                      /* its names were given */
 	struct bus_acl_list *list;            /* one of its lists */
@@ -831,28 +833,44 @@ static int on_collectors(struct ld *l, const yaml_node_t *v, const char *f)
 	return 0;
 }
 
-static int get_admins(struct ld *l, const yaml_node_t *v, const char *f,
-                      struct bus_agent_config *a)
+/* A list of at most max non-empty UTF-8 strings into out[max][each]. */
+static int get_strlist(struct ld *l, const yaml_node_t *v, const char *f,
+                       char *out, size_t each, uint32_t max, uint32_t *n,
+                       const char *what)
 {
-	if (!v || v->type != YAML_SEQUENCE_NODE)
-		return fail(l, v, f, "expected a list of name masks");
-	a->n_admins = 0;
+	char msg[96];
+	if (!v || v->type != YAML_SEQUENCE_NODE) {
+		snprintf(msg, sizeof(msg), "expected a list of %ss", what);
+		return fail(l, v, f, msg);
+	}
+	*n = 0;
 	for (yaml_node_item_t *it = v->data.sequence.items.start;
 	     it < v->data.sequence.items.top; it++) {
 		const yaml_node_t *e = yaml_document_get_node(l->doc, *it);
-		if (a->n_admins == BUS_AGENT_ADMINS_MAX)
-			return fail(l, e, f, "too many name masks (8)");
+		if (*n == max) {
+			snprintf(msg, sizeof(msg), "too many %ss (%u)", what,
+			         (unsigned)max);
+			return fail(l, e, f, msg);
+		}
 		const char *m = scalar(e);
-		if (!m || !*m || !bus__utf8_valid((const uint8_t *)m, strlen(m)))
-			return fail(l, e, f, "a name mask is a non-empty UTF-8 "
-			                     "string");
-		int rc = get_str(l, e, f, a->admins[a->n_admins],
-		                 sizeof(a->admins[0]));
+		if (!m || !*m || !bus__utf8_valid((const uint8_t *)m, strlen(m))) {
+			snprintf(msg, sizeof(msg),
+			         "a %s is a non-empty UTF-8 string", what);
+			return fail(l, e, f, msg);
+		}
+		int rc = get_str(l, e, f, out + (size_t)*n * each, each);
 		if (rc)
 			return rc;
-		a->n_admins++;
+		(*n)++;
 	}
 	return 0;
+}
+
+static int get_admins(struct ld *l, const yaml_node_t *v, const char *f,
+                      struct bus_agent_config *a)
+{
+	return get_strlist(l, v, f, a->admins[0], sizeof(a->admins[0]),
+	                   BUS_AGENT_ADMINS_MAX, &a->n_admins, "name mask");
 }
 
 static int on_agent(struct ld *l, const char *k, const yaml_node_t *v,
@@ -908,6 +926,116 @@ void bus_agent_config_defaults(struct bus_agent_config *a)
 	de_policies_defaults(&a->policies);
 }
 
+/* ---- bridge: (busrt-bridge) ---------------------------------------------- */
+static int on_bridge_tls(struct ld *l, const char *k, const yaml_node_t *v,
+                         const char *f)
+{
+	struct bus_bridge_config *b = l->bridge;
+	if (!strcmp(k, "ca_file"))
+		return get_str(l, v, f, b->tls_ca_file, sizeof(b->tls_ca_file));
+	if (!strcmp(k, "cert_file"))
+		return get_str(l, v, f, b->tls_cert_file,
+		               sizeof(b->tls_cert_file));
+	if (!strcmp(k, "key_file"))
+		return get_str(l, v, f, b->tls_key_file, sizeof(b->tls_key_file));
+	return fail(l, v, f, "unknown key (ca_file, cert_file, key_file)");
+}
+
+static int on_bridge_nats(struct ld *l, const char *k, const yaml_node_t *v,
+                          const char *f)
+{
+	struct bus_bridge_config *b = l->bridge;
+	if (!strcmp(k, "urls"))
+		return get_strlist(l, v, f, b->urls[0], sizeof(b->urls[0]),
+		                   BUS_BRIDGE_URLS_MAX, &b->n_urls, "NATS URL");
+	if (!strcmp(k, "creds_file"))
+		return get_str(l, v, f, b->creds_file, sizeof(b->creds_file));
+	if (!strcmp(k, "tls"))
+		return walk_map(l, v, f, on_bridge_tls);
+	return fail(l, v, f, "unknown key (urls, creds_file, tls)");
+}
+
+static int on_bridge_stream(struct ld *l, const char *k, const yaml_node_t *v,
+                            const char *f)
+{
+	struct bus_bridge_config *b = l->bridge;
+	if (!strcmp(k, "name")) {
+		int rc = get_str(l, v, f, b->stream, sizeof(b->stream));
+		for (const char *p = b->stream; !rc && *p; p++)
+			if (*p <= ' ' || *p == '.' || *p == '*' || *p == '>' ||
+			    *p == '/' || *p == '\\')
+				return fail(l, v, f, "a stream name has no '.', "
+				            "'*', '>', '/', '\\' or space");
+		if (!rc && !b->stream[0])
+			return fail(l, v, f, "expected a stream name");
+		return rc;
+	}
+	if (!strcmp(k, "create"))
+		return get_bool(l, v, f, &b->create_stream);
+	if (!strcmp(k, "duplicate_window_ms"))
+		return get_u64(l, v, f, 1000, 7 * 86400000ull,
+		               &b->duplicate_window_ms);
+	return fail(l, v, f, "unknown key (name, create, duplicate_window_ms)");
+}
+
+static int on_bridge_window(struct ld *l, const char *k, const yaml_node_t *v,
+                            const char *f)
+{
+	struct bus_bridge_config *b = l->bridge;
+	if (!strcmp(k, "frames"))
+		return get_u64(l, v, f, 2, 1u << 24, &b->window_frames);
+	if (!strcmp(k, "mib"))
+		return get_u64(l, v, f, 1, 65536, &b->window_mib);
+	return fail(l, v, f, "unknown key (frames, mib)");
+}
+
+static int on_bridge(struct ld *l, const char *k, const yaml_node_t *v,
+                     const char *f)
+{
+	struct bus_bridge_config *b = l->bridge;
+	if (!strcmp(k, "name"))
+		return get_str(l, v, f, b->name, sizeof(b->name));
+	if (!strcmp(k, "connect"))
+		return get_str(l, v, f, b->connect, sizeof(b->connect));
+	if (!strcmp(k, "host"))
+		return get_str(l, v, f, b->host, sizeof(b->host));
+	if (!strcmp(k, "subject_prefix"))
+		return get_str(l, v, f, b->subject_prefix,
+		               sizeof(b->subject_prefix));
+	if (!strcmp(k, "masks"))
+		return get_strlist(l, v, f, b->masks[0], sizeof(b->masks[0]),
+		                   BUS_BRIDGE_MASKS_MAX, &b->n_masks, "mask");
+	if (!strcmp(k, "nats"))
+		return walk_map(l, v, f, on_bridge_nats);
+	if (!strcmp(k, "stream"))
+		return walk_map(l, v, f, on_bridge_stream);
+	if (!strcmp(k, "window"))
+		return walk_map(l, v, f, on_bridge_window);
+	if (!strcmp(k, "ack_timeout_ms"))
+		return get_u64(l, v, f, 100, 3600000, &b->ack_timeout_ms);
+	if (!strcmp(k, "drain_timeout_ms"))
+		return get_u64(l, v, f, 0, 3600000, &b->drain_timeout_ms);
+	return unknown(l, v, f);
+}
+
+void bus_bridge_config_defaults(struct bus_bridge_config *b)
+{
+	memset(b, 0, sizeof(*b));
+	snprintf(b->name, sizeof(b->name), "daemoneye-bridge");
+	snprintf(b->subject_prefix, sizeof(b->subject_prefix), "daemoneye");
+	snprintf(b->masks[0], sizeof(b->masks[0]), "events/#");
+	b->n_masks = 1;
+	snprintf(b->urls[0], sizeof(b->urls[0]), "nats://127.0.0.1:4222");
+	b->n_urls = 1;
+	snprintf(b->stream, sizeof(b->stream), "DAEMONEYE");
+	b->create_stream = true;
+	b->duplicate_window_ms = 120000;
+	b->window_frames = 65536;
+	b->window_mib = 64;
+	b->ack_timeout_ms = 10000;
+	b->drain_timeout_ms = 5000;
+}
+
 static int on_top(struct ld *l, const char *k, const yaml_node_t *v,
                   const char *f)
 {
@@ -924,6 +1052,19 @@ static int on_top(struct ld *l, const char *k, const yaml_node_t *v,
 		}
 		l->agent = dummy ? dummy : l->cfg->agent;
 		int rc = walk_map(l, v, "agent", on_agent);
+		free(dummy);
+		return rc;
+	}
+	if (!strcmp(k, "bridge")) {
+		struct bus_bridge_config *dummy = NULL;
+		if (!l->cfg->bridge) { /* not the bridge: check it only */
+			dummy = malloc(sizeof(*dummy));
+			if (!dummy)
+				return fail(l, v, k, "out of memory");
+			bus_bridge_config_defaults(dummy);
+		}
+		l->bridge = dummy ? dummy : l->cfg->bridge;
+		int rc = walk_map(l, v, "bridge", on_bridge);
 		free(dummy);
 		return rc;
 	}

@@ -36,6 +36,7 @@ struct uvclient {
 	union cstream u;
 	bool stream_open;   /* u is initialised and not yet closed */
 	bool connected;
+	bool read_paused;   /* bus_client_read_pause: this connection's */
 	int close_status;   /* what to report when the stream closes */
 	uv_connect_t creq;
 	uv_write_t wreq;
@@ -100,6 +101,7 @@ static void stream_closed(uv_handle_t *h)
 	u->ai_head = u->ai_cur = NULL;
 	u->stream_open = false;
 	u->connected = false;
+	u->read_paused = false;
 	if (u->tls) {
 		bus__tls_free(u->tls);
 		free(u->tls);
@@ -526,6 +528,19 @@ int bus_client_open(uv_loop_t *loop, const char *address,
 	arm_timer(u);
 	*out = u->c;
 	return 0;
+}
+
+void bus_client_read_pause(struct bus_client *c, bool pause)
+{
+	struct uvclient *u = bus_client_host(c);
+	if (!u->connected || !u->stream_open || uv_is_closing(&u->u.h) ||
+	    u->read_paused == pause)
+		return;
+	u->read_paused = pause;
+	if (pause)
+		uv_read_stop(&u->u.s);
+	else
+		uv_read_start(&u->u.s, alloc_cb, read_cb);
 }
 
 const char *bus_client_net_error(const struct bus_client *c)

@@ -27,6 +27,8 @@ struct bus_file_config {
 	char tls_client_cert_file[256], tls_client_key_file[256];
 	/* the agent: section (daemoneye-agent); NULL: validated, ignored */
 	struct bus_agent_config *agent;
+	/* the bridge: section (busrt-bridge); NULL: validated, ignored */
+	struct bus_bridge_config *bridge;
 	/* broker.acl: absent or "default" (the defaults, built by
 	 * bus_config_finish from trusted_group and monitor_group), "open",
 	 * or rules */
@@ -103,6 +105,46 @@ struct bus_agent_config {
 	size_t n_collectors;
 };
 void bus_agent_config_defaults(struct bus_agent_config *a);
+
+/* busrt-bridge's section: our broker's frames into NATS JetStream.
+ *
+ * bridge:
+ *   name: daemoneye-bridge        # its bus name
+ *   connect: ""                   # the broker ("": the default socket)
+ *   host: ""                      # subject token ("": the host name)
+ *   subject_prefix: daemoneye     # subjects PREFIX.HOST.topic.levels
+ *   masks: ['events/#']           # what it subscribes
+ *   nats:
+ *     urls: ['nats://127.0.0.1:4222']   # tls:// for TLS
+ *     creds_file: ""              # a NATS .creds file (JWT and NKey)
+ *     tls: { ca_file, cert_file, key_file }
+ *   stream: { name: DAEMONEYE, create: true,   # created if missing, on
+ *             duplicate_window_ms: 120000 }    # PREFIX.> (file storage)
+ *   window: { frames: 65536, mib: 64 }  # taken, not yet stored: past
+ *                                       # it the bridge stops reading
+ *   ack_timeout_ms: 10000         # no PubAck: published again
+ *   drain_timeout_ms: 5000        # at exit, waiting for the window
+ */
+#define BUS_BRIDGE_MASKS_MAX 16
+#define BUS_BRIDGE_URLS_MAX 8
+struct bus_bridge_config {
+	char name[DE_BUS_NAME_BYTES_MAX];
+	char connect[256];
+	char host[64];
+	char subject_prefix[64];
+	char masks[BUS_BRIDGE_MASKS_MAX][256];
+	uint32_t n_masks;
+	char urls[BUS_BRIDGE_URLS_MAX][256];
+	uint32_t n_urls;
+	char creds_file[256];
+	char tls_ca_file[256], tls_cert_file[256], tls_key_file[256];
+	char stream[64];
+	bool create_stream;
+	uint64_t duplicate_window_ms;
+	uint64_t window_frames, window_mib;
+	uint64_t ack_timeout_ms, drain_timeout_ms;
+};
+void bus_bridge_config_defaults(struct bus_bridge_config *b);
 
 /* Defaults for the embedded or the standalone deployment. */
 void bus_config_defaults(struct bus_file_config *cfg, bool embedded);

@@ -144,6 +144,13 @@ int bus_address_check(const char *spec, char *err, size_t errlen);
 /* Why the last connection attempt or connection of a socket client failed,
  * with the address ("connect /tmp/x.sock: no such file or directory"). */
 const char *bus_client_net_error(const struct bus_client *c);
+/* A socket client (bus_client_open) stops reading the broker (pause) or
+ * reads again. While it does not read, the broker's frames wait in its
+ * socket and the broker's queue policy acts (under block, their
+ * publishers wait); its own frames (pings) still go out. Holds for the
+ * current connection only: a new one reads from its start (its
+ * handshake needs it), so pause again once READY if still needed. */
+void bus_client_read_pause(struct bus_client *c, bool pause);
 /* Why the connection failed, for a log line: the network's words for a
  * network failure, else the library's (BUS_EBUSY: "name already
  * registered"). */
