@@ -72,10 +72,12 @@ $(O)/bin/%: $(O)/obj/broker/apps/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
-# the bridge to NATS JetStream is the one program linking libnats
-$(O)/bin/busrt-bridge: $(O)/obj/broker/apps/busrt-bridge.o $(LIB)
+# the bridge to NATS JetStream (broker/bridge: libnats) is linked by its
+# daemon and by the agent (agent.bridge), not by the library
+BRIDGE_OBJ := $(O)/obj/broker/bridge/natsjs.o
+$(O)/bin/busrt-bridge $(O)/bin/daemoneye-agent: $(O)/bin/%: $(O)/obj/broker/apps/%.o $(BRIDGE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) -lnats
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BRIDGE_OBJ) $(LIB) $(LDLIBS_ALL) -lnats
 
 # busrt-sim links the simulator build of the library: the same sources
 # compiled with -DBUS_SIM (planted bugs, selectable at run time) in their
@@ -128,7 +130,7 @@ $(O)/fuzzers/%: $(O)/obj/fuzz/%.o $(FUZZ_DRIVER) $(TEST_SUPPORT) $(SIM_OBJ) $(LI
 fuzzers: $(FUZZ_BIN)
 
 # everything may include the generated header: generate it first
-GEN_USERS := $(LIB_SRC:%.c=$(O)/obj/%.o) $(APPS:%=$(O)/obj/broker/apps/%.o) \
+GEN_USERS := $(LIB_SRC:%.c=$(O)/obj/%.o) $(APPS:%=$(O)/obj/broker/apps/%.o) $(BRIDGE_OBJ) \
 	$(TEST_SRC:broker/tests/%.c=$(O)/obj/broker/tests/%.o) $(TEST_SUPPORT) \
 	$(O)/obj/broker/tests/perf_core.o $(O)/obj/bench/busrt-bench.o \
 	$(FUZZ_TARGETS:%=$(O)/obj/fuzz/%.o) $(O)/obj/fuzz/replay.o \

@@ -31,7 +31,7 @@ lcov -q --config-file "$rc" --remove "$out/all.info" '/usr/*' '*/broker/tests/*'
 genhtml -q --config-file "$rc" --title "busrt-c coverage (tests, fuzz regressions, pytest, simulator)" \
   --output-directory "$out/html" "$out/code.info" >/dev/null 2>&1
 : >"$out/summary.txt"
-for comp in broker/core broker/client broker/net broker/services broker/apps sim; do
+for comp in broker/core broker/client broker/net broker/services broker/apps broker/bridge sim; do
   if ! lcov -q --config-file "$rc" --extract "$out/code.info" "*/$comp/*" \
       --output-file "$out/part.info" >/dev/null 2>&1 || [ ! -s "$out/part.info" ]; then
     printf '%-15s (no code yet)\n' "$comp" | tee -a "$out/summary.txt"

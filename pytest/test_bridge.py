@@ -17,6 +17,7 @@ import time
 
 import pytest
 from busclient import BIN, Busrtd, connect, free_port
+from test_daemoneye import Agent, wait_for
 
 BRIDGE = os.path.join(BIN, "busrt-bridge")
 NATS = shutil.which("nats-server")
@@ -275,3 +276,58 @@ def test_bridge_section_is_checked_and_ignored_by_busrtd():
     with pytest.raises(RuntimeError, match="bridge.stream.nam: unknown key"):
         with Busrtd(config="bridge:\n  stream: { nam: FLEET }\n"):
             pass
+
+
+def metrics(a, cid="p1"):
+    r = a.call(f"collector.process.{cid}", "health.metrics", a.pb.MetricsRequest(collector_id=cid))
+    assert r[0] == "reply", r
+    return dict(a.pb.MetricsResponse.FromString(r[2]).metrics)
+
+
+def test_embedded_in_the_agent_acknowledges_only_what_is_stored(pb):
+    """agent.bridge: the agent's intake feeds the bridge, and procmond is
+    told an event was processed only once JetStream stored it. NATS away:
+    procmond keeps (retains) what the agent processed; NATS back: all of
+    it is stored, each once, and procmond forgets it."""
+    nats = NatsJs().start()
+    try:
+        extra = (f"bridge:\n  host: h1\n  nats: {{urls: ['{nats.url}']}}\n"
+                 f"  ack_timeout_ms: 1000\n")
+        with Agent("embedded", pb, agent_extra="  bridge: true\n", extra=extra) as a:
+            # the first cycles stored, and acknowledged
+            wait_for(lambda: metrics(a)["retained"] == 0 and a.status("p1").last_sequence > 0,
+                     timeout=30, what="the first events stored and acknowledged")
+            nats.kill()
+            procs = [subprocess.Popen(["sleep", "30"]) for _ in range(20)]
+            try:
+                # processed by the agent, not stored: procmond keeps them
+                before = a.status("p1").last_sequence
+                wait_for(lambda: a.status("p1").last_sequence >= before + 20, timeout=30,
+                         what="the agent to process the new processes")
+                time.sleep(1.0)  # heartbeats went by
+                held = metrics(a)["retained"]
+                print(f"processed {a.status('p1').last_sequence}, procmond retains {held}")
+                assert held >= 20, f"procmond forgot {20 - held} events JetStream never stored"
+                nats.start()
+                wait_for(lambda: metrics(a)["retained"] == 0, timeout=60,
+                         what="JetStream to store and procmond to forget")
+            finally:
+                for p in procs:
+                    p.kill()
+                    p.wait()
+            st = a.status("p1")
+            inc_seq = st.last_sequence
+            msgs = wait_stored(nats, inc_seq)
+        log = open(a.errpath).read()
+        ids = [m["msg_id"] for m in msgs]
+        assert len(ids) == len(set(ids)), "an event stored twice"
+        evs = [pb.BusrtEvent.FromString(bytes.fromhex(m["data"])) for m in msgs]
+        incs = {e.incarnation for e in evs}
+        assert len(incs) == 1, incs  # procmond ran once
+        seqs = sorted(e.sequence for e in evs)
+        assert seqs[:inc_seq] == list(range(1, inc_seq + 1)), \
+            f"missing {sorted(set(range(1, inc_seq + 1)) - set(seqs))[:10]}"
+        assert "bridge: NATS reconnected" in log, log
+        assert "not stored at exit" in log and ", 0 not stored at exit" in log, log
+    finally:
+        nats.__exit__()

@@ -60,8 +60,9 @@ agent:
 
 
 class Agent:
-    def __init__(self, mode, pb=None, broker_extra="", agent_extra=""):
+    def __init__(self, mode, pb=None, broker_extra="", agent_extra="", extra=""):
         self.mode = mode
+        self.extra = extra  # more top-level sections (bridge:)
         self.pb = pb
         self.broker_extra = broker_extra  # more broker: keys, indented
         self.agent_extra = agent_extra    # more agent: keys, indented
@@ -79,7 +80,7 @@ class Agent:
             f.write(AGENT_CONFIG.format(mode=self.mode, sock=self.sock, audit=self.audit,
                                         procmond=PROCMOND)
                     .replace("broker:\n", "broker:\n" + self.broker_extra, 1)
-                    .replace("agent:\n", "agent:\n" + self.agent_extra, 1))
+                    .replace("agent:\n", "agent:\n" + self.agent_extra, 1) + self.extra)
         self.errpath = os.path.join(self.dir, "stderr")
         self.err = open(self.errpath, "w")
         self.proc = subprocess.Popen([AGENT, "--config", self.cfg, "--log-level", "info"],

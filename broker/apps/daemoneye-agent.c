@@ -21,6 +21,7 @@
 #define _DEFAULT_SOURCE
 #include "bus/config.h"
 #include "bus/rotlog.h"
+#include "../bridge/natsjs.h"
 #include "bus/json.h"
 #include "bus/net.h"
 #include "bus/prom.h"
@@ -74,6 +75,11 @@ struct agent {
 	 * collectors' capabilities (again at each READY) */
 	char adv[64][128];
 	size_t n_adv;
+	/* agent.bridge: the embedded bridge (NULL: none), fed the events the
+	 * intake processed; the collectors' acknowledgements wait for it */
+	struct bus_bridge_config bridge_cfg;
+	struct natsjs *nj;
+	uint64_t bridge_failed;         /* events it could not hold (ENOMEM) */
 };
 
 extern char **environ;
@@ -367,6 +373,19 @@ static void intake_note(void *host, const struct de_stream *st,
 
 /* control/agent/status: every agent.status_interval_ms and at each
  * collector state change (QoS 0: a status is superseded by the next). */
+/* agent.bridge: a collector forgets only what JetStream stored. */
+static uint64_t intake_ack_cap(void *host, const struct de_stream *st,
+                               uint64_t upto)
+{
+	struct agent *a = host;
+	return natsjs_stored_through(a->nj, st->name, st->incarnation, upto);
+}
+
+static void bridge_log(void *arg, int level, const char *msg)
+{
+	logf_(arg, level, "bridge: %s", msg);
+}
+
 static void publish_status(struct agent *a)
 {
 	if (!a->bc || a->closed || bus_client_state(a->bc) != BUS_CLIENT_READY)
@@ -520,11 +539,20 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 		return;
 	a->events_in++;
 	/* in sequence per collector, duplicates dropped, gaps resynced */
-	if (de_intake_event(&a->intake, d->sender, d->data, d->len,
-	                    uv_hrtime()) == BUS_EPROTO &&
-	    a->events_bad++ < 10)
+	int rc = de_intake_event(&a->intake, d->sender, d->data, d->len,
+	                         uv_hrtime());
+	if (rc == BUS_EPROTO && a->events_bad++ < 10)
 		logf_(a, 1, "dropped a malformed event on %s from %s", d->topic,
 		      d->sender);
+	/* processed, in sequence, once: to JetStream; the collector keeps
+	 * it until stored (intake_ack_cap), so a full window is only a
+	 * bigger outbox there: it is not stopped here */
+	bool paused;
+	if (rc == 1 && a->nj &&
+	    natsjs_take(a->nj, d->sender, d->topic, d->data, d->len, &paused) &&
+	    a->bridge_failed++ < 10)
+		logf_(a, 0, "bridge: out of memory: an event of %s is not "
+		      "bridged", d->sender);
 	if (!a->closed)
 		arm(a);
 }
@@ -642,6 +670,32 @@ static void on_stop_poll(uv_timer_t *t)
 	uv_timer_start(&a->timer, on_stop_poll, 10, 0);
 }
 
+/* After the loop: JetStream stores what the window holds, for up to
+ * bridge.drain_timeout_ms; what is left is counted and lost (its
+ * collectors, stopped, no longer hold it either). */
+static void bridge_drain(struct agent *a)
+{
+	if (!a->nj)
+		return;
+	struct natsjs_stats ns;
+	uint64_t until = uv_hrtime() + a->bridge_cfg.drain_timeout_ms * 1000000u;
+	for (;;) {
+		natsjs_stats(a->nj, &ns);
+		if (!ns.pending || uv_hrtime() >= until)
+			break;
+		usleep(20000);
+	}
+	natsjs_close(a->nj);
+	a->nj = NULL;
+	logf_(a, ns.pending ? 0 : 2, "bridge: %llu events taken, %llu stored "
+	      "(%llu re-sent, %llu duplicates), %zu not stored at exit",
+	      (unsigned long long)ns.br.taken, (unsigned long long)ns.br.stored,
+	      (unsigned long long)ns.br.resent,
+	      (unsigned long long)ns.br.duplicates, ns.pending);
+	if (ns.pending && !a->exit_code)
+		a->exit_code = 1;
+}
+
 /* ---- configuration ---------------------------------------------------------------------- */
 static void usage(FILE *f)
 {
@@ -667,6 +721,8 @@ static int load_config(struct agent *a, char *err, size_t errlen)
 			         "%s", BUS_DEFAULT_SOCKET);
 		a->fc.agent = &ac;
 		bus_agent_config_defaults(&ac);
+		a->fc.bridge = &a->bridge_cfg;
+		bus_bridge_config_defaults(&a->bridge_cfg);
 		if (a->config_path &&
 		    bus_config_load(a->config_path, &a->fc, err, errlen)) {
 			bus_config_free(&a->fc);
@@ -702,6 +758,9 @@ static int load_config(struct agent *a, char *err, size_t errlen)
 		a->admins[i] = ac.admins[i];
 	a->admins[ac.n_admins] = NULL;
 	a->access.callers[DE_SVC_LIFECYCLE] = a->admins;
+	struct bus_br_config bc;
+	if (ac.bridge && natsjs_br_config(&a->bridge_cfg, &bc, err, errlen))
+		return BUS_ECONFIG;
 	return 0;
 }
 
@@ -713,7 +772,9 @@ static int setup_supervision(struct agent *a, char *err, size_t errlen)
 	                         .event = sup_event};
 	de_sup_init(&a->sup, &a->ac->policies, &ops, a);
 	struct de_intake_ops iops = {.resync = intake_resync,
-	                             .note = intake_note};
+	                             .note = intake_note,
+	                             .ack_cap = a->ac->bridge ? intake_ack_cap
+	                                                      : NULL};
 	de_intake_init(&a->intake, &iops, a, a->ac->policies.resync_retry_ns);
 	struct de_agent_ops dops = {.now = agent_now, .wall_ms = agent_wall_ms,
 	                            .exchanged = exchanged,
@@ -925,6 +986,13 @@ int main(int argc, char **argv)
 	a->sigterm.data = a->sigint.data = a;
 	uv_signal_start(&a->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&a->sigint, on_signal, SIGINT);
+	/* before any event: the collectors' acknowledgements wait for it */
+	if (a->ac->bridge &&
+	    natsjs_open(&a->nj, &a->bridge_cfg, bridge_log, a, a->log_level,
+	                err, sizeof(err))) {
+		fprintf(stderr, "daemoneye-agent: bridge: %s\n", err);
+		return 2;
+	}
 	if (open_bus(a, err, sizeof(err))) {
 		fprintf(stderr, "daemoneye-agent: %s\n", err);
 		finish(a);
@@ -934,6 +1002,7 @@ int main(int argc, char **argv)
 	logf_(a, 2, "%s broker, collectors connect to %s",
 	      a->fc.embedded ? "embedded" : "standalone", a->connect_addr);
 	uv_run(&a->loop, UV_RUN_DEFAULT);
+	bridge_drain(a);
 	logf_(a, 2, "events received %llu, malformed %llu",
 	      (unsigned long long)a->events_in,
 	      (unsigned long long)a->events_bad);

@@ -903,6 +903,8 @@ static int on_agent(struct ld *l, const char *k, const yaml_node_t *v,
 		a->events_advertised = !strcmp(e, "advertised");
 		return 0;
 	}
+	if (!strcmp(k, "bridge"))
+		return get_bool(l, v, f, &a->bridge);
 	if (!strcmp(k, "status_interval_ms")) {
 		uint64_t ms;
 		int rc2 = get_u64(l, v, f, 0, 86400000, &ms);

@@ -160,8 +160,9 @@ static int sender_next(struct bus_bridge *b, const char *sender, uint64_t *n)
 }
 
 /* The message id: the BusrtEvent's event_id, or the sender's count. */
-static char *msgid_of(struct bus_bridge *b, const char *sender,
-                      const uint8_t *data, size_t len, bool *is_event)
+static char *msgid_of(struct bus_bridge *b, struct bus_br_entry *e,
+                      const char *sender, const uint8_t *data, size_t len,
+                      bool *is_event)
 {
 	char *id = NULL;
 	Daemoneye__BusrtEvent *ev = (Daemoneye__BusrtEvent *)bus_pb_unpack(
@@ -169,6 +170,8 @@ static char *msgid_of(struct bus_bridge *b, const char *sender,
 	    BUS_PB_BUDGET_DEFAULT);
 	*is_event = ev && ev->event_id && ev->event_id[0];
 	if (*is_event) {
+		e->incarnation = ev->incarnation;
+		e->sequence = ev->sequence;
 		size_t n = strlen(b->cfg.host) + strlen(ev->event_id) + 2;
 		if ((id = malloc(n)))
 			snprintf(id, n, "%s/%s", b->cfg.host, ev->event_id);
@@ -219,7 +222,7 @@ int bus_br_take(struct bus_bridge *b, const char *sender, const char *topic,
 	e->data = malloc(len ? len : 1);
 	if (!e->subject || !e->sender || !e->topic || !e->data ||
 	    bus_br_subject(b->cfg.prefix, b->cfg.host, topic, e->subject, sl) ||
-	    !(e->msgid = msgid_of(b, sender, data, len, &is_event))) {
+	    !(e->msgid = msgid_of(b, e, sender, data, len, &is_event))) {
 		entry_free(e);
 		return BUS_ENOMEM;
 	}
@@ -330,6 +333,19 @@ size_t bus_br_expire(struct bus_bridge *b, uint64_t now)
 		}
 	}
 	return k;
+}
+
+uint64_t bus_br_stored_through(const struct bus_bridge *b, const char *sender,
+                               uint64_t incarnation, uint64_t upto)
+{
+	for (size_t i = 0; i < b->n; i++) { /* oldest first */
+		const struct bus_br_entry *e = at(b, i);
+		if (e->state != BUS_BR_STORED && e->incarnation == incarnation &&
+		    e->sequence && e->sequence <= upto &&
+		    !strcmp(e->sender, sender))
+			return e->sequence - 1;
+	}
+	return upto;
 }
 
 size_t bus_br_pending(const struct bus_bridge *b)

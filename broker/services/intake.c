@@ -420,6 +420,8 @@ void de_intake_ack(const struct de_intake *in, const char *name,
 	const struct de_stream *st = de_intake_find(in, name);
 	*incarnation = st ? st->incarnation : 0;
 	*sequence = st && st->next_seq > 1 ? st->next_seq - 1 : 0;
+	if (st && *sequence && in->ops.ack_cap)
+		*sequence = in->ops.ack_cap(in->host, st, *sequence);
 }
 
 void de_heartbeat_request(const struct de_intake *in, const char *name,

@@ -194,6 +194,53 @@ static void test_window(void **state)
 	bus_br_free(&b);
 }
 
+/* Embedded in the agent: a collector is told only what JetStream
+ * stored, whatever order the PubAcks come in. */
+static void test_stored_through(void **state)
+{
+	(void)state;
+	struct bus_bridge b;
+	setup(&b, 100);
+	char id[64];
+	for (int i = 1; i <= 5; i++) {
+		Daemoneye__BusrtEvent ev = DAEMONEYE__BUSRT_EVENT__INIT;
+		snprintf(id, sizeof(id), "c1/9/%d", i);
+		ev.event_id = id;
+		ev.incarnation = 9;
+		ev.sequence = (uint64_t)i;
+		size_t len;
+		uint8_t *p = bus_pb_pack(&ev.base, &len);
+		assert_int_equal(bus_br_take(&b, "c1", "events/x", p, len), 0);
+		free(p);
+	}
+	/* another sender's frame in between changes nothing for c1 */
+	assert_int_equal(bus_br_take(&b, "c2", "events/x", (const uint8_t *)"z",
+	                             1), 0);
+	struct bus_br_entry *e;
+	while ((e = bus_br_next(&b)))
+		bus_br_sent(&b, e, 0);
+	assert_int_equal(bus_br_stored_through(&b, "c1", 9, 5), 0);
+	bus_br_answer(&b, "h1/c1/9/2", true, false); /* out of order */
+	assert_int_equal(bus_br_stored_through(&b, "c1", 9, 5), 0);
+	bus_br_answer(&b, "h1/c1/9/1", true, false);
+	assert_int_equal(bus_br_stored_through(&b, "c1", 9, 5), 2);
+	/* the agent processed only up to 1: never more than that */
+	assert_int_equal(bus_br_stored_through(&b, "c1", 9, 1), 1);
+	bus_br_answer(&b, "h1/c1/9/4", true, false);
+	bus_br_answer(&b, "h1/c1/9/3", false, false); /* failed: held */
+	assert_int_equal(bus_br_stored_through(&b, "c1", 9, 5), 2);
+	e = bus_br_next(&b);
+	bus_br_sent(&b, e, 1);
+	bus_br_answer(&b, "h1/c1/9/3", true, false);
+	assert_int_equal(bus_br_stored_through(&b, "c1", 9, 5), 4);
+	/* another incarnation is not held back by this one */
+	assert_int_equal(bus_br_stored_through(&b, "c1", 10, 7), 7);
+	bus_br_answer(&b, "h1/c1/9/5", true, false);
+	assert_int_equal(bus_br_stored_through(&b, "c1", 9, 5), 5);
+	check(&b);
+	bus_br_free(&b);
+}
+
 /* Many frames through a small ring: it grows and wraps, every frame is
  * stored exactly once whatever the answers' order and failures. */
 static void test_wrap(void **state)
@@ -240,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_msgids),
 		cmocka_unit_test(test_window),
 		cmocka_unit_test(test_wrap),
+		cmocka_unit_test(test_stored_through),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

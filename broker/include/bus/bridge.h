@@ -44,6 +44,7 @@ struct bus_br_entry {
 	char *subject, *msgid, *sender, *topic; /* NUL-terminated */
 	uint8_t *data;
 	size_t len;
+	uint64_t incarnation, sequence; /* a BusrtEvent's (0: not one) */
 	uint8_t state;        /* enum bus_br_state */
 	uint32_t sends;       /* publishes so far */
 	uint64_t sent_ns;     /* the last one's time */
@@ -126,6 +127,15 @@ bool bus_br_answer(struct bus_bridge *b, const char *msgid, bool stored,
 void bus_br_reset(struct bus_bridge *b);
 /* SENT entries older than ack_timeout_ns become UNSENT; how many. */
 size_t bus_br_expire(struct bus_bridge *b, uint64_t now);
+
+/* The acknowledgement sender's events may get upstream when upto were
+ * processed: upto, or less while one of them (that incarnation's, at or
+ * below upto) is still waiting in the window — the sequence before the
+ * oldest such. What the agent tells a collector when the bridge is
+ * embedded: the collector keeps, and re-sends after a reconnect,
+ * everything JetStream has not stored yet. */
+uint64_t bus_br_stored_through(const struct bus_bridge *b, const char *sender,
+                               uint64_t incarnation, uint64_t upto);
 
 size_t bus_br_pending(const struct bus_bridge *b);      /* entries not STORED */
 size_t bus_br_held_bytes(const struct bus_bridge *b);

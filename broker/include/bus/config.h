@@ -64,6 +64,8 @@ struct bus_file_config {
  *                               # and at each collector state change
  *   events: all                 # all: events/#; advertised: the event
  *                               # topics the collectors' capabilities name
+ *   bridge: false               # true: busrt-bridge in the agent (the
+ *                               # bridge: section); acknowledged = stored
  *   heartbeat: { interval_ms, timeout_ms, retries, dead_after }
  *   restart:   { delay_ms, delay_max_ms, stop_timeout_ms }
  *   rpc: { lifecycle|health|config:
@@ -100,6 +102,10 @@ struct bus_agent_config {
 	/* agent.events: all (events/#, the default) or advertised (exactly
 	 * the event topics its collectors' capabilities name) */
 	bool events_advertised;
+	/* agent.bridge: the bridge to NATS JetStream runs in the agent (the
+	 * file's bridge: section), and a collector's events are
+	 * acknowledged to it only once JetStream stored them */
+	bool bridge;
 	struct de_policies policies;
 	struct bus_collector_config collectors[DE_COLLECTORS_MAX];
 	size_t n_collectors;

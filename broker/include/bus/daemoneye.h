@@ -454,6 +454,11 @@ struct de_intake_ops {
 	/* A gap, a resync, a new incarnation: worth a log line. */
 	void (*note)(void *host, const struct de_stream *st, const char *what,
 	             const char *detail);
+	/* What the collector may forget of st's incarnation when upto were
+	 * processed: upto, or less while something downstream (the embedded
+	 * bridge: JetStream) has not stored them yet (NULL: upto). */
+	uint64_t (*ack_cap)(void *host, const struct de_stream *st,
+	                    uint64_t upto);
 };
 #define DE_STREAMS_MAX 256
 struct de_intake {
