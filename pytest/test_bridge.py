@@ -29,17 +29,24 @@ class NatsJs:
     """nats-server -js on 127.0.0.1, file storage in a temp dir that
     survives kill(): start() again serves the same stream."""
 
-    def __init__(self):
+    def __init__(self, tls=None, auth=()):
+        """tls: a directory with ca.pem, srv.pem/key: TLS, client
+        certificates signed by ca.pem required; auth: (user, password)."""
         self.dir = tempfile.mkdtemp(prefix="nj", dir="/tmp")
         self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
+        self.url = f"{'tls' if tls else 'nats'}://127.0.0.1:{self.port}"
         self.proc = None
         self.log = open(os.path.join(self.dir, "log"), "a")
+        self.tls = [] if not tls else [
+            "--tls", "--tlscert", f"{tls}/srv.pem", "--tlskey", f"{tls}/srv.key",
+            "--tlsverify", "--tlscacert", f"{tls}/ca.pem"]
+        if auth:
+            self.tls += ["--user", auth[0], "--pass", auth[1]]
 
     def start(self):
         self.proc = subprocess.Popen(
             [NATS, "-js", "-sd", os.path.join(self.dir, "store"), "-a", "127.0.0.1",
-             "-p", str(self.port)], stdout=self.log, stderr=self.log)
+             "-p", str(self.port), *self.tls], stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, open(self.log.name).read()
@@ -71,8 +78,9 @@ class NatsJs:
 class Bridge:
     def __init__(self, broker, nats, *args, config=None):
         self.dir = tempfile.mkdtemp(prefix="bb", dir="/tmp")
-        argv = [BRIDGE, "--connect", broker.path, "--nats", nats.url, "--host", "h1",
-                "--log-level", "debug"]
+        argv = [BRIDGE, "--connect", broker.path, "--host", "h1", "--log-level", "debug"]
+        if "--nats" not in args:
+            argv += ["--nats", nats.url]
         if config is not None:
             path = os.path.join(self.dir, "bridge.yaml")
             with open(path, "w") as f:
@@ -117,8 +125,9 @@ class Bridge:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def dump(nats, stream="DAEMONEYE", missing_ok=False):
-    r = subprocess.run([BRIDGE, "--dump", "--nats", nats.url, "--stream", stream],
+def dump(nats, stream="DAEMONEYE", missing_ok=False, config=None):
+    args = ["--config", config] if config else []
+    r = subprocess.run([BRIDGE, "--dump", "--nats", nats.url, "--stream", stream, *args],
                        capture_output=True, text=True, timeout=120)
     if missing_ok and r.returncode == 1 and "no such stream" in r.stderr:
         return []
@@ -135,10 +144,10 @@ def event(pb, cid, inc, seq):
     return ev.SerializeToString()
 
 
-def wait_stored(nats, want, timeout=60):
+def wait_stored(nats, want, timeout=60, config=None):
     deadline = time.monotonic() + timeout
     while True:
-        got = dump(nats, missing_ok=True)
+        got = dump(nats, missing_ok=True, config=config)
         if len(got) >= want or time.monotonic() > deadline:
             return got
         time.sleep(0.5)
@@ -249,6 +258,67 @@ def test_non_event_frames_get_per_sender_ids(pb):
         assert len(set(ids)) == 5 and all(i.startswith("h1/tool.x/") for i in ids), ids
         assert [bytes.fromhex(m["data"]) for m in msgs] == [b"raw%d" % i for i in range(5)]
         tool.close()
+
+
+def test_mutual_tls_to_nats(pb, tmp_path):
+    """bridge.nats.tls: the server verified against ca_file, our
+    certificate presented; without it the server refuses and nothing is
+    stored (the frames wait in the window)."""
+    from test_tls import make_ca, make_cert
+    d = str(tmp_path)
+    make_ca(d, "ca")
+    make_cert(d, "ca", "srv", "nats", san="IP:127.0.0.1")
+    make_cert(d, "ca", "cli", "daemoneye-bridge")
+    good = (f"bridge:\n  nats:\n    tls: {{ca_file: {d}/ca.pem, cert_file: {d}/cli.pem, "
+            f"key_file: {d}/cli.key}}\n")
+    nocert = f"bridge:\n  nats:\n    tls: {{ca_file: {d}/ca.pem}}\n"
+    with NatsJs(tls=d) as nats, Busrtd() as broker:
+        with Bridge(broker, nats, config=nocert) as br:
+            deadline = time.monotonic() + 10
+            while "registered as" not in br.log():
+                assert time.monotonic() < deadline, br.log()
+                time.sleep(0.05)
+            col = connect(broker.path, "collector.process.t5")
+            for seq in range(1, 11):
+                col.publish("events/process/lifecycle", event(pb, "t5", 1, seq))
+            time.sleep(1.0)
+            rc, st = br.stop()
+            assert "NATS connected" not in br.log(), br.log()
+            assert st["stored"] == 0 and st["unstored"] == 10 and rc == 1, st
+            col.close()
+        with Bridge(broker, nats, config=good) as br:
+            br.wait_registered(broker)
+            col = connect(broker.path, "collector.process.t5")
+            for seq in range(1, 101):
+                col.publish("events/process/lifecycle", event(pb, "t5", 2, seq))
+            cfg = os.path.join(br.dir, "bridge.yaml")
+            msgs = wait_stored(nats, 100, config=cfg)
+            rc, st = br.stop()
+            assert rc == 0 and st["stored"] == 100, (st, br.log())
+            check_exactly_once(pb, msgs, "t5", 2, 100)
+            col.close()
+
+
+def test_user_and_password_in_the_url(pb):
+    with NatsJs(auth=("bridge", "s3cret")) as nats, Busrtd() as broker:
+        good = nats.url.replace("nats://", "nats://bridge:s3cret@")
+        bad = nats.url.replace("nats://", "nats://bridge:wrong@")
+        with Bridge(broker, nats, "--nats", bad) as br:
+            time.sleep(1.0)
+            assert br.proc.poll() is None, br.log()
+            rc, st = br.stop()
+            assert "NATS connected" not in br.log() and rc == 0, br.log()
+        with Bridge(broker, nats, "--nats", good) as br:
+            br.wait_registered(broker)
+            col = connect(broker.path, "collector.process.t6")
+            for seq in range(1, 51):
+                col.publish("events/process/lifecycle", event(pb, "t6", 1, seq))
+            nats.url = good  # --dump authenticates the same way
+            msgs = wait_stored(nats, 50)
+            rc, st = br.stop()
+            assert rc == 0 and st["stored"] == 50, (st, br.log())
+            check_exactly_once(pb, msgs, "t6", 1, 50)
+            col.close()
 
 
 @pytest.mark.parametrize("yaml,what", [

@@ -400,31 +400,67 @@ static int dump(struct natsjs *a, FILE *f, char *err, size_t errlen)
 		nats_close(a);
 		return 1;
 	}
-	uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+	/* an ephemeral pull consumer of the whole stream, as a downstream
+	 * reader sees it: every message once (no acks asked, none
+	 * redelivered), each with its stream sequence */
 	uint64_t msgs = si->State.Msgs;
+	char filter[160];
+	snprintf(filter, sizeof(filter), "%s",
+	         si->Config && si->Config->SubjectsLen == 1
+	             ? si->Config->Subjects[0] : ">");
 	jsStreamInfo_Destroy(si);
+	jsSubOptions so;
+	jsSubOptions_Init(&so);
+	so.Stream = a->cfg->stream;
+	so.Config.DeliverPolicy = js_DeliverAll;
+	so.Config.AckPolicy = js_AckNone;
+	natsSubscription *sub = NULL;
 	int rc = 0;
-	for (uint64_t seq = first; msgs && seq <= last; seq++) {
-		natsMsg *m = NULL;
-		s = js_GetMsg(&m, a->js, a->cfg->stream, seq, NULL, &ec);
-		if (s == NATS_NOT_FOUND || ec == JSNoMessageFoundErr)
-			continue; /* deleted */
+	uint64_t got = 0;
+	if (msgs) {
+		s = js_PullSubscribe(&sub, a->js, filter, NULL, NULL, &so, &ec);
 		if (s != NATS_OK) {
-			snprintf(err, errlen, "%s seq %llu: %s", a->cfg->stream,
-			         (unsigned long long)seq, nats_err(s));
+			snprintf(err, errlen, "%s: a consumer on %s: %s",
+			         a->cfg->stream, filter, nats_err(s));
+			nats_close(a);
+			return 1;
+		}
+	}
+	while (got < msgs) {
+		natsMsgList l = {0};
+		s = natsSubscription_Fetch(&l, sub, 256, 5000, &ec);
+		if (s != NATS_OK) {
+			snprintf(err, errlen, "%s: the consumer delivered %llu of "
+			         "%llu messages: %s", a->cfg->stream,
+			         (unsigned long long)got, (unsigned long long)msgs,
+			         nats_err(s));
 			rc = 1;
 			break;
 		}
-		const char *subj = natsMsg_GetSubject(m);
-		fprintf(f, "{\"seq\":%llu,\"subject\":", (unsigned long long)seq);
-		bus_json_str(f, subj, strlen(subj));
-		json_header(f, m, "Nats-Msg-Id", "msg_id");
-		json_header(f, m, "Busrt-Sender", "sender");
-		json_header(f, m, "Busrt-Topic", "topic");
-		fprintf(f, ",\"data\":\"");
-		hex(f, natsMsg_GetData(m), natsMsg_GetDataLength(m));
-		fprintf(f, "\"}\n");
-		natsMsg_Destroy(m);
+		for (int i = 0; i < l.Count; i++, got++) {
+			natsMsg *m = l.Msgs[i];
+			jsMsgMetaData *meta = NULL;
+			uint64_t seq = 0;
+			if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+				seq = meta->Sequence.Stream;
+				jsMsgMetaData_Destroy(meta);
+			}
+			const char *subj = natsMsg_GetSubject(m);
+			fprintf(f, "{\"seq\":%llu,\"subject\":",
+			        (unsigned long long)seq);
+			bus_json_str(f, subj, strlen(subj));
+			json_header(f, m, "Nats-Msg-Id", "msg_id");
+			json_header(f, m, "Busrt-Sender", "sender");
+			json_header(f, m, "Busrt-Topic", "topic");
+			fprintf(f, ",\"data\":\"");
+			hex(f, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+			fprintf(f, "\"}\n");
+		}
+		natsMsgList_Destroy(&l);
+	}
+	if (sub) {
+		natsSubscription_Unsubscribe(sub); /* its consumer goes too */
+		natsSubscription_Destroy(sub);
 	}
 	fflush(f);
 	nats_close(a);
