@@ -36,6 +36,8 @@ struct natsjs {
 	bool stream_ok;
 	bool stopping;          /* the publisher thread ends */
 	bool published_any;     /* js_PublishMsgAsync took a message */
+	bool pub_idle;          /* the publisher waits for work: signal it */
+	uint64_t expired_at;    /* the last bus_br_expire */
 	uint64_t disconnects, connects;
 
 	pthread_t pub;
@@ -155,8 +157,18 @@ static void *publisher(void *arg)
 		}
 		struct bus_br_entry *e = bus_br_next(&a->br);
 		if (!e) {
-			if (!bus_br_expire(&a->br, now_ns()))
-				timed_wait(a, 250);
+			/* a scan of the window: every 100 ms at most */
+			uint64_t now = now_ns();
+			size_t expired = 0;
+			if (now - a->expired_at >= 100000000u) {
+				a->expired_at = now;
+				expired = bus_br_expire(&a->br, now);
+			}
+			if (!expired) {
+				a->pub_idle = true; /* takers wake us */
+				timed_wait(a, 100);
+				a->pub_idle = false;
+			}
 			continue;
 		}
 		natsMsg *m = NULL;
@@ -212,7 +224,8 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 		      pae && pae->ErrText ? pae->ErrText
 		      : pae               ? natsStatus_GetText(pae->Err)
 		                          : "?");
-	pthread_cond_broadcast(&a->cv);
+	if (!stored) /* to publish again */
+		pthread_cond_broadcast(&a->cv);
 	pthread_mutex_unlock(&a->mu);
 	natsMsg_Destroy(msg); /* the handler's to free (nats.h) */
 }
@@ -573,7 +586,8 @@ int natsjs_take(struct natsjs *j, const char *sender, const char *topic,
 	pthread_mutex_lock(&j->mu);
 	int rc = bus_br_take(&j->br, sender, topic, data, len);
 	*paused = bus_br_paused(&j->br);
-	pthread_cond_broadcast(&j->cv);
+	if (j->pub_idle) /* a futex wake only when it sleeps */
+		pthread_cond_signal(&j->cv);
 	pthread_mutex_unlock(&j->mu);
 	return rc;
 }
