@@ -363,7 +363,9 @@ def test_embedded_in_the_agent_acknowledges_only_what_is_stored(pb):
     try:
         extra = (f"bridge:\n  host: h1\n  nats: {{urls: ['{nats.url}']}}\n"
                  f"  ack_timeout_ms: 1000\n")
-        with Agent("embedded", pb, agent_extra="  bridge: true\n", extra=extra) as a:
+        port = free_port()
+        with Agent("embedded", pb, agent_extra="  bridge: true\n", extra=extra,
+                   broker_extra=f"  metrics: {{listen: '127.0.0.1:{port}'}}\n") as a:
             # the first cycles stored, and acknowledged
             wait_for(lambda: metrics(a)["retained"] == 0 and a.status("p1").last_sequence > 0,
                      timeout=30, what="the first events stored and acknowledged")
@@ -388,6 +390,13 @@ def test_embedded_in_the_agent_acknowledges_only_what_is_stored(pb):
             st = a.status("p1")
             inc_seq = st.last_sequence
             msgs = wait_stored(nats, inc_seq)
+            import urllib.request
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+            prom = {ln.split()[0]: float(ln.split()[1]) for ln in text.decode().splitlines()
+                    if ln.startswith("busrt_bridge_")}
+            assert prom["busrt_bridge_nats_up"] == 1, prom
+            assert prom["busrt_bridge_stored_total"] >= inc_seq, prom
+            assert prom["busrt_bridge_taken_total"] >= prom["busrt_bridge_stored_total"], prom
         log = open(a.errpath).read()
         ids = [m["msg_id"] for m in msgs]
         assert len(ids) == len(set(ids)), "an event stored twice"

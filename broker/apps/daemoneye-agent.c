@@ -831,6 +831,36 @@ static void agent_prom(void *arg, FILE *f)
 			fprintf(f, "} %llu\n", (unsigned long long)v[k]);
 		}
 	}
+	if (!a->nj)
+		return;
+	struct natsjs_stats ns;
+	natsjs_stats(a->nj, &ns);
+	const struct {
+		const char *name, *type, *help;
+		uint64_t v;
+	} br[] = {
+	    {"busrt_bridge_taken_total", "counter",
+	     "events the intake processed, into the bridge's window",
+	     ns.br.taken},
+	    {"busrt_bridge_stored_total", "counter",
+	     "events JetStream acknowledged storing", ns.br.stored},
+	    {"busrt_bridge_resent_total", "counter",
+	     "publishes after a frame's first", ns.br.resent},
+	    {"busrt_bridge_errors_total", "counter",
+	     "publishes failed or timed out (published again)", ns.br.errors},
+	    {"busrt_bridge_duplicates_total", "counter",
+	     "PubAcks marked duplicate (a re-send JetStream already held)",
+	     ns.br.duplicates},
+	    {"busrt_bridge_pending", "gauge",
+	     "events in the window, not stored yet (their collectors keep "
+	     "them)", ns.pending},
+	    {"busrt_bridge_nats_up", "gauge", "1 while connected to NATS",
+	     ns.up},
+	};
+	for (size_t k = 0; k < sizeof(br) / sizeof(br[0]); k++) {
+		bus_prom_family(f, br[k].name, br[k].type, br[k].help);
+		fprintf(f, "%s %llu\n", br[k].name, (unsigned long long)br[k].v);
+	}
 }
 
 static int open_bus(struct agent *a, char *err, size_t errlen)
