@@ -281,6 +281,15 @@ configs = {
                       "cert_file: c.pem, key_file: c.key, ca_file: ca.pem, "
                       "verify_client: true, client_cert_file: a.pem, "
                       "client_key_file: a.key}\nagent:\n  admins: ['admin.*', ops]\n"),
+    # busrt-bridge's section (checked by every program), and the agent's switch
+    "bridge": ("agent:\n  bridge: true\nbridge:\n  name: b\n  connect: /run/b.sock\n"
+               "  host: web-01\n  subject_prefix: fleet.eu\n  masks: ['events/#', x/+]\n"
+               "  nats:\n    urls: ['nats://a:4222', 'tls://b:4222']\n    creds_file: n.creds\n"
+               "    tls: {ca_file: ca.pem, cert_file: c.pem, key_file: c.key}\n"
+               "  stream: {name: DAEMONEYE, create: false, duplicate_window_ms: 60000}\n"
+               "  window: {frames: 1024, mib: 8}\n  ack_timeout_ms: 500\n"
+               "  drain_timeout_ms: 0\n"),
+    "bridge-bad": "bridge:\n  stream: {name: 'a.b'}\n  window: {frames: 1}\n  nats: {urls: 5}\n",
 }
 for name, text in configs.items():
     write("config", name, text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)

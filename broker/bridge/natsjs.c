@@ -365,6 +365,12 @@ static void nats_close(struct natsjs *a)
 		pthread_join(a->pub, NULL);
 		a->pub_started = false;
 	}
+	/* publishes still unanswered are taken back first: no PubAck
+	 * handler may run for them once we are gone */
+	natsMsgList pending = {0};
+	if (a->published_any &&
+	    js_PublishAsyncGetPendingList(&pending, a->js) == NATS_OK)
+		natsMsgList_Destroy(&pending);
 	if (a->nc)
 		natsConnection_Close(a->nc);
 	jsCtx_Destroy(a->js);

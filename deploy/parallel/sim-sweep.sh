@@ -6,7 +6,8 @@
 #   deploy/parallel/sim-sweep.sh HOSTS-FILE [SCENARIO] [A..B] [SHARDS]
 # HOSTS-FILE is parallel's --sshloginfile: one "[N/]host" per line, ":"
 # for this machine. The checkout's path must be the same on every host.
-# OUT (default: results, in the checkout) is where the results go.
+# OUT (default: results, in the checkout) is where the results go;
+# BUSRT_SIM (default build/bin/busrt-sim) the simulator that merges.
 set -euo pipefail
 hosts=${1:?usage: deploy/parallel/sim-sweep.sh HOSTS-FILE [SCENARIO] [A..B] [SHARDS]}
 sc=${2:-default} seeds=${3:-1..20000} n=${4:-8}
@@ -18,4 +19,4 @@ mkdir -p "$out"
 seq 1 "$n" | parallel --will-cite --sshloginfile "$hosts" --workdir "$here" \
   --return "$out/shard-{}-of-$n.json" \
   "scripts/shard-sweep.sh '$sc' '$seeds' '$out' {} $n; [ \$? -le 1 ]"
-build/bin/busrt-sim merge "$out"/shard-*-of-"$n".json --junit "$out/sim.xml"
+"${BUSRT_SIM:-build/bin/busrt-sim}" merge "$out"/shard-*-of-"$n".json --junit "$out/sim.xml"
