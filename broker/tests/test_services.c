@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bus/daemoneye.h"
@@ -567,6 +570,101 @@ static void test_procfs_fabricated(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* More executables than the hash cache holds (DE_HASH_CACHE_SLOTS / 2
+ * entries, then it starts over): every hash is still right, on the pass
+ * that fills it and on the next one. */
+static void test_procfs_hash_cache_overflow(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/pcXXXXXX";
+	assert_non_null(mkdtemp(root));
+	static const char st[] = "cpu 1 2 3\nbtime 1700000000\nprocesses 5\n";
+	put(root, "stat", st, sizeof(st) - 1);
+	char files[300], d[300], path[400], text[64];
+	snprintf(files, sizeof(files), "%s/files", root);
+	mkdir(files, 0700);
+	enum { N = DE_HASH_CACHE_SLOTS / 2 + 60 };
+	for (int i = 0; i < N; i++) {
+		int pid = 1000 + i;
+		snprintf(text, sizeof(text), "executable %d", i);
+		snprintf(path, sizeof(path), "e%d", i);
+		put(files, path, text, strlen(text));
+		char stat[200], name[16];
+		snprintf(name, sizeof(name), "%d", pid);
+		snprintf(stat, sizeof(stat),
+		         "%d (p%d) S 1 %d %d 0 -1 4194560 0 0 0 0 30 20 0 0 20 0 "
+		         "1 0 250 1000 3 18446744073709551615\n", pid, i, pid, pid);
+		proc_dir(d, sizeof(d), root, name, stat);
+		put(d, "cmdline", "x\0", 2);
+		snprintf(path, sizeof(path), "%s/exe", d);
+		char target[400];
+		snprintf(target, sizeof(target), "%s/e%d", files, i);
+		assert_int_equal(symlink(target, path), 0);
+	}
+	struct de_procfs f;
+	char err[200];
+	assert_int_equal(de_procfs_init(&f, root, true, err, sizeof(err)), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		struct de_snapshot s;
+		de_snapshot_init(&s);
+		assert_int_equal(de_procfs_read(&f, &s, 0), 0);
+		assert_int_equal(s.n, N);
+		for (size_t k = 0; k < s.n; k++) {
+			const struct de_proc *p = &s.v[k];
+			int fd = open(p->exe, O_RDONLY);
+			assert_true(fd >= 0);
+			char hex[65];
+			assert_int_equal(de_sha256_fd(fd, hex), 0);
+			close(fd);
+			assert_string_equal(p->hash, hex);
+		}
+		de_snapshot_free(&s);
+	}
+	assert_true(f.hashed >= N); /* the first pass hashed every one */
+	de_procfs_free(&f);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* A read the kernel interrupts (EINTR: a signal without SA_RESTART, as
+ * procmond's libuv handlers may leave it) is read again, not a failure:
+ * a pipe whose writer waits past a timer's signal. */
+static void test_sha256_read_interrupted(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm; /* no SA_RESTART */
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		usleep(300000);
+		_exit(write(p[1], "abc", 3) == 3 ? 0 : 1);
+	}
+	close(p[1]);
+	struct itimerval t = {{0, 0}, {0, 50000}}; /* one signal at 50 ms */
+	assert_int_equal(setitimer(ITIMER_REAL, &t, NULL), 0);
+	char hex[65];
+	int rc = de_sha256_fd(p[0], hex);
+	close(p[0]);
+	int status;
+	waitpid(pid, &status, 0);
+	sigaction(SIGALRM, &old, NULL);
+	assert_int_equal(rc, 0);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223"
+	                         "b00361a396177a9cb410ff61f20015ad");
+}
+
 static void test_procfs_self(void **state)
 {
 	(void)state;
@@ -986,6 +1084,8 @@ int main(void)
 		cmocka_unit_test(test_event_pack),
 		cmocka_unit_test(test_event_pack_bytes_that_are_not_utf8),
 		cmocka_unit_test(test_procfs_fabricated),
+		cmocka_unit_test(test_procfs_hash_cache_overflow),
+		cmocka_unit_test(test_sha256_read_interrupted),
 		cmocka_unit_test(test_procfs_self),
 		cmocka_unit_test(test_sup_ids),
 		cmocka_unit_test(test_supervision),
