@@ -251,6 +251,9 @@ def test_non_event_frames_get_per_sender_ids(pb):
         for i in range(5):
             tool.publish("fleet/a.b/c", b"raw%d" % i)
         msgs = wait_stored(nats, 5)
+        br.proc.send_signal(signal.SIGUSR1)  # the counts, now
+        now = json.loads(br.proc.stdout.readline())
+        assert now["stored"] == 5 and now["unstored"] == 0, now
         rc, st = br.stop()
         assert rc == 0 and st["stored"] == 5 and st["events"] == 0, st
         assert [m["subject"] for m in msgs] == ["daemoneye.h1.fleet.a_b.c"] * 5

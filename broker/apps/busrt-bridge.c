@@ -19,7 +19,8 @@
  * under the broker's block policy the publishers wait). SIGTERM / SIGINT:
  * stop reading, wait up to drain_timeout_ms for the window to be stored,
  * print the counts as one JSON line, exit 0 (1 if frames were left
- * unstored: counted in "unstored"). --dump prints the stream's messages,
+ * unstored: counted in "unstored"); SIGUSR1: the counts now, the same
+ * line. --dump prints the stream's messages,
  * one JSON line each, and exits. Bad arguments or configuration: exit 2.
  *
  * Threads: the libuv loop reads the broker; one publisher thread
@@ -41,7 +42,7 @@
 
 struct app {
 	uv_loop_t loop;
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sigusr1;
 	uv_timer_t tick;
 	struct bus_client *bc;
 	struct bus_bridge_config cfg;
@@ -50,6 +51,7 @@ struct app {
 	struct natsjs *nj;
 	bool read_paused;
 	bool closing;
+	bool unsubscribed;      /* closing: the broker's ACK was read */
 	uint64_t drain_deadline;
 	uint64_t next_log;
 	uint64_t not_publish;   /* deliveries that were not PUBLISH frames */
@@ -138,6 +140,7 @@ static void finish(struct app *a)
 	uv_close((uv_handle_t *)&a->tick, NULL);
 	uv_close((uv_handle_t *)&a->sigterm, NULL);
 	uv_close((uv_handle_t *)&a->sigint, NULL);
+	uv_close((uv_handle_t *)&a->sigusr1, NULL);
 	if (a->bc)
 		bus_client_close(a->bc);
 }
@@ -165,7 +168,8 @@ static void on_tick(uv_timer_t *t)
 		      "NATS %s", (unsigned long long)st.taken,
 		      (unsigned long long)st.stored, pending, up ? "up" : "down");
 	}
-	if (a->closing && (!pending || now >= a->drain_deadline)) {
+	if (a->closing &&
+	    ((a->unsubscribed && !pending) || now >= a->drain_deadline)) {
 		if (pending) {
 			logf_(a, 0, "%zu frames not stored by JetStream at exit "
 			      "(drain_timeout_ms %llu): lost", pending,
@@ -177,6 +181,28 @@ static void on_tick(uv_timer_t *t)
 	}
 }
 
+/* SIGUSR1: the counts now, as the exit line (stdout). */
+static void on_usr1(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	struct app *a = h->data;
+	struct natsjs_stats ns;
+	if (!a->nj)
+		return;
+	natsjs_stats(a->nj, &ns);
+	natsjs_stats_json(stdout, &ns, a->not_publish);
+}
+
+static void unsubscribed(struct bus_client *c, int status, void *arg)
+{
+	(void)c;
+	struct app *a = arg;
+	if (status)
+		logf_(a, 1, "unsubscribe at exit: %s (frames the broker held "
+		      "for us are lost)", bus_strerror(status));
+	a->unsubscribed = true;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct app *a = h->data;
@@ -185,10 +211,12 @@ static void on_signal(uv_signal_t *h, int signum)
 	logf_(a, 2, "signal %d: storing what is held, then exiting", signum);
 	a->closing = true;
 	a->drain_deadline = uv_hrtime() + a->cfg.drain_timeout_ms * 1000000u;
-	if (a->bc) { /* no more frames: the broker's unsubscribe */
-		bus_client_unsubscribe(a->bc, a->masks, a->cfg.n_masks, NULL,
-		                       NULL);
-	}
+	/* no more frames routed to us; the broker's ACK comes behind every
+	 * frame it routed to us before: once it is read, the window holds
+	 * all there is (reading goes on meanwhile, paused when full) */
+	a->unsubscribed = !a->bc ||
+	                  bus_client_unsubscribe(a->bc, a->masks, a->cfg.n_masks,
+	                                         unsubscribed, a) != 0;
 }
 
 /* ---- main ----------------------------------------------------------------- */
@@ -365,6 +393,9 @@ int main(int argc, char **argv)
 	a->sigterm.data = a->sigint.data = a;
 	uv_signal_start(&a->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&a->sigint, on_signal, SIGINT);
+	uv_signal_init(&a->loop, &a->sigusr1);
+	a->sigusr1.data = a;
+	uv_signal_start(&a->sigusr1, on_usr1, SIGUSR1);
 	uv_timer_init(&a->loop, &a->tick);
 	a->tick.data = a;
 	uv_timer_start(&a->tick, on_tick, 100, 100);
