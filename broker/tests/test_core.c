@@ -287,6 +287,7 @@ static void test_slow_consumer_policies(void **state)
 static void test_alloc_failure_in_publish_is_never_silent(void **state)
 {
 	(void)state;
+	int refused_rows = 0;
 	for (uint64_t k = 1; k <= 8; k++) {
 		struct bus_core_config cfg;
 		bus_core_config_defaults(&cfg, true);
@@ -305,17 +306,32 @@ static void test_alloc_failure_in_publish_is_never_silent(void **state)
 		while (!mh->c[p].close_requested && mh_next(mh, p, &m))
 			if (m.kind == BUS_OP_ACK && m.op_id == id)
 				ack = m.result;
+		int got_n = 0;
 		for (int i = 0; i < 2; i++) {
 			bool got = false;
 			while (mh_next(mh, r[i], &m))
 				got |= m.kind == BUS_OP_PUBLISH;
 			if (ack == BUS_RES_OK)
 				assert_true(got || mh->c[r[i]].close_requested);
+			got_n += got;
 		}
 		if (!failed_here) /* fewer allocations than k: all delivered */
 			assert_int_equal(ack, BUS_RES_OK);
+		/* no memory for the delivery frame (not OK, nobody got it):
+		 * the topic's row says it went to nobody, a drop for each
+		 * receiver */
+		const struct bus_tstats *t = &mh->core->ts;
+		for (uint32_t i = 0; ack != BUS_RES_OK && !got_n && i < t->n; i++)
+			if (t->rows[i].key && !strcmp(t->rows[i].key, "ev/x")) {
+				assert_int_equal(t->rows[i].frames_in, 1);
+				assert_int_equal(t->rows[i].frames_out, 0);
+				assert_int_equal(t->rows[i].bytes_out, 0);
+				assert_int_equal(t->rows[i].drops, 2);
+				refused_rows++;
+			}
 		end_host(mh);
 	}
+	assert_true(refused_rows > 0); /* that path was taken */
 }
 
 /* An ACK the broker has no memory for is never silently missing: the
