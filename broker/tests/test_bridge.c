@@ -47,6 +47,24 @@ static uint8_t *event(const char *id, size_t *len)
 	return p;
 }
 
+/* The defaults the configuration's are built from (config.h's bridge:
+ * section repeats them): nothing set but the documented values. */
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct bus_br_config c;
+	memset(&c, 0x5a, sizeof(c));
+	bus_br_config_defaults(&c);
+	assert_string_equal(c.host, ""); /* the caller's to set */
+	assert_string_equal(c.prefix, "daemoneye");
+	assert_int_equal(c.incarnation, 0);
+	assert_int_equal(c.window_frames, 65536);
+	assert_int_equal(c.window_bytes, 64u << 20);
+	assert_int_equal(c.ack_timeout_ns, 10000000000ull);
+	struct bus_bridge b;
+	assert_int_equal(bus_br_init(&b, &c), BUS_EINVAL); /* no host yet */
+}
+
 static void test_subjects(void **state)
 {
 	(void)state;
@@ -283,6 +301,7 @@ static void test_wrap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_subjects),
 		cmocka_unit_test(test_msgids),
 		cmocka_unit_test(test_window),
