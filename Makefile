@@ -111,6 +111,13 @@ $(O)/tests/%: $(O)/obj/broker/tests/%.o $(TEST_SUPPORT) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(TEST_SUPPORT) $(LIB) $(LDLIBS_ALL) -lcmocka
 
+# paths only an allocation failure takes, in code without an allocator
+# hook: the library's calloc and free go through the test's wrappers
+$(O)/tests/test_oom: $(O)/obj/broker/tests/test_oom.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) -lcmocka \
+		-Wl,--wrap=calloc -Wl,--wrap=free
+
 # the simulator's accounting ledger is tested on its own
 $(O)/tests/test_ledger: $(O)/obj/broker/tests/test_ledger.o $(O)/obj/sim/ledger.o $(LIB)
 	@mkdir -p $(dir $@)
