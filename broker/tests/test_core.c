@@ -708,6 +708,43 @@ static void test_a_sender_that_cannot_hear_still_gets_its_frames_delivered(
 	end_host(mh);
 }
 
+/* A publisher that does not read its own ACKs waits for itself (the
+ * broker stops reading it); when a write to it then fails, its queue goes
+ * and nothing is left to wait for: the broker reads it again, so what it
+ * still sends is delivered and its EOF is seen. */
+static void test_a_sender_waiting_for_itself_is_read_again_when_deaf(
+    void **state)
+{
+	(void)state;
+	struct bp b = bp_open(4, 50);
+	struct memhost *mh = b.mh;
+	mh->c[b.r].stalled = false; /* receivers take everything */
+	drain_count(mh, b.r, 0);
+	mh->c[b.p].stalled = true;  /* p reads nothing: its ACKs pile up */
+	uint8_t buf[64];
+	for (int i = 1; i <= 40 && mh->c[b.p].reading; i++) {
+		char d[16];
+		snprintf(d, sizeof(d), "%d", i);
+		size_t n = mh_join(buf, "t", d, NULL);
+		mh_frame(mh, b.p, BUS_OP_PUBLISH, 1, buf, n);
+		mh_run(mh);
+	}
+	assert_false(mh->c[b.p].reading); /* waiting for itself */
+	assert_false(mh->c[b.p].close_requested);
+	mh->c[b.p].write_pending = false;
+	bus_core_on_written(mh->core, mh->c[b.p].conn, -32 /* EPIPE */,
+	                    mh->now);
+	mh_run(mh);
+	assert_true(mh->c[b.p].reading); /* so that its EOF is read */
+	size_t n = mh_join(buf, "t", "after", NULL);
+	mh_frame(mh, b.p, BUS_OP_PUBLISH, 0, buf, n);
+	mh_run(mh);
+	assert_true(drain_count(mh, b.ok, BUS_OP_PUBLISH) > 0);
+	mh_drop(mh, b.p);
+	mh_run(mh);
+	end_host(mh);
+}
+
 static void test_block_is_the_default_for_every_client(void **state)
 {
 	(void)state;
@@ -1518,6 +1555,8 @@ int main(void)
 	    cmocka_unit_test(test_secondary_of_nobody_and_defaults),
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),
 	    cmocka_unit_test(test_alloc_failure_in_publish_is_never_silent),
+	    cmocka_unit_test(
+	        test_a_sender_waiting_for_itself_is_read_again_when_deaf),
 	    cmocka_unit_test(test_alloc_failure_in_subscribe_cuts),
 	    cmocka_unit_test(test_alloc_failure_of_an_ack_cuts),
 	    cmocka_unit_test(test_broker_rpc_any_call_id),
