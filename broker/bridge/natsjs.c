@@ -137,6 +137,8 @@ static void timed_wait(struct natsjs *a, uint64_t ms)
 	pthread_cond_timedwait(&a->cv, &a->mu, &ts);
 }
 
+#define PUB_BATCH 32
+
 static void *publisher(void *arg)
 {
 	struct natsjs *a = arg;
@@ -171,36 +173,57 @@ static void *publisher(void *arg)
 			}
 			continue;
 		}
-		natsMsg *m = NULL;
-		char *id = strdup(e->msgid);
-		if (!id || natsMsg_Create(&m, e->subject, NULL,
-		                          (const char *)e->data,
-		                          (int)e->len) != NATS_OK) {
-			free(id);
-			timed_wait(a, 100); /* out of memory: later */
+		/* up to PUB_BATCH messages made under the lock (an entry may
+		 * be freed by a PubAck once the lock is let go), published
+		 * without it */
+		natsMsg *ms[PUB_BATCH];
+		char *ids[PUB_BATCH];
+		int k = 0;
+		for (; e && k < PUB_BATCH; e = bus_br_next(&a->br)) {
+			natsMsg *m = NULL;
+			char *id = strdup(e->msgid);
+			if (!id || natsMsg_Create(&m, e->subject, NULL,
+			                          (const char *)e->data,
+			                          (int)e->len) != NATS_OK) {
+				free(id);
+				break; /* out of memory: later */
+			}
+			natsMsgHeader_Set(m, "Busrt-Sender", e->sender);
+			if (header_ok(e->topic))
+				natsMsgHeader_Set(m, "Busrt-Topic", e->topic);
+			bus_br_sent(&a->br, e, now_ns());
+			ms[k] = m;
+			ids[k++] = id;
+		}
+		if (!k) {
+			timed_wait(a, 100);
 			continue;
 		}
-		natsMsgHeader_Set(m, "Busrt-Sender", e->sender);
-		if (header_ok(e->topic))
-			natsMsgHeader_Set(m, "Busrt-Topic", e->topic);
-		bus_br_sent(&a->br, e, now_ns());
 		pthread_mutex_unlock(&a->mu);
-
-		jsPubOptions po;
-		jsPubOptions_Init(&po);
-		po.MsgId = id;
-		po.MaxWait = (int64_t)a->cfg->ack_timeout_ms;
-		natsStatus s = js_PublishMsgAsync(a->js, &m, &po);
-		natsMsg_Destroy(m); /* NULL when the library took it */
-
-		pthread_mutex_lock(&a->mu);
-		a->published_any |= s == NATS_OK;
-		if (s != NATS_OK) {
-			bus_br_answer(&a->br, id, false, false);
-			jlog(a, 3, "publish %s: %s", id, natsStatus_GetText(s));
-			timed_wait(a, 50);
+		natsStatus st[PUB_BATCH];
+		for (int i = 0; i < k; i++) {
+			jsPubOptions po;
+			jsPubOptions_Init(&po);
+			po.MsgId = ids[i];
+			po.MaxWait = (int64_t)a->cfg->ack_timeout_ms;
+			st[i] = js_PublishMsgAsync(a->js, &ms[i], &po);
+			natsMsg_Destroy(ms[i]); /* NULL when the library took it */
 		}
-		free(id);
+		pthread_mutex_lock(&a->mu);
+		bool failed = false;
+		for (int i = 0; i < k; i++) {
+			a->published_any |= st[i] == NATS_OK;
+			if (st[i] != NATS_OK) {
+				bus_br_answer(&a->br, ids[i], false, false);
+				if (!failed)
+					jlog(a, 3, "publish %s: %s", ids[i],
+					     natsStatus_GetText(st[i]));
+				failed = true;
+			}
+			free(ids[i]);
+		}
+		if (failed)
+			timed_wait(a, 50);
 	}
 	pthread_mutex_unlock(&a->mu);
 	return NULL;
