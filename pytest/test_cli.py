@@ -414,3 +414,72 @@ def test_silent_verbose_and_buf_size(broker):
     assert rc == 0 and err == "" and "quiet" in out, (rc, out, err)
     rc, out, err = cli("-v", "--buf-size", "4096", broker.path, "-n", "vv", "broker", "test")
     assert rc == 0 and f"connecting to {broker.path} as vv" in err, err
+
+
+def test_json_says_what_json_cannot_hold(broker):
+    """--json lines are whole jansson objects: a uint64 past int64 as its
+    exact decimal string, NaN as "NaN", bin and ext as hex, a map key that
+    is not a string as its JSON text, text that is not UTF-8 as \\xNN."""
+    p = listener(broker.path, "--json", "--count", "3", "w/+")
+    pub = broker.client("py.wide")
+    pub.publish("w/1", msgpack.packb({"big": 2**64 - 1, "neg": -2**63, "nan": float("nan"),
+                                      "bin": b"\x00\xff", 7: "int key",
+                                      "ext": msgpack.ExtType(5, b"\x01")}))
+    pub.publish("w/2", b"\x81\xa1s\xa2\xff\xfe")  # {"s": a str that is not UTF-8}
+    pub.publish("w/3", msgpack.packb({"a\x00b": 1, "x": 1, "x ": 2}))
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    a, b, c = [json.loads(x)["msgpack"] for x in out.splitlines()]
+    assert c == {"a\x00b": 1, "x": 1, "x ": 2}, c  # a NUL inside a key is kept
+    assert a == {"big": "18446744073709551615", "neg": -2**63, "nan": "NaN", "bin": "00ff",
+                 "7": "int key", "ext": {"ext_type": 5, "hex": "01"}}, a
+    assert b == {"s": "\\xff\\xfe"}, b
+
+
+def test_proto_json_agrees_with_protobuf(broker, pb):
+    """listen --proto --json prints a DaemonEye event as Python's protobuf
+    decodes it: every field protobuf's own JSON mapping gives, with the
+    same value (64-bit numbers as numbers, past int64 as the decimal
+    string; bytes as hex where protobuf gives base64)."""
+    import base64
+    from google.protobuf import json_format
+    ev = pb.BusrtEvent(event_id="e-1", timestamp_ms=-5, source_collector="collector.process.p1",
+                       topic="events/process/lifecycle", schema_version=1,
+                       incarnation=2**64 - 1, sequence=2**63 - 1)
+    ev.process_event.event_type = pb.ProcessEvent.TERMINATION
+    r = ev.process_event.process
+    r.pid = 4242
+    r.cpu_usage = 12.5
+    r.memory_usage = 2**40
+    r.command_line.extend(["sleep", "5"])
+    r.name_raw = b"\xff\x00"
+    p = listener(broker.path, "--proto", "--json", "--count", "1", "events/#")
+    pub = broker.client("collector.process.pt")
+    pub.publish("events/process/lifecycle", ev.SerializeToString())
+    rc, out, err = finish(p)
+    assert rc == 0, err
+    line = json.loads(out)
+    assert line["kind"] == "publish" and line["sender"] == "collector.process.pt"
+    ours = line["event"]
+    assert ours["incarnation"] == "18446744073709551615" and ours["sequence"] == 2**63 - 1
+    assert "network_event" not in ours  # the oneof: only the one set
+
+    theirs = json_format.MessageToDict(ev, preserving_proto_field_name=True)
+    theirs["process_event"]["process"]["name_raw"] = base64.b64decode(
+        theirs["process_event"]["process"]["name_raw"]).hex()
+
+    def same(t, o, path):
+        if isinstance(t, dict):
+            assert isinstance(o, dict), path
+            for k, v in t.items():
+                assert k in o, f"{path}.{k} missing"
+                same(v, o[k], f"{path}.{k}")
+        elif isinstance(t, list):
+            assert len(t) == len(o), path
+            for i, (x, y) in enumerate(zip(t, o)):
+                same(x, y, f"{path}[{i}]")
+        elif isinstance(t, str) and t.lstrip("-").isdigit() and not isinstance(o, str):
+            assert int(t) == o, path  # protobuf writes 64-bit numbers as strings
+        else:
+            assert t == o, (path, t, o)
+    same(theirs, ours, "event")

@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <msgpack.h>
 #include <signal.h>
 #include <stdio.h>
@@ -310,64 +311,56 @@ static void print_hex(FILE *f, const uint8_t *p, size_t n)
 		fprintf(f, "%02x", p[i]);
 }
 
-/* MessagePack (parsed by msgpack-c) printed as JSON. */
-static void json_obj(FILE *f, const msgpack_object *o)
+/* MessagePack (parsed by msgpack-c) as JSON (built by jansson): bin as
+ * hex, ext as {"ext_type": T, "hex": ...}, a map key that is not a string
+ * as its JSON text, a key given twice keeps the last value. NULL out of
+ * memory. */
+static json_t *mp_json(const msgpack_object *o)
 {
+	json_t *j = NULL;
+	int bad = 0;
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
-		fputs("null", f);
-		break;
+		return json_null();
 	case MSGPACK_OBJECT_BOOLEAN:
-		fputs(o->via.boolean ? "true" : "false", f);
-		break;
+		return json_boolean(o->via.boolean);
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		fprintf(f, "%" PRIu64, o->via.u64);
-		break;
+		return bus_json_u64(o->via.u64);
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		fprintf(f, "%" PRId64, o->via.i64);
-		break;
+		return json_integer(o->via.i64);
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		fprintf(f, "%.17g", o->via.f64);
-		break;
+		return bus_json_real(o->via.f64);
 	case MSGPACK_OBJECT_STR:
-		bus_json_str(f, o->via.str.ptr, o->via.str.size);
-		break;
+		return bus_json_string(o->via.str.ptr, o->via.str.size);
 	case MSGPACK_OBJECT_BIN:
-		fputc('"', f);
-		print_hex(f, (const uint8_t *)o->via.bin.ptr, o->via.bin.size);
-		fputc('"', f);
-		break;
+		return bus_json_hex(o->via.bin.ptr, o->via.bin.size);
+	case MSGPACK_OBJECT_EXT:
+		return json_pack("{siso}", "ext_type", (int)o->via.ext.type, "hex",
+		                 bus_json_hex(o->via.ext.ptr, o->via.ext.size));
 	case MSGPACK_OBJECT_ARRAY:
-		fputc('[', f);
-		for (uint32_t i = 0; i < o->via.array.size; i++) {
-			if (i)
-				fputs(", ", f);
-			json_obj(f, &o->via.array.ptr[i]);
-		}
-		fputc(']', f);
+		if (!(j = json_array()))
+			return NULL;
+		for (uint32_t i = 0; i < o->via.array.size && !bad; i++)
+			bad = json_array_append_new(j, mp_json(&o->via.array.ptr[i]));
 		break;
 	case MSGPACK_OBJECT_MAP:
-		fputc('{', f);
-		for (uint32_t i = 0; i < o->via.map.size; i++) {
+		if (!(j = json_object()))
+			return NULL;
+		for (uint32_t i = 0; i < o->via.map.size && !bad; i++) {
 			const msgpack_object_kv *kv = &o->via.map.ptr[i];
-			if (i)
-				fputs(", ", f);
-			if (kv->key.type == MSGPACK_OBJECT_STR)
-				json_obj(f, &kv->key);
-			else {
-				fputc('"', f);
-				msgpack_object_print(f, kv->key);
-				fputc('"', f);
-			}
-			fputs(": ", f);
-			json_obj(f, &kv->val);
+			bad = bus_json_set_any(j, mp_json(&kv->key),
+			                       mp_json(&kv->val));
 		}
-		fputc('}', f);
 		break;
 	default:
-		fputs("null", f);
+		return json_null();
 	}
+	if (bad) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
 
 /* Is p exactly one MessagePack map or array (BUS/RT's payloads, the
@@ -393,8 +386,11 @@ static void print_payload(const uint8_t *p, size_t n, bool newlines,
 {
 	msgpack_unpacked u;
 	if (msgpack_whole(p, n, &u)) {
-		json_obj(stdout, &u.data);
+		json_t *j = mp_json(&u.data);
 		msgpack_unpacked_destroy(&u);
+		if (bus_json_dump(stdout, j))
+			fputs("(out of memory)", stdout);
+		json_decref(j);
 	} else if (printable(p, n, newlines)) {
 		printf("%.*s", (int)n, (const char *)p);
 	} else {
@@ -404,23 +400,46 @@ static void print_payload(const uint8_t *p, size_t n, bool newlines,
 	fputc('\n', stdout);
 }
 
-/* The payload as JSON members (after others): "msgpack": its JSON,
- * "data": the text, or "hex". */
-static void json_payload(const uint8_t *p, size_t n)
+/* The payload as a member of o: "msgpack": its JSON, "data": the text,
+ * or "hex". 0, or -1 out of memory. */
+static int json_payload(json_t *o, const uint8_t *p, size_t n)
 {
 	msgpack_unpacked u;
 	if (msgpack_whole(p, n, &u)) {
-		fputs(", \"msgpack\": ", stdout);
-		json_obj(stdout, &u.data);
+		json_t *j = mp_json(&u.data);
 		msgpack_unpacked_destroy(&u);
-	} else if (printable(p, n, true)) {
-		fputs(", \"data\": ", stdout);
-		bus_json_str(stdout, (const char *)p, n);
-	} else {
-		fputs(", \"hex\": \"", stdout);
-		print_hex(stdout, p, n);
-		fputc('"', stdout);
+		return json_object_set_new(o, "msgpack", j);
 	}
+	if (printable(p, n, true))
+		return json_object_set_new(o, "data",
+		                           bus_json_string((const char *)p, n));
+	return json_object_set_new(o, "hex", bus_json_hex(p, n));
+}
+
+/* A JSON line of the tool's own (a delivery, a call): printed, or when it
+ * could not be built said on stderr, not dropped unseen. */
+static void json_out(json_t *j)
+{
+	if (bus_json_line(stdout, j))
+		fprintf(stderr, "busrt-cli: a JSON line could not be written: "
+		                "out of memory or %s\n", strerror(errno));
+}
+
+/* {"time", "kind", "sender", KEY: NAME} as a new object: the start of
+ * every line listen and rpc listen print. NULL out of memory. */
+static json_t *json_head(const char *kind, const char *sender,
+                         const char *key, const char *name)
+{
+	char t[40];
+	json_t *o = json_pack("{ssssso}", "time", bus_utc_now(t, sizeof(t)),
+	                      "kind", kind, "sender",
+	                      bus_json_string(sender, strlen(sender)));
+	if (o && name &&
+	    json_object_set_new(o, key, bus_json_string(name, strlen(name)))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 static void print_result(const uint8_t *p, size_t n)
@@ -442,7 +461,6 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	if ((k->cmd != C_LISTEN && k->cmd != C_RPC_LISTEN) || k->finished)
 		return;
 	char t[40];
-	bus_utc_now(t, sizeof(t));
 	/* names and topics are the peers': escaped (json.h) in text output */
 	char sender[1100], topic[4200];
 #define SAFE(buf, str) bus_text_escape(buf, sizeof(buf), str, strlen(str))
@@ -450,37 +468,29 @@ static void on_delivery(struct bus_client *c, const struct bus_delivery *d,
 	if (k->proto && d->kind == BUS_OP_PUBLISH)
 		ev = bus_pb_unpack(&daemoneye__busrt_event__descriptor, d->data,
 		                   d->len, BUS_PB_BUDGET_DEFAULT);
-	if (ev) {
-		if (k->json) {
-			printf("{\"time\": \"%s\", \"sender\": ", t);
-			bus_json_str(stdout, d->sender, strlen(d->sender));
-			fputs(", \"topic\": ", stdout);
-			bus_json_str(stdout, d->topic, strlen(d->topic));
-			fputs(", \"event\": ", stdout);
-		} else {
-			printf("%s %s %s %s ", t,
-			       kind_name(d->kind), SAFE(sender, d->sender),
-			       SAFE(topic, d->topic));
+	if (k->json) {
+		json_t *o = json_head(kind_name(d->kind), d->sender, "topic",
+		                      d->topic);
+		if (o && (ev ? json_object_set_new(o, "event",
+		                                   bus_pb_json_value(ev))
+		             : json_payload(o, d->data, d->len))) {
+			json_decref(o);
+			o = NULL;
 		}
-		bus_pb_json(stdout, ev);
-		fputs(k->json ? "}\n" : "\n", stdout);
-		bus_pb_free(ev);
-	} else if (k->json) {
-		printf("{\"time\": \"%s\", \"kind\": \"%s\", \"sender\": ",
-		       t, kind_name(d->kind));
-		bus_json_str(stdout, d->sender, strlen(d->sender));
-		if (d->topic) {
-			fputs(", \"topic\": ", stdout);
-			bus_json_str(stdout, d->topic, strlen(d->topic));
-		}
-		json_payload(d->data, d->len);
-		fputs("}\n", stdout);
+		json_out(o);
 	} else {
-		printf("%s %s %s %s ", t,
+		printf("%s %s %s %s ", bus_utc_now(t, sizeof(t)),
 		       kind_name(d->kind), SAFE(sender, d->sender),
 		       d->topic ? SAFE(topic, d->topic) : "-");
-		print_payload(d->data, d->len, false, "hex:");
+		if (ev) {
+			if (bus_pb_json(stdout, ev))
+				fputs("(out of memory)", stdout);
+			fputc('\n', stdout);
+		} else {
+			print_payload(d->data, d->len, false, "hex:");
+		}
 	}
+	bus_pb_free(ev);
 #undef SAFE
 	fflush(stdout);
 	if (k->count && ++k->seen >= k->count)
@@ -533,19 +543,17 @@ static void on_rpc_listen(struct bus_client *c, const struct bus_rpc_request *r,
 	const char *kind = !r->method ? "notification" : r->call_id ? "call"
 	                                                           : "call0";
 	char t[40], sender[1100], method[1100];
-	bus_utc_now(t, sizeof(t));
 	if (k->json) {
-		printf("{\"time\": \"%s\", \"kind\": \"rpc.%s\", \"sender\": ", t,
-		       kind);
-		bus_json_str(stdout, r->sender, strlen(r->sender));
-		if (r->method) {
-			fputs(", \"method\": ", stdout);
-			bus_json_str(stdout, r->method, strlen(r->method));
+		char kk[24];
+		snprintf(kk, sizeof(kk), "rpc.%s", kind);
+		json_t *o = json_head(kk, r->sender, "method", r->method);
+		if (o && json_payload(o, r->params, r->params_len)) {
+			json_decref(o);
+			o = NULL;
 		}
-		json_payload(r->params, r->params_len);
-		fputs("}\n", stdout);
+		json_out(o);
 	} else {
-		printf("%s rpc.%s %s %s ", t, kind,
+		printf("%s rpc.%s %s %s ", bus_utc_now(t, sizeof(t)), kind,
 		       bus_text_escape(sender, sizeof(sender), r->sender,
 		                       strlen(r->sender)),
 		       r->method ? bus_text_escape(method, sizeof(method), r->method,
@@ -718,8 +726,7 @@ static void rpc_done(struct bus_client *c, int status,
 			finish(k, 1);
 			return;
 		}
-		bus_pb_json(stdout, m);
-		fputc('\n', stdout);
+		json_out(bus_pb_json_value(m));
 		bus_pb_free(m);
 	} else
 		print_result(r->data, r->len);
@@ -924,11 +931,11 @@ static void bench_check(struct bworker *w)
 	uint64_t total = (uint64_t)per * (uint64_t)b->workers;
 	double rate = sec > 0 ? (double)total / sec : 0;
 	if (b->k->json)
-		printf("{\"stage\": \"%s\", \"workers\": %d, \"payload_size\": "
-		       "%zu, \"iters\": %" PRIu64 ", \"seconds\": %.6f, "
-		       "\"iters_per_s\": %.0f}\n",
-		       bstage_name[b->stage], b->workers, b->psize, total, sec,
-		       rate);
+		json_out(json_pack("{sssisIsIsfsI}", "stage", bstage_name[b->stage],
+		                   "workers", b->workers, "payload_size",
+		                   (json_int_t)b->psize, "iters", (json_int_t)total,
+		                   "seconds", sec, "iters_per_s",
+		                   (json_int_t)(rate + 0.5)));
 	else
 		printf("%-24s %10" PRIu64 " %10.3f %12.0f\n",
 		       bstage_name[b->stage], total, sec, rate);
@@ -1125,10 +1132,14 @@ static int bench_open(struct cli *k, struct bench *b,
 	if (!b->w || !b->payload)
 		return BUS_ENOMEM;
 	memset(b->payload, 0xee, b->psize);
-	printf("%sbenchmark: %d worker(s), %" PRIu64 " iters, %u iters/worker, "
-	       "%zu byte(s) payload%s\n", k->json ? "{\"info\": \"" : "",
-	       b->workers, (uint64_t)b->per * (uint64_t)b->workers, b->per,
-	       b->psize, k->json ? "\"}" : "");
+	char info[160];
+	snprintf(info, sizeof(info), "benchmark: %d worker(s), %" PRIu64
+	         " iters, %u iters/worker, %zu byte(s) payload", b->workers,
+	         (uint64_t)b->per * (uint64_t)b->workers, b->per, b->psize);
+	if (k->json)
+		json_out(json_pack("{ss}", "info", info));
+	else
+		puts(info);
 	if (!k->json)
 		printf("%-24s %10s %10s %12s\n", "stage", "iters", "seconds",
 		       "iters/s");

@@ -10,6 +10,8 @@
 #include "natsjs.h"
 #include "bus/json.h"
 
+#include <errno.h>
+#include <jansson.h>
 #include <nats/nats.h>
 
 #include <pthread.h>
@@ -405,23 +407,14 @@ static void nats_close(struct natsjs *a)
 }
 
 /* ---- --dump ------------------------------------------------------------- */
-static void hex(FILE *f, const char *p, int n)
-{
-	static const char d[] = "0123456789abcdef";
-	for (int i = 0; i < n; i++) {
-		fputc(d[(unsigned char)p[i] >> 4], f);
-		fputc(d[(unsigned char)p[i] & 15], f);
-	}
-}
-
-static void json_header(FILE *f, natsMsg *m, const char *key,
-                        const char *name)
+/* Header key of m, when it has one, as member name of o. */
+static int json_header(json_t *o, natsMsg *m, const char *key,
+                       const char *name)
 {
 	const char *v = NULL;
-	if (natsMsgHeader_Get(m, key, &v) == NATS_OK && v) {
-		fprintf(f, ",\"%s\":", name);
-		bus_json_str(f, v, strlen(v));
-	}
+	if (natsMsgHeader_Get(m, key, &v) != NATS_OK || !v)
+		return 0;
+	return json_object_set_new(o, name, bus_json_string(v, strlen(v)));
 }
 
 static int dump(struct natsjs *a, FILE *f, char *err, size_t errlen)
@@ -488,15 +481,25 @@ static int dump(struct natsjs *a, FILE *f, char *err, size_t errlen)
 				jsMsgMetaData_Destroy(meta);
 			}
 			const char *subj = natsMsg_GetSubject(m);
-			fprintf(f, "{\"seq\":%llu,\"subject\":",
-			        (unsigned long long)seq);
-			bus_json_str(f, subj, strlen(subj));
-			json_header(f, m, "Nats-Msg-Id", "msg_id");
-			json_header(f, m, "Busrt-Sender", "sender");
-			json_header(f, m, "Busrt-Topic", "topic");
-			fprintf(f, ",\"data\":\"");
-			hex(f, natsMsg_GetData(m), natsMsg_GetDataLength(m));
-			fprintf(f, "\"}\n");
+			json_t *o = json_pack(
+				"{sIso}", "seq", (json_int_t)seq, "subject",
+				bus_json_string(subj, strlen(subj)));
+			if (o && (json_header(o, m, "Nats-Msg-Id", "msg_id") ||
+			          json_header(o, m, "Busrt-Sender", "sender") ||
+			          json_header(o, m, "Busrt-Topic", "topic") ||
+			          json_object_set_new(
+					  o, "data",
+					  bus_json_hex(natsMsg_GetData(m),
+			                               (size_t)natsMsg_GetDataLength(m))))) {
+				json_decref(o);
+				o = NULL;
+			}
+			if (bus_json_line(f, o) && !rc) { /* releases o */
+				snprintf(err, errlen, "message %llu of the stream "
+				         "could not be written: out of memory or %s",
+				         (unsigned long long)seq, strerror(errno));
+				rc = 1;
+			}
 		}
 		natsMsgList_Destroy(&l);
 	}
@@ -652,24 +655,19 @@ void natsjs_stats(struct natsjs *j, struct natsjs_stats *out)
 void natsjs_stats_json(FILE *f, const struct natsjs_stats *s,
                        uint64_t not_publish)
 {
-	fprintf(f, "{\"taken\":%llu,\"events\":%llu,\"published\":%llu,"
-	        "\"resent\":%llu,\"stored\":%llu,\"duplicates\":%llu,"
-	        "\"errors\":%llu,\"resets\":%llu,\"late_acks\":%llu,"
-	        "\"paused\":%llu,\"nats_disconnects\":%llu,"
-	        "\"nats_connects\":%llu,\"not_publish\":%llu,"
-	        "\"unstored\":%zu}\n",
-	        (unsigned long long)s->br.taken, (unsigned long long)s->br.events,
-	        (unsigned long long)s->br.published,
-	        (unsigned long long)s->br.resent,
-	        (unsigned long long)s->br.stored,
-	        (unsigned long long)s->br.duplicates,
-	        (unsigned long long)s->br.errors,
-	        (unsigned long long)s->br.resets,
-	        (unsigned long long)s->br.late_acks,
-	        (unsigned long long)s->br.paused,
-	        (unsigned long long)s->disconnects,
-	        (unsigned long long)s->connects,
-	        (unsigned long long)not_publish, s->pending);
+	json_t *o = json_pack(
+		"{sosososososososososososososo}", "taken", bus_json_u64(s->br.taken),
+		"events", bus_json_u64(s->br.events), "published",
+		bus_json_u64(s->br.published), "resent", bus_json_u64(s->br.resent),
+		"stored", bus_json_u64(s->br.stored), "duplicates",
+		bus_json_u64(s->br.duplicates), "errors", bus_json_u64(s->br.errors),
+		"resets", bus_json_u64(s->br.resets), "late_acks",
+		bus_json_u64(s->br.late_acks), "paused", bus_json_u64(s->br.paused),
+		"nats_disconnects", bus_json_u64(s->disconnects), "nats_connects",
+		bus_json_u64(s->connects), "not_publish", bus_json_u64(not_publish),
+		"unstored", bus_json_u64(s->pending));
+	if (bus_json_line(f, o))
+		fputs("{\"error\": \"the counters: out of memory\"}\n", f);
 	fflush(f);
 }
 

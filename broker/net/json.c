@@ -6,7 +6,9 @@
 #include "bus/json.h"
 #include "../core/internal.h" /* bus__utf8_seq */
 
+#include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,14 +47,76 @@ json_t *bus_json_string(const char *s, size_t n)
 	return j;
 }
 
-void bus_json_str(FILE *f, const char *s, size_t n)
+json_t *bus_json_u64(uint64_t v)
 {
-	json_t *j = bus_json_string(s, n);
-	if (j)
-		json_dumpf(j, f, JSON_ENCODE_ANY);
-	else
-		fputs("\"\"", f); /* out of memory */
+	if (v <= INT64_MAX)
+		return json_integer((json_int_t)v);
+	char t[24];
+	snprintf(t, sizeof(t), "%" PRIu64, v);
+	return json_string(t);
+}
+
+json_t *bus_json_real(double v)
+{
+	if (isnan(v))
+		return json_string("NaN");
+	if (isinf(v))
+		return json_string(v > 0 ? "Infinity" : "-Infinity");
+	return json_real(v);
+}
+
+json_t *bus_json_hex(const void *p, size_t n)
+{
+	static const char d[] = "0123456789abcdef";
+	const unsigned char *b = p;
+	char small[256], *t = small;
+	if (!n)
+		return json_string("");
+	if (n > sizeof(small) / 2 && !(t = malloc(n * 2)))
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		t[2 * i] = d[b[i] >> 4];
+		t[2 * i + 1] = d[b[i] & 15];
+	}
+	json_t *j = json_stringn(t, n * 2);
+	if (t != small)
+		free(t);
+	return j;
+}
+
+int bus_json_set_any(json_t *o, json_t *key, json_t *v)
+{
+	int rc = -1;
+	if (key && json_is_string(key)) { /* its length: a NUL inside kept */
+		rc = json_object_setn_new(o, json_string_value(key),
+		                          json_string_length(key), v);
+	} else if (key) {
+		char *kt = json_dumps(key, JSON_ENCODE_ANY);
+		rc = kt ? json_object_set_new(o, kt, v) : -1;
+		if (!kt)
+			json_decref(v);
+		free(kt);
+	} else {
+		json_decref(v);
+	}
+	json_decref(key);
+	return rc;
+}
+
+int bus_json_dump(FILE *f, const json_t *j)
+{
+	if (!j)
+		return -1;
+	return json_dumpf(j, f, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+}
+
+int bus_json_line(FILE *f, json_t *j)
+{
+	int rc = bus_json_dump(f, j);
+	if (!rc && fputc('\n', f) == EOF)
+		rc = -1;
 	json_decref(j);
+	return rc;
 }
 
 char *bus_text_escape(char *out, size_t cap, const char *s, size_t n)

@@ -96,7 +96,7 @@ void bus_audit_line(struct bus_rotlog *l, const char *dir, const char *sender,
 		return;
 	char t[40];
 	/* one JSON object per line (jansson); peers' strings made valid
-	 * UTF-8 first (\xNN for what is not), as bus_json_str does */
+	 * UTF-8 first (\xNN for what is not), as bus_json_string does */
 	json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:i,s:o}", "time",
 	                      bus_utc_now(t, sizeof(t)), "dir", dir, "sender",
 	                      utf8_json(sender), "target", utf8_json(target),

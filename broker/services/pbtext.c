@@ -10,6 +10,7 @@
 #include "bus/pb.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -17,138 +18,150 @@
 
 #define DEPTH_MAX 16
 
-static void value_json(FILE *f, const ProtobufCFieldDescriptor *fd,
-                       const void *p, unsigned depth);
+static json_t *value_json(const ProtobufCFieldDescriptor *fd, const void *p,
+                          unsigned depth);
 
-static void msg_json(FILE *f, const ProtobufCMessage *m, unsigned depth)
+/* The size of one element of a repeated field of fd's type. */
+static size_t elem_size(ProtobufCType t)
 {
-	if (!m || depth > DEPTH_MAX) {
-		fputs("null", f);
-		return;
+	switch (t) {
+	case PROTOBUF_C_TYPE_MESSAGE:
+	case PROTOBUF_C_TYPE_STRING:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_DOUBLE:
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return 8;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	default:
+		return 4;
 	}
+}
+
+/* A repeated field: an array, or for a map (protoc's KeyEntry message of
+ * key and value) an object, where a key given twice keeps the last value,
+ * as protobuf's own parsers do. */
+static json_t *repeated_json(const ProtobufCFieldDescriptor *fd,
+                             const char *base, unsigned depth)
+{
+	size_t n = *(const size_t *)(base + fd->quantifier_offset);
+	const char *arr = *(const char *const *)(base + fd->offset);
+	const ProtobufCMessageDescriptor *sub = fd->descriptor;
+	bool map = fd->type == PROTOBUF_C_TYPE_MESSAGE && sub &&
+	           sub->n_fields == 2 && !strcmp(sub->fields[0].name, "key") &&
+	           strstr(sub->name, "Entry");
+	json_t *j = map ? json_object() : json_array();
+	size_t sz = elem_size(fd->type);
+	int bad = !j;
+	for (size_t k = 0; k < n && !bad; k++) {
+		if (!map) {
+			bad = json_array_append_new(j, value_json(fd, arr + k * sz,
+			                                          depth));
+			continue;
+		}
+		const char *e = ((const char *const *)arr)[k];
+		/* a key of another type than string is its JSON text */
+		bad = bus_json_set_any(
+			j,
+			value_json(&sub->fields[0], e + sub->fields[0].offset,
+			           depth + 1),
+			value_json(&sub->fields[1], e + sub->fields[1].offset,
+			           depth + 1));
+	}
+	if (bad) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static json_t *msg_json(const ProtobufCMessage *m, unsigned depth)
+{
+	if (!m || depth > DEPTH_MAX)
+		return json_null();
 	const ProtobufCMessageDescriptor *d = m->descriptor;
 	const char *base = (const char *)m;
-	fputc('{', f);
-	bool first = true;
-	for (unsigned i = 0; i < d->n_fields; i++) {
+	json_t *o = json_object();
+	int bad = !o;
+	for (unsigned i = 0; i < d->n_fields && !bad; i++) {
 		const ProtobufCFieldDescriptor *fd = &d->fields[i];
 		if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
 		    *(const uint32_t *)(base + fd->quantifier_offset) != fd->id)
 			continue;
-		fputs(first ? "\"" : ", \"", f);
-		first = false;
-		fputs(fd->name, f);
-		fputs("\": ", f);
-		if (fd->label != PROTOBUF_C_LABEL_REPEATED) {
-			value_json(f, fd, base + fd->offset, depth);
-			continue;
-		}
-		size_t n = *(const size_t *)(base + fd->quantifier_offset);
-		const char *arr = *(const char *const *)(base + fd->offset);
-		const ProtobufCMessageDescriptor *sub = fd->descriptor;
-		bool map = fd->type == PROTOBUF_C_TYPE_MESSAGE && sub &&
-		           sub->n_fields == 2 && !strcmp(sub->fields[0].name, "key") &&
-		           strstr(sub->name, "Entry");
-		fputc(map ? '{' : '[', f);
-		size_t sz = fd->type == PROTOBUF_C_TYPE_MESSAGE ||
-		                            fd->type == PROTOBUF_C_TYPE_STRING
-		                    ? sizeof(void *)
-		            : fd->type == PROTOBUF_C_TYPE_BYTES
-		                    ? sizeof(ProtobufCBinaryData)
-		            : fd->type == PROTOBUF_C_TYPE_DOUBLE ||
-		                            fd->type == PROTOBUF_C_TYPE_INT64 ||
-		                            fd->type == PROTOBUF_C_TYPE_UINT64 ||
-		                            fd->type == PROTOBUF_C_TYPE_SINT64 ||
-		                            fd->type == PROTOBUF_C_TYPE_FIXED64 ||
-		                            fd->type == PROTOBUF_C_TYPE_SFIXED64
-		                    ? 8
-		            : fd->type == PROTOBUF_C_TYPE_BOOL ? sizeof(protobuf_c_boolean)
-		                                               : 4;
-		for (size_t k = 0; k < n; k++) {
-			if (k)
-				fputs(", ", f);
-			if (map) {
-				const ProtobufCMessage *e =
-					((const ProtobufCMessage *const *)arr)[k];
-				const char *eb = (const char *)e;
-				const char *key = *(const char *const *)(
-					eb + sub->fields[0].offset);
-				bus_json_str(f, key ? key : "", key ? strlen(key) : 0);
-				fputs(": ", f);
-				value_json(f, &sub->fields[1],
-				           eb + sub->fields[1].offset, depth + 1);
-			} else {
-				value_json(f, fd, arr + k * sz, depth);
-			}
-		}
-		fputc(map ? '}' : ']', f);
+		bad = json_object_set_new(
+			o, fd->name,
+			fd->label == PROTOBUF_C_LABEL_REPEATED
+				? repeated_json(fd, base, depth)
+				: value_json(fd, base + fd->offset, depth));
 	}
-	fputc('}', f);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
-static void value_json(FILE *f, const ProtobufCFieldDescriptor *fd,
-                       const void *p, unsigned depth)
+static json_t *value_json(const ProtobufCFieldDescriptor *fd, const void *p,
+                          unsigned depth)
 {
 	switch (fd->type) {
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
 	case PROTOBUF_C_TYPE_SFIXED32:
-		fprintf(f, "%" PRId32, *(const int32_t *)p);
-		break;
+		return json_integer(*(const int32_t *)p);
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
-		fprintf(f, "%" PRIu32, *(const uint32_t *)p);
-		break;
+		return json_integer(*(const uint32_t *)p);
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
-		fprintf(f, "%" PRId64, *(const int64_t *)p);
-		break;
+		return json_integer(*(const int64_t *)p);
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
-		fprintf(f, "%" PRIu64, *(const uint64_t *)p);
-		break;
+		return bus_json_u64(*(const uint64_t *)p);
 	case PROTOBUF_C_TYPE_FLOAT:
-		fprintf(f, "%.9g", (double)*(const float *)p);
-		break;
+		return bus_json_real(*(const float *)p);
 	case PROTOBUF_C_TYPE_DOUBLE:
-		fprintf(f, "%.15g", *(const double *)p);
-		break;
+		return bus_json_real(*(const double *)p);
 	case PROTOBUF_C_TYPE_BOOL:
-		fputs(*(const protobuf_c_boolean *)p ? "true" : "false", f);
-		break;
+		return json_boolean(*(const protobuf_c_boolean *)p);
 	case PROTOBUF_C_TYPE_ENUM: {
 		int v = *(const int *)p;
 		const ProtobufCEnumValue *ev =
 			protobuf_c_enum_descriptor_get_value(fd->descriptor, v);
-		if (ev)
-			fprintf(f, "\"%s\"", ev->name);
-		else
-			fprintf(f, "%d", v);
-		break;
+		return ev ? json_string(ev->name) : json_integer(v);
 	}
 	case PROTOBUF_C_TYPE_STRING: {
 		const char *s = *(const char *const *)p;
-		bus_json_str(f, s ? s : "", s ? strlen(s) : 0);
-		break;
+		return bus_json_string(s ? s : "", s ? strlen(s) : 0);
 	}
 	case PROTOBUF_C_TYPE_BYTES: {
 		const ProtobufCBinaryData *b = p;
-		fputc('"', f);
-		for (size_t i = 0; i < b->len; i++)
-			fprintf(f, "%02x", b->data[i]);
-		fputc('"', f);
-		break;
+		return bus_json_hex(b->data, b->len);
 	}
 	case PROTOBUF_C_TYPE_MESSAGE:
-		msg_json(f, *(const ProtobufCMessage *const *)p, depth + 1);
-		break;
+		return msg_json(*(const ProtobufCMessage *const *)p, depth + 1);
 	}
+	return json_null();
 }
 
-void bus_pb_json(FILE *f, const ProtobufCMessage *m)
+json_t *bus_pb_json_value(const ProtobufCMessage *m)
 {
-	msg_json(f, m, 0);
+	return msg_json(m, 0);
+}
+
+int bus_pb_json(FILE *f, const ProtobufCMessage *m)
+{
+	json_t *j = msg_json(m, 0);
+	int rc = bus_json_dump(f, j);
+	json_decref(j);
+	return rc;
 }
 
 /* ---- key=value ---------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "bus/bus.h"
@@ -220,15 +221,34 @@ static void test_text(void **state)
 	assert_non_null(strstr(j, "\"event_type\": \"ANOMALY\""));
 	free(j);
 	bus_pb_free(m);
-	Daemoneye__HealthCheckResponse__MetricsEntry e =
-		DAEMONEYE__HEALTH_CHECK_RESPONSE__METRICS_ENTRY__INIT, *ep = &e;
-	e.key = "cycles";
-	e.value = 3;
+	/* a map's key given twice keeps the last value (protobuf's rule);
+	 * a double prints exactly, NaN as proto3's JSON writes it */
+	Daemoneye__HealthCheckResponse__MetricsEntry e[3] = {
+		DAEMONEYE__HEALTH_CHECK_RESPONSE__METRICS_ENTRY__INIT,
+		DAEMONEYE__HEALTH_CHECK_RESPONSE__METRICS_ENTRY__INIT,
+		DAEMONEYE__HEALTH_CHECK_RESPONSE__METRICS_ENTRY__INIT};
+	Daemoneye__HealthCheckResponse__MetricsEntry *ep[3] = {&e[0], &e[1],
+	                                                       &e[2]};
+	e[0].key = "cycles";
+	e[0].value = 2;
+	e[1].key = "load";
+	e[1].value = NAN;
+	e[2].key = "cycles";
+	e[2].value = 3;
 	Daemoneye__HealthCheckResponse h = DAEMONEYE__HEALTH_CHECK_RESPONSE__INIT;
-	h.n_metrics = 1;
-	h.metrics = &ep;
+	h.n_metrics = 3;
+	h.metrics = ep;
 	j = json_of(&h.base);
-	assert_non_null(strstr(j, "\"metrics\": {\"cycles\": 3}"));
+	assert_non_null(
+		strstr(j, "\"metrics\": {\"cycles\": 3.0, \"load\": \"NaN\"}"));
+	free(j);
+	/* 64-bit: all of uint64, as a string past INT64_MAX */
+	Daemoneye__ResyncRequest rq = DAEMONEYE__RESYNC_REQUEST__INIT;
+	rq.incarnation = UINT64_MAX;
+	rq.from_sequence = (uint64_t)INT64_MAX;
+	j = json_of(&rq.base);
+	assert_non_null(strstr(j, "\"incarnation\": \"18446744073709551615\""));
+	assert_non_null(strstr(j, "\"from_sequence\": 9223372036854775807"));
 	free(j);
 }
 

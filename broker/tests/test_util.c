@@ -12,6 +12,10 @@
 #include "../core/internal.h"
 #include "bus/json.h"
 
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+
 #define N 512
 
 static void test_heap_matches_reference(void **state)
@@ -174,11 +178,54 @@ static void test_json_str_is_valid_utf8(void **state)
 	FILE *f = open_memstream(&out, &len);
 	assert_non_null(f);
 	static const char in[] = "a\xff\xc3\xa9\"\n\x01\xe2\x82";
-	bus_json_str(f, in, sizeof(in) - 1);
+	json_t *j = bus_json_string(in, sizeof(in) - 1);
+	assert_int_equal(bus_json_dump(f, j), 0);
+	json_decref(j);
 	fclose(f);
 	assert_string_equal(out, "\"a\\\\xff\xc3\xa9\\\"\\n\\u0001"
 	                         "\\\\xe2\\\\x82\"");
 	free(out);
+}
+
+/* What JSON cannot say directly: past int64, NaN, raw bytes; and the one
+ * dump format. */
+static char *dumped(json_t *j)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	assert_non_null(f);
+	assert_int_equal(bus_json_line(f, j), 0);
+	fclose(f);
+	return out;
+}
+
+static void test_json_values(void **state)
+{
+	(void)state;
+	char *s = dumped(json_pack("{sososososososo}", "max",
+	                           bus_json_u64(INT64_MAX), "past",
+	                           bus_json_u64(UINT64_MAX), "nan",
+	                           bus_json_real(NAN), "inf",
+	                           bus_json_real(-INFINITY), "third",
+	                           bus_json_real(1.0 / 3), "hex",
+	                           bus_json_hex("\x00\xff\x10", 3), "none",
+	                           bus_json_hex("", 0)));
+	assert_string_equal(s, "{\"max\": 9223372036854775807, \"past\": "
+	                       "\"18446744073709551615\", \"nan\": \"NaN\", "
+	                       "\"inf\": \"-Infinity\", \"third\": "
+	                       "0.33333333333333331, \"hex\": \"00ff10\", "
+	                       "\"none\": \"\"}\n");
+	free(s);
+	/* a long hex string goes past the stack buffer */
+	uint8_t big[300];
+	memset(big, 0xab, sizeof(big));
+	json_t *h = bus_json_hex(big, sizeof(big));
+	assert_int_equal(json_string_length(h), 600);
+	assert_int_equal(json_string_value(h)[599], 'b');
+	json_decref(h);
+	/* nothing built (out of memory): an error, nothing written */
+	assert_int_equal(bus_json_line(stdout, NULL), -1);
 }
 
 static void test_text_escape(void **state)
@@ -208,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_put_u64_matches_printf),
 		cmocka_unit_test(test_text_escape),
 		cmocka_unit_test(test_json_str_is_valid_utf8),
+		cmocka_unit_test(test_json_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,9 +28,16 @@ void bus_pb_free(ProtobufCMessage *m);
 uint8_t *bus_pb_pack(const ProtobufCMessage *m, size_t *len);
 
 /* ---- for people (pbtext.c): descriptor-driven, any message ---------------- */
-/* m as one line of JSON: every field by its .proto name (oneofs: the set
- * one), enums by name, maps as objects, bytes as hex. */
-void bus_pb_json(FILE *f, const ProtobufCMessage *m);
+/* m as JSON (built with jansson): every field by its .proto name (oneofs:
+ * the set one), enums by name, maps as objects, bytes as hex, 64-bit
+ * integers as numbers (a uint64 above INT64_MAX as its decimal string),
+ * NaN and the infinities as strings; json.h's rules for text. A new
+ * reference, NULL out of memory. */
+struct json_t;
+struct json_t *bus_pb_json_value(const ProtobufCMessage *m);
+/* The same, written to f on one line (bus_json_dump's format). 0, or -1
+ * out of memory or when the write failed. */
+int bus_pb_json(FILE *f, const ProtobufCMessage *m);
 /* A new empty message of d (free with bus_pb_free); NULL on ENOMEM. */
 ProtobufCMessage *bus_pb_new(const ProtobufCMessageDescriptor *d);
 /* Sets field key ("a" or "sub.a") from text: numbers, true/false, enum
