@@ -121,3 +121,22 @@ def test_a_port_in_use_says_what_to_do():
     assert (f"127.0.0.1:{port}: address already in use (another process listens "
             "there: stop it, or choose another port)") in r.stderr, r.stderr
     assert "exit stats" not in r.stderr
+
+
+def test_a_stray_argument_and_a_missing_mask_say_so():
+    # procmond takes options only: a stray word is named, not reported as
+    # a missing --connect
+    r = run([os.path.join(BIN, "procmond"), "--connect", "/tmp/x.sock", "--id", "p1", "extra"])
+    assert r.returncode == 2
+    assert "procmond: unexpected argument 'extra'" in r.stderr, r.stderr
+    # the bridge without a topic mask says how to give one
+    d = tempfile.mkdtemp(prefix="er", dir="/tmp")
+    cfg = os.path.join(d, "bridge.yaml")
+    with open(cfg, "w") as f:
+        f.write("bridge:\n  connect: /tmp/x.sock\n  nats: {urls: [nats://127.0.0.1:1]}\n"
+                "  masks: []\n")
+    r = run([os.path.join(BIN, "busrt-bridge"), "--config", cfg, "--check-config"])
+    os.unlink(cfg)
+    os.rmdir(d)
+    assert r.returncode == 2
+    assert "give --mask MASK or bridge.masks" in r.stderr, r.stderr

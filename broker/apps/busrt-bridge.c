@@ -360,7 +360,8 @@ int main(int argc, char **argv)
 	if (bad)
 		return 2;
 	if (!a->cfg.n_masks) {
-		fprintf(stderr, "busrt-bridge: no mask (bridge.masks)\n");
+		fprintf(stderr, "busrt-bridge: no topic mask to bridge: give "
+		        "--mask MASK or bridge.masks in the configuration\n");
 		return 2;
 	}
 	for (uint32_t i = 0; i < a->cfg.n_masks; i++)

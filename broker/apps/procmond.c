@@ -18,11 +18,14 @@
  */
 #define _DEFAULT_SOURCE
 #include "bus/daemoneye.h"
+#include "bus/json.h"
 #include "bus/net.h"
 #include "bus/procfs.h"
 #include "bus/rotlog.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -181,8 +184,12 @@ static void run_cycle(struct pm *p)
 	s.taken_ns = uv_hrtime();
 	s.taken_ms = wall_ms(p);
 	p->fs.hashes = p->col.compute_hashes;
-	if (de_procfs_read(&p->fs, &s, p->col.max_processes) != 0) {
-		fprintf(stderr, "procmond: reading /proc failed\n");
+	int rc = de_procfs_read(&p->fs, &s, p->col.max_processes);
+	if (rc != 0) {
+		/* BUS_EIO: the directory could not be opened, errno says why */
+		fprintf(stderr, "procmond: reading %s: %s; this cycle is skipped "
+		        "(the next one tries again)\n", p->fs.root,
+		        rc == BUS_EIO ? strerror(errno) : bus_strerror(rc));
 		p->fs.n_jobs = 0;
 		de_snapshot_free(&s);
 		return;
@@ -426,7 +433,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!addr || !id || optind != argc) {
+	if (optind != argc) {
+		fprintf(stderr, "procmond: unexpected argument '%s' (every "
+		        "setting is an option)\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (!addr || !id) {
 		fprintf(stderr, "procmond: --connect and --id are required\n");
 		usage(stderr);
 		return 2;
@@ -544,23 +557,21 @@ int main(int argc, char **argv)
 	uv_run(&p->loop, UV_RUN_DEFAULT);
 	double secs = (double)(uv_hrtime() - t0) / 1e9;
 	const struct de_collector_stats *st = &p->col.stats;
-	fprintf(stderr,
-	        "procmond: {\"cycles\": %llu, \"events\": %llu, "
-	        "\"events_failed\": %llu, \"events_lost\": %llu, "
-	        "\"unsent\": %llu, \"cycles_delayed\": %llu, "
-	        "\"resends\": %llu, \"acked\": %llu, \"ack_failed\": %llu, "
-	        "\"processes\": %llu, \"hashed\": %llu, \"hash_hits\": %llu, "
-	        "\"seconds\": %.3f}\n",
-	        (unsigned long long)st->cycles, (unsigned long long)st->events,
-	        (unsigned long long)st->events_failed,
-	        (unsigned long long)st->events_lost,
-	        (unsigned long long)de_outbox_unsent(&p->col.outbox),
-	        (unsigned long long)st->cycles_delayed,
-	        (unsigned long long)st->resends,
-	        (unsigned long long)p->acked, (unsigned long long)p->ack_failed,
-	        (unsigned long long)st->processes,
-	        (unsigned long long)p->fs.hashed,
-	        (unsigned long long)p->fs.hash_hits, secs);
+	/* the counters, one JSON line on stderr after the name */
+	json_t *j = json_pack(
+		"{sososososososososososososf}", "cycles", bus_json_u64(st->cycles),
+		"events", bus_json_u64(st->events), "events_failed",
+		bus_json_u64(st->events_failed), "events_lost",
+		bus_json_u64(st->events_lost), "unsent",
+		bus_json_u64(de_outbox_unsent(&p->col.outbox)), "cycles_delayed",
+		bus_json_u64(st->cycles_delayed), "resends",
+		bus_json_u64(st->resends), "acked", bus_json_u64(p->acked),
+		"ack_failed", bus_json_u64(p->ack_failed), "processes",
+		bus_json_u64(st->processes), "hashed", bus_json_u64(p->fs.hashed),
+		"hash_hits", bus_json_u64(p->fs.hash_hits), "seconds", secs);
+	fputs("procmond: ", stderr);
+	if (bus_json_line(stderr, j))
+		fputs("(the counters: out of memory)\n", stderr);
 	int code = p->exit_code;
 	bus_rotlog_close(&p->alog);
 	uv_loop_close(&p->loop);
