@@ -353,18 +353,81 @@ PEER_NAMES = {"nats": "NATS (nats-server)", "redis": "Redis pub/sub",
               "mqtt": "Mosquitto (MQTT)"}
 
 
+def rpc_on(bindir, b, calls):
+    """Sequential RPC round trips through the running broker b."""
+    srv = bench(bindir, "rpc-server", "-s", b.addr, "-n", "bench.server",
+                *b.client_args)
+    wait_ready(srv)
+    r = result(bench(bindir, "rpc-client", "-s", b.addr, "-n", "bench.caller",
+                     "--target", "bench.server", "--calls", str(calls),
+                     *b.client_args))
+    srv.send_signal(signal.SIGTERM)
+    srv.communicate(timeout=10)
+    return r
+
+
 def rpc(bindir, tcp, calls):
     with Broker(bindir, tcp) as b:
-        srv = bench(bindir, "rpc-server", "-s", b.addr, "-n", "bench.server",
-                    *b.client_args)
-        wait_ready(srv)
-        r = result(bench(bindir, "rpc-client", "-s", b.addr, "-n", "bench.caller",
-                         "--target", "bench.server", "--calls", str(calls),
-                         *b.client_args))
-        srv.send_signal(signal.SIGTERM)
-        srv.communicate(timeout=10)
+        r = rpc_on(bindir, b, calls)
         b.stop()
     return r
+
+
+def scale(bindir, conns, calls, reps):
+    """busrtd (defaults but max_connections) with `conns` idle registered
+    clients: RSS per connection, busrtd's CPU while they idle (each pings
+    every 2 s, as a client's keepalive does; the broker sends its NOPs),
+    and RPC round trips between two other clients, before the idle ones
+    connect and among them, alternating."""
+    import resource
+    import threading
+    import busclient
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = conns + 256
+    if hard != resource.RLIM_INFINITY and hard < want:
+        conns, want = hard - 256, hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    cfg = f"broker:\n  standalone:\n    max_connections: {conns + 64}\n"
+    out = {"conns": conns, "alone": [], "among": []}
+    with Broker(bindir, config=cfg) as b:
+        out["alone"].append(rpc_on(bindir, b, calls))
+        base = rss_kb(b.proc.pid)
+        cs, stop = [], threading.Event()
+        ping = bytes(9)  # a NOP frame: the client's keepalive
+
+        def keepalive():
+            while not stop.wait(2.0):
+                for c in list(cs):
+                    c.send(ping)
+        t = threading.Thread(target=keepalive, daemon=True)
+        t.start()
+        t0 = time.monotonic()
+        try:
+            for i in range(conns):
+                cs.append(busclient.connect(b.path, f"idle.{i}", timeout=30))
+            out["connect_s"] = time.monotonic() - t0
+            time.sleep(0.5)
+            out["rss_kb"], out["base_kb"] = rss_kb(b.proc.pid), base
+            cpu0, _, _ = proc_cpu_rss(b.proc.pid)
+            time.sleep(5.0)
+            cpu1, _, _ = proc_cpu_rss(b.proc.pid)
+            out["idle_cpu_pct"] = (cpu1 - cpu0) / 5.0 * 100
+            for _ in range(reps):
+                out["among"].append(rpc_on(bindir, b, calls))
+            # every idle client is still there (none cut for silence)
+            ctl = busclient.connect(b.path, "bench.lister")
+            names = [x["name"] for x in ctl.rpc("client.list", timeout=30)[1]["clients"]]
+            ctl.close()
+            out["alive"] = sum(x.startswith("idle.") for x in names)
+        finally:
+            stop.set()
+            t.join(timeout=10)
+            for c in cs:
+                c.close()
+        for _ in range(reps - 1):
+            out["alone"].append(rpc_on(bindir, b, calls))
+        out["stats"] = b.stop()
+    return out
 
 
 def rss_kb(pid):
@@ -613,6 +676,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small counts (smoke)")
     ap.add_argument("--only-sim", action="store_true", help="the simulator's figures only")
+    ap.add_argument("--only-scale", action="store_true",
+                    help="the 10,000 idle connections' figures only")
     a = ap.parse_args()
     bindir = os.path.abspath(a.bin)
     n = 100000 if a.quick else 1000000
@@ -622,6 +687,8 @@ def main():
     print(machine_line())
     if a.only_sim:
         return print_sim(bindir, a.quick, reps)
+    if a.only_scale:
+        return print_scale(bindir, calls, max(reps, 3))
     print(f"100-byte payloads; {n} messages per publisher; {calls} RPC calls; "
           f"median of {reps} (min-max)\n")
 
@@ -745,6 +812,8 @@ def main():
         emb_rss = emb_rss or base
         print(f"  {label:30} {full:6d} kB  ({base} kB before the clients)")
 
+    print_scale(bindir, calls, max(reps, 3))
+
     stage("DaemonEye: procmond, health checks, the agent")
     de = daemoneye(bindir, calls, 200000 if a.quick else 2000000, 3 if a.quick else 10, reps)
     pub11 = med([r["rate"] for r in runs(lambda: pubsub(bindir, False, 1, 1, "bench/#", n))])[0]
@@ -774,6 +843,28 @@ def main():
           f"agent's stream: {b['agent_events']} events in sequence, {b['agent_gaps']} gaps, "
           f"{b['agent_processes']} processes in its view")
     return print_sim(bindir, a.quick, reps)
+
+
+def print_scale(bindir, calls, reps):
+    stage("scale: 10,000 idle connections")
+    r = scale(bindir, 10000, calls, reps)
+    n = r["conns"]
+    per = (r["rss_kb"] - r["base_kb"]) * 1024 / n
+    a50, a_lo, a_hi = med([x["p50_us"] for x in r["alone"]])
+    m50, m_lo, m_hi = med([x["p50_us"] for x in r["among"]])
+    a99 = med([x["p99_us"] for x in r["alone"]])[0]
+    m99 = med([x["p99_us"] for x in r["among"]])[0]
+    print(f"\nbusrtd with {n:,} idle registered clients (max_connections raised; "
+          f"each pings every 2 s):")
+    print(f"  RSS {r['rss_kb']:,} kB ({r['base_kb']:,} kB before them): "
+          f"{per:,.0f} bytes per idle connection; {n:,} connected in "
+          f"{r['connect_s']:.1f} s; busrtd's CPU while they idle "
+          f"{r['idle_cpu_pct']:.2f} % of one core")
+    print(f"  RPC round trip between two other clients: p50 {m50:.1f} us among "
+          f"them ({m_lo:.1f}-{m_hi:.1f}), {a50:.1f} us without them ({a_lo:.1f}-{a_hi:.1f}): "
+          f"{m50 / a50:.2f} x; p99 {m99:.1f} / {a99:.1f} us ({m99 / a99:.2f} x); "
+          f"idle clients still registered after: {r['alive']:,} of {n:,}")
+    return 0
 
 
 def print_sim(bindir, quick, reps):

@@ -108,6 +108,9 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 		} else if (c->subs.set.count || c->excl.set.count) {
 			FAIL("unregistered connection with subscriptions");
 		}
+		if (!timer__check(core, c))
+			FAIL("%s: timer: out of its heap's order, or its wake-up "
+			     "after its deadline", c->name ? c->name : "?");
 		if (c->q_count > c->q_cap || c->q_inflight > c->q_count)
 			FAIL("%s: queue ring counts", c->name ? c->name : "?");
 		uint64_t qb = 0, ib = 0;
@@ -222,6 +225,9 @@ int bus_core_check_invariants(const struct bus_core *core, char *why,
 		}
 	if (conns != core->conn_count)
 		FAIL("conn_count %u, list holds %u", core->conn_count, conns);
+	if (core->timers.count != conns || core->visits.count || core->tick_phase)
+		FAIL("timer: %u wake-ups for %u connections, or a pass open",
+		     core->timers.count, conns);
 	if (registered != core->names_count || internal != core->internal_names)
 		FAIL("names_count %u (internal %u), registered %u (internal %u)",
 		     core->names_count, core->internal_names, registered,

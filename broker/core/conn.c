@@ -38,6 +38,7 @@ void bus__conn_close_after_flush(struct bus_core *core, struct bus_conn *c)
 		return;
 	c->close = BUS_CLOSE_AFTER_FLUSH;
 	c->deadline_ns = core->now_ns + core->cfg.timeout_ns;
+	timer__changed(core, c);
 	bus__conn_reading(core, c);
 	queue__wait_end(core, c); /* it takes no more frames */
 	if (c->q_count == 0)
@@ -301,6 +302,7 @@ void bus__conn_register(struct bus_core *core, struct bus_conn *c,
 	c->registered = true;
 	c->state = BUS_CS_READY;
 	c->next_nop_ns = core->now_ns + cfg->timeout_ns / 2;
+	timer__changed(core, c);
 	if (primary) {
 		primary->secondaries++;
 	} else {

@@ -265,10 +265,9 @@ static size_t conn_process(struct bus_core *core, struct bus_conn *c,
  * frame. The owner that completes no frame for the block deadline while
  * others wait is cut (disconnects_input): a slow sender cannot hold the
  * others. */
-#define RX_KEEP_BYTES 4096u /* an empty rx this small stays allocated */
 #define RX_FREE_NOW_BYTES (1u << 20) /* larger: shrunk at once after use;
                                         smaller: freed empty at a tick
-                                        (no churn on the hot path) */ /* an empty rx this small stays allocated */
+                                        (no churn on the hot path) */
 
 void bus__conn_reading(struct bus_core *core, struct bus_conn *c)
 {
@@ -278,12 +277,15 @@ void bus__conn_reading(struct bus_core *core, struct bus_conn *c)
 		return; /* the host already does what we want */
 	c->reading_paused = !want;
 	core->ops.set_reading(core->host, c->ctx, want);
+	if (want)
+		timer__changed(core, c); /* its idle time counts again */
 }
 
 static void rx_set_cap(struct bus_core *core, struct bus_conn *c, size_t cap)
 {
 	core->rx_bytes = core->rx_bytes - c->rx_cap + cap;
 	c->rx_cap = cap;
+	timer__changed(core, c);
 }
 
 static void input_admit(struct bus_core *core)
@@ -296,6 +298,7 @@ static void input_admit(struct bus_core *core)
 			core->in_last = NULL;
 		c->in_next = NULL;
 		c->input_paused = false;
+		c->last_rx_ns = core->now_ns; /* paused by us: not silent */
 		if (core->rx_bytes >= max) {
 			core->in_owner = c;
 			core->in_owner_since_ns = core->now_ns;
@@ -500,6 +503,7 @@ static void conn_free(struct bus_core *core, struct bus_conn *c)
 	bus__book_free(&core->a, &c->subs, c);
 	bus__book_free(&core->a, &c->excl, c);
 	bus__trie_free(&core->a, &c->excl_trie);
+	timer__remove(core, c);
 	bus__free(&core->a, c);
 }
 
@@ -540,6 +544,8 @@ void bus_core_free(struct bus_core *core)
 	bus__tstats_free(core);
 	bus__free(&core->a, core->names);
 	bus__free(&core->a, core->rcv);
+	bus__heap_free(&core->a, &core->timers);
+	bus__heap_free(&core->a, &core->visits);
 	bus__free(&core->a, core->iov);
 	struct bus_allocator a = core->a;
 	bus__free(&a, core);
@@ -559,7 +565,8 @@ struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
                                      uint64_t now_ns)
 {
 	clock_at(core, now_ns);
-	if (bus__rcv_reserve(core, core->conn_count + 1))
+	if (bus__rcv_reserve(core, core->conn_count + 1) ||
+	    timer__reserve(core, core->conn_count + 1))
 		return NULL;
 	struct bus_conn *c = bus__calloc(&core->a, sizeof(*c));
 	if (!c)
@@ -583,6 +590,7 @@ struct bus_conn *bus_core_on_connect(struct bus_core *core, void *conn_ctx,
 		core->first = c;
 	core->last = c;
 	core->conn_count++;
+	timer__add(core, c);
 	if (core->shutting_down) {
 		bus__conn_request_close(core, c);
 		return c;
@@ -684,7 +692,10 @@ void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 {
 	clock_at(core, now_ns);
 	uint64_t idle_ns = core->cfg.timeout_ns / 4 * 5;
-	for (struct bus_conn *c = core->first; c; c = c->next) {
+	/* the connections due, and the large input buffers (timer.c) */
+	timer__pass_begin(core, 1);
+	for (struct bus_conn *c = timer__pass_next(core, NULL); c;
+	     c = timer__pass_next(core, c)) {
 		if (c->close == BUS_CLOSE_AFTER_FLUSH) {
 			if (now_ns >= c->deadline_ns)
 				bus__conn_request_close(core, c);
@@ -713,7 +724,11 @@ void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 			queue__deliver(core, c, core->m_nop, false);
 		}
 	}
-	queue__stall_check(core);
+	/* the receivers waited for that made no progress */
+	timer__pass_begin(core, 2);
+	for (struct bus_conn *c = timer__pass_next(core, NULL); c;
+	     c = timer__pass_next(core, c))
+		queue__stall_check(core, c);
 	input_stall_check(core);
 	bus__books_tick(core);
 	if (now_ns >= core->next_stats_ns) {
@@ -728,27 +743,16 @@ void bus_core_on_tick(struct bus_core *core, uint64_t now_ns)
 	bus__core_end(core);
 }
 
+/* Logically const: settling the timer's lower bounds changes no answer. */
 uint64_t bus_core_next_deadline(const struct bus_core *core)
 {
-	uint64_t d = UINT64_MAX;
-	uint64_t idle_ns = core->cfg.timeout_ns / 4 * 5;
+	uint64_t d = timer__next((struct bus_core *)core);
 #define MIN_INTO(v)                                                          \
 	do {                                                                 \
 		uint64_t v_ = (v);                                           \
 		if (v_ < d)                                                  \
 			d = v_;                                              \
 	} while (0)
-	for (const struct bus_conn *c = core->first; c; c = c->next) {
-		if (c->close == BUS_CLOSE_AFTER_FLUSH || (c->close ==
-		    BUS_CLOSE_NONE && c->state != BUS_CS_READY)) {
-			MIN_INTO(c->deadline_ns);
-		} else if (c->close == BUS_CLOSE_NONE) {
-			MIN_INTO(c->next_nop_ns);
-			if (!c->reading_paused)
-				MIN_INTO(c->last_rx_ns + idle_ns);
-			MIN_INTO(queue__stall_deadline(core, c));
-		}
-	}
 	MIN_INTO(input_deadline(core));
 	MIN_INTO(core->next_stats_ns);
 	if (core->book_first)

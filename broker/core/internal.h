@@ -81,7 +81,13 @@ struct bus_heap {
 };
 int bus__heap_push(const struct bus_allocator *a, struct bus_heap *h,
                    struct bus_heap_item *it, uint64_t key);
+/* Room for n items, so that pushes up to n cannot fail. */
+int bus__heap_reserve(const struct bus_allocator *a, struct bus_heap *h,
+                      uint32_t n);
 void bus__heap_remove(struct bus_heap *h, struct bus_heap_item *it);
+/* A new key for an item in the heap (its tie-break sequence stays). */
+void bus__heap_update(struct bus_heap *h, struct bus_heap_item *it,
+                      uint64_t key);
 static inline struct bus_heap_item *bus__heap_top(const struct bus_heap *h)
 {
 	return h->count ? h->items[0] : NULL;
@@ -346,6 +352,12 @@ struct bus_conn {
 	 * this connection on the list (check_live) and in the input FIFO */
 	uint64_t check_live, check_fifo;
 	struct bus_tstat_row *ts_row; /* the row of its last publish */
+	/* the core's timer (timer.c): its wake-up in the heap of them (never
+	 * after its next deadline), its place in a tick's set of connections
+	 * to visit (by serial), and on the list of large input buffers */
+	struct bus_heap_item t_item, v_item;
+	struct bus_conn *big_prev, *big_next;
+	bool big_rx;
 };
 
 
@@ -423,10 +435,39 @@ struct bus_core {
 	struct bus_msg *m_byte[256]; /* lazily made handshake answers */
 	struct bus_msg *m_nop;
 	struct bus_msg *m_greeting;
+	/* the timer (timer.c): every connection's wake-up; during a tick,
+	 * the connections it visits, by serial, its phase (0: none) and the
+	 * serial it is at; the connections with a large input buffer */
+	struct bus_heap timers, visits;
+	unsigned tick_phase;
+	uint64_t tick_at;
+	struct bus_conn *big_first;
 };
 
 struct bus_conn *bus__find_name(struct bus_core *core, const char *name,
                                 size_t len);
+
+/* ---- the timer (timer.c) ------------------------------------------------ */
+#define RX_KEEP_BYTES 4096u /* an empty rx this small stays allocated */
+/* Room for so many connections (before one is added). */
+int timer__reserve(struct bus_core *core, uint32_t conns);
+void timer__add(struct bus_core *core, struct bus_conn *c);
+void timer__remove(struct bus_core *core, struct bus_conn *c);
+/* One of c's deadlines may be earlier now, or its input buffer's size
+ * changed: every such change calls it (the check finds a missed one). */
+void timer__changed(struct bus_core *core, struct bus_conn *c);
+/* The earliest of c's own deadlines. */
+uint64_t timer__wake(const struct bus_core *core, const struct bus_conn *c);
+/* The earliest connection deadline (UINT64_MAX: none). */
+uint64_t timer__next(struct bus_core *core);
+/* A tick's pass (1: timers and large buffers, 2: stall cuts) over the
+ * connections that may act, by serial: begin, then next(prev) until NULL
+ * (each call sets prev's wake-up again). */
+void timer__pass_begin(struct bus_core *core, unsigned phase);
+struct bus_conn *timer__pass_next(struct bus_core *core,
+                                  struct bus_conn *prev);
+/* c's place in the timer is consistent (the invariant check). */
+bool timer__check(const struct bus_core *core, const struct bus_conn *c);
 
 int bus__tstats_init(struct bus_core *core);
 void bus__tstats_free(struct bus_core *core);
@@ -511,8 +552,8 @@ void queue__wait(struct bus_core *core, struct bus_conn *s, struct bus_conn *r);
 void queue__wait_end(struct bus_core *core, struct bus_conn *c);
 /* A write of c completed: progress; waiters go on below low water. */
 void queue__progress(struct bus_core *core, struct bus_conn *c);
-/* Cuts every receiver waited for that made no progress for the deadline. */
-void queue__stall_check(struct bus_core *core);
+/* Cuts c if it is waited for and made no progress for the deadline. */
+void queue__stall_check(struct bus_core *core, struct bus_conn *c);
 /* When c would be stalled (UINT64_MAX: nobody waits for it). */
 uint64_t queue__stall_deadline(const struct bus_core *core,
                                const struct bus_conn *c);

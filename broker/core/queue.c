@@ -259,6 +259,7 @@ void queue__wait(struct bus_core *core, struct bus_conn *s, struct bus_conn *r)
 	} else {
 		r->waiters_first = s;
 		r->progress_ns = core->now_ns; /* the stall clock starts */
+		timer__changed(core, r);
 	}
 	r->waiters_last = s;
 	core->st.backpressure_waits++;
@@ -346,17 +347,14 @@ static void report_cut(struct bus_core *core, struct bus_conn *c,
 #endif
 }
 
-void queue__stall_check(struct bus_core *core)
+void queue__stall_check(struct bus_core *core, struct bus_conn *c)
 {
-	uint64_t dl = queue__block_deadline_ns(core);
-	for (struct bus_conn *c = core->first; c; c = c->next) {
-		if (!c->waiters_first || c->close != BUS_CLOSE_NONE ||
-		    core->now_ns - c->progress_ns < dl)
-			continue;
-		core->st.disconnects_stalled++;
-		report_cut(core, c, NULL);
-		bus__conn_abort(core, c); /* its waiters go on */
-	}
+	if (!c->waiters_first || c->close != BUS_CLOSE_NONE ||
+	    core->now_ns - c->progress_ns < queue__block_deadline_ns(core))
+		return;
+	core->st.disconnects_stalled++;
+	report_cut(core, c, NULL);
+	bus__conn_abort(core, c); /* its waiters go on */
 }
 
 uint64_t queue__stall_deadline(const struct bus_core *core,

@@ -329,17 +329,27 @@ static void heap_down(struct bus_heap *h, uint32_t i)
 	heap_set(h, i, it);
 }
 
+int bus__heap_reserve(const struct bus_allocator *a, struct bus_heap *h,
+                      uint32_t n)
+{
+	if (n <= h->cap)
+		return 0;
+	uint32_t cap = h->cap ? h->cap * 2 : 16;
+	while (cap < n)
+		cap *= 2;
+	void *p = bus__realloc(a, h->items, sizeof(*h->items) * cap);
+	if (!p)
+		return BUS_ENOMEM;
+	h->items = p;
+	h->cap = cap;
+	return 0;
+}
+
 int bus__heap_push(const struct bus_allocator *a, struct bus_heap *h,
                    struct bus_heap_item *it, uint64_t key)
 {
-	if (h->count == h->cap) {
-		uint32_t cap = h->cap ? h->cap * 2 : 16;
-		void *p = bus__realloc(a, h->items, sizeof(*h->items) * cap);
-		if (!p)
-			return BUS_ENOMEM;
-		h->items = p;
-		h->cap = cap;
-	}
+	if (bus__heap_reserve(a, h, h->count + 1))
+		return BUS_ENOMEM;
 	it->key = key;
 	it->seq = h->seq++;
 	heap_set(h, h->count++, it);
@@ -364,6 +374,19 @@ void bus__heap_remove(struct bus_heap *h, struct bus_heap_item *it)
 	if (i > 0 && heap_less(last, h->items[(i - 1) / 2]))
 		heap_up(h, i);
 	else
+		heap_down(h, i);
+}
+
+void bus__heap_update(struct bus_heap *h, struct bus_heap_item *it,
+                      uint64_t key)
+{
+	uint32_t i = it->idx;
+	BUS_ASSERT(i < h->count && h->items[i] == it);
+	uint64_t old = it->key;
+	it->key = key;
+	if (key < old)
+		heap_up(h, i);
+	else if (key > old)
 		heap_down(h, i);
 }
 

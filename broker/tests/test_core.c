@@ -847,6 +847,17 @@ static void test_block_stalled_receiver_cut_at_deadline(void **state)
 	assert_int_equal(st.disconnects_stalled, 1);
 	assert_int_equal(st.disconnects_idle, 0);
 	assert_int_equal(drain_count(mh, ok, BUS_OP_PUBLISH), 5);
+	/* the silence the broker imposed does not count once it reads p
+	 * again: p has its whole idle time (6.25 s) to speak */
+	for (int k = 0; k < 6; k++) {
+		uint8_t ping[9] = {0};
+		mh_send(mh, ok, ping, 9);
+		mh_advance(mh, SEC);
+	}
+	assert_false(mh->c[p].close_requested);
+	mh_advance(mh, SEC / 4);
+	assert_true(mh->c[p].close_requested);
+	assert_int_equal(stats(mh).disconnects_idle, 1);
 	end_host(mh);
 }
 
@@ -1142,6 +1153,25 @@ static void test_input_budget_owner_that_stalls_is_cut(void **state)
 	assert_int_equal(st.disconnects_input, 1);
 	assert_int_equal(st.disconnects_idle, 0);
 	assert_int_equal(drain_count(b.mh, b.s, BUS_OP_PUBLISH), 2);
+	free(b.fr);
+	end_host(b.mh);
+}
+
+/* A reader paused for the budget was silent because the broker did not
+ * read it: once admitted again it has its whole idle time (6.25 s). */
+static void test_input_budget_paused_reader_keeps_its_idle_time(void **state)
+{
+	(void)state;
+	struct inb b = inb_open();
+	mh_send(b.mh, b.p[0], b.fr + 40000, b.len - 40000);
+	assert_false(b.mh->c[b.p[2]].reading);
+	mh_advance(b.mh, 5 * SEC); /* p1, the silent owner, is cut */
+	assert_true(b.mh->c[b.p[1]].close_requested);
+	assert_true(b.mh->c[b.p[2]].reading);
+	mh_advance(b.mh, 3 * SEC / 2); /* silent 6.5 s, paused for 5 of them */
+	assert_false(b.mh->c[b.p[2]].close_requested);
+	mh_advance(b.mh, 5 * SEC);
+	assert_true(b.mh->c[b.p[2]].close_requested);
 	free(b.fr);
 	end_host(b.mh);
 }
@@ -1551,6 +1581,7 @@ int main(void)
 	    cmocka_unit_test(test_total_cap_acts_on_the_largest_holder),
 	    cmocka_unit_test(test_input_budget_pauses_a_reader_not_the_broker),
 	    cmocka_unit_test(test_input_budget_owner_that_stalls_is_cut),
+	    cmocka_unit_test(test_input_budget_paused_reader_keeps_its_idle_time),
 	    cmocka_unit_test(test_input_budget_owner_that_trickles_is_cut),
 	    cmocka_unit_test(test_secondary_of_nobody_and_defaults),
 	    cmocka_unit_test(test_allocations_per_publish_do_not_grow_with_receivers),

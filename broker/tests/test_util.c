@@ -28,10 +28,19 @@ static void test_heap_matches_reference(void **state)
 	uint64_t rng = 7;
 	for (int i = 0; i < N; i++)
 		it[i].idx = UINT32_MAX;
+	/* room reserved: no push below it reallocates */
+	assert_int_equal(bus__heap_reserve(&a, &h, N), 0);
+	assert_true(h.cap >= N);
+	struct bus_heap_item **items = h.items;
 	for (int step = 0; step < 20000; step++) {
 		int i = (int)(bus_splitmix64(&rng) % N);
-		uint64_t op = bus_splitmix64(&rng) % 3;
-		if (!in[i] && op < 2) {
+		uint64_t op = bus_splitmix64(&rng) % 4;
+		if (in[i] && op == 3) {
+			/* a new key, up or down: its sequence stays */
+			uint64_t seq = it[i].seq;
+			bus__heap_update(&h, &it[i], bus_splitmix64(&rng) % 16);
+			assert_int_equal(it[i].seq, seq);
+		} else if (!in[i] && op < 2) {
 			/* few distinct keys: ties must break by insertion */
 			assert_int_equal(bus__heap_push(&a, &h, &it[i],
 			                                bus_splitmix64(&rng) % 16),
@@ -56,6 +65,7 @@ static void test_heap_matches_reference(void **state)
 		assert_int_equal(h.count, count);
 		assert_ptr_equal(bus__heap_top(&h), best);
 	}
+	assert_ptr_equal(h.items, items);
 	/* popping yields non-decreasing (key, seq) */
 	uint64_t lk = 0, ls = 0;
 	bool first = true;
