@@ -439,7 +439,8 @@ def rss_kb(pid):
 
 
 def idle_rss(bindir, embedded, clients=48):
-    """RSS of a broker with `clients` idle socket clients registered."""
+    """RSS of a broker with `clients` idle socket clients registered, and
+    its CPU over 3 s while they idle (busrt-demo publishes once a second)."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pytest"))
     import busclient
     d = tempfile.mkdtemp(prefix="br", dir="/tmp")
@@ -462,9 +463,13 @@ def idle_rss(bindir, embedded, clients=48):
         assert cs[0].rpc("test")[0] == "reply"
         time.sleep(0.2)
         full = rss_kb(p.pid)
+        # CPU while they idle: no busy polling (the design: under 1 %)
+        cpu0 = proc_cpu_rss(p.pid)[0]
+        time.sleep(3.0)
+        idle_pct = (proc_cpu_rss(p.pid)[0] - cpu0) / 3.0 * 100
         for c in cs:
             c.close()
-        return base, full
+        return base, full, idle_pct
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=20)
@@ -808,9 +813,10 @@ def main():
     emb_rss = None
     stage("memory: idle clients' RSS")
     for label, emb in (("embedded broker (busrt-demo)", True), ("busrtd", False)):
-        base, full = idle_rss(bindir, emb)
+        base, full, idle_pct = idle_rss(bindir, emb)
         emb_rss = emb_rss or base
-        print(f"  {label:30} {full:6d} kB  ({base} kB before the clients)")
+        print(f"  {label:30} {full:6d} kB  ({base} kB before the clients); CPU while "
+              f"they idle {idle_pct:.2f} % of one core")
 
     print_scale(bindir, calls, max(reps, 3))
 

@@ -4,7 +4,9 @@
  *
  * It turns libuv events into core calls and core requests into libuv calls:
  * accepted streams -> bus_core_on_connect, reads -> bus_core_on_bytes,
- * write completions -> bus_core_on_written, closes -> bus_core_on_close, a
+ * write completions -> bus_core_on_written (a write that the socket took
+ * whole at once, uv_try_write, completes when the flush that made it
+ * ends), closes -> bus_core_on_close, a
  * timer at the core's next deadline -> bus_core_on_tick, and after I/O
  * (uv_check) and before the loop blocks (uv_prepare) -> bus_core_flush. It enforces the core's
  * read_bytes_per_turn_max: a connection that read that much in one turn
@@ -66,6 +68,9 @@ struct hconn {
 	int write_error;   /* uv_write failed synchronously */
 	bool in_pending;   /* on the server's pending list */
 	struct hconn *next_pending;
+	bool in_done;      /* its write went out whole at once (uv_try_write):
+	                      completed at the end of this flush */
+	struct hconn *next_done;
 	/* a TLS listener's connection: the core sees it once the handshake
 	 * is done (under tls_timer's deadline), with the certificate's CN */
 	struct bus_tls *tls;
@@ -113,6 +118,7 @@ struct bus_server {
 	uint8_t *rbuf;
 	bool rbuf_busy;
 	struct hconn *pending; /* throttled or failed-write connections */
+	struct hconn *done;    /* writes completed at once, to report */
 	int reserve_fd;        /* closed to accept-and-close at EMFILE */
 	uint64_t refuse_log_ns; /* refusals are logged once a second */
 	uint32_t refuse_unlogged;
@@ -206,6 +212,18 @@ static void pending_add(struct bus_server *s, struct hconn *c)
 	s->pending = c;
 }
 
+static void done_remove(struct bus_server *s, struct hconn *c)
+{
+	if (!c->in_done)
+		return;
+	c->in_done = false;
+	for (struct hconn **pp = &s->done; *pp; pp = &(*pp)->next_done)
+		if (*pp == c) {
+			*pp = c->next_done;
+			return;
+		}
+}
+
 static void pending_remove(struct bus_server *s, struct hconn *c)
 {
 	if (!c->in_pending)
@@ -223,6 +241,7 @@ static void hconn_free(struct hconn *c)
 {
 	struct bus_server *s = c->srv;
 	pending_remove(s, c);
+	done_remove(s, c);
 	if (c->tls) {
 		bus__tls_free(c->tls);
 		free(c->tls);
@@ -443,13 +462,33 @@ static void op_write(void *host, void *ctx, const struct bus_iov *iov,
 		pending_add(s, c);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++) {
 		bufs[i] = uv_buf_init((char *)iov[i].base, (unsigned)iov[i].len);
-	c->wreq.data = c;
-	int rc = uv_write(&c->wreq, &c->u.s, bufs, (unsigned)n, write_cb);
+		total += iov[i].len;
+	}
+	s->hst.writes++;
+	/* Most writes fit the socket at once: one writev, and no write
+	 * request (whose completion costs libuv an epoll_ctl per write).
+	 * The completion is reported when this flush ends. */
+	int rc = uv_try_write(&c->u.s, bufs, (unsigned)n);
+	if (rc >= 0 && (size_t)rc == total) {
+		c->in_done = true;
+		c->next_done = s->done;
+		s->done = c;
+		rc = 0;
+	} else if (rc >= 0 || rc == UV_EAGAIN) { /* the rest, when writable */
+		size_t skip = rc > 0 ? (size_t)rc : 0, i = 0;
+		while (skip >= bufs[i].len)
+			skip -= bufs[i++].len;
+		bufs[i].base += skip;
+		bufs[i].len -= skip;
+		c->wreq.data = c;
+		rc = uv_write(&c->wreq, &c->u.s, bufs + i, (unsigned)(n - i),
+		              write_cb);
+	}
 	if (bufs != stackbufs)
 		free(bufs);
-	s->hst.writes++;
 	if (rc < 0) { /* report after this core call returns */
 		c->write_error = rc;
 		pending_add(s, c);
@@ -592,6 +631,27 @@ void bus_server_set_audit(struct bus_server *s,
 static void timer_cb(uv_timer_t *t);
 static void pump(struct bus_server *s);
 
+/* The core writes what it batched; writes that went out whole at once are
+ * reported complete (which may let it write more), until none is left. */
+static void flush(struct bus_server *s)
+{
+	for (;;) {
+		bus_core_flush(s->core, now_ns(s));
+		struct hconn *d = s->done;
+		if (!d)
+			return;
+		s->done = NULL;
+		while (d) {
+			struct hconn *next = d->next_done;
+			d->next_done = NULL;
+			d->in_done = false;
+			if (d->conn)
+				bus_core_on_written(s->core, d->conn, 0, now_ns(s));
+			d = next;
+		}
+	}
+}
+
 static void arm_timer(struct bus_server *s)
 {
 	if (uv_is_closing((uv_handle_t *)&s->timer))
@@ -616,7 +676,7 @@ static void timer_cb(uv_timer_t *t)
 	bus_core_on_tick(s->core, now_ns(s));
 	for (struct bus_link *l = s->iclients; l; l = l->next)
 		bus_client_on_tick(l->cl);
-	bus_core_flush(s->core, now_ns(s));
+	flush(s);
 	pump(s);
 	arm_timer(s);
 }
@@ -645,7 +705,7 @@ static void check_cb(uv_check_t *h)
 		}
 		p = next;
 	}
-	bus_core_flush(s->core, now_ns(s));
+	flush(s);
 	pump(s);
 	/* the deadline timer is re-armed once per turn, in prepare_cb */
 }
@@ -656,7 +716,7 @@ static void check_cb(uv_check_t *h)
 static void prepare_cb(uv_prepare_t *h)
 {
 	struct bus_server *s = h->data;
-	bus_core_flush(s->core, now_ns(s));
+	flush(s);
 	pump(s);
 	arm_timer(s);
 }
@@ -734,7 +794,7 @@ static void pump(struct bus_server *s)
 	bool busy = bus_link_pump(s->iclients, s->core, PUMP_ROUNDS);
 	s->pumping = false;
 	ilink_sweep(s);
-	if (busy)
+	if (busy || s->done) /* more to move, or writes to report: no block */
 		uv_idle_start(&s->idle, idle_cb);
 	else
 		uv_idle_stop(&s->idle);
@@ -1372,7 +1432,7 @@ void bus_server_shutdown(struct bus_server *s,
 	/* the timer keeps running (it enforces the flush deadline) and the
 	 * check handle keeps flushing until the last connection is closed */
 	bus_core_shutdown(s->core, now_ns(s));
-	bus_core_flush(s->core, now_ns(s));
+	flush(s);
 	/* the announcement reaches internal clients first, then they close */
 	pump(s);
 	for (struct bus_link *l = s->iclients; l; l = l->next)

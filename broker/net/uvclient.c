@@ -40,6 +40,8 @@ struct uvclient {
 	int close_status;   /* what to report when the stream closes */
 	uv_connect_t creq;
 	uv_write_t wreq;
+	bool wrote_now;     /* the write went out whole at once (uv_try_write):
+	                       its completion is reported by flush */
 	uv_timer_t timer;
 	uv_prepare_t prepare;
 	uv_check_t check;
@@ -107,6 +109,10 @@ static void stream_closed(uv_handle_t *h)
 		free(u->tls);
 		u->tls = NULL;
 	}
+	if (u->wrote_now) { /* it went out before the close */
+		u->wrote_now = false;
+		bus_client_on_written(u->c, 0);
+	}
 	bus_client_on_close(u->c, u->close_status);
 	maybe_free(u);
 	if (!u->freeing)
@@ -135,11 +141,23 @@ static void stream_close(struct uvclient *u, int status)
 }
 
 /* ---- time and turns ----------------------------------------------------- */
+/* The core writes what it buffered; a write that went out whole at once
+ * is reported complete (which may let it write more), until none is. */
+static void flush(struct uvclient *u)
+{
+	bus_client_flush(u->c);
+	while (u->wrote_now && !u->freeing) {
+		u->wrote_now = false;
+		bus_client_on_written(u->c, 0);
+		bus_client_flush(u->c);
+	}
+}
+
 static void timer_cb(uv_timer_t *t)
 {
 	struct uvclient *u = t->data;
 	bus_client_on_tick(u->c);
-	bus_client_flush(u->c);
+	flush(u);
 	maybe_free(u);
 	if (!u->freeing)
 		arm_timer(u);
@@ -162,7 +180,7 @@ static void check_cb(uv_check_t *h)
 {
 	struct uvclient *u = h->data;
 	if (!u->freeing)
-		bus_client_flush(u->c);
+		flush(u);
 }
 
 /* Before the loop blocks: write what was buffered since, and sleep no
@@ -172,7 +190,7 @@ static void prepare_cb(uv_prepare_t *h)
 	struct uvclient *u = h->data;
 	if (u->freeing)
 		return;
-	bus_client_flush(u->c);
+	flush(u);
 	arm_timer(u);
 }
 
@@ -464,9 +482,24 @@ static void op_write(void *host, const struct bus_iov *iov, size_t n)
 	}
 	uv_buf_t b = uv_buf_init((char *)iov[0].base, (unsigned)iov[0].len);
 	(void)n;
-	u->wreq.data = u;
 	u->hst.writes++;
-	int rc = uv_write(&u->wreq, &u->u.s, &b, 1, write_cb);
+	/* Most writes fit the socket at once: no write request (whose
+	 * completion costs libuv an epoll_ctl per write); flush reports it. */
+	int rc = uv_try_write(&u->u.s, &b, 1);
+	if (rc >= 0 && (unsigned)rc == b.len) {
+		u->wrote_now = true;
+		return;
+	}
+	if (rc > 0) {
+		b.base += rc;
+		b.len -= (unsigned)rc;
+	} else if (rc != UV_EAGAIN) {
+		set_err(u, "write to", rc);
+		stream_close(u, BUS_EIO); /* the close reports the failure */
+		return;
+	}
+	u->wreq.data = u;
+	rc = uv_write(&u->wreq, &u->u.s, &b, 1, write_cb);
 	if (rc < 0) {
 		set_err(u, "write to", rc);
 		stream_close(u, BUS_EIO); /* the close reports the failure */
