@@ -373,6 +373,22 @@ def rpc(bindir, tcp, calls):
     return r
 
 
+def busrt_style(bindir, workers, iters):
+    """BUS/RT's own benchmark stages (busrt-cli benchmark: send,
+    send+recv, rpc.call, rpc.call+handle, call0; QoS none and processed)
+    on one connection per worker, through busrtd at its defaults."""
+    with Broker(bindir) as b:
+        p = subprocess.run([os.path.join(bindir, "busrt-cli"), b.addr, "benchmark",
+                            "--json", "-w", str(workers), "-i", str(iters),
+                            "--payload-size", "100"],
+                           capture_output=True, text=True, timeout=600)
+        b.stop()
+    if p.returncode != 0:
+        raise RuntimeError(f"busrt-cli benchmark failed: {p.stderr}")
+    rows = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    return {r["stage"]: r["iters_per_s"] for r in rows if "stage" in r}
+
+
 def scale(bindir, conns, calls, reps):
     """busrtd (defaults but max_connections) with `conns` idle registered
     clients: RSS per connection, busrtd's CPU while they idle (each pings
@@ -817,6 +833,18 @@ def main():
         emb_rss = emb_rss or base
         print(f"  {label:30} {full:6d} kB  ({base} kB before the clients); CPU while "
               f"they idle {idle_pct:.2f} % of one core")
+
+    stage("BUS/RT's benchmark stages on one connection per worker")
+    iters, breps = (20000, reps) if a.quick else (50000, min(reps, 3))
+    print(f"\nbusrt-cli benchmark (BUS/RT's stages), busrtd at its defaults, {iters} "
+          f"iterations, 100-byte payloads, iterations/s, median of {breps} (min-max):")
+    bs = {w: [busrt_style(bindir, w, iters) for _ in range(breps)] for w in (1, 8)}
+    for st in bs[1][0]:
+        cells = []
+        for w in (1, 8):
+            m, lo, hi = med([r[st] for r in bs[w]])
+            cells.append(f"{w} worker{'s' if w > 1 else ' '} {m:>11,.0f} ({lo:,.0f}-{hi:,.0f})")
+        print(f"  {st:26} " + "   ".join(cells))
 
     print_scale(bindir, calls, max(reps, 3))
 

@@ -1519,6 +1519,39 @@ static void test_keepalive_nops_and_idle_drop(void **state)
 	end_host(mh);
 }
 
+/* 250 connections a millisecond apart, every other one left in its
+ * handshake: each of those is cut at its own deadline, to the nanosecond,
+ * and no other (the timer's heap: broker/core/timer.c). */
+static void test_deadlines_of_many_connections(void **state)
+{
+	(void)state;
+	enum { N = 250 };
+	const uint64_t ms = SEC / 1000;
+	struct bus_core_config cfg;
+	bus_core_config_defaults(&cfg, false); /* room for 1,000 */
+	struct memhost *mh = new_host(&cfg);
+	int id[N];
+	for (int i = 0; i < N; i++) {
+		if (i)
+			mh_advance(mh, ms);
+		id[i] = mh_connect(mh, LOCAL);
+		if (i % 2 == 0) {
+			char name[16];
+			int len = snprintf(name, sizeof(name), "c%d", i);
+			mh_handshake(mh, id[i], name, (size_t)len);
+		}
+	}
+	mh_advance(mh, 5 * SEC - (N - 1) * ms - 1); /* 1 ns before the first */
+	for (int k = 0; k <= N; k++) {
+		for (int j = 0; j < N; j++)
+			assert_int_equal(mh->c[id[j]].closed, j % 2 == 1 && j < k);
+		assert_int_equal(stats(mh).rejects_handshake, k / 2);
+		mh_advance(mh, ms);
+	}
+	assert_int_equal(stats(mh).disconnects_idle, 0);
+	end_host(mh);
+}
+
 static void test_handshake_step_timeout(void **state)
 {
 	(void)state;
@@ -1603,6 +1636,7 @@ int main(void)
 	    cmocka_unit_test(test_invariant_checker_catches_breakage),
 	    cmocka_unit_test(test_topic_stats_and_control_broker),
 	    cmocka_unit_test(test_keepalive_nops_and_idle_drop),
+	    cmocka_unit_test(test_deadlines_of_many_connections),
 	    cmocka_unit_test(test_handshake_step_timeout),
 	    cmocka_unit_test(test_secondary_teardown_and_info),
 	};
