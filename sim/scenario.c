@@ -1069,17 +1069,31 @@ void sim_replay_free(struct sim_replay *r)
 	*r = (struct sim_replay){.at = -1};
 }
 
-static void replay_apply(struct sim_replay *r, const struct sim_op *o)
+/* Where p is, or would go, in the table (pointers: an insert or a delete
+ * moves 8 bytes per process after it, not the records). */
+static size_t replay_lower(const struct sim_replay *r, const struct sim_proc *p)
 {
 	size_t lo = 0, hi = r->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (cmp_proc(&r->v[mid], &o->p) < 0)
+		if (cmp_proc(r->v[mid], p) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	bool here = lo < r->n && cmp_proc(&r->v[lo], &o->p) == 0;
+	return lo;
+}
+
+static bool replay_has(const struct sim_replay *r, const struct sim_proc *p)
+{
+	size_t i = replay_lower(r, p);
+	return i < r->n && cmp_proc(r->v[i], p) == 0;
+}
+
+static void replay_apply(struct sim_replay *r, const struct sim_op *o)
+{
+	size_t lo = replay_lower(r, &o->p);
+	bool here = lo < r->n && cmp_proc(r->v[lo], &o->p) == 0;
 	if (o->del) {
 		if (!here)
 			abort(); /* the loader checked every del */
@@ -1090,7 +1104,7 @@ static void replay_apply(struct sim_replay *r, const struct sim_op *o)
 	if (!here) {
 		if (r->n == r->cap) {
 			size_t cap = r->cap ? r->cap * 2 : 64;
-			struct sim_proc *v = realloc(r->v, cap * sizeof(*v));
+			const struct sim_proc **v = realloc(r->v, cap * sizeof(*v));
 			if (!v)
 				abort();
 			r->v = v;
@@ -1099,7 +1113,7 @@ static void replay_apply(struct sim_replay *r, const struct sim_op *o)
 		memmove(&r->v[lo + 1], &r->v[lo], (r->n - lo) * sizeof(*r->v));
 		r->n++;
 	}
-	r->v[lo] = o->p;
+	r->v[lo] = &o->p;
 }
 
 void sim_replay_seek(struct sim_replay *r, long idx)
@@ -1123,7 +1137,7 @@ void sim_table_snapshot(struct sim_replay *r, long idx,
 	if (de_snapshot_reserve(snap, snap->n + r->n))
 		abort();
 	for (size_t i = 0; i < r->n; i++) {
-		const struct sim_proc *p = &r->v[i];
+		const struct sim_proc *p = r->v[i];
 		struct de_proc d = {
 			.pid = p->pid, .ppid = p->ppid, .uid = p->uid,
 			.start_ticks = p->start,
@@ -1225,8 +1239,7 @@ size_t sim_scenario_procs(const struct sim_scenario *s,
 			const struct sim_poll *pl = &cs->polls[t];
 			for (size_t i = 0; i < pl->count; i++) {
 				const struct sim_op *o = &cs->ops[pl->first + i];
-				if (o->del || !r.n ||
-				    !bsearch(&o->p, r.v, r.n, sizeof(*r.v), cmp_proc))
+				if (o->del || !replay_has(&r, &o->p))
 					continue;
 				if (!grow_pow2((void **)&v, n, sizeof(*v))) {
 					free(v);

@@ -82,7 +82,7 @@ struct sim_collector_spec {
 struct sim_replay {
 	const struct sim_collector_spec *cs;
 	long at;
-	struct sim_proc *v;
+	const struct sim_proc **v; /* sorted by (pid, start); into cs->ops */
 	size_t n, cap;
 };
 
