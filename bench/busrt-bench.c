@@ -53,6 +53,7 @@ static const char *opt_addr, *opt_name = "bench", *opt_topic = "bench/t",
                   *opt_method = "echo";
 static uint64_t opt_n = 1000000, opt_size = 100, opt_slow_us, opt_slow_ms,
                 opt_idle_ms = 10000;
+static bool opt_no_ack; /* rpc-client: calls with QoS none */
 
 static void die(const char *what, int rc)
 {
@@ -478,8 +479,13 @@ static void call_next(struct run *r)
 	}
 	r->t0 = uv_hrtime();
 	/* realtime: a round trip must not wait for the end of a loop turn */
+	static struct bus_rpc_policy pol; /* the defaults, QoS as asked */
+	struct bus_client_config d;
+	bus_client_config_defaults(&d);
+	pol = d.rpc;
+	pol.no_ack = opt_no_ack;
 	int rc = bus_client_rpc_call(r->c, opt_target, opt_method, r->payload,
-	                             opt_size, NULL, call_done, r);
+	                             opt_size, &pol, call_done, r);
 	if (rc)
 		die("rpc call", rc);
 	bus_client_flush(r->c);
@@ -821,7 +827,9 @@ static void usage(FILE *f)
 	        "on stderr once subscribed\n"
 	        "  rpc-server -s ADDR -n NAME     echo until SIGTERM\n"
 	        "  rpc-client -s ADDR --target NAME --calls N [--method M] "
-	        "[--size B]\n"
+	        "[--size B] [--no-ack]\n"
+	        "                                 --no-ack: requests with QoS "
+	        "none (no broker ACK)\n"
 	        "  collector -s ADDR --messages N procmond's collector code fed "
 	        "1000 changing processes\n"
 	        "  embedded --messages N          internal publisher -> "
@@ -845,6 +853,7 @@ int main(int argc, char **argv)
 	    {"mask", required_argument, NULL, 'k'},
 	    {"target", required_argument, NULL, 'T'},
 	    {"method", required_argument, NULL, 'M'},
+	    {"no-ack", no_argument, NULL, 'Q'},
 	    {"slow-us", required_argument, NULL, 'u'},
 	    {"slow-for-ms", required_argument, NULL, 'U'},
 	    {"idle-ms", required_argument, NULL, 'I'},
@@ -890,6 +899,9 @@ int main(int argc, char **argv)
 			break;
 		case 'M':
 			opt_method = optarg;
+			break;
+		case 'Q':
+			opt_no_ack = true;
 			break;
 		case 'u':
 			opt_slow_us = strtoull(optarg, NULL, 10);

@@ -353,22 +353,23 @@ PEER_NAMES = {"nats": "NATS (nats-server)", "redis": "Redis pub/sub",
               "mqtt": "Mosquitto (MQTT)"}
 
 
-def rpc_on(bindir, b, calls):
-    """Sequential RPC round trips through the running broker b."""
+def rpc_on(bindir, b, calls, no_ack=False):
+    """Sequential RPC round trips through the running broker b (no_ack:
+    requests with QoS none, else QoS processed)."""
     srv = bench(bindir, "rpc-server", "-s", b.addr, "-n", "bench.server",
                 *b.client_args)
     wait_ready(srv)
     r = result(bench(bindir, "rpc-client", "-s", b.addr, "-n", "bench.caller",
                      "--target", "bench.server", "--calls", str(calls),
-                     *b.client_args))
+                     *(["--no-ack"] if no_ack else []), *b.client_args))
     srv.send_signal(signal.SIGTERM)
     srv.communicate(timeout=10)
     return r
 
 
-def rpc(bindir, tcp, calls):
+def rpc(bindir, tcp, calls, no_ack=False):
     with Broker(bindir, tcp) as b:
-        r = rpc_on(bindir, b, calls)
+        r = rpc_on(bindir, b, calls, no_ack)
         b.stop()
     return r
 
@@ -796,16 +797,25 @@ def main():
     for tcp, name in ((False, "unix"), (True, "tcp"), ("tls", "tcp+TLS")):
         lrows.append(lat(f"busrtd {name} RPC round trip",
                          runs(lambda: rpc(bindir, tcp, calls))))
+    lrows.append(lat("busrtd unix RPC, QoS none",
+                     runs(lambda: rpc(bindir, False, calls, no_ack=True))))
+    first_peer = len(lrows)
     for proto in PEERS:
         lrows.append(lat(f"{PEER_NAMES[proto]} request/reply",
                          runs(lambda: peer_rpc(bindir, proto, calls))))
-    best99 = min(r[2][0] for r in lrows[5:])
+    best99 = min(r[2][0] for r in lrows[first_peer:])
     print(f"\n{'latency (us), sequential calls':34} {'p50':>8} {'p99':>8} {'p999':>8} "
           f"{'p99/raw':>8} {'p99/best peer':>13}")
     raw99 = lrows[0][2][0]
     for name, p50, p99, p999 in lrows:
         print(f"{name:34} {p50[0]:8.2f} {p99[0]:8.2f} {p999[0]:8.2f} {p99[0] / raw99:8.2f} "
               f"{p99[0] / best99:13.2f}")
+    # a brokered round trip is two ping-pongs: the bound is twice the raw one
+    raw50 = lrows[0][1][0]
+    for i in (2, first_peer - 1):
+        name, p50, p99, _ = lrows[i]
+        print(f"  {name}: p50 {p50[0] / (2 * raw50):.2f} x (2 x raw p50), "
+              f"p99 {p99[0] / (2 * raw99):.2f} x (2 x raw p99)  (goals 1.1, 1.5)")
 
     stage("the bridge: busrtd -> busrt-bridge -> JetStream")
     nb = max(n // 5, 100000)  # the drain's 100 ms tick is noise below that

@@ -1297,9 +1297,12 @@ static int call_attempt(struct bus_client *c, struct call *k)
 	int rc = bus__heap_push(&c->a, &c->calls, &k->hi, d);
 	if (rc)
 		return rc;
-	rc = rpc_message(c, k->target, hdr, 5, k->req, k->req_len,
-	                 BUS_QOS_PROCESSED, call_acked,
-	                 (void *)(uintptr_t)k->call_id);
+	rc = k->pol.no_ack
+	         ? rpc_message(c, k->target, hdr, 5, k->req, k->req_len, 0,
+	                       NULL, NULL)
+	         : rpc_message(c, k->target, hdr, 5, k->req, k->req_len,
+	                       BUS_QOS_PROCESSED, call_acked,
+	                       (void *)(uintptr_t)k->call_id);
 	if (rc) {
 		bus__heap_remove(&c->calls, &k->hi);
 		return rc;

@@ -321,6 +321,39 @@ static void test_rpc(void **state)
 	mn_free(&n);
 }
 
+/* A call with QoS none: the reply comes all the same; the broker
+ * acknowledges nothing, so a missing target is known at the timeout. */
+static void test_rpc_without_ack(void **state)
+{
+	(void)state;
+	struct memnet n;
+	struct bus_core_config cfg = core_cfg();
+	mn_init(&n, &cfg);
+	int a = mn_client(&n, "caller", NULL), s = mn_client(&n, "server", NULL);
+	struct bus_client *A = mn_cl(&n, a);
+	struct bus_client_stats cs0, cs;
+	bus_client_stats(A, &cs0);
+	struct rec r = {0};
+	struct bus_rpc_policy pol = {.timeout_ns = 100 * MS, .no_ack = true};
+	assert_int_equal(bus_client_rpc_call(A, "server", "echo", "p1", 2, &pol,
+	                                     rpc_cb, &r),
+	                 0);
+	mn_run(&n);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.status[0], 0);
+	assert_string_equal(r.data[0], "p1");
+	assert_true(logged(&n.l[s], "R caller echo p1"));
+	bus_client_rpc_call(A, "ghost", "m", NULL, 0, &pol, rpc_cb, &r);
+	mn_run(&n);
+	assert_int_equal(r.n, 1); /* no ACK says it is missing */
+	mn_advance(&n, 100 * MS);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.status[1], BUS_ETIMEDOUT);
+	bus_client_stats(A, &cs);
+	assert_int_equal(cs.acks, cs0.acks); /* the broker acknowledged none */
+	mn_free(&n);
+}
+
 static const struct bus_rpc_metric *metric(struct bus_client *c,
                                             const char *target,
                                             const char *method)
@@ -754,6 +787,7 @@ int main(void)
 		cmocka_unit_test(test_subscribe_limit_forgets),
 		cmocka_unit_test(test_ack_timeout),
 		cmocka_unit_test(test_rpc),
+		cmocka_unit_test(test_rpc_without_ack),
 		cmocka_unit_test(test_calls_max_counts_calls_in_flight),
 		cmocka_unit_test(test_rpc_survives_reconnect),
 		cmocka_unit_test(test_reconnect_every_handshake_byte),

@@ -104,6 +104,10 @@ struct bus_rpc_policy {
 	uint64_t backoff_ns;
 	uint64_t backoff_max_ns;
 	uint64_t total_ns;
+	/* send requests with QoS none (BUS/RT's QoS 0): the broker does not
+	 * acknowledge them, so an unregistered target is known only at the
+	 * timeout; false (the default): QoS processed, it fails at once */
+	bool no_ack;
 };
 
 typedef void (*bus_done_fn)(struct bus_client *c, int status, void *arg);
