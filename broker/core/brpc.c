@@ -64,13 +64,12 @@ static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
 static void send_from_broker(struct bus_core *core, struct bus_conn *c,
                              const msgpack_sbuffer *sb)
 {
-	struct bus_msg *m = bus__msg_delivery(
-	    &core->a, BUS_OP_MESSAGE, false, BUS_BROKER_NAME,
+	struct bus_msg *m = bus__msg_delivery(core, BUS_OP_MESSAGE, false, BUS_BROKER_NAME,
 	    sizeof(BUS_BROKER_NAME) - 1, NULL, 0, sb->data, sb->size);
 	if (!m)
 		return;
 	bus__deliver_broker(core, c, m);
-	bus__msg_unref(&core->a, m);
+	bus__msg_unref(core, m);
 }
 
 static void rpc_header(msgpack_sbuffer *sb, uint8_t kind, uint32_t call_id)

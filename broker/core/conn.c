@@ -57,7 +57,7 @@ void bus__send_byte(struct bus_core *core, struct bus_conn *c, uint8_t b)
 {
 	struct bus_msg *m = core->m_byte[b];
 	if (!m) {
-		m = bus__msg_new(&core->a, 1);
+		m = bus__msg_new(core, 1);
 		if (!m) {
 			bus__conn_abort(core, c);
 			return;

@@ -475,8 +475,8 @@ struct bus_core *bus_core_new(const struct bus_core_config *cfg,
 	core->realtime_base_ns = realtime_ns;
 	core->iov_cap = BUS_IOV_BATCH;
 	core->iov = bus__alloc(&core->a, sizeof(*core->iov) * BUS_IOV_BATCH);
-	core->m_nop = bus__msg_new(&core->a, BUS_SERVER_HDR_BYTES);
-	core->m_greeting = bus__msg_new(&core->a, 3);
+	core->m_nop = bus__msg_new(core, BUS_SERVER_HDR_BYTES);
+	core->m_greeting = bus__msg_new(core, 3);
 	core->next_stats_ns = cfg->stats_interval_ns
 	                          ? now_ns + cfg->stats_interval_ns
 	                          : UINT64_MAX;
@@ -536,12 +536,13 @@ void bus_core_free(struct bus_core *core)
 	bus__trie_free(&core->a, &core->trie);
 	for (int i = 0; i < 256; i++)
 		if (core->m_byte[i])
-			bus__msg_unref(&core->a, core->m_byte[i]);
+			bus__msg_unref(core, core->m_byte[i]);
 	if (core->m_nop)
-		bus__msg_unref(&core->a, core->m_nop);
+		bus__msg_unref(core, core->m_nop);
 	if (core->m_greeting)
-		bus__msg_unref(&core->a, core->m_greeting);
+		bus__msg_unref(core, core->m_greeting);
 	bus__tstats_free(core);
+	bus__msg_pool_free(core); /* after the last frame is released */
 	bus__free(&core->a, core->names);
 	bus__free(&core->a, core->rcv);
 	bus__heap_free(&core->a, &core->timers);

@@ -151,17 +151,23 @@ struct bus_msg {
 	uint32_t mark;   /* scratch of the invariant check */
 	uint8_t data[];
 };
-struct bus_msg *bus__msg_new(const struct bus_allocator *a, size_t len);
+struct bus_core;
+/* A frame of len bytes, one reference (small ones from the core's free
+ * lists, frame.c); the last unref releases it. */
+struct bus_msg *bus__msg_new(struct bus_core *core, size_t len);
 static inline void bus__msg_ref(struct bus_msg *m) { m->refs++; }
-void bus__msg_unref(const struct bus_allocator *a, struct bus_msg *m);
+void bus__msg_unref(struct bus_core *core, struct bus_msg *m);
+/* Returns the free lists' blocks (bus_core_free). */
+void bus__msg_pool_free(struct bus_core *core);
+#define BUS_MSG_CLASSES 32u /* 16-byte steps up to 512 bytes */
 
 /* Encodes a delivered frame: kind, sender, optional topic, data. */
-struct bus_msg *bus__msg_delivery(const struct bus_allocator *a, uint8_t kind,
+struct bus_msg *bus__msg_delivery(struct bus_core *core, uint8_t kind,
                                   bool realtime, const char *sender,
                                   size_t sender_len, const char *topic,
                                   size_t topic_len, const void *data,
                                   size_t data_len);
-struct bus_msg *bus__msg_ack(const struct bus_allocator *a, uint32_t op_id,
+struct bus_msg *bus__msg_ack(struct bus_core *core, uint32_t op_id,
                              uint8_t result);
 void bus__put_u32le(uint8_t *p, uint32_t v);
 uint32_t bus__get_u32le(const uint8_t *p);
@@ -442,6 +448,9 @@ struct bus_core {
 	unsigned tick_phase;
 	uint64_t tick_at;
 	struct bus_conn *big_first;
+	/* released small frames by size class (frame.c) */
+	struct bus_msg *msg_pool[BUS_MSG_CLASSES];
+	uint32_t msg_pooled; /* blocks on them, all classes */
 };
 
 struct bus_conn *bus__find_name(struct bus_core *core, const char *name,

@@ -143,7 +143,7 @@ static inline void q_release(struct bus_core *core, struct bus_conn *c,
 	                        m->len > 1 && BUS_PLANT_HIT(core->cfg.sim));
 	if (--m->queues == 0)
 		core->queued_bytes -= m->len;
-	bus__msg_unref(&core->a, m);
+	bus__msg_unref(core, m);
 }
 
 void queue__truncate(struct bus_core *core, struct bus_conn *c, uint32_t from)

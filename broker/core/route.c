@@ -14,13 +14,13 @@ static void send_ack(struct bus_core *core, struct bus_conn *c,
 {
 	if (!(qos & BUS_QOS_PROCESSED))
 		return;
-	struct bus_msg *m = bus__msg_ack(&core->a, op_id, result);
+	struct bus_msg *m = bus__msg_ack(core, op_id, result);
 	if (!m) {
 		bus__conn_abort(core, c);
 		return;
 	}
 	queue__deliver(core, c, m, (qos & BUS_QOS_REALTIME) != 0);
-	bus__msg_unref(&core->a, m);
+	bus__msg_unref(core, m);
 }
 
 /* May c do k with s? If not: counted, audited, answered 0x79 (at QoS >= 1)
@@ -144,7 +144,7 @@ static int publish(struct bus_core *core, struct bus_conn *sender,
 		return 0;
 	}
 	struct bus_msg *m =
-	    bus__msg_delivery(&core->a, BUS_OP_PUBLISH, realtime, sname, slen,
+	    bus__msg_delivery(core, BUS_OP_PUBLISH, realtime, sname, slen,
 	                      r->topic, r->topic_len, data, dlen);
 	if (!m) {
 		core->st.drops_slow += core->rcv_count;
@@ -153,7 +153,7 @@ static int publish(struct bus_core *core, struct bus_conn *sender,
 	}
 	uint32_t queued = queue__fan_out(core, m, realtime, checked);
 	bus__tstats_count(ts, dlen, core->rcv_count, queued, dlen);
-	bus__msg_unref(&core->a, m);
+	bus__msg_unref(core, m);
 	return 0;
 }
 
@@ -287,7 +287,7 @@ static bool on_message(struct bus_core *core, struct bus_conn *c,
 	              false))
 		return false;
 	bool rt = f->qos & BUS_QOS_REALTIME;
-	struct bus_msg *m = bus__msg_delivery(&core->a, BUS_OP_MESSAGE, rt,
+	struct bus_msg *m = bus__msg_delivery(core, BUS_OP_MESSAGE, rt,
 	                                      c->name, c->name_len, NULL, 0, p,
 	                                      len);
 	if (!m) { /* no memory: cut, as a publish (its order stands) */
@@ -298,7 +298,7 @@ static bool on_message(struct bus_core *core, struct bus_conn *c,
 	bool ok = queue__deliver(core, t, m, rt) == QUEUE_OK;
 	send_ack(core, c, f->op_id, f->qos,
 	         ok ? BUS_RES_OK : BUS_RES_NOT_DELIVERED);
-	bus__msg_unref(&core->a, m);
+	bus__msg_unref(core, m);
 	return true;
 }
 
@@ -339,11 +339,11 @@ static bool on_broadcast(struct bus_core *core, struct bus_conn *c,
 	uint8_t res = BUS_RES_OK;
 	if (core->rcv_count) {
 		struct bus_msg *m =
-		    bus__msg_delivery(&core->a, BUS_OP_BROADCAST, rt, c->name,
+		    bus__msg_delivery(core, BUS_OP_BROADCAST, rt, c->name,
 		                      c->name_len, NULL, 0, p, len);
 		if (m) {
 			queue__fan_out(core, m, rt, true);
-			bus__msg_unref(&core->a, m);
+			bus__msg_unref(core, m);
 		} else { /* delivered to nobody: never ACKed OK, and cut, as
 		          * a publish (its order stands) */
 			core->st.drops_slow += core->rcv_count;
